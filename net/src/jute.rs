@@ -283,7 +283,7 @@ impl<T: Jute> Jute for Vec<T> {
 macro_rules! jute_record {
     ($(#[$meta:meta])* pub struct $name:ident { $($(#[$fmeta:meta])* pub $field:ident : $ty:ty),* $(,)? }) => {
         $(#[$meta])*
-        #[derive(Debug, Clone, PartialEq, Eq, Default)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
         pub struct $name { $($(#[$fmeta])* pub $field: $ty),* }
 
         impl $crate::jute::Jute for $name {
