@@ -1,0 +1,63 @@
+//! `ferrokeeper [zoo.cfg]`: starts a server on a ZooKeeper configuration file, or on built-in defaults
+//! (client port 2181, data under ./data) when none is given.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use ferrokeeper::config::Config;
+use ferrokeeper::pipeline::Server;
+use fk_engine::tree::DataTree;
+use tracing::{error, info, warn};
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            error!("{e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let config = match args.as_slice() {
+        [] => Config::default_standalone(),
+        [flag] if flag == "--help" || flag == "-h" => {
+            println!("usage: ferrokeeper [path/to/zoo.cfg]\n\nWithout a file, runs standalone on port 2181 with data under ./data.");
+            return Ok(());
+        }
+        [flag] if flag == "--version" || flag == "-V" => {
+            println!("ferrokeeper {}", env!("CARGO_PKG_VERSION"));
+            return Ok(());
+        }
+        [path] => Config::from_file(&PathBuf::from(path))?,
+        _ => anyhow::bail!("usage: ferrokeeper [path/to/zoo.cfg]"),
+    };
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
+    if !config.is_standalone() {
+        anyhow::bail!(
+            "{} lists {} servers: ensembles are not supported yet; remove the server.N lines to run standalone",
+            config.source.as_ref().map_or("the configuration".into(), |p| p.display().to_string()),
+            config.servers.len()
+        );
+    }
+    warn!(
+        "storage is in memory only in this build: data under {} is neither read nor written, and everything is lost on exit",
+        config.data_dir.display()
+    );
+    let tree = DataTree::new(config.extended_types_enabled);
+    let server = Server::start(config, tree).context("cannot start the server")?;
+    info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"));
+    server.wait();
+    Ok(())
+}

@@ -1,0 +1,429 @@
+//! The 4-letter words (reference/client-wire.md §15): a connection whose first four bytes name a command
+//! gets a plain-text report and is closed. They run on their own thread, which gathers what it needs
+//! from the shards and the sequencer through inspection closures, so no shard ever blocks on one.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, IntoRawFd};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, bounded};
+use fk_net::reactor::Buffers;
+use tracing::{debug, warn};
+
+use crate::pipeline::Shared;
+use crate::pipeline::connection::{Connection, Phase};
+use crate::pipeline::messages::{SequencerMsg, ShardMsg};
+use crate::pipeline::sequencer::SequencerState;
+use crate::pipeline::shard::ShardState;
+
+/// Every 4-letter word ZooKeeper 3.8 knows.
+pub const COMMANDS: &[&str] =
+    &["conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat", "stmk", "wchc", "wchp", "wchs"];
+
+/// How long a 4lw waits for a shard or the sequencer to answer an inspection.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub fn is_command(bytes: &[u8; 4]) -> bool {
+    COMMANDS.iter().any(|c| c.as_bytes() == bytes)
+}
+
+/// A connection handed over by a shard: the command and the socket to answer on.
+pub struct FourLetterJob {
+    command: [u8; 4],
+    stream: std::net::TcpStream,
+    peer: SocketAddr,
+    /// Bytes that arrived after the command (stmk's mask).
+    leftover: Vec<u8>,
+}
+
+impl FourLetterJob {
+    pub fn new(command: [u8; 4], stream: mio::net::TcpStream, peer: SocketAddr, buffers: Buffers) -> Self {
+        // SAFETY: the descriptor comes from a socket this job now owns alone; mio gives it up here.
+        let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
+        let leftover = buffers.peek(buffers.buffered_input()).unwrap_or_default().to_vec();
+        FourLetterJob { command, stream, peer, leftover }
+    }
+}
+
+pub fn run(shared: Arc<Shared>, rx: Receiver<FourLetterJob>) {
+    let mut trace_mask: i64 = 0;
+    while let Ok(job) = rx.recv() {
+        let command = String::from_utf8_lossy(&job.command).into_owned();
+        debug!(peer = %job.peer, command, "4-letter word");
+        let mut stream = job.stream;
+        let _ = stream.set_nonblocking(false);
+        let _ = stream.set_write_timeout(Some(INSPECT_TIMEOUT));
+        let _ = stream.set_read_timeout(Some(INSPECT_TIMEOUT));
+        let text = if !shared.config.four_letter_words.allows(&command) {
+            format!("{command} is not executed because it is not in the whitelist.\n")
+        } else if command == "stmk" {
+            let mut mask = [0u8; 8];
+            let have = job.leftover.len().min(8);
+            mask[..have].copy_from_slice(&job.leftover[..have]);
+            if have == 8 || stream.read_exact(&mut mask[have..]).is_ok() {
+                trace_mask = i64::from_be_bytes(mask);
+            }
+            format!("{trace_mask}\n")
+        } else {
+            report(&shared, &command, trace_mask)
+        };
+        if let Err(e) = stream.write_all(text.as_bytes()) {
+            debug!(peer = %job.peer, "cannot write 4lw answer: {e}");
+        }
+        let _ = stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+fn report(shared: &Shared, command: &str, trace_mask: i64) -> String {
+    match command {
+        "ruok" => "imok".to_owned(),
+        "srvr" => server_stats(shared, false),
+        "stat" => server_stats(shared, true),
+        "conf" => conf(shared),
+        "cons" => connections(shared).into_iter().map(|c| c.line + "\n").collect::<String>() + "\n",
+        "crst" => {
+            on_shards(shared, |s| s.conns.values_mut().for_each(|c| c.stats.reset()));
+            "Connection stats reset.\n".to_owned()
+        }
+        "srst" => {
+            shared.stats.reset();
+            "Server stats reset.\n".to_owned()
+        }
+        "dump" => dump(shared),
+        "envi" => environment(shared),
+        "mntr" => monitor(shared),
+        "wchs" | "wchc" | "wchp" => watches(shared, command),
+        "dirs" => dirs(shared),
+        "isro" => "rw".to_owned(),
+        "gtmk" => format!("{trace_mask}\n"),
+        "hash" => String::new(),
+        _ => unreachable!("{command} passed is_command"),
+    }
+}
+
+pub fn version() -> String {
+    format!("3.8.0-ferrokeeper-{}, built on unknown", env!("CARGO_PKG_VERSION"))
+}
+
+/// Runs `f` on every shard and collects the answers.
+fn on_shards<T: Send + 'static>(shared: &Shared, f: impl Fn(&mut ShardState) -> T + Send + Sync + 'static) -> Vec<T> {
+    let f = Arc::new(f);
+    let mut answers = Vec::new();
+    for shard in &shared.shards {
+        let (tx, rx) = bounded(1);
+        let f = f.clone();
+        shard.send(ShardMsg::Inspect(Box::new(move |state| {
+            let _ = tx.send(f(state));
+        })));
+        match rx.recv_timeout(INSPECT_TIMEOUT) {
+            Ok(answer) => answers.push(answer),
+            Err(_) => warn!("a shard did not answer a 4lw inspection in time"),
+        }
+    }
+    answers
+}
+
+fn on_sequencer<T: Send + 'static>(shared: &Shared, f: impl FnOnce(&SequencerState) -> T + Send + 'static) -> Option<T> {
+    let (tx, rx) = bounded(1);
+    let _ = shared.sequencer.send(SequencerMsg::Inspect(Box::new(move |state| {
+        let _ = tx.send(f(state));
+    })));
+    rx.recv_timeout(INSPECT_TIMEOUT).ok()
+}
+
+/// One connection as `cons` and `stat` print it.
+struct ConnReport {
+    session_id: Option<i64>,
+    peer: SocketAddr,
+    line: String,
+}
+
+fn epoch_ms(at: Instant) -> u128 {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    (now.saturating_sub(at.elapsed())).as_millis()
+}
+
+fn conn_report(c: &Connection, full: bool) -> ConnReport {
+    let s = &c.stats;
+    let queued = c.pending.len();
+    let mut line = format!(" /{}[1](queued={queued},recved={},sent={}", c.peer, s.received, s.sent);
+    if full && let Phase::Session { session_id, timeout_ms } = c.phase {
+        let avg = if s.count == 0 { 0 } else { s.total_latency_ms / s.count };
+        let min = if s.count == 0 { 0 } else { s.min_latency_ms };
+        line.push_str(&format!(
+            ",sid=0x{session_id:x},lop={},est={},to={timeout_ms},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={min},avglat={avg},maxlat={}",
+            s.last_op,
+            epoch_ms(s.established),
+            s.last_cxid,
+            s.last_zxid,
+            s.last_response.map_or(0, epoch_ms),
+            s.last_latency_ms,
+            s.max_latency_ms,
+        ));
+    }
+    line.push(')');
+    ConnReport { session_id: c.session_id(), peer: c.peer, line }
+}
+
+fn connections(shared: &Shared) -> Vec<ConnReport> {
+    on_shards(shared, |s| s.conns.values().map(|c| conn_report(c, true)).collect::<Vec<_>>()).into_iter().flatten().collect()
+}
+
+fn server_stats(shared: &Shared, with_clients: bool) -> String {
+    let mut out = format!("Zookeeper version: {}\n", version());
+    if with_clients {
+        out.push_str("Clients:\n");
+        for shard in on_shards(shared, |s| s.conns.values().map(|c| conn_report(c, false).line).collect::<Vec<_>>()) {
+            for line in shard {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out.push('\n');
+    }
+    let latency = shared.stats.latency();
+    let tree = shared.tree.read();
+    out.push_str(&format!(
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        latency.min_ms,
+        java_double(latency.avg_ms),
+        latency.max_ms,
+        shared.stats.packets_received(),
+        shared.stats.packets_sent(),
+        shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+        shared.stats.outstanding(),
+        tree.last_processed_zxid(),
+        tree.node_count(),
+    ));
+    out
+}
+
+/// Formats like Java's `Double.toString` for the values we print (always a decimal point).
+fn java_double(value: f64) -> String {
+    if value.fract() == 0.0 { format!("{value:.1}") } else { format!("{value}") }
+}
+
+fn conf(shared: &Shared) -> String {
+    let c = &shared.config;
+    let data_dir = c.data_dir.join("version-2");
+    let log_dir = c.data_log_dir().join("version-2");
+    format!(
+        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
+        c.client_port.unwrap_or(2181),
+        data_dir.display(),
+        dir_size(&data_dir),
+        log_dir.display(),
+        dir_size(&log_dir),
+        c.tick_time_ms,
+        c.max_client_cnxns,
+        c.min_session_timeout_ms,
+        c.max_session_timeout_ms,
+    )
+}
+
+fn dir_size(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .unwrap_or(0)
+}
+
+fn dirs(shared: &Shared) -> String {
+    let c = &shared.config;
+    format!(
+        "datadir_size: {}\nlogdir_size: {}\n",
+        dir_size(&c.data_dir.join("version-2")),
+        dir_size(&c.data_log_dir().join("version-2"))
+    )
+}
+
+fn dump(shared: &Shared) -> String {
+    let mut out = String::from("SessionTracker dump:\n");
+    let buckets = on_sequencer(shared, |s| {
+        let buckets: Vec<(i64, Vec<i64>)> = s.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
+        (s.tracker.len(), buckets)
+    });
+    if let Some((count, buckets)) = buckets {
+        out.push_str(&format!("Session Sets ({})/({}):\n", buckets.len(), count));
+        for (at, ids) in buckets {
+            out.push_str(&format!("{} expire at {}:\n", ids.len(), java_date(at)));
+            for id in ids {
+                out.push_str(&format!("\t0x{id:x}\n"));
+            }
+        }
+    }
+    out.push_str("ephemeral nodes dump:\n");
+    {
+        let tree = shared.tree.read();
+        let owners: BTreeMap<i64, Vec<String>> =
+            tree.all_ephemerals().map(|(id, paths)| (id, paths.iter().map(|p| p.to_string()).collect())).collect();
+        out.push_str(&format!("Sessions with Ephemerals ({}):\n", owners.len()));
+        for (id, paths) in owners {
+            out.push_str(&format!("0x{id:x}:\n"));
+            for path in paths {
+                out.push_str(&format!("\t{path}\n"));
+            }
+        }
+    }
+    out.push_str("Connections dump:\n");
+    let conns = connections(shared);
+    out.push_str(&format!("Connections Sets (1)/({}):\n", conns.len()));
+    out.push_str(&format!("{} expire at {}:\n", conns.len(), java_date(0)));
+    for c in conns {
+        if let Some(id) = c.session_id {
+            out.push_str(&format!("\tip: /{}: sessionId: 0x{id:x}\n", c.peer));
+        }
+    }
+    out
+}
+
+/// A date as Java's `Date.toString` prints it, in UTC.
+fn java_date(epoch_ms: i64) -> String {
+    let secs = epoch_ms.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let (h, m, s) = (secs.rem_euclid(86_400) / 3600, secs.rem_euclid(3600) / 60, secs.rem_euclid(60));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const WEEKDAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let weekday = WEEKDAYS[days.rem_euclid(7) as usize];
+    format!("{weekday} {} {day:02} {h:02}:{m:02}:{s:02} UTC {year}", MONTHS[(month - 1) as usize])
+}
+
+fn environment(shared: &Shared) -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
+    let user = std::env::var("USER").unwrap_or_default();
+    let home = std::env::var("HOME").unwrap_or_default();
+    let uname = |f: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{f}")).unwrap_or_default().trim().to_owned();
+    let _ = shared;
+    format!(
+        "Environment:\nzookeeper.version={}\nhost.name={}\njava.version=n/a\njava.vendor=n/a\njava.home=n/a\njava.class.path=n/a\njava.library.path=n/a\njava.io.tmpdir={}\njava.compiler=<NA>\nos.name={}\nos.arch={}\nos.version={}\nuser.name={user}\nuser.home={home}\nuser.dir={cwd}\nos.memory.free=n/a\nos.memory.max=n/a\nos.memory.total=n/a\n",
+        version(),
+        host.trim(),
+        std::env::temp_dir().display(),
+        uname("ostype"),
+        std::env::consts::ARCH,
+        uname("osrelease"),
+    )
+}
+
+fn open_file_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+fn max_file_descriptors() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 0 }
+}
+
+fn monitor(shared: &Shared) -> String {
+    let latency = shared.stats.latency();
+    let (watch_count, watched_paths) = watch_totals(shared);
+    let sessions = on_sequencer(shared, |s| s.tracker.len()).unwrap_or(0);
+    let tree = shared.tree.read();
+    let metrics: Vec<(&str, String)> = vec![
+        ("zk_version", version()),
+        ("zk_server_state", "standalone".into()),
+        ("zk_avg_latency", java_double(latency.avg_ms)),
+        ("zk_max_latency", latency.max_ms.to_string()),
+        ("zk_min_latency", latency.min_ms.to_string()),
+        ("zk_packets_received", shared.stats.packets_received().to_string()),
+        ("zk_packets_sent", shared.stats.packets_sent().to_string()),
+        ("zk_num_alive_connections", shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed).to_string()),
+        ("zk_outstanding_requests", shared.stats.outstanding().to_string()),
+        ("zk_znode_count", tree.node_count().to_string()),
+        ("zk_watch_count", watch_count.to_string()),
+        ("zk_watched_paths", watched_paths.to_string()),
+        ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
+        ("zk_approximate_data_size", tree.approximate_data_size().to_string()),
+        ("zk_open_file_descriptor_count", open_file_descriptors().to_string()),
+        ("zk_max_file_descriptor_count", max_file_descriptors().to_string()),
+        ("zk_global_sessions", sessions.to_string()),
+        ("zk_local_sessions", "0".into()),
+        ("zk_uptime", shared.stats.started.elapsed().as_millis().to_string()),
+        ("zk_last_processed_zxid", tree.last_processed_zxid().to_string()),
+    ];
+    metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+/// (total watch entries as ZooKeeper counts them, distinct watched paths).
+fn watch_totals(shared: &Shared) -> (usize, usize) {
+    let per_shard = on_shards(shared, |s| {
+        let paths: std::collections::HashSet<String> = s.watches.entries().map(|(p, _, _)| p.to_owned()).collect();
+        (s.watches.entries().count(), paths)
+    });
+    let total = per_shard.iter().map(|(n, _)| n).sum();
+    let paths: std::collections::HashSet<&String> = per_shard.iter().flat_map(|(_, p)| p).collect();
+    (total, paths.len())
+}
+
+fn watches(shared: &Shared, command: &str) -> String {
+    // (session, path) pairs from every shard; a connection without a session cannot watch.
+    let pairs: Vec<(i64, String)> = on_shards(shared, |s| {
+        s.watches
+            .entries()
+            .filter_map(|(path, conn, _)| s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned())))
+            .collect::<Vec<_>>()
+    })
+    .into_iter()
+    .flatten()
+    .collect();
+    match command {
+        "wchs" => {
+            let sessions: std::collections::HashSet<i64> = pairs.iter().map(|(s, _)| *s).collect();
+            let paths: std::collections::HashSet<&String> = pairs.iter().map(|(_, p)| p).collect();
+            format!("{} connections watching {} paths\nTotal watches:{}\n", sessions.len(), paths.len(), pairs.len())
+        }
+        "wchc" => {
+            let mut by_session: BTreeMap<i64, std::collections::BTreeSet<String>> = BTreeMap::new();
+            for (session, path) in pairs {
+                by_session.entry(session).or_default().insert(path);
+            }
+            by_session
+                .into_iter()
+                .map(|(s, paths)| format!("0x{s:x}\n{}", paths.iter().map(|p| format!("\t{p}\n")).collect::<String>()))
+                .collect::<String>()
+                + "\n"
+        }
+        _ => {
+            let mut by_path: BTreeMap<String, std::collections::BTreeSet<i64>> = BTreeMap::new();
+            for (session, path) in pairs {
+                by_path.entry(path).or_default().insert(session);
+            }
+            by_path
+                .into_iter()
+                .map(|(p, ids)| format!("{p}\n{}", ids.iter().map(|s| format!("\t0x{s:x}\n")).collect::<String>()))
+                .collect::<String>()
+                + "\n"
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_print_like_java() {
+        assert_eq!(java_date(0), "Thu Jan 01 00:00:00 UTC 1970");
+        assert_eq!(java_date(1_795_401_292_051), "Mon Nov 23 02:34:52 UTC 2026");
+    }
+
+    #[test]
+    fn known_commands() {
+        assert!(is_command(b"ruok"));
+        assert!(!is_command(b"abcd"));
+    }
+}

@@ -1,0 +1,4 @@
+//! Operator interfaces: the 4-letter words and the counters behind them.
+
+pub mod fourlw;
+pub mod stats;

@@ -1,0 +1,101 @@
+//! Server-wide counters read by the 4-letter words and `mntr`. Relaxed atomics: each counter is
+//! independent, and a report that is a few requests stale is fine.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::time::Instant;
+
+#[derive(Debug)]
+pub struct ServerStats {
+    pub started: Instant,
+    packets_received: AtomicU64,
+    packets_sent: AtomicU64,
+    latency_count: AtomicU64,
+    latency_total_us: AtomicU64,
+    latency_min_us: AtomicU64,
+    latency_max_us: AtomicU64,
+    /// Requests received and not yet answered.
+    outstanding: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+impl Default for ServerStats {
+    fn default() -> Self {
+        ServerStats {
+            started: Instant::now(),
+            packets_received: AtomicU64::new(0),
+            packets_sent: AtomicU64::new(0),
+            latency_count: AtomicU64::new(0),
+            latency_total_us: AtomicU64::new(0),
+            latency_min_us: AtomicU64::new(u64::MAX),
+            latency_max_us: AtomicU64::new(0),
+            outstanding: AtomicU64::new(0),
+            connections: AtomicU64::new(0),
+        }
+    }
+}
+
+/// A latency summary in ZooKeeper's units: min and max in whole ms, average in fractional ms.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LatencySummary {
+    pub min_ms: u64,
+    pub avg_ms: f64,
+    pub max_ms: u64,
+    pub count: u64,
+}
+
+impl ServerStats {
+    pub fn received(&self, packets: u64) {
+        self.packets_received.fetch_add(packets, Relaxed);
+    }
+
+    pub fn sent(&self, packets: u64) {
+        self.packets_sent.fetch_add(packets, Relaxed);
+    }
+
+    pub fn request_started(&self) {
+        self.outstanding.fetch_add(1, Relaxed);
+    }
+
+    /// A request answered after `latency_us`.
+    pub fn request_finished(&self, latency_us: u64) {
+        self.outstanding.fetch_sub(1, Relaxed);
+        self.latency_count.fetch_add(1, Relaxed);
+        self.latency_total_us.fetch_add(latency_us, Relaxed);
+        self.latency_min_us.fetch_min(latency_us, Relaxed);
+        self.latency_max_us.fetch_max(latency_us, Relaxed);
+    }
+
+    pub fn packets_received(&self) -> u64 {
+        self.packets_received.load(Relaxed)
+    }
+
+    pub fn packets_sent(&self) -> u64 {
+        self.packets_sent.load(Relaxed)
+    }
+
+    pub fn outstanding(&self) -> u64 {
+        self.outstanding.load(Relaxed)
+    }
+
+    pub fn latency(&self) -> LatencySummary {
+        let count = self.latency_count.load(Relaxed);
+        let total = self.latency_total_us.load(Relaxed);
+        let min = self.latency_min_us.load(Relaxed);
+        LatencySummary {
+            min_ms: if count == 0 { 0 } else { min / 1000 },
+            avg_ms: if count == 0 { 0.0 } else { total as f64 / count as f64 / 1000.0 },
+            max_ms: self.latency_max_us.load(Relaxed) / 1000,
+            count,
+        }
+    }
+
+    /// `srst`: zero the counters (connections and outstanding requests are state, not counters).
+    pub fn reset(&self) {
+        self.packets_received.store(0, Relaxed);
+        self.packets_sent.store(0, Relaxed);
+        self.latency_count.store(0, Relaxed);
+        self.latency_total_us.store(0, Relaxed);
+        self.latency_min_us.store(u64::MAX, Relaxed);
+        self.latency_max_us.store(0, Relaxed);
+    }
+}

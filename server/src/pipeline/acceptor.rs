@@ -1,0 +1,80 @@
+//! Accepts client connections, enforces `maxClientCnxns` per address, and deals them to the shards.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use tracing::{error, warn};
+
+use super::Shared;
+use super::messages::ShardMsg;
+use crate::config::Config;
+
+/// Connections per client address (ZooKeeper's `maxClientCnxns`; 0 = unlimited).
+pub struct ConnectionLimiter {
+    max_per_ip: u32,
+    counts: Mutex<HashMap<IpAddr, u32>>,
+}
+
+impl ConnectionLimiter {
+    pub fn new(max_per_ip: u32) -> Self {
+        ConnectionLimiter { max_per_ip, counts: Mutex::new(HashMap::new()) }
+    }
+
+    /// Counts a new connection from `ip`, unless that would exceed the limit.
+    pub fn try_acquire(&self, ip: IpAddr) -> bool {
+        let mut counts = self.counts.lock();
+        let count = counts.entry(ip).or_insert(0);
+        if self.max_per_ip != 0 && *count >= self.max_per_ip {
+            return false;
+        }
+        *count += 1;
+        true
+    }
+
+    pub fn release(&self, ip: IpAddr) {
+        let mut counts = self.counts.lock();
+        if let Some(count) = counts.get_mut(&ip) {
+            *count -= 1;
+            if *count == 0 {
+                counts.remove(&ip);
+            }
+        }
+    }
+}
+
+pub fn bind(config: &Config) -> std::io::Result<TcpListener> {
+    let ip = config.client_port_address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
+    let addr = SocketAddr::new(ip, config.client_port.unwrap_or(2181));
+    let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(socket.into())
+}
+
+pub fn run(shared: Arc<Shared>, listener: TcpListener) {
+    let mut next_shard = 0;
+    loop {
+        let (stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                error!("accept failed: {e}");
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            }
+        };
+        if !shared.limiter.try_acquire(peer.ip()) {
+            warn!("Too many connections from {} - max is {}", peer.ip(), shared.config.max_client_cnxns);
+            continue;
+        }
+        if let Err(e) = stream.set_nonblocking(true).and_then(|()| stream.set_nodelay(true)) {
+            warn!(%peer, "cannot configure socket: {e}");
+            shared.limiter.release(peer.ip());
+            continue;
+        }
+        shared.shards[next_shard].send(ShardMsg::NewConnection(mio::net::TcpStream::from_std(stream), peer));
+        next_shard = (next_shard + 1) % shared.shards.len();
+    }
+}

@@ -1,0 +1,187 @@
+//! One client connection as its shard sees it: the handshake, the per-session request order, and the
+//! bytes of every reply and notification it is owed.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use fk_net::client::watch::{EventType, STATE_SYNC_CONNECTED};
+use fk_net::client::*;
+use fk_net::frame::{begin_frame, end_frame};
+use fk_net::jute::Jute;
+use fk_net::reactor::Buffers;
+
+use crate::auth::AuthIds;
+use crate::watch::ConnId;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Waiting for the ConnectRequest (or a 4-letter word).
+    Handshake,
+    /// The ConnectRequest went to the sequencer; later frames wait in the buffer.
+    Connecting { read_only_byte: bool },
+    Session { session_id: i64, timeout_ms: u32 },
+}
+
+/// A request waiting for its turn: replies leave in request order, and a read waits behind its own
+/// session's earlier writes (ZooKeeper's FIFO client order).
+#[derive(Debug)]
+pub enum Pending {
+    /// In the write pipeline; its reply comes back from the applier.
+    Write { xid: i32, op: OpCode, received: Instant },
+    /// To be answered here once every write before it is answered.
+    Read { xid: i32, request: Request, received: Instant },
+    /// An error decided on arrival (e.g. an undecodable body), sent in its turn.
+    Error { xid: i32, err: ErrorCode, close: bool, received: Instant },
+}
+
+/// Per-connection counters for `cons`.
+#[derive(Debug, Clone)]
+pub struct ConnStats {
+    pub established: Instant,
+    pub received: u64,
+    pub sent: u64,
+    pub last_op: &'static str,
+    pub last_cxid: i32,
+    pub last_zxid: i64,
+    pub last_response: Option<Instant>,
+    pub last_latency_ms: u64,
+    pub min_latency_ms: u64,
+    pub max_latency_ms: u64,
+    pub total_latency_ms: u64,
+    pub count: u64,
+}
+
+impl ConnStats {
+    fn new(now: Instant) -> Self {
+        ConnStats {
+            established: now,
+            received: 0,
+            sent: 0,
+            last_op: "NA",
+            last_cxid: -1,
+            last_zxid: -1,
+            last_response: None,
+            last_latency_ms: 0,
+            min_latency_ms: u64::MAX,
+            max_latency_ms: 0,
+            total_latency_ms: 0,
+            count: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        *self = ConnStats { established: self.established, ..ConnStats::new(self.established) };
+    }
+}
+
+pub struct Connection {
+    pub id: ConnId,
+    pub stream: mio::net::TcpStream,
+    pub peer: SocketAddr,
+    pub buffers: Buffers,
+    pub phase: Phase,
+    /// Replaced (not mutated) on auth, so requests already in the pipeline keep the ids they were sent with.
+    pub auth: Arc<AuthIds>,
+    pub pending: VecDeque<Pending>,
+    pub stats: ConnStats,
+    /// Set when the connection must close once its output is flushed; the reason is logged.
+    pub closing: Option<&'static str>,
+    /// The socket may have bytes we have not read (edge-triggered readiness).
+    pub readable: bool,
+    /// The peer closed its side; finish what was received, then close.
+    pub peer_closed: bool,
+    pub writable_registered: bool,
+    pub read_paused: bool,
+}
+
+impl Connection {
+    pub fn new(id: ConnId, stream: mio::net::TcpStream, peer: SocketAddr, now: Instant) -> Self {
+        Connection {
+            id,
+            stream,
+            peer,
+            buffers: Buffers::new(),
+            phase: Phase::Handshake,
+            auth: Arc::new(AuthIds::for_peer(peer.ip())),
+            pending: VecDeque::new(),
+            stats: ConnStats::new(now),
+            closing: None,
+            readable: true,
+            peer_closed: false,
+            writable_registered: false,
+            read_paused: false,
+        }
+    }
+
+    pub fn session_id(&self) -> Option<i64> {
+        match self.phase {
+            Phase::Session { session_id, .. } => Some(session_id),
+            _ => None,
+        }
+    }
+
+    pub fn close(&mut self, reason: &'static str) {
+        self.closing.get_or_insert(reason);
+    }
+
+    pub fn writes_in_flight(&self) -> usize {
+        self.pending.iter().filter(|p| matches!(p, Pending::Write { .. })).count()
+    }
+
+    /// Appends a reply frame: header, then the body unless the request failed.
+    pub fn push_reply(&mut self, xid: i32, zxid: i64, err: ErrorCode, response: &Response) {
+        let out = self.buffers.output();
+        let start = begin_frame(out);
+        ReplyHeader { xid, zxid, err: err.as_i32() }.encode(out);
+        if err == ErrorCode::Ok {
+            response.encode(out);
+        }
+        end_frame(out, start);
+        self.stats.sent += 1;
+    }
+
+    /// Appends a watch notification. 3.8 sends zxid -1 in its header.
+    pub fn push_notification(&mut self, event: EventType, path: &str) {
+        let out = self.buffers.output();
+        let start = begin_frame(out);
+        ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 }.encode(out);
+        WatcherEvent { event_type: event.as_i32(), state: STATE_SYNC_CONNECTED, path: path.to_owned() }.encode(out);
+        end_frame(out, start);
+        self.stats.sent += 1;
+    }
+
+    /// Appends a ConnectResponse; `read_only_byte` says whether the client's request carried one.
+    pub fn push_connect_response(&mut self, timeout_ms: u32, session_id: i64, passwd: Vec<u8>, read_only_byte: bool) {
+        let response = ConnectResponse {
+            protocol_version: PROTOCOL_VERSION,
+            timeout_ms: timeout_ms as i32,
+            session_id,
+            passwd,
+            read_only: read_only_byte.then_some(false),
+        };
+        let out = self.buffers.output();
+        let start = begin_frame(out);
+        response.encode(out);
+        end_frame(out, start);
+        self.stats.sent += 1;
+    }
+
+    /// Records a finished request in the connection's stats; returns its latency in µs.
+    pub fn record_response(&mut self, xid: i32, zxid: i64, op: &'static str, received: Instant, now: Instant) -> u64 {
+        let latency_us = now.saturating_duration_since(received).as_micros() as u64;
+        let latency_ms = latency_us / 1000;
+        let s = &mut self.stats;
+        s.last_cxid = xid;
+        s.last_zxid = zxid;
+        s.last_op = op;
+        s.last_response = Some(now);
+        s.last_latency_ms = latency_ms;
+        s.min_latency_ms = s.min_latency_ms.min(latency_ms);
+        s.max_latency_ms = s.max_latency_ms.max(latency_ms);
+        s.total_latency_ms += latency_ms;
+        s.count += 1;
+        latency_us
+    }
+}

@@ -1,0 +1,137 @@
+//! The threads that drive the pure parts, and the channels between them:
+//!
+//! ```text
+//! acceptor ──NewConnection──▶ shard × N ──Write/Connect/Touch──▶ sequencer ──proposals──▶ applier
+//!                               ▲  reads answered here                                       │
+//!                               └──────────── replies + watch triggers (per batch) ──────────┘
+//! ```
+//! Bounds: a shard stops reading a connection with `PENDING_LIMIT` requests outstanding, which bounds
+//! what the sequencer and applier channels can hold; the applier→shard channels are unbounded so that
+//! the applier never blocks while it holds the tree's write lock.
+
+pub mod acceptor;
+pub mod applier;
+pub mod connection;
+pub mod messages;
+pub mod sequencer;
+pub mod shard;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use anyhow::Context;
+use crossbeam_channel::{Sender, bounded, unbounded};
+use fk_engine::tree::DataTree;
+use mio::{Poll, Waker};
+use parking_lot::RwLock;
+
+use crate::config::Config;
+use crate::ops::fourlw;
+use crate::ops::stats::ServerStats;
+use acceptor::ConnectionLimiter;
+use messages::ShardMsg;
+
+/// State every thread shares.
+pub struct Shared {
+    pub config: Config,
+    /// One writer (the applier), many readers (shards, sequencer). See DESIGN.md for why a lock: reads
+    /// take it once per shard turn, not per request, so it is uncontended in practice.
+    pub tree: RwLock<DataTree>,
+    pub stats: ServerStats,
+    pub limiter: ConnectionLimiter,
+    pub shards: Vec<ShardHandle>,
+    pub sequencer: Sender<messages::SequencerMsg>,
+}
+
+/// How other threads reach a shard: its channel and the waker of its poll loop.
+pub struct ShardHandle {
+    tx: Sender<ShardMsg>,
+    waker: Arc<Waker>,
+}
+
+impl ShardHandle {
+    pub fn send(&self, msg: ShardMsg) {
+        self.send_quietly(msg);
+        self.wake();
+    }
+
+    /// Sends without waking, for a sender that wakes once after a burst.
+    pub fn send_quietly(&self, msg: ShardMsg) {
+        // A shard only exits with the process, so a closed channel means shutdown is under way.
+        let _ = self.tx.send(msg);
+    }
+
+    pub fn wake(&self) {
+        if let Err(e) = self.waker.wake() {
+            tracing::error!("cannot wake shard: {e}");
+        }
+    }
+}
+
+/// A running server: its threads and the address it listens on.
+pub struct Server {
+    pub client_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Server {
+    /// Binds the client port and starts every thread.
+    pub fn start(config: Config, tree: DataTree) -> anyhow::Result<Server> {
+        let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
+        let listener = acceptor::bind(&config).context("cannot bind the client port")?;
+        let client_addr = listener.local_addr()?;
+        let (sequencer_tx, sequencer_rx) = bounded(64 * 1024);
+        let (applier_tx, applier_rx) = bounded(1024);
+        let (fourlw_tx, fourlw_rx) = unbounded();
+        let mut polls = Vec::new();
+        let mut shard_handles = Vec::new();
+        let mut shard_rxs = Vec::new();
+        for _ in 0..shard_count {
+            let poll = Poll::new()?;
+            let waker = Arc::new(Waker::new(poll.registry(), shard::WAKER_TOKEN)?);
+            let (tx, rx) = unbounded();
+            polls.push(poll);
+            shard_handles.push(ShardHandle { tx, waker });
+            shard_rxs.push(rx);
+        }
+        let shared = Arc::new(Shared {
+            limiter: ConnectionLimiter::new(config.max_client_cnxns),
+            config,
+            tree: RwLock::new(tree),
+            stats: ServerStats::default(),
+            shards: shard_handles,
+            sequencer: sequencer_tx.clone(),
+        });
+        let mut threads = Vec::new();
+        for (index, (poll, rx)) in polls.into_iter().zip(shard_rxs).enumerate() {
+            let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
+            threads.push(spawn(&format!("fk-shard-{index}"), move || shard.run())?);
+        }
+        let sequencer = sequencer::Sequencer::new(shared.clone(), sequencer_rx, applier_tx);
+        threads.push(spawn("fk-sequencer", move || sequencer.run())?);
+        let s = shared.clone();
+        threads.push(spawn("fk-applier", move || applier::run(s, applier_rx))?);
+        let s = shared.clone();
+        threads.push(spawn("fk-4lw", move || fourlw::run(s, fourlw_rx))?);
+        let s = shared.clone();
+        threads.push(spawn("fk-acceptor", move || acceptor::run(s, listener))?);
+        Ok(Server { client_addr, shared, threads })
+    }
+
+    /// Blocks until a thread ends, which only happens on a fatal error.
+    pub fn wait(self) {
+        for thread in self.threads {
+            if thread.join().is_err() {
+                tracing::error!("a server thread panicked");
+                std::process::exit(1);
+            }
+        }
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
+    std::thread::Builder::new().name(name.to_owned()).spawn(f)
+}

@@ -1,0 +1,209 @@
+//! Prep decisions, table-driven: each case is a request against a fixed tree and the txn or error
+//! ZooKeeper would produce for it.
+
+use super::*;
+use fk_engine::tree::DataTree;
+use fk_net::client::{CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, SetAclRequest, SetDataRequest};
+
+const SESSION: i64 = 0x0100_0000_0000_0001;
+
+fn open() -> Vec<Acl> {
+    vec![Acl::new(perms::ALL, "world", "anyone")]
+}
+
+/// "/a" (version 2, one child "/a/b"), "/eph" (ephemeral of SESSION), "/ro" (world read-only),
+/// "/c" (a container).
+fn tree() -> DataTree {
+    let mut t = DataTree::new(true);
+    t.create_node("/a", None, &open(), 0, 1, 1, 0).unwrap();
+    t.set_data("/a", None, 2, 2, 0).unwrap();
+    t.create_node("/a/b", None, &open(), 0, 1, 3, 0).unwrap();
+    t.create_node("/eph", None, &open(), SESSION, 2, 4, 0).unwrap();
+    t.create_node("/ro", None, &[Acl::new(perms::READ, "world", "anyone")], 0, 3, 5, 0).unwrap();
+    t.create_node("/c", None, &open(), CONTAINER_OWNER, 4, 6, 0).unwrap();
+    t
+}
+
+fn ctx(auth: &AuthIds) -> RequestCtx<'_> {
+    RequestCtx {
+        session_id: SESSION,
+        session_live: true,
+        zxid: 100,
+        time_ms: 5000,
+        auth,
+        settings: PrepSettings { extended_types: true, ..Default::default() },
+    }
+}
+
+fn create(path: &str, flags: i32) -> WriteOp {
+    WriteOp::Create {
+        op: OpCode::Create2,
+        request: CreateRequest { path: path.into(), data: Some(b"x".to_vec()), acl: open(), flags },
+    }
+}
+
+fn error_of(body: &TxnBody) -> Option<ErrorCode> {
+    match body {
+        TxnBody::Error(e) => ErrorCode::from_i32(e.err),
+        _ => None,
+    }
+}
+
+fn run(op: &WriteOp) -> TxnBody {
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    prep_write(&mut PrepView::new(&tree, &mut changes), &ctx(&auth), Write::Op(op))
+}
+
+#[test]
+fn error_table() {
+    let ttl = |path: &str, flags, ttl| {
+        WriteOp::CreateTtl(CreateTtlRequest { path: path.into(), data: None, acl: open(), flags, ttl })
+    };
+    let cases: Vec<(&str, WriteOp, ErrorCode)> = vec![
+        ("bad flags", create("/x", 7), ErrorCode::BadArguments),
+        ("ttl flag on create", create("/x", 5), ErrorCode::BadArguments),
+        ("ttl zero", ttl("/x", 5, 0), ErrorCode::BadArguments),
+        ("ttl too large", ttl("/x", 5, MAX_TTL_MS + 1), ErrorCode::BadArguments),
+        ("createTTL, non-TTL mode", ttl("/x", 0, 100), ErrorCode::BadArguments),
+        ("no slash", create("x", 0), ErrorCode::BadArguments),
+        ("missing parent", create("/nope/x", 0), ErrorCode::NoNode),
+        ("empty component: parent missing", create("/a//b", 0), ErrorCode::NoNode),
+        ("trailing slash", create("/a/", 0), ErrorCode::BadArguments),
+        ("relative", create("/a/..", 0), ErrorCode::BadArguments),
+        ("exists", create("/a", 0), ErrorCode::NodeExists),
+        ("root exists", create("/", 0), ErrorCode::NodeExists),
+        ("under ephemeral", create("/eph/x", 0), ErrorCode::NoChildrenForEphemerals),
+        ("no create perm", create("/ro/x", 0), ErrorCode::NoAuth),
+        ("delete non-empty", WriteOp::Delete(DeleteRequest { path: "/a".into(), version: -1 }), ErrorCode::NotEmpty),
+        ("delete bad version", WriteOp::Delete(DeleteRequest { path: "/a/b".into(), version: 3 }), ErrorCode::BadVersion),
+        ("delete missing", WriteOp::Delete(DeleteRequest { path: "/zz".into(), version: -1 }), ErrorCode::NoNode),
+        ("delete root", WriteOp::Delete(DeleteRequest { path: "/".into(), version: -1 }), ErrorCode::BadArguments),
+        (
+            "delete /zookeeper",
+            WriteOp::Delete(DeleteRequest { path: "/zookeeper".into(), version: -1 }),
+            ErrorCode::BadArguments,
+        ),
+        (
+            "setData bad version",
+            WriteOp::SetData(SetDataRequest { path: "/a".into(), data: None, version: 1 }),
+            ErrorCode::BadVersion,
+        ),
+        (
+            "setData no write perm",
+            WriteOp::SetData(SetDataRequest { path: "/ro".into(), data: None, version: -1 }),
+            ErrorCode::NoAuth,
+        ),
+        (
+            "setData bad path",
+            WriteOp::SetData(SetDataRequest { path: "/a/".into(), data: None, version: -1 }),
+            ErrorCode::BadArguments,
+        ),
+        (
+            "setACL empty list",
+            WriteOp::SetAcl(SetAclRequest { path: "/a".into(), acl: vec![], version: -1 }),
+            ErrorCode::InvalidAcl,
+        ),
+        (
+            "setACL auth without ids",
+            WriteOp::SetAcl(SetAclRequest { path: "/a".into(), acl: vec![Acl::new(31, "auth", "")], version: -1 }),
+            ErrorCode::InvalidAcl,
+        ),
+        (
+            "setACL bad aversion",
+            WriteOp::SetAcl(SetAclRequest { path: "/a".into(), acl: open(), version: 4 }),
+            ErrorCode::BadVersion,
+        ),
+        ("check bad version", WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 1 }), ErrorCode::BadVersion),
+        ("check missing", WriteOp::Check(CheckVersionRequest { path: "/q".into(), version: 1 }), ErrorCode::NoNode),
+    ];
+    for (name, op, expected) in cases {
+        assert_eq!(error_of(&run(&op)), Some(expected), "{name}");
+    }
+}
+
+#[test]
+fn sequential_names_use_the_parents_cversion() {
+    match run(&create("/a/s-", 2)) {
+        TxnBody::Create { txn, .. } => {
+            assert_eq!(txn.path, "/a/s-0000000001");
+            assert_eq!(txn.parent_cversion, 2);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn check_logs_the_incremented_version() {
+    assert_eq!(
+        run(&WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 2 })),
+        TxnBody::Check(CheckVersionTxn { path: "/a".into(), version: 3 })
+    );
+}
+
+#[test]
+fn pending_changes_are_seen_by_later_requests() {
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let mut view = PrepView::new(&tree, &mut changes);
+    let first = prep_write(&mut view, &ctx(&auth), Write::Op(&create("/n", 0)));
+    assert!(matches!(first, TxnBody::Create { .. }));
+    let second = prep_write(&mut view, &ctx(&auth), Write::Op(&create("/n", 0)));
+    assert_eq!(error_of(&second), Some(ErrorCode::NodeExists));
+    let delete_parent = WriteOp::Delete(DeleteRequest { path: "/a/b".into(), version: -1 });
+    assert!(matches!(prep_write(&mut view, &ctx(&auth), Write::Op(&delete_parent)), TxnBody::Delete { .. }));
+    let delete_a = WriteOp::Delete(DeleteRequest { path: "/a".into(), version: -1 });
+    assert!(matches!(prep_write(&mut view, &ctx(&auth), Write::Op(&delete_a)), TxnBody::Delete { .. }));
+    changes.prune(100);
+    assert!(changes.is_empty());
+}
+
+#[test]
+fn a_failed_multi_rolls_back_its_earlier_ops() {
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let mut view = PrepView::new(&tree, &mut changes);
+    let ops = vec![
+        create("/m", 0),
+        WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 99 }),
+        create("/m2", 0),
+    ];
+    let body = prep_write(&mut view, &ctx(&auth), Write::Multi(&ops));
+    let TxnBody::Multi(txns) = body else { panic!("{body:?}") };
+    assert!(matches!(txns[0], TxnBody::Create { .. }), "earlier ops keep their txn");
+    assert_eq!(error_of(&txns[1]), Some(ErrorCode::BadVersion));
+    assert_eq!(error_of(&txns[2]), Some(ErrorCode::RuntimeInconsistency));
+    assert!(view.node("/m").is_none(), "the create of /m was rolled back");
+    assert!(matches!(prep_write(&mut view, &ctx(&auth), Write::Op(&create("/m", 0))), TxnBody::Create { .. }));
+}
+
+#[test]
+fn close_session_names_tree_and_pending_ephemerals() {
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let mut view = PrepView::new(&tree, &mut changes);
+    prep_write(&mut view, &ctx(&auth), Write::Op(&create("/e2", 1)));
+    let body = prep_write(&mut view, &ctx(&auth), Write::CloseSession);
+    assert_eq!(body, TxnBody::CloseSession { paths_to_delete: Some(vec!["/e2".into(), "/eph".into()]) });
+    assert!(view.node("/eph").is_none());
+}
+
+#[test]
+fn expired_sessions_and_reconfig() {
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let mut view = PrepView::new(&tree, &mut changes);
+    let dead = RequestCtx { session_live: false, ..ctx(&auth) };
+    assert_eq!(error_of(&prep_write(&mut view, &dead, Write::Op(&create("/x", 0)))), Some(ErrorCode::SessionExpired));
+    assert_eq!(error_of(&prep_write(&mut view, &ctx(&auth), Write::Reconfig)), Some(ErrorCode::ReconfigDisabled));
+    assert_eq!(
+        error_of(&prep_write(&mut view, &ctx(&auth), Write::DeleteContainer("/eph"))),
+        Some(ErrorCode::BadVersion)
+    );
+    assert!(matches!(prep_write(&mut view, &ctx(&auth), Write::DeleteContainer("/c")), TxnBody::Delete { .. }));
+}

@@ -1,0 +1,129 @@
+//! The state prep validates against: the tree plus the changes of txns prepared but not yet applied
+//! (ZooKeeper's `outstandingChanges`). Without them, two creates of the same path in flight at once would
+//! both pass validation.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+
+use fk_engine::tree::DataTree;
+use fk_net::client::{Acl, StatPersisted};
+
+/// What prep needs of a node (ZooKeeper's `ChangeRecord` minus the path).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NodeMeta {
+    pub stat: StatPersisted,
+    pub child_count: i32,
+    pub acl: Arc<[Acl]>,
+}
+
+#[derive(Debug, Clone)]
+struct PendingRecord {
+    zxid: i64,
+    /// `None`: the node is deleted by a pending txn.
+    meta: Option<NodeMeta>,
+}
+
+/// Changes of prepared, unapplied txns, newest per path.
+#[derive(Debug, Default)]
+pub struct PendingChanges {
+    records: HashMap<Box<str>, PendingRecord, ahash::RandomState>,
+    /// (zxid, path) in zxid order, to drop records once the tree has caught up.
+    order: VecDeque<(i64, Box<str>)>,
+}
+
+impl PendingChanges {
+    /// Forgets every record the tree now reflects (its zxid ≤ the tree's last applied zxid).
+    pub fn prune(&mut self, applied_zxid: i64) {
+        while let Some((zxid, _)) = self.order.front() {
+            if *zxid > applied_zxid {
+                break;
+            }
+            let (zxid, path) = self.order.pop_front().expect("front exists");
+            if self.records.get(&path).is_some_and(|r| r.zxid == zxid) {
+                self.records.remove(&path);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+}
+
+/// A read-through view used while preparing one request. Changes made through it are recorded, and a
+/// multi can roll them back when one of its ops fails.
+pub struct PrepView<'a> {
+    tree: &'a DataTree,
+    changes: &'a mut PendingChanges,
+    /// Previous records of paths changed since `begin_undo`, to restore on rollback.
+    undo: Option<Vec<(Box<str>, Option<PendingRecord>)>>,
+    undo_order_len: usize,
+}
+
+impl<'a> PrepView<'a> {
+    pub fn new(tree: &'a DataTree, changes: &'a mut PendingChanges) -> Self {
+        PrepView { tree, changes, undo: None, undo_order_len: 0 }
+    }
+
+    pub fn tree(&self) -> &DataTree {
+        self.tree
+    }
+
+    pub fn node(&self, path: &str) -> Option<NodeMeta> {
+        if let Some(record) = self.changes.records.get(path) {
+            return record.meta.clone();
+        }
+        let node = self.tree.get(path)?;
+        Some(NodeMeta {
+            stat: node.stat.clone(),
+            child_count: node.children.len() as i32,
+            acl: self.tree.acl_cache().get(node.acl).clone(),
+        })
+    }
+
+    /// Records the state of `path` after the txn `zxid`.
+    pub fn set(&mut self, path: &str, zxid: i64, meta: Option<NodeMeta>) {
+        let previous = self.changes.records.insert(path.into(), PendingRecord { zxid, meta });
+        if let Some(undo) = &mut self.undo {
+            undo.push((path.into(), previous));
+        }
+        self.changes.order.push_back((zxid, path.into()));
+    }
+
+    /// Pending records for paths the tree does not show as owned by `session_id` yet: ephemeral creates in
+    /// flight; and those it shows but a pending txn deletes.
+    pub fn pending_ephemeral_changes(&self, session_id: i64) -> impl Iterator<Item = (&str, bool)> {
+        self.changes.records.iter().filter_map(move |(path, record)| match &record.meta {
+            Some(meta) if meta.stat.ephemeral_owner == session_id => Some((&**path, true)),
+            None => Some((&**path, false)),
+            Some(_) => None,
+        })
+    }
+
+    /// Starts recording changes so that [`Self::rollback`] can undo them (multi).
+    pub fn begin_undo(&mut self) {
+        self.undo = Some(Vec::new());
+        self.undo_order_len = self.changes.order.len();
+    }
+
+    /// Keeps the changes made since [`Self::begin_undo`].
+    pub fn commit_undo(&mut self) {
+        self.undo = None;
+    }
+
+    /// Restores every record changed since [`Self::begin_undo`].
+    pub fn rollback(&mut self) {
+        let undo = self.undo.take().expect("rollback without begin_undo");
+        for (path, previous) in undo.into_iter().rev() {
+            match previous {
+                Some(record) => self.changes.records.insert(path, record),
+                None => self.changes.records.remove(&path),
+            };
+        }
+        self.changes.order.truncate(self.undo_order_len);
+    }
+}

@@ -1,0 +1,228 @@
+//! Answers the requests a shard serves from the tree without the write pipeline (ZooKeeper's
+//! `FinalRequestProcessor` for reads). Pure: tree, request and identity in; reply and the watch to
+//! register out.
+
+use fk_engine::tree::DataTree;
+use fk_net::client::watch::EventType;
+use fk_net::client::*;
+
+use crate::auth::{AuthIds, check_acl};
+use crate::watch::{ConnId, WatchKind, WatchTable};
+
+/// A read's reply plus the watch it leaves behind (registered by the caller, which owns the table).
+pub struct ReadAnswer {
+    pub result: Result<Response, ErrorCode>,
+    pub watch: Option<(String, WatchKind)>,
+}
+
+impl ReadAnswer {
+    fn new(result: Result<Response, ErrorCode>) -> Self {
+        ReadAnswer { result, watch: None }
+    }
+}
+
+/// Identity and settings a read is checked against.
+pub struct Reader<'a> {
+    pub tree: &'a DataTree,
+    pub auth: &'a AuthIds,
+    pub session_id: i64,
+    pub skip_acl: bool,
+}
+
+impl Reader<'_> {
+    fn readable(&self, node: &fk_engine::tree::Node, perm: i32) -> Result<(), ErrorCode> {
+        if check_acl(self.tree.acl(node), self.auth, perm, self.skip_acl) { Ok(()) } else { Err(ErrorCode::NoAuth) }
+    }
+
+    fn node(&self, path: &str) -> Result<&fk_engine::tree::Node, ErrorCode> {
+        self.tree.get(path).ok_or(ErrorCode::NoNode)
+    }
+
+    /// exists: a watch is left even when the node is missing (it fires on creation).
+    pub fn exists(&self, r: &PathWatchRequest) -> ReadAnswer {
+        if r.path.contains('\0') {
+            return ReadAnswer::new(Err(ErrorCode::BadArguments));
+        }
+        let result = match self.tree.get(&r.path) {
+            Some(node) => self.readable(node, perms::READ).map(|()| Response::Stat(self.tree.client_stat(node))),
+            None => Err(ErrorCode::NoNode),
+        };
+        let watch = (r.watch && result != Err(ErrorCode::NoAuth)).then(|| (r.path.clone(), WatchKind::Data));
+        ReadAnswer { result, watch }
+    }
+
+    pub fn get_data(&self, r: &PathWatchRequest) -> ReadAnswer {
+        let result = self.node(&r.path).and_then(|node| {
+            self.readable(node, perms::READ)?;
+            Ok(Response::GetData(GetDataResponse {
+                data: node.data.as_deref().map(<[u8]>::to_vec),
+                stat: self.tree.client_stat(node),
+            }))
+        });
+        let watch = (r.watch && result.is_ok()).then(|| (r.path.clone(), WatchKind::Data));
+        ReadAnswer { result, watch }
+    }
+
+    /// getChildren (with_stat false) and getChildren2.
+    pub fn get_children(&self, r: &PathWatchRequest, with_stat: bool) -> ReadAnswer {
+        let result = self.node(&r.path).and_then(|node| {
+            self.readable(node, perms::READ)?;
+            let children: Vec<String> = node.children.iter().map(|c| c.to_string()).collect();
+            Ok(if with_stat {
+                Response::GetChildren2(GetChildren2Response { children, stat: self.tree.client_stat(node) })
+            } else {
+                Response::GetChildren(GetChildrenResponse { children })
+            })
+        });
+        let watch = (r.watch && result.is_ok()).then(|| (r.path.clone(), WatchKind::Child));
+        ReadAnswer { result, watch }
+    }
+
+    /// getACL needs READ or ADMIN; without ADMIN, digest ids are masked to `user:x` (3.8 behaviour).
+    pub fn get_acl(&self, r: &PathRequest) -> ReadAnswer {
+        ReadAnswer::new(self.node(&r.path).and_then(|node| {
+            self.readable(node, perms::READ | perms::ADMIN)?;
+            let mut acl = self.tree.acl(node).to_vec();
+            if self.readable(node, perms::ADMIN).is_err() {
+                for entry in acl.iter_mut().filter(|a| a.id.scheme == "digest") {
+                    let user = entry.id.id.split(':').next().unwrap_or_default();
+                    entry.id.id = format!("{user}:x");
+                }
+            }
+            Ok(Response::GetAcl(GetAclResponse { acl, stat: self.tree.client_stat(node) }))
+        }))
+    }
+
+    pub fn get_all_children_number(&self, r: &PathRequest) -> ReadAnswer {
+        ReadAnswer::new(self.node(&r.path).and_then(|node| {
+            self.readable(node, perms::READ)?;
+            let total_number = self.tree.count_descendants(&r.path) as i32;
+            Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number }))
+        }))
+    }
+
+    /// The session's ephemerals whose path starts with the prefix (a string prefix, not a subtree).
+    pub fn get_ephemerals(&self, r: &PathRequest) -> ReadAnswer {
+        let prefix = r.path.trim();
+        let all = prefix.is_empty() || prefix == "/";
+        let ephemerals = self
+            .tree
+            .ephemerals_of(self.session_id)
+            .filter(|p| all || p.starts_with(r.path.as_str()))
+            .map(str::to_owned)
+            .collect();
+        ReadAnswer::new(Ok(Response::GetEphemerals(GetEphemeralsResponse { ephemerals })))
+    }
+
+    /// multiRead: each op answered on its own (not atomic); no watches are set.
+    pub fn multi_read(&self, ops: &[ReadOp]) -> ReadAnswer {
+        let results = ops
+            .iter()
+            .map(|op| {
+                let answer = match op {
+                    ReadOp::GetData(r) => self.get_data(&PathWatchRequest { watch: false, ..r.clone() }),
+                    ReadOp::GetChildren(r) => self.get_children(&PathWatchRequest { watch: false, ..r.clone() }, false),
+                };
+                match answer.result {
+                    Ok(Response::GetData(d)) => MultiResult::GetData(d.data, d.stat),
+                    Ok(Response::GetChildren(c)) => MultiResult::GetChildren(c.children),
+                    Ok(other) => unreachable!("multiRead op answered with {other:?}"),
+                    Err(code) => MultiResult::Error(code.as_i32()),
+                }
+            })
+            .collect();
+        ReadAnswer::new(Ok(Response::Multi(results)))
+    }
+
+    /// setWatches/setWatches2 after a reconnect: events for what changed since `relative_zxid` are
+    /// returned (to be sent before the reply), the rest are registered.
+    pub fn set_watches(&self, r: &SetWatches2, conn: ConnId, table: &mut WatchTable) -> Vec<(EventType, String)> {
+        let mut events = Vec::new();
+        for path in &r.data_watches {
+            match self.tree.get(path) {
+                None => events.push((EventType::NodeDeleted, path.clone())),
+                Some(n) if n.stat.mzxid > r.relative_zxid => events.push((EventType::NodeDataChanged, path.clone())),
+                Some(_) => table.add(conn, path, WatchKind::Data),
+            }
+        }
+        for path in &r.exist_watches {
+            match self.tree.get(path) {
+                Some(_) => events.push((EventType::NodeCreated, path.clone())),
+                None => table.add(conn, path, WatchKind::Data),
+            }
+        }
+        for path in &r.child_watches {
+            match self.tree.get(path) {
+                None => events.push((EventType::NodeDeleted, path.clone())),
+                Some(n) if n.stat.pzxid > r.relative_zxid => {
+                    events.push((EventType::NodeChildrenChanged, path.clone()))
+                }
+                Some(_) => table.add(conn, path, WatchKind::Child),
+            }
+        }
+        for path in &r.persistent_watches {
+            table.add(conn, path, WatchKind::Persistent);
+        }
+        for path in &r.persistent_recursive_watches {
+            table.add(conn, path, WatchKind::PersistentRecursive);
+        }
+        events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tree() -> DataTree {
+        let mut t = DataTree::new(false);
+        let digest = Acl::new(perms::ALL, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
+        let mixed = [Acl::new(perms::READ, "world", "anyone"), digest.clone()];
+        t.create_node("/a", Some(b"x"), &[Acl::new(31, "world", "anyone")], 0, 1, 1, 0).unwrap();
+        t.create_node("/a/b", None, &[Acl::new(31, "world", "anyone")], 7, 1, 2, 0).unwrap();
+        t.create_node("/m", None, &mixed, 0, 2, 3, 0).unwrap();
+        t.create_node("/secret", None, &[digest], 0, 3, 4, 0).unwrap();
+        t
+    }
+
+    #[test]
+    fn reads_check_existence_then_acl() {
+        let t = tree();
+        let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        let reader = Reader { tree: &t, auth: &auth, session_id: 7, skip_acl: false };
+        let get = |path: &str| reader.get_data(&PathWatchRequest { path: path.into(), watch: true });
+        assert!(matches!(get("/a").result, Ok(Response::GetData(ref d)) if d.data.as_deref() == Some(&b"x"[..])));
+        assert_eq!(get("/nope").result, Err(ErrorCode::NoNode));
+        assert!(get("/nope").watch.is_none());
+        assert_eq!(get("/secret").result, Err(ErrorCode::NoAuth));
+        let exists = reader.exists(&PathWatchRequest { path: "/nope".into(), watch: true });
+        assert_eq!(exists.result, Err(ErrorCode::NoNode));
+        assert_eq!(exists.watch, Some(("/nope".into(), WatchKind::Data)));
+        assert_eq!(reader.get_all_children_number(&PathRequest { path: "/".into() }).result,
+            Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number: 7 })));
+    }
+
+    #[test]
+    fn get_acl_masks_digests_without_admin() {
+        let t = tree();
+        let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        let reader = Reader { tree: &t, auth: &auth, session_id: 7, skip_acl: false };
+        let Ok(Response::GetAcl(r)) = reader.get_acl(&PathRequest { path: "/m".into() }).result else { panic!() };
+        assert_eq!(r.acl[1].id.id, "alice:x");
+        assert_eq!(reader.get_acl(&PathRequest { path: "/secret".into() }).result, Err(ErrorCode::NoAuth));
+    }
+
+    #[test]
+    fn ephemerals_filter_by_string_prefix() {
+        let t = tree();
+        let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        let reader = Reader { tree: &t, auth: &auth, session_id: 7, skip_acl: false };
+        let get = |prefix: &str| match reader.get_ephemerals(&PathRequest { path: prefix.into() }).result {
+            Ok(Response::GetEphemerals(e)) => e.ephemerals,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(get("/"), vec!["/a/b"]);
+        assert_eq!(get("/a/"), vec!["/a/b"]);
+        assert!(get("/b").is_empty());
+    }
+}
