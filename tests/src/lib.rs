@@ -1,0 +1,135 @@
+//! Test harness: starts the real `ferrokeeper` binary on a free loopback port with its own data
+//! directory, and a raw protocol client for what third-party clients cannot send (malformed frames,
+//! unknown opcodes, exact bytes).
+
+pub mod raw;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+/// How long a server may take to start listening.
+const START_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// The `ferrokeeper` binary of this build, built on first use if `cargo test` did not build it.
+pub fn server_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| {
+        // Test executables live in target/<profile>/deps; the binary in target/<profile>.
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let binary = profile_dir.join("ferrokeeper");
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let release = profile_dir.file_name().is_some_and(|n| n == "release");
+        let mut build = Command::new(cargo);
+        build.args(["build", "-p", "ferrokeeper", "--bin", "ferrokeeper"]);
+        if release {
+            build.arg("--release");
+        }
+        // Always ask cargo: it is a no-op when the binary is fresh, and rebuilds a stale one.
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "cargo build -p ferrokeeper failed");
+        binary
+    })
+}
+
+/// A running server process, killed when dropped.
+pub struct TestServer {
+    pub port: u16,
+    pub dir: tempfile::TempDir,
+    child: Child,
+    log: PathBuf,
+}
+
+impl TestServer {
+    /// A standalone server with a short tick (100 ms) so that session expiry tests are quick; the
+    /// negotiated timeout range is then 200 ms .. 2 s unless `extra` overrides it.
+    pub fn start() -> TestServer {
+        Self::with_config("")
+    }
+
+    /// Starts a server with `extra` appended to a minimal zoo.cfg (later keys win).
+    pub fn with_config(extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = dir.path().join("zoo.cfg");
+        let text = format!(
+            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nmaxSessionTimeout=60000\n4lw.commands.whitelist=*\n{extra}\n",
+            dir.path().join("data").display()
+        );
+        std::fs::write(&cfg, text).expect("write zoo.cfg");
+        Self::start_with_file(dir, &cfg)
+    }
+
+    fn start_with_file(dir: tempfile::TempDir, cfg: &Path) -> TestServer {
+        let log = dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).expect("create log");
+        let child = Command::new(server_binary())
+            .arg(cfg)
+            .env("RUST_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn ferrokeeper");
+        let mut server = TestServer { port: 0, dir, child, log };
+        server.port = server.wait_for_port();
+        server
+    }
+
+    /// Reads the port the server reports once it listens (it binds port 0).
+    fn wait_for_port(&mut self) -> u16 {
+        let deadline = Instant::now() + START_TIMEOUT;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("ferrokeeper exited with {status} during start-up:\n{}", self.log_text());
+            }
+            let file = std::fs::File::open(&self.log).expect("open log");
+            for line in BufReader::new(file).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("address=").nth(1).filter(|_| line.contains("serving clients")) {
+                    let addr = rest.split_whitespace().next().unwrap_or_default();
+                    if let Some(port) = addr.rsplit(':').next().and_then(|p| p.parse().ok()) {
+                        return port;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ferrokeeper did not start within {START_TIMEOUT:?}:\n{}", self.log_text());
+    }
+
+    pub fn address(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Sends a 4-letter word and returns the whole answer.
+    pub fn four_letter(&self, command: &str) -> String {
+        let mut stream = TcpStream::connect(self.address()).expect("connect for 4lw");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        stream.write_all(command.as_bytes()).expect("send 4lw");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).expect("read 4lw answer");
+        answer
+    }
+
+    /// True while the process is alive.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- ferrokeeper log ----\n{}", self.log_text());
+        }
+    }
+}
