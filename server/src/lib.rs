@@ -11,7 +11,7 @@
 //! - [`ops`]: 4-letter words and server statistics.
 
 pub mod auth;
-#[path = "/tmp/config_shim.rs"]
+
 pub mod config;
 pub mod ops;
 pub mod pipeline;

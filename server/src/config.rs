@@ -1,0 +1,496 @@
+//! `zoo.cfg` as ZooKeeper 3.8's `QuorumPeerConfig` reads it, and `myid`.
+//!
+//! The file is Java properties (`key=value`, `key: value` or `key value`; `#`/`!` comments; trailing
+//! backslash continues a line). Keys ZooKeeper knows but we do not act on yet are kept in `extra`;
+//! unknown keys are warned about, not fatal, as ZooKeeper (which turns them into system properties). A bad
+//! value stops start-up with the file, the line and the reason.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    #[error("{origin}:{line}: {key}: {reason}")]
+    BadValue { origin: String, line: usize, key: String, reason: String },
+    #[error("{origin}: {reason}")]
+    Invalid { origin: String, reason: String },
+}
+
+/// Which 4-letter words may run (`4lw.commands.whitelist`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FourLetterWhitelist {
+    All,
+    Only(BTreeSet<String>),
+}
+
+impl FourLetterWhitelist {
+    pub fn allows(&self, command: &str) -> bool {
+        match self {
+            FourLetterWhitelist::All => true,
+            FourLetterWhitelist::Only(set) => set.contains(command),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerRole {
+    Participant,
+    Observer,
+}
+
+/// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    pub id: u64,
+    pub host: String,
+    pub quorum_port: u16,
+    pub election_port: u16,
+    pub role: PeerRole,
+    pub client_addr: Option<(Option<String>, u16)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file read, `None` for built-in defaults.
+    pub source: Option<PathBuf>,
+    pub tick_time_ms: u32,
+    pub init_limit: u32,
+    pub sync_limit: u32,
+    pub client_port: Option<u16>,
+    pub client_port_address: Option<IpAddr>,
+    pub data_dir: PathBuf,
+    pub data_log_dir: Option<PathBuf>,
+    /// Connections per client address; 0 = unlimited.
+    pub max_client_cnxns: u32,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub four_letter_words: FourLetterWhitelist,
+    pub extended_types_enabled: bool,
+    pub jute_max_buffer: usize,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+    /// `super:<base64 sha1>`: digest auth with this identity bypasses every ACL.
+    pub super_digest: Option<String>,
+    pub skip_acl: bool,
+    pub reconfig_enabled: bool,
+    pub standalone_enabled: bool,
+    pub snap_count: u64,
+    pub snap_size_limit_kb: i64,
+    pub pre_alloc_size_kb: u64,
+    pub force_sync: bool,
+    pub fsync_warning_threshold_ms: u64,
+    pub autopurge_snap_retain_count: u32,
+    pub autopurge_purge_interval_hours: u32,
+    pub servers: Vec<ServerSpec>,
+    pub my_id: Option<u64>,
+    /// Keys ZooKeeper knows that nothing here uses yet, raw.
+    pub extra: BTreeMap<String, String>,
+    /// Messages for the operator (unknown keys, adjusted values); the caller logs them.
+    pub warnings: Vec<String>,
+}
+
+/// Keys accepted and kept raw: ZooKeeper options this server does not act on (yet).
+const KNOWN_UNUSED: &[&str] = &[
+    "admin.enableServer", "admin.serverAddress", "admin.serverPort", "admin.commandURL", "admin.idleTimeout",
+    "clientPortListenBacklog", "secureClientPort", "secureClientPortAddress", "electionAlg", "electionPortBindRetry",
+    "quorumListenOnAllIPs", "dynamicConfigFile", "peerType", "syncEnabled", "localSessionsEnabled",
+    "localSessionsUpgradingEnabled", "leaderServes", "sslQuorum", "serverCnxnFactory", "globalOutstandingLimit",
+    "readonlymode.enabled", "digest.enabled", "maxCnxns", "connectToLearnerMasterLimit", "multiAddress.enabled",
+    "metricsProvider.className", "quorum.auth.enableSasl", "authProvider.1", "audit.enable", "snapshot.trust.empty",
+    "snapshot.compression.method", "closeSessionTxn.enabled", "txnLogSizeLimitInKb", "maxResponseCacheSize",
+    "znode.container.maxNeverUsedIntervalMs", "ssl.clientAuth", "sslQuorumReloadCertFiles", "portUnification",
+];
+
+/// System-property style keys, accepted with or without the `zookeeper.` prefix.
+fn canonical_key(key: &str) -> &str {
+    key.strip_prefix("zookeeper.").unwrap_or(key)
+}
+
+impl Config {
+    /// Built-in defaults: standalone on port 2181 with data under ./data.
+    pub fn default_standalone() -> Config {
+        Config {
+            source: None,
+            tick_time_ms: 3000,
+            init_limit: 10,
+            sync_limit: 5,
+            client_port: Some(2181),
+            client_port_address: None,
+            data_dir: PathBuf::from("./data"),
+            data_log_dir: None,
+            max_client_cnxns: 60,
+            min_session_timeout_ms: 6000,
+            max_session_timeout_ms: 60000,
+            four_letter_words: FourLetterWhitelist::Only(BTreeSet::from(["srvr".to_owned()])),
+            extended_types_enabled: false,
+            jute_max_buffer: 0xfffff,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+            super_digest: None,
+            skip_acl: false,
+            reconfig_enabled: false,
+            standalone_enabled: true,
+            snap_count: 100_000,
+            snap_size_limit_kb: 4_194_304,
+            pre_alloc_size_kb: 65_536,
+            force_sync: true,
+            fsync_warning_threshold_ms: 1000,
+            autopurge_snap_retain_count: 3,
+            autopurge_purge_interval_hours: 0,
+            servers: Vec::new(),
+            my_id: None,
+            extra: BTreeMap::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Reads a zoo.cfg and, for an ensemble, `dataDir/myid`.
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Unreadable { path: path.display().to_string(), source })?;
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        config.source = Some(path.to_owned());
+        if !config.is_standalone() {
+            config.my_id = Some(read_my_id(&config.data_dir)?);
+        }
+        Ok(config)
+    }
+
+    /// Parses zoo.cfg text; `origin` names it in messages. Does not read `myid`.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let mut config = Config::default_standalone();
+        config.client_port = None;
+        let mut data_dir = None;
+        let mut min_timeout: Option<i64> = None;
+        let mut max_timeout: Option<i64> = None;
+        for (line, key, value) in properties(text) {
+            let at = Location { origin, line, key: &key };
+            match canonical_key(&key) {
+                "tickTime" => config.tick_time_ms = at.int(&value, 1, u32::MAX as i64)? as u32,
+                "initLimit" => config.init_limit = at.int(&value, 1, u32::MAX as i64)? as u32,
+                "syncLimit" => config.sync_limit = at.int(&value, 1, u32::MAX as i64)? as u32,
+                "clientPort" => config.client_port = Some(at.int(&value, 0, 65535)? as u16),
+                "clientPortAddress" => config.client_port_address = Some(at.parse_ip(&value)?),
+                "dataDir" => data_dir = Some(PathBuf::from(value.clone())),
+                "dataLogDir" => config.data_log_dir = Some(PathBuf::from(value.clone())),
+                "maxClientCnxns" => config.max_client_cnxns = at.int(&value, 0, u32::MAX as i64)? as u32,
+                "minSessionTimeout" => min_timeout = Some(at.int(&value, -1, i32::MAX as i64)?),
+                "maxSessionTimeout" => max_timeout = Some(at.int(&value, -1, i32::MAX as i64)?),
+                "4lw.commands.whitelist" => config.four_letter_words = whitelist(&value, &at, &mut config.warnings),
+                "extendedTypesEnabled" => config.extended_types_enabled = at.boolean(&value)?,
+                "jute.maxbuffer" => config.jute_max_buffer = at.int(&value, 1, i32::MAX as i64)? as usize,
+                "znode.container.checkIntervalMs" => {
+                    config.container_check_interval_ms = at.int(&value, 1, i64::MAX)? as u64
+                }
+                "znode.container.maxPerMinute" => {
+                    config.container_max_per_minute = at.int(&value, 1, u32::MAX as i64)? as u32
+                }
+                "DigestAuthenticationProvider.superDigest" => config.super_digest = Some(at.super_digest(&value)?),
+                "skipACL" => config.skip_acl = at.yes_no(&value)?,
+                "reconfigEnabled" => config.reconfig_enabled = at.boolean(&value)?,
+                "standaloneEnabled" => config.standalone_enabled = at.boolean(&value)?,
+                "snapCount" => config.snap_count = at.int(&value, 2, i64::MAX)? as u64,
+                "snapSizeLimitInKb" => config.snap_size_limit_kb = at.int(&value, i64::MIN, i64::MAX)?,
+                "preAllocSize" => config.pre_alloc_size_kb = at.int(&value, 1, i64::MAX)? as u64,
+                "forceSync" => config.force_sync = at.yes_no(&value)?,
+                "fsync.warningthresholdms" => config.fsync_warning_threshold_ms = at.int(&value, 0, i64::MAX)? as u64,
+                "autopurge.snapRetainCount" => {
+                    let count = at.int(&value, i64::MIN, u32::MAX as i64)?;
+                    if count < 3 {
+                        config.warnings.push(format!("{origin}:{line}: {key}={count} is below the minimum; using 3"));
+                    }
+                    config.autopurge_snap_retain_count = count.max(3) as u32;
+                }
+                "autopurge.purgeInterval" => {
+                    config.autopurge_purge_interval_hours = at.int(&value, i64::MIN, u32::MAX as i64)?.max(0) as u32
+                }
+                k if k.starts_with("server.") => config.servers.push(at.server(&k["server.".len()..], &value)?),
+                k if KNOWN_UNUSED.contains(&k) || k.starts_with("group.") || k.starts_with("weight.") => {
+                    config.extra.insert(key.clone(), value);
+                }
+                k if k.starts_with("authProvider.") || k.starts_with("metricsProvider.") || k.starts_with("ssl.") => {
+                    config.extra.insert(key.clone(), value);
+                }
+                _ => config.warnings.push(format!("{origin}:{line}: unknown key '{key}' ignored")),
+            }
+        }
+        config.data_dir = data_dir.ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
+        config.apply_session_timeouts(origin, min_timeout, max_timeout)?;
+        config.check_servers(origin)?;
+        Ok(config)
+    }
+
+    /// Defaults 2 and 20 ticks; -1 also means the default (ZooKeeper's convention).
+    fn apply_session_timeouts(&mut self, origin: &str, min: Option<i64>, max: Option<i64>) -> Result<(), ConfigError> {
+        let tick = self.tick_time_ms as i64;
+        let min = min.filter(|m| *m != -1).unwrap_or(2 * tick);
+        let max = max.filter(|m| *m != -1).unwrap_or(20 * tick);
+        if min > max {
+            return Err(ConfigError::Invalid {
+                origin: origin.into(),
+                reason: format!("minSessionTimeout {min} must not be larger than maxSessionTimeout {max}"),
+            });
+        }
+        self.min_session_timeout_ms = min.clamp(0, u32::MAX as i64) as u32;
+        self.max_session_timeout_ms = max.clamp(0, u32::MAX as i64) as u32;
+        Ok(())
+    }
+
+    fn check_servers(&self, origin: &str) -> Result<(), ConfigError> {
+        let mut ids = BTreeSet::new();
+        for server in &self.servers {
+            if !ids.insert(server.id) {
+                return Err(ConfigError::Invalid { origin: origin.into(), reason: format!("server.{} is listed twice", server.id) });
+            }
+        }
+        if self.servers.is_empty() && self.client_port.is_none() {
+            return Err(ConfigError::Invalid { origin: origin.into(), reason: "clientPort is not set".into() });
+        }
+        Ok(())
+    }
+
+    /// Standalone when no servers are listed, or one participant with `standaloneEnabled` (ZooKeeper's
+    /// rule).
+    pub fn is_standalone(&self) -> bool {
+        let participants = self.servers.iter().filter(|s| s.role == PeerRole::Participant).count();
+        self.servers.is_empty() || (participants == 1 && self.servers.len() == 1 && self.standalone_enabled)
+    }
+
+    pub fn data_log_dir(&self) -> &Path {
+        self.data_log_dir.as_deref().unwrap_or(&self.data_dir)
+    }
+}
+
+fn read_my_id(data_dir: &Path) -> Result<u64, ConfigError> {
+    let path = data_dir.join("myid");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|source| ConfigError::Unreadable { path: path.display().to_string(), source })?;
+    let first = text.lines().next().unwrap_or_default().trim();
+    first.parse().map_err(|_| ConfigError::Invalid {
+        origin: path.display().to_string(),
+        reason: format!("'{first}' is not a valid server id"),
+    })
+}
+
+/// Splits Java-properties text into (line number, key, value), joining continued lines.
+fn properties(text: &str) -> Vec<(usize, String, String)> {
+    let mut out = Vec::new();
+    let mut lines = text.lines().enumerate();
+    while let Some((index, raw)) = lines.next() {
+        let mut logical = raw.trim_start().to_owned();
+        if logical.is_empty() || logical.starts_with('#') || logical.starts_with('!') {
+            continue;
+        }
+        while logical.ends_with('\\') && !logical.ends_with("\\\\") {
+            logical.pop();
+            match lines.next() {
+                Some((_, next)) => logical.push_str(next.trim_start()),
+                None => break,
+            }
+        }
+        let separator = logical.find(['=', ':', ' ', '\t']).unwrap_or(logical.len());
+        let key = logical[..separator].trim().to_owned();
+        let rest = logical[separator..].trim_start();
+        let rest = rest.strip_prefix(['=', ':']).unwrap_or(rest);
+        out.push((index + 1, key, rest.trim().to_owned()));
+    }
+    out
+}
+
+fn whitelist(value: &str, at: &Location<'_>, warnings: &mut Vec<String>) -> FourLetterWhitelist {
+    let mut set = BTreeSet::new();
+    for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
+        if word == "*" {
+            return FourLetterWhitelist::All;
+        }
+        if crate::ops::fourlw::COMMANDS.contains(&word) {
+            set.insert(word.to_owned());
+        } else {
+            warnings.push(format!("{}:{}: {}: '{word}' is not a 4-letter word; ignored", at.origin, at.line, at.key));
+        }
+    }
+    FourLetterWhitelist::Only(set)
+}
+
+/// Where a value came from, to build precise errors.
+struct Location<'a> {
+    origin: &'a str,
+    line: usize,
+    key: &'a str,
+}
+
+impl Location<'_> {
+    fn error(&self, reason: String) -> ConfigError {
+        ConfigError::BadValue { origin: self.origin.into(), line: self.line, key: self.key.into(), reason }
+    }
+
+    fn int(&self, value: &str, min: i64, max: i64) -> Result<i64, ConfigError> {
+        let n: i64 = value.parse().map_err(|_| self.error(format!("'{value}' is not a valid integer")))?;
+        if n < min || n > max {
+            return Err(self.error(format!("{n} is out of range ({min}..={max})")));
+        }
+        Ok(n)
+    }
+
+    fn boolean(&self, value: &str) -> Result<bool, ConfigError> {
+        match value.to_ascii_lowercase().as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            _ => Err(self.error(format!("'{value}' is not true or false"))),
+        }
+    }
+
+    fn yes_no(&self, value: &str) -> Result<bool, ConfigError> {
+        match value.to_ascii_lowercase().as_str() {
+            "yes" | "true" => Ok(true),
+            "no" | "false" => Ok(false),
+            _ => Err(self.error(format!("'{value}' is not yes or no"))),
+        }
+    }
+
+    fn parse_ip(&self, value: &str) -> Result<IpAddr, ConfigError> {
+        if value == "localhost" {
+            return Ok(IpAddr::from([127, 0, 0, 1]));
+        }
+        value.parse().map_err(|_| self.error(format!("'{value}' is not an IP address")))
+    }
+
+    fn super_digest(&self, value: &str) -> Result<String, ConfigError> {
+        match value.split_once(':') {
+            Some((user, hash)) if !user.is_empty() && !hash.is_empty() => Ok(value.to_owned()),
+            _ => Err(self.error(format!("'{value}' is not of the form user:base64-sha1"))),
+        }
+    }
+
+    fn port(&self, text: &str, what: &str) -> Result<u16, ConfigError> {
+        text.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| self.error(format!("{what} '{text}' is not a valid port")))
+    }
+
+    /// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
+    fn server(&self, id: &str, value: &str) -> Result<ServerSpec, ConfigError> {
+        let id: u64 = id.parse().map_err(|_| self.error(format!("'{id}' is not a valid server id")))?;
+        let (spec, client) = match value.split_once(';') {
+            Some((spec, client)) => (spec, Some(client)),
+            None => (value, None),
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        if !(3..=4).contains(&parts.len()) || parts[0].is_empty() {
+            return Err(self.error(format!("'{value}' is not host:quorumPort:electionPort[:role][;clientPort]")));
+        }
+        let role = match parts.get(3) {
+            None | Some(&"participant") => PeerRole::Participant,
+            Some(&"observer") => PeerRole::Observer,
+            Some(other) => return Err(self.error(format!("unknown peer role '{other}'"))),
+        };
+        let client_addr = match client.map(str::trim) {
+            None | Some("") => None,
+            Some(c) => Some(match c.rsplit_once(':') {
+                Some((host, port)) => (Some(host.to_owned()), self.port(port, "client port")?),
+                None => (None, self.port(c, "client port")?),
+            }),
+        };
+        Ok(ServerSpec {
+            id,
+            host: parts[0].to_owned(),
+            quorum_port: self.port(parts[1], "quorum port")?,
+            election_port: self.port(parts[2], "election port")?,
+            role,
+            client_addr,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(text, "zoo.cfg")
+    }
+
+    #[test]
+    fn zookeepers_sample_config_parses() {
+        let c = parse("# sample\ntickTime=2000\ninitLimit=10\nsyncLimit=5\ndataDir=/var/lib/zookeeper\nclientPort=2181\n#maxClientCnxns=60\n").unwrap();
+        assert_eq!((c.tick_time_ms, c.init_limit, c.sync_limit, c.client_port), (2000, 10, 5, Some(2181)));
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (4000, 40000));
+        assert!(c.is_standalone());
+        assert!(c.warnings.is_empty());
+        if let Ok(text) = std::fs::read_to_string("/etc/zookeeper/conf/zoo.cfg") {
+            Config::parse(&text, "/etc/zookeeper/conf/zoo.cfg").expect("Debian's zoo.cfg");
+        }
+    }
+
+    #[test]
+    fn every_key_is_read() {
+        let c = parse(
+            "dataDir = /d\ndataLogDir: /l\nclientPort 2200\nclientPortAddress=127.0.0.1\nmaxClientCnxns=0\n\
+             minSessionTimeout=1000\nmaxSessionTimeout=-1\n4lw.commands.whitelist=ruok, stat\n\
+             zookeeper.extendedTypesEnabled=true\njute.maxbuffer=4096\nznode.container.checkIntervalMs=500\n\
+             znode.container.maxPerMinute=60\nDigestAuthenticationProvider.superDigest=super:abc=\nskipACL=yes\n\
+             reconfigEnabled=true\nsnapCount=10\npreAllocSize=64\nforceSync=no\nfsync.warningthresholdms=5\n\
+             autopurge.snapRetainCount=1\nautopurge.purgeInterval=2\nadmin.enableServer=false\nfoo.bar=1\n",
+        )
+        .unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/d"));
+        assert_eq!(c.data_log_dir(), Path::new("/l"));
+        assert_eq!(c.client_port, Some(2200));
+        assert_eq!(c.max_client_cnxns, 0);
+        assert_eq!((c.min_session_timeout_ms, c.max_session_timeout_ms), (1000, 60000));
+        assert!(c.four_letter_words.allows("ruok") && c.four_letter_words.allows("stat"));
+        assert!(!c.four_letter_words.allows("srvr"));
+        assert!(c.extended_types_enabled && c.skip_acl && c.reconfig_enabled && !c.force_sync);
+        assert_eq!((c.jute_max_buffer, c.container_check_interval_ms, c.container_max_per_minute), (4096, 500, 60));
+        assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
+        assert_eq!((c.snap_count, c.pre_alloc_size_kb, c.fsync_warning_threshold_ms), (10, 64, 5));
+        assert_eq!((c.autopurge_snap_retain_count, c.autopurge_purge_interval_hours), (3, 2));
+        assert_eq!(c.extra.get("admin.enableServer").map(String::as_str), Some("false"));
+        assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
+        assert!(c.warnings[1].contains("zoo.cfg:23: unknown key 'foo.bar'"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let cases = [
+            ("dataDir=/d\nclientPort=2181\ntickTime=abc\n", "zoo.cfg:3: tickTime: 'abc' is not a valid integer"),
+            ("dataDir=/d\nclientPort=70000\n", "zoo.cfg:2: clientPort: 70000 is out of range"),
+            ("clientPort=2181\n", "zoo.cfg: dataDir is not set"),
+            ("dataDir=/d\n", "zoo.cfg: clientPort is not set"),
+            ("dataDir=/d\nclientPort=1\nminSessionTimeout=5000\nmaxSessionTimeout=10\n", "must not be larger"),
+            ("dataDir=/d\nclientPort=1\nforceSync=maybe\n", "zoo.cfg:3: forceSync: 'maybe' is not yes or no"),
+            ("dataDir=/d\nserver.1=host:2888\n", "zoo.cfg:2: server.1: 'host:2888' is not"),
+            ("dataDir=/d\nserver.1=h:2888:3888:boss\n", "unknown peer role 'boss'"),
+            ("dataDir=/d\nserver.1=h:2888:0\n", "election port '0' is not a valid port"),
+            ("dataDir=/d\nserver.1=h:1:2\nserver.1=h:3:4\n", "server.1 is listed twice"),
+            ("dataDir=/d\nclientPortAddress=nowhere\nclientPort=1\n", "zoo.cfg:2: clientPortAddress: 'nowhere'"),
+        ];
+        for (text, expected) in cases {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn server_lines() {
+        let c = parse("dataDir=/d\nserver.1=a:2888:3888\nserver.2=b:2888:3888:observer;2181\nserver.3=c:1:2:participant;0.0.0.0:2182\n").unwrap();
+        assert_eq!(c.servers.len(), 3);
+        assert_eq!(c.servers[1].role, PeerRole::Observer);
+        assert_eq!(c.servers[1].client_addr, Some((None, 2181)));
+        assert_eq!(c.servers[2].client_addr, Some((Some("0.0.0.0".into()), 2182)));
+        assert!(!c.is_standalone());
+        let single = parse("dataDir=/d\nserver.1=a:2888:3888;2181\n").unwrap();
+        assert!(single.is_standalone(), "one participant with standaloneEnabled runs standalone");
+    }
+
+    #[test]
+    fn properties_syntax() {
+        let props = properties("! comment\n  a = 1 \nb:2\nc 3\nd=x\\\n  y\n\ne=\n");
+        let keys: Vec<_> = props.iter().map(|(l, k, v)| (*l, k.as_str(), v.as_str())).collect();
+        assert_eq!(keys, vec![(2, "a", "1"), (3, "b", "2"), (4, "c", "3"), (5, "d", "xy"), (8, "e", "")]);
+        assert_eq!(parse("dataDir=/d\nclientPort=1\n4lw.commands.whitelist=\n").unwrap().four_letter_words, FourLetterWhitelist::Only(BTreeSet::new()));
+    }
+}
