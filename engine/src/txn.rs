@@ -17,7 +17,8 @@ pub enum TxnResult {
     Deleted,
     SetData(Stat),
     SetAcl(Stat),
-    Checked,
+    /// A check; carries the node's Stat for the (non-multi) reply.
+    Checked(Option<Stat>),
     Multi(Vec<TxnResult>),
     SessionCreated,
     SessionClosed,
@@ -73,7 +74,7 @@ fn apply_body(tree: &mut DataTree, header: &TxnHeader, body: &TxnBody, triggers:
             Ok(stat) => TxnResult::SetAcl(stat),
             Err(code) => TxnResult::Error(code),
         },
-        TxnBody::Check(_) => TxnResult::Checked,
+        TxnBody::Check(txn) => TxnResult::Checked(tree.get(&txn.path).map(|n| tree.client_stat(n))),
         TxnBody::Multi(txns) => apply_multi(tree, header, txns, triggers),
         TxnBody::CreateSession(txn) => {
             tree.add_session(header.client_id, txn.timeout_ms);

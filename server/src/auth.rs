@@ -132,13 +132,14 @@ fn is_valid_digest_id(id: &str) -> bool {
     parts.len() == 2
 }
 
-/// Parses `addr[/bits]` as ZooKeeper's IPAuthenticationProvider does (IPv4 dotted quad or IPv6).
+/// Parses `addr[/bits]` as ZooKeeper 3.8.0's IPAuthenticationProvider does: IPv4 dotted quads only (an
+/// IPv6 ACL id is InvalidACL there).
 fn parse_ip_acl(expr: &str) -> Option<(IpAddr, u32)> {
     let (addr, bits) = match expr.split_once('/') {
         Some((addr, bits)) => (addr, Some(bits)),
         None => (expr, None),
     };
-    let addr: IpAddr = addr.parse().ok()?;
+    let addr = IpAddr::V4(addr.parse().ok()?);
     let max_bits = if addr.is_ipv4() { 32 } else { 128 };
     let bits = match bits {
         Some(b) => b.parse::<i64>().ok().filter(|b| (0..=max_bits).contains(b))? as u32,
@@ -149,16 +150,11 @@ fn parse_ip_acl(expr: &str) -> Option<(IpAddr, u32)> {
 
 /// Does the connection address `addr` fall inside `expr` (`addr[/bits]`)?
 fn ip_matches(addr: &str, expr: &str) -> bool {
-    let (Some((net, bits)), Ok(remote)) = (parse_ip_acl(expr), addr.parse::<IpAddr>()) else { return false };
-    match (net, remote) {
-        (IpAddr::V4(n), IpAddr::V4(r)) => masked(u32::from(n).into(), bits, 32) == masked(u32::from(r).into(), bits, 32),
-        (IpAddr::V6(n), IpAddr::V6(r)) => masked(u128::from(n), bits, 128) == masked(u128::from(r), bits, 128),
-        _ => false,
-    }
-}
-
-fn masked(value: u128, bits: u32, width: u32) -> u128 {
-    if bits == 0 { 0 } else { value >> (width - bits) }
+    let (Some((IpAddr::V4(net), bits)), Ok(IpAddr::V4(remote))) = (parse_ip_acl(expr), addr.parse::<IpAddr>()) else {
+        return false;
+    };
+    let mask = if bits == 0 { 0 } else { u32::MAX << (32 - bits) };
+    u32::from(net) & mask == u32::from(remote) & mask
 }
 
 #[cfg(test)]
@@ -186,7 +182,7 @@ mod tests {
             (Acl::new(perms::ALL, "ip", "10.0.0.0/8"), &anon, perms::READ, true),
             (Acl::new(perms::ALL, "ip", "10.0.0.0/16"), &anon, perms::READ, false),
             (Acl::new(perms::ALL, "ip", "0.0.0.0/0"), &anon, perms::READ, true),
-            (Acl::new(perms::ALL, "ip", "::1"), &alice, perms::READ, false),
+            (Acl::new(perms::ALL, "ip", "10.0.0.0"), &alice, perms::READ, false),
         ];
         for (acl, auth, perm, allowed) in cases {
             assert_eq!(check_acl(std::slice::from_ref(acl), auth, *perm, false), *allowed, "{acl:?} {perm}");
@@ -216,8 +212,7 @@ mod tests {
         assert_eq!(ok(Acl::new(31, "auth", ""), &anon), Err(ErrorCode::InvalidAcl));
         assert_eq!(fixup_acl(&[], &anon), Err(ErrorCode::InvalidAcl));
         assert!(ok(Acl::new(31, "ip", "1.2.3.4/32"), &anon).is_ok());
-        assert!(ok(Acl::new(31, "ip", "fe80::1/64"), &anon).is_ok());
-        for bad in [("ip", "1.2.3.4/33"), ("ip", "999.1.1.1"), ("digest", "nocolon"), ("digest", "a:b:c"), ("foo", "x"), ("world", "me"), ("super", "")] {
+        for bad in [("ip", "fe80::1/64"), ("ip", "1.2.3.4/33"), ("ip", "999.1.1.1"), ("digest", "nocolon"), ("digest", "a:b:c"), ("foo", "x"), ("world", "me"), ("super", "")] {
             assert_eq!(ok(Acl::new(31, bad.0, bad.1), &anon), Err(ErrorCode::InvalidAcl), "{bad:?}");
         }
         let dup = [Acl::new(31, "world", "anyone"), Acl::new(31, "world", "anyone")];

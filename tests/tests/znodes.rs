@@ -34,7 +34,7 @@ async fn stat_fields_follow_zookeeper() {
 
     client.delete("/p/c", None).await.unwrap();
     let (_, parent_deleted) = client.get_data("/p").await.unwrap();
-    assert_eq!(parent_deleted.cversion, 1, "delete leaves cversion alone");
+    assert_eq!(parent_deleted.cversion, 2, "clients see child creates plus deletes");
     assert_eq!(parent_deleted.num_children, 0);
     assert!(parent_deleted.pzxid > set.mzxid, "delete moves pzxid");
 
@@ -56,7 +56,7 @@ async fn sequential_names_count_from_the_parent_cversion() {
     client.create("/q/plain", b"", &persistent()).await.unwrap();
     client.delete("/q/plain", None).await.unwrap();
     let (_, second) = client.create("/q/item-", b"", &seq).await.unwrap();
-    assert_eq!(second.into_i64(), 2, "cversion counted the plain create; the delete did not change it");
+    assert_eq!(second.into_i64(), 2, "the suffix counts creates only: the plain create, not its delete");
     let mut children = client.list_children("/q").await.unwrap();
     children.sort();
     assert_eq!(children, vec!["item-0000000000", "item-0000000002"]);
@@ -203,7 +203,7 @@ async fn multi_is_atomic_with_per_op_results() {
     assert!(matches!(results[2], zk::MultiWriteResult::Check));
     assert!(matches!(results[3], zk::MultiWriteResult::Delete));
     let (data, stat) = client.get_data("/m").await.unwrap();
-    assert_eq!((data.as_slice(), stat.cversion), (&b"v1"[..], 1), "only the successful multi's create counts");
+    assert_eq!((data.as_slice(), stat.cversion), (&b"v1"[..], 2), "the successful multi's create and delete count");
 
     let mut reader = client.new_multi_reader();
     reader.add_get_data("/m").unwrap();

@@ -46,9 +46,13 @@ impl Node {
     }
 
     /// The Stat a client sees. Container and TTL owners are internal encodings and show as 0
-    /// (reference/client-wire.md §11).
+    /// (reference/client-wire.md §11). The stored cversion counts child creates; clients see creates plus
+    /// deletes, which ZooKeeper derives as `2 * creates - children` (`DataNode.copyStat`), since every
+    /// create but those of the children still present was matched by a delete.
     pub fn client_stat(&self, extended_types: bool) -> Stat {
-        let mut stat = Stat::from_persisted(&self.stat, self.data_len(), self.children.len() as i32);
+        let children = self.children.len() as i32;
+        let mut stat = Stat::from_persisted(&self.stat, self.data_len(), children);
+        stat.cversion = self.stat.cversion.wrapping_mul(2).wrapping_sub(children);
         if EphemeralKind::of(self.stat.ephemeral_owner, extended_types).session().is_none() {
             stat.ephemeral_owner = 0;
         }

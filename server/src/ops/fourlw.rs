@@ -66,7 +66,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<FourLetterJob>) {
             if have == 8 || stream.read_exact(&mut mask[have..]).is_ok() {
                 trace_mask = i64::from_be_bytes(mask);
             }
-            format!("{trace_mask}\n")
+            trace_mask.to_string()
         } else {
             report(&shared, &command, trace_mask)
         };
@@ -98,7 +98,7 @@ fn report(shared: &Shared, command: &str, trace_mask: i64) -> String {
         "wchs" | "wchc" | "wchp" => watches(shared, command),
         "dirs" => dirs(shared),
         "isro" => "rw".to_owned(),
-        "gtmk" => format!("{trace_mask}\n"),
+        "gtmk" => trace_mask.to_string(),
         "hash" => String::new(),
         _ => unreachable!("{command} passed is_command"),
     }
@@ -196,9 +196,14 @@ fn server_stats(shared: &Shared, with_clients: bool) -> String {
         shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed),
         shared.stats.outstanding(),
         tree.last_processed_zxid(),
-        tree.node_count(),
+        zookeeper_node_count(&tree),
     ));
     out
+}
+
+/// ZooKeeper's node map holds the root under both "" and "/", and its reports count both.
+fn zookeeper_node_count(tree: &fk_engine::tree::DataTree) -> usize {
+    tree.node_count() + 1
 }
 
 /// Formats like Java's `Double.toString` for the values we print (always a decimal point).
@@ -267,14 +272,13 @@ fn dump(shared: &Shared) -> String {
             }
         }
     }
+    // ZooKeeper groups connections by its idle-connection expiry, which we do not have; we list them in
+    // one set, in the same per-connection format.
     out.push_str("Connections dump:\n");
     let conns = connections(shared);
     out.push_str(&format!("Connections Sets (1)/({}):\n", conns.len()));
-    out.push_str(&format!("{} expire at {}:\n", conns.len(), java_date(0)));
     for c in conns {
-        if let Some(id) = c.session_id {
-            out.push_str(&format!("\tip: /{}: sessionId: 0x{id:x}\n", c.peer));
-        }
+        out.push_str(&format!("\tip: /{} sessionId: 0x{:x}\n", c.peer, c.session_id.unwrap_or(0)));
     }
     out
 }
@@ -343,7 +347,7 @@ fn monitor(shared: &Shared) -> String {
         ("zk_packets_sent", shared.stats.packets_sent().to_string()),
         ("zk_num_alive_connections", shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed).to_string()),
         ("zk_outstanding_requests", shared.stats.outstanding().to_string()),
-        ("zk_znode_count", tree.node_count().to_string()),
+        ("zk_znode_count", zookeeper_node_count(&tree).to_string()),
         ("zk_watch_count", watch_count.to_string()),
         ("zk_watched_paths", watched_paths.to_string()),
         ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
@@ -370,10 +374,12 @@ fn watch_totals(shared: &Shared) -> (usize, usize) {
 }
 
 fn watches(shared: &Shared, command: &str) -> String {
-    // (session, path) pairs from every shard; a connection without a session cannot watch.
+    // (session, path) pairs from every shard. Like ZooKeeper, these reports cover the data watch manager
+    // only (data, exists, persistent and recursive watches; child watches are not listed).
     let pairs: Vec<(i64, String)> = on_shards(shared, |s| {
         s.watches
             .entries()
+            .filter(|(_, _, in_data_manager)| *in_data_manager)
             .filter_map(|(path, conn, _)| s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned())))
             .collect::<Vec<_>>()
     })

@@ -90,7 +90,9 @@ fn response_for(op: OpCode, body: &TxnBody, result: &TxnResult) -> (ErrorCode, R
             _ => (ErrorCode::Ok, Response::Create2(Create2Response { path: path.clone(), stat: stat.clone() })),
         },
         TxnResult::SetData(stat) | TxnResult::SetAcl(stat) => (ErrorCode::Ok, Response::Stat(stat.clone())),
-        TxnResult::Checked => (ErrorCode::Ok, Response::Stat(Stat::default())),
+        // ZooKeeper 3.8 never answers a lone check (its reply serialization fails); the Java client never
+        // sends one. We answer with the node's Stat, the shape ZooKeeper's code intends.
+        TxnResult::Checked(stat) => (ErrorCode::Ok, Response::Stat(stat.clone().unwrap_or_default())),
         TxnResult::Multi(results) => {
             let TxnBody::Multi(txns) = body else { unreachable!("multi result for a {} txn", body.txn_type()) };
             let results = txns.iter().zip(results).map(|(txn, result)| multi_result(txn, result)).collect();
@@ -108,7 +110,7 @@ fn multi_result(txn: &TxnBody, result: &TxnResult) -> MultiResult {
         },
         TxnResult::Deleted => MultiResult::Delete,
         TxnResult::SetData(stat) => MultiResult::SetData(stat.clone()),
-        TxnResult::Checked => MultiResult::Check,
+        TxnResult::Checked(_) => MultiResult::Check,
         TxnResult::Error(code) => MultiResult::Error(code.as_i32()),
         other => unreachable!("{other:?} inside a multi"),
     }

@@ -38,8 +38,16 @@ pub struct WriteRequest {
     pub origin: Origin,
     pub session_id: i64,
     pub xid: i32,
-    pub request: Request,
+    pub work: Sequenced,
     pub auth: Arc<AuthIds>,
+}
+
+/// What the sequencer is asked to do for a request.
+pub enum Sequenced {
+    Request(Request),
+    /// A write refused before prep — an undecodable body, or a client's deleteContainer. ZooKeeper still
+    /// logs it as an error txn, consuming a zxid, so we do too.
+    Refused(OpCode, ErrorCode),
 }
 
 /// A txn on its way to the applier, or a barrier (sync) that only needs to keep its place in line.

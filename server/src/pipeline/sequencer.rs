@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use fk_engine::tree::{DataTree, EphemeralKind};
 use fk_net::client::{ConnectRequest, Request};
-use fk_net::txn::{CreateSessionTxn, Txn, TxnBody, TxnHeader};
+use fk_net::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody, TxnHeader};
 use tracing::{info, warn};
 
 use super::Shared;
@@ -176,7 +176,15 @@ impl Sequencer {
     }
 
     fn write(&mut self, w: WriteRequest, tree: &DataTree, out: &mut Output) {
-        let WriteRequest { origin, session_id, xid, request, auth } = w;
+        let WriteRequest { origin, session_id, xid, work, auth } = w;
+        let request = match work {
+            Sequenced::Request(request) => request,
+            Sequenced::Refused(op, err) => {
+                let txn = self.txn(session_id, xid, TxnBody::Error(ErrorTxn { err: err.as_i32() }));
+                out.proposals.push(Proposal { txn: Some(txn), route: Route::Reply { origin, xid, op } });
+                return;
+            }
+        };
         let op = request.op_code();
         let txn = match &request {
             Request::Sync(r) => {

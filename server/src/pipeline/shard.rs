@@ -374,6 +374,9 @@ impl Shard {
             }
             Err(RequestError::Malformed(op, e)) => {
                 debug!(peer = %conn.peer, op = op.name(), "undecodable request body: {e}");
+                if is_txn_op(op) {
+                    return self.sequence(id, session_id, header.xid, op, Sequenced::Refused(op, ErrorCode::MarshallingError), received);
+                }
                 return self.enqueue(id, Pending::Error { xid: header.xid, err: ErrorCode::MarshallingError, close: false, received }, tree);
             }
         };
@@ -399,19 +402,30 @@ impl Shard {
                 }
             }
             Request::Write(_) | Request::Multi(_) | Request::Sync(_) | Request::CloseSession | Request::Reconfig(_) => {
-                self.shared.stats.request_started();
                 let op = request.op_code();
-                conn.pending.push_back(Pending::Write { xid, op, received });
-                if matches!(request, Request::CloseSession) {
-                    // Nothing after closeSession is served; the reply closes the connection.
-                    conn.read_paused = true;
-                }
-                let origin = Origin { shard: self.state.index, conn: id };
-                let auth = conn.auth.clone();
-                self.state.outbox.push(SequencerMsg::Write(WriteRequest { origin, session_id, xid, request, auth }));
+                self.sequence(id, session_id, xid, op, Sequenced::Request(request), received);
+            }
+            // Only the server's reaper may delete containers; ZooKeeper refuses a client's with BadArguments.
+            Request::DeleteContainer(_) => {
+                let op = OpCode::DeleteContainer;
+                self.sequence(id, session_id, xid, op, Sequenced::Refused(op, ErrorCode::BadArguments), received);
             }
             request => self.enqueue(id, Pending::Read { xid, request, received }, tree),
         }
+    }
+
+    /// Sends a request down the write pipeline; its reply comes back in order through the applier.
+    fn sequence(&mut self, id: ConnId, session_id: i64, xid: i32, op: OpCode, work: Sequenced, received: Instant) {
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        self.shared.stats.request_started();
+        conn.pending.push_back(Pending::Write { xid, op, received });
+        if op == OpCode::CloseSession {
+            // Nothing after closeSession is served; the reply closes the connection.
+            conn.read_paused = true;
+        }
+        let origin = Origin { shard: self.state.index, conn: id };
+        let auth = conn.auth.clone();
+        self.state.outbox.push(SequencerMsg::Write(WriteRequest { origin, session_id, xid, work, auth }));
     }
 
     /// Queues a locally answered request behind the connection's pending writes, or answers it now.
@@ -432,7 +446,9 @@ impl Shard {
             let (xid, received, op) = match conn.pending.pop_front().expect("front exists") {
                 Pending::Read { xid, request, received } => {
                     let (reply_xid, err, response) = answer_read(&self.shared, conn, watches, xid, &request, tree);
-                    conn.push_reply(reply_xid, zxid, err, &response);
+                    // ZooKeeper answers SASL outside its request pipeline, with zxid 0.
+                    let reply_zxid = if matches!(request, Request::Sasl(_)) { 0 } else { zxid };
+                    conn.push_reply(reply_xid, reply_zxid, err, &response);
                     (xid, received, request.op_code().short_name())
                 }
                 Pending::Error { xid, err, close, received } => {
@@ -527,6 +543,24 @@ impl Shard {
     }
 }
 
+/// Ops whose requests become txns in ZooKeeper even when their body cannot be decoded.
+fn is_txn_op(op: OpCode) -> bool {
+    matches!(
+        op,
+        OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::DeleteContainer
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Check
+            | OpCode::Multi
+            | OpCode::Reconfig
+    )
+}
+
 /// Answers one locally served request: (reply xid, error, body).
 fn answer_read(
     shared: &Shared,
@@ -578,13 +612,15 @@ fn answer_read(
             watches.add(conn.id, &r.path, kind);
             return (xid, ErrorCode::Ok, Response::AddWatch(ErrorResponse { err: 0 }));
         }
-        Request::Sasl(_) | Request::DeleteContainer(_) => return (xid, ErrorCode::Unimplemented, Response::Empty),
+        // Without a SASL provider configured, ZooKeeper answers every token with a null one.
+        Request::Sasl(_) => return (xid, ErrorCode::Ok, Response::Sasl(SaslRequest { token: None })),
         Request::Auth(_)
         | Request::Write(_)
         | Request::Multi(_)
         | Request::Sync(_)
         | Request::CloseSession
-        | Request::Reconfig(_) => unreachable!("{:?} is not answered locally", request.op_code()),
+        | Request::Reconfig(_)
+        | Request::DeleteContainer(_) => unreachable!("{:?} is not answered locally", request.op_code()),
     };
     if let Some((path, kind)) = answer.watch {
         watches.add(conn.id, &path, kind);
