@@ -13,7 +13,10 @@ use crate::tree::{DataTree, EphemeralKind, WatchTrigger};
 /// What applying one txn (or one sub-txn of a multi) did, for the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnResult {
-    Created { path: String, stat: Stat },
+    Created {
+        path: String,
+        stat: Stat,
+    },
     Deleted,
     SetData(Stat),
     SetAcl(Stat),
@@ -111,10 +114,8 @@ fn create(
     match tree.create_node(node_path, data, acl, owner, parent_cversion, header.zxid, header.time) {
         Ok(stat) => {
             triggers.push(WatchTrigger { event: EventType::NodeCreated, path: node_path.to_owned() });
-            triggers.push(WatchTrigger {
-                event: EventType::NodeChildrenChanged,
-                path: path::parent(node_path).to_owned(),
-            });
+            triggers
+                .push(WatchTrigger { event: EventType::NodeChildrenChanged, path: path::parent(node_path).to_owned() });
             TxnResult::Created { path: node_path.to_owned(), stat }
         }
         Err(code) => TxnResult::Error(code),
@@ -125,10 +126,8 @@ fn delete(tree: &mut DataTree, node_path: &str, zxid: i64, triggers: &mut Vec<Wa
     match tree.delete_node(node_path, zxid) {
         Ok(()) => {
             triggers.push(WatchTrigger { event: EventType::NodeDeleted, path: node_path.to_owned() });
-            triggers.push(WatchTrigger {
-                event: EventType::NodeChildrenChanged,
-                path: path::parent(node_path).to_owned(),
-            });
+            triggers
+                .push(WatchTrigger { event: EventType::NodeChildrenChanged, path: path::parent(node_path).to_owned() });
             TxnResult::Deleted
         }
         Err(code) => TxnResult::Error(code),
@@ -138,7 +137,12 @@ fn delete(tree: &mut DataTree, node_path: &str, zxid: i64, triggers: &mut Vec<Wa
 /// A multi applies all its sub-txns or none. A failed multi is logged with its failing op as an error
 /// txn; then every sub-result is an error: 0 before the failure, the real code at it, -2 after
 /// (reference/client-wire.md §7).
-fn apply_multi(tree: &mut DataTree, header: &TxnHeader, txns: &[TxnBody], triggers: &mut Vec<WatchTrigger>) -> TxnResult {
+fn apply_multi(
+    tree: &mut DataTree,
+    header: &TxnHeader,
+    txns: &[TxnBody],
+    triggers: &mut Vec<WatchTrigger>,
+) -> TxnResult {
     let failed_at = txns.iter().position(|t| matches!(t, TxnBody::Error(_)));
     let results = match failed_at {
         Some(index) => txns

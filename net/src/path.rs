@@ -23,9 +23,9 @@ pub fn validate_path(path: &str) -> Result<(), String> {
             return Err(format!("null character not allowed @{i}"));
         } else if c == b'/' && last == b'/' {
             return Err(format!("empty node name specified @{i}"));
-        } else if c == b'.' && last == b'.' && i >= 2 && bytes[i - 2] == b'/' && component_ends_here {
-            return Err(format!("relative paths not allowed @{i}"));
-        } else if c == b'.' && last == b'/' && component_ends_here {
+        } else if c == b'.' && component_ends_here && (last == b'/' || (last == b'.' && i >= 2 && bytes[i - 2] == b'/'))
+        {
+            // A component that is exactly "." or "..".
             return Err(format!("relative paths not allowed @{i}"));
         }
     }

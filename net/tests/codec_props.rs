@@ -24,12 +24,30 @@ fn acl() -> impl Strategy<Value = Vec<Acl>> {
 
 fn write_op() -> impl Strategy<Value = WriteOp> {
     prop_oneof![
-        (path(), data(), acl(), 0..7i32, prop::sample::select(vec![OpCode::Create, OpCode::Create2, OpCode::CreateContainer]))
-            .prop_map(|(path, data, acl, flags, op)| WriteOp::Create { op, request: CreateRequest { path, data, acl, flags } }),
-        (path(), data(), acl(), any::<i64>())
-            .prop_map(|(path, data, acl, ttl)| WriteOp::CreateTtl(CreateTtlRequest { path, data, acl, flags: 5, ttl })),
+        (
+            path(),
+            data(),
+            acl(),
+            0..7i32,
+            prop::sample::select(vec![OpCode::Create, OpCode::Create2, OpCode::CreateContainer])
+        )
+            .prop_map(|(path, data, acl, flags, op)| WriteOp::Create {
+                op,
+                request: CreateRequest { path, data, acl, flags }
+            }),
+        (path(), data(), acl(), any::<i64>()).prop_map(|(path, data, acl, ttl)| WriteOp::CreateTtl(CreateTtlRequest {
+            path,
+            data,
+            acl,
+            flags: 5,
+            ttl
+        })),
         (path(), any::<i32>()).prop_map(|(path, version)| WriteOp::Delete(DeleteRequest { path, version })),
-        (path(), data(), any::<i32>()).prop_map(|(path, data, version)| WriteOp::SetData(SetDataRequest { path, data, version })),
+        (path(), data(), any::<i32>()).prop_map(|(path, data, version)| WriteOp::SetData(SetDataRequest {
+            path,
+            data,
+            version
+        })),
         (path(), any::<i32>()).prop_map(|(path, version)| WriteOp::Check(CheckVersionRequest { path, version })),
     ]
 }

@@ -33,7 +33,12 @@ impl AuthIds {
 
     /// Handles an auth packet (scheme + credentials). Unknown schemes fail with AuthFailed, after which
     /// ZooKeeper closes the connection.
-    pub fn authenticate(&mut self, scheme: &str, credentials: &[u8], super_digest: Option<&str>) -> Result<(), ErrorCode> {
+    pub fn authenticate(
+        &mut self,
+        scheme: &str,
+        credentials: &[u8],
+        super_digest: Option<&str>,
+    ) -> Result<(), ErrorCode> {
         match scheme {
             "digest" => {
                 let digest = digest_id(&String::from_utf8_lossy(credentials));
@@ -212,7 +217,16 @@ mod tests {
         assert_eq!(ok(Acl::new(31, "auth", ""), &anon), Err(ErrorCode::InvalidAcl));
         assert_eq!(fixup_acl(&[], &anon), Err(ErrorCode::InvalidAcl));
         assert!(ok(Acl::new(31, "ip", "1.2.3.4/32"), &anon).is_ok());
-        for bad in [("ip", "fe80::1/64"), ("ip", "1.2.3.4/33"), ("ip", "999.1.1.1"), ("digest", "nocolon"), ("digest", "a:b:c"), ("foo", "x"), ("world", "me"), ("super", "")] {
+        for bad in [
+            ("ip", "fe80::1/64"),
+            ("ip", "1.2.3.4/33"),
+            ("ip", "999.1.1.1"),
+            ("digest", "nocolon"),
+            ("digest", "a:b:c"),
+            ("foo", "x"),
+            ("world", "me"),
+            ("super", ""),
+        ] {
             assert_eq!(ok(Acl::new(31, bad.0, bad.1), &anon), Err(ErrorCode::InvalidAcl), "{bad:?}");
         }
         let dup = [Acl::new(31, "world", "anyone"), Acl::new(31, "world", "anyone")];

@@ -96,14 +96,44 @@ pub struct Config {
 
 /// Keys accepted and kept raw: ZooKeeper options this server does not act on (yet).
 const KNOWN_UNUSED: &[&str] = &[
-    "admin.enableServer", "admin.serverAddress", "admin.serverPort", "admin.commandURL", "admin.idleTimeout",
-    "clientPortListenBacklog", "secureClientPort", "secureClientPortAddress", "electionAlg", "electionPortBindRetry",
-    "quorumListenOnAllIPs", "dynamicConfigFile", "peerType", "syncEnabled", "localSessionsEnabled",
-    "localSessionsUpgradingEnabled", "leaderServes", "sslQuorum", "serverCnxnFactory", "globalOutstandingLimit",
-    "readonlymode.enabled", "digest.enabled", "maxCnxns", "connectToLearnerMasterLimit", "multiAddress.enabled",
-    "metricsProvider.className", "quorum.auth.enableSasl", "authProvider.1", "audit.enable", "snapshot.trust.empty",
-    "snapshot.compression.method", "closeSessionTxn.enabled", "txnLogSizeLimitInKb", "maxResponseCacheSize",
-    "znode.container.maxNeverUsedIntervalMs", "ssl.clientAuth", "sslQuorumReloadCertFiles", "portUnification",
+    "admin.enableServer",
+    "admin.serverAddress",
+    "admin.serverPort",
+    "admin.commandURL",
+    "admin.idleTimeout",
+    "clientPortListenBacklog",
+    "secureClientPort",
+    "secureClientPortAddress",
+    "electionAlg",
+    "electionPortBindRetry",
+    "quorumListenOnAllIPs",
+    "dynamicConfigFile",
+    "peerType",
+    "syncEnabled",
+    "localSessionsEnabled",
+    "localSessionsUpgradingEnabled",
+    "leaderServes",
+    "sslQuorum",
+    "serverCnxnFactory",
+    "globalOutstandingLimit",
+    "readonlymode.enabled",
+    "digest.enabled",
+    "maxCnxns",
+    "connectToLearnerMasterLimit",
+    "multiAddress.enabled",
+    "metricsProvider.className",
+    "quorum.auth.enableSasl",
+    "authProvider.1",
+    "audit.enable",
+    "snapshot.trust.empty",
+    "snapshot.compression.method",
+    "closeSessionTxn.enabled",
+    "txnLogSizeLimitInKb",
+    "maxResponseCacheSize",
+    "znode.container.maxNeverUsedIntervalMs",
+    "ssl.clientAuth",
+    "sslQuorumReloadCertFiles",
+    "portUnification",
 ];
 
 /// System-property style keys, accepted with or without the `zookeeper.` prefix.
@@ -219,7 +249,8 @@ impl Config {
                 _ => config.warnings.push(format!("{origin}:{line}: unknown key '{key}' ignored")),
             }
         }
-        config.data_dir = data_dir.ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
+        config.data_dir = data_dir
+            .ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
         config.apply_session_timeouts(origin, min_timeout, max_timeout)?;
         config.check_servers(origin)?;
         Ok(config)
@@ -245,7 +276,10 @@ impl Config {
         let mut ids = BTreeSet::new();
         for server in &self.servers {
             if !ids.insert(server.id) {
-                return Err(ConfigError::Invalid { origin: origin.into(), reason: format!("server.{} is listed twice", server.id) });
+                return Err(ConfigError::Invalid {
+                    origin: origin.into(),
+                    reason: format!("server.{} is listed twice", server.id),
+                });
             }
         }
         if self.servers.is_empty() && self.client_port.is_none() {
@@ -368,7 +402,10 @@ impl Location<'_> {
     }
 
     fn port(&self, text: &str, what: &str) -> Result<u16, ConfigError> {
-        text.parse::<u16>().ok().filter(|p| *p != 0).ok_or_else(|| self.error(format!("{what} '{text}' is not a valid port")))
+        text.parse::<u16>()
+            .ok()
+            .filter(|p| *p != 0)
+            .ok_or_else(|| self.error(format!("{what} '{text}' is not a valid port")))
     }
 
     /// `host:quorumPort:electionPort[:participant|:observer][;[clientHost:]clientPort]`.
@@ -491,6 +528,9 @@ mod tests {
         let props = properties("! comment\n  a = 1 \nb:2\nc 3\nd=x\\\n  y\n\ne=\n");
         let keys: Vec<_> = props.iter().map(|(l, k, v)| (*l, k.as_str(), v.as_str())).collect();
         assert_eq!(keys, vec![(2, "a", "1"), (3, "b", "2"), (4, "c", "3"), (5, "d", "xy"), (8, "e", "")]);
-        assert_eq!(parse("dataDir=/d\nclientPort=1\n4lw.commands.whitelist=\n").unwrap().four_letter_words, FourLetterWhitelist::Only(BTreeSet::new()));
+        assert_eq!(
+            parse("dataDir=/d\nclientPort=1\n4lw.commands.whitelist=\n").unwrap().four_letter_words,
+            FourLetterWhitelist::Only(BTreeSet::new())
+        );
     }
 }

@@ -31,7 +31,9 @@ fn run() -> anyhow::Result<()> {
     let config = match args.as_slice() {
         [] => Config::default_standalone(),
         [flag] if flag == "--help" || flag == "-h" => {
-            println!("usage: ferrokeeper [path/to/zoo.cfg]\n\nWithout a file, runs standalone on port 2181 with data under ./data.");
+            println!(
+                "usage: ferrokeeper [path/to/zoo.cfg]\n\nWithout a file, runs standalone on port 2181 with data under ./data."
+            );
             return Ok(());
         }
         [flag] if flag == "--version" || flag == "-V" => {

@@ -198,8 +198,10 @@ mod tests {
         let exists = reader.exists(&PathWatchRequest { path: "/nope".into(), watch: true });
         assert_eq!(exists.result, Err(ErrorCode::NoNode));
         assert_eq!(exists.watch, Some(("/nope".into(), WatchKind::Data)));
-        assert_eq!(reader.get_all_children_number(&PathRequest { path: "/".into() }).result,
-            Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number: 7 })));
+        assert_eq!(
+            reader.get_all_children_number(&PathRequest { path: "/".into() }).result,
+            Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number: 7 }))
+        );
     }
 
     #[test]

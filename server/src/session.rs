@@ -83,7 +83,9 @@ impl SessionTracker {
     /// Tracks a session known from elsewhere (recovery, or a peer's createSession).
     pub fn track(&mut self, session_id: i64, timeout_ms: u32, now_ms: u64) {
         let expires_at_ms = self.round_to_next_tick(now_ms + timeout_ms as u64);
-        if let Some(old) = self.sessions.insert(session_id, TrackedSession { timeout_ms, expires_at_ms, closing: false }) {
+        if let Some(old) =
+            self.sessions.insert(session_id, TrackedSession { timeout_ms, expires_at_ms, closing: false })
+        {
             self.unbucket(session_id, old.expires_at_ms);
         }
         self.buckets.entry(expires_at_ms).or_default().insert(session_id);
@@ -195,12 +197,10 @@ mod tests {
     #[test]
     fn password_matches_java_random() {
         // java.util.Random(id ^ 0xB3415C00L).nextBytes(new byte[16]), computed with Java 17.
-        let zero: [u8; 16] = [
-            0xf2, 0x2a, 0xcd, 0x4a, 0x97, 0xe6, 0x9d, 0x6d, 0x20, 0xa4, 0x9b, 0xb6, 0x38, 0xea, 0xdb, 0x38,
-        ];
-        let fixture_b: [u8; 16] = [
-            0x36, 0xd4, 0x49, 0x82, 0x14, 0x35, 0x99, 0xa6, 0x2e, 0xad, 0x3e, 0x46, 0xb1, 0x41, 0x6a, 0xb4,
-        ];
+        let zero: [u8; 16] =
+            [0xf2, 0x2a, 0xcd, 0x4a, 0x97, 0xe6, 0x9d, 0x6d, 0x20, 0xa4, 0x9b, 0xb6, 0x38, 0xea, 0xdb, 0x38];
+        let fixture_b: [u8; 16] =
+            [0x36, 0xd4, 0x49, 0x82, 0x14, 0x35, 0x99, 0xa6, 0x2e, 0xad, 0x3e, 0x46, 0xb1, 0x41, 0x6a, 0xb4];
         assert_eq!(session_password(0), zero);
         assert_eq!(session_password(0x0100_007e_a1af_0001), fixture_b);
     }

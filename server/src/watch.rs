@@ -242,7 +242,10 @@ mod tests {
         let mut t = WatchTable::default();
         t.add(1, "/a", WatchKind::Persistent);
         t.add(2, "/a", WatchKind::PersistentRecursive);
-        assert_eq!(fire(&mut t, EventType::NodeChildrenChanged, "/a"), vec![(1, EventType::NodeChildrenChanged, "/a".into())]);
+        assert_eq!(
+            fire(&mut t, EventType::NodeChildrenChanged, "/a"),
+            vec![(1, EventType::NodeChildrenChanged, "/a".into())]
+        );
         assert_eq!(fire(&mut t, EventType::NodeCreated, "/a/b/c"), vec![(2, EventType::NodeCreated, "/a/b/c".into())]);
         assert_eq!(fire(&mut t, EventType::NodeDataChanged, "/a").len(), 2);
         assert_eq!(fire(&mut t, EventType::NodeDataChanged, "/a").len(), 2);

@@ -37,8 +37,11 @@ impl Reply {
 impl RawClient {
     /// Connects and establishes a new session.
     pub fn connect(address: &str) -> RawClient {
-        Self::connect_with(address, ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() })
-            .expect("handshake")
+        Self::connect_with(
+            address,
+            ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() },
+        )
+        .expect("handshake")
     }
 
     /// Sends `request` as the first frame; `None` if the server closed without answering.

@@ -20,7 +20,10 @@ fn create(path: &str, flags: i32) -> Request {
 }
 
 fn create_with_acl(path: &str, flags: i32, acl: Vec<Acl>) -> Request {
-    Request::Write(WriteOp::Create { op: OpCode::Create, request: CreateRequest { path: path.into(), data: None, acl, flags } })
+    Request::Write(WriteOp::Create {
+        op: OpCode::Create,
+        request: CreateRequest { path: path.into(), data: None, acl, flags },
+    })
 }
 
 fn err(code: ErrorCode) -> i32 {
@@ -77,7 +80,8 @@ fn unusual_opcodes_are_answered_like_zookeeper() {
     assert_eq!((empty.err(), Response::decode(OpCode::Multi, &empty.body).unwrap()), (0, Response::Multi(vec![])));
     // A read inside a write multi does not decode.
     let mut body = Vec::new();
-    Request::MultiRead(vec![ReadOp::GetData(PathWatchRequest { path: "/n".into(), watch: false })]).encode_body(&mut body);
+    Request::MultiRead(vec![ReadOp::GetData(PathWatchRequest { path: "/n".into(), watch: false })])
+        .encode_body(&mut body);
     c.send_raw(50, OpCode::Multi.as_i32(), &body);
     assert_eq!(c.recv().unwrap().err(), err(ErrorCode::MarshallingError));
     let (who, _) = c.call(&Request::WhoAmI);
@@ -133,7 +137,13 @@ fn create_flags_and_ttl_rules() {
     assert_eq!(c.call(&create("/f", 7)).0.err(), err(ErrorCode::BadArguments));
     assert_eq!(c.call(&create("/f", 5)).0.err(), err(ErrorCode::BadArguments), "a TTL mode needs createTTL");
     let ttl = |flags, ttl| {
-        Request::Write(WriteOp::CreateTtl(CreateTtlRequest { path: "/t".into(), data: None, acl: open_acl(), flags, ttl }))
+        Request::Write(WriteOp::CreateTtl(CreateTtlRequest {
+            path: "/t".into(),
+            data: None,
+            acl: open_acl(),
+            flags,
+            ttl,
+        }))
     };
     assert_eq!(c.call(&ttl(5, 0)).0.err(), err(ErrorCode::BadArguments));
     assert_eq!(c.call(&ttl(0, 100)).0.err(), err(ErrorCode::BadArguments));
@@ -164,7 +174,8 @@ fn acl_validation_and_enforcement() {
     }
     let alice_digest = "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=";
     let mut alice = RawClient::connect(&server.address());
-    let auth = |user: &[u8]| Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(user.to_vec()) });
+    let auth =
+        |user: &[u8]| Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(user.to_vec()) });
     assert_eq!(alice.call(&auth(b"alice:secret")).0.err(), 0);
     let (made, _) = alice.call(&create_with_acl("/private", 0, vec![Acl::new(31, "auth", "")]));
     assert_eq!(made.err(), 0);
@@ -184,9 +195,12 @@ fn acl_validation_and_enforcement() {
     assert_eq!(anon.call(&read_ip).0.err(), 0);
     let mixed = vec![Acl::new(perms::READ, "world", "anyone"), Acl::new(31, "digest", alice_digest)];
     alice.call(&create_with_acl("/mixed", 0, mixed));
-    let masked = GetAclResponse::decode_exact(&anon.call(&Request::GetAcl(PathRequest { path: "/mixed".into() })).0.body).unwrap();
+    let masked =
+        GetAclResponse::decode_exact(&anon.call(&Request::GetAcl(PathRequest { path: "/mixed".into() })).0.body)
+            .unwrap();
     assert_eq!(masked.acl[1].id.id, "alice:x");
-    let set_acl = Request::Write(WriteOp::SetAcl(SetAclRequest { path: "/mixed".into(), acl: open_acl(), version: -1 }));
+    let set_acl =
+        Request::Write(WriteOp::SetAcl(SetAclRequest { path: "/mixed".into(), acl: open_acl(), version: -1 }));
     assert_eq!(anon.call(&set_acl).0.err(), err(ErrorCode::NoAuth));
     // The super digest (super:admin) bypasses every check.
     let mut admin = RawClient::connect(&server.address());
@@ -239,7 +253,13 @@ fn reattach_moves_the_session_and_closes_the_old_connection() {
     let server = TestServer::start();
     let mut old = RawClient::connect(&server.address());
     old.call(&create("/eph", 1));
-    let again = ConnectRequest { timeout_ms: 30_000, session_id: old.session_id, passwd: old.passwd.clone(), read_only: Some(false), ..Default::default() };
+    let again = ConnectRequest {
+        timeout_ms: 30_000,
+        session_id: old.session_id,
+        passwd: old.passwd.clone(),
+        read_only: Some(false),
+        ..Default::default()
+    };
     let mut new = RawClient::connect_with(&server.address(), again).unwrap();
     assert_eq!(new.session_id, old.session_id);
     assert!(old.recv().is_none(), "the old connection is closed");
@@ -282,7 +302,7 @@ fn set_watches_reports_what_changed_while_away() {
     // The rest were registered and fire later.
     c.call(&create("/not-yet", 0));
     c.call(&create("/kept/child", 0));
-    let mut fired = vec![w.recv().unwrap().event(), w.recv().unwrap().event()];
+    let mut fired = [w.recv().unwrap().event(), w.recv().unwrap().event()];
     fired.sort_by(|a, b| a.path.cmp(&b.path));
     assert_eq!((fired[0].event_type, fired[0].path.as_str()), (EventType::NodeChildrenChanged.as_i32(), "/kept"));
     assert_eq!((fired[1].event_type, fired[1].path.as_str()), (EventType::NodeCreated.as_i32(), "/not-yet"));

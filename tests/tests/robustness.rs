@@ -81,7 +81,12 @@ async fn garbage_floods_do_not_disturb_other_sessions() {
                 if after_handshake {
                     if let Some(mut c) = RawClient::connect_with(
                         &address,
-                        ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() },
+                        ConnectRequest {
+                            timeout_ms: 30_000,
+                            passwd: vec![0; 16],
+                            read_only: Some(false),
+                            ..Default::default()
+                        },
                     ) {
                         let _ = c.stream.write_all(&bytes);
                         let _ = c.stream.set_read_timeout(Some(Duration::from_millis(200)));

@@ -10,7 +10,11 @@ fn persistent() -> zk::CreateOptions<'static> {
 }
 
 async fn connect(server: &TestServer) -> zk::Client {
-    zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(&server.address()).await.expect("connect")
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&server.address())
+        .await
+        .expect("connect")
 }
 
 #[tokio::test]
@@ -20,7 +24,10 @@ async fn stat_fields_follow_zookeeper() {
     let (parent, _) = client.create("/p", b"abc", &persistent()).await.unwrap();
     assert_eq!(parent.czxid, parent.mzxid);
     assert_eq!(parent.pzxid, parent.czxid);
-    assert_eq!((parent.version, parent.cversion, parent.aversion, parent.data_length, parent.num_children), (0, 0, 0, 3, 0));
+    assert_eq!(
+        (parent.version, parent.cversion, parent.aversion, parent.data_length, parent.num_children),
+        (0, 0, 0, 3, 0)
+    );
     assert!(parent.ctime > 1_600_000_000_000 && parent.ctime == parent.mtime);
 
     let (child, _) = client.create("/p/c", b"", &persistent()).await.unwrap();
@@ -123,7 +130,8 @@ async fn ttl_nodes_need_extended_types_and_expire() {
     let client = connect(&server).await;
     let (stat, _) = client.create("/t", b"", &ttl).await.unwrap();
     assert_eq!(stat.ephemeral_owner, 0, "clients see 0 for TTL nodes");
-    let seq_ttl = zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all()).with_ttl(Duration::from_secs(3600));
+    let seq_ttl =
+        zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all()).with_ttl(Duration::from_secs(3600));
     let (_, n) = client.create("/long-", b"", &seq_ttl).await.unwrap();
     let long_path = format!("/long-{:010}", n.into_i64());
     let mut gone = false;

@@ -396,6 +396,10 @@ mod tests {
         let before = tree.acl_cache().len();
         tree.set_acl("/a", &[Acl::new(perms::READ, "world", "anyone")], 1).unwrap();
         tree.set_acl("/b", &[Acl::new(perms::READ, "world", "anyone")], 1).unwrap();
-        assert_eq!(tree.acl_cache().len(), before - 1, "the open list was released; the read list is shared with /zookeeper/config");
+        assert_eq!(
+            tree.acl_cache().len(),
+            before - 1,
+            "the open list was released; the read list is shared with /zookeeper/config"
+        );
     }
 }

@@ -390,7 +390,8 @@ mod tests {
 
     #[test]
     fn connect_request_with_and_without_read_only() {
-        let with = ConnectRequest { timeout_ms: 30000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
+        let with =
+            ConnectRequest { timeout_ms: 30000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() };
         let bytes = with.to_bytes();
         assert_eq!(bytes.len(), 45);
         assert_eq!(ConnectRequest::decode_exact(&bytes).unwrap(), with);

@@ -8,7 +8,10 @@ use crate::jute::{DecodeError, DecodeResult, Jute, JuteReader};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WriteOp {
     /// `op` is create, create2 or createContainer: they share the record but not the reply.
-    Create { op: OpCode, request: CreateRequest },
+    Create {
+        op: OpCode,
+        request: CreateRequest,
+    },
     CreateTtl(CreateTtlRequest),
     Delete(DeleteRequest),
     SetData(SetDataRequest),
@@ -107,11 +110,15 @@ impl Request {
 
     fn decode_known(op: OpCode, r: &mut JuteReader<'_>) -> DecodeResult<Request> {
         Ok(match op {
-            OpCode::Create | OpCode::Create2 | OpCode::CreateContainer | OpCode::CreateTtl
-            | OpCode::Delete | OpCode::SetData | OpCode::SetAcl | OpCode::Check => {
-                Request::Write(decode_write_op(op, r)?.expect("op is a write op"))
-            }
-            OpCode::Multi => Request::Multi(decode_multi(r, |op, r| decode_write_op(op, r))?),
+            OpCode::Create
+            | OpCode::Create2
+            | OpCode::CreateContainer
+            | OpCode::CreateTtl
+            | OpCode::Delete
+            | OpCode::SetData
+            | OpCode::SetAcl
+            | OpCode::Check => Request::Write(decode_write_op(op, r)?.expect("op is a write op")),
+            OpCode::Multi => Request::Multi(decode_multi(r, decode_write_op)?),
             OpCode::MultiRead => Request::MultiRead(decode_multi(r, decode_read_op)?),
             OpCode::Exists => Request::Exists(Jute::decode(r)?),
             OpCode::GetData => Request::GetData(Jute::decode(r)?),
@@ -212,9 +219,7 @@ impl Request {
 /// Decodes a write sub-op record; `None` if `op` is not a write op.
 fn decode_write_op(op: OpCode, r: &mut JuteReader<'_>) -> DecodeResult<Option<WriteOp>> {
     Ok(Some(match op {
-        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => {
-            WriteOp::Create { op, request: Jute::decode(r)? }
-        }
+        OpCode::Create | OpCode::Create2 | OpCode::CreateContainer => WriteOp::Create { op, request: Jute::decode(r)? },
         OpCode::CreateTtl => WriteOp::CreateTtl(Jute::decode(r)?),
         OpCode::Delete => WriteOp::Delete(Jute::decode(r)?),
         OpCode::SetData => WriteOp::SetData(Jute::decode(r)?),

@@ -11,11 +11,17 @@ use crate::jute::{DecodeError, DecodeResult, Jute, JuteReader, JuteWriter};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TxnBody {
     /// `op` is create or create2 (same body, different type on disk).
-    Create { op: OpCode, txn: CreateTxn },
+    Create {
+        op: OpCode,
+        txn: CreateTxn,
+    },
     CreateContainer(CreateContainerTxn),
     CreateTtl(CreateTtlTxn),
     /// `op` is delete or deleteContainer.
-    Delete { op: OpCode, path: String },
+    Delete {
+        op: OpCode,
+        path: String,
+    },
     SetData(SetDataTxn),
     Reconfig(SetDataTxn),
     SetAcl(SetAclTxn),
@@ -23,7 +29,9 @@ pub enum TxnBody {
     Multi(Vec<TxnBody>),
     CreateSession(CreateSessionTxn),
     /// `None` for the empty body of 3.4/3.5 (delete every ephemeral of the session).
-    CloseSession { paths_to_delete: Option<Vec<String>> },
+    CloseSession {
+        paths_to_delete: Option<Vec<String>>,
+    },
     Error(ErrorTxn),
 }
 

@@ -20,8 +20,10 @@ use crate::pipeline::sequencer::SequencerState;
 use crate::pipeline::shard::ShardState;
 
 /// Every 4-letter word ZooKeeper 3.8 knows.
-pub const COMMANDS: &[&str] =
-    &["conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat", "stmk", "wchc", "wchp", "wchs"];
+pub const COMMANDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat",
+    "stmk", "wchc", "wchp", "wchs",
+];
 
 /// How long a 4lw waits for a shard or the sequencer to answer an inspection.
 const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -126,7 +128,10 @@ fn on_shards<T: Send + 'static>(shared: &Shared, f: impl Fn(&mut ShardState) -> 
     answers
 }
 
-fn on_sequencer<T: Send + 'static>(shared: &Shared, f: impl FnOnce(&SequencerState) -> T + Send + 'static) -> Option<T> {
+fn on_sequencer<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&SequencerState) -> T + Send + 'static,
+) -> Option<T> {
     let (tx, rx) = bounded(1);
     let _ = shared.sequencer.send(SequencerMsg::Inspect(Box::new(move |state| {
         let _ = tx.send(f(state));
@@ -151,7 +156,7 @@ fn conn_report(c: &Connection, full: bool) -> ConnReport {
     let queued = c.pending.len();
     let mut line = format!(" /{}[1](queued={queued},recved={},sent={}", c.peer, s.received, s.sent);
     if full && let Phase::Session { session_id, timeout_ms } = c.phase {
-        let avg = if s.count == 0 { 0 } else { s.total_latency_ms / s.count };
+        let avg = s.total_latency_ms.checked_div(s.count).unwrap_or(0);
         let min = if s.count == 0 { 0 } else { s.min_latency_ms };
         line.push_str(&format!(
             ",sid=0x{session_id:x},lop={},est={},to={timeout_ms},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={min},avglat={avg},maxlat={}",
@@ -169,7 +174,10 @@ fn conn_report(c: &Connection, full: bool) -> ConnReport {
 }
 
 fn connections(shared: &Shared) -> Vec<ConnReport> {
-    on_shards(shared, |s| s.conns.values().map(|c| conn_report(c, true)).collect::<Vec<_>>()).into_iter().flatten().collect()
+    on_shards(shared, |s| s.conns.values().map(|c| conn_report(c, true)).collect::<Vec<_>>())
+        .into_iter()
+        .flatten()
+        .collect()
 }
 
 fn server_stats(shared: &Shared, with_clients: bool) -> String {
@@ -217,7 +225,7 @@ fn conf(shared: &Shared) -> String {
     let log_dir = c.data_log_dir().join("version-2");
     format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
-        c.client_port.unwrap_or(2181),
+        shared.client_addr.port(),
         data_dir.display(),
         dir_size(&data_dir),
         log_dir.display(),
@@ -231,7 +239,9 @@ fn conf(shared: &Shared) -> String {
 
 fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|entries| entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum())
+        .map(|entries| {
+            entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
+        })
         .unwrap_or(0)
 }
 
@@ -309,7 +319,8 @@ fn environment(shared: &Shared) -> String {
     let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
     let user = std::env::var("USER").unwrap_or_default();
     let home = std::env::var("HOME").unwrap_or_default();
-    let uname = |f: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{f}")).unwrap_or_default().trim().to_owned();
+    let uname =
+        |f: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{f}")).unwrap_or_default().trim().to_owned();
     let _ = shared;
     format!(
         "Environment:\nzookeeper.version={}\nhost.name={}\njava.version=n/a\njava.vendor=n/a\njava.home=n/a\njava.class.path=n/a\njava.library.path=n/a\njava.io.tmpdir={}\njava.compiler=<NA>\nos.name={}\nos.arch={}\nos.version={}\nuser.name={user}\nuser.home={home}\nuser.dir={cwd}\nos.memory.free=n/a\nos.memory.max=n/a\nos.memory.total=n/a\n",
@@ -380,7 +391,9 @@ fn watches(shared: &Shared, command: &str) -> String {
         s.watches
             .entries()
             .filter(|(_, _, in_data_manager)| *in_data_manager)
-            .filter_map(|(path, conn, _)| s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned())))
+            .filter_map(|(path, conn, _)| {
+                s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned()))
+            })
             .collect::<Vec<_>>()
     })
     .into_iter()

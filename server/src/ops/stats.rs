@@ -83,7 +83,8 @@ impl ServerStats {
         let min = self.latency_min_us.load(Relaxed);
         LatencySummary {
             min_ms: if count == 0 { 0 } else { min / 1000 },
-            avg_ms: if count == 0 { 0.0 } else { total as f64 / count as f64 / 1000.0 },
+            // ZooKeeper rounds the average to 4 decimals (AvgMinMaxCounter.getAvg).
+            avg_ms: if count == 0 { 0.0 } else { (total as f64 / count as f64 / 1000.0 * 10_000.0).round() / 10_000.0 },
             max_ms: self.latency_max_us.load(Relaxed) / 1000,
             count,
         }

@@ -65,7 +65,9 @@ fn route(proposal: Proposal, result: Option<TxnResult>, zxid: i64, seq: u32, rep
             let (err, response) = response_for(op, &txn.body, result.as_ref().expect("applied"));
             respond(origin, xid, err, response, false)
         }
-        Route::Sync { origin, xid, path } => respond(origin, xid, ErrorCode::Ok, Response::Sync(PathRequest { path }), false),
+        Route::Sync { origin, xid, path } => {
+            respond(origin, xid, ErrorCode::Ok, Response::Sync(PathRequest { path }), false)
+        }
         Route::Connect { origin, session_id, timeout_ms } => {
             (origin.shard, ShardReply::Connected { conn: origin.conn, session_id, timeout_ms })
         }

@@ -20,8 +20,13 @@ pub enum Phase {
     /// Waiting for the ConnectRequest (or a 4-letter word).
     Handshake,
     /// The ConnectRequest went to the sequencer; later frames wait in the buffer.
-    Connecting { read_only_byte: bool },
-    Session { session_id: i64, timeout_ms: u32 },
+    Connecting {
+        read_only_byte: bool,
+    },
+    Session {
+        session_id: i64,
+        timeout_ms: u32,
+    },
 }
 
 /// A request waiting for its turn: replies leave in request order, and a read waits behind its own

@@ -77,11 +77,20 @@ pub enum ShardMsg {
     /// each tagged with its proposal's position so they interleave in apply order.
     Applied(AppliedBatch),
     /// A re-attach succeeded (no txn needed).
-    Reattached { conn: ConnId, session_id: i64, timeout_ms: u32 },
+    Reattached {
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: u32,
+    },
     /// A ConnectRequest was refused: answer with an invalid session, then close.
-    ConnectRefused { conn: ConnId },
+    ConnectRefused {
+        conn: ConnId,
+    },
     /// Close a connection (its session expired, or moved to another connection).
-    Close { conn: ConnId, reason: &'static str },
+    Close {
+        conn: ConnId,
+        reason: &'static str,
+    },
     Inspect(Box<dyn FnOnce(&mut ShardState) + Send>),
 }
 

@@ -36,6 +36,8 @@ use messages::ShardMsg;
 /// State every thread shares.
 pub struct Shared {
     pub config: Config,
+    /// Where clients connect (the configured port, or the one the OS chose for port 0).
+    pub client_addr: SocketAddr,
     /// One writer (the applier), many readers (shards, sequencer). See DESIGN.md for why a lock: reads
     /// take it once per shard turn, not per request, so it is uncontended in practice.
     pub tree: RwLock<DataTree>,
@@ -100,6 +102,7 @@ impl Server {
         let shared = Arc::new(Shared {
             limiter: ConnectionLimiter::new(config.max_client_cnxns),
             config,
+            client_addr,
             tree: RwLock::new(tree),
             stats: ServerStats::default(),
             shards: shard_handles,

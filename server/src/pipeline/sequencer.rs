@@ -74,7 +74,13 @@ impl Sequencer {
         let next_zxid = shared.tree.read().last_processed_zxid() + 1;
         let interval = Duration::from_millis(shared.config.container_check_interval_ms);
         Sequencer {
-            state: SequencerState { tracker, owners: HashMap::new(), changes: PendingChanges::default(), next_zxid, clock_origin },
+            state: SequencerState {
+                tracker,
+                owners: HashMap::new(),
+                changes: PendingChanges::default(),
+                next_zxid,
+                clock_origin,
+            },
             shared,
             rx,
             applier,
@@ -85,7 +91,11 @@ impl Sequencer {
 
     fn settings(&self) -> PrepSettings {
         let c = &self.shared.config;
-        PrepSettings { extended_types: c.extended_types_enabled, skip_acl: c.skip_acl, reconfig_enabled: c.reconfig_enabled }
+        PrepSettings {
+            extended_types: c.extended_types_enabled,
+            skip_acl: c.skip_acl,
+            reconfig_enabled: c.reconfig_enabled,
+        }
     }
 
     fn next_deadline(&self) -> Instant {
@@ -155,7 +165,13 @@ impl Sequencer {
     }
 
     fn txn(&mut self, session_id: i64, cxid: i32, body: TxnBody) -> Txn {
-        let header = TxnHeader { client_id: session_id, cxid, zxid: self.take_zxid(), time: wall_ms(), txn_type: body.txn_type() };
+        let header = TxnHeader {
+            client_id: session_id,
+            cxid,
+            zxid: self.take_zxid(),
+            time: wall_ms(),
+            txn_type: body.txn_type(),
+        };
         Txn { header, body, digest: None }
     }
 
@@ -230,20 +246,25 @@ impl Sequencer {
         if request.session_id == 0 {
             let session_id = self.state.tracker.create(timeout_ms, now_ms);
             self.state.owners.insert(session_id, origin);
-            let txn = self.txn(session_id, 0, TxnBody::CreateSession(CreateSessionTxn { timeout_ms: timeout_ms as i32 }));
+            let txn =
+                self.txn(session_id, 0, TxnBody::CreateSession(CreateSessionTxn { timeout_ms: timeout_ms as i32 }));
             out.proposals.push(Proposal { txn: Some(txn), route: Route::Connect { origin, session_id, timeout_ms } });
             return;
         }
         let session_id = request.session_id;
         let password_ok = request.passwd == session_password(session_id);
         if !password_ok || !self.state.tracker.is_live(session_id) {
-            info!(session = format!("0x{session_id:x}"), password_ok, "refusing re-attach to an invalid or expired session");
+            info!(
+                session = format!("0x{session_id:x}"),
+                password_ok, "refusing re-attach to an invalid or expired session"
+            );
             out.direct.push((origin.shard, ShardMsg::ConnectRefused { conn: origin.conn }));
             return;
         }
         self.state.tracker.track(session_id, timeout_ms, now_ms);
         if let Some(old) = self.state.owners.insert(session_id, origin).filter(|old| *old != origin) {
-            out.direct.push((old.shard, ShardMsg::Close { conn: old.conn, reason: "session moved to a new connection" }));
+            out.direct
+                .push((old.shard, ShardMsg::Close { conn: old.conn, reason: "session moved to a new connection" }));
         }
         out.direct.push((origin.shard, ShardMsg::Reattached { conn: origin.conn, session_id, timeout_ms }));
     }
@@ -279,7 +300,10 @@ impl Sequencer {
         let mut candidates: Vec<String> = tree.containers().filter(unused_container).map(str::to_owned).collect();
         candidates.extend(tree.ttl_nodes().filter(expired_ttl).map(str::to_owned));
         if candidates.len() > budget {
-            warn!(candidates = candidates.len(), budget, "container reaper is rate limited (znode.container.maxPerMinute)");
+            warn!(
+                candidates = candidates.len(),
+                budget, "container reaper is rate limited (znode.container.maxPerMinute)"
+            );
             candidates.truncate(budget);
         }
         let auth = self.server_auth.clone();

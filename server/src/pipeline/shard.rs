@@ -94,10 +94,10 @@ impl Shard {
         loop {
             // Work left from the last turn (unblocked reads, resumed reading) must not wait for an event.
             let timeout = if self.state.input_ready.is_empty() { self.touch_interval() } else { Duration::ZERO };
-            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
-                if e.kind() != io::ErrorKind::Interrupted {
-                    panic!("shard {} poll failed: {e}", self.state.index);
-                }
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout))
+                && e.kind() != io::ErrorKind::Interrupted
+            {
+                panic!("shard {} poll failed: {e}", self.state.index);
             }
             for event in events.iter() {
                 if event.token() == WAKER_TOKEN {
@@ -256,7 +256,12 @@ impl Shard {
     fn established(&mut self, conn: ConnId, session_id: i64, timeout_ms: u32, tree: &DataTree) {
         let Some(c) = self.state.conns.get_mut(&conn) else { return };
         let Phase::Connecting { read_only_byte } = c.phase else { return };
-        c.push_connect_response(timeout_ms, session_id, crate::session::session_password(session_id).to_vec(), read_only_byte);
+        c.push_connect_response(
+            timeout_ms,
+            session_id,
+            crate::session::session_password(session_id).to_vec(),
+            read_only_byte,
+        );
         c.phase = Phase::Session { session_id, timeout_ms };
         self.shared.stats.sent(1);
         debug!(peer = %c.peer, session = format!("0x{session_id:x}"), timeout_ms, "session established");
@@ -370,29 +375,53 @@ impl Shard {
             Ok(request) => request,
             Err(RequestError::UnknownOp(op)) => {
                 info!(peer = %conn.peer, op, "unknown opcode; replying Unimplemented and closing");
-                return self.enqueue(id, Pending::Error { xid: header.xid, err: ErrorCode::Unimplemented, close: true, received }, tree);
+                return self.enqueue(
+                    id,
+                    Pending::Error { xid: header.xid, err: ErrorCode::Unimplemented, close: true, received },
+                    tree,
+                );
             }
             Err(RequestError::Malformed(op, e)) => {
                 debug!(peer = %conn.peer, op = op.name(), "undecodable request body: {e}");
                 if is_txn_op(op) {
-                    return self.sequence(id, session_id, header.xid, op, Sequenced::Refused(op, ErrorCode::MarshallingError), received);
+                    return self.sequence(
+                        id,
+                        session_id,
+                        header.xid,
+                        op,
+                        Sequenced::Refused(op, ErrorCode::MarshallingError),
+                        received,
+                    );
                 }
-                return self.enqueue(id, Pending::Error { xid: header.xid, err: ErrorCode::MarshallingError, close: false, received }, tree);
+                return self.enqueue(
+                    id,
+                    Pending::Error { xid: header.xid, err: ErrorCode::MarshallingError, close: false, received },
+                    tree,
+                );
             }
         };
         self.dispatch(id, session_id, header.xid, request, received, tree);
     }
 
-    fn dispatch(&mut self, id: ConnId, session_id: i64, xid: i32, request: Request, received: Instant, tree: &DataTree) {
+    fn dispatch(
+        &mut self,
+        id: ConnId,
+        session_id: i64,
+        xid: i32,
+        request: Request,
+        received: Instant,
+        tree: &DataTree,
+    ) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
         match request {
             Request::Auth(packet) => {
                 let super_digest = self.shared.config.super_digest.as_deref();
                 let mut auth = (*conn.auth).clone();
-                let err = match auth.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default(), super_digest) {
-                    Ok(()) => ErrorCode::Ok,
-                    Err(code) => code,
-                };
+                let err =
+                    match auth.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default(), super_digest) {
+                        Ok(()) => ErrorCode::Ok,
+                        Err(code) => code,
+                    };
                 conn.auth = Arc::new(auth);
                 conn.push_reply(xid::AUTH, 0, err, &Response::Empty);
                 self.shared.stats.sent(1);
@@ -500,7 +529,7 @@ impl Shard {
                 }
             };
             let finished = conn.peer_closed && conn.pending.iter().all(|p| !matches!(p, Pending::Write { .. }));
-            if (conn.closing.is_some() && flushed) || (finished && flushed) {
+            if flushed && (conn.closing.is_some() || finished) {
                 self.remove_connection(id);
                 continue;
             }

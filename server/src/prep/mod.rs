@@ -178,7 +178,9 @@ impl CreateMode {
     fn is_sequential(self) -> bool {
         matches!(
             self,
-            CreateMode::PersistentSequential | CreateMode::EphemeralSequential | CreateMode::PersistentSequentialWithTtl
+            CreateMode::PersistentSequential
+                | CreateMode::EphemeralSequential
+                | CreateMode::PersistentSequentialWithTtl
         )
     }
 
@@ -273,7 +275,13 @@ fn parent_for_delete(path: &str) -> Result<&str, ErrorCode> {
     parent_of(path)
 }
 
-fn remove_from_parent(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, parent_path: &str, mut parent: NodeMeta, path: &str) {
+fn remove_from_parent(
+    view: &mut PrepView<'_>,
+    ctx: &RequestCtx<'_>,
+    parent_path: &str,
+    mut parent: NodeMeta,
+    path: &str,
+) {
     parent.child_count -= 1;
     parent.stat.pzxid = ctx.zxid;
     view.set(parent_path, ctx.zxid, Some(parent));

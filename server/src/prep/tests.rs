@@ -3,7 +3,9 @@
 
 use super::*;
 use fk_engine::tree::DataTree;
-use fk_net::client::{CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, SetAclRequest, SetDataRequest};
+use fk_net::client::{
+    CheckVersionRequest, CreateRequest, CreateTtlRequest, DeleteRequest, SetAclRequest, SetDataRequest,
+};
 
 const SESSION: i64 = 0x0100_0000_0000_0001;
 
@@ -77,7 +79,11 @@ fn error_table() {
         ("under ephemeral", create("/eph/x", 0), ErrorCode::NoChildrenForEphemerals),
         ("no create perm", create("/ro/x", 0), ErrorCode::NoAuth),
         ("delete non-empty", WriteOp::Delete(DeleteRequest { path: "/a".into(), version: -1 }), ErrorCode::NotEmpty),
-        ("delete bad version", WriteOp::Delete(DeleteRequest { path: "/a/b".into(), version: 3 }), ErrorCode::BadVersion),
+        (
+            "delete bad version",
+            WriteOp::Delete(DeleteRequest { path: "/a/b".into(), version: 3 }),
+            ErrorCode::BadVersion,
+        ),
         ("delete missing", WriteOp::Delete(DeleteRequest { path: "/zz".into(), version: -1 }), ErrorCode::NoNode),
         ("delete root", WriteOp::Delete(DeleteRequest { path: "/".into(), version: -1 }), ErrorCode::BadArguments),
         (
@@ -115,7 +121,11 @@ fn error_table() {
             WriteOp::SetAcl(SetAclRequest { path: "/a".into(), acl: open(), version: 4 }),
             ErrorCode::BadVersion,
         ),
-        ("check bad version", WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 1 }), ErrorCode::BadVersion),
+        (
+            "check bad version",
+            WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 1 }),
+            ErrorCode::BadVersion,
+        ),
         ("check missing", WriteOp::Check(CheckVersionRequest { path: "/q".into(), version: 1 }), ErrorCode::NoNode),
     ];
     for (name, op, expected) in cases {
@@ -166,11 +176,8 @@ fn a_failed_multi_rolls_back_its_earlier_ops() {
     let mut changes = PendingChanges::default();
     let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
     let mut view = PrepView::new(&tree, &mut changes);
-    let ops = vec![
-        create("/m", 0),
-        WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 99 }),
-        create("/m2", 0),
-    ];
+    let ops =
+        vec![create("/m", 0), WriteOp::Check(CheckVersionRequest { path: "/a".into(), version: 99 }), create("/m2", 0)];
     let body = prep_write(&mut view, &ctx(&auth), Write::Multi(&ops));
     let TxnBody::Multi(txns) = body else { panic!("{body:?}") };
     assert!(matches!(txns[0], TxnBody::Create { .. }), "earlier ops keep their txn");
