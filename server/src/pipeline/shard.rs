@@ -423,7 +423,8 @@ impl Shard {
                         Err(code) => code,
                     };
                 conn.auth = Arc::new(auth);
-                conn.push_reply(xid::AUTH, 0, err, &Response::Empty);
+                // ZooKeeper echoes the request's xid (-4 from the Java client, but not from every client).
+                conn.push_reply(xid, 0, err, &Response::Empty);
                 self.shared.stats.sent(1);
                 if err != ErrorCode::Ok {
                     info!(peer = %conn.peer, scheme = packet.scheme, "authentication failed; closing");
@@ -619,7 +620,7 @@ fn answer_read(
             for (event, path) in reader.set_watches(r, conn.id, watches) {
                 conn.push_notification(event, &path);
             }
-            return (xid::SET_WATCHES, ErrorCode::Ok, Response::Empty);
+            return (xid, ErrorCode::Ok, Response::Empty);
         }
         Request::CheckWatches(r) | Request::RemoveWatches(r) => {
             let Some(watcher_type) = WatcherType::from_i32(r.watcher_type) else {
