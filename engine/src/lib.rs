@@ -4,8 +4,18 @@
 //! - [`tree`]: znodes, Stat, the ACL cache, ephemeral/container/TTL indexes, sessions.
 //! - [`txn`]: applying a txn to the tree (idempotent, for fuzzy-snapshot replay) and the watch triggers
 //!   it causes.
+//! - [`files`]: `log.<zxid>` / `snapshot.<zxid>` names in `version-2/`.
+//! - [`log`]: the txn log — format, reader, group-commit writer.
+//! - [`snap`]: snapshots — format, fuzzy writer, mmap loader.
+//! - [`recovery`]: newest valid snapshot + log replay, torn-tail truncation; [`purge`]: old files.
 //!
-//! Nothing here does I/O or reads a clock: time comes in the txn header.
+//! The tree and txn application do no I/O and read no clock (time comes in the txn header); the file
+//! modules do I/O and nothing else.
 
+pub mod files;
+pub mod log;
+pub mod purge;
+pub mod recovery;
+pub mod snap;
 pub mod tree;
 pub mod txn;

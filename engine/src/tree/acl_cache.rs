@@ -71,6 +71,19 @@ impl AclCache {
         }
     }
 
+    pub fn contains(&self, id: AclId) -> bool {
+        self.by_id.contains_key(&id)
+    }
+
+    /// Drops lists no node refers to (after a snapshot load).
+    pub fn purge_unused(&mut self) {
+        let unused: Vec<AclId> = self.by_id.iter().filter(|(_, (_, refs))| *refs == 0).map(|(id, _)| *id).collect();
+        for id in unused {
+            let (list, _) = self.by_id.remove(&id).expect("listed");
+            self.by_list.remove(&list);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }

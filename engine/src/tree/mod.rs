@@ -55,6 +55,13 @@ impl DataTree {
     /// A tree as ZooKeeper starts one: "/", "/zookeeper", "/zookeeper/quota" and "/zookeeper/config"
     /// (world-readable only), all with zeroed stats.
     pub fn new(extended_types: bool) -> DataTree {
+        let mut tree = DataTree::for_loading(extended_types);
+        tree.finish_loading();
+        tree
+    }
+
+    /// A tree with only a root, for a snapshot to be loaded into; [`Self::finish_loading`] completes it.
+    pub fn for_loading(extended_types: bool) -> DataTree {
         let mut tree = DataTree {
             nodes: Map::default(),
             acls: AclCache::default(),
@@ -66,12 +73,24 @@ impl DataTree {
             extended_types,
         };
         tree.nodes.insert("/".into(), Node { data: Some(Box::new([])), acl: OPEN_ACL_ID, ..Node::default() });
-        for path in [ZOOKEEPER_PATH, QUOTA_PATH, CONFIG_PATH] {
-            tree.insert_system_node(path, OPEN_ACL_ID);
-        }
-        let read_only = tree.acls.acquire(&[Acl::new(perms::READ, "world", "anyone")]);
-        tree.nodes.get_mut(CONFIG_PATH).expect("just added").acl = read_only;
         tree
+    }
+
+    /// Adds the system nodes a snapshot lacked and drops ACL lists no node uses (as ZooKeeper purges its
+    /// cache after loading).
+    pub fn finish_loading(&mut self) {
+        for path in [ZOOKEEPER_PATH, QUOTA_PATH] {
+            if !self.nodes.contains_key(path) {
+                self.insert_system_node(path, OPEN_ACL_ID);
+            }
+        }
+        if !self.nodes.contains_key(CONFIG_PATH) {
+            let read_only = self.acls.acquire(&[Acl::new(perms::READ, "world", "anyone")]);
+            self.insert_system_node(CONFIG_PATH, read_only);
+            // ZooKeeper sets this ACL with version -1, which it stores as the aversion.
+            self.nodes.get_mut(CONFIG_PATH).expect("just added").stat.aversion = -1;
+        }
+        self.acls.purge_unused();
     }
 
     fn insert_system_node(&mut self, path: &str, acl: AclId) {

@@ -1,0 +1,16 @@
+//! The txn log: ZooKeeper's `log.<zxid>` files.
+//!
+//! # Layout
+//! - [`format`]: header, record framing, checksum, preallocation sizes.
+//! - [`reader`]: reading a file back, telling a clean end, a torn tail and corruption apart.
+//! - [`device`]: io_uring or pwrite, each a write + fdatasync per batch.
+//! - [`writer`]: appending batches, opening and rolling files.
+
+pub mod device;
+pub mod format;
+pub mod reader;
+pub mod writer;
+
+pub use device::{LogDevice, PwriteDevice, UringDevice, best_available};
+pub use reader::{LogEnd, LogError, LogFile, LogRecord, read_log};
+pub use writer::{BatchStats, LogWriter};

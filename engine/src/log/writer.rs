@@ -1,0 +1,135 @@
+//! Appends batches of txns to `log.<zxid>` files: one write and one fdatasync per batch, whatever its
+//! size. The caller (the group-commit thread) decides what a batch is; this type only makes it durable.
+
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use fk_net::txn::Txn;
+
+use super::device::LogDevice;
+use super::format::{HEADER_LEN, encode_header, encode_record, padded_size};
+use crate::files::{LOG_PREFIX, file_name, sync_dir};
+
+/// The open log file being appended to.
+struct OpenLog {
+    file: File,
+    path: PathBuf,
+    position: u64,
+    size: u64,
+}
+
+/// What one batch cost, for statistics and the slow-fsync warning.
+#[derive(Debug, Clone, Copy)]
+pub struct BatchStats {
+    pub txns: usize,
+    pub bytes: usize,
+    pub write_and_sync: Duration,
+}
+
+pub struct LogWriter {
+    dir: PathBuf,
+    device: Box<dyn LogDevice>,
+    current: Option<OpenLog>,
+    prealloc_bytes: u64,
+    force_sync: bool,
+    last_zxid: i64,
+    buffer: Vec<u8>,
+}
+
+impl LogWriter {
+    /// `dir` is the `version-2` directory. `last_zxid` is the highest zxid already durable (recovery's):
+    /// every appended txn must be above it.
+    pub fn new(dir: &Path, device: Box<dyn LogDevice>, prealloc_bytes: u64, force_sync: bool, last_zxid: i64) -> Self {
+        LogWriter {
+            dir: dir.to_owned(),
+            device,
+            current: None,
+            prealloc_bytes,
+            force_sync,
+            last_zxid,
+            buffer: Vec::new(),
+        }
+    }
+
+    pub fn device_name(&self) -> &'static str {
+        self.device.name()
+    }
+
+    /// The file being written, if any.
+    pub fn current_path(&self) -> Option<&Path> {
+        self.current.as_ref().map(|c| c.path.as_path())
+    }
+
+    /// Closes the current file; the next append starts `log.<its first zxid>` (after a snapshot).
+    pub fn roll(&mut self) {
+        self.current = None;
+    }
+
+    /// Appends `txns` (strictly increasing zxids) and returns once they are durable (unless forceSync is
+    /// off). On error nothing may be acknowledged: the caller must stop, because after a failed fsync the
+    /// state of the page cache is unknown.
+    pub fn append<'a>(&mut self, txns: impl IntoIterator<Item = &'a Txn>) -> io::Result<BatchStats> {
+        self.buffer.clear();
+        let mut count = 0;
+        let mut first_zxid = None;
+        let mut entry = Vec::new();
+        for txn in txns {
+            let zxid = txn.header.zxid;
+            assert!(zxid > self.last_zxid, "txn log append out of order: zxid 0x{zxid:x} after 0x{:x}", self.last_zxid);
+            self.last_zxid = zxid;
+            first_zxid.get_or_insert(zxid);
+            entry.clear();
+            txn.encode(&mut entry);
+            encode_record(&mut self.buffer, &entry);
+            count += 1;
+        }
+        let Some(first_zxid) = first_zxid else {
+            return Ok(BatchStats { txns: 0, bytes: 0, write_and_sync: Duration::ZERO });
+        };
+        if self.current.is_none() {
+            self.current = Some(self.create(first_zxid)?);
+        }
+        let started = Instant::now();
+        let log = self.current.as_mut().expect("opened above");
+        let end = log.position + self.buffer.len() as u64;
+        let new_size = padded_size(end, log.size, self.prealloc_bytes);
+        if new_size > log.size {
+            preallocate(&log.file, log.size, new_size)?;
+            log.size = new_size;
+        }
+        self.device.write_and_sync(&log.file, &self.buffer, log.position, self.force_sync)?;
+        log.position = end;
+        Ok(BatchStats { txns: count, bytes: self.buffer.len(), write_and_sync: started.elapsed() })
+    }
+
+    /// Creates `log.<first_zxid>` with its header, durable together with its directory entry.
+    fn create(&mut self, first_zxid: i64) -> io::Result<OpenLog> {
+        let path = self.dir.join(file_name(LOG_PREFIX, first_zxid));
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let mut header = Vec::with_capacity(HEADER_LEN);
+        encode_header(&mut header);
+        self.device.write_and_sync(&file, &header, 0, self.force_sync)?;
+        if self.force_sync {
+            sync_dir(&self.dir)?;
+        }
+        Ok(OpenLog { file, path, position: HEADER_LEN as u64, size: HEADER_LEN as u64 })
+    }
+}
+
+/// Grows the file with zeros (allocated blocks where the filesystem supports it, so that later syncs need
+/// not allocate; sparse otherwise, as ZooKeeper does).
+fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    // SAFETY: fallocate only touches the file behind the descriptor we own.
+    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, from as libc::off_t, (to - from) as libc::off_t) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => file.set_len(to),
+        _ => Err(err),
+    }
+}

@@ -1,0 +1,147 @@
+//! Start-up recovery (reference/on-disk.md §5): load the newest snapshot whose checksums hold, then replay
+//! every logged txn after it. A torn tail of the last log — a write the crash interrupted, never
+//! acknowledged — is truncated and logged. Anything else that would lose or skip a durable txn (a
+//! checksum failure, a missing log, a gap in zxids) stops start-up with a message naming the file, the
+//! offset and what to do.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+use tracing::{info, warn};
+
+use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
+use crate::log::{LogEnd, LogError, read_log};
+use crate::snap::{load_snapshot, looks_complete};
+use crate::tree::DataTree;
+
+/// ZooKeeper tries at most this many snapshots, newest first.
+const SNAPSHOT_CANDIDATES: usize = 100;
+
+#[derive(Debug, Error)]
+pub enum RecoveryError {
+    #[error("cannot read directory {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{source}\nThis damage is before the end of the log, so starting would silently drop durable txns. \
+         Inspect it with `fktool log verify {}`; if losing the txns from that record on is acceptable, cut \
+         the log there with `fktool log truncate {} --offset <offset>` (keep a copy first)",
+        path.display(), path.display()
+    )]
+    CorruptLog { path: PathBuf, source: LogError },
+    #[error("txn zxid 0x{found:x} in {path} follows 0x{previous:x}: txns are missing (a log file deleted?)")]
+    Gap { path: PathBuf, previous: i64, found: i64 },
+    #[error(
+        "no usable snapshot in {dir} ({detail}) and the logs start at zxid 0x{first_log:x}, not 1: the txns before it are gone"
+    )]
+    NoSnapshot { dir: PathBuf, detail: String, first_log: i64 },
+    #[error("cannot truncate the torn tail of {path}: {source}")]
+    Truncate { path: PathBuf, source: std::io::Error },
+}
+
+/// The state recovery rebuilt, and what it found on the way.
+pub struct Recovered {
+    pub tree: DataTree,
+    /// The snapshot loaded, if any.
+    pub snapshot: Option<PathBuf>,
+    pub replayed: usize,
+    /// A torn tail that was cut: (file, offset).
+    pub truncated: Option<(PathBuf, u64)>,
+    /// Whether the data directory held nothing at all (a first start).
+    pub fresh: bool,
+}
+
+/// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
+pub fn recover(snap_dir: &Path, log_dir: &Path, extended_types: bool) -> Result<Recovered, RecoveryError> {
+    let snapshots =
+        list(snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
+    let logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
+    let fresh = snapshots.is_empty() && logs.is_empty();
+    let (mut tree, snapshot, rejected) = newest_valid_snapshot(&snapshots, extended_types);
+    if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
+        let detail = if rejected.is_empty() { "none found".into() } else { rejected.join("; ") };
+        return Err(RecoveryError::NoSnapshot { dir: snap_dir.into(), detail, first_log: logs[0].0 });
+    }
+    let (replayed, truncated) = replay(&mut tree, &logs)?;
+    Ok(Recovered { tree, snapshot, replayed, truncated, fresh })
+}
+
+/// The newest snapshot that loads with valid checksums (or an empty tree), and why others were passed over.
+fn newest_valid_snapshot(
+    snapshots: &[(i64, PathBuf)],
+    extended_types: bool,
+) -> (DataTree, Option<PathBuf>, Vec<String>) {
+    let mut rejected = Vec::new();
+    for (zxid, path) in snapshots.iter().rev().take(SNAPSHOT_CANDIDATES) {
+        if !looks_complete(path) {
+            warn!("skipping {}: incomplete (does not end with the \"/\" trailer)", path.display());
+            rejected.push(format!("{} incomplete", path.display()));
+            continue;
+        }
+        match load_snapshot(path, *zxid, extended_types) {
+            Ok((tree, stats)) => {
+                info!(
+                    "loaded {} ({} nodes, last zxid 0x{:x})",
+                    path.display(),
+                    stats.nodes,
+                    tree.last_processed_zxid()
+                );
+                return (tree, Some(path.clone()), rejected);
+            }
+            Err(e) => {
+                warn!("skipping {}: {e}; trying an older snapshot", path.display());
+                rejected.push(e.to_string());
+            }
+        }
+    }
+    (DataTree::new(extended_types), None, rejected)
+}
+
+/// Replays every txn newer than the tree from the logs that can hold them.
+fn replay(tree: &mut DataTree, logs: &[(i64, PathBuf)]) -> Result<(usize, Option<(PathBuf, u64)>), RecoveryError> {
+    let from = tree.last_processed_zxid();
+    // The newest log starting at or before the snapshot holds the first txns after it.
+    let start = logs.iter().rposition(|(zxid, _)| *zxid <= from).unwrap_or(0);
+    let mut replayed = 0;
+    let mut triggers = Vec::new();
+    for (index, (_, path)) in logs.iter().enumerate().skip(start) {
+        let log = read_log(path).map_err(|source| RecoveryError::CorruptLog { path: path.clone(), source })?;
+        for record in &log.records {
+            let zxid = record.txn.header.zxid;
+            let last = tree.last_processed_zxid();
+            if zxid <= last {
+                continue;
+            }
+            if last > 0 && zxid >> 32 == last >> 32 && zxid != last + 1 {
+                return Err(RecoveryError::Gap { path: path.clone(), previous: last, found: zxid });
+            }
+            crate::txn::apply(tree, &record.txn, &mut triggers);
+            triggers.clear();
+            replayed += 1;
+        }
+        if let LogEnd::Torn { offset, reason } = log.end {
+            if index + 1 < logs.len() {
+                // ZooKeeper reads on with the next file; that is only safe if nothing was lost, which
+                // the zxid continuity check on the next file's first txn decides.
+                warn!("{}: torn record at offset {offset} ({reason}); continuing with the next log", path.display());
+                continue;
+            }
+            truncate(path, offset, &reason)?;
+            return Ok((replayed, Some((path.clone(), offset))));
+        }
+    }
+    Ok((replayed, None))
+}
+
+fn truncate(path: &Path, offset: u64, reason: &str) -> Result<(), RecoveryError> {
+    warn!(
+        "{}: the last record is torn at offset {offset} ({reason}); it was never acknowledged, truncating the log there",
+        path.display()
+    );
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|source| RecoveryError::Truncate { path: path.into(), source })?;
+    file.set_len(offset)
+        .and_then(|()| file.sync_all())
+        .map_err(|source| RecoveryError::Truncate { path: path.into(), source })
+}

@@ -1,0 +1,185 @@
+//! Loads a snapshot by mapping it and decoding straight from the mapping.
+
+use std::path::{Path, PathBuf};
+
+use fk_net::client::{Acl, StatPersisted};
+use fk_net::jute::{Jute, JuteReader};
+use thiserror::Error;
+
+use super::format::{END_PATH, FORMAT_VERSION, SNAP_MAGIC, TRAILER};
+use crate::tree::{DataTree, Node};
+
+#[derive(Debug, Error)]
+pub enum SnapError {
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}: {reason}")]
+    Invalid { path: PathBuf, reason: String },
+    #[error("{path}: checksum mismatch at offset {offset}: stored 0x{stored:x}, computed 0x{computed:x}")]
+    Checksum { path: PathBuf, offset: usize, stored: u64, computed: u32 },
+    #[error("{path}: compressed snapshots ({suffix}) are not supported yet")]
+    Compressed { path: PathBuf, suffix: String },
+}
+
+/// What a snapshot held beyond the tree itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotInfo {
+    pub nodes: usize,
+    /// The ZxidDigest record's zxid (3.6+ snapshots), which may exceed the name's zxid (fuzziness).
+    pub digest_zxid: Option<i64>,
+    /// The 3.9+ trailer: lastProcessedZxid at the end of serialization.
+    pub last_processed_zxid: Option<i64>,
+}
+
+/// ZooKeeper's cheap validity check: big enough and ending in the ustring "/".
+pub fn looks_complete(path: &Path) -> bool {
+    let Ok(bytes) = std::fs::File::open(path).and_then(|f| {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut f = f;
+        let len = f.seek(SeekFrom::End(0))?;
+        if len < 10 {
+            return Ok(Vec::new());
+        }
+        f.seek(SeekFrom::End(-5))?;
+        let mut tail = vec![0; 5];
+        f.read_exact(&mut tail)?;
+        Ok(tail)
+    }) else {
+        return false;
+    };
+    bytes == TRAILER
+}
+
+/// Loads `path` into a fresh tree. The tree's last processed zxid is `name_zxid`, or the 3.9 trailer's
+/// value when present, as ZooKeeper does.
+pub fn load_snapshot(path: &Path, name_zxid: i64, extended_types: bool) -> Result<(DataTree, SnapshotInfo), SnapError> {
+    if let Some(suffix) = path.extension().and_then(|e| e.to_str()).filter(|e| matches!(*e, "gz" | "snappy")) {
+        return Err(SnapError::Compressed { path: path.to_owned(), suffix: suffix.to_owned() });
+    }
+    let io_err = |source| SnapError::Io { path: path.to_owned(), source };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    // SAFETY: snapshots are written once under a temporary name and renamed into place; nothing writes a
+    // snapshot file after that.
+    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    let mut decoder = Decoder { path, bytes: &map, r: JuteReader::new(&map), adler: adler2::Adler32::new(), summed: 0 };
+    let mut tree = DataTree::for_loading(extended_types);
+    decoder.header()?;
+    decoder.sessions(&mut tree)?;
+    decoder.acl_cache(&mut tree)?;
+    let nodes = decoder.nodes(&mut tree)?;
+    decoder.seal()?;
+    let digest_zxid = decoder.optional_digest()?;
+    let last_processed_zxid = if digest_zxid.is_some() { decoder.optional_last_zxid()? } else { None };
+    tree.finish_loading();
+    tree.set_last_processed_zxid(last_processed_zxid.unwrap_or(name_zxid));
+    Ok((tree, SnapshotInfo { nodes, digest_zxid, last_processed_zxid }))
+}
+
+struct Decoder<'a> {
+    path: &'a Path,
+    bytes: &'a [u8],
+    r: JuteReader<'a>,
+    adler: adler2::Adler32,
+    /// Bytes already added to the running checksum.
+    summed: usize,
+}
+
+impl Decoder<'_> {
+    fn invalid(&self, reason: impl std::fmt::Display) -> SnapError {
+        SnapError::Invalid { path: self.path.to_owned(), reason: format!("at offset {}: {reason}", self.r.position()) }
+    }
+
+    fn header(&mut self) -> Result<(), SnapError> {
+        let magic = self.r.read_i32().map_err(|e| self.invalid(e))?;
+        let version = self.r.read_i32().map_err(|e| self.invalid(e))?;
+        self.r.read_i64().map_err(|e| self.invalid(e))?;
+        if magic != SNAP_MAGIC {
+            return Err(self.invalid(format!("magic 0x{magic:08x} is not a snapshot's (0x{SNAP_MAGIC:08x})")));
+        }
+        if version != FORMAT_VERSION {
+            return Err(self.invalid(format!("format version {version}, expected {FORMAT_VERSION}")));
+        }
+        Ok(())
+    }
+
+    fn sessions(&mut self, tree: &mut DataTree) -> Result<(), SnapError> {
+        let count = self.r.read_count(12).map_err(|e| self.invalid(e))?.unwrap_or(0);
+        for _ in 0..count {
+            let id = self.r.read_i64().map_err(|e| self.invalid(e))?;
+            let timeout = self.r.read_i32().map_err(|e| self.invalid(e))?;
+            tree.add_session(id, timeout);
+        }
+        Ok(())
+    }
+
+    fn acl_cache(&mut self, tree: &mut DataTree) -> Result<(), SnapError> {
+        let count = self.r.read_count(12).map_err(|e| self.invalid(e))?.unwrap_or(0);
+        for _ in 0..count {
+            let index = self.r.read_i64().map_err(|e| self.invalid(e))?;
+            let acl = Vec::<Acl>::decode(&mut self.r).map_err(|e| self.invalid(e))?;
+            tree.acl_cache_mut().insert_with_id(index, acl);
+        }
+        Ok(())
+    }
+
+    fn nodes(&mut self, tree: &mut DataTree) -> Result<usize, SnapError> {
+        let mut count = 0;
+        loop {
+            let path = self.r.read_ustring().map_err(|e| self.invalid(e))?.unwrap_or_default();
+            if path == END_PATH {
+                return Ok(count);
+            }
+            let data = self.r.read_buffer().map_err(|e| self.invalid(e))?.map(Box::from);
+            let acl = self.r.read_i64().map_err(|e| self.invalid(e))?;
+            let stat = StatPersisted::decode(&mut self.r).map_err(|e| self.invalid(e))?;
+            if acl != crate::tree::OPEN_ACL_ID && !tree.acl_cache().contains(acl) {
+                return Err(self.invalid(format!("node {path:?} refers to ACL index {acl}, which the snapshot lacks")));
+            }
+            let tree_path = if path.is_empty() { "/" } else { path };
+            tree.load_node(tree_path, Node { data, acl, stat, children: Default::default() })
+                .map_err(|_| self.invalid(format!("node {path:?} comes before its parent")))?;
+            count += 1;
+        }
+    }
+
+    /// Checks a seal: the stored checksum covers every byte before it; then reads the "/" after it.
+    fn seal(&mut self) -> Result<(), SnapError> {
+        let seal_at = self.r.position();
+        self.adler.write_slice(&self.bytes[self.summed..seal_at]);
+        self.summed = seal_at;
+        let stored = self.r.read_i64().map_err(|e| self.invalid(e))? as u64;
+        let computed = self.adler.checksum();
+        if stored != computed as u64 {
+            return Err(SnapError::Checksum { path: self.path.to_owned(), offset: seal_at, stored, computed });
+        }
+        match self.r.read_ustring().map_err(|e| self.invalid(e))? {
+            Some(END_PATH) => Ok(()),
+            other => Err(self.invalid(format!("expected \"/\" after the checksum, found {other:?}"))),
+        }
+    }
+
+    /// The 3.6+ ZxidDigest and its seal, if present (end of file means an older snapshot).
+    fn optional_digest(&mut self) -> Result<Option<i64>, SnapError> {
+        if self.r.is_empty() {
+            return Ok(None);
+        }
+        let zxid = self.r.read_i64().map_err(|e| self.invalid(e))?;
+        let version = self.r.read_i32().map_err(|e| self.invalid(e))?;
+        if version >= 2 {
+            self.r.read_i64().map_err(|e| self.invalid(e))?;
+        } else {
+            self.r.read_ustring().map_err(|e| self.invalid(e))?;
+        }
+        self.seal()?;
+        Ok(Some(zxid))
+    }
+
+    fn optional_last_zxid(&mut self) -> Result<Option<i64>, SnapError> {
+        if self.r.is_empty() {
+            return Ok(None);
+        }
+        let zxid = self.r.read_i64().map_err(|e| self.invalid(e))?;
+        self.seal()?;
+        Ok(Some(zxid))
+    }
+}
