@@ -7,7 +7,9 @@
 //! - [`prep`]: validating writes and turning them into txns (pure).
 //! - [`read`]: answering reads from the tree (pure).
 //! - [`watch`]: a shard's watch table (pure).
-//! - [`pipeline`]: the threads that drive the pure parts — acceptor, shards, sequencer, applier.
+//! - [`storage`]: opening and recovering the data directories.
+//! - [`pipeline`]: the threads that drive the pure parts — acceptor, shards, sequencer, log stage
+//!   (group commit), applier, snapshotter.
 //! - [`ops`]: 4-letter words and server statistics.
 
 pub mod auth;
@@ -18,4 +20,5 @@ pub mod pipeline;
 pub mod prep;
 pub mod read;
 pub mod session;
+pub mod storage;
 pub mod watch;

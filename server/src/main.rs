@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use anyhow::Context;
 use ferrokeeper::config::Config;
 use ferrokeeper::pipeline::Server;
-use fk_engine::tree::DataTree;
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
@@ -53,12 +52,12 @@ fn run() -> anyhow::Result<()> {
             config.servers.len()
         );
     }
-    warn!(
-        "storage is in memory only in this build: data under {} is neither read nor written, and everything is lost on exit",
-        config.data_dir.display()
-    );
-    let tree = DataTree::new(config.extended_types_enabled);
-    let server = Server::start(config, tree).context("cannot start the server")?;
+    let (dirs, recovered) = ferrokeeper::storage::open(&config)?;
+    let (device, fallback) = fk_engine::log::best_available();
+    if let Some(reason) = fallback {
+        warn!("{reason}; writing the txn log with pwrite + fdatasync");
+    }
+    let server = Server::start(config, dirs, recovered, device).context("cannot start the server")?;
     info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"));
     server.wait();
     Ok(())

@@ -56,7 +56,7 @@ impl TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
         let cfg = dir.path().join("zoo.cfg");
         let text = format!(
-            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nmaxSessionTimeout=60000\n4lw.commands.whitelist=*\n{extra}\n",
+            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nmaxSessionTimeout=60000\n4lw.commands.whitelist=*\npreAllocSize=1024\n{extra}\n",
             dir.path().join("data").display()
         );
         std::fs::write(&cfg, text).expect("write zoo.cfg");

@@ -347,6 +347,7 @@ fn monitor(shared: &Shared) -> String {
     let latency = shared.stats.latency();
     let (watch_count, watched_paths) = watch_totals(shared);
     let sessions = on_sequencer(shared, |s| s.tracker.len()).unwrap_or(0);
+    let (fsyncs, logged, fsync_total_us, fsync_max_us, snapshots) = shared.stats.storage();
     let tree = shared.tree.read();
     let metrics: Vec<(&str, String)> = vec![
         ("zk_version", version()),
@@ -369,6 +370,14 @@ fn monitor(shared: &Shared) -> String {
         ("zk_local_sessions", "0".into()),
         ("zk_uptime", shared.stats.started.elapsed().as_millis().to_string()),
         ("zk_last_processed_zxid", tree.last_processed_zxid().to_string()),
+        ("zk_cnt_fsynctime", fsyncs.to_string()),
+        ("zk_sum_fsynctime", (fsync_total_us / 1000).to_string()),
+        ("zk_max_fsynctime", (fsync_max_us / 1000).to_string()),
+        ("zk_avg_fsynctime", java_double(fsync_total_us.checked_div(fsyncs).unwrap_or(0) as f64 / 1000.0)),
+        ("zk_cnt_sync_processor_batch_size", fsyncs.to_string()),
+        ("zk_sum_sync_processor_batch_size", logged.to_string()),
+        ("zk_avg_sync_processor_batch_size", java_double(logged.checked_div(fsyncs).unwrap_or(0) as f64)),
+        ("zk_snap_count", snapshots.to_string()),
     ];
     metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
 }

@@ -16,6 +16,11 @@ pub struct ServerStats {
     /// Requests received and not yet answered.
     outstanding: AtomicU64,
     pub connections: AtomicU64,
+    fsyncs: AtomicU64,
+    logged_txns: AtomicU64,
+    fsync_total_us: AtomicU64,
+    fsync_max_us: AtomicU64,
+    snapshots: AtomicU64,
 }
 
 impl Default for ServerStats {
@@ -30,6 +35,11 @@ impl Default for ServerStats {
             latency_max_us: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            logged_txns: AtomicU64::new(0),
+            fsync_total_us: AtomicU64::new(0),
+            fsync_max_us: AtomicU64::new(0),
+            snapshots: AtomicU64::new(0),
         }
     }
 }
@@ -63,6 +73,30 @@ impl ServerStats {
         self.latency_total_us.fetch_add(latency_us, Relaxed);
         self.latency_min_us.fetch_min(latency_us, Relaxed);
         self.latency_max_us.fetch_max(latency_us, Relaxed);
+    }
+
+    /// One group commit: `txns` made durable by one write + fdatasync taking `elapsed`.
+    pub fn record_log_batch(&self, txns: u64, elapsed: std::time::Duration) {
+        let us = elapsed.as_micros() as u64;
+        self.fsyncs.fetch_add(1, Relaxed);
+        self.logged_txns.fetch_add(txns, Relaxed);
+        self.fsync_total_us.fetch_add(us, Relaxed);
+        self.fsync_max_us.fetch_max(us, Relaxed);
+    }
+
+    pub fn record_snapshot(&self) {
+        self.snapshots.fetch_add(1, Relaxed);
+    }
+
+    /// (fsyncs, txns logged, total fsync µs, max fsync µs, snapshots).
+    pub fn storage(&self) -> (u64, u64, u64, u64, u64) {
+        (
+            self.fsyncs.load(Relaxed),
+            self.logged_txns.load(Relaxed),
+            self.fsync_total_us.load(Relaxed),
+            self.fsync_max_us.load(Relaxed),
+            self.snapshots.load(Relaxed),
+        )
     }
 
     pub fn packets_received(&self) -> u64 {

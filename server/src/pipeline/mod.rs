@@ -1,10 +1,12 @@
 //! The threads that drive the pure parts, and the channels between them:
 //!
 //! ```text
-//! acceptor ──NewConnection──▶ shard × N ──Write/Connect/Touch──▶ sequencer ──proposals──▶ applier
-//!                               ▲  reads answered here                                       │
-//!                               └──────────── replies + watch triggers (per batch) ──────────┘
+//! acceptor ──NewConnection──▶ shard × N ──Write/Connect/Touch──▶ sequencer ──proposals──▶ log stage
+//!                               ▲  reads answered here                  (write + fdatasync per batch)
+//!                               │                                                           │
+//!                               └──── replies + watch triggers (per batch) ◀── applier ◀────┘
 //! ```
+//! Nothing reaches the applier, and so no reply leaves, before its batch is durable.
 //! Bounds: a shard stops reading a connection with `PENDING_LIMIT` requests outstanding, which bounds
 //! what the sequencer and applier channels can hold; the applier→shard channels are unbounded so that
 //! the applier never blocks while it holds the tree's write lock.
@@ -12,17 +14,23 @@
 pub mod acceptor;
 pub mod applier;
 pub mod connection;
+pub mod log_stage;
 pub mod messages;
 pub mod sequencer;
 pub mod shard;
+pub mod snapshotter;
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use std::sync::atomic::AtomicBool;
+
 use anyhow::Context;
 use crossbeam_channel::{Sender, bounded, unbounded};
+use fk_engine::log::{LogDevice, LogWriter};
+use fk_engine::recovery::Recovered;
 use fk_engine::tree::DataTree;
 use mio::{Poll, Waker};
 use parking_lot::RwLock;
@@ -30,6 +38,7 @@ use parking_lot::RwLock;
 use crate::config::Config;
 use crate::ops::fourlw;
 use crate::ops::stats::ServerStats;
+use crate::storage::Dirs;
 use acceptor::ConnectionLimiter;
 use messages::ShardMsg;
 
@@ -80,13 +89,20 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the client port and starts every thread.
-    pub fn start(config: Config, tree: DataTree) -> anyhow::Result<Server> {
+    /// Binds the client port and starts every thread on the recovered state, logging through `device`.
+    pub fn start(config: Config, dirs: Dirs, recovered: Recovered, device: Box<dyn LogDevice>) -> anyhow::Result<Server> {
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
         let (sequencer_tx, sequencer_rx) = bounded(64 * 1024);
+        let (log_tx, log_rx) = bounded(1024);
         let (applier_tx, applier_rx) = bounded(1024);
+        let (snapshot_tx, snapshot_rx) = bounded(1);
+        let tree = recovered.tree;
+        let last_zxid = tree.last_processed_zxid();
+        let device_name = device.name();
+        let prealloc = config.pre_alloc_size_kb * 1024;
+        let writer = LogWriter::new(&dirs.log, device, prealloc, config.force_sync, last_zxid);
         let (fourlw_tx, fourlw_rx) = unbounded();
         let mut polls = Vec::new();
         let mut shard_handles = Vec::new();
@@ -113,14 +129,36 @@ impl Server {
             let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
             threads.push(spawn(&format!("fk-shard-{index}"), move || shard.run())?);
         }
-        let sequencer = sequencer::Sequencer::new(shared.clone(), sequencer_rx, applier_tx);
+        let sequencer = sequencer::Sequencer::new(shared.clone(), sequencer_rx, log_tx);
         threads.push(spawn("fk-sequencer", move || sequencer.run())?);
+        let snapshot_busy = Arc::new(AtomicBool::new(false));
+        let log_stage = log_stage::LogStage::new(shared.clone(), log_rx, applier_tx, writer, snapshot_tx.clone(), snapshot_busy.clone());
+        threads.push(spawn("fk-log", move || log_stage.run())?);
+        let s = shared.clone();
+        let snap_dirs = dirs.clone();
+        let busy = snapshot_busy.clone();
+        threads.push(spawn("fk-snapshot", move || snapshotter::run(s, snap_dirs, snapshot_rx, busy))?);
         let s = shared.clone();
         threads.push(spawn("fk-applier", move || applier::run(s, applier_rx))?);
         let s = shared.clone();
         threads.push(spawn("fk-4lw", move || fourlw::run(s, fourlw_rx))?);
         let s = shared.clone();
         threads.push(spawn("fk-acceptor", move || acceptor::run(s, listener))?);
+        tracing::info!(
+            "txn log: {device_name}{}, preAllocSize {} KiB, in {}",
+            if shared.config.force_sync { "" } else { " WITHOUT fsync (forceSync=no)" },
+            shared.config.pre_alloc_size_kb,
+            dirs.log.display()
+        );
+        // A data directory must hold a snapshot before its first log (ZooKeeper refuses logs without one),
+        // and a recovery that replayed txns is worth a snapshot so the next start is quick (ZooKeeper
+        // snapshots after every load; we do it in the background).
+        if recovered.fresh {
+            snapshotter::take(&shared, &dirs);
+        } else if recovered.replayed > 0 || recovered.snapshot.is_none() {
+            snapshot_busy.store(true, std::sync::atomic::Ordering::Release);
+            let _ = snapshot_tx.send(());
+        }
         Ok(Server { client_addr, shared, threads })
     }
 

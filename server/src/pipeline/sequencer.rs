@@ -52,7 +52,8 @@ pub struct Sequencer {
     state: SequencerState,
     shared: Arc<Shared>,
     rx: Receiver<SequencerMsg>,
-    applier: Sender<Vec<Proposal>>,
+    /// The next stage: the log writer.
+    log: Sender<Vec<Proposal>>,
     next_container_check: Instant,
     /// Whose requests carry no identity (the reaper's).
     server_auth: AuthIds,
@@ -66,11 +67,15 @@ struct Output {
 }
 
 impl Sequencer {
-    pub fn new(shared: Arc<Shared>, rx: Receiver<SequencerMsg>, applier: Sender<Vec<Proposal>>) -> Sequencer {
+    pub fn new(shared: Arc<Shared>, rx: Receiver<SequencerMsg>, log: Sender<Vec<Proposal>>) -> Sequencer {
         let clock_origin = Instant::now();
         let tick_ms = shared.config.tick_time_ms as u64;
         // The session id's time bits come from the wall clock so that restarts do not reuse ids.
-        let tracker = SessionTracker::new(1, wall_ms() as u64, tick_ms);
+        let mut tracker = SessionTracker::new(1, wall_ms() as u64, tick_ms);
+        // Recovered sessions get a full timeout from now to reconnect, as in ZooKeeper.
+        for (session_id, timeout_ms) in shared.tree.read().sessions() {
+            tracker.track(session_id, timeout_ms.max(0) as u32, 0);
+        }
         let next_zxid = shared.tree.read().last_processed_zxid() + 1;
         let interval = Duration::from_millis(shared.config.container_check_interval_ms);
         Sequencer {
@@ -83,7 +88,7 @@ impl Sequencer {
             },
             shared,
             rx,
-            applier,
+            log,
             next_container_check: Instant::now() + interval,
             server_auth: AuthIds { ids: Vec::new() },
         }
@@ -120,7 +125,7 @@ impl Sequencer {
             }
             let output = self.step(&mut batch);
             if !output.proposals.is_empty() {
-                self.applier.send(output.proposals).expect("applier thread is gone");
+                self.log.send(output.proposals).expect("log thread is gone");
             }
             for (shard, msg) in output.direct {
                 self.shared.shards[shard].send(msg);

@@ -1,0 +1,148 @@
+//! The group-commit stage between the sequencer and the applier: every proposal that arrived while the
+//! previous batch was being written and synced forms the next batch — one write and one fdatasync for
+//! all of them — and only then goes on to be applied and answered. Batch size follows load, never a
+//! timer.
+//!
+//! It also decides when to snapshot (ZooKeeper's SyncRequestProcessor rule: after `snapCount/2 + r` txns
+//! or `snapSizeLimit/2 + r` bytes, `r` random per round, so that servers of an ensemble do not all
+//! snapshot at once), rolling the log at that point.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crossbeam_channel::{Receiver, Sender};
+use fk_engine::log::LogWriter;
+use tracing::{error, info, warn};
+
+use super::Shared;
+use super::messages::Proposal;
+
+/// Proposals written per batch at most, so that one huge burst does not delay its first replies.
+const BATCH_MAX: usize = 8192;
+
+/// splitmix64: enough randomness to spread snapshot points, seeded from the clock.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn below(&mut self, bound: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        (z ^ (z >> 31)) % bound.max(1)
+    }
+}
+
+pub struct LogStage {
+    shared: Arc<Shared>,
+    rx: Receiver<Vec<Proposal>>,
+    applier: Sender<Vec<Proposal>>,
+    writer: LogWriter,
+    snapshots: Sender<()>,
+    snapshot_busy: Arc<AtomicBool>,
+    txns_since_snapshot: u64,
+    bytes_since_snapshot: u64,
+    txn_threshold: u64,
+    byte_threshold: Option<u64>,
+    rng: SplitMix,
+}
+
+impl LogStage {
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<Vec<Proposal>>,
+        applier: Sender<Vec<Proposal>>,
+        writer: LogWriter,
+        snapshots: Sender<()>,
+        snapshot_busy: Arc<AtomicBool>,
+    ) -> LogStage {
+        let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
+        let mut stage = LogStage {
+            shared,
+            rx,
+            applier,
+            writer,
+            snapshots,
+            snapshot_busy,
+            txns_since_snapshot: 0,
+            bytes_since_snapshot: 0,
+            txn_threshold: 0,
+            byte_threshold: None,
+            rng: SplitMix(seed),
+        };
+        stage.draw_thresholds();
+        stage
+    }
+
+    fn draw_thresholds(&mut self) {
+        let half = (self.shared.config.snap_count / 2).max(1);
+        self.txn_threshold = half + self.rng.below(half);
+        let size_kb = self.shared.config.snap_size_limit_kb;
+        self.byte_threshold = (size_kb > 0).then(|| {
+            let half = size_kb as u64 * 1024 / 2;
+            half + self.rng.below(half)
+        });
+    }
+
+    pub fn run(mut self) {
+        while let Ok(mut batch) = self.rx.recv() {
+            while batch.len() < BATCH_MAX {
+                match self.rx.try_recv() {
+                    Ok(more) => batch.extend(more),
+                    Err(_) => break,
+                }
+            }
+            self.write(&batch);
+            if self.applier.send(batch).is_err() {
+                return;
+            }
+        }
+    }
+
+    /// Makes the batch's txns durable, or stops the server: after a failed write or fsync the page
+    /// cache's state is unknown, and acknowledging anything could lie (ZooKeeper exits too).
+    fn write(&mut self, batch: &[Proposal]) {
+        let stats = match self.writer.append(batch.iter().filter_map(|p| p.txn.as_ref())) {
+            Ok(stats) => stats,
+            Err(e) => {
+                let file = self.writer.current_path().map_or("a new log file".into(), |p| p.display().to_string());
+                error!("cannot write or sync the txn log ({file}): {e}; stopping without acknowledging the batch");
+                std::process::exit(2);
+            }
+        };
+        if stats.txns == 0 {
+            return;
+        }
+        self.shared.stats.record_log_batch(stats.txns as u64, stats.write_and_sync);
+        let elapsed_ms = stats.write_and_sync.as_millis() as u64;
+        if elapsed_ms > self.shared.config.fsync_warning_threshold_ms {
+            warn!(
+                "fsync-ing the write ahead log took {elapsed_ms}ms which will adversely effect operation latency \
+                 ({} txns, {} bytes)",
+                stats.txns, stats.bytes
+            );
+        }
+        self.txns_since_snapshot += stats.txns as u64;
+        self.bytes_since_snapshot += stats.bytes as u64;
+        let due = self.txns_since_snapshot > self.txn_threshold
+            || self.byte_threshold.is_some_and(|t| self.bytes_since_snapshot > t);
+        if due {
+            self.start_snapshot();
+        }
+    }
+
+    fn start_snapshot(&mut self) {
+        self.txns_since_snapshot = 0;
+        self.bytes_since_snapshot = 0;
+        self.draw_thresholds();
+        if self.snapshot_busy.swap(true, Ordering::AcqRel) {
+            warn!("Too busy to snap, skipping");
+            return;
+        }
+        // The snapshot covers everything applied when it starts; later txns go to a new log.
+        self.writer.roll();
+        info!("rolling the txn log and taking a snapshot");
+        let _ = self.snapshots.send(());
+    }
+}
