@@ -95,7 +95,12 @@ impl LogWriter {
         let started = Instant::now();
         let log = self.current.as_mut().expect("opened above");
         let end = log.position + self.buffer.len() as u64;
-        let new_size = padded_size(end, log.size, self.prealloc_bytes);
+        // ZooKeeper pads from the position before the write, so a fresh log becomes header + prealloc;
+        // a batch larger than the padding grows the file again.
+        let mut new_size = padded_size(log.position, log.size, self.prealloc_bytes);
+        while end > new_size {
+            new_size = padded_size(end, new_size, self.prealloc_bytes);
+        }
         if new_size > log.size {
             preallocate(&log.file, log.size, new_size)?;
             log.size = new_size;

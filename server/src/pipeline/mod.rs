@@ -90,7 +90,12 @@ pub struct Server {
 
 impl Server {
     /// Binds the client port and starts every thread on the recovered state, logging through `device`.
-    pub fn start(config: Config, dirs: Dirs, recovered: Recovered, device: Box<dyn LogDevice>) -> anyhow::Result<Server> {
+    pub fn start(
+        config: Config,
+        dirs: Dirs,
+        recovered: Recovered,
+        device: Box<dyn LogDevice>,
+    ) -> anyhow::Result<Server> {
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
@@ -132,7 +137,14 @@ impl Server {
         let sequencer = sequencer::Sequencer::new(shared.clone(), sequencer_rx, log_tx);
         threads.push(spawn("fk-sequencer", move || sequencer.run())?);
         let snapshot_busy = Arc::new(AtomicBool::new(false));
-        let log_stage = log_stage::LogStage::new(shared.clone(), log_rx, applier_tx, writer, snapshot_tx.clone(), snapshot_busy.clone());
+        let log_stage = log_stage::LogStage::new(
+            shared.clone(),
+            log_rx,
+            applier_tx,
+            writer,
+            snapshot_tx.clone(),
+            snapshot_busy.clone(),
+        );
         threads.push(spawn("fk-log", move || log_stage.run())?);
         let s = shared.clone();
         let snap_dirs = dirs.clone();
