@@ -42,6 +42,9 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     child: Child,
     log: PathBuf,
+    config: PathBuf,
+    /// How many times the process was started (each start logs to its own file).
+    starts: usize,
 }
 
 impl TestServer {
@@ -54,17 +57,43 @@ impl TestServer {
     /// Starts a server with `extra` appended to a minimal zoo.cfg (later keys win).
     pub fn with_config(extra: &str) -> TestServer {
         let dir = tempfile::tempdir().expect("temp dir");
+        let cfg = Self::write_config(&dir, extra);
+        Self::start_with_file(dir, &cfg)
+    }
+
+    /// The data directory (dataDir) of this server.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Starts a server on a data directory prepared beforehand (e.g. a copy of ZooKeeper's), with
+    /// `extra` config.
+    pub fn on_data_dir(prepare: impl FnOnce(&Path), extra: &str) -> TestServer {
+        let dir = tempfile::tempdir().expect("temp dir");
+        prepare(&dir.path().join("data"));
+        let cfg = Self::write_config(&dir, extra);
+        Self::start_with_file(dir, &cfg)
+    }
+
+    fn write_config(dir: &tempfile::TempDir, extra: &str) -> PathBuf {
         let cfg = dir.path().join("zoo.cfg");
         let text = format!(
             "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nmaxSessionTimeout=60000\n4lw.commands.whitelist=*\npreAllocSize=1024\n{extra}\n",
             dir.path().join("data").display()
         );
         std::fs::write(&cfg, text).expect("write zoo.cfg");
-        Self::start_with_file(dir, &cfg)
+        cfg
     }
 
     fn start_with_file(dir: tempfile::TempDir, cfg: &Path) -> TestServer {
-        let log = dir.path().join("server.log");
+        let (child, log) = Self::spawn(&dir, cfg, 0);
+        let mut server = TestServer { port: 0, dir, child, log, config: cfg.to_owned(), starts: 1 };
+        server.port = server.wait_for_port();
+        server
+    }
+
+    fn spawn(dir: &tempfile::TempDir, cfg: &Path, start: usize) -> (Child, PathBuf) {
+        let log = dir.path().join(format!("server-{start}.log"));
         let log_file = std::fs::File::create(&log).expect("create log");
         let child = Command::new(server_binary())
             .arg(cfg)
@@ -73,9 +102,34 @@ impl TestServer {
             .stderr(log_file)
             .spawn()
             .expect("spawn ferrokeeper");
-        let mut server = TestServer { port: 0, dir, child, log };
-        server.port = server.wait_for_port();
-        server
+        (child, log)
+    }
+
+    /// SIGKILLs the process: no shutdown code runs, exactly like a crash (the page cache survives).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the process and starts a new one on the same config and data.
+    pub fn restart(&mut self) {
+        self.kill();
+        let (child, log) = Self::spawn(&self.dir, &self.config, self.starts);
+        self.starts += 1;
+        self.child = child;
+        self.log = log;
+        self.port = self.wait_for_port();
+    }
+
+    /// Runs the binary on a prepared data directory expecting start-up to fail; returns its exit code
+    /// and log.
+    pub fn expect_start_failure(prepare: impl FnOnce(&Path), extra: &str) -> (Option<i32>, String) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        prepare(&dir.path().join("data"));
+        let cfg = Self::write_config(&dir, extra);
+        let (mut child, log) = Self::spawn(&dir, &cfg, 0);
+        let status = child.wait().expect("wait for ferrokeeper");
+        (status.code(), std::fs::read_to_string(log).unwrap_or_default())
     }
 
     /// Reads the port the server reports once it listens (it binds port 0).

@@ -1,0 +1,229 @@
+//! Durability through the real binary: restarts, SIGKILL under concurrent load, and every kind of damage
+//! a data directory can suffer.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fk_net::client::*;
+use fk_net::jute::Jute;
+use fk_tests::TestServer;
+use fk_tests::raw::RawClient;
+
+fn open_acl() -> Vec<Acl> {
+    vec![Acl::new(perms::ALL, "world", "anyone")]
+}
+
+fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    let request = CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: open_acl(), flags };
+    Request::Write(WriteOp::Create { op: OpCode::Create, request })
+}
+
+fn set(path: &str, data: &[u8]) -> Request {
+    Request::Write(WriteOp::SetData(SetDataRequest { path: path.into(), data: Some(data.to_vec()), version: -1 }))
+}
+
+fn get(c: &mut RawClient, path: &str) -> Option<GetDataResponse> {
+    let (reply, _) = c.call(&Request::GetData(PathWatchRequest { path: path.into(), watch: false }));
+    (reply.err() == 0).then(|| GetDataResponse::decode_exact(&reply.body).unwrap())
+}
+
+fn copy_fixture(name: &str, to: &Path) {
+    let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/zk38").join(name).join("version-2");
+    let to = to.join("version-2");
+    std::fs::create_dir_all(&to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn data_and_sessions_survive_a_restart() {
+    let mut server = TestServer::with_config("snapCount=50");
+    let mut c = RawClient::connect(&server.address());
+    c.call(&create("/kept", b"v0", 0));
+    c.call(&create("/eph", b"", 1));
+    for i in 0..120 {
+        c.call(&set("/kept", format!("v{}", i + 1).as_bytes()));
+    }
+    let (session, passwd) = (c.session_id, c.passwd.clone());
+    server.restart();
+    // The session is restored with its ephemeral, and the client may resume it with its password.
+    let again = ConnectRequest {
+        timeout_ms: 30_000,
+        session_id: session,
+        passwd,
+        read_only: Some(false),
+        ..Default::default()
+    };
+    let mut c = RawClient::connect_with(&server.address(), again).expect("resume the session after a restart");
+    assert_eq!(c.session_id, session);
+    let kept = get(&mut c, "/kept").unwrap();
+    assert_eq!((kept.data.as_deref(), kept.stat.version), (Some(&b"v120"[..]), 120));
+    assert!(get(&mut c, "/eph").is_some());
+    let snapshots = std::fs::read_dir(server.data_dir().join("version-2"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().starts_with("snapshot."))
+        .count();
+    assert!(snapshots >= 2, "snapCount=50 took snapshots while running");
+}
+
+#[test]
+fn sigkill_under_concurrent_writes_loses_no_acknowledged_write() {
+    let mut server = TestServer::with_config("snapCount=500");
+    let acked: Arc<Mutex<HashMap<String, (Vec<u8>, i32)>>> = Arc::default();
+    for round in 0..5 {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let (address, acked, stop) = (server.address(), acked.clone(), stop.clone());
+                std::thread::spawn(move || write_until_killed(&address, round, w, &acked, &stop))
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(300 + round * 100));
+        server.kill();
+        stop.store(true, Ordering::Relaxed);
+        for w in writers {
+            w.join().unwrap();
+        }
+        server.restart();
+        let mut c = RawClient::connect(&server.address());
+        let acked = acked.lock().unwrap();
+        assert!(!acked.is_empty());
+        for (path, (data, version)) in acked.iter() {
+            let node = get(&mut c, path).unwrap_or_else(|| panic!("round {round}: acknowledged {path} is gone"));
+            assert!(node.stat.version >= *version, "round {round}: {path} lost acknowledged version {version}");
+            if node.stat.version == *version {
+                assert_eq!(node.data.as_deref(), Some(&data[..]), "round {round}: {path} data");
+            }
+        }
+    }
+}
+
+/// Pipelines creates and setData on its own nodes and records each acknowledged result.
+fn write_until_killed(
+    address: &str,
+    round: u64,
+    writer: u64,
+    acked: &Mutex<HashMap<String, (Vec<u8>, i32)>>,
+    stop: &AtomicBool,
+) {
+    let Some(mut c) = RawClient::connect_with(
+        address,
+        ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() },
+    ) else {
+        return;
+    };
+    let path = format!("/crash-{round}-{writer}");
+    if c.stream.set_read_timeout(Some(Duration::from_secs(5))).is_err() {
+        return;
+    }
+    c.send(&create(&path, b"0", 0));
+    let mut in_flight = std::collections::VecDeque::from([(path.clone(), b"0".to_vec(), 0)]);
+    let mut next = 1;
+    while !stop.load(Ordering::Relaxed) {
+        while in_flight.len() < 16 {
+            let data = format!("{next}").into_bytes();
+            c.send(&set(&path, &data));
+            in_flight.push_back((path.clone(), data, next));
+            next += 1;
+        }
+        let Some(reply) = c.recv() else { return };
+        let (p, data, version) = in_flight.pop_front().unwrap();
+        assert_eq!(reply.err(), 0, "{p}");
+        acked.lock().unwrap().insert(p, (data, version));
+    }
+}
+
+#[test]
+fn zookeepers_data_directory_opens_and_serves() {
+    let server = TestServer::on_data_dir(|data| copy_fixture("datadir", data), "extendedTypesEnabled=true");
+    let mut c = RawClient::connect(&server.address());
+    let config = get(&mut c, "/app/config").unwrap();
+    assert_eq!(config.stat.version, 8);
+    assert_eq!(get(&mut c, "/app/utf8").unwrap().data.unwrap(), "zoé ☃ 雪".as_bytes());
+    let (secret, _) = c.call(&Request::GetData(PathWatchRequest { path: "/acl/digest".into(), watch: false }));
+    assert_eq!(secret.err(), ErrorCode::NoAuth.as_i32());
+    let (count, _) = c.call(&Request::GetAllChildrenNumber(PathRequest { path: "/bulk".into() }));
+    assert_eq!(GetAllChildrenNumberResponse::decode_exact(&count.body).unwrap().total_number, 989);
+    assert!(server.four_letter("srvr").contains("Zxid: 0x216"), "new session = first txn after 0x215");
+    assert!(server.four_letter("srvr").contains("Node count: 1026"), "as ZooKeeper reports this tree");
+    // Session B is alive after recovery and owns its ephemerals.
+    assert!(server.four_letter("dump").contains("0x100007ea1af0001:\n\t/live/ephB"));
+}
+
+#[test]
+fn a_torn_tail_is_cut_and_logged_and_the_server_starts() {
+    let server =
+        TestServer::on_data_dir(|data| copy_fixture("datadir-corrupt-tail", data), "extendedTypesEnabled=true");
+    let log = server.log_text();
+    assert!(log.contains("log.1e8: the last record is torn at offset 3582"), "{log}");
+    let mut c = RawClient::connect(&server.address());
+    assert!(get(&mut c, "/app/ephA").is_some(), "the lost closeSession leaves session A's ephemeral");
+}
+
+#[test]
+fn a_partial_record_followed_by_zeros_is_a_torn_tail() {
+    let mut server = TestServer::start();
+    let mut c = RawClient::connect(&server.address());
+    c.call(&create("/a", b"1", 0));
+    server.kill();
+    // Append a record that lost its end to the newest log, the way a crash mid-write leaves one in a
+    // preallocated (zero-filled) file.
+    let v2 = server.data_dir().join("version-2");
+    let newest = std::fs::read_dir(&v2)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("log."))
+        .max_by_key(|p| u64::from_str_radix(&p.file_name().unwrap().to_string_lossy()[4..], 16).unwrap())
+        .unwrap();
+    let bytes = std::fs::read(&newest).unwrap();
+    let end = fk_engine_end(&bytes);
+    let mut damaged = bytes[..end].to_vec();
+    damaged.extend_from_slice(&[0, 0, 0, 0, 0x12, 0x34, 0x56, 0x78, 0, 0, 0, 40, 0, 0, 0, 0, 0, 0, 0, 9]);
+    damaged.resize(bytes.len(), 0);
+    std::fs::write(&newest, damaged).unwrap();
+    server.restart();
+    assert!(server.log_text().contains("torn at offset"), "{}", server.log_text());
+    let mut c = RawClient::connect(&server.address());
+    assert_eq!(get(&mut c, "/a").unwrap().data.unwrap(), b"1");
+}
+
+/// Where the records of a log file end (the first zero length after the header).
+fn fk_engine_end(bytes: &[u8]) -> usize {
+    let mut offset = 16;
+    loop {
+        let len = i32::from_be_bytes(bytes[offset + 8..offset + 12].try_into().unwrap());
+        if len == 0 {
+            return offset;
+        }
+        offset += 13 + len as usize;
+    }
+}
+
+#[test]
+fn corruption_before_the_tail_refuses_to_start_and_names_fktool() {
+    let (code, log) = TestServer::expect_start_failure(
+        |data| {
+            copy_fixture("datadir-corrupt-middle", data);
+            for name in ["snapshot.b3", "snapshot.121", "snapshot.1e6"] {
+                std::fs::remove_file(data.join("version-2").join(name)).unwrap();
+            }
+            // The damaged log.1 must now be replayed; leave the server nothing else to start from.
+        },
+        "extendedTypesEnabled=true",
+    );
+    assert_eq!(code, Some(1));
+    assert!(log.contains("log.1: checksum mismatch in the record at offset 138 (zxid 0x3)"), "{log}");
+    assert!(log.contains("fktool log verify"), "{log}");
+}
+
+#[test]
+fn a_data_dir_that_is_not_a_directory_is_a_clear_error() {
+    let (code, log) = TestServer::expect_start_failure(|data| std::fs::write(data, b"not a directory").unwrap(), "");
+    assert_eq!(code, Some(1));
+    assert!(log.contains("cannot create the data directory"), "{log}");
+}
