@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use ferrokeeper::config::Config;
-use ferrokeeper::pipeline::Server;
+use ferrokeeper::pipeline::{Server, Storage, exit_on_fatal};
 use tracing::{error, info, warn};
 
 fn main() -> ExitCode {
@@ -57,7 +57,8 @@ fn run() -> anyhow::Result<()> {
     if let Some(reason) = fallback {
         warn!("{reason}; writing the txn log with pwrite + fdatasync");
     }
-    let server = Server::start(config, dirs, recovered, device).context("cannot start the server")?;
+    let storage = Storage { dirs, recovered, device, on_fatal: exit_on_fatal() };
+    let server = Server::start(config, storage).context("cannot start the server")?;
     info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"));
     server.wait();
     Ok(())

@@ -13,10 +13,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
 use fk_engine::log::LogWriter;
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
-use super::Shared;
 use super::messages::Proposal;
+use super::{FatalHandler, Shared};
 
 /// Proposals written per batch at most, so that one huge burst does not delay its first replies.
 const BATCH_MAX: usize = 8192;
@@ -34,13 +34,19 @@ impl SplitMix {
     }
 }
 
+/// How the log stage asks for a snapshot: the request channel, and whether one is running.
+pub struct Snapshots {
+    pub tx: Sender<()>,
+    pub busy: Arc<AtomicBool>,
+}
+
 pub struct LogStage {
     shared: Arc<Shared>,
     rx: Receiver<Vec<Proposal>>,
     applier: Sender<Vec<Proposal>>,
     writer: LogWriter,
-    snapshots: Sender<()>,
-    snapshot_busy: Arc<AtomicBool>,
+    snapshots: Snapshots,
+    on_fatal: FatalHandler,
     txns_since_snapshot: u64,
     bytes_since_snapshot: u64,
     txn_threshold: u64,
@@ -54,8 +60,8 @@ impl LogStage {
         rx: Receiver<Vec<Proposal>>,
         applier: Sender<Vec<Proposal>>,
         writer: LogWriter,
-        snapshots: Sender<()>,
-        snapshot_busy: Arc<AtomicBool>,
+        snapshots: Snapshots,
+        on_fatal: FatalHandler,
     ) -> LogStage {
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let mut stage = LogStage {
@@ -64,7 +70,7 @@ impl LogStage {
             applier,
             writer,
             snapshots,
-            snapshot_busy,
+            on_fatal,
             txns_since_snapshot: 0,
             bytes_since_snapshot: 0,
             txn_threshold: 0,
@@ -93,26 +99,30 @@ impl LogStage {
                     Err(_) => break,
                 }
             }
-            self.write(&batch);
+            if !self.write(&batch) {
+                return;
+            }
             if self.applier.send(batch).is_err() {
                 return;
             }
         }
     }
 
-    /// Makes the batch's txns durable, or stops the server: after a failed write or fsync the page
-    /// cache's state is unknown, and acknowledging anything could lie (ZooKeeper exits too).
-    fn write(&mut self, batch: &[Proposal]) {
+    /// Makes the batch's txns durable; false if that failed, after which nothing may be acknowledged:
+    /// the page cache's state is unknown, so the fatal handler stops the server.
+    fn write(&mut self, batch: &[Proposal]) -> bool {
         let stats = match self.writer.append(batch.iter().filter_map(|p| p.txn.as_ref())) {
             Ok(stats) => stats,
             Err(e) => {
                 let file = self.writer.current_path().map_or("a new log file".into(), |p| p.display().to_string());
-                error!("cannot write or sync the txn log ({file}): {e}; stopping without acknowledging the batch");
-                std::process::exit(2);
+                (self.on_fatal)(&format!(
+                    "cannot write or sync the txn log ({file}): {e}; stopping without acknowledging the batch"
+                ));
+                return false;
             }
         };
         if stats.txns == 0 {
-            return;
+            return true;
         }
         self.shared.stats.record_log_batch(stats.txns as u64, stats.write_and_sync);
         let elapsed_ms = stats.write_and_sync.as_millis() as u64;
@@ -130,19 +140,20 @@ impl LogStage {
         if due {
             self.start_snapshot();
         }
+        true
     }
 
     fn start_snapshot(&mut self) {
         self.txns_since_snapshot = 0;
         self.bytes_since_snapshot = 0;
         self.draw_thresholds();
-        if self.snapshot_busy.swap(true, Ordering::AcqRel) {
+        if self.snapshots.busy.swap(true, Ordering::AcqRel) {
             warn!("Too busy to snap, skipping");
             return;
         }
         // The snapshot covers everything applied when it starts; later txns go to a new log.
         self.writer.roll();
         info!("rolling the txn log and taking a snapshot");
-        let _ = self.snapshots.send(());
+        let _ = self.snapshots.tx.send(());
     }
 }

@@ -81,6 +81,27 @@ impl ShardHandle {
     }
 }
 
+/// What the server persists to and how: the recovered state, the directories, the log device, and what
+/// to do when the disk fails (production: exit; tests: record it).
+pub struct Storage {
+    pub dirs: Dirs,
+    pub recovered: Recovered,
+    pub device: Box<dyn LogDevice>,
+    pub on_fatal: FatalHandler,
+}
+
+/// Called once when the txn log cannot be written or synced; the log stage stops after it returns.
+pub type FatalHandler = Box<dyn Fn(&str) + Send + Sync>;
+
+/// The production handler: a failed fsync leaves the page cache in an unknown state, so nothing more
+/// may be acknowledged — stop the process (ZooKeeper exits too).
+pub fn exit_on_fatal() -> FatalHandler {
+    Box::new(|message| {
+        tracing::error!("{message}");
+        std::process::exit(2);
+    })
+}
+
 /// A running server: its threads and the address it listens on.
 pub struct Server {
     pub client_addr: SocketAddr,
@@ -89,13 +110,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the client port and starts every thread on the recovered state, logging through `device`.
-    pub fn start(
-        config: Config,
-        dirs: Dirs,
-        recovered: Recovered,
-        device: Box<dyn LogDevice>,
-    ) -> anyhow::Result<Server> {
+    /// Binds the client port and starts every thread on the recovered state.
+    pub fn start(config: Config, storage: Storage) -> anyhow::Result<Server> {
+        let Storage { dirs, recovered, device, on_fatal } = storage;
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
@@ -142,8 +159,8 @@ impl Server {
             log_rx,
             applier_tx,
             writer,
-            snapshot_tx.clone(),
-            snapshot_busy.clone(),
+            log_stage::Snapshots { tx: snapshot_tx.clone(), busy: snapshot_busy.clone() },
+            on_fatal,
         );
         threads.push(spawn("fk-log", move || log_stage.run())?);
         let s = shared.clone();
