@@ -48,6 +48,9 @@ pub struct Recovered {
     pub truncated: Option<(PathBuf, u64)>,
     /// Whether the data directory held nothing at all (a first start).
     pub fresh: bool,
+    /// Logged digests compared with the replayed tree, and how many did not match.
+    pub digests_checked: usize,
+    pub digest_mismatches: usize,
 }
 
 /// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
@@ -56,20 +59,76 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, extended_types: bool) -> Result<
         list(snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
     let logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
     let fresh = snapshots.is_empty() && logs.is_empty();
-    let (mut tree, snapshot, rejected) = newest_valid_snapshot(&snapshots, extended_types);
+    let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, extended_types);
     if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
         let detail = if rejected.is_empty() { "none found".into() } else { rejected.join("; ") };
         return Err(RecoveryError::NoSnapshot { dir: snap_dir.into(), detail, first_log: logs[0].0 });
     }
-    let (replayed, truncated) = replay(&mut tree, &logs)?;
-    Ok(Recovered { tree, snapshot, replayed, truncated, fresh })
+    let mut digests =
+        DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
+    digests.check_snapshot(&tree);
+    let (replayed, truncated) = replay(&mut tree, &logs, &mut digests)?;
+    Ok(Recovered {
+        tree,
+        snapshot,
+        replayed,
+        truncated,
+        fresh,
+        digests_checked: digests.checked,
+        digest_mismatches: digests.mismatches,
+    })
 }
 
-/// The newest snapshot that loads with valid checksums (or an empty tree), and why others were passed over.
-fn newest_valid_snapshot(
-    snapshots: &[(i64, PathBuf)],
-    extended_types: bool,
-) -> (DataTree, Option<PathBuf>, Vec<String>) {
+/// Compares the replayed tree with the digests ZooKeeper logged, as its `compareDigest` does: a mismatch
+/// means replay did not rebuild the tree that was running (logged, not fatal, as in ZooKeeper).
+struct DigestCheck {
+    /// The snapshot's (zxid, digest), checked once replay reaches that zxid.
+    snapshot: Option<(i64, u64)>,
+    checked: usize,
+    mismatches: usize,
+}
+
+impl DigestCheck {
+    fn check_snapshot(&mut self, tree: &DataTree) {
+        if let Some((zxid, digest)) = self.snapshot
+            && tree.last_processed_zxid() >= zxid
+        {
+            self.snapshot = None;
+            self.checked += usize::from(tree.last_processed_zxid() == zxid);
+            if tree.last_processed_zxid() == zxid && tree.digest() != digest {
+                warn!(
+                    "snapshot digest mismatch at zxid 0x{zxid:x}: logged 0x{digest:x}, rebuilt 0x{:x}",
+                    tree.digest()
+                );
+                self.mismatches += 1;
+            }
+        }
+    }
+
+    fn check_txn(&mut self, tree: &DataTree, txn: &fk_net::txn::Txn) {
+        self.checked += usize::from(txn.digest.is_some());
+        if let Some(logged) = &txn.digest
+            && logged.tree_digest as u64 != tree.digest()
+        {
+            if self.mismatches < 10 {
+                warn!(
+                    "digest mismatch after zxid 0x{:x}: logged 0x{:x}, replayed tree 0x{:x}",
+                    txn.header.zxid,
+                    logged.tree_digest,
+                    tree.digest()
+                );
+            }
+            self.mismatches += 1;
+        }
+        self.check_snapshot(tree);
+    }
+}
+
+type Loaded = (DataTree, Option<PathBuf>, Option<(i64, u64)>, Vec<String>);
+
+/// The newest snapshot that loads with valid checksums (or an empty tree), its digest record, and why
+/// others were passed over.
+fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], extended_types: bool) -> Loaded {
     let mut rejected = Vec::new();
     for (zxid, path) in snapshots.iter().rev().take(SNAPSHOT_CANDIDATES) {
         if !looks_complete(path) {
@@ -85,7 +144,7 @@ fn newest_valid_snapshot(
                     stats.nodes,
                     tree.last_processed_zxid()
                 );
-                return (tree, Some(path.clone()), rejected);
+                return (tree, Some(path.clone()), stats.digest, rejected);
             }
             Err(e) => {
                 warn!("skipping {}: {e}; trying an older snapshot", path.display());
@@ -93,11 +152,15 @@ fn newest_valid_snapshot(
             }
         }
     }
-    (DataTree::new(extended_types), None, rejected)
+    (DataTree::new(extended_types), None, None, rejected)
 }
 
 /// Replays every txn newer than the tree from the logs that can hold them.
-fn replay(tree: &mut DataTree, logs: &[(i64, PathBuf)]) -> Result<(usize, Option<(PathBuf, u64)>), RecoveryError> {
+fn replay(
+    tree: &mut DataTree,
+    logs: &[(i64, PathBuf)],
+    digests: &mut DigestCheck,
+) -> Result<(usize, Option<(PathBuf, u64)>), RecoveryError> {
     let from = tree.last_processed_zxid();
     // The newest log starting at or before the snapshot holds the first txns after it.
     let start = logs.iter().rposition(|(zxid, _)| *zxid <= from).unwrap_or(0);
@@ -116,6 +179,7 @@ fn replay(tree: &mut DataTree, logs: &[(i64, PathBuf)]) -> Result<(usize, Option
             }
             crate::txn::apply(tree, &record.txn, &mut triggers);
             triggers.clear();
+            digests.check_txn(tree, &record.txn);
             replayed += 1;
         }
         if let LogEnd::Torn { offset, reason } = log.end {

@@ -93,6 +93,8 @@ fn zookeepers_data_dir_recovers_to_the_same_tree() {
     assert!(recovered.truncated.is_none());
     let tree = &recovered.tree;
     assert_eq!(tree.last_processed_zxid(), 0x215);
+    assert_eq!(recovered.digest_mismatches, 0, "our tree digest equals the one ZooKeeper logged after every txn");
+    assert!(recovered.digests_checked >= 40, "{} digests checked", recovered.digests_checked);
     assert_matches_expected_tree(tree);
     let sessions: Vec<(i64, i32)> = tree.sessions().collect();
     assert_eq!(sessions, vec![(0x0100_007e_a1af_0001, 30000)], "only session B is open");
@@ -120,6 +122,8 @@ fn every_snapshot_replays_to_the_same_tree() {
         let recovered = recover_dir(dir.path()).unwrap();
         assert!(recovered.snapshot.as_ref().unwrap().ends_with(keep));
         assert_eq!(recovered.tree.last_processed_zxid(), 0x215, "from {keep}");
+        assert_eq!(recovered.digest_mismatches, 0, "replay from {keep} matches every logged digest");
+        assert!(recovered.digests_checked > 40, "from {keep}: {} digests checked", recovered.digests_checked);
         assert_matches_expected_tree(&recovered.tree);
     }
 }

@@ -111,9 +111,13 @@ impl LogWriter {
     }
 
     /// Creates `log.<first_zxid>` with its header, durable together with its directory entry.
+    ///
+    /// A file of that name may exist: a previous run created it and died before any txn in it became
+    /// durable (recovery replayed every valid record, so none of its txns can be at or above
+    /// `first_zxid`). It holds nothing, and is overwritten, as ZooKeeper does.
     fn create(&mut self, first_zxid: i64) -> io::Result<OpenLog> {
         let path = self.dir.join(file_name(LOG_PREFIX, first_zxid));
-        let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         encode_header(&mut header);
         self.device.write_and_sync(&file, &header, 0, self.force_sync)?;
@@ -136,5 +140,51 @@ fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
     match err.raw_os_error() {
         Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => file.set_len(to),
         _ => Err(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogEnd, PwriteDevice, read_log};
+    use fk_net::client::OpCode;
+    use fk_net::txn::{CreateSessionTxn, TxnBody, TxnHeader};
+
+    fn txn(zxid: i64) -> Txn {
+        let body = TxnBody::CreateSession(CreateSessionTxn { timeout_ms: 30_000 });
+        let header = TxnHeader { client_id: zxid, cxid: 0, zxid, time: 0, txn_type: OpCode::CreateSession.as_i32() };
+        Txn { header, body, digest: None }
+    }
+
+    #[test]
+    fn batches_land_in_one_file_until_rolled() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LogWriter::new(dir.path(), Box::new(PwriteDevice), 64 * 1024, true, 0);
+        writer.append(&[txn(1), txn(2)]).unwrap();
+        writer.append(&[txn(3)]).unwrap();
+        writer.roll();
+        writer.append(&[txn(4)]).unwrap();
+        let first = read_log(&dir.path().join("log.1")).unwrap();
+        assert_eq!(first.records.len(), 3);
+        assert_eq!(first.file_len, 16 + 64 * 1024, "padded as ZooKeeper pads");
+        assert!(matches!(first.end, LogEnd::Clean { .. }));
+        assert_eq!(read_log(&dir.path().join("log.4")).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn a_file_left_empty_by_a_crash_is_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("log.5"), vec![0u8; 100]).unwrap();
+        let mut writer = LogWriter::new(dir.path(), Box::new(PwriteDevice), 4096, true, 4);
+        writer.append(&[txn(5)]).unwrap();
+        assert_eq!(read_log(&dir.path().join("log.5")).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    #[should_panic(expected = "out of order")]
+    fn zxids_must_increase() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LogWriter::new(dir.path(), Box::new(PwriteDevice), 4096, false, 10);
+        let _ = writer.append(&[txn(10)]);
     }
 }

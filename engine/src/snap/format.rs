@@ -11,7 +11,8 @@
 //! [3.6+]       zxid (long), digest version (int), digest (long), cumulative seal, "/"
 //! [3.9+]       lastProcessedZxid (long), cumulative seal, "/"
 //! ```
-//! We write up to the first seal, which every 3.x server loads; we read all three forms. A file is a
+//! We write through the digest record (3.8's form; older readers stop after the first seal); we read all
+//! three forms. A file is a
 //! candidate only if it ends in the ustring "/" (int 1, '/'), as ZooKeeper checks before trying it.
 
 pub const SNAP_MAGIC: i32 = 0x5A4B_534E; // "ZKSN"

@@ -25,8 +25,9 @@ pub enum SnapError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotInfo {
     pub nodes: usize,
-    /// The ZxidDigest record's zxid (3.6+ snapshots), which may exceed the name's zxid (fuzziness).
-    pub digest_zxid: Option<i64>,
+    /// The ZxidDigest record (3.6+ snapshots): the tree digest as of that zxid, which may exceed the
+    /// name's zxid (fuzziness).
+    pub digest: Option<(i64, u64)>,
     /// The 3.9+ trailer: lastProcessedZxid at the end of serialization.
     pub last_processed_zxid: Option<i64>,
 }
@@ -68,11 +69,11 @@ pub fn load_snapshot(path: &Path, name_zxid: i64, extended_types: bool) -> Resul
     decoder.acl_cache(&mut tree)?;
     let nodes = decoder.nodes(&mut tree)?;
     decoder.seal()?;
-    let digest_zxid = decoder.optional_digest()?;
-    let last_processed_zxid = if digest_zxid.is_some() { decoder.optional_last_zxid()? } else { None };
+    let digest = decoder.optional_digest()?;
+    let last_processed_zxid = if digest.is_some() { decoder.optional_last_zxid()? } else { None };
     tree.finish_loading();
     tree.set_last_processed_zxid(last_processed_zxid.unwrap_or(name_zxid));
-    Ok((tree, SnapshotInfo { nodes, digest_zxid, last_processed_zxid }))
+    Ok((tree, SnapshotInfo { nodes, digest, last_processed_zxid }))
 }
 
 struct Decoder<'a> {
@@ -136,7 +137,7 @@ impl Decoder<'_> {
                 return Err(self.invalid(format!("node {path:?} refers to ACL index {acl}, which the snapshot lacks")));
             }
             let tree_path = if path.is_empty() { "/" } else { path };
-            tree.load_node(tree_path, Node { data, acl, stat, children: Default::default() })
+            tree.load_node(tree_path, Node { data, acl, stat, children: Default::default(), digest: 0 })
                 .map_err(|_| self.invalid(format!("node {path:?} comes before its parent")))?;
             count += 1;
         }
@@ -158,20 +159,22 @@ impl Decoder<'_> {
         }
     }
 
-    /// The 3.6+ ZxidDigest and its seal, if present (end of file means an older snapshot).
-    fn optional_digest(&mut self) -> Result<Option<i64>, SnapError> {
+    /// The 3.6+ ZxidDigest and its seal, if present (end of file means an older snapshot). Zxid 0 is
+    /// ZooKeeper's "no digest yet".
+    fn optional_digest(&mut self) -> Result<Option<(i64, u64)>, SnapError> {
         if self.r.is_empty() {
             return Ok(None);
         }
         let zxid = self.r.read_i64().map_err(|e| self.invalid(e))?;
         let version = self.r.read_i32().map_err(|e| self.invalid(e))?;
-        if version >= 2 {
-            self.r.read_i64().map_err(|e| self.invalid(e))?;
+        let digest = if version >= 2 {
+            Some(self.r.read_i64().map_err(|e| self.invalid(e))? as u64)
         } else {
             self.r.read_ustring().map_err(|e| self.invalid(e))?;
-        }
+            None
+        };
         self.seal()?;
-        Ok(Some(zxid))
+        Ok(Some((zxid, digest.filter(|_| zxid != 0).unwrap_or(0))))
     }
 
     fn optional_last_zxid(&mut self) -> Result<Option<i64>, SnapError> {

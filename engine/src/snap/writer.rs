@@ -23,6 +23,7 @@ use fk_net::path;
 
 use super::format::{DBID, END_PATH, FORMAT_VERSION, SNAP_MAGIC};
 use crate::files::{SNAPSHOT_PREFIX, file_name, sync_dir};
+use crate::tree::digest::DIGEST_VERSION;
 use crate::tree::{AclId, DataTree, OPEN_ACL_ID};
 
 /// Read access to a tree shared with its writer.
@@ -51,7 +52,10 @@ pub fn write_snapshot(tree: &impl TreeAccess, dir: &Path, force_sync: bool) -> i
     let tmp_path = dir.join(format!(".{}.tmp", file_name(SNAPSHOT_PREFIX, zxid)));
     let result = (|| {
         let (nodes, acls) = write_nodes(tree, &nodes_path)?;
-        let bytes = assemble(&tmp_path, &sessions, &acls, &nodes_path, force_sync)?;
+        // The digest record: the tree digest as of the last txn applied when the walk ended (replay
+        // checks it once it reaches that zxid).
+        let digest = tree.read(|t| (t.last_processed_zxid(), t.digest()));
+        let bytes = assemble(&tmp_path, &sessions, &acls, &nodes_path, digest, force_sync)?;
         std::fs::rename(&tmp_path, &final_path)?;
         if force_sync {
             sync_dir(dir)?;
@@ -117,11 +121,20 @@ impl<W: Write> Write for Checked<W> {
     }
 }
 
+/// Writes the running checksum and the "/" after it (which the next seal covers).
+fn seal<W: Write>(out: &mut Checked<W>) -> io::Result<()> {
+    let mut seal = Vec::new();
+    seal.put_i64(out.adler.checksum() as i64);
+    seal.put_ustring(Some(END_PATH));
+    out.write_all(&seal)
+}
+
 fn assemble(
     tmp_path: &Path,
     sessions: &[(i64, i32)],
     acls: &BTreeMap<AclId, Arc<[Acl]>>,
     nodes_path: &Path,
+    digest: (i64, u64),
     force_sync: bool,
 ) -> io::Result<u64> {
     let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp_path)?;
@@ -145,11 +158,13 @@ fn assemble(
     let mut tail = Vec::new();
     tail.put_ustring(Some(END_PATH));
     out.write_all(&tail)?;
-    let checksum = out.adler.checksum();
-    let mut seal = Vec::new();
-    seal.put_i64(checksum as i64);
-    seal.put_ustring(Some(END_PATH));
-    out.write_all(&seal)?;
+    seal(&mut out)?;
+    let mut zxid_digest = Vec::new();
+    zxid_digest.put_i64(digest.0);
+    zxid_digest.put_i32(DIGEST_VERSION);
+    zxid_digest.put_i64(digest.1 as i64);
+    out.write_all(&zxid_digest)?;
+    seal(&mut out)?;
     out.flush()?;
     let written = out.written;
     let file = out.inner.into_inner().map_err(|e| e.into_error())?;
@@ -190,6 +205,7 @@ mod tests {
         assert!(crate::snap::reader::looks_complete(&stats.path));
         let (loaded, info) = load_snapshot(&stats.path, 3, true).unwrap();
         assert_eq!(info.nodes, 7);
+        assert_eq!(info.digest, Some((3, loaded.digest())), "the digest record matches the loaded tree");
         assert_eq!(loaded.last_processed_zxid(), 3);
         assert_eq!(loaded.get("/a").unwrap().data.as_deref(), Some(&b"x"[..]));
         assert_eq!(loaded.get("/a/b").unwrap().data, None);

@@ -6,6 +6,7 @@
 //! error code and change nothing, which is what makes replay idempotent.
 
 pub mod acl_cache;
+pub mod digest;
 pub mod ephemeral;
 pub mod node;
 
@@ -49,6 +50,8 @@ pub struct DataTree {
     sessions: Map<i64, i32>,
     last_processed_zxid: i64,
     extended_types: bool,
+    /// Wrapping sum of every node's digest (ZooKeeper's tree digest).
+    digest: u64,
 }
 
 impl DataTree {
@@ -71,8 +74,10 @@ impl DataTree {
             sessions: Map::default(),
             last_processed_zxid: 0,
             extended_types,
+            digest: 0,
         };
         tree.nodes.insert("/".into(), Node { data: Some(Box::new([])), acl: OPEN_ACL_ID, ..Node::default() });
+        tree.rehash("/");
         tree
     }
 
@@ -89,6 +94,7 @@ impl DataTree {
             self.insert_system_node(CONFIG_PATH, read_only);
             // ZooKeeper sets this ACL with version -1, which it stores as the aversion.
             self.nodes.get_mut(CONFIG_PATH).expect("just added").stat.aversion = -1;
+            self.rehash(CONFIG_PATH);
         }
         self.acls.purge_unused();
     }
@@ -97,6 +103,20 @@ impl DataTree {
         let parent = self.nodes.get_mut(path::parent(path)).expect("system parents come first");
         parent.children.insert(path::name(path).into());
         self.nodes.insert(path.into(), Node { data: Some(Box::new([])), acl, ..Node::default() });
+        self.rehash(path);
+    }
+
+    /// Recomputes a node's digest after a change, moving the tree digest with it.
+    fn rehash(&mut self, node_path: &str) {
+        let node = self.nodes.get_mut(node_path).expect("rehash of an existing node");
+        let new = digest::node_digest(node_path, node.data.as_deref(), &node.stat);
+        let old = std::mem::replace(&mut node.digest, new);
+        self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
+    }
+
+    /// The tree digest: what ZooKeeper logs after each txn and checks on replay.
+    pub fn digest(&self) -> u64 {
+        self.digest
     }
 
     pub fn extended_types(&self) -> bool {
@@ -211,11 +231,15 @@ impl DataTree {
             return Err(ErrorCode::NodeExists);
         }
         let parent_cversion = if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
-        if parent_cversion > parent.stat.cversion {
+        let parent_changed = parent_cversion > parent.stat.cversion;
+        if parent_changed {
             parent.stat.cversion = parent_cversion;
             parent.stat.pzxid = zxid;
         }
         parent.children.insert(name.into());
+        if parent_changed {
+            self.rehash(parent_path);
+        }
         let stat = StatPersisted {
             czxid: zxid,
             mzxid: zxid,
@@ -227,11 +251,18 @@ impl DataTree {
             ephemeral_owner,
             pzxid: zxid,
         };
-        let node = Node { data: data.map(Box::from), acl: self.acls.acquire(acl), stat, children: Default::default() };
+        let node = Node {
+            data: data.map(Box::from),
+            acl: self.acls.acquire(acl),
+            stat,
+            children: Default::default(),
+            digest: 0,
+        };
         let client_stat = self.client_stat(&node);
         self.index_owner(node_path, ephemeral_owner);
         let previous = self.nodes.insert(node_path.into(), node);
         debug_assert!(previous.is_none(), "{node_path} was in the map but not in its parent's children");
+        self.rehash(node_path);
         Ok(client_stat)
     }
 
@@ -281,12 +312,15 @@ impl DataTree {
             return Err(ErrorCode::NotEmpty);
         }
         let node = self.nodes.remove(node_path).expect("just looked up");
+        self.digest = self.digest.wrapping_sub(node.digest);
         self.acls.release(node.acl);
         self.unindex_owner(node_path, node.stat.ephemeral_owner);
-        let parent = self.nodes.get_mut(path::parent(node_path)).expect("a node's parent exists");
+        let parent_path = path::parent(node_path);
+        let parent = self.nodes.get_mut(parent_path).expect("a node's parent exists");
         parent.children.remove(path::name(node_path));
         if zxid > parent.stat.pzxid {
             parent.stat.pzxid = zxid;
+            self.rehash(parent_path);
         }
         Ok(())
     }
@@ -304,7 +338,9 @@ impl DataTree {
         node.stat.version = version;
         node.stat.mzxid = zxid;
         node.stat.mtime = time;
-        Ok(node.client_stat(self.extended_types))
+        let stat = node.client_stat(self.extended_types);
+        self.rehash(node_path);
+        Ok(stat)
     }
 
     pub fn set_acl(&mut self, node_path: &str, acl: &[Acl], aversion: i32) -> Result<Stat, ErrorCode> {
@@ -317,6 +353,7 @@ impl DataTree {
         node.stat.aversion = aversion;
         let stat = node.client_stat(self.extended_types);
         self.acls.release(old_id);
+        self.rehash(node_path);
         Ok(stat)
     }
 
@@ -337,16 +374,19 @@ impl DataTree {
             root.data = node.data;
             root.acl = node.acl;
             root.stat = node.stat;
+            self.rehash("/");
             return Ok(());
         }
         let parent = self.nodes.get_mut(path::parent(node_path)).ok_or(ErrorCode::NoNode)?;
         parent.children.insert(path::name(node_path).into());
         self.acls.add_reference(node.acl);
         self.index_owner(node_path, node.stat.ephemeral_owner);
-        if let Some(old) = self.nodes.insert(node_path.into(), node) {
+        if let Some(old) = self.nodes.insert(node_path.into(), Node { digest: 0, ..node }) {
             // System nodes exist from the start; the snapshot's copy replaces them.
             self.acls.release(old.acl);
+            self.digest = self.digest.wrapping_sub(old.digest);
         }
+        self.rehash(node_path);
         Ok(())
     }
 

@@ -38,6 +38,8 @@ pub struct Node {
     pub acl: AclId,
     pub stat: StatPersisted,
     pub children: ChildSet,
+    /// This node's share of the tree digest, kept so that a change costs one hash, not two.
+    pub digest: u64,
 }
 
 impl Node {

@@ -378,6 +378,7 @@ fn monitor(shared: &Shared) -> String {
         ("zk_sum_sync_processor_batch_size", logged.to_string()),
         ("zk_avg_sync_processor_batch_size", java_double(logged.checked_div(fsyncs).unwrap_or(0) as f64)),
         ("zk_snap_count", snapshots.to_string()),
+        ("zk_digest_mismatches_count", shared.stats.digest_mismatches().to_string()),
     ];
     metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
 }

@@ -21,6 +21,7 @@ pub struct ServerStats {
     fsync_total_us: AtomicU64,
     fsync_max_us: AtomicU64,
     snapshots: AtomicU64,
+    digest_mismatches: AtomicU64,
 }
 
 impl Default for ServerStats {
@@ -40,6 +41,7 @@ impl Default for ServerStats {
             fsync_total_us: AtomicU64::new(0),
             fsync_max_us: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
+            digest_mismatches: AtomicU64::new(0),
         }
     }
 }
@@ -82,6 +84,14 @@ impl ServerStats {
         self.logged_txns.fetch_add(txns, Relaxed);
         self.fsync_total_us.fetch_add(us, Relaxed);
         self.fsync_max_us.fetch_max(us, Relaxed);
+    }
+
+    pub fn record_digest_mismatch(&self) {
+        self.digest_mismatches.fetch_add(1, Relaxed);
+    }
+
+    pub fn digest_mismatches(&self) -> u64 {
+        self.digest_mismatches.load(Relaxed)
     }
 
     pub fn record_snapshot(&self) {

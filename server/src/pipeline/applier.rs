@@ -33,6 +33,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Vec<Proposal>>) {
             let result = proposal.txn.as_ref().map(|txn| {
                 let result = apply(&mut tree, txn, &mut scratch);
                 triggers.extend(scratch.drain(..).map(|t| (seq, t)));
+                check_digest(&tree, txn, &shared);
                 result
             });
             let zxid = proposal.txn.as_ref().map_or_else(|| tree.last_processed_zxid(), |t| t.header.zxid);
@@ -51,6 +52,23 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Vec<Proposal>>) {
         for shard in woken {
             shared.shards[shard].wake();
         }
+    }
+}
+
+/// The digest prep computed must be the tree's after applying: if not, prep and apply disagree about
+/// what a txn does, which is a bug (ZooKeeper logs and counts these too).
+fn check_digest(tree: &fk_engine::tree::DataTree, txn: &fk_net::txn::Txn, shared: &Shared) {
+    if let Some(logged) = &txn.digest
+        && logged.tree_digest as u64 != tree.digest()
+    {
+        shared.stats.record_digest_mismatch();
+        tracing::error!(
+            "digest mismatch after zxid 0x{:x}: prepared 0x{:x}, applied tree 0x{:x}",
+            txn.header.zxid,
+            logged.tree_digest,
+            tree.digest()
+        );
+        debug_assert!(false, "digest mismatch after zxid 0x{:x}", txn.header.zxid);
     }
 }
 

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use fk_engine::tree::digest::DIGEST_VERSION;
 use fk_engine::tree::{DataTree, EphemeralKind};
 use fk_net::client::{ConnectRequest, Request};
-use fk_net::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody, TxnHeader};
+use fk_net::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody, TxnDigest, TxnHeader};
 use tracing::{info, warn};
 
 use super::Shared;
@@ -169,29 +170,33 @@ impl Sequencer {
         zxid
     }
 
-    fn txn(&mut self, session_id: i64, cxid: i32, body: TxnBody) -> Txn {
-        let header = TxnHeader {
-            client_id: session_id,
-            cxid,
-            zxid: self.take_zxid(),
-            time: wall_ms(),
-            txn_type: body.txn_type(),
+    /// A txn with the next zxid. It carries the tree digest as of itself (what ZooKeeper logs), except
+    /// an error txn, which ZooKeeper logs without one.
+    fn txn(&mut self, tree: &DataTree, session_id: i64, cxid: i32, time: i64, body: TxnBody) -> Txn {
+        let header = TxnHeader { client_id: session_id, cxid, zxid: self.take_zxid(), time, txn_type: body.txn_type() };
+        let digest = match body {
+            TxnBody::Error(_) => None,
+            _ => {
+                let tree_digest = PrepView::new(tree, &mut self.state.changes).digest() as i64;
+                Some(TxnDigest { version: DIGEST_VERSION, tree_digest })
+            }
         };
-        Txn { header, body, digest: None }
+        Txn { header, body, digest }
     }
 
     fn prep(&mut self, tree: &DataTree, session_id: i64, xid: i32, auth: &AuthIds, write: Write<'_>) -> Txn {
         let zxid = self.state.next_zxid;
+        let time_ms = wall_ms();
         let ctx = RequestCtx {
             session_id,
             session_live: self.state.tracker.is_live(session_id),
             zxid,
-            time_ms: wall_ms(),
+            time_ms,
             auth,
             settings: self.settings(),
         };
         let body = prep_write(&mut PrepView::new(tree, &mut self.state.changes), &ctx, write);
-        let txn = self.txn(session_id, xid, body);
+        let txn = self.txn(tree, session_id, xid, time_ms, body);
         debug_assert_eq!(txn.header.zxid, zxid);
         txn
     }
@@ -201,7 +206,7 @@ impl Sequencer {
         let request = match work {
             Sequenced::Request(request) => request,
             Sequenced::Refused(op, err) => {
-                let txn = self.txn(session_id, xid, TxnBody::Error(ErrorTxn { err: err.as_i32() }));
+                let txn = self.txn(tree, session_id, xid, wall_ms(), TxnBody::Error(ErrorTxn { err: err.as_i32() }));
                 out.proposals.push(Proposal { txn: Some(txn), route: Route::Reply { origin, xid, op } });
                 return;
             }
@@ -251,8 +256,13 @@ impl Sequencer {
         if request.session_id == 0 {
             let session_id = self.state.tracker.create(timeout_ms, now_ms);
             self.state.owners.insert(session_id, origin);
-            let txn =
-                self.txn(session_id, 0, TxnBody::CreateSession(CreateSessionTxn { timeout_ms: timeout_ms as i32 }));
+            let txn = self.txn(
+                tree,
+                session_id,
+                0,
+                wall_ms(),
+                TxnBody::CreateSession(CreateSessionTxn { timeout_ms: timeout_ms as i32 }),
+            );
             out.proposals.push(Proposal { txn: Some(txn), route: Route::Connect { origin, session_id, timeout_ms } });
             return;
         }

@@ -8,6 +8,8 @@
 
 mod view;
 
+use std::sync::Arc;
+
 use fk_engine::tree::{self, CONTAINER_OWNER, EphemeralKind, MAX_TTL_MS};
 use fk_net::client::{Acl, ErrorCode, OpCode, StatPersisted, WriteOp, perms};
 use fk_net::path::validate_path;
@@ -15,7 +17,7 @@ use fk_net::txn::{
     CheckVersionTxn, CreateContainerTxn, CreateTtlTxn, CreateTxn, ErrorTxn, SetAclTxn, SetDataTxn, TxnBody,
 };
 
-pub use view::{NodeMeta, PendingChanges, PrepView};
+pub use view::{NodeData, NodeMeta, PendingChanges, PrepView};
 
 use crate::auth::{AuthIds, check_acl, fixup_acl};
 
@@ -251,7 +253,7 @@ fn prep_create(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, create: Create<'_>
     parent.child_count += 1;
     parent.stat.cversion = parent_cversion;
     parent.stat.pzxid = ctx.zxid;
-    view.set(parent_path, ctx.zxid, Some(parent));
+    view.put(parent_path, ctx.zxid, parent);
     let stat = StatPersisted {
         czxid: ctx.zxid,
         mzxid: ctx.zxid,
@@ -263,7 +265,8 @@ fn prep_create(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, create: Create<'_>
         ephemeral_owner: owner,
         pzxid: ctx.zxid,
     };
-    view.set(&path, ctx.zxid, Some(NodeMeta { stat, child_count: 0, acl: acl.into() }));
+    let data = NodeData::Pending(create.data.as_deref().map(Arc::from));
+    view.put(&path, ctx.zxid, NodeMeta { stat, child_count: 0, acl: acl.into(), digest: 0, data });
     Ok(txn)
 }
 
@@ -281,11 +284,12 @@ fn remove_from_parent(
     parent_path: &str,
     mut parent: NodeMeta,
     path: &str,
+    node: &NodeMeta,
 ) {
+    view.remove(path, ctx.zxid, node);
     parent.child_count -= 1;
     parent.stat.pzxid = ctx.zxid;
-    view.set(parent_path, ctx.zxid, Some(parent));
-    view.set(path, ctx.zxid, None);
+    view.put(parent_path, ctx.zxid, parent);
 }
 
 fn prep_delete(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, path: &str, version: i32) -> PrepResult {
@@ -298,7 +302,7 @@ fn prep_delete(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, path: &str, versio
     if target.child_count > 0 {
         return Err(ErrorCode::NotEmpty);
     }
-    remove_from_parent(view, ctx, parent_path, parent, path);
+    remove_from_parent(view, ctx, parent_path, parent, path, &target);
     Ok(TxnBody::Delete { op: OpCode::Delete, path: path.to_owned() })
 }
 
@@ -314,7 +318,7 @@ fn prep_delete_container(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, path: &s
         return Err(ErrorCode::BadVersion);
     }
     let parent = node(view, parent_path)?;
-    remove_from_parent(view, ctx, parent_path, parent, path);
+    remove_from_parent(view, ctx, parent_path, parent, path, &target);
     Ok(TxnBody::Delete { op: OpCode::DeleteContainer, path: path.to_owned() })
 }
 
@@ -333,7 +337,8 @@ fn prep_set_data(
     target.stat.version = new_version;
     target.stat.mtime = ctx.time_ms;
     target.stat.mzxid = ctx.zxid;
-    view.set(path, ctx.zxid, Some(target));
+    target.data = NodeData::Pending(data.as_deref().map(Arc::from));
+    view.put(path, ctx.zxid, target);
     Ok(TxnBody::SetData(SetDataTxn { path: path.to_owned(), data: data.clone(), version: new_version }))
 }
 
@@ -346,7 +351,7 @@ fn prep_set_acl(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, path: &str, acl: 
     let new_version = check_and_inc_version(target.stat.aversion, version)?;
     target.stat.aversion = new_version;
     target.acl = acl.clone().into();
-    view.set(path, ctx.zxid, Some(target));
+    view.put(path, ctx.zxid, target);
     Ok(TxnBody::SetAcl(SetAclTxn { path: path.to_owned(), acl, version: new_version }))
 }
 
@@ -373,8 +378,8 @@ fn prep_close_session(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>) -> TxnBody 
     }
     for path in &paths {
         let parent_path = fk_net::path::parent(path);
-        if let Some(parent) = view.node(parent_path) {
-            remove_from_parent(view, ctx, parent_path, parent, path);
+        if let (Some(parent), Some(node)) = (view.node(parent_path), view.node(path)) {
+            remove_from_parent(view, ctx, parent_path, parent, path, &node);
         }
     }
     TxnBody::CloseSession { paths_to_delete: Some(paths.into_iter().collect()) }

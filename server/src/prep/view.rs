@@ -6,6 +6,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use fk_engine::tree::DataTree;
+use fk_engine::tree::digest::node_digest;
 use fk_net::client::{Acl, StatPersisted};
 
 /// What prep needs of a node (ZooKeeper's `ChangeRecord` minus the path).
@@ -14,6 +15,17 @@ pub struct NodeMeta {
     pub stat: StatPersisted,
     pub child_count: i32,
     pub acl: Arc<[Acl]>,
+    /// The node's digest as of this record (0 for a node being created).
+    pub digest: u64,
+    pub data: NodeData,
+}
+
+/// Where a node's data is: unchanged in the tree, or as a pending txn leaves it. Needed to hash a node
+/// whose stat changes (the digest covers data too), without copying data on every lookup.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeData {
+    InTree,
+    Pending(Option<Arc<[u8]>>),
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +41,8 @@ pub struct PendingChanges {
     records: HashMap<Box<str>, PendingRecord, ahash::RandomState>,
     /// (zxid, path) in zxid order, to drop records once the tree has caught up.
     order: VecDeque<(i64, Box<str>)>,
+    /// The tree digest after the last prepared txn; `None` once the tree has caught up with it.
+    digest: Option<u64>,
 }
 
 impl PendingChanges {
@@ -42,6 +56,9 @@ impl PendingChanges {
             if self.records.get(&path).is_some_and(|r| r.zxid == zxid) {
                 self.records.remove(&path);
             }
+        }
+        if self.records.is_empty() {
+            self.digest = None;
         }
     }
 
@@ -62,11 +79,12 @@ pub struct PrepView<'a> {
     /// Previous records of paths changed since `begin_undo`, to restore on rollback.
     undo: Option<Vec<(Box<str>, Option<PendingRecord>)>>,
     undo_order_len: usize,
+    undo_digest: Option<u64>,
 }
 
 impl<'a> PrepView<'a> {
     pub fn new(tree: &'a DataTree, changes: &'a mut PendingChanges) -> Self {
-        PrepView { tree, changes, undo: None, undo_order_len: 0 }
+        PrepView { tree, changes, undo: None, undo_order_len: 0, undo_digest: None }
     }
 
     pub fn tree(&self) -> &DataTree {
@@ -82,11 +100,35 @@ impl<'a> PrepView<'a> {
             stat: node.stat.clone(),
             child_count: node.children.len() as i32,
             acl: self.tree.acl_cache().get(node.acl).clone(),
+            digest: node.digest,
+            data: NodeData::InTree,
         })
     }
 
-    /// Records the state of `path` after the txn `zxid`.
-    pub fn set(&mut self, path: &str, zxid: i64, meta: Option<NodeMeta>) {
+    /// The tree digest as of the last prepared txn.
+    pub fn digest(&self) -> u64 {
+        self.changes.digest.unwrap_or_else(|| self.tree.digest())
+    }
+
+    /// Records `path` as it is after the txn `zxid` (new or changed), moving the digest with it.
+    pub fn put(&mut self, path: &str, zxid: i64, mut meta: NodeMeta) {
+        let data = match &meta.data {
+            NodeData::Pending(data) => data.as_deref(),
+            NodeData::InTree => self.tree.get(path).and_then(|n| n.data.as_deref()),
+        };
+        let new = node_digest(path, data, &meta.stat);
+        let old = std::mem::replace(&mut meta.digest, new);
+        self.changes.digest = Some(self.digest().wrapping_sub(old).wrapping_add(new));
+        self.record(path, zxid, Some(meta));
+    }
+
+    /// Records `path` as deleted by the txn `zxid`; `old` is its state before.
+    pub fn remove(&mut self, path: &str, zxid: i64, old: &NodeMeta) {
+        self.changes.digest = Some(self.digest().wrapping_sub(old.digest));
+        self.record(path, zxid, None);
+    }
+
+    fn record(&mut self, path: &str, zxid: i64, meta: Option<NodeMeta>) {
         let previous = self.changes.records.insert(path.into(), PendingRecord { zxid, meta });
         if let Some(undo) = &mut self.undo {
             undo.push((path.into(), previous));
@@ -108,6 +150,7 @@ impl<'a> PrepView<'a> {
     pub fn begin_undo(&mut self) {
         self.undo = Some(Vec::new());
         self.undo_order_len = self.changes.order.len();
+        self.undo_digest = self.changes.digest;
     }
 
     /// Keeps the changes made since [`Self::begin_undo`].
@@ -125,5 +168,6 @@ impl<'a> PrepView<'a> {
             };
         }
         self.changes.order.truncate(self.undo_order_len);
+        self.changes.digest = self.undo_digest;
     }
 }

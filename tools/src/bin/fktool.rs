@@ -187,7 +187,7 @@ fn snap_dump(file: &Path, nodes: bool) -> anyhow::Result<ExitCode> {
         tree.sessions().count(),
         tree.last_processed_zxid()
     );
-    if let Some(zxid) = info.digest_zxid {
+    if let Some((zxid, _)) = info.digest {
         println!("digest zxid 0x{zxid:x}");
     }
     for (id, timeout) in tree.sessions() {
