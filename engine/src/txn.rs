@@ -20,8 +20,7 @@ pub enum TxnResult {
     Deleted,
     SetData(Stat),
     SetAcl(Stat),
-    /// A check; carries the node's Stat for the (non-multi) reply.
-    Checked(Option<Stat>),
+    Checked,
     Multi(Vec<TxnResult>),
     SessionCreated,
     SessionClosed,
@@ -77,7 +76,7 @@ fn apply_body(tree: &mut DataTree, header: &TxnHeader, body: &TxnBody, triggers:
             Ok(stat) => TxnResult::SetAcl(stat),
             Err(code) => TxnResult::Error(code),
         },
-        TxnBody::Check(txn) => TxnResult::Checked(tree.get(&txn.path).map(|n| tree.client_stat(n))),
+        TxnBody::Check(_) => TxnResult::Checked,
         TxnBody::Multi(txns) => apply_multi(tree, header, txns, triggers),
         TxnBody::CreateSession(txn) => {
             tree.add_session(header.client_id, txn.timeout_ms);

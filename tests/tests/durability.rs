@@ -71,10 +71,13 @@ fn data_and_sessions_survive_a_restart() {
     assert!(snapshots >= 2, "snapCount=50 took snapshots while running");
 }
 
+/// The latest acknowledged (data, version) of each node a writer owns.
+type Acked = HashMap<String, (Vec<u8>, i32)>;
+
 #[test]
 fn sigkill_under_concurrent_writes_loses_no_acknowledged_write() {
     let mut server = TestServer::with_config("snapCount=500");
-    let acked: Arc<Mutex<HashMap<String, (Vec<u8>, i32)>>> = Arc::default();
+    let acked: Arc<Mutex<Acked>> = Arc::default();
     for round in 0..5 {
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..4)
@@ -104,13 +107,7 @@ fn sigkill_under_concurrent_writes_loses_no_acknowledged_write() {
 }
 
 /// Pipelines creates and setData on its own nodes and records each acknowledged result.
-fn write_until_killed(
-    address: &str,
-    round: u64,
-    writer: u64,
-    acked: &Mutex<HashMap<String, (Vec<u8>, i32)>>,
-    stop: &AtomicBool,
-) {
+fn write_until_killed(address: &str, round: u64, writer: u64, acked: &Mutex<Acked>, stop: &AtomicBool) {
     let Some(mut c) = RawClient::connect_with(
         address,
         ConnectRequest { timeout_ms: 30_000, passwd: vec![0; 16], read_only: Some(false), ..Default::default() },

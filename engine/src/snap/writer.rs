@@ -71,7 +71,10 @@ pub fn write_snapshot(tree: &impl TreeAccess, dir: &Path, force_sync: bool) -> i
 
 /// Walks the tree in pre-order, writing `(path, DataNode)` records; returns the count and the ACL lists
 /// the written nodes refer to.
-fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, BTreeMap<AclId, Arc<[Acl]>>)> {
+/// The ACL lists a snapshot's nodes refer to, by index.
+type UsedAcls = BTreeMap<AclId, Arc<[Acl]>>;
+
+fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, UsedAcls)> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(nodes_path)?);
     let mut acls = BTreeMap::new();
     let mut stack = vec!["/".to_owned()];
@@ -132,7 +135,7 @@ fn seal<W: Write>(out: &mut Checked<W>) -> io::Result<()> {
 fn assemble(
     tmp_path: &Path,
     sessions: &[(i64, i32)],
-    acls: &BTreeMap<AclId, Arc<[Acl]>>,
+    acls: &UsedAcls,
     nodes_path: &Path,
     digest: (i64, u64),
     force_sync: bool,

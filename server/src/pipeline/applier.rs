@@ -37,7 +37,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<Vec<Proposal>>) {
                 result
             });
             let zxid = proposal.txn.as_ref().map_or_else(|| tree.last_processed_zxid(), |t| t.header.zxid);
-            route(proposal, result, zxid, seq, &mut replies);
+            route(proposal, result, zxid, seq, &tree, &mut replies);
         }
         let triggers = Arc::new(triggers);
         let mut woken = Vec::new();
@@ -72,7 +72,14 @@ fn check_digest(tree: &fk_engine::tree::DataTree, txn: &fk_net::txn::Txn, shared
     }
 }
 
-fn route(proposal: Proposal, result: Option<TxnResult>, zxid: i64, seq: u32, replies: &mut [Vec<(u32, ShardReply)>]) {
+fn route(
+    proposal: Proposal,
+    result: Option<TxnResult>,
+    zxid: i64,
+    seq: u32,
+    tree: &fk_engine::tree::DataTree,
+    replies: &mut [Vec<(u32, ShardReply)>],
+) {
     let respond = |origin: Origin, xid, err, response, close_after| {
         (origin.shard, ShardReply::Response { conn: origin.conn, xid, zxid, err, response, close_after })
     };
@@ -82,6 +89,14 @@ fn route(proposal: Proposal, result: Option<TxnResult>, zxid: i64, seq: u32, rep
             let txn = proposal.txn.as_ref().expect("a reply route carries a txn");
             let (err, response) = response_for(op, &txn.body, result.as_ref().expect("applied"));
             respond(origin, xid, err, response, false)
+        }
+        Route::CheckPassed { origin, xid, path } => {
+            // Prep saw the node; nothing between then and now can have deleted it without the check
+            // failing, but answer NoNode rather than panic if it did.
+            match tree.get(&path) {
+                Some(node) => respond(origin, xid, ErrorCode::Ok, Response::Stat(tree.client_stat(node)), false),
+                None => respond(origin, xid, ErrorCode::NoNode, Response::Empty, false),
+            }
         }
         Route::Sync { origin, xid, path } => {
             respond(origin, xid, ErrorCode::Ok, Response::Sync(PathRequest { path }), false)
@@ -110,15 +125,15 @@ fn response_for(op: OpCode, body: &TxnBody, result: &TxnResult) -> (ErrorCode, R
             _ => (ErrorCode::Ok, Response::Create2(Create2Response { path: path.clone(), stat: stat.clone() })),
         },
         TxnResult::SetData(stat) | TxnResult::SetAcl(stat) => (ErrorCode::Ok, Response::Stat(stat.clone())),
-        // ZooKeeper 3.8 never answers a lone check (its reply serialization fails); the Java client never
-        // sends one. We answer with the node's Stat, the shape ZooKeeper's code intends.
-        TxnResult::Checked(stat) => (ErrorCode::Ok, Response::Stat(stat.clone().unwrap_or_default())),
         TxnResult::Multi(results) => {
             let TxnBody::Multi(txns) = body else { unreachable!("multi result for a {} txn", body.txn_type()) };
             let results = txns.iter().zip(results).map(|(txn, result)| multi_result(txn, result)).collect();
             (ErrorCode::Ok, Response::Multi(results))
         }
-        TxnResult::Deleted | TxnResult::SessionCreated | TxnResult::SessionClosed => (ErrorCode::Ok, Response::Empty),
+        // A lone check is answered without a txn (Route::CheckPassed); Checked only occurs in a multi.
+        TxnResult::Deleted | TxnResult::Checked | TxnResult::SessionCreated | TxnResult::SessionClosed => {
+            (ErrorCode::Ok, Response::Empty)
+        }
     }
 }
 
@@ -130,7 +145,7 @@ fn multi_result(txn: &TxnBody, result: &TxnResult) -> MultiResult {
         },
         TxnResult::Deleted => MultiResult::Delete,
         TxnResult::SetData(stat) => MultiResult::SetData(stat.clone()),
-        TxnResult::Checked(_) => MultiResult::Check,
+        TxnResult::Checked => MultiResult::Check,
         TxnResult::Error(code) => MultiResult::Error(code.as_i32()),
         other => unreachable!("{other:?} inside a multi"),
     }

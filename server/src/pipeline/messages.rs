@@ -64,6 +64,8 @@ pub enum Route {
     Reply { origin: Origin, xid: i32, op: OpCode },
     /// Reply to sync with its path.
     Sync { origin: Origin, xid: i32, path: String },
+    /// A lone check that passed: reply with the node's Stat as of this point in the order.
+    CheckPassed { origin: Origin, xid: i32, path: String },
     /// A new session: answer the ConnectRequest.
     Connect { origin: Origin, session_id: i64, timeout_ms: u32 },
     /// A closeSession, from the client (reply, then close) or from expiry (close the owner's connection).

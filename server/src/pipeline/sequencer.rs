@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use fk_engine::tree::digest::DIGEST_VERSION;
 use fk_engine::tree::{DataTree, EphemeralKind};
-use fk_net::client::{ConnectRequest, Request};
+use fk_net::client::{ConnectRequest, Request, WriteOp};
 use fk_net::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody, TxnDigest, TxnHeader};
 use tracing::{info, warn};
 
@@ -185,20 +185,22 @@ impl Sequencer {
     }
 
     fn prep(&mut self, tree: &DataTree, session_id: i64, xid: i32, auth: &AuthIds, write: Write<'_>) -> Txn {
-        let zxid = self.state.next_zxid;
+        let (time_ms, body) = self.prep_body(tree, session_id, auth, write);
+        self.txn(tree, session_id, xid, time_ms, body)
+    }
+
+    /// Prepares a write as the next zxid's txn body, without taking the zxid yet.
+    fn prep_body(&mut self, tree: &DataTree, session_id: i64, auth: &AuthIds, write: Write<'_>) -> (i64, TxnBody) {
         let time_ms = wall_ms();
         let ctx = RequestCtx {
             session_id,
             session_live: self.state.tracker.is_live(session_id),
-            zxid,
+            zxid: self.state.next_zxid,
             time_ms,
             auth,
             settings: self.settings(),
         };
-        let body = prep_write(&mut PrepView::new(tree, &mut self.state.changes), &ctx, write);
-        let txn = self.txn(tree, session_id, xid, time_ms, body);
-        debug_assert_eq!(txn.header.zxid, zxid);
-        txn
+        (time_ms, prep_write(&mut PrepView::new(tree, &mut self.state.changes), &ctx, write))
     }
 
     fn write(&mut self, w: WriteRequest, tree: &DataTree, out: &mut Output) {
@@ -225,6 +227,18 @@ impl Sequencer {
                 let route = Route::CloseSession { requester: Some((origin, xid)), owner: None };
                 out.proposals.push(Proposal { txn: Some(txn), route });
                 return;
+            }
+            Request::Write(op @ WriteOp::Check(check)) => {
+                // A check that passes changes nothing, and ZooKeeper cannot replay a check txn outside a
+                // multi ("Unsupported Txn"), though it logs one: we answer it in line without logging.
+                // A failing one is an error txn, as in ZooKeeper.
+                let (time_ms, body) = self.prep_body(tree, session_id, &auth, Write::Op(op));
+                if matches!(body, TxnBody::Check(_)) {
+                    let route = Route::CheckPassed { origin, xid, path: check.path.clone() };
+                    out.proposals.push(Proposal { txn: None, route });
+                    return;
+                }
+                self.txn(tree, session_id, xid, time_ms, body)
             }
             Request::Write(op) => self.prep(tree, session_id, xid, &auth, Write::Op(op)),
             Request::Multi(ops) => self.prep(tree, session_id, xid, &auth, Write::Multi(ops)),
