@@ -1,0 +1,141 @@
+//! Talking to a server: the handshake, and a small blocking client for the workloads that wait on
+//! events (watch fan-out, locks, connect storms).
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fk_net::client::*;
+use fk_net::frame::{begin_frame, end_frame};
+use fk_net::jute::{Jute, JuteReader};
+
+/// Session timeout fkbench asks for: long enough that a loaded server never expires a bench session.
+pub const SESSION_TIMEOUT_MS: i32 = 30_000;
+
+/// A connected, handshaken, blocking session.
+pub struct Session {
+    pub stream: TcpStream,
+    pub session_id: i64,
+    next_xid: i32,
+}
+
+/// Appends one request frame.
+pub fn encode_request(out: &mut Vec<u8>, xid: i32, request: &Request) {
+    let start = begin_frame(out);
+    RequestHeader { xid, op: request.op_code().as_i32() }.encode(out);
+    request.encode_body(out);
+    end_frame(out, start);
+}
+
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    stream.read_exact(&mut len)?;
+    let len = i32::from_be_bytes(len);
+    if len < 0 {
+        return Err(std::io::Error::other(format!("negative frame length {len}")));
+    }
+    let mut body = vec![0u8; len as usize];
+    stream.read_exact(&mut body)?;
+    Ok(body)
+}
+
+/// One reply or notification.
+pub struct Reply {
+    pub header: ReplyHeader,
+    pub body: Vec<u8>,
+}
+
+impl Session {
+    /// Connects to `server` and creates a session.
+    pub fn connect(server: &str) -> anyhow::Result<Session> {
+        let mut stream = TcpStream::connect(server).with_context(|| format!("cannot connect to {server}"))?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let request = ConnectRequest {
+            timeout_ms: SESSION_TIMEOUT_MS,
+            passwd: vec![0; PASSWORD_LEN],
+            read_only: Some(false),
+            ..Default::default()
+        };
+        let mut out = Vec::new();
+        let start = begin_frame(&mut out);
+        request.encode(&mut out);
+        end_frame(&mut out, start);
+        stream.write_all(&out).with_context(|| format!("handshake with {server}"))?;
+        let body =
+            read_frame(&mut stream).with_context(|| format!("{server} closed the connection during the handshake"))?;
+        let response = ConnectResponse::decode(&mut JuteReader::new(&body)).context("malformed ConnectResponse")?;
+        if response.session_id == 0 {
+            bail!("{server} refused the session (timeout 0)");
+        }
+        Ok(Session { stream, session_id: response.session_id, next_xid: 1 })
+    }
+
+    pub fn send(&mut self, request: &Request) -> anyhow::Result<i32> {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        let mut out = Vec::new();
+        encode_request(&mut out, xid, request);
+        self.stream.write_all(&out).context("connection lost")?;
+        Ok(xid)
+    }
+
+    pub fn recv(&mut self) -> anyhow::Result<Reply> {
+        let body = read_frame(&mut self.stream).context("connection lost")?;
+        let mut r = JuteReader::new(&body);
+        let header = ReplyHeader::decode(&mut r).context("malformed reply header")?;
+        Ok(Reply { header, body: body[r.position()..].to_vec() })
+    }
+
+    /// Sends a request and waits for its reply; notifications that arrive first are returned too.
+    pub fn call(&mut self, request: &Request) -> anyhow::Result<(Reply, Vec<WatcherEvent>)> {
+        let xid = self.send(request)?;
+        let mut events = Vec::new();
+        loop {
+            let reply = self.recv()?;
+            if reply.header.xid == xid::NOTIFICATION {
+                events.push(WatcherEvent::decode(&mut JuteReader::new(&reply.body)).context("malformed event")?);
+            } else if reply.header.xid == xid {
+                return Ok((reply, events));
+            } else {
+                bail!("reply xid {} while waiting for {xid}", reply.header.xid);
+            }
+        }
+    }
+
+    /// Sends a request and fails unless it succeeds (or fails with one of `allowed`).
+    pub fn expect(&mut self, request: &Request, allowed: &[ErrorCode]) -> anyhow::Result<Reply> {
+        let (reply, _) = self.call(request)?;
+        let err = reply.header.err;
+        if err != 0 && !allowed.iter().any(|c| c.as_i32() == err) {
+            let name = ErrorCode::from_i32(err).map_or("unknown".into(), |c| c.to_string());
+            bail!("{} failed: {name}", request.op_code().name());
+        }
+        Ok(reply)
+    }
+
+    pub fn close(mut self) -> anyhow::Result<()> {
+        self.call(&Request::CloseSession).map(|_| ())
+    }
+}
+
+pub fn open_acl() -> Vec<Acl> {
+    vec![Acl::new(perms::ALL, "world", "anyone")]
+}
+
+pub fn create(path: &str, data: &[u8], flags: i32) -> Request {
+    let request = CreateRequest { path: path.into(), data: Some(data.to_vec()), acl: open_acl(), flags };
+    Request::Write(WriteOp::Create { op: OpCode::Create, request })
+}
+
+/// Creates `path` and its missing ancestors (persistent, empty).
+pub fn ensure_path(session: &mut Session, path: &str) -> anyhow::Result<()> {
+    let mut prefix = String::new();
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        prefix.push('/');
+        prefix.push_str(part);
+        session.expect(&create(&prefix, b"", 0), &[ErrorCode::NodeExists])?;
+    }
+    Ok(())
+}
