@@ -111,7 +111,7 @@ fn a_vanished_server_is_reported_and_exits_non_zero() {
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("fkbench: connection")) && stderr.contains(&address), "{stderr}");
+    assert!(stderr.contains("fkbench: connection") && stderr.contains(&address), "{stderr}");
     let refused = Command::new(env!("CARGO_BIN_EXE_fkbench")).args(["--server", &address, "--quiet"]).output().unwrap();
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains(&format!("cannot connect to {address}")));
