@@ -38,6 +38,13 @@ impl FourLetterWhitelist {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnLogDevice {
+    /// io_uring if the kernel allows it, else pwrite.
+    Auto,
+    Pwrite,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PeerRole {
     Participant,
     Observer,
@@ -86,6 +93,9 @@ pub struct Config {
     pub fsync_warning_threshold_ms: u64,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
+    /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
+    /// kernel allows it (auto), or always pwrite.
+    pub txn_log_device: TxnLogDevice,
     pub servers: Vec<ServerSpec>,
     pub my_id: Option<u64>,
     /// Keys ZooKeeper knows that nothing here uses yet, raw.
@@ -172,6 +182,7 @@ impl Config {
             fsync_warning_threshold_ms: 1000,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
+            txn_log_device: TxnLogDevice::Auto,
             servers: Vec::new(),
             my_id: None,
             extra: BTreeMap::new(),
@@ -238,6 +249,13 @@ impl Config {
                 }
                 "autopurge.purgeInterval" => {
                     config.autopurge_purge_interval_hours = at.int(&value, i64::MIN, u32::MAX as i64)?.max(0) as u32
+                }
+                "ferrokeeper.txnLogDevice" => {
+                    config.txn_log_device = match value.as_str() {
+                        "auto" | "io_uring" => TxnLogDevice::Auto,
+                        "pwrite" => TxnLogDevice::Pwrite,
+                        other => return Err(at.error(format!("'{other}' is not auto, io_uring or pwrite"))),
+                    }
                 }
                 k if k.starts_with("server.") => config.servers.push(at.server(&k["server.".len()..], &value)?),
                 k if KNOWN_UNUSED.contains(&k) || k.starts_with("group.") || k.starts_with("weight.") => {
@@ -470,7 +488,8 @@ mod tests {
              zookeeper.extendedTypesEnabled=true\njute.maxbuffer=4096\nznode.container.checkIntervalMs=500\n\
              znode.container.maxPerMinute=60\nDigestAuthenticationProvider.superDigest=super:abc=\nskipACL=yes\n\
              reconfigEnabled=true\nsnapCount=10\npreAllocSize=64\nforceSync=no\nfsync.warningthresholdms=5\n\
-             autopurge.snapRetainCount=1\nautopurge.purgeInterval=2\nadmin.enableServer=false\nfoo.bar=1\n",
+             autopurge.snapRetainCount=1\nautopurge.purgeInterval=2\nadmin.enableServer=false\nfoo.bar=1\n\
+             ferrokeeper.txnLogDevice=pwrite\n",
         )
         .unwrap();
         assert_eq!(c.data_dir, PathBuf::from("/d"));
@@ -486,6 +505,7 @@ mod tests {
         assert_eq!((c.snap_count, c.pre_alloc_size_kb, c.fsync_warning_threshold_ms), (10, 64, 5));
         assert_eq!((c.autopurge_snap_retain_count, c.autopurge_purge_interval_hours), (3, 2));
         assert_eq!(c.extra.get("admin.enableServer").map(String::as_str), Some("false"));
+        assert_eq!(c.txn_log_device, TxnLogDevice::Pwrite);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
         assert!(c.warnings[1].contains("zoo.cfg:23: unknown key 'foo.bar'"));
     }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use ferrokeeper::config::Config;
+use ferrokeeper::config::{Config, TxnLogDevice};
 use ferrokeeper::pipeline::{Server, Storage, exit_on_fatal};
 use tracing::{error, info, warn};
 
@@ -53,10 +53,16 @@ fn run() -> anyhow::Result<()> {
         );
     }
     let (dirs, recovered) = ferrokeeper::storage::open(&config)?;
-    let (device, fallback) = fk_engine::log::best_available();
-    if let Some(reason) = fallback {
-        warn!("{reason}; writing the txn log with pwrite + fdatasync");
-    }
+    let device: Box<dyn fk_engine::log::LogDevice> = match config.txn_log_device {
+        TxnLogDevice::Pwrite => Box::new(fk_engine::log::PwriteDevice),
+        TxnLogDevice::Auto => {
+            let (device, fallback) = fk_engine::log::best_available();
+            if let Some(reason) = fallback {
+                warn!("{reason}; writing the txn log with pwrite + fdatasync");
+            }
+            device
+        }
+    };
     let storage = Storage { dirs, recovered, device, on_fatal: exit_on_fatal() };
     let server = Server::start(config, storage).context("cannot start the server")?;
     info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"));
