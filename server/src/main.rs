@@ -9,6 +9,11 @@ use ferrokeeper::config::{Config, TxnLogDevice};
 use ferrokeeper::pipeline::{Server, Storage, exit_on_fatal};
 use tracing::{error, info, warn};
 
+/// mimalloc: size classes without per-chunk headers (the tree is millions of small allocations) and
+/// memory returned to the OS after transient peaks such as snapshots.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     use std::io::IsTerminal;
     tracing_subscriber::fmt()

@@ -67,7 +67,7 @@ impl Reader<'_> {
     pub fn get_children(&self, r: &PathWatchRequest, with_stat: bool) -> ReadAnswer {
         let result = self.node(&r.path).and_then(|node| {
             self.readable(node, perms::READ)?;
-            let children: Vec<String> = node.children.iter().map(|c| c.to_string()).collect();
+            let children: Vec<String> = self.tree.children(node).map(str::to_owned).collect();
             Ok(if with_stat {
                 Response::GetChildren2(GetChildren2Response { children, stat: self.tree.client_stat(node) })
             } else {

@@ -19,7 +19,6 @@ use std::sync::Arc;
 
 use fk_net::client::Acl;
 use fk_net::jute::{Jute, JuteWriter};
-use fk_net::path;
 
 use super::format::{DBID, END_PATH, FORMAT_VERSION, SNAP_MAGIC};
 use crate::files::{SNAPSHOT_PREFIX, file_name, sync_dir};
@@ -77,24 +76,33 @@ type UsedAcls = BTreeMap<AclId, Arc<[Acl]>>;
 fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, UsedAcls)> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(nodes_path)?);
     let mut acls = BTreeMap::new();
-    let mut stack = vec!["/".to_owned()];
+    // Nodes still to write, as (slab slot, czxid): 12 bytes each however long the paths. A slot whose
+    // node changed identity while the lock was let go (deleted, slot reused) is skipped; such a node was
+    // created after the walk began, and replay recreates it.
+    let mut stack: Vec<(u32, i64)> = Vec::new();
     let mut record = Vec::new();
     let mut count = 0;
-    while !stack.is_empty() {
+    let mut first = true;
+    while first || !stack.is_empty() {
         record.clear();
         tree.read(|t| {
             for _ in 0..NODES_PER_HOLD {
-                let Some(node_path) = stack.pop() else { break };
-                let Some(node) = t.get(&node_path) else { continue };
+                let node = if std::mem::take(&mut first) {
+                    t.root()
+                } else {
+                    let Some((slot, czxid)) = stack.pop() else { break };
+                    let Some(node) = t.node_in_slot(slot, czxid) else { continue };
+                    node
+                };
                 // The root is written with path "" (ZooKeeper keys its root that way).
-                record.put_ustring(Some(if node_path == "/" { "" } else { &node_path }));
+                record.put_ustring(Some(if &*node.path == "/" { "" } else { &node.path }));
                 record.put_buffer(node.data.as_deref());
                 record.put_i64(node.acl);
                 node.stat.encode(&mut record);
                 if node.acl != OPEN_ACL_ID {
                     acls.entry(node.acl).or_insert_with(|| t.acl_cache().get(node.acl).clone());
                 }
-                stack.extend(node.children.iter().map(|name| path::join(&node_path, name)));
+                stack.extend(t.children_slots(node));
                 count += 1;
             }
         });

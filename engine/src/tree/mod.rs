@@ -9,15 +9,18 @@ pub mod acl_cache;
 pub mod digest;
 pub mod ephemeral;
 pub mod node;
+mod slab;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use fk_net::client::{Acl, ErrorCode, Stat, StatPersisted, perms};
 use fk_net::path;
+use hashbrown::HashTable;
 
 pub use acl_cache::AclCache;
 pub use ephemeral::{CONTAINER_OWNER, EphemeralKind, MAX_TTL_MS};
 pub use node::{AclId, Node, OPEN_ACL_ID};
+use slab::Slab;
 
 pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
@@ -38,9 +41,15 @@ pub struct WatchTrigger {
     pub path: String,
 }
 
-#[derive(Debug)]
+/// The tree. Memory per znode is a goal in itself (DESIGN.md): nodes live in a slab and every table —
+/// the path index and each node's children — holds 4-byte slab indexes, with keys compared against the
+/// path stored once in the node. A million small znodes cost about 200 bytes each.
 pub struct DataTree {
-    nodes: Map<Box<str>, Node>,
+    nodes: Slab<Node>,
+    /// Slab index of every node, hashed by full path.
+    index: HashTable<u32>,
+    hasher: ahash::RandomState,
+    root: u32,
     acls: AclCache,
     /// Ephemerals by owning session, sorted so that dumps and closeSession txns are deterministic.
     ephemerals: Map<i64, BTreeSet<Box<str>>>,
@@ -52,6 +61,12 @@ pub struct DataTree {
     extended_types: bool,
     /// Wrapping sum of every node's digest (ZooKeeper's tree digest).
     digest: u64,
+}
+
+impl std::fmt::Debug for DataTree {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataTree").field("nodes", &self.nodes.len()).field("zxid", &self.last_processed_zxid).finish()
+    }
 }
 
 impl DataTree {
@@ -66,7 +81,10 @@ impl DataTree {
     /// A tree with only a root, for a snapshot to be loaded into; [`Self::finish_loading`] completes it.
     pub fn for_loading(extended_types: bool) -> DataTree {
         let mut tree = DataTree {
-            nodes: Map::default(),
+            nodes: Slab::default(),
+            index: HashTable::new(),
+            hasher: ahash::RandomState::new(),
+            root: 0,
             acls: AclCache::default(),
             ephemerals: Map::default(),
             containers: Set::default(),
@@ -76,8 +94,8 @@ impl DataTree {
             extended_types,
             digest: 0,
         };
-        tree.nodes.insert("/".into(), Node { data: Some(Box::new([])), acl: OPEN_ACL_ID, ..Node::default() });
-        tree.rehash("/");
+        let root = Node::new("/", Some(Box::new([])), OPEN_ACL_ID, StatPersisted::default());
+        tree.root = tree.insert_unlinked(root);
         tree
     }
 
@@ -85,34 +103,114 @@ impl DataTree {
     /// cache after loading).
     pub fn finish_loading(&mut self) {
         for path in [ZOOKEEPER_PATH, QUOTA_PATH] {
-            if !self.nodes.contains_key(path) {
+            if self.get(path).is_none() {
                 self.insert_system_node(path, OPEN_ACL_ID);
             }
         }
-        if !self.nodes.contains_key(CONFIG_PATH) {
+        if self.get(CONFIG_PATH).is_none() {
             let read_only = self.acls.acquire(&[Acl::new(perms::READ, "world", "anyone")]);
-            self.insert_system_node(CONFIG_PATH, read_only);
+            let index = self.insert_system_node(CONFIG_PATH, read_only);
             // ZooKeeper sets this ACL with version -1, which it stores as the aversion.
-            self.nodes.get_mut(CONFIG_PATH).expect("just added").stat.aversion = -1;
-            self.rehash(CONFIG_PATH);
+            self.node_mut(index).stat.aversion = -1;
+            self.rehash(index);
         }
         self.acls.purge_unused();
     }
 
-    fn insert_system_node(&mut self, path: &str, acl: AclId) {
-        let parent = self.nodes.get_mut(path::parent(path)).expect("system parents come first");
-        parent.children.insert(path::name(path).into());
-        self.nodes.insert(path.into(), Node { data: Some(Box::new([])), acl, ..Node::default() });
-        self.rehash(path);
+    /// Pre-sizes the path index for a load of about `nodes` nodes.
+    pub fn reserve(&mut self, nodes: usize) {
+        let DataTree { index, nodes: slab, hasher, .. } = self;
+        index.reserve(nodes, |&i| hasher.hash_one(&*slab.get(i).expect("indexed node").path));
+    }
+
+    fn insert_system_node(&mut self, path: &str, acl: AclId) -> u32 {
+        let parent = self.slot(path::parent(path)).expect("system parents come first");
+        let index = self.insert_unlinked(Node::new(path, Some(Box::new([])), acl, StatPersisted::default()));
+        self.link_child(parent, index);
+        index
+    }
+
+    // ----- the slab, the index, and children -----
+
+    fn hash(&self, key: &str) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    fn node_at(&self, index: u32) -> &Node {
+        self.nodes.get(index).expect("indexed node exists")
+    }
+
+    fn node_mut(&mut self, index: u32) -> &mut Node {
+        self.nodes.get_mut(index).expect("indexed node exists")
+    }
+
+    fn slot(&self, path: &str) -> Option<u32> {
+        let hash = self.hash(path);
+        self.index.find(hash, |&i| *self.node_at(i).path == *path).copied()
+    }
+
+    /// Stores a node in the slab and the path index (not yet in its parent's children); adds its digest.
+    fn insert_unlinked(&mut self, mut node: Node) -> u32 {
+        node.digest = digest::node_digest(&node.path, node.data.as_deref(), &node.stat);
+        self.digest = self.digest.wrapping_add(node.digest);
+        let hash = self.hash(&node.path);
+        let index = self.nodes.insert(node);
+        let DataTree { index: table, nodes, hasher, .. } = self;
+        table.insert_unique(hash, index, |&i| hasher.hash_one(&*nodes.get(i).expect("indexed node").path));
+        index
+    }
+
+    /// Removes a node from the slab and the path index; subtracts its digest.
+    fn remove_unlinked(&mut self, index: u32) -> Node {
+        let hash = self.hash(&self.node_at(index).path);
+        match self.index.find_entry(hash, |&i| i == index) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => panic!("node {index} missing from the path index"),
+        }
+        let node = self.nodes.remove(index);
+        self.digest = self.digest.wrapping_sub(node.digest);
+        node
+    }
+
+    fn link_child(&mut self, parent: u32, child: u32) {
+        let hash = self.hash(self.node_at(child).name());
+        let mut children = self.node_mut(parent).children.take().unwrap_or_default();
+        let (nodes, hasher) = (&self.nodes, &self.hasher);
+        children.insert_unique(hash, child, |&i| hasher.hash_one(nodes.get(i).expect("child exists").name()));
+        self.node_mut(parent).children = Some(children);
+    }
+
+    fn unlink_child(&mut self, parent: u32, child: u32) {
+        let hash = self.hash(self.node_at(child).name());
+        let node = self.node_mut(parent);
+        let children = node.children.as_mut().expect("a parent has children");
+        match children.find_entry(hash, |&i| i == child) {
+            Ok(entry) => {
+                entry.remove();
+            }
+            Err(_) => panic!("child {child} missing from its parent's children"),
+        }
+        if children.is_empty() {
+            node.children = None;
+        }
+    }
+
+    fn child_slot(&self, parent: &Node, name: &str) -> Option<u32> {
+        let hash = self.hash(name);
+        parent.children.as_ref()?.find(hash, |&i| self.node_at(i).name() == name).copied()
     }
 
     /// Recomputes a node's digest after a change, moving the tree digest with it.
-    fn rehash(&mut self, node_path: &str) {
-        let node = self.nodes.get_mut(node_path).expect("rehash of an existing node");
-        let new = digest::node_digest(node_path, node.data.as_deref(), &node.stat);
+    fn rehash(&mut self, index: u32) {
+        let node = self.nodes.get_mut(index).expect("rehash of an existing node");
+        let new = digest::node_digest(&node.path, node.data.as_deref(), &node.stat);
         let old = std::mem::replace(&mut node.digest, new);
         self.digest = self.digest.wrapping_sub(old).wrapping_add(new);
     }
+
+    // ----- reads -----
 
     /// The tree digest: what ZooKeeper logs after each txn and checks on replay.
     pub fn digest(&self) -> u64 {
@@ -124,7 +222,27 @@ impl DataTree {
     }
 
     pub fn get(&self, path: &str) -> Option<&Node> {
-        self.nodes.get(path)
+        self.slot(path).map(|i| self.node_at(i))
+    }
+
+    /// The names of a node's children, in no particular order.
+    pub fn children<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a str> + 'a {
+        node.children.iter().flat_map(|c| c.iter()).map(|&i| self.node_at(i).name())
+    }
+
+    /// A node's children with their slab slots and creation zxids, for walks that let go of the tree
+    /// between steps and must recognise a slot that was reused meanwhile.
+    pub fn children_slots<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = (u32, i64)> + 'a {
+        node.children.iter().flat_map(|c| c.iter()).map(|&i| (i, self.node_at(i).stat.czxid))
+    }
+
+    /// The node in `slot` if it is still the one created at `czxid`.
+    pub fn node_in_slot(&self, slot: u32, czxid: i64) -> Option<&Node> {
+        self.nodes.get(slot).filter(|n| n.stat.czxid == czxid)
+    }
+
+    pub fn root(&self) -> &Node {
+        self.node_at(self.root)
     }
 
     pub fn node_count(&self) -> usize {
@@ -187,19 +305,25 @@ impl DataTree {
 
     /// Number of nodes below `path`, not counting it (getAllChildrenNumber).
     pub fn count_descendants(&self, path: &str) -> usize {
+        let Some(start) = self.slot(path) else { return 0 };
         let mut count = 0;
-        let mut stack = vec![path.to_owned()];
-        while let Some(current) = stack.pop() {
-            let Some(node) = self.nodes.get(current.as_str()) else { continue };
-            count += node.children.len();
-            stack.extend(node.children.iter().map(|name| path::join(&current, name)));
+        let mut stack = vec![start];
+        while let Some(index) = stack.pop() {
+            let node = self.node_at(index);
+            count += node.child_count();
+            stack.extend(node.children.iter().flat_map(|c| c.iter().copied()));
         }
         count
     }
 
     /// Approximate bytes of znode data, for `mntr`'s zk_approximate_data_size.
     pub fn approximate_data_size(&self) -> u64 {
-        self.nodes.iter().map(|(path, node)| (path.len() + node.data_len() as usize) as u64).sum()
+        self.nodes.iter().map(|(_, node)| (node.path.len() + node.data_len() as usize) as u64).sum()
+    }
+
+    /// Every node, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
+        self.nodes.iter().map(|(_, n)| (&*n.path, n))
     }
 
     // ----- mutations (the applier's and snapshot loader's) -----
@@ -224,21 +348,16 @@ impl DataTree {
         if node_path == "/" {
             return Err(ErrorCode::NodeExists);
         }
-        let parent_path = path::parent(node_path);
-        let name = path::name(node_path);
-        let parent = self.nodes.get_mut(parent_path).ok_or(ErrorCode::NoNode)?;
-        if parent.children.contains(name) {
+        let parent = self.slot(path::parent(node_path)).ok_or(ErrorCode::NoNode)?;
+        if self.child_slot(self.node_at(parent), path::name(node_path)).is_some() {
             return Err(ErrorCode::NodeExists);
         }
-        let parent_cversion = if parent_cversion == -1 { parent.stat.cversion + 1 } else { parent_cversion };
-        let parent_changed = parent_cversion > parent.stat.cversion;
-        if parent_changed {
-            parent.stat.cversion = parent_cversion;
-            parent.stat.pzxid = zxid;
-        }
-        parent.children.insert(name.into());
-        if parent_changed {
-            self.rehash(parent_path);
+        let parent_node = self.node_mut(parent);
+        let parent_cversion = if parent_cversion == -1 { parent_node.stat.cversion + 1 } else { parent_cversion };
+        if parent_cversion > parent_node.stat.cversion {
+            parent_node.stat.cversion = parent_cversion;
+            parent_node.stat.pzxid = zxid;
+            self.rehash(parent);
         }
         let stat = StatPersisted {
             czxid: zxid,
@@ -251,18 +370,11 @@ impl DataTree {
             ephemeral_owner,
             pzxid: zxid,
         };
-        let node = Node {
-            data: data.map(Box::from),
-            acl: self.acls.acquire(acl),
-            stat,
-            children: Default::default(),
-            digest: 0,
-        };
+        let node = Node::new(node_path, data.map(Box::from), self.acls.acquire(acl), stat);
         let client_stat = self.client_stat(&node);
         self.index_owner(node_path, ephemeral_owner);
-        let previous = self.nodes.insert(node_path.into(), node);
-        debug_assert!(previous.is_none(), "{node_path} was in the map but not in its parent's children");
-        self.rehash(node_path);
+        let index = self.insert_unlinked(node);
+        self.link_child(parent, index);
         Ok(client_stat)
     }
 
@@ -307,20 +419,19 @@ impl DataTree {
         if node_path == "/" {
             return Err(ErrorCode::BadArguments);
         }
-        let node = self.nodes.get(node_path).ok_or(ErrorCode::NoNode)?;
-        if !node.children.is_empty() {
+        let index = self.slot(node_path).ok_or(ErrorCode::NoNode)?;
+        if self.node_at(index).child_count() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
-        let node = self.nodes.remove(node_path).expect("just looked up");
-        self.digest = self.digest.wrapping_sub(node.digest);
+        let parent = self.slot(path::parent(node_path)).expect("a node's parent exists");
+        self.unlink_child(parent, index);
+        let node = self.remove_unlinked(index);
         self.acls.release(node.acl);
         self.unindex_owner(node_path, node.stat.ephemeral_owner);
-        let parent_path = path::parent(node_path);
-        let parent = self.nodes.get_mut(parent_path).expect("a node's parent exists");
-        parent.children.remove(path::name(node_path));
-        if zxid > parent.stat.pzxid {
-            parent.stat.pzxid = zxid;
-            self.rehash(parent_path);
+        let parent_node = self.node_mut(parent);
+        if zxid > parent_node.stat.pzxid {
+            parent_node.stat.pzxid = zxid;
+            self.rehash(parent);
         }
         Ok(())
     }
@@ -333,28 +444,25 @@ impl DataTree {
         zxid: i64,
         time: i64,
     ) -> Result<Stat, ErrorCode> {
-        let node = self.nodes.get_mut(node_path).ok_or(ErrorCode::NoNode)?;
+        let index = self.slot(node_path).ok_or(ErrorCode::NoNode)?;
+        let node = self.node_mut(index);
         node.data = data.map(Box::from);
         node.stat.version = version;
         node.stat.mzxid = zxid;
         node.stat.mtime = time;
-        let stat = node.client_stat(self.extended_types);
-        self.rehash(node_path);
-        Ok(stat)
+        self.rehash(index);
+        Ok(self.client_stat(self.node_at(index)))
     }
 
     pub fn set_acl(&mut self, node_path: &str, acl: &[Acl], aversion: i32) -> Result<Stat, ErrorCode> {
+        let index = self.slot(node_path).ok_or(ErrorCode::NoNode)?;
         let new_id = self.acls.acquire(acl);
-        let Some(node) = self.nodes.get_mut(node_path) else {
-            self.acls.release(new_id);
-            return Err(ErrorCode::NoNode);
-        };
+        let node = self.node_mut(index);
         let old_id = std::mem::replace(&mut node.acl, new_id);
         node.stat.aversion = aversion;
-        let stat = node.client_stat(self.extended_types);
         self.acls.release(old_id);
-        self.rehash(node_path);
-        Ok(stat)
+        self.rehash(index);
+        Ok(self.client_stat(self.node_at(index)))
     }
 
     /// Forgets a session and returns the ephemerals it still owns (the caller deletes them).
@@ -366,37 +474,28 @@ impl DataTree {
     // ----- snapshot loading -----
 
     /// Adds a node read from a snapshot, whose parent was read before it. The ACL index must already be
-    /// in the cache.
-    pub fn load_node(&mut self, node_path: &str, node: Node) -> Result<(), ErrorCode> {
-        if node_path == "/" {
-            self.acls.add_reference(node.acl);
-            let root = self.nodes.get_mut("/").expect("root exists");
-            root.data = node.data;
-            root.acl = node.acl;
-            root.stat = node.stat;
-            self.rehash("/");
+    /// in the cache. A node already present (the system nodes, or "/") is replaced, keeping its children.
+    pub fn load_node(&mut self, node: Node) -> Result<(), ErrorCode> {
+        self.acls.add_reference(node.acl);
+        if let Some(existing) = self.slot(&node.path) {
+            let old = self.node_mut(existing);
+            let old_acl = old.acl;
+            old.data = node.data;
+            old.acl = node.acl;
+            old.stat = node.stat;
+            self.acls.release(old_acl);
+            self.rehash(existing);
             return Ok(());
         }
-        let parent = self.nodes.get_mut(path::parent(node_path)).ok_or(ErrorCode::NoNode)?;
-        parent.children.insert(path::name(node_path).into());
-        self.acls.add_reference(node.acl);
-        self.index_owner(node_path, node.stat.ephemeral_owner);
-        if let Some(old) = self.nodes.insert(node_path.into(), Node { digest: 0, ..node }) {
-            // System nodes exist from the start; the snapshot's copy replaces them.
-            self.acls.release(old.acl);
-            self.digest = self.digest.wrapping_sub(old.digest);
-        }
-        self.rehash(node_path);
+        let parent = self.slot(path::parent(&node.path)).ok_or(ErrorCode::NoNode)?;
+        self.index_owner(&node.path, node.stat.ephemeral_owner);
+        let index = self.insert_unlinked(node);
+        self.link_child(parent, index);
         Ok(())
     }
 
     pub fn acl_cache_mut(&mut self) -> &mut AclCache {
         &mut self.acls
-    }
-
-    /// Every node with its path, in no particular order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Node)> {
-        self.nodes.iter().map(|(p, n)| (&**p, n))
     }
 }
 
@@ -412,7 +511,7 @@ mod tests {
     fn a_new_tree_has_zookeepers_system_nodes() {
         let tree = DataTree::new(false);
         assert_eq!(tree.node_count(), 4);
-        assert_eq!(tree.get("/").unwrap().children.len(), 1);
+        assert_eq!(tree.get("/").unwrap().child_count(), 1);
         assert_eq!(tree.acl(tree.get(CONFIG_PATH).unwrap())[0].perms, perms::READ);
         assert_eq!(tree.count_descendants("/"), 3);
     }

@@ -320,12 +320,12 @@ impl Sequencer {
         let now = wall_ms();
         let expired_ttl = |path: &&str| {
             tree.get(path).is_some_and(|n| {
-                n.children.is_empty()
+                n.child_count() == 0
                     && matches!(tree.ephemeral_kind(n), EphemeralKind::Ttl(ttl) if now - n.stat.mtime > ttl)
             })
         };
         let unused_container =
-            |path: &&str| tree.get(path).is_some_and(|n| n.children.is_empty() && n.stat.cversion > 0);
+            |path: &&str| tree.get(path).is_some_and(|n| n.child_count() == 0 && n.stat.cversion > 0);
         let mut candidates: Vec<String> = tree.containers().filter(unused_container).map(str::to_owned).collect();
         candidates.extend(tree.ttl_nodes().filter(expired_ttl).map(str::to_owned));
         if candidates.len() > budget {

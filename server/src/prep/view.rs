@@ -98,7 +98,7 @@ impl<'a> PrepView<'a> {
         let node = self.tree.get(path)?;
         Some(NodeMeta {
             stat: node.stat.clone(),
-            child_count: node.children.len() as i32,
+            child_count: node.child_count() as i32,
             acl: self.tree.acl_cache().get(node.acl).clone(),
             digest: node.digest,
             data: NodeData::InTree,
