@@ -136,13 +136,15 @@ fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], extended_types: bool) -> 
             rejected.push(format!("{} incomplete", path.display()));
             continue;
         }
+        let started = std::time::Instant::now();
         match load_snapshot(path, *zxid, extended_types) {
             Ok((tree, stats)) => {
                 info!(
-                    "loaded {} ({} nodes, last zxid 0x{:x})",
+                    "loaded {} ({} nodes, last zxid 0x{:x}) in {} ms",
                     path.display(),
                     stats.nodes,
-                    tree.last_processed_zxid()
+                    tree.last_processed_zxid(),
+                    started.elapsed().as_millis()
                 );
                 return (tree, Some(path.clone()), stats.digest, rejected);
             }

@@ -61,7 +61,9 @@ pub fn load_snapshot(path: &Path, name_zxid: i64, extended_types: bool) -> Resul
     let file = std::fs::File::open(path).map_err(io_err)?;
     // SAFETY: snapshots are written once under a temporary name and renamed into place; nothing writes a
     // snapshot file after that.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?;
+    // Populated up front: the kernel reads the file in large sequential chunks instead of one page fault
+    // per 4 KiB while decoding.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err)?;
     let mut decoder = Decoder { path, bytes: &map, r: JuteReader::new(&map), adler: adler2::Adler32::new(), summed: 0 };
     let mut tree = DataTree::for_loading(extended_types);
     // A snapshot node takes at least 80 bytes (path, buffer, ACL index, 60-byte stat); size the index
@@ -128,6 +130,7 @@ impl Decoder<'_> {
 
     fn nodes(&mut self, tree: &mut DataTree) -> Result<usize, SnapError> {
         let mut count = 0;
+        let mut parent_hint = None;
         loop {
             let path = self.r.read_ustring().map_err(|e| self.invalid(e))?.unwrap_or_default();
             if path == END_PATH {
@@ -140,7 +143,7 @@ impl Decoder<'_> {
                 return Err(self.invalid(format!("node {path:?} refers to ACL index {acl}, which the snapshot lacks")));
             }
             let tree_path = if path.is_empty() { "/" } else { path };
-            tree.load_node(Node::new(tree_path, data, acl, stat))
+            tree.load_node(Node::new(tree_path, data, acl, stat), &mut parent_hint)
                 .map_err(|_| self.invalid(format!("node {path:?} comes before its parent")))?;
             count += 1;
         }

@@ -475,9 +475,13 @@ impl DataTree {
 
     /// Adds a node read from a snapshot, whose parent was read before it. The ACL index must already be
     /// in the cache. A node already present (the system nodes, or "/") is replaced, keeping its children.
-    pub fn load_node(&mut self, node: Node) -> Result<(), ErrorCode> {
+    /// `parent_hint` remembers the last parent: siblings come together in a snapshot, and looking their
+    /// parent up once instead of per child halves the load time of wide nodes.
+    pub fn load_node(&mut self, node: Node, parent_hint: &mut Option<(Box<str>, u32)>) -> Result<(), ErrorCode> {
         self.acls.add_reference(node.acl);
-        if let Some(existing) = self.slot(&node.path) {
+        // Only "/" and the system nodes exist before their snapshot record; everything else is new, and
+        // skipping the lookup for it saves a full-path hash per node.
+        if let Some(existing) = is_reserved(&node.path).then(|| self.slot(&node.path)).flatten() {
             let old = self.node_mut(existing);
             let old_acl = old.acl;
             old.data = node.data;
@@ -487,7 +491,15 @@ impl DataTree {
             self.rehash(existing);
             return Ok(());
         }
-        let parent = self.slot(path::parent(&node.path)).ok_or(ErrorCode::NoNode)?;
+        let parent_path = path::parent(&node.path);
+        let parent = match parent_hint {
+            Some((path, slot)) if **path == *parent_path => *slot,
+            _ => {
+                let slot = self.slot(parent_path).ok_or(ErrorCode::NoNode)?;
+                *parent_hint = Some((parent_path.into(), slot));
+                slot
+            }
+        };
         self.index_owner(&node.path, node.stat.ephemeral_owner);
         let index = self.insert_unlinked(node);
         self.link_child(parent, index);

@@ -25,16 +25,20 @@ pub struct Node {
     /// This node's share of the tree digest, kept so that a change costs one hash, not two.
     pub digest: u64,
     pub(super) children: Children,
+    /// Where the last component starts in `path`: children tables rehash by name, and scanning for the
+    /// last '/' every time dominated loading wide nodes.
+    name_start: u32,
 }
 
 impl Node {
     pub fn new(path: &str, data: Option<Box<[u8]>>, acl: AclId, stat: StatPersisted) -> Node {
-        Node { path: path.into(), data, acl, stat, digest: 0, children: None }
+        let name_start = path.rfind('/').map_or(0, |i| i + 1) as u32;
+        Node { path: path.into(), data, acl, stat, digest: 0, children: None, name_start }
     }
 
     /// The last path component ("" for the root).
     pub fn name(&self) -> &str {
-        fk_net::path::name(&self.path)
+        &self.path[self.name_start as usize..]
     }
 
     pub fn data_len(&self) -> i32 {

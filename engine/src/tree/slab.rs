@@ -57,7 +57,10 @@ impl<T> Slab<T> {
 
     pub fn iter(&self) -> impl Iterator<Item = (u32, &T)> {
         self.chunks.iter().enumerate().flat_map(|(c, chunk)| {
-            chunk.iter().enumerate().filter_map(move |(i, slot)| slot.as_ref().map(|v| (((c << CHUNK_BITS) | i) as u32, v)))
+            chunk
+                .iter()
+                .enumerate()
+                .filter_map(move |(i, slot)| slot.as_ref().map(|v| (((c << CHUNK_BITS) | i) as u32, v)))
         })
     }
 }
