@@ -61,9 +61,11 @@ async fn a_moved_session_keeps_its_watches_and_ephemerals() {
         .await
         .unwrap();
     drop(thief);
-    let state = tokio::time::timeout(Duration::from_secs(10), states.changed()).await.unwrap();
-    assert_eq!(state, zk::SessionState::Disconnected);
-    let state = tokio::time::timeout(Duration::from_secs(10), states.changed()).await.unwrap();
+    // The state watcher reports the latest state: a quick reconnect may show only SyncConnected.
+    let mut state = tokio::time::timeout(Duration::from_secs(10), states.changed()).await.unwrap();
+    if state == zk::SessionState::Disconnected {
+        state = tokio::time::timeout(Duration::from_secs(10), states.changed()).await.unwrap();
+    }
     assert_eq!(state, zk::SessionState::SyncConnected);
 
     writer.set_data("/x", b"1", None).await.unwrap();
