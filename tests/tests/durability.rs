@@ -224,3 +224,22 @@ fn a_data_dir_that_is_not_a_directory_is_a_clear_error() {
     assert_eq!(code, Some(1));
     assert!(log.contains("cannot create the data directory"), "{log}");
 }
+
+#[test]
+fn a_separate_data_log_dir_holds_the_logs() {
+    let logs = tempfile::tempdir().unwrap();
+    let mut server = TestServer::with_config(&format!("dataLogDir={}", logs.path().display()));
+    let mut c = RawClient::connect(&server.address());
+    c.call(&create("/split", b"x", 0));
+    let names = |dir: &Path| -> Vec<String> {
+        std::fs::read_dir(dir.join("version-2"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    assert!(names(logs.path()).iter().all(|n| n.starts_with("log.")) && !names(logs.path()).is_empty());
+    assert!(names(&server.data_dir()).iter().all(|n| n.starts_with("snapshot.")));
+    server.restart();
+    let mut c = RawClient::connect(&server.address());
+    assert_eq!(get(&mut c, "/split").unwrap().data.unwrap(), b"x");
+}

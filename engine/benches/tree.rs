@@ -1,0 +1,63 @@
+//! DataTree operations on a tree of 100k nodes: the applier's writes and the shards' reads.
+//! `cargo bench -p fk-engine --bench tree`
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fk_engine::tree::DataTree;
+use fk_net::client::{Acl, perms};
+
+const NODES: usize = 100_000;
+
+fn populated() -> DataTree {
+    let mut tree = DataTree::new(false);
+    let acl = [Acl::new(perms::ALL, "world", "anyone")];
+    for d in 0..100 {
+        tree.create_node(&format!("/d{d}"), None, &acl, 0, -1, 1, 0).unwrap();
+        for n in 0..NODES / 100 {
+            tree.create_node(&format!("/d{d}/n{n:06}"), Some(&[5; 32]), &acl, 0, -1, 2, 0).unwrap();
+        }
+    }
+    tree
+}
+
+fn tree_ops(c: &mut Criterion) {
+    let mut tree = populated();
+    let acl = [Acl::new(perms::ALL, "world", "anyone")];
+    let mut group = c.benchmark_group("tree_100k");
+    group.throughput(Throughput::Elements(1));
+    let mut i = 0usize;
+    group.bench_function("get", |b| {
+        b.iter(|| {
+            i = (i + 7919) % NODES;
+            let path = format!("/d{}/n{:06}", i % 100, i / 100);
+            tree.get(&path).map(|n| tree.client_stat(n))
+        })
+    });
+    let mut version = 0;
+    group.bench_function("set_data 32B", |b| {
+        b.iter(|| {
+            i = (i + 7919) % NODES;
+            version += 1;
+            let path = format!("/d{}/n{:06}", i % 100, i / 100);
+            tree.set_data(&path, Some(&[6; 32]), version, 3, 0).unwrap()
+        })
+    });
+    let mut n = 0u64;
+    group.bench_function("create + delete", |b| {
+        b.iter(|| {
+            n += 1;
+            let path = format!("/d{}/x{n}", n % 100);
+            tree.create_node(&path, Some(&[1; 32]), &acl, 0, -1, 4, 0).unwrap();
+            tree.delete_node(&path, 5).unwrap();
+        })
+    });
+    group.bench_function("children of a 1000-child node", |b| {
+        b.iter(|| {
+            let node = tree.get("/d42").unwrap();
+            tree.children(node).count()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, tree_ops);
+criterion_main!(benches);
