@@ -4,6 +4,27 @@
 
 pub mod raw;
 
+/// Shorthands for tests that drive the server through the third-party `zookeeper-client` crate.
+pub mod zk {
+    use std::time::Duration;
+
+    pub use zookeeper_client::*;
+
+    /// Persistent, world-open.
+    pub fn persistent() -> CreateOptions<'static> {
+        CreateMode::Persistent.with_acls(Acls::anyone_all())
+    }
+
+    /// A client with a 10 s session.
+    pub async fn connect(server: &crate::TestServer) -> Client {
+        Client::connector()
+            .with_session_timeout(Duration::from_secs(10))
+            .connect(&server.address())
+            .await
+            .expect("connect")
+    }
+}
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};

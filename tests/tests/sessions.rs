@@ -4,11 +4,7 @@
 use std::time::Duration;
 
 use fk_tests::TestServer;
-use zookeeper_client as zk;
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
+use fk_tests::zk::{self, persistent};
 
 #[tokio::test]
 async fn digest_auth_acls_and_who_am_i() {

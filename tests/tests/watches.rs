@@ -4,19 +4,7 @@
 use std::time::Duration;
 
 use fk_tests::TestServer;
-use zookeeper_client as zk;
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-async fn connect(server: &TestServer) -> zk::Client {
-    zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .connect(&server.address())
-        .await
-        .expect("connect")
-}
+use fk_tests::zk::{self, connect, persistent};
 
 async fn event(watcher: zk::OneshotWatcher) -> zk::WatchedEvent {
     tokio::time::timeout(Duration::from_secs(5), watcher.changed()).await.expect("watch event within 5s")

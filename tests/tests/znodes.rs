@@ -3,19 +3,7 @@
 use std::time::Duration;
 
 use fk_tests::TestServer;
-use zookeeper_client as zk;
-
-fn persistent() -> zk::CreateOptions<'static> {
-    zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all())
-}
-
-async fn connect(server: &TestServer) -> zk::Client {
-    zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
-        .connect(&server.address())
-        .await
-        .expect("connect")
-}
+use fk_tests::zk::{self, connect, persistent};
 
 #[tokio::test]
 async fn stat_fields_follow_zookeeper() {
