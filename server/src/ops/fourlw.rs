@@ -415,29 +415,28 @@ fn watches(shared: &Shared, command: &str) -> String {
             let paths: std::collections::HashSet<&String> = pairs.iter().map(|(_, p)| p).collect();
             format!("{} connections watching {} paths\nTotal watches:{}\n", sessions.len(), paths.len(), pairs.len())
         }
-        "wchc" => {
-            let mut by_session: BTreeMap<i64, std::collections::BTreeSet<String>> = BTreeMap::new();
-            for (session, path) in pairs {
-                by_session.entry(session).or_default().insert(path);
-            }
-            by_session
-                .into_iter()
-                .map(|(s, paths)| format!("0x{s:x}\n{}", paths.iter().map(|p| format!("\t{p}\n")).collect::<String>()))
-                .collect::<String>()
-                + "\n"
-        }
-        _ => {
-            let mut by_path: BTreeMap<String, std::collections::BTreeSet<i64>> = BTreeMap::new();
-            for (session, path) in pairs {
-                by_path.entry(path).or_default().insert(session);
-            }
-            by_path
-                .into_iter()
-                .map(|(p, ids)| format!("{p}\n{}", ids.iter().map(|s| format!("\t0x{s:x}\n")).collect::<String>()))
-                .collect::<String>()
-                + "\n"
+        "wchc" => grouped(pairs.into_iter().map(|(s, p)| (format!("0x{s:x}"), p))),
+        _ => grouped(pairs.into_iter().map(|(s, p)| (p, format!("0x{s:x}")))),
+    }
+}
+
+/// `key`, then each of its values on a tab-indented line, keys and values sorted; a blank line ends it.
+fn grouped(pairs: impl Iterator<Item = (String, String)>) -> String {
+    let mut groups: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    for (key, value) in pairs {
+        groups.entry(key).or_default().insert(value);
+    }
+    let mut out = String::new();
+    for (key, values) in groups {
+        out.push_str(&key);
+        out.push('\n');
+        for value in values {
+            out.push('\t');
+            out.push_str(&value);
+            out.push('\n');
         }
     }
+    out + "\n"
 }
 
 #[cfg(test)]
