@@ -160,12 +160,7 @@ fn merge(results: Vec<ThreadResult>, shared: &Shared) -> anyhow::Result<LoadResu
         histogram.add(&r.histogram).context("merging histograms")?;
         ops += r.ops;
         errors += r.errors;
-        if series.len() < r.series.len() {
-            series.resize(r.series.len(), 0);
-        }
-        for (i, n) in r.series.iter().enumerate() {
-            series[i] += n;
-        }
+        add_series(&mut series, &r.series);
         last = last.max(r.last_completion.unwrap_or(last));
     }
     let elapsed = match shared.deadline() {
@@ -289,10 +284,24 @@ fn record(tally: &mut ThreadResult, shared: &Shared, intended: Instant, error: b
     tally.histogram.saturating_record(micros);
     tally.ops += 1;
     tally.errors += u64::from(error);
-    let second = (now - since).as_secs() as usize;
-    if tally.series.len() <= second {
-        tally.series.resize(second + 1, 0);
-    }
-    tally.series[second] += 1;
+    count_in_second(&mut tally.series, (now - since).as_secs() as usize);
     tally.last_completion = Some(now);
+}
+
+/// Counts one completion in a per-second series.
+pub fn count_in_second(series: &mut Vec<u64>, second: usize) {
+    if series.len() <= second {
+        series.resize(second + 1, 0);
+    }
+    series[second] += 1;
+}
+
+/// Adds one thread's per-second series into the total.
+pub fn add_series(total: &mut Vec<u64>, part: &[u64]) {
+    if total.len() < part.len() {
+        total.resize(part.len(), 0);
+    }
+    for (t, n) in total.iter_mut().zip(part) {
+        *t += n;
+    }
 }

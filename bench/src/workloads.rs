@@ -11,7 +11,7 @@ use fk_net::jute::{Jute, JuteReader};
 use hdrhistogram::Histogram;
 
 use crate::conn::{Session, create, ensure_path};
-use crate::engine::RequestGen;
+use crate::engine::{RequestGen, add_series, count_in_second};
 
 /// Where fkbench keeps its nodes.
 pub const ROOT: &str = "/fkbench";
@@ -196,11 +196,7 @@ fn histogram() -> Histogram<u64> {
 }
 
 fn tick(series: &mut Vec<u64>, start: Instant) {
-    let second = start.elapsed().as_secs() as usize;
-    if series.len() <= second {
-        series.resize(second + 1, 0);
-    }
-    series[second] += 1;
+    count_in_second(series, start.elapsed().as_secs() as usize);
 }
 
 /// `watchers` sessions watch one node; one writer changes it. A round ends when every watcher has its
@@ -261,12 +257,7 @@ pub fn lock_contention(server: &str, clients: usize, duration: Duration) -> anyh
         hist.add(&h_hist)?;
         ops += h_ops;
         wakeups += h_wakeups;
-        if series.len() < h_series.len() {
-            series.resize(h_series.len(), 0);
-        }
-        for (i, n) in h_series.iter().enumerate() {
-            series[i] += n;
-        }
+        add_series(&mut series, &h_series);
     }
     let extra = vec![("clients", clients as f64), ("wakeups_per_acquisition", wakeups as f64 / (ops as f64).max(1.0))];
     Ok(EventRun { histogram: hist, ops, elapsed: start.elapsed(), series, extra })
@@ -337,12 +328,7 @@ pub fn connect_storm(server: &str, threads: usize, duration: Duration) -> anyhow
         let (h_hist, h_ops, h_series) = h.join().map_err(|_| anyhow::anyhow!("connect thread panicked"))??;
         hist.add(&h_hist)?;
         ops += h_ops;
-        if series.len() < h_series.len() {
-            series.resize(h_series.len(), 0);
-        }
-        for (i, n) in h_series.iter().enumerate() {
-            series[i] += n;
-        }
+        add_series(&mut series, &h_series);
     }
     Ok(EventRun { histogram: hist, ops, elapsed: start.elapsed(), series, extra: vec![("threads", threads as f64)] })
 }

@@ -28,15 +28,6 @@ pub enum TxnResult {
     Error(ErrorCode),
 }
 
-impl TxnResult {
-    pub fn error_code(&self) -> ErrorCode {
-        match self {
-            TxnResult::Error(code) => *code,
-            _ => ErrorCode::Ok,
-        }
-    }
-}
-
 /// Applies `txn`, appending the watch triggers it causes to `triggers` in the order ZooKeeper fires them.
 pub fn apply(tree: &mut DataTree, txn: &Txn, triggers: &mut Vec<WatchTrigger>) -> TxnResult {
     let result = apply_body(tree, &txn.header, &txn.body, triggers);

@@ -188,22 +188,6 @@ impl WatchTable {
         }
     }
 
-    /// Each watched path of a connection, with ZooKeeper's count of watch entries (one per manager a
-    /// watch sits in).
-    pub fn paths_of(&self, conn: ConnId) -> Vec<String> {
-        let mut paths: Vec<String> = self
-            .by_conn
-            .get(&conn)
-            .into_iter()
-            .flatten()
-            .map(|(_, p)| p.to_string())
-            .collect::<HashSet<_>>()
-            .into_iter()
-            .collect();
-        paths.sort();
-        paths
-    }
-
     /// Connections watching, for the `wch*` 4lw commands.
     pub fn connections(&self) -> impl Iterator<Item = ConnId> + '_ {
         self.by_conn.keys().copied()

@@ -74,13 +74,18 @@ async fn ephemerals_belong_to_their_session() {
     assert!(other.list_ephemerals("/").await.unwrap().is_empty());
     drop(owner);
     // Dropping the client closes its session: the ephemeral goes with it.
+    assert!(wait_until_gone(&other, "/e").await, "ephemeral /e outlived its closed session");
+}
+
+/// Polls until `path` is gone (up to 5 s); false if it is still there.
+async fn wait_until_gone(client: &zk::Client, path: &str) -> bool {
     for _ in 0..100 {
-        if other.check_stat("/e").await.unwrap().is_none() {
-            return;
+        if client.check_stat(path).await.unwrap().is_none() {
+            return true;
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    panic!("ephemeral /e outlived its closed session");
+    false
 }
 
 #[tokio::test]
@@ -95,15 +100,7 @@ async fn containers_are_reaped_once_emptied() {
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(client.check_stat("/c").await.unwrap().is_some(), "a container with children stays");
     client.delete("/c/x", None).await.unwrap();
-    let mut gone = false;
-    for _ in 0..100 {
-        if client.check_stat("/c").await.unwrap().is_none() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gone, "the emptied container was not reaped");
+    assert!(wait_until_gone(&client, "/c").await, "the emptied container was not reaped");
     assert!(client.check_stat("/never-used").await.unwrap().is_some(), "a never-used container stays");
 }
 
@@ -122,15 +119,7 @@ async fn ttl_nodes_need_extended_types_and_expire() {
         zk::CreateMode::PersistentSequential.with_acls(zk::Acls::anyone_all()).with_ttl(Duration::from_secs(3600));
     let (_, n) = client.create("/long-", b"", &seq_ttl).await.unwrap();
     let long_path = format!("/long-{:010}", n.into_i64());
-    let mut gone = false;
-    for _ in 0..100 {
-        if client.check_stat("/t").await.unwrap().is_none() {
-            gone = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(gone, "the TTL node was not reaped after its TTL");
+    assert!(wait_until_gone(&client, "/t").await, "the TTL node was not reaped after its TTL");
     assert!(client.check_stat(&long_path).await.unwrap().is_some());
 }
 

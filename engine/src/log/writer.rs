@@ -54,10 +54,6 @@ impl LogWriter {
         }
     }
 
-    pub fn device_name(&self) -> &'static str {
-        self.device.name()
-    }
-
     /// The file being written, if any.
     pub fn current_path(&self) -> Option<&Path> {
         self.current.as_ref().map(|c| c.path.as_path())

@@ -131,10 +131,6 @@ impl Connection {
         self.closing.get_or_insert(reason);
     }
 
-    pub fn writes_in_flight(&self) -> usize {
-        self.pending.iter().filter(|p| matches!(p, Pending::Write { .. })).count()
-    }
-
     /// Appends a reply frame: header, then the body unless the request failed.
     pub fn push_reply(&mut self, xid: i32, zxid: i64, err: ErrorCode, response: &Response) {
         let out = self.buffers.output();
