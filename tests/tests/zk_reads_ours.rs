@@ -86,6 +86,8 @@ fn start_zookeeper(classpath: &str, data_dir: &Path, work: &Path) -> ZooKeeper {
 fn four_letter(port: u16, command: &str) -> String {
     use std::io::{Read, Write};
     let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else { return String::new() };
+    // ZooKeeper sometimes leaves a 4lw connection made during its start-up unanswered and open.
+    s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
     let _ = s.write_all(command.as_bytes());
     let mut out = String::new();
     let _ = s.read_to_string(&mut out);

@@ -36,9 +36,9 @@ pub fn encode_record(out: &mut Vec<u8>, entry: &[u8]) {
 }
 
 pub fn adler32(bytes: &[u8]) -> u32 {
-    let mut adler = adler2::Adler32::new();
-    adler.write_slice(bytes);
-    adler.checksum()
+    let mut adler = simd_adler32::Adler32::new();
+    adler.write(bytes);
+    adler.finish()
 }
 
 /// ZooKeeper's `FilePadding.calculateFileSizeWithPadding`: the size a log must have before bytes up to

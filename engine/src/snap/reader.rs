@@ -7,7 +7,7 @@ use fk_net::jute::{Jute, JuteReader};
 use thiserror::Error;
 
 use super::format::{END_PATH, FORMAT_VERSION, SNAP_MAGIC, TRAILER};
-use crate::tree::{DataTree, Node};
+use crate::tree::{DataTree, LoadCursor, Node};
 
 #[derive(Debug, Error)]
 pub enum SnapError {
@@ -64,11 +64,9 @@ pub fn load_snapshot(path: &Path, name_zxid: i64, extended_types: bool) -> Resul
     // Populated up front: the kernel reads the file in large sequential chunks instead of one page fault
     // per 4 KiB while decoding.
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err)?;
-    let mut decoder = Decoder { path, bytes: &map, r: JuteReader::new(&map), adler: adler2::Adler32::new(), summed: 0 };
+    let mut decoder =
+        Decoder { path, bytes: &map, r: JuteReader::new(&map), adler: simd_adler32::Adler32::new(), summed: 0 };
     let mut tree = DataTree::for_loading(extended_types);
-    // A snapshot node takes at least 80 bytes (path, buffer, ACL index, 60-byte stat); size the index
-    // once instead of growing it through a dozen rehashes.
-    tree.reserve(map.len() / 120);
     decoder.header()?;
     decoder.sessions(&mut tree)?;
     decoder.acl_cache(&mut tree)?;
@@ -85,7 +83,7 @@ struct Decoder<'a> {
     path: &'a Path,
     bytes: &'a [u8],
     r: JuteReader<'a>,
-    adler: adler2::Adler32,
+    adler: simd_adler32::Adler32,
     /// Bytes already added to the running checksum.
     summed: usize,
 }
@@ -130,10 +128,11 @@ impl Decoder<'_> {
 
     fn nodes(&mut self, tree: &mut DataTree) -> Result<usize, SnapError> {
         let mut count = 0;
-        let mut parent_hint = None;
+        let mut cursor = LoadCursor::default();
         loop {
             let path = self.r.read_ustring().map_err(|e| self.invalid(e))?.unwrap_or_default();
             if path == END_PATH {
+                tree.end_load(cursor);
                 return Ok(count);
             }
             let data = self.r.read_buffer().map_err(|e| self.invalid(e))?.map(Box::from);
@@ -143,7 +142,7 @@ impl Decoder<'_> {
                 return Err(self.invalid(format!("node {path:?} refers to ACL index {acl}, which the snapshot lacks")));
             }
             let tree_path = if path.is_empty() { "/" } else { path };
-            tree.load_node(Node::new(tree_path, data, acl, stat), &mut parent_hint)
+            tree.load_node(Node::new(tree_path, data, acl, stat), &mut cursor)
                 .map_err(|_| self.invalid(format!("node {path:?} comes before its parent")))?;
             count += 1;
         }
@@ -152,10 +151,10 @@ impl Decoder<'_> {
     /// Checks a seal: the stored checksum covers every byte before it; then reads the "/" after it.
     fn seal(&mut self) -> Result<(), SnapError> {
         let seal_at = self.r.position();
-        self.adler.write_slice(&self.bytes[self.summed..seal_at]);
+        self.adler.write(&self.bytes[self.summed..seal_at]);
         self.summed = seal_at;
         let stored = self.r.read_i64().map_err(|e| self.invalid(e))? as u64;
-        let computed = self.adler.checksum();
+        let computed = self.adler.finish();
         if stored != computed as u64 {
             return Err(SnapError::Checksum { path: self.path.to_owned(), offset: seal_at, stored, computed });
         }

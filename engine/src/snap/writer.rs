@@ -115,14 +115,14 @@ fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, 
 /// A writer that keeps the running Adler32 of everything written, as ZooKeeper's CheckedOutputStream.
 struct Checked<W> {
     inner: W,
-    adler: adler2::Adler32,
+    adler: simd_adler32::Adler32,
     written: u64,
 }
 
 impl<W: Write> Write for Checked<W> {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         let n = self.inner.write(buf)?;
-        self.adler.write_slice(&buf[..n]);
+        self.adler.write(&buf[..n]);
         self.written += n as u64;
         Ok(n)
     }
@@ -135,7 +135,7 @@ impl<W: Write> Write for Checked<W> {
 /// Writes the running checksum and the "/" after it (which the next seal covers).
 fn seal<W: Write>(out: &mut Checked<W>) -> io::Result<()> {
     let mut seal = Vec::new();
-    seal.put_i64(out.adler.checksum() as i64);
+    seal.put_i64(out.adler.finish() as i64);
     seal.put_ustring(Some(END_PATH));
     out.write_all(&seal)
 }
@@ -149,7 +149,8 @@ fn assemble(
     force_sync: bool,
 ) -> io::Result<u64> {
     let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp_path)?;
-    let mut out = Checked { inner: BufWriter::with_capacity(1 << 20, file), adler: adler2::Adler32::new(), written: 0 };
+    let mut out =
+        Checked { inner: BufWriter::with_capacity(1 << 20, file), adler: simd_adler32::Adler32::new(), written: 0 };
     let mut head = Vec::new();
     head.put_i32(SNAP_MAGIC);
     head.put_i32(FORMAT_VERSION);
