@@ -116,7 +116,9 @@ impl Server {
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
-        let (sequencer_tx, sequencer_rx) = bounded(64 * 1024);
+        // Far more than the shards ever have in flight; a bounded channel's slots are allocated (and
+        // touched) up front, and 64Ki of them were half of an idle server's memory.
+        let (sequencer_tx, sequencer_rx) = bounded(4096);
         let (log_tx, log_rx) = bounded(1024);
         let (applier_tx, applier_rx) = bounded(1024);
         let (snapshot_tx, snapshot_rx) = bounded(1);
