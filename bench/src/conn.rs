@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -46,9 +47,21 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// Picks the server for the next connection from a ZooKeeper connect string (`host:port[,host:port...]`):
+/// in turn, so that an ensemble's members get equal shares of the connections.
+fn next_server(connect_string: &str) -> &str {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let servers: Vec<&str> = connect_string.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    match servers.len() {
+        0 => connect_string,
+        n => servers[NEXT.fetch_add(1, Ordering::Relaxed) % n],
+    }
+}
+
 impl Session {
-    /// Connects to `server` and creates a session.
-    pub fn connect(server: &str) -> anyhow::Result<Session> {
+    /// Connects to one of the servers in `connect_string` and creates a session.
+    pub fn connect(connect_string: &str) -> anyhow::Result<Session> {
+        let server = next_server(connect_string);
         let mut stream = TcpStream::connect(server).with_context(|| format!("cannot connect to {server}"))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;

@@ -53,7 +53,8 @@ enum Workload {
 #[derive(Parser, Debug)]
 #[command(name = "fkbench", version, about = "Load generator for ZooKeeper-protocol servers")]
 struct Cli {
-    /// host:port of the server.
+    /// host:port of the server, or a connect string (host:port,host:port,...) to spread the connections
+    /// over an ensemble's members in turn.
     #[arg(long, default_value = "127.0.0.1:2181")]
     server: String,
     #[arg(long, value_enum, default_value = "get")]

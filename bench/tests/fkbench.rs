@@ -97,6 +97,25 @@ fn event_workloads_and_bulk_load() {
 }
 
 #[test]
+fn a_connect_string_spreads_the_connections_over_its_servers() {
+    let (a, b) = (TestServer::start(), TestServer::start());
+    let received = |s: &TestServer| -> u64 {
+        let srvr = s.four_letter("srvr");
+        srvr.lines().find_map(|l| l.strip_prefix("Received: ")).and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    };
+    let before = (received(&a), received(&b));
+    let out = Command::new(env!("CARGO_BIN_EXE_fkbench"))
+        .args(["--server", &format!("{},{}", a.address(), b.address()), "--quiet", "--json"])
+        .args(["--warmup", "0", "--duration", "0.5", "--workload", "exists", "--connections", "4", "--depth", "4"])
+        .output()
+        .unwrap();
+    let report = json(&out);
+    assert!(report["ops"].as_u64().unwrap() > 100, "{report}");
+    let after = (received(&a), received(&b));
+    assert!(after.0 > before.0 + 100 && after.1 > before.1 + 100, "both servers served: {before:?} -> {after:?}");
+}
+
+#[test]
 fn a_vanished_server_is_reported_and_exits_non_zero() {
     let mut server = TestServer::start();
     let address = server.address();
