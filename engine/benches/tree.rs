@@ -1,22 +1,49 @@
-//! DataTree operations on a tree of 100k nodes: the applier's writes and the shards' reads.
-//! `cargo bench -p fk-engine --bench tree`
+//! DataTree operations on a tree of 100k nodes: the applier's writes, the shards' reads, and loading
+//! the tree from a snapshot (recovery). `cargo bench -p fk-engine --bench tree`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use fk_engine::snap::{TreeAccess, load_snapshot, write_snapshot};
 use fk_engine::tree::DataTree;
 use fk_net::client::{Acl, perms};
 
 const NODES: usize = 100_000;
 
-fn populated() -> DataTree {
+/// `NODES` nodes with 32-byte values under `parents` parents.
+fn populated_under(parents: usize) -> DataTree {
     let mut tree = DataTree::new(false);
     let acl = [Acl::new(perms::ALL, "world", "anyone")];
-    for d in 0..100 {
+    for d in 0..parents {
         tree.create_node(&format!("/d{d}"), None, &acl, 0, -1, 1, 0).unwrap();
-        for n in 0..NODES / 100 {
+        for n in 0..NODES / parents {
             tree.create_node(&format!("/d{d}/n{n:06}"), Some(&[5; 32]), &acl, 0, -1, 2, 0).unwrap();
         }
     }
     tree
+}
+
+fn populated() -> DataTree {
+    populated_under(100)
+}
+
+struct Locked(std::sync::Mutex<DataTree>);
+
+impl TreeAccess for Locked {
+    fn read<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        f(&self.0.lock().unwrap())
+    }
+}
+
+fn snapshot_load(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut group = c.benchmark_group("snapshot_load_100k");
+    group.sample_size(10).throughput(Throughput::Elements(NODES as u64));
+    for (name, parents) in [("100 parents", 100), ("one parent", 1)] {
+        let sub = dir.path().join(name);
+        std::fs::create_dir(&sub).unwrap();
+        let stats = write_snapshot(&Locked(std::sync::Mutex::new(populated_under(parents))), &sub, false).unwrap();
+        group.bench_function(name, |b| b.iter(|| load_snapshot(&stats.path, 2, false).unwrap()));
+    }
+    group.finish();
 }
 
 fn tree_ops(c: &mut Criterion) {
@@ -59,5 +86,5 @@ fn tree_ops(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, tree_ops);
+criterion_group!(benches, tree_ops, snapshot_load);
 criterion_main!(benches);

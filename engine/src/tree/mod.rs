@@ -10,17 +10,18 @@ pub mod digest;
 pub mod ephemeral;
 pub mod node;
 mod slab;
+mod table;
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use fk_net::client::{Acl, ErrorCode, Stat, StatPersisted, perms};
 use fk_net::path;
-use hashbrown::HashTable;
 
 pub use acl_cache::AclCache;
 pub use ephemeral::{CONTAINER_OWNER, EphemeralKind, MAX_TTL_MS};
 pub use node::{AclId, Node, OPEN_ACL_ID};
 use slab::Slab;
+use table::{Entry, Table};
 
 pub const ZOOKEEPER_PATH: &str = "/zookeeper";
 pub const QUOTA_PATH: &str = "/zookeeper/quota";
@@ -44,34 +45,15 @@ pub struct WatchTrigger {
 /// Where a snapshot load is. A snapshot lists nodes in pre-order, so the parent of each node is on the
 /// path from the root to the node read before it: that path is kept here, and neither parent lookups
 /// nor new nodes touch the path index until the load ends. Each node's children and every new node's
-/// index entry then go into their tables in batches, sized once and inserted in bucket order (see
-/// [`insert_batch`]): the tables of a big tree are far larger than the caches, and one cache miss per
-/// entry made these inserts two thirds of the load time.
+/// index entry then go into their tables in batches ([`Table::insert_batch`]): the tables of a big tree
+/// are far larger than the caches, and one cache miss per entry made these inserts two thirds of the
+/// load time.
 #[derive(Debug, Default)]
 pub struct LoadCursor {
-    /// The last node read and its ancestors, root first, each with its children read so far as
-    /// `(name hash, slot)`.
-    ancestors: Vec<(u32, Vec<(u64, u32)>)>,
-    /// `(path hash, slot)` of loaded nodes not yet in the path index.
-    unindexed: Vec<(u64, u32)>,
-}
-
-/// Tables at least this big get their batches sorted into bucket order first.
-const SORTED_BATCH: usize = 4096;
-
-/// Inserts `(hash, slot)` entries into `table`, reserving room for all of them at once. A big batch is
-/// sorted by the bucket each entry's probe starts at, so the inserts sweep the table instead of jumping
-/// around it; which bucket an entry lands in, and so lookups, are the same in any order.
-fn insert_batch(table: &mut HashTable<u32>, entries: &mut Vec<(u64, u32)>, rehash: impl Fn(&u32) -> u64) {
-    table.reserve(entries.len(), &rehash);
-    if entries.len() >= SORTED_BATCH {
-        // hashbrown keeps 7/8 of a power-of-two bucket count usable and starts probing at hash & mask.
-        let mask = ((table.capacity() / 7 * 8).next_power_of_two() - 1) as u64;
-        entries.sort_unstable_by_key(|&(hash, _)| hash & mask);
-    }
-    for (hash, slot) in entries.drain(..) {
-        table.insert_unique(hash, slot, &rehash);
-    }
+    /// The last node read and its ancestors, root first, each with its children read so far.
+    ancestors: Vec<(u32, Vec<Entry>)>,
+    /// Loaded nodes not yet in the path index.
+    unindexed: Vec<Entry>,
 }
 
 /// The tree. Memory per znode is a goal in itself (DESIGN.md): nodes live in a slab and every table —
@@ -80,7 +62,7 @@ fn insert_batch(table: &mut HashTable<u32>, entries: &mut Vec<(u64, u32)>, rehas
 pub struct DataTree {
     nodes: Slab<Node>,
     /// Slab index of every node, hashed by full path.
-    index: HashTable<u32>,
+    index: Table,
     hasher: ahash::RandomState,
     root: u32,
     acls: AclCache,
@@ -115,7 +97,7 @@ impl DataTree {
     pub fn for_loading(extended_types: bool) -> DataTree {
         let mut tree = DataTree {
             nodes: Slab::default(),
-            index: HashTable::new(),
+            index: Table::default(),
             hasher: ahash::RandomState::new(),
             root: 0,
             acls: AclCache::default(),
@@ -172,16 +154,14 @@ impl DataTree {
     }
 
     fn slot(&self, path: &str) -> Option<u32> {
-        let hash = self.hash(path);
-        self.index.find(hash, |&i| *self.node_at(i).path == *path).copied()
+        self.index.find(self.hash(path), |i| *self.node_at(i).path == *path)
     }
 
     /// Stores a node in the slab and the path index (not yet in its parent's children); adds its digest.
     fn insert_unlinked(&mut self, node: Node) -> u32 {
         let hash = self.hash(&node.path);
         let index = self.store(node);
-        let DataTree { index: table, nodes, hasher, .. } = self;
-        table.insert_unique(hash, index, |&i| hasher.hash_one(&*nodes.get(i).expect("indexed node").path));
+        self.index.insert(Entry::new(hash, index));
         index
     }
 
@@ -195,12 +175,7 @@ impl DataTree {
     /// Removes a node from the slab and the path index; subtracts its digest.
     fn remove_unlinked(&mut self, index: u32) -> Node {
         let hash = self.hash(&self.node_at(index).path);
-        match self.index.find_entry(hash, |&i| i == index) {
-            Ok(entry) => {
-                entry.remove();
-            }
-            Err(_) => panic!("node {index} missing from the path index"),
-        }
+        assert!(self.index.remove(Entry::new(hash, index)), "node {index} missing from the path index");
         let node = self.nodes.remove(index);
         self.digest = self.digest.wrapping_sub(node.digest);
         node
@@ -208,44 +183,34 @@ impl DataTree {
 
     fn link_child(&mut self, parent: u32, child: u32) {
         let hash = self.hash(self.node_at(child).name());
-        self.link_children(parent, &mut vec![(hash, child)]);
+        self.node_mut(parent).children.get_or_insert_default().insert(Entry::new(hash, child));
     }
 
-    /// Adds `(name hash, slot)` children to `parent`'s table.
-    fn link_children(&mut self, parent: u32, children: &mut Vec<(u64, u32)>) {
-        if children.is_empty() {
-            return;
+    /// Adds children (entries hashed by name) to `parent`'s table.
+    fn link_children(&mut self, parent: u32, children: &mut [Entry]) {
+        if !children.is_empty() {
+            self.node_mut(parent).children.get_or_insert_default().insert_batch(children);
         }
-        let mut table = self.node_mut(parent).children.take().unwrap_or_default();
-        let (nodes, hasher) = (&self.nodes, &self.hasher);
-        insert_batch(&mut table, children, |&i| hasher.hash_one(nodes.get(i).expect("child exists").name()));
-        self.node_mut(parent).children = Some(table);
     }
 
-    /// Adds the path index entries a load deferred.
-    fn index_batch(&mut self, entries: &mut Vec<(u64, u32)>) {
-        let DataTree { index, nodes, hasher, .. } = self;
-        insert_batch(index, entries, |&i| hasher.hash_one(&*nodes.get(i).expect("indexed node").path));
+    /// Adds the path index entries a load deferred, and forgets them.
+    fn index_batch(&mut self, entries: &mut Vec<Entry>) {
+        self.index.insert_batch(entries);
+        entries.clear();
     }
 
     fn unlink_child(&mut self, parent: u32, child: u32) {
         let hash = self.hash(self.node_at(child).name());
         let node = self.node_mut(parent);
         let children = node.children.as_mut().expect("a parent has children");
-        match children.find_entry(hash, |&i| i == child) {
-            Ok(entry) => {
-                entry.remove();
-            }
-            Err(_) => panic!("child {child} missing from its parent's children"),
-        }
+        assert!(children.remove(Entry::new(hash, child)), "child {child} missing from its parent's children");
         if children.is_empty() {
             node.children = None;
         }
     }
 
     fn child_slot(&self, parent: &Node, name: &str) -> Option<u32> {
-        let hash = self.hash(name);
-        parent.children.as_ref()?.find(hash, |&i| self.node_at(i).name() == name).copied()
+        parent.children.as_ref()?.find(self.hash(name), |i| self.node_at(i).name() == name)
     }
 
     /// Recomputes a node's digest after a change, moving the tree digest with it.
@@ -273,13 +238,13 @@ impl DataTree {
 
     /// The names of a node's children, in no particular order.
     pub fn children<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = &'a str> + 'a {
-        node.children.iter().flat_map(|c| c.iter()).map(|&i| self.node_at(i).name())
+        node.children.iter().flat_map(|c| c.slots()).map(|i| self.node_at(i).name())
     }
 
     /// A node's children with their slab slots and creation zxids, for walks that let go of the tree
     /// between steps and must recognise a slot that was reused meanwhile.
     pub fn children_slots<'a>(&'a self, node: &'a Node) -> impl Iterator<Item = (u32, i64)> + 'a {
-        node.children.iter().flat_map(|c| c.iter()).map(|&i| (i, self.node_at(i).stat.czxid))
+        node.children.iter().flat_map(|c| c.slots()).map(|i| (i, self.node_at(i).stat.czxid))
     }
 
     /// The node in `slot` if it is still the one created at `czxid`.
@@ -357,7 +322,7 @@ impl DataTree {
         while let Some(index) = stack.pop() {
             let node = self.node_at(index);
             count += node.child_count();
-            stack.extend(node.children.iter().flat_map(|c| c.iter().copied()));
+            stack.extend(node.children.iter().flat_map(|c| c.slots()));
         }
         count
     }
@@ -556,8 +521,8 @@ impl DataTree {
         self.index_owner(&node.path, node.stat.ephemeral_owner);
         let (name_hash, path_hash) = (self.hash(node.name()), self.hash(&node.path));
         let slot = self.store(node);
-        cursor.unindexed.push((path_hash, slot));
-        cursor.ancestors.last_mut().expect("the parent").1.push((name_hash, slot));
+        cursor.unindexed.push(Entry::new(path_hash, slot));
+        cursor.ancestors.last_mut().expect("the parent").1.push(Entry::new(name_hash, slot));
         cursor.ancestors.push((slot, Vec::new()));
         Ok(())
     }
@@ -654,7 +619,7 @@ mod tests {
         // Pre-order, as snapshots list nodes: a node wide enough for its children to be inserted in
         // bucket order, and a deep chain whose levels also have leaves, listed before the next level.
         let mut paths = vec!["/w".to_string()];
-        paths.extend((0..2 * SORTED_BATCH).map(|i| format!("/w/c{i}")));
+        paths.extend((0..10_000).map(|i| format!("/w/c{i}")));
         let mut deep = String::new();
         for depth in 0..40 {
             deep.push_str(&format!("/d{depth}"));

@@ -1,9 +1,9 @@
 //! One znode as the tree stores it.
 
 use fk_net::client::{Stat, StatPersisted};
-use hashbrown::HashTable;
 
 use super::ephemeral::EphemeralKind;
+use super::table::Table;
 
 /// Index into the ACL cache; -1 is the built-in "no list stored" (world:anyone ALL) that ZooKeeper gives
 /// its own system nodes (reference/on-disk.md §4, DataNode.acl).
@@ -13,7 +13,7 @@ pub const OPEN_ACL_ID: AclId = -1;
 
 /// Children as slab indexes of the child nodes, hashed by name (the names live in the children's own
 /// paths). Leaves, most nodes, have none: no table at all.
-pub type Children = Option<Box<HashTable<u32>>>;
+pub type Children = Option<Box<Table>>;
 
 #[derive(Debug)]
 pub struct Node {
