@@ -10,7 +10,7 @@ use thiserror::Error;
 use tracing::{info, warn};
 
 use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
-use crate::log::{LogEnd, LogError, read_log};
+use crate::log::{LogEnd, LogError, LogReader, Next};
 use crate::snap::{load_snapshot, looks_complete};
 use crate::tree::DataTree;
 
@@ -175,8 +175,13 @@ fn replay(
     let mut replayed = 0;
     let mut triggers = Vec::new();
     for (index, (_, path)) in logs.iter().enumerate().skip(start) {
-        let log = read_log(path).map_err(|source| RecoveryError::CorruptLog { path: path.clone(), source })?;
-        for record in &log.records {
+        let corrupt = |source| RecoveryError::CorruptLog { path: path.clone(), source };
+        let mut log = LogReader::open(path).map_err(corrupt)?;
+        let end = loop {
+            let record = match log.next().map_err(corrupt)? {
+                Next::Record(record) => record,
+                Next::End(end) => break end,
+            };
             let zxid = record.txn.header.zxid;
             let last = tree.last_processed_zxid();
             if zxid <= last {
@@ -189,8 +194,8 @@ fn replay(
             triggers.clear();
             digests.check_txn(tree, &record.txn);
             replayed += 1;
-        }
-        if let LogEnd::Torn { offset, reason } = log.end {
+        };
+        if let LogEnd::Torn { offset, reason } = end {
             if index + 1 < logs.len() {
                 // ZooKeeper reads on with the next file; that is only safe if nothing was lost, which
                 // the zxid continuity check on the next file's first txn decides.

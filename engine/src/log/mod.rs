@@ -12,5 +12,5 @@ pub mod reader;
 pub mod writer;
 
 pub use device::{LogDevice, PwriteDevice, UringDevice, best_available};
-pub use reader::{LogEnd, LogError, LogFile, LogRecord, read_log};
+pub use reader::{LogEnd, LogError, LogFile, LogReader, LogRecord, Next, read_log};
 pub use writer::{BatchStats, LogWriter};

@@ -55,26 +55,57 @@ fn zxid_of(entry: &[u8]) -> String {
 /// Reads every record of `path`. Stops at the first clean end or torn record; a checksum mismatch or an
 /// undecodable record is an error (corruption, not a crash artefact).
 pub fn read_log(path: &Path) -> Result<LogFile, LogError> {
-    let io_err = |source| LogError::Io { path: path.to_owned(), source };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let file_len = file.metadata().map_err(io_err)?.len();
-    // SAFETY: the log is only appended to by this process (and only after recovery has finished); a
-    // concurrent truncation by another process would be an operator error we cannot guard against.
-    let map = if file_len == 0 { None } else { Some(unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?) };
-    let bytes: &[u8] = map.as_deref().unwrap_or_default();
-    check_header(path, bytes)?;
+    let mut reader = LogReader::open(path)?;
     let mut records = Vec::new();
-    let mut offset = HEADER_LEN;
     let end = loop {
-        match next_record(path, bytes, offset)? {
-            Step::Record(entry_len, txn) => {
-                records.push(LogRecord { offset: offset as u64, txn });
-                offset += RECORD_OVERHEAD + entry_len;
-            }
-            Step::End(end) => break end,
+        match reader.next()? {
+            Next::Record(record) => records.push(record),
+            Next::End(end) => break end,
         }
     };
-    Ok(LogFile { path: path.to_owned(), records, end, file_len })
+    Ok(LogFile { path: path.to_owned(), records, end, file_len: reader.file_len })
+}
+
+/// A log file read one record at a time, for recovery to apply each txn as it is decoded rather than
+/// hold a whole file's worth of them.
+pub struct LogReader {
+    path: PathBuf,
+    map: Option<memmap2::Mmap>,
+    offset: usize,
+    pub file_len: u64,
+}
+
+impl LogReader {
+    /// Maps `path` and checks its header.
+    pub fn open(path: &Path) -> Result<LogReader, LogError> {
+        let io_err = |source| LogError::Io { path: path.to_owned(), source };
+        let file = std::fs::File::open(path).map_err(io_err)?;
+        let file_len = file.metadata().map_err(io_err)?.len();
+        // SAFETY: the log is only appended to by this process (and only after recovery has finished); a
+        // concurrent truncation by another process would be an operator error we cannot guard against.
+        let map = if file_len == 0 { None } else { Some(unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?) };
+        check_header(path, map.as_deref().unwrap_or_default())?;
+        Ok(LogReader { path: path.to_owned(), map, offset: HEADER_LEN, file_len })
+    }
+
+    /// The next record, or how the file ends; corruption is an error.
+    pub fn next(&mut self) -> Result<Next, LogError> {
+        let bytes = self.map.as_deref().unwrap_or_default();
+        Ok(match next_record(&self.path, bytes, self.offset)? {
+            Step::Record(entry_len, txn) => {
+                let record = LogRecord { offset: self.offset as u64, txn };
+                self.offset += RECORD_OVERHEAD + entry_len;
+                Next::Record(record)
+            }
+            Step::End(end) => Next::End(end),
+        })
+    }
+}
+
+/// What [`LogReader::next`] found.
+pub enum Next {
+    Record(LogRecord),
+    End(LogEnd),
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
