@@ -178,7 +178,7 @@ fn replay(
         let corrupt = |source| RecoveryError::CorruptLog { path: path.clone(), source };
         let mut log = LogReader::open(path).map_err(corrupt)?;
         let end = loop {
-            let record = match log.next().map_err(corrupt)? {
+            let record = match log.read_next().map_err(corrupt)? {
                 Next::Record(record) => record,
                 Next::End(end) => break end,
             };

@@ -58,7 +58,7 @@ pub fn read_log(path: &Path) -> Result<LogFile, LogError> {
     let mut reader = LogReader::open(path)?;
     let mut records = Vec::new();
     let end = loop {
-        match reader.next()? {
+        match reader.read_next()? {
             Next::Record(record) => records.push(record),
             Next::End(end) => break end,
         }
@@ -89,7 +89,7 @@ impl LogReader {
     }
 
     /// The next record, or how the file ends; corruption is an error.
-    pub fn next(&mut self) -> Result<Next, LogError> {
+    pub fn read_next(&mut self) -> Result<Next, LogError> {
         let bytes = self.map.as_deref().unwrap_or_default();
         Ok(match next_record(&self.path, bytes, self.offset)? {
             Step::Record(entry_len, txn) => {
@@ -102,7 +102,7 @@ impl LogReader {
     }
 }
 
-/// What [`LogReader::next`] found.
+/// What [`LogReader::read_next`] found.
 pub enum Next {
     Record(LogRecord),
     End(LogEnd),
