@@ -57,8 +57,9 @@ pub struct LoadCursor {
 }
 
 /// The tree. Memory per znode is a goal in itself (DESIGN.md): nodes live in a slab and every table —
-/// the path index and each node's children — holds 4-byte slab indexes, with keys compared against the
-/// path stored once in the node. A million small znodes cost about 200 bytes each.
+/// the path index and each node's children — holds 8-byte entries (slab index and 32 hash bits, see
+/// [`table`]), with keys compared against the path stored once in the node. A million znodes with
+/// 32-byte values cost about 270 bytes each (bench/RESULTS.md).
 pub struct DataTree {
     nodes: Slab<Node>,
     /// Slab index of every node, hashed by full path.
