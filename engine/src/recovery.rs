@@ -1,8 +1,12 @@
 //! Start-up recovery (reference/on-disk.md §5): load the newest snapshot whose checksums hold, then replay
 //! every logged txn after it. A torn tail of the last log — a write the crash interrupted, never
-//! acknowledged — is truncated and logged. Anything else that would lose or skip a durable txn (a
-//! checksum failure, a missing log, a gap in zxids) stops start-up with a message naming the file, the
-//! offset and what to do.
+//! acknowledged — is truncated and logged. A tail counts as torn only when nothing after it holds valid
+//! data: no valid record later in the file (the reader checks), no snapshot newer than the last record
+//! before it, and, for a log that is not the last, a next log that continues at the next zxid. Anything
+//! else that would lose or skip a durable txn (damage in the middle of a log, a missing log, a gap in
+//! zxids) stops start-up with a message naming the file, the offset and the `fktool` command to use. A
+//! record whose checksum holds but whose end-of-record byte was damaged is intact: it is replayed and
+//! the byte rewritten.
 
 use std::path::{Path, PathBuf};
 
@@ -22,12 +26,29 @@ pub enum RecoveryError {
     #[error("cannot read directory {path}: {source}")]
     Io { path: PathBuf, source: std::io::Error },
     #[error(
-        "{source}\nThis damage is before the end of the log, so starting would silently drop durable txns. \
-         Inspect it with `fktool log verify {}`; if losing the txns from that record on is acceptable, cut \
-         the log there with `fktool log truncate {} --offset <offset>` (keep a copy first)",
-        path.display(), path.display()
+        "{source}\nStarting would silently drop durable txns, so start-up stops here. Inspect the log with \
+         `fktool log verify {}` and `fktool log dump {}`. If losing every txn from the damaged record on is \
+         acceptable (say, this member can be resynchronised from others), keep a copy of the file and cut it \
+         there with `fktool log truncate {} --offset {}`",
+        path.display(), path.display(), path.display(),
+        source.offset().map_or_else(|| "<offset>".to_owned(), |o| o.to_string())
     )]
     CorruptLog { path: PathBuf, source: LogError },
+    #[error(
+        "{path}: the record at offset {offset} is damaged ({reason}) and ends the log after zxid 0x{last_zxid:x}, \
+         but {snapshot} shows txns up to 0x{snapshot_zxid:x} were durable: the damage is not a torn write, and \
+         acknowledged txns may be in it. Inspect it with `fktool log verify {}`; if losing the txns from that \
+         record on is acceptable, keep a copy and cut it with `fktool log truncate {} --offset {offset}`",
+        path.display(), path.display()
+    )]
+    DamagedBeforeSnapshot {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+        last_zxid: i64,
+        snapshot: String,
+        snapshot_zxid: i64,
+    },
     #[error("txn zxid 0x{found:x} in {path} follows 0x{previous:x}: txns are missing (a log file deleted?)")]
     Gap { path: PathBuf, previous: i64, found: i64 },
     #[error(
@@ -36,6 +57,8 @@ pub enum RecoveryError {
     NoSnapshot { dir: PathBuf, detail: String, first_log: i64 },
     #[error("cannot truncate the torn tail of {path}: {source}")]
     Truncate { path: PathBuf, source: std::io::Error },
+    #[error("cannot rewrite the end-of-record marker at offset {offset} of {path}: {source}")]
+    RepairMarker { path: PathBuf, offset: u64, source: std::io::Error },
 }
 
 /// The state recovery rebuilt, and what it found on the way.
@@ -46,6 +69,8 @@ pub struct Recovered {
     pub replayed: usize,
     /// A torn tail that was cut: (file, offset).
     pub truncated: Option<(PathBuf, u64)>,
+    /// Records whose end-of-record byte was damaged while their checksum held, rewritten.
+    pub end_markers_repaired: usize,
     /// Whether the data directory held nothing at all (a first start).
     pub fresh: bool,
     /// Logged digests compared with the replayed tree, and how many did not match.
@@ -67,12 +92,13 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, extended_types: bool) -> Result<
     let mut digests =
         DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
     digests.check_snapshot(&tree);
-    let (replayed, truncated) = replay(&mut tree, &logs, &mut digests)?;
+    let replayed = replay(&mut tree, &logs, snapshots.last(), &mut digests)?;
     Ok(Recovered {
         tree,
         snapshot,
-        replayed,
-        truncated,
+        replayed: replayed.txns,
+        truncated: replayed.truncated,
+        end_markers_repaired: replayed.end_markers_repaired,
         fresh,
         digests_checked: digests.checked,
         digest_mismatches: digests.mismatches,
@@ -163,26 +189,42 @@ fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], extended_types: bool) -> 
     (DataTree::new(extended_types), None, None, rejected)
 }
 
-/// Replays every txn newer than the tree from the logs that can hold them.
+/// What replay did besides applying txns.
+#[derive(Default)]
+struct Replayed {
+    txns: usize,
+    truncated: Option<(PathBuf, u64)>,
+    end_markers_repaired: usize,
+}
+
+/// Replays every txn newer than the tree from the logs that can hold them. `newest_snapshot` is the
+/// highest zxid any snapshot file is named by: txns up to it were durable once.
 fn replay(
     tree: &mut DataTree,
     logs: &[(i64, PathBuf)],
+    newest_snapshot: Option<&(i64, PathBuf)>,
     digests: &mut DigestCheck,
-) -> Result<(usize, Option<(PathBuf, u64)>), RecoveryError> {
+) -> Result<Replayed, RecoveryError> {
     let from = tree.last_processed_zxid();
     // The newest log starting at or before the snapshot holds the first txns after it.
     let start = logs.iter().rposition(|(zxid, _)| *zxid <= from).unwrap_or(0);
-    let mut replayed = 0;
+    let mut done = Replayed::default();
     let mut triggers = Vec::new();
-    for (index, (_, path)) in logs.iter().enumerate().skip(start) {
+    for (index, (first_zxid, path)) in logs.iter().enumerate().skip(start) {
         let corrupt = |source| RecoveryError::CorruptLog { path: path.clone(), source };
         let mut log = LogReader::open(path).map_err(corrupt)?;
+        let mut file_last_zxid = first_zxid - 1;
+        let mut damaged_markers = Vec::new();
         let end = loop {
             let record = match log.read_next().map_err(corrupt)? {
                 Next::Record(record) => record,
                 Next::End(end) => break end,
             };
+            if record.end_marker_damaged {
+                damaged_markers.push(record.end_marker_offset());
+            }
             let zxid = record.txn.header.zxid;
+            file_last_zxid = zxid;
             let last = tree.last_processed_zxid();
             if zxid <= last {
                 continue;
@@ -193,20 +235,52 @@ fn replay(
             crate::txn::apply(tree, &record.txn, &mut triggers);
             triggers.clear();
             digests.check_txn(tree, &record.txn);
-            replayed += 1;
+            done.txns += 1;
         };
-        if let LogEnd::Torn { offset, reason } = end {
-            if index + 1 < logs.len() {
-                // ZooKeeper reads on with the next file; that is only safe if nothing was lost, which
-                // the zxid continuity check on the next file's first txn decides.
-                warn!("{}: torn record at offset {offset} ({reason}); continuing with the next log", path.display());
-                continue;
-            }
-            truncate(path, offset, &reason)?;
-            return Ok((replayed, Some((path.clone(), offset))));
+        for offset in damaged_markers {
+            repair_end_marker(path, offset)?;
+            done.end_markers_repaired += 1;
         }
+        let LogEnd::Torn { offset, reason } = end else { continue };
+        if index + 1 < logs.len() {
+            // ZooKeeper never cuts a torn tail: after a crash it starts a new log at the next zxid. Such
+            // a tail is harmless exactly when the next file continues where this one stops, which the
+            // zxid continuity check on the next file's first txn decides.
+            warn!("{}: torn record at offset {offset} ({reason}); continuing with the next log", path.display());
+            continue;
+        }
+        if let Some((snapshot_zxid, snapshot)) = newest_snapshot.filter(|(zxid, _)| *zxid > file_last_zxid) {
+            return Err(RecoveryError::DamagedBeforeSnapshot {
+                path: path.clone(),
+                offset,
+                reason,
+                last_zxid: file_last_zxid,
+                snapshot: snapshot.display().to_string(),
+                snapshot_zxid: *snapshot_zxid,
+            });
+        }
+        truncate(path, offset, &reason)?;
+        done.truncated = Some((path.clone(), offset));
+        return Ok(done);
     }
-    Ok((replayed, None))
+    Ok(done)
+}
+
+/// Rewrites the end-of-record byte of a record whose checksum proved it intact, so that the file reads
+/// cleanly again (ZooKeeper itself would stop at the bad byte and drop every record after it).
+fn repair_end_marker(path: &Path, offset: u64) -> Result<(), RecoveryError> {
+    use std::os::unix::fs::FileExt;
+    warn!(
+        "{}: the end-of-record byte at offset {offset} is not 'B' but its record's checksum holds; the record \
+         is intact, rewriting the byte",
+        path.display()
+    );
+    let repair = || -> std::io::Result<()> {
+        let file = std::fs::OpenOptions::new().write(true).open(path)?;
+        file.write_all_at(&[crate::log::format::END_OF_RECORD], offset)?;
+        file.sync_data()
+    };
+    repair().map_err(|source| RecoveryError::RepairMarker { path: path.into(), offset, source })
 }
 
 fn truncate(path: &Path, offset: u64, reason: &str) -> Result<(), RecoveryError> {

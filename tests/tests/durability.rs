@@ -214,8 +214,97 @@ fn corruption_before_the_tail_refuses_to_start_and_names_fktool() {
         "extendedTypesEnabled=true",
     );
     assert_eq!(code, Some(1));
-    assert!(log.contains("log.1: checksum mismatch in the record at offset 138 (zxid 0x3)"), "{log}");
+    assert!(log.contains("log.1: the record at offset 138 (zxid 0x3, after 0x2) is damaged (checksum mismatch"), "{log}");
     assert!(log.contains("fktool log verify"), "{log}");
+    assert!(log.contains("--offset 138"), "{log}");
+}
+
+/// Acknowledged creates `/n0..` in one log file, one record each; the server is killed afterwards.
+const ACKED: usize = 3000;
+
+/// A data directory holding `ACKED` acknowledged creates (replayed from the log at start-up: no
+/// snapshot covers them), and the record offsets of its log.
+fn acknowledged_creates() -> (tempfile::TempDir, std::path::PathBuf, Vec<u64>) {
+    let mut server = TestServer::start();
+    let mut c = RawClient::connect(&server.address());
+    for batch in (0..ACKED).collect::<Vec<_>>().chunks(100) {
+        for i in batch {
+            c.send(&create(&format!("/n{i}"), format!("value {i}").as_bytes(), 0));
+        }
+        for i in batch {
+            assert_eq!(c.recv().unwrap().err(), 0, "create /n{i} acknowledged");
+        }
+    }
+    server.kill();
+    let v2 = server.data_dir().join("version-2");
+    let log = fk_engine::files::list(&v2, "log").unwrap().pop().unwrap().1;
+    let offsets: Vec<u64> = fk_engine::log::read_log(&log).unwrap().records.iter().map(|r| r.offset).collect();
+    assert!(offsets.len() > ACKED, "one record per create, plus the session");
+    let copy = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(copy.path().join("version-2")).unwrap();
+    for entry in std::fs::read_dir(&v2).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), copy.path().join("version-2").join(entry.file_name())).unwrap();
+    }
+    let log = copy.path().join("version-2").join(log.file_name().unwrap());
+    (copy, log, offsets)
+}
+
+/// One byte of a record in the middle of the log, with thousands of acknowledged records after it: a
+/// damaged end marker under a good checksum loses nothing; a damaged length or checksum refuses to
+/// start (naming file, offset, zxid and fktool) and leaves the log as it was. Before, all three cut
+/// the log there and dropped every acknowledged write after it.
+#[test]
+fn one_damaged_byte_in_the_middle_of_the_log_never_drops_acknowledged_writes() {
+    let (pristine, log, offsets) = acknowledged_creates();
+    let middle = offsets.len() / 2;
+    let at = offsets[middle] as usize;
+    let bytes = std::fs::read(&log).unwrap();
+    let entry_len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+    for (what, byte, new_value) in [
+        ("end marker", at + 12 + entry_len, b'X'),
+        ("length", at + 10, bytes[at + 10] ^ 0x02),
+        ("checksum", at + 6, bytes[at + 6] ^ 0x80),
+    ] {
+        let copy = |data: &Path| {
+            std::fs::create_dir_all(data).unwrap();
+            let v2 = data.join("version-2");
+            std::fs::create_dir_all(&v2).unwrap();
+            for entry in std::fs::read_dir(pristine.path().join("version-2")).unwrap() {
+                let entry = entry.unwrap();
+                std::fs::copy(entry.path(), v2.join(entry.file_name())).unwrap();
+            }
+            let damaged = v2.join(log.file_name().unwrap());
+            let mut b = std::fs::read(&damaged).unwrap();
+            b[byte] = new_value;
+            std::fs::write(&damaged, b).unwrap();
+        };
+        if what == "end marker" {
+            let server = TestServer::on_data_dir(copy, "");
+            assert!(server.log_text().contains("its record's checksum holds"), "{}", server.log_text());
+            let mut c = RawClient::connect(&server.address());
+            for i in (0..ACKED).step_by(7).chain([ACKED - 1]) {
+                let node = get(&mut c, &format!("/n{i}")).unwrap_or_else(|| panic!("acknowledged /n{i} lost"));
+                assert_eq!(node.data.unwrap(), format!("value {i}").into_bytes());
+            }
+            continue;
+        }
+        let mut damaged_dir = None;
+        let (code, text) = TestServer::expect_start_failure(
+            |data| {
+                copy(data);
+                damaged_dir = Some(data.join("version-2").join(log.file_name().unwrap()));
+            },
+            "",
+        );
+        assert_eq!(code, Some(1), "{what}: {text}");
+        let zxid = format!("(zxid 0x{:x}, after 0x{:x})", middle + 1, middle);
+        for wanted in [format!("the record at offset {at} {zxid} is damaged"), format!("--offset {at}")] {
+            assert!(text.contains(&wanted), "{what}: {text}\n  lacks: {wanted}");
+        }
+        assert!(text.contains(&format!("fktool log verify {}", damaged_dir.unwrap().display())), "{what}: {text}");
+        assert!(!text.contains("truncating"), "{what}: nothing is cut");
+    }
 }
 
 #[test]

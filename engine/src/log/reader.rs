@@ -1,4 +1,12 @@
 //! Reads a txn log file record by record, telling a clean end, a torn tail and corruption apart.
+//!
+//! A crash can only damage *the end of what was written*: the batch being appended when the process or
+//! the machine died. So a record that fails its length, its end-of-record marker or its checksum (and a
+//! zero length, the usual end of a preallocated file) ends the log only if nothing valid follows it in
+//! the file. When a checksummed record with a higher zxid does follow, the damage is in the middle of
+//! durable data — a bad disk, a stray write — and reading stops with [`LogError::Corrupt`] instead of
+//! quietly dropping everything after it. A record whose checksum holds but whose end marker is not 'B'
+//! is intact (the checksum covers every byte of the entry) and is read, flagged for the caller.
 
 use std::path::{Path, PathBuf};
 
@@ -8,6 +16,11 @@ use thiserror::Error;
 
 use super::format::{END_OF_RECORD, FORMAT_VERSION, HEADER_LEN, LOG_MAGIC, RECORD_OVERHEAD, adler32};
 
+/// Checksum (8) and length (4) before the entry.
+const RECORD_PREFIX: usize = 12;
+/// The smallest entry that can hold a txn: a TxnHeader (clientId, cxid, zxid, time, type).
+const MIN_ENTRY: usize = 8 + 4 + 8 + 8 + 4;
+
 /// A log file that cannot be read as one. Every variant names the file and the byte offset.
 #[derive(Debug, Error)]
 pub enum LogError {
@@ -16,11 +29,22 @@ pub enum LogError {
     #[error("{path}: not a txn log (bad header at offset 0: {reason})")]
     BadHeader { path: PathBuf, reason: String },
     #[error(
-        "{path}: checksum mismatch in the record at offset {offset} (zxid {zxid}): stored 0x{stored:x}, computed 0x{computed:x}"
+        "{path}: the record at offset {offset} ({zxid}) is damaged ({reason}), but a valid record follows it at \
+         offset {valid_offset} (zxid 0x{valid_zxid:x}): this is corruption inside durable data, not a torn tail"
     )]
-    Checksum { path: PathBuf, offset: u64, zxid: String, stored: u64, computed: u32 },
+    Corrupt { path: PathBuf, offset: u64, zxid: String, reason: String, valid_offset: u64, valid_zxid: i64 },
     #[error("{path}: the record at offset {offset} (zxid {zxid}) does not decode: {reason}")]
     Undecodable { path: PathBuf, offset: u64, zxid: String, reason: String },
+}
+
+impl LogError {
+    /// Where the unreadable record starts, if the error is about one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            LogError::Corrupt { offset, .. } | LogError::Undecodable { offset, .. } => Some(*offset),
+            LogError::Io { .. } | LogError::BadHeader { .. } => None,
+        }
+    }
 }
 
 /// Why reading a log stopped.
@@ -28,16 +52,35 @@ pub enum LogError {
 pub enum LogEnd {
     /// A zero length (preallocated padding) or the end of the file at a record boundary.
     Clean { offset: u64 },
-    /// A record that was not completely written: the file ends inside it, or its end-of-record byte is
-    /// not 'B'. Everything from `offset` on is the torn tail.
+    /// A record that was not completely written (the file ends inside it, its length does not fit, or
+    /// its checksum fails) with nothing valid after it. Everything from `offset` on is the torn tail.
     Torn { offset: u64, reason: String },
 }
 
-/// One record: where it starts, its raw entry bytes and the decoded txn.
+impl LogEnd {
+    pub fn offset(&self) -> u64 {
+        match self {
+            LogEnd::Clean { offset } | LogEnd::Torn { offset, .. } => *offset,
+        }
+    }
+}
+
+/// One record: where it starts and the decoded txn.
 #[derive(Debug, Clone)]
 pub struct LogRecord {
     pub offset: u64,
     pub txn: Txn,
+    /// The end-of-record byte is not 'B' although the checksum holds: the record is intact, the marker
+    /// byte alone was damaged.
+    pub end_marker_damaged: bool,
+    entry_len: u64,
+}
+
+impl LogRecord {
+    /// The offset of the end-of-record byte.
+    pub fn end_marker_offset(&self) -> u64 {
+        self.offset + (RECORD_OVERHEAD - 1) as u64 + self.entry_len
+    }
 }
 
 /// A whole log file read into memory (mapped), with its records.
@@ -48,12 +91,8 @@ pub struct LogFile {
     pub file_len: u64,
 }
 
-fn zxid_of(entry: &[u8]) -> String {
-    TxnHeader::decode(&mut JuteReader::new(entry)).map_or_else(|_| "unknown".into(), |h| format!("0x{:x}", h.zxid))
-}
-
-/// Reads every record of `path`. Stops at the first clean end or torn record; a checksum mismatch or an
-/// undecodable record is an error (corruption, not a crash artefact).
+/// Reads every record of `path`. Stops at the first clean end or torn tail; corruption (a damaged record
+/// with valid data after it, or a checksummed record that does not decode) is an error.
 pub fn read_log(path: &Path) -> Result<LogFile, LogError> {
     let mut reader = LogReader::open(path)?;
     let mut records = Vec::new();
@@ -72,6 +111,8 @@ pub struct LogReader {
     path: PathBuf,
     map: Option<memmap2::Mmap>,
     offset: usize,
+    /// The zxid of the last record read: what follows a damaged record must be newer to count as valid.
+    last_zxid: Option<i64>,
     pub file_len: u64,
 }
 
@@ -85,20 +126,64 @@ impl LogReader {
         // concurrent truncation by another process would be an operator error we cannot guard against.
         let map = if file_len == 0 { None } else { Some(unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?) };
         check_header(path, map.as_deref().unwrap_or_default())?;
-        Ok(LogReader { path: path.to_owned(), map, offset: HEADER_LEN, file_len })
+        Ok(LogReader { path: path.to_owned(), map, offset: HEADER_LEN, last_zxid: None, file_len })
     }
 
     /// The next record, or how the file ends; corruption is an error.
     pub fn read_next(&mut self) -> Result<Next, LogError> {
         let bytes = self.map.as_deref().unwrap_or_default();
-        Ok(match next_record(&self.path, bytes, self.offset)? {
-            Step::Record(entry_len, txn) => {
-                let record = LogRecord { offset: self.offset as u64, txn };
+        let at = self.offset;
+        let damage = match parse_record(&bytes[at.min(bytes.len())..]) {
+            Parsed::Intact { entry_len, end_marker_ok } => {
+                let entry = &bytes[at + RECORD_PREFIX..at + RECORD_PREFIX + entry_len];
+                let txn = Txn::decode(entry).map_err(|e| LogError::Undecodable {
+                    path: self.path.clone(),
+                    offset: at as u64,
+                    zxid: header_zxid(entry).map_or_else(|| "unknown".into(), |z| format!("0x{z:x}")),
+                    reason: e.to_string(),
+                })?;
                 self.offset += RECORD_OVERHEAD + entry_len;
-                Next::Record(record)
+                self.last_zxid = Some(txn.header.zxid);
+                let record = LogRecord {
+                    offset: at as u64,
+                    txn,
+                    end_marker_damaged: !end_marker_ok,
+                    entry_len: entry_len as u64,
+                };
+                return Ok(Next::Record(record));
             }
-            Step::End(end) => Next::End(end),
-        })
+            Parsed::End => None,
+            Parsed::Damaged(reason) => Some(reason),
+        };
+        // Whatever stopped us, it is the end of the log only if nothing valid comes after it.
+        if let Some((valid_offset, valid_zxid)) = find_valid_record(bytes, at + 1, self.last_zxid) {
+            let reason = damage.unwrap_or_else(|| "a zero length, which marks the end of the log".into());
+            return Err(LogError::Corrupt {
+                path: self.path.clone(),
+                offset: at as u64,
+                zxid: self.damaged_zxid(bytes, at, valid_zxid),
+                reason,
+                valid_offset: valid_offset as u64,
+                valid_zxid,
+            });
+        }
+        let offset = at as u64;
+        Ok(Next::End(match damage {
+            None => LogEnd::Clean { offset },
+            Some(reason) => LogEnd::Torn { offset, reason },
+        }))
+    }
+
+    /// What can be said of a damaged record's zxid: the one in its header if that is plausible (between
+    /// its neighbours'), else where it sits.
+    fn damaged_zxid(&self, bytes: &[u8], at: usize, next_zxid: i64) -> String {
+        let after = self.last_zxid.map_or_else(|| "the file's first record".into(), |z| format!("after 0x{z:x}"));
+        match bytes.get(at + RECORD_PREFIX..).and_then(header_zxid) {
+            Some(zxid) if self.last_zxid.is_none_or(|last| zxid > last) && zxid < next_zxid => {
+                format!("zxid 0x{zxid:x}, {after}")
+            }
+            _ => format!("zxid unreadable, {after}"),
+        }
     }
 }
 
@@ -106,6 +191,10 @@ impl LogReader {
 pub enum Next {
     Record(LogRecord),
     End(LogEnd),
+}
+
+fn header_zxid(entry: &[u8]) -> Option<i64> {
+    TxnHeader::decode(&mut JuteReader::new(entry)).ok().map(|h| h.zxid)
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
@@ -123,42 +212,234 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
     Ok(())
 }
 
-enum Step {
-    Record(usize, Txn),
-    End(LogEnd),
+/// One record's framing, judged without decoding the entry.
+enum Parsed {
+    /// Length, checksum (and usually the end marker) hold.
+    Intact {
+        entry_len: usize,
+        end_marker_ok: bool,
+    },
+    /// A zero length or nothing left: where a log ends.
+    End,
+    Damaged(String),
 }
 
-fn next_record(path: &Path, bytes: &[u8], offset: usize) -> Result<Step, LogError> {
-    let at = offset as u64;
-    let torn = |reason: &str| Ok(Step::End(LogEnd::Torn { offset: at, reason: reason.to_owned() }));
-    let rest = &bytes[offset.min(bytes.len())..];
-    if rest.is_empty() {
-        return Ok(Step::End(LogEnd::Clean { offset: at }));
+fn parse_record(rest: &[u8]) -> Parsed {
+    if rest.iter().take(RECORD_PREFIX).all(|&b| b == 0) {
+        return Parsed::End;
     }
-    if rest.len() < 12 {
-        return torn("file ends inside a record header");
-    }
-    let stored = u64::from_be_bytes(rest[..8].try_into().expect("8 bytes"));
-    let length = i32::from_be_bytes(rest[8..12].try_into().expect("4 bytes"));
+    let Some(prefix) = rest.get(..RECORD_PREFIX) else {
+        return Parsed::Damaged("the file ends inside a record header".into());
+    };
+    let stored = u64::from_be_bytes(prefix[..8].try_into().expect("8 bytes"));
+    let length = i32::from_be_bytes(prefix[8..].try_into().expect("4 bytes"));
     if length == 0 {
-        return Ok(Step::End(LogEnd::Clean { offset: at }));
+        return Parsed::End;
     }
-    if length < 0 || rest.len() < 12 + length as usize + 1 {
-        return torn("file ends inside a record");
+    let available = rest.len() - RECORD_PREFIX;
+    if length < 0 || length as usize >= available {
+        return Parsed::Damaged(format!("length {length} does not fit in the {available} bytes left in the file"));
     }
-    let entry = &rest[12..12 + length as usize];
-    if rest[12 + length as usize] != END_OF_RECORD {
-        return torn("end-of-record marker missing (partial write)");
-    }
+    let entry_len = length as usize;
+    let entry = &rest[RECORD_PREFIX..RECORD_PREFIX + entry_len];
+    let end_marker_ok = rest[RECORD_PREFIX + entry_len] == END_OF_RECORD;
     let computed = adler32(entry);
-    if stored != computed as u64 {
-        return Err(LogError::Checksum { path: path.to_owned(), offset: at, zxid: zxid_of(entry), stored, computed });
+    if stored != u64::from(computed) {
+        let marker = if end_marker_ok { "" } else { ", and the end-of-record marker is missing" };
+        return Parsed::Damaged(format!("checksum mismatch: stored 0x{stored:x}, computed 0x{computed:x}{marker}"));
     }
-    let txn = Txn::decode(entry).map_err(|e| LogError::Undecodable {
-        path: path.to_owned(),
-        offset: at,
-        zxid: zxid_of(entry),
-        reason: e.to_string(),
-    })?;
-    Ok(Step::Record(length as usize, txn))
+    Parsed::Intact { entry_len, end_marker_ok }
+}
+
+/// The first record at or after `from` that is whole (length fits, end marker, checksum), decodes, and is
+/// newer than `after_zxid`: proof that `from` is not the end of what was written. Zero runs (padding) are
+/// skipped a word at a time, so scanning a preallocated tail costs little.
+fn find_valid_record(bytes: &[u8], from: usize, after_zxid: Option<i64>) -> Option<(usize, i64)> {
+    let mut at = from;
+    while at + RECORD_OVERHEAD + MIN_ENTRY <= bytes.len() {
+        // A record's length field is non-zero, so it cannot start more than 11 bytes before the next
+        // non-zero byte.
+        let nonzero = first_nonzero(bytes, at)?;
+        at = at.max(nonzero.saturating_sub(RECORD_PREFIX - 1));
+        if let Some(zxid) = valid_record_at(bytes, at)
+            && after_zxid.is_none_or(|last| zxid > last)
+        {
+            return Some((at, zxid));
+        }
+        at += 1;
+    }
+    None
+}
+
+fn valid_record_at(bytes: &[u8], at: usize) -> Option<i64> {
+    let rest = bytes.get(at..)?;
+    // ZooKeeper stores the 32-bit Adler32 in a long: its upper half is zero.
+    if rest.get(..4)? != [0, 0, 0, 0] {
+        return None;
+    }
+    match parse_record(rest) {
+        Parsed::Intact { entry_len, end_marker_ok: true } => {
+            let entry = &rest[RECORD_PREFIX..RECORD_PREFIX + entry_len];
+            Txn::decode(entry).ok().map(|txn| txn.header.zxid)
+        }
+        _ => None,
+    }
+}
+
+fn first_nonzero(bytes: &[u8], from: usize) -> Option<usize> {
+    let rest = bytes.get(from..)?;
+    let mut words = rest.chunks_exact(8);
+    let tail_start = rest.len() - words.remainder().len();
+    let word = words.position(|w| u64::from_ne_bytes(w.try_into().expect("8 bytes")) != 0);
+    let base = word.map_or(tail_start, |w| w * 8);
+    rest[base..].iter().position(|&b| b != 0).map(|i| from + base + i)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogWriter, PwriteDevice};
+    use fk_net::client::OpCode;
+    use fk_net::txn::{SetDataTxn, TxnBody};
+
+    const RECORDS: i64 = 50;
+
+    fn txn(zxid: i64) -> Txn {
+        let body = TxnBody::SetData(SetDataTxn { path: format!("/n{zxid}"), data: Some(vec![7; 40]), version: 1 });
+        let header = TxnHeader { client_id: 1, cxid: zxid as i32, zxid, time: 0, txn_type: OpCode::SetData.as_i32() };
+        Txn { header, body, digest: None }
+    }
+
+    /// A preallocated log of `RECORDS` txns, and the offset of each record.
+    fn written_log(dir: &Path) -> (PathBuf, Vec<u64>) {
+        let mut writer = LogWriter::new(dir, Box::new(PwriteDevice), 64 * 1024, false, 0);
+        for zxid in 1..=RECORDS {
+            writer.append(&[txn(zxid)]).unwrap();
+        }
+        let path = dir.join("log.1");
+        let offsets = read_log(&path).unwrap().records.iter().map(|r| r.offset).collect();
+        (path, offsets)
+    }
+
+    fn damaged(bytes: &mut [u8], offsets: &[u64], index: usize, what: &str) {
+        let at = offsets[index] as usize;
+        let entry_len = i32::from_be_bytes(bytes[at + 8..at + 12].try_into().unwrap()) as usize;
+        match what {
+            "end marker" => bytes[at + RECORD_PREFIX + entry_len] = b'X',
+            "length" => bytes[at + 10] ^= 0x01,
+            "length sign" => bytes[at + 8] = 0xff,
+            "checksum" => bytes[at + 7] ^= 0x40,
+            "entry" => bytes[at + RECORD_PREFIX + 20] ^= 0x04,
+            "zeroed length" => bytes[at + 8..at + 12].fill(0),
+            "cut" => bytes[at + 30..].fill(0),
+            _ => unreachable!("{what}"),
+        }
+    }
+
+    /// Damage to one record, and the verdict: how many records are read and how the file ends, or the
+    /// corruption error.
+    #[test]
+    fn damage_is_a_torn_tail_only_when_nothing_valid_follows() {
+        #[derive(Debug, PartialEq)]
+        enum Verdict {
+            Read { records: usize, repaired_markers: usize, torn: bool },
+            Corrupt { offset_index: usize },
+        }
+        use Verdict::*;
+        let last = RECORDS as usize - 1;
+        let cases = [
+            // In the middle, valid records after it.
+            (20, "end marker", Read { records: RECORDS as usize, repaired_markers: 1, torn: false }),
+            (20, "length", Corrupt { offset_index: 20 }),
+            (20, "length sign", Corrupt { offset_index: 20 }),
+            (20, "checksum", Corrupt { offset_index: 20 }),
+            (20, "entry", Corrupt { offset_index: 20 }),
+            (20, "zeroed length", Corrupt { offset_index: 20 }),
+            (0, "checksum", Corrupt { offset_index: 0 }),
+            // The last record: nothing valid after it.
+            (last, "cut", Read { records: last, repaired_markers: 0, torn: true }),
+            (last, "checksum", Read { records: last, repaired_markers: 0, torn: true }),
+            (last, "length", Read { records: last, repaired_markers: 0, torn: true }),
+            (last, "end marker", Read { records: RECORDS as usize, repaired_markers: 1, torn: false }),
+            (last, "zeroed length", Read { records: last, repaired_markers: 0, torn: false }),
+            // A crash mid-batch: everything from the 40th record on is gone.
+            (40, "cut", Read { records: 40, repaired_markers: 0, torn: true }),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offsets) = written_log(dir.path());
+        let pristine = std::fs::read(&path).unwrap();
+        for (index, what, expected) in cases {
+            let mut bytes = pristine.clone();
+            damaged(&mut bytes, &offsets, index, what);
+            std::fs::write(&path, &bytes).unwrap();
+            let verdict = match read_log(&path) {
+                Ok(log) => {
+                    assert!(log.records.windows(2).all(|w| w[1].txn.header.zxid == w[0].txn.header.zxid + 1));
+                    Read {
+                        records: log.records.len(),
+                        repaired_markers: log.records.iter().filter(|r| r.end_marker_damaged).count(),
+                        torn: matches!(log.end, LogEnd::Torn { .. }),
+                    }
+                }
+                Err(LogError::Corrupt { offset, valid_offset, valid_zxid, zxid, .. }) => {
+                    assert!(valid_offset > offset, "{what}");
+                    assert!(valid_zxid > index as i64, "{what}: the valid record found is newer");
+                    assert!(zxid.contains(&format!("after 0x{index:x}")) || index == 0, "{what}: {zxid}");
+                    Corrupt { offset_index: offsets.iter().position(|o| *o == offset).unwrap() }
+                }
+                Err(e) => panic!("{what} at record {index}: unexpected {e}"),
+            };
+            assert_eq!(verdict, expected, "{what} at record {index}");
+        }
+    }
+
+    #[test]
+    fn a_damaged_marker_offset_points_at_the_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offsets) = written_log(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        damaged(&mut bytes, &offsets, 3, "end marker");
+        std::fs::write(&path, &bytes).unwrap();
+        let log = read_log(&path).unwrap();
+        let record = &log.records[3];
+        assert!(record.end_marker_damaged);
+        assert_eq!(bytes[record.end_marker_offset() as usize], b'X');
+        assert_eq!(record.end_marker_offset() + 1, offsets[4]);
+    }
+
+    #[test]
+    fn the_corruption_message_names_file_offset_and_zxids() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, offsets) = written_log(dir.path());
+        let mut bytes = std::fs::read(&path).unwrap();
+        damaged(&mut bytes, &offsets, 9, "entry");
+        std::fs::write(&path, &bytes).unwrap();
+        let message = read_log(&path).err().unwrap().to_string();
+        let expected =
+            format!("log.1: the record at offset {} (zxid 0xa, after 0x9) is damaged (checksum mismatch", offsets[9]);
+        assert!(message.contains(&expected), "{message}");
+        assert!(
+            message.contains(&format!("valid record follows it at offset {} (zxid 0xb)", offsets[10])),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn zero_runs_are_skipped_without_missing_a_record() {
+        let mut bytes = vec![0u8; 4096];
+        let mut record = Vec::new();
+        let mut entry = Vec::new();
+        txn(9).encode(&mut entry);
+        crate::log::format::encode_record(&mut record, &entry);
+        for start in [0, 1, 7, 8, 9, 100, 4096 - record.len()] {
+            let mut b = bytes.clone();
+            b[start..start + record.len()].copy_from_slice(&record);
+            assert_eq!(find_valid_record(&b, 0, Some(3)), Some((start, 9)), "record at {start}");
+            assert_eq!(find_valid_record(&b, 0, Some(9)), None, "not newer");
+        }
+        bytes[100] = 1;
+        assert_eq!(find_valid_record(&bytes, 0, None), None);
+        assert_eq!(first_nonzero(&bytes, 0), Some(100));
+        assert_eq!(first_nonzero(&bytes, 101), None);
+    }
 }

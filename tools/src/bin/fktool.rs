@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use fk_engine::files::{SNAPSHOT_PREFIX, VERSION_DIR, parse_name};
-use fk_engine::log::{LogEnd, read_log};
+use fk_engine::log::{LogEnd, LogReader, Next, read_log};
 use fk_engine::snap::{load_snapshot, looks_complete};
 use fk_net::txn::{Txn, TxnBody};
 
@@ -40,7 +40,8 @@ enum Command {
 enum LogCommand {
     /// Prints one line per txn.
     Dump { file: PathBuf },
-    /// Checks every record; exit status 0 = clean, 1 = torn tail, 2 = corrupt.
+    /// Checks every record; exit status 0 = clean, 1 = a torn tail or a damaged end marker (both
+    /// recovered at start-up), 2 = corrupt (start-up refuses).
     Verify { file: PathBuf },
     /// Cuts the log before the record at `--offset` or the first txn at or after `--zxid`. The txns cut
     /// are lost: keep a copy of the file first.
@@ -118,22 +119,43 @@ fn describe(txn: &Txn) -> String {
     format!("zxid 0x{:x} session 0x{:x} cxid 0x{:x} time {} {body}", h.zxid, h.client_id, h.cxid, h.time)
 }
 
+/// Prints every readable record, then how the file ends — or, for damage in the middle, what is wrong
+/// and where the valid data after it starts (exit status 2).
 fn log_dump(file: &Path) -> anyhow::Result<ExitCode> {
-    let log = read_log(file)?;
-    for record in &log.records {
-        println!("{:>10} {}", record.offset, describe(&record.txn));
+    let mut log = LogReader::open(file)?;
+    loop {
+        match log.read_next() {
+            Ok(Next::Record(record)) => {
+                println!("{:>10} {}", record.offset, describe(&record.txn));
+                if record.end_marker_damaged {
+                    println!("{:>10} {}", record.end_marker_offset(), MARKER_TEXT);
+                }
+            }
+            Ok(Next::End(end)) => {
+                println!("{}", end_text(&end));
+                return Ok(ExitCode::SUCCESS);
+            }
+            Err(e) => {
+                println!("CORRUPT: {e}");
+                return Ok(ExitCode::from(2));
+            }
+        }
     }
-    println!("{}", end_text(&log.end));
-    Ok(ExitCode::SUCCESS)
 }
+
+const MARKER_TEXT: &str = "end-of-record byte damaged, checksum holds: the record is intact (recovery rewrites the byte)";
 
 fn end_text(end: &LogEnd) -> String {
     match end {
         LogEnd::Clean { offset } => format!("clean end at offset {offset}"),
-        LogEnd::Torn { offset, reason } => format!("torn record at offset {offset}: {reason}"),
+        LogEnd::Torn { offset, reason } => {
+            format!("torn tail at offset {offset} ({reason}); nothing valid follows it, recovery truncates it")
+        }
     }
 }
 
+/// The verdicts recovery reaches on the file alone: 0 = clean, 1 = a torn tail or a repairable end
+/// marker, 2 = corrupt (recovery refuses to start).
 fn log_verify(file: &Path) -> anyhow::Result<ExitCode> {
     let log = match read_log(file) {
         Ok(log) => log,
@@ -145,9 +167,14 @@ fn log_verify(file: &Path) -> anyhow::Result<ExitCode> {
     let zxids = log.records.first().zip(log.records.last()).map(|(f, l)| (f.txn.header.zxid, l.txn.header.zxid));
     let range = zxids.map_or("no txns".into(), |(f, l)| format!("zxid 0x{f:x}..=0x{l:x}"));
     println!("{}: {} txns, {range}, {}", file.display(), log.records.len(), end_text(&log.end));
+    let mut markers = 0;
+    for record in log.records.iter().filter(|r| r.end_marker_damaged) {
+        println!("offset {}: {MARKER_TEXT}", record.end_marker_offset());
+        markers += 1;
+    }
     Ok(match log.end {
-        LogEnd::Clean { .. } => ExitCode::SUCCESS,
-        LogEnd::Torn { .. } => ExitCode::from(1),
+        LogEnd::Clean { .. } if markers == 0 => ExitCode::SUCCESS,
+        _ => ExitCode::from(1),
     })
 }
 
