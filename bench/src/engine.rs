@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use fk_net::client::{ReplyHeader, Request, xid};
 use fk_net::jute::{Jute, JuteReader};
-use fk_net::reactor::{Buffers, ReadStatus};
+use fk_net::reactor::{BufferPool, Buffers, ReadStatus};
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 
@@ -184,6 +184,7 @@ fn drive(mut conns: Vec<Conn>, shared: &Shared) -> anyhow::Result<ThreadResult> 
     let mut tally =
         ThreadResult { histogram: new_histogram(), ops: 0, errors: 0, series: Vec::new(), last_completion: None };
     let mut events = Events::with_capacity(1024);
+    let mut pool = BufferPool::default();
     loop {
         if shared.abort.load(Ordering::Relaxed) {
             return Ok(tally);
@@ -210,7 +211,7 @@ fn drive(mut conns: Vec<Conn>, shared: &Shared) -> anyhow::Result<ThreadResult> 
         poll.poll(&mut events, Some(timeout.min(Duration::from_millis(50))))?;
         for event in events.iter() {
             let i = event.token().0;
-            if let Err(message) = receive(&mut conns[i], shared, &mut tally) {
+            if let Err(message) = receive(&mut conns[i], shared, &mut tally, &mut pool) {
                 shared.fail(format!("connection {i} to {}: {message}", shared.config.server));
                 return Ok(tally);
             }
@@ -254,8 +255,10 @@ fn fill_pipeline(conn: &mut Conn, shared: &Shared, now: Instant, wake_at: &mut O
     }
 }
 
-fn receive(conn: &mut Conn, shared: &Shared, tally: &mut ThreadResult) -> Result<(), String> {
-    let status = conn.buffers.fill(&mut conn.stream, 1 << 20).map_err(|e| format!("read failed: {e}"))?;
+fn receive(conn: &mut Conn, shared: &Shared, tally: &mut ThreadResult, pool: &mut BufferPool) -> Result<(), String> {
+    // Readiness is edge-triggered: read until the socket would block, or the rest would wait for an
+    // event that never comes.
+    let status = conn.buffers.fill(&mut conn.stream, usize::MAX, pool).map_err(|e| format!("read failed: {e}"))?;
     // Every reply in this read arrived by now: one clock read and one update of the shared progress
     // counters per read, not per reply, keep fkbench's own cost per op well below a server's.
     let now = Instant::now();
@@ -285,6 +288,7 @@ fn receive(conn: &mut Conn, shared: &Shared, tally: &mut ThreadResult) -> Result
     if errors > 0 {
         shared.progress.errors.fetch_add(errors, Ordering::Relaxed);
     }
+    conn.buffers.release_input(pool);
     if status == ReadStatus::Closed {
         return Err(format!("closed by the server with {} requests in flight", conn.in_flight.len()));
     }

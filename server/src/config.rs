@@ -96,6 +96,13 @@ pub struct Config {
     /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
     /// kernel allows it (auto), or always pwrite.
     pub txn_log_device: TxnLogDevice,
+    /// How long a connection may stay without a session (handshake or 4-letter word unfinished) before
+    /// it is closed: ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`.
+    pub sessionless_cnxn_timeout_ms: u64,
+    /// Bytes of replies and watch events queued for one client beyond which its connection is closed
+    /// (`ferrokeeper.maxQueuedOutputBytes`, our own key): a client that stops reading cannot make the
+    /// server hold an unbounded backlog for it.
+    pub max_queued_output_bytes: usize,
     pub servers: Vec<ServerSpec>,
     pub my_id: Option<u64>,
     /// Keys ZooKeeper knows that nothing here uses yet, raw.
@@ -183,6 +190,8 @@ impl Config {
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             txn_log_device: TxnLogDevice::Auto,
+            sessionless_cnxn_timeout_ms: 10_000,
+            max_queued_output_bytes: 64 << 20,
             servers: Vec::new(),
             my_id: None,
             extra: BTreeMap::new(),
@@ -256,6 +265,12 @@ impl Config {
                         "pwrite" => TxnLogDevice::Pwrite,
                         other => return Err(at.error(format!("'{other}' is not auto, io_uring or pwrite"))),
                     }
+                }
+                "nio.sessionlessCnxnTimeout" => {
+                    config.sessionless_cnxn_timeout_ms = at.int(&value, 1, i64::MAX)? as u64
+                }
+                "ferrokeeper.maxQueuedOutputBytes" => {
+                    config.max_queued_output_bytes = at.int(&value, 1, i64::MAX)? as usize
                 }
                 k if k.starts_with("server.") => config.servers.push(at.server(&k["server.".len()..], &value)?),
                 k if KNOWN_UNUSED.contains(&k) || k.starts_with("group.") || k.starts_with("weight.") => {

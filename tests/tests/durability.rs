@@ -214,7 +214,10 @@ fn corruption_before_the_tail_refuses_to_start_and_names_fktool() {
         "extendedTypesEnabled=true",
     );
     assert_eq!(code, Some(1));
-    assert!(log.contains("log.1: the record at offset 138 (zxid 0x3, after 0x2) is damaged (checksum mismatch"), "{log}");
+    assert!(
+        log.contains("log.1: the record at offset 138 (zxid 0x3, after 0x2) is damaged (checksum mismatch"),
+        "{log}"
+    );
     assert!(log.contains("fktool log verify"), "{log}");
     assert!(log.contains("--offset 138"), "{log}");
 }

@@ -3,19 +3,16 @@
 //! from the shards and the sequencer through inspection closures, so no shard ever blocks on one.
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, bounded};
-use fk_net::reactor::Buffers;
 use tracing::{debug, warn};
 
 use crate::pipeline::Shared;
 use crate::pipeline::connection::{Connection, Phase};
-use crate::pipeline::messages::{SequencerMsg, ShardMsg};
+use crate::pipeline::messages::{Origin, SequencerMsg, ShardMsg};
 use crate::pipeline::sequencer::SequencerState;
 use crate::pipeline::shard::ShardState;
 
@@ -32,50 +29,34 @@ pub fn is_command(bytes: &[u8; 4]) -> bool {
     COMMANDS.iter().any(|c| c.as_bytes() == bytes)
 }
 
-/// A connection handed over by a shard: the command and the socket to answer on.
+/// The one command followed by an argument: stmk's 8-byte trace mask.
+pub const SET_TRACE_MASK: &[u8; 4] = b"stmk";
+
+/// A command a shard received: the answer goes back to that shard, which writes it without blocking.
 pub struct FourLetterJob {
-    command: [u8; 4],
-    stream: std::net::TcpStream,
-    peer: SocketAddr,
-    /// Bytes that arrived after the command (stmk's mask).
-    leftover: Vec<u8>,
+    pub origin: Origin,
+    pub peer: SocketAddr,
+    pub command: [u8; 4],
+    /// stmk's mask, when the command is stmk and it is allowed.
+    pub mask: Option<i64>,
 }
 
-impl FourLetterJob {
-    pub fn new(command: [u8; 4], stream: mio::net::TcpStream, peer: SocketAddr, buffers: Buffers) -> Self {
-        // SAFETY: the descriptor comes from a socket this job now owns alone; mio gives it up here.
-        let stream = unsafe { std::net::TcpStream::from_raw_fd(stream.into_raw_fd()) };
-        let leftover = buffers.peek(buffers.buffered_input()).unwrap_or_default().to_vec();
-        FourLetterJob { command, stream, peer, leftover }
-    }
-}
-
+/// Answers each job from gathered figures. It never touches a socket, so a peer that is slow to send or
+/// to read delays nobody.
 pub fn run(shared: Arc<Shared>, rx: Receiver<FourLetterJob>) {
     let mut trace_mask: i64 = 0;
     while let Ok(job) = rx.recv() {
         let command = String::from_utf8_lossy(&job.command).into_owned();
         debug!(peer = %job.peer, command, "4-letter word");
-        let mut stream = job.stream;
-        let _ = stream.set_nonblocking(false);
-        let _ = stream.set_write_timeout(Some(INSPECT_TIMEOUT));
-        let _ = stream.set_read_timeout(Some(INSPECT_TIMEOUT));
         let text = if !shared.config.four_letter_words.allows(&command) {
             format!("{command} is not executed because it is not in the whitelist.\n")
-        } else if command == "stmk" {
-            let mut mask = [0u8; 8];
-            let have = job.leftover.len().min(8);
-            mask[..have].copy_from_slice(&job.leftover[..have]);
-            if have == 8 || stream.read_exact(&mut mask[have..]).is_ok() {
-                trace_mask = i64::from_be_bytes(mask);
-            }
+        } else if let Some(mask) = job.mask {
+            trace_mask = mask;
             trace_mask.to_string()
         } else {
             report(&shared, &command, trace_mask)
         };
-        if let Err(e) = stream.write_all(text.as_bytes()) {
-            debug!(peer = %job.peer, "cannot write 4lw answer: {e}");
-        }
-        let _ = stream.shutdown(std::net::Shutdown::Both);
+        shared.shards[job.origin.shard].send(ShardMsg::FourLetterAnswer { conn: job.origin.conn, text });
     }
 }
 
@@ -174,17 +155,14 @@ fn conn_report(c: &Connection, full: bool) -> ConnReport {
 }
 
 fn connections(shared: &Shared) -> Vec<ConnReport> {
-    on_shards(shared, |s| s.conns.values().map(|c| conn_report(c, true)).collect::<Vec<_>>())
-        .into_iter()
-        .flatten()
-        .collect()
+    on_shards(shared, |s| s.clients().map(|c| conn_report(c, true)).collect::<Vec<_>>()).into_iter().flatten().collect()
 }
 
 fn server_stats(shared: &Shared, with_clients: bool) -> String {
     let mut out = format!("Zookeeper version: {}\n", version());
     if with_clients {
         out.push_str("Clients:\n");
-        for shard in on_shards(shared, |s| s.conns.values().map(|c| conn_report(c, false).line).collect::<Vec<_>>()) {
+        for shard in on_shards(shared, |s| s.clients().map(|c| conn_report(c, false).line).collect::<Vec<_>>()) {
             for line in shard {
                 out.push_str(&line);
                 out.push('\n');

@@ -27,6 +27,13 @@ pub enum Phase {
         session_id: i64,
         timeout_ms: u32,
     },
+    /// The first four bytes named a 4-letter word: waiting for stmk's 8-byte mask (`asked` false), or for
+    /// the 4lw thread's answer (`asked` true). The answer is written like any output, then the
+    /// connection closes.
+    FourLetter {
+        command: [u8; 4],
+        asked: bool,
+    },
 }
 
 /// A request waiting for its turn: replies leave in request order, and a read waits behind its own
@@ -93,12 +100,18 @@ pub struct Connection {
     pub stats: ConnStats,
     /// Set when the connection must close once its output is flushed; the reason is logged.
     pub closing: Option<&'static str>,
-    /// The socket may have bytes we have not read (edge-triggered readiness).
+    /// Closed without flushing: whatever was queued is dropped, and nothing more is queued.
+    pub aborted: bool,
+    /// When the connection is closed if it is still without a session, or still unflushed while closing.
+    pub deadline: Option<Instant>,
+    /// The socket may have bytes we have not read (edge-triggered readiness: set by an event, cleared
+    /// only when a read finds the socket empty).
     pub readable: bool,
     /// The peer closed its side; finish what was received, then close.
     pub peer_closed: bool,
     pub writable_registered: bool,
-    pub read_paused: bool,
+    /// A closeSession is in the pipeline: nothing after it is read.
+    pub closing_session: bool,
 }
 
 impl Connection {
@@ -113,10 +126,12 @@ impl Connection {
             pending: VecDeque::new(),
             stats: ConnStats::new(now),
             closing: None,
+            aborted: false,
+            deadline: None,
             readable: true,
             peer_closed: false,
             writable_registered: false,
-            read_paused: false,
+            closing_session: false,
         }
     }
 
@@ -131,8 +146,25 @@ impl Connection {
         self.closing.get_or_insert(reason);
     }
 
+    /// Closes at once, dropping queued output (the client is not reading it).
+    pub fn abort(&mut self, reason: &'static str) {
+        self.close(reason);
+        self.aborted = true;
+        self.buffers.discard_output();
+    }
+
+    /// Queues raw bytes (a 4-letter word's answer is plain text, not a frame).
+    pub fn push_text(&mut self, text: &str) {
+        if !self.aborted {
+            self.buffers.output().extend_from_slice(text.as_bytes());
+        }
+    }
+
     /// Appends a reply frame: header, then the body unless the request failed.
     pub fn push_reply(&mut self, xid: i32, zxid: i64, err: ErrorCode, response: &Response) {
+        if self.aborted {
+            return;
+        }
         let out = self.buffers.output();
         let start = begin_frame(out);
         ReplyHeader { xid, zxid, err: err.as_i32() }.encode(out);
@@ -145,6 +177,9 @@ impl Connection {
 
     /// Appends a watch notification. 3.8 sends zxid -1 in its header.
     pub fn push_notification(&mut self, event: EventType, path: &str) {
+        if self.aborted {
+            return;
+        }
         let out = self.buffers.output();
         let start = begin_frame(out);
         ReplyHeader { xid: xid::NOTIFICATION, zxid: -1, err: 0 }.encode(out);

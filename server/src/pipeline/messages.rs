@@ -93,6 +93,11 @@ pub enum ShardMsg {
         conn: ConnId,
         reason: &'static str,
     },
+    /// The 4lw thread's answer to a 4-letter word: write it, then close.
+    FourLetterAnswer {
+        conn: ConnId,
+        text: String,
+    },
     Inspect(Box<dyn FnOnce(&mut ShardState) + Send>),
 }
 

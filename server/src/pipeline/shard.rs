@@ -3,7 +3,8 @@
 //! shard's channel, which is drained under the tree's read lock before any read is answered, so a
 //! client always sees a watch event before data that is newer than the event.
 
-use std::collections::{HashMap, HashSet};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -12,15 +13,16 @@ use crossbeam_channel::{Receiver, Sender};
 use fk_engine::tree::DataTree;
 use fk_net::client::watch::{AddWatchMode, WatcherType};
 use fk_net::client::*;
+use fk_net::frame::LENGTH_PREFIX;
 use fk_net::jute::{Jute, JuteReader};
-use fk_net::reactor::ReadStatus;
+use fk_net::reactor::{BufferPool, ReadStatus};
 use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
-use crate::ops::fourlw::{self, FourLetterJob};
+use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::read::Reader;
 use crate::watch::{ConnId, WatchKind, WatchTable};
 
@@ -31,8 +33,10 @@ pub const WAKER_TOKEN: Token = Token(0);
 const PENDING_LIMIT: usize = 1000;
 /// Unsent output above which a connection is not read until the client catches up.
 const OUTPUT_LIMIT_BYTES: usize = 4 << 20;
-/// Input buffered per connection before reading pauses.
+/// Input buffered per connection before reading pauses (raised to hold the largest frame allowed).
 const INPUT_LIMIT_BYTES: usize = 1 << 20;
+/// The bytes after `stmk`: its trace mask.
+const TRACE_MASK_BYTES: usize = 8;
 /// Frames handled per connection per loop turn, so one busy client cannot starve the others.
 const FRAMES_PER_TURN: usize = 256;
 
@@ -49,6 +53,18 @@ pub struct ShardState {
     /// Connections with output to flush (or to close) this turn.
     output_dirty: Vec<ConnId>,
     outbox: Vec<SequencerMsg>,
+    /// When connections without a session, or closing with output unflushed, are given up on (earliest
+    /// first). An entry is acted on only if the connection still has that deadline.
+    deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// Input buffers, lent to connections only while they hold unframed bytes.
+    pool: BufferPool,
+}
+
+impl ShardState {
+    /// Client connections, as `cons` and `stat` list them: not the ones carrying a 4-letter word.
+    pub fn clients(&self) -> impl Iterator<Item = &Connection> {
+        self.conns.values().filter(|c| !matches!(c.phase, Phase::FourLetter { .. }))
+    }
 }
 
 pub struct Shard {
@@ -79,6 +95,8 @@ impl Shard {
             input_ready: Vec::new(),
             output_dirty: Vec::new(),
             outbox: Vec::new(),
+            deadlines: BinaryHeap::new(),
+            pool: BufferPool::default(),
         };
         Shard { state, shared, poll, rx, sequencer, fourlw }
     }
@@ -93,7 +111,13 @@ impl Shard {
         let mut events = Events::with_capacity(1024);
         loop {
             // Work left from the last turn (unblocked reads, resumed reading) must not wait for an event.
-            let timeout = if self.state.input_ready.is_empty() { self.touch_interval() } else { Duration::ZERO };
+            let timeout = if self.state.input_ready.is_empty() {
+                let next_deadline = self.state.deadlines.peek().map(|Reverse((at, _))| *at);
+                let until = next_deadline.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
+                self.touch_interval().min(until)
+            } else {
+                Duration::ZERO
+            };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout))
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -128,25 +152,36 @@ impl Shard {
             self.sequencer.send(msg).expect("sequencer thread is gone");
         }
         self.report_touches();
+        self.expire_deadlines(Instant::now());
         self.flush_output();
     }
 
+    /// The most input a connection may have buffered: enough for the largest frame `jute.maxbuffer`
+    /// allows, so that a frame can always complete.
+    fn input_cap(&self) -> usize {
+        INPUT_LIMIT_BYTES.max(LENGTH_PREFIX + self.shared.config.jute_max_buffer + 1)
+    }
+
     fn read_sockets(&mut self) {
+        let cap = self.input_cap();
         let ids = std::mem::take(&mut self.state.input_ready);
         for id in &ids {
             let Some(conn) = self.state.conns.get_mut(id) else { continue };
-            if !conn.readable || conn.read_paused || conn.closing.is_some() {
+            if !may_read(conn, cap) {
                 continue;
             }
-            match conn.buffers.fill(&mut conn.stream, INPUT_LIMIT_BYTES) {
-                Ok(ReadStatus::Open) => conn.readable = conn.buffers.buffered_input() >= INPUT_LIMIT_BYTES,
+            match conn.buffers.fill(&mut conn.stream, cap, &mut self.state.pool) {
+                Ok(ReadStatus::Drained) => conn.readable = false,
+                // The socket may hold more: `readable` stays set, and the connection is rescheduled once
+                // its frames are consumed (edge-triggered readiness will not report those bytes again).
+                Ok(ReadStatus::Full) => {}
                 Ok(ReadStatus::Closed) => {
                     conn.readable = false;
                     conn.peer_closed = true;
                 }
                 Err(e) => {
                     debug!(peer = %conn.peer, "read failed: {e}");
-                    conn.close("read error");
+                    conn.abort("read error");
                     self.state.output_dirty.push(*id);
                 }
             }
@@ -164,6 +199,7 @@ impl Shard {
                 }
                 ShardMsg::ConnectRefused { conn } => self.refuse_connect(conn),
                 ShardMsg::Close { conn, reason } => self.close_later(conn, reason),
+                ShardMsg::FourLetterAnswer { conn, text } => self.answer_four_letter(conn, &text),
                 ShardMsg::Inspect(f) => f(&mut self.state),
             }
         }
@@ -178,7 +214,14 @@ impl Shard {
             return;
         }
         self.shared.stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.state.conns.insert(id, Connection::new(id, stream, peer, Instant::now()));
+        let now = Instant::now();
+        let mut conn = Connection::new(id, stream, peer, now);
+        // ZooKeeper closes a connection that has not established a session within
+        // sessionlessCnxnTimeout, so half-open handshakes cannot hold maxClientCnxns slots.
+        let deadline = now + Duration::from_millis(self.shared.config.sessionless_cnxn_timeout_ms);
+        conn.deadline = Some(deadline);
+        self.state.deadlines.push(Reverse((deadline, id)));
+        self.state.conns.insert(id, conn);
         self.state.input_ready.push(id);
         debug!(%peer, shard = self.state.index, conn = id, "accepted");
     }
@@ -263,6 +306,7 @@ impl Shard {
             read_only_byte,
         );
         c.phase = Phase::Session { session_id, timeout_ms };
+        c.deadline = None;
         self.shared.stats.sent(1);
         debug!(peer = %c.peer, session = format!("0x{session_id:x}"), timeout_ms, "session established");
         self.state.output_dirty.push(conn);
@@ -290,14 +334,18 @@ impl Shard {
         let max_len = self.shared.config.jute_max_buffer;
         for _ in 0..FRAMES_PER_TURN {
             let Some(conn) = self.state.conns.get_mut(&id) else { return };
-            if conn.closing.is_some() || matches!(conn.phase, Phase::Connecting { .. }) {
+            if output_blocked(conn) {
                 break;
             }
-            if conn.pending.len() >= PENDING_LIMIT || conn.buffers.pending_output() >= OUTPUT_LIMIT_BYTES {
-                break;
-            }
-            if conn.phase == Phase::Handshake && self.try_four_letter_word(id) {
-                return;
+            let phase = conn.phase;
+            match phase {
+                Phase::Connecting { .. } | Phase::FourLetter { asked: true, .. } => break,
+                Phase::FourLetter { command, asked: false } => {
+                    self.ask_four_letter(id, command);
+                    break;
+                }
+                Phase::Handshake if self.try_four_letter_word(id) => continue,
+                Phase::Handshake | Phase::Session { .. } => {}
             }
             let Some(conn) = self.state.conns.get_mut(&id) else { return };
             let frame = match conn.buffers.next_frame(max_len) {
@@ -312,30 +360,55 @@ impl Shard {
             match conn.phase {
                 Phase::Handshake => self.handle_connect(id, &frame),
                 Phase::Session { session_id, .. } => self.handle_request(id, session_id, &frame, tree),
-                Phase::Connecting { .. } => unreachable!("checked above"),
+                Phase::Connecting { .. } | Phase::FourLetter { .. } => unreachable!("checked above"),
             }
         }
+        if let Some(conn) = self.state.conns.get_mut(&id) {
+            conn.buffers.release_input(&mut self.state.pool);
+        }
         self.state.output_dirty.push(id);
-        self.update_read_pause(id);
     }
 
     /// A connection whose first four bytes are a known 4-letter word is an admin command, not a
-    /// session: hand its socket to the 4lw thread.
+    /// session.
     fn try_four_letter_word(&mut self, id: ConnId) -> bool {
-        let conn = self.state.conns.get(&id).expect("caller checked");
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
         let Some(first) = conn.buffers.peek(4) else { return false };
         let command: [u8; 4] = first.try_into().expect("4 bytes");
         if !fourlw::is_command(&command) {
             return false;
         }
-        let mut conn = self.state.conns.remove(&id).expect("present");
         conn.buffers.consume(4);
-        let _ = self.poll.registry().deregister(&mut conn.stream);
+        conn.phase = Phase::FourLetter { command, asked: false };
+        // Counted as a client connection only while it could become one (as `srvr` reports them).
         self.shared.stats.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let job = FourLetterJob::new(command, conn.stream, conn.peer, conn.buffers);
-        self.shared.limiter.release(conn.peer.ip());
-        let _ = self.fourlw.send(job);
         true
+    }
+
+    /// Hands the command to the 4lw thread once it is complete (stmk needs its mask); the answer comes
+    /// back as a [`ShardMsg::FourLetterAnswer`]. Nothing here blocks: a peer that never sends the mask
+    /// waits in this phase until its deadline, costing no other client anything.
+    fn ask_four_letter(&mut self, id: ConnId, command: [u8; 4]) {
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        let text = String::from_utf8_lossy(&command);
+        let mask = if &command == SET_TRACE_MASK && self.shared.config.four_letter_words.allows(&text) {
+            let Some(bytes) = conn.buffers.peek(TRACE_MASK_BYTES) else { return };
+            let mask = i64::from_be_bytes(bytes.try_into().expect("8 bytes"));
+            conn.buffers.consume(TRACE_MASK_BYTES);
+            Some(mask)
+        } else {
+            None
+        };
+        conn.phase = Phase::FourLetter { command, asked: true };
+        let origin = Origin { shard: self.state.index, conn: id };
+        let _ = self.fourlw.send(FourLetterJob { origin, peer: conn.peer, command, mask });
+    }
+
+    fn answer_four_letter(&mut self, id: ConnId, text: &str) {
+        let Some(conn) = self.state.conns.get_mut(&id) else { return };
+        conn.push_text(text);
+        conn.close("4-letter word answered");
+        self.state.output_dirty.push(id);
     }
 
     fn handle_connect(&mut self, id: ConnId, frame: &[u8]) {
@@ -451,7 +524,7 @@ impl Shard {
         conn.pending.push_back(Pending::Write { xid, op, received });
         if op == OpCode::CloseSession {
             // Nothing after closeSession is served; the reply closes the connection.
-            conn.read_paused = true;
+            conn.closing_session = true;
         }
         let origin = Origin { shard: self.state.index, conn: id };
         let auth = conn.auth.clone();
@@ -497,15 +570,6 @@ impl Shard {
         }
     }
 
-    fn update_read_pause(&mut self, id: ConnId) {
-        let Some(conn) = self.state.conns.get_mut(&id) else { return };
-        let closing_session = conn.pending.iter().any(|p| matches!(p, Pending::Write { op: OpCode::CloseSession, .. }));
-        conn.read_paused = closing_session
-            || conn.pending.len() >= PENDING_LIMIT
-            || conn.buffers.pending_output() >= OUTPUT_LIMIT_BYTES
-            || conn.buffers.buffered_input() >= INPUT_LIMIT_BYTES;
-    }
-
     fn report_touches(&mut self) {
         if self.state.touched.is_empty() || self.state.last_touch_report.elapsed() < self.touch_interval() {
             return;
@@ -515,24 +579,64 @@ impl Shard {
         let _ = self.sequencer.send(SequencerMsg::Touch(sessions));
     }
 
+    /// Closes connections whose deadline passed: no session within sessionlessCnxnTimeout, or closing
+    /// with output the peer never read.
+    fn expire_deadlines(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.state.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.state.deadlines.pop();
+            let Some(conn) = self.state.conns.get_mut(&id) else { continue };
+            if conn.deadline.is_none_or(|d| d > now) {
+                continue;
+            }
+            let timeout_ms = self.shared.config.sessionless_cnxn_timeout_ms;
+            let what = match conn.phase {
+                _ if conn.closing.is_some() => "its output was not read",
+                Phase::Handshake | Phase::Connecting { .. } => "no session was established",
+                Phase::FourLetter { .. } => "its 4-letter word was not completed",
+                Phase::Session { .. } => unreachable!("a session connection has a deadline only while closing"),
+            };
+            info!(peer = %conn.peer, "closing connection: {what} within {timeout_ms} ms (sessionlessCnxnTimeout)");
+            conn.abort("deadline passed");
+            self.state.output_dirty.push(id);
+        }
+    }
+
     fn flush_output(&mut self) {
         let mut ids = std::mem::take(&mut self.state.output_dirty);
         ids.sort_unstable();
         ids.dedup();
+        let cap = self.input_cap();
+        let max_queued = self.shared.config.max_queued_output_bytes;
+        let linger = Duration::from_millis(self.shared.config.sessionless_cnxn_timeout_ms);
         for id in ids {
             let Some(conn) = self.state.conns.get_mut(&id) else { continue };
-            let flushed = match conn.buffers.flush(&mut conn.stream) {
-                Ok(flushed) => flushed,
-                Err(e) => {
+            let flushed = conn.aborted
+                || conn.buffers.flush(&mut conn.stream).unwrap_or_else(|e| {
                     debug!(peer = %conn.peer, "write failed: {e}");
-                    conn.close("write error");
+                    conn.abort("write error");
                     true
-                }
-            };
-            let finished = conn.peer_closed && conn.pending.iter().all(|p| !matches!(p, Pending::Write { .. }));
-            if flushed && (conn.closing.is_some() || finished) {
+                });
+            if conn.buffers.pending_output() > max_queued {
+                warn!(
+                    peer = %conn.peer,
+                    session = conn.session_id().map(|s| format!("0x{s:x}")),
+                    "closing connection: {} bytes of replies and watch events are queued for it, more than \
+                     ferrokeeper.maxQueuedOutputBytes={max_queued}; the client is not reading",
+                    conn.buffers.pending_output()
+                );
+                conn.abort("client not reading");
+            }
+            if conn.aborted || (flushed && (conn.closing.is_some() || finished(conn))) {
                 self.remove_connection(id);
                 continue;
+            }
+            if conn.closing.is_some() && conn.deadline.is_none() {
+                let deadline = Instant::now() + linger;
+                conn.deadline = Some(deadline);
+                self.state.deadlines.push(Reverse((deadline, id)));
             }
             let want_write = !flushed;
             if want_write != conn.writable_registered {
@@ -540,12 +644,7 @@ impl Shard {
                 let _ = self.poll.registry().reregister(&mut conn.stream, Token(id as usize), interest);
                 conn.writable_registered = want_write;
             }
-            let was_paused = conn.read_paused;
-            self.update_read_pause(id);
-            let conn = self.state.conns.get_mut(&id).expect("present");
-            if was_paused && !conn.read_paused {
-                // Reading resumed: the socket may hold bytes that arrived while paused.
-                conn.readable = true;
+            if wants_turn(conn, cap, self.shared.config.jute_max_buffer) {
                 self.state.input_ready.push(id);
             }
         }
@@ -556,7 +655,9 @@ impl Shard {
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.state.watches.remove_connection(id);
         self.shared.limiter.release(conn.peer.ip());
-        self.shared.stats.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        if !matches!(conn.phase, Phase::FourLetter { .. }) {
+            self.shared.stats.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
         for pending in &conn.pending {
             if !matches!(pending, Pending::Write { .. }) {
                 self.shared.stats.request_finished(0);
@@ -571,6 +672,43 @@ impl Shard {
             debug!(peer = %conn.peer, reason, "connection closed");
         }
     }
+}
+
+/// Whether the connection may not take more requests now: closing, or too much outstanding (replies
+/// drain it, and the connection is rescheduled then).
+fn output_blocked(conn: &Connection) -> bool {
+    conn.closing.is_some()
+        || conn.closing_session
+        || conn.pending.len() >= PENDING_LIMIT
+        || conn.buffers.pending_output() >= OUTPUT_LIMIT_BYTES
+}
+
+/// Whether reading the socket now could make progress.
+fn may_read(conn: &Connection, cap: usize) -> bool {
+    conn.readable
+        && !conn.peer_closed
+        && !output_blocked(conn)
+        && !matches!(conn.phase, Phase::FourLetter { asked: true, .. })
+        && conn.buffers.buffered_input() < cap
+}
+
+/// Whether the connection has work the shard must come back for without an event: bytes left in the
+/// socket (reading stopped at a limit), or complete frames left in the buffer (a turn's share ran out,
+/// or the limits that stopped processing have cleared).
+fn wants_turn(conn: &Connection, cap: usize, max_len: usize) -> bool {
+    let frames = match conn.phase {
+        Phase::Handshake | Phase::Session { .. } => conn.buffers.frame_ready(max_len),
+        Phase::FourLetter { asked: false, .. } => conn.buffers.buffered_input() >= TRACE_MASK_BYTES,
+        Phase::Connecting { .. } | Phase::FourLetter { asked: true, .. } => false,
+    };
+    may_read(conn, cap) || (frames && !output_blocked(conn))
+}
+
+/// The peer closed its side and nothing it sent still waits for a reply.
+fn finished(conn: &Connection) -> bool {
+    conn.peer_closed
+        && !matches!(conn.phase, Phase::FourLetter { asked: true, .. })
+        && conn.pending.iter().all(|p| !matches!(p, Pending::Write { .. }))
 }
 
 /// Ops whose requests become txns in ZooKeeper even when their body cannot be decoded.

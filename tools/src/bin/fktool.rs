@@ -143,7 +143,8 @@ fn log_dump(file: &Path) -> anyhow::Result<ExitCode> {
     }
 }
 
-const MARKER_TEXT: &str = "end-of-record byte damaged, checksum holds: the record is intact (recovery rewrites the byte)";
+const MARKER_TEXT: &str =
+    "end-of-record byte damaged, checksum holds: the record is intact (recovery rewrites the byte)";
 
 fn end_text(end: &LogEnd) -> String {
     match end {
