@@ -62,6 +62,11 @@ impl RawClient {
 
     /// Sends a request and returns its xid.
     pub fn send(&mut self, request: &Request) -> i32 {
+        self.try_send(request).expect("send")
+    }
+
+    /// Sends a request and returns its xid, or why it could not be sent (the server is gone).
+    pub fn try_send(&mut self, request: &Request) -> std::io::Result<i32> {
         let xid = match request {
             Request::Ping => xid::PING,
             Request::Auth(_) => xid::AUTH,
@@ -71,21 +76,23 @@ impl RawClient {
                 self.next_xid
             }
         };
-        self.send_raw(xid, request.op_code().as_i32(), &{
-            let mut body = Vec::new();
-            request.encode_body(&mut body);
-            body
-        });
-        xid
+        let mut body = Vec::new();
+        request.encode_body(&mut body);
+        self.try_send_raw(xid, request.op_code().as_i32(), &body)?;
+        Ok(xid)
     }
 
     /// Sends a request frame with any opcode and body.
     pub fn send_raw(&mut self, xid: i32, op: i32, body: &[u8]) {
+        self.try_send_raw(xid, op, body).expect("send");
+    }
+
+    fn try_send_raw(&mut self, xid: i32, op: i32, body: &[u8]) -> std::io::Result<()> {
         let bytes = frame(|out| {
             RequestHeader { xid, op }.encode(out);
             out.extend_from_slice(body);
         });
-        self.stream.write_all(&bytes).expect("send");
+        self.stream.write_all(&bytes)
     }
 
     /// The next frame; `None` once the server has closed the connection.

@@ -19,6 +19,8 @@ struct OpenLog {
     path: PathBuf,
     position: u64,
     size: u64,
+    /// Preallocation fell short of a whole step in this file (warned about once).
+    short_of_space: bool,
 }
 
 /// What one batch cost, for statistics and the slow-fsync warning.
@@ -98,8 +100,7 @@ impl LogWriter {
             new_size = padded_size(end, new_size, self.prealloc_bytes);
         }
         if new_size > log.size {
-            preallocate(&log.file, log.size, new_size)?;
-            log.size = new_size;
+            log.size = grow(log, new_size, end)?;
         }
         self.device.write_and_sync(&log.file, &self.buffer, log.position, self.force_sync)?;
         log.position = end;
@@ -120,13 +121,46 @@ impl LogWriter {
         if self.force_sync {
             sync_dir(&self.dir)?;
         }
-        Ok(OpenLog { file, path, position: HEADER_LEN as u64, size: HEADER_LEN as u64 })
+        Ok(OpenLog { file, path, position: HEADER_LEN as u64, size: HEADER_LEN as u64, short_of_space: false })
     }
 }
 
+/// Grows the log towards `wanted` bytes of zeros, and at least to `needed` (the end of the batch about to
+/// be written). When the volume has less than a preallocation step free, it grows only as far as the
+/// batch needs, so the server keeps writing until the disk is really full (ZooKeeper's sparse padding
+/// behaves the same way); when even that does not fit, the error stops the server before anything of
+/// the batch is written or acknowledged. Returns the new size.
+fn grow(log: &mut OpenLog, wanted: u64, needed: u64) -> io::Result<u64> {
+    match preallocate(&log.file, log.size, wanted) {
+        Ok(()) => Ok(wanted),
+        Err(e) if is_out_of_space(&e) && needed < wanted => {
+            let step = needed.div_ceil(PAGE_BYTES) * PAGE_BYTES;
+            if !std::mem::replace(&mut log.short_of_space, true) {
+                tracing::warn!(
+                    "{}: no room to preallocate {} bytes ({e}); growing the log only as far as each batch needs",
+                    log.path.display(),
+                    wanted - log.size
+                );
+            }
+            preallocate(&log.file, log.size, step.max(needed))?;
+            Ok(step.max(needed))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+const PAGE_BYTES: u64 = 4096;
+
+fn is_out_of_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// Grows the file with zeros (allocated blocks where the filesystem supports it, so that later syncs need
-/// not allocate; sparse otherwise, as ZooKeeper does).
+/// not allocate and the write cannot run out of space; sparse otherwise, as ZooKeeper does).
 fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
+    if to <= from {
+        return Ok(());
+    }
     // SAFETY: fallocate only touches the file behind the descriptor we own.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, from as libc::off_t, (to - from) as libc::off_t) };
     if rc == 0 {
