@@ -10,8 +10,9 @@ use crate::frame::{FrameError, LENGTH_PREFIX, complete_frame};
 
 /// How much to ask the socket for per read call, and the size of a pooled input buffer.
 const READ_CHUNK_BYTES: usize = 64 * 1024;
-/// Input buffers a pool keeps for reuse; beyond this, returned buffers are freed.
-const POOL_BUFFERS_MAX: usize = 64;
+/// Input buffers a pool keeps for reuse; beyond this, returned buffers are freed. An event loop that
+/// reads at most this many idle connections before framing what it read never allocates a new one.
+pub const POOL_BUFFERS_MAX: usize = 64;
 /// Output capacity kept after everything queued was written; a larger buffer is freed, so that an idle
 /// connection holds at most this much.
 const OUTPUT_KEEP_BYTES: usize = 4096;

@@ -28,6 +28,9 @@ fn fktool(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap(), String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
+/// Changes made to a pristine copy of the log.
+type Damage<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
+
 #[test]
 fn verify_and_dump_give_recoverys_verdicts() {
     let dir = tempfile::tempdir().unwrap();
@@ -36,7 +39,7 @@ fn verify_and_dump_give_recoverys_verdicts() {
     let file = log.to_str().unwrap();
     let entry_end = |at: u64| at as usize + 12 + pristine[at as usize + 11] as usize;
     // (damage, verify's exit status, text verify prints, text dump prints)
-    let cases: [(&str, Box<dyn Fn(&mut Vec<u8>)>, i32, String); 5] = [
+    let cases: [(&str, Damage<'_>, i32, String); 5] = [
         ("none", Box::new(|_| {}), 0, "30 txns, zxid 0x1..=0x1e, clean end".into()),
         (
             "end marker in the middle",

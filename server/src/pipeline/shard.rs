@@ -15,7 +15,7 @@ use fk_net::client::watch::{AddWatchMode, WatcherType};
 use fk_net::client::*;
 use fk_net::frame::LENGTH_PREFIX;
 use fk_net::jute::{Jute, JuteReader};
-use fk_net::reactor::{BufferPool, ReadStatus};
+use fk_net::reactor::{BufferPool, POOL_BUFFERS_MAX, ReadStatus};
 use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, info, warn};
 
@@ -39,6 +39,10 @@ const INPUT_LIMIT_BYTES: usize = 1 << 20;
 const TRACE_MASK_BYTES: usize = 8;
 /// Frames handled per connection per loop turn, so one busy client cannot starve the others.
 const FRAMES_PER_TURN: usize = 256;
+/// Connections read per turn. Each read borrows an input buffer until its frames are handled; reading
+/// no more connections than the pool keeps buffers bounds that memory (5,000 clients connecting at
+/// once would otherwise take 64 KiB each for a moment, and the allocator keeps what it was given).
+const READS_PER_TURN: usize = POOL_BUFFERS_MAX;
 
 /// The shard's state; `pub` for 4lw inspection closures.
 pub struct ShardState {
@@ -52,6 +56,8 @@ pub struct ShardState {
     input_ready: Vec<ConnId>,
     /// Connections with output to flush (or to close) this turn.
     output_dirty: Vec<ConnId>,
+    /// Connections to read next turn (more were ready than one turn reads).
+    deferred: Vec<ConnId>,
     outbox: Vec<SequencerMsg>,
     /// When connections without a session, or closing with output unflushed, are given up on (earliest
     /// first). An entry is acted on only if the connection still has that deadline.
@@ -94,6 +100,7 @@ impl Shard {
             last_touch_report: Instant::now(),
             input_ready: Vec::new(),
             output_dirty: Vec::new(),
+            deferred: Vec::new(),
             outbox: Vec::new(),
             deadlines: BinaryHeap::new(),
             pool: BufferPool::default(),
@@ -154,6 +161,7 @@ impl Shard {
         self.report_touches();
         self.expire_deadlines(Instant::now());
         self.flush_output();
+        self.state.input_ready.append(&mut self.state.deferred);
     }
 
     /// The most input a connection may have buffered: enough for the largest frame `jute.maxbuffer`
@@ -164,12 +172,21 @@ impl Shard {
 
     fn read_sockets(&mut self) {
         let cap = self.input_cap();
-        let ids = std::mem::take(&mut self.state.input_ready);
-        for id in &ids {
+        let mut ids = std::mem::take(&mut self.state.input_ready);
+        ids.sort_unstable();
+        ids.dedup();
+        let mut reads = 0;
+        for (index, id) in ids.iter().enumerate() {
             let Some(conn) = self.state.conns.get_mut(id) else { continue };
             if !may_read(conn, cap) {
                 continue;
             }
+            if reads == READS_PER_TURN {
+                // The rest wait for the next turn, which starts at once (input_ready is not empty).
+                self.state.deferred.extend(ids.drain(index..));
+                break;
+            }
+            reads += 1;
             match conn.buffers.fill(&mut conn.stream, cap, &mut self.state.pool) {
                 Ok(ReadStatus::Drained) => conn.readable = false,
                 // The socket may hold more: `readable` stays set, and the connection is rescheduled once
