@@ -34,8 +34,14 @@ impl Reader<'_> {
         if check_acl(self.tree.acl(node), self.auth, perm, self.skip_acl) { Ok(()) } else { Err(ErrorCode::NoAuth) }
     }
 
+    /// ZooKeeper's DataTree keys the root under "" as well as "/", and reads do not validate paths: a
+    /// read of "" is a read of the root (any other malformed path simply matches no node).
+    fn lookup(&self, path: &str) -> Option<&fk_engine::tree::Node> {
+        self.tree.get(if path.is_empty() { "/" } else { path })
+    }
+
     fn node(&self, path: &str) -> Result<&fk_engine::tree::Node, ErrorCode> {
-        self.tree.get(path).ok_or(ErrorCode::NoNode)
+        self.lookup(path).ok_or(ErrorCode::NoNode)
     }
 
     /// exists: a watch is left even when the node is missing (it fires on creation).
@@ -43,7 +49,7 @@ impl Reader<'_> {
         if r.path.contains('\0') {
             return ReadAnswer::new(Err(ErrorCode::BadArguments));
         }
-        let result = match self.tree.get(&r.path) {
+        let result = match self.lookup(&r.path) {
             Some(node) => self.readable(node, perms::READ).map(|()| Response::Stat(self.tree.client_stat(node))),
             None => Err(ErrorCode::NoNode),
         };
@@ -96,7 +102,9 @@ impl Reader<'_> {
     pub fn get_all_children_number(&self, r: &PathRequest) -> ReadAnswer {
         ReadAnswer::new(self.node(&r.path).and_then(|node| {
             self.readable(node, perms::READ)?;
-            let total_number = self.tree.count_descendants(&r.path) as i32;
+            // ZooKeeper counts the keys under the prefix: for "" that includes the root's "/" key.
+            let root_key = usize::from(r.path.is_empty());
+            let total_number = (self.tree.count_descendants(&node.path) + root_key) as i32;
             Ok(Response::GetAllChildrenNumber(GetAllChildrenNumberResponse { total_number }))
         }))
     }
@@ -139,20 +147,20 @@ impl Reader<'_> {
     pub fn set_watches(&self, r: &SetWatches2, conn: ConnId, table: &mut WatchTable) -> Vec<(EventType, String)> {
         let mut events = Vec::new();
         for path in &r.data_watches {
-            match self.tree.get(path) {
+            match self.lookup(path) {
                 None => events.push((EventType::NodeDeleted, path.clone())),
                 Some(n) if n.stat.mzxid > r.relative_zxid => events.push((EventType::NodeDataChanged, path.clone())),
                 Some(_) => table.add(conn, path, WatchKind::Data),
             }
         }
         for path in &r.exist_watches {
-            match self.tree.get(path) {
+            match self.lookup(path) {
                 Some(_) => events.push((EventType::NodeCreated, path.clone())),
                 None => table.add(conn, path, WatchKind::Data),
             }
         }
         for path in &r.child_watches {
-            match self.tree.get(path) {
+            match self.lookup(path) {
                 None => events.push((EventType::NodeDeleted, path.clone())),
                 Some(n) if n.stat.pzxid > r.relative_zxid => {
                     events.push((EventType::NodeChildrenChanged, path.clone()))

@@ -101,6 +101,94 @@ fn unknown_opcode_gets_unimplemented_then_close() {
     assert_eq!(other.call(&Request::Ping).0.err(), 0);
 }
 
+/// Opcodes 0 (notification) and -1 (error) are server messages: ZooKeeper answers them as unknown
+/// opcodes (Unimplemented, zxid -1) and closes; a client's createSession (-10) is a MarshallingError.
+#[test]
+fn server_message_opcodes_are_unimplemented_and_close() {
+    let server = TestServer::start();
+    for (op, body) in [(0, &[][..]), (0, &[1, 2, 3, 4, 0xff][..]), (-1, &[][..])] {
+        let mut c = RawClient::connect(&server.address());
+        c.send_raw(5, op, body);
+        let reply = c.recv().unwrap();
+        assert_eq!(
+            (reply.header.xid, reply.header.zxid, reply.err()),
+            (5, -1, err(ErrorCode::Unimplemented)),
+            "op {op}"
+        );
+        assert!(c.recv().is_none(), "op {op}: closed after the reply");
+    }
+    let mut c = RawClient::connect(&server.address());
+    c.send_raw(5, -10, &[]);
+    assert_eq!(c.recv().unwrap().err(), err(ErrorCode::MarshallingError));
+    assert_eq!(c.call(&Request::Ping).0.err(), 0, "and the connection stays");
+}
+
+/// Undecodable auth and sasl packets (and a sasl packet without a token) close the connection without
+/// a reply, as ZooKeeper does; the session survives and can be resumed. A malformed setWatches is a
+/// MarshallingError on a connection that stays open, also as in ZooKeeper.
+#[test]
+fn malformed_auth_and_sasl_close_the_connection_and_set_watches_does_not() {
+    let server = TestServer::start();
+    let cases: [(i32, i32, &[u8]); 6] = [
+        (xid::AUTH, OpCode::Auth.as_i32(), &[1, 2, 3]),
+        (xid::AUTH, OpCode::Auth.as_i32(), &[]),
+        (7, OpCode::Auth.as_i32(), &[0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff]),
+        (9, OpCode::Sasl.as_i32(), &[1, 2, 3]),
+        (9, OpCode::Sasl.as_i32(), &[0xff, 0xff, 0xff, 0xfb]),
+        (9, OpCode::Sasl.as_i32(), &[0xff, 0xff, 0xff, 0xff]),
+    ];
+    for (xid, op, body) in cases {
+        let mut c = RawClient::connect(&server.address());
+        c.send_raw(xid, op, body);
+        assert!(c.recv().is_none(), "op {op} body {body:?}: closed without a reply");
+        let resume = ConnectRequest {
+            timeout_ms: 30_000,
+            session_id: c.session_id,
+            passwd: c.passwd.clone(),
+            read_only: Some(false),
+            ..Default::default()
+        };
+        let again = RawClient::connect_with(&server.address(), resume).expect("the session can be resumed");
+        assert_eq!(again.session_id, c.session_id);
+    }
+    for op in [OpCode::SetWatches, OpCode::SetWatches2] {
+        let mut c = RawClient::connect(&server.address());
+        c.send_raw(xid::SET_WATCHES, op.as_i32(), &[1, 2, 3]);
+        assert_eq!(c.recv().unwrap().err(), err(ErrorCode::MarshallingError), "{op:?}");
+        assert_eq!(c.call(&Request::Ping).0.err(), 0, "{op:?}: the connection stays open");
+    }
+}
+
+/// ZooKeeper keys its root under "" as well as "/": reads of "" answer with the root, byte for byte
+/// (getAllChildrenNumber counts one more, ZooKeeper's "/" key); writes of "" are BadArguments.
+#[test]
+fn reads_of_the_empty_path_are_reads_of_the_root() {
+    let server = TestServer::start();
+    let mut c = RawClient::connect(&server.address());
+    c.call(&create("/a", 0));
+    c.call(&create("/a/b", 0));
+    let path = |path: &str| PathRequest { path: path.into() };
+    let reads: [fn(&str) -> Request; 5] = [
+        |p| Request::GetData(PathWatchRequest { path: p.into(), watch: false }),
+        |p| Request::Exists(PathWatchRequest { path: p.into(), watch: false }),
+        |p| Request::GetChildren(PathWatchRequest { path: p.into(), watch: false }),
+        |p| Request::GetChildren2(PathWatchRequest { path: p.into(), watch: false }),
+        |p| Request::GetAcl(PathRequest { path: p.into() }),
+    ];
+    for read in reads {
+        let (empty, _) = c.call(&read(""));
+        let (root, _) = c.call(&read("/"));
+        assert_eq!((empty.err(), &empty.body), (0, &root.body), "{:?}", read("").op_code());
+    }
+    let count = |c: &mut RawClient, p: &str| {
+        let (reply, _) = c.call(&Request::GetAllChildrenNumber(path(p)));
+        GetAllChildrenNumberResponse::decode_exact(&reply.body).unwrap().total_number
+    };
+    assert_eq!(count(&mut c, ""), count(&mut c, "/") + 1);
+    let set = Request::Write(WriteOp::SetData(SetDataRequest { path: "".into(), data: None, version: -1 }));
+    assert_eq!(c.call(&set).0.err(), err(ErrorCode::BadArguments));
+}
+
 #[test]
 fn paths_are_validated_as_zookeeper_does() {
     let server = TestServer::start();

@@ -103,7 +103,11 @@ const MULTI_DONE: i32 = -1;
 impl Request {
     /// Decodes the body that follows a `RequestHeader` whose type was `op`.
     pub fn decode(op: i32, body: &[u8]) -> Result<Request, RequestError> {
-        let code = OpCode::from_i32(op).ok_or(RequestError::UnknownOp(op))?;
+        // Notification (0) and error (-1) are opcodes of server messages; ZooKeeper answers a client
+        // that sends one as it answers an unknown opcode.
+        let code = OpCode::from_i32(op)
+            .filter(|code| !matches!(code, OpCode::Notification | OpCode::Error))
+            .ok_or(RequestError::UnknownOp(op))?;
         let mut r = JuteReader::new(body);
         Self::decode_known(code, &mut r).map_err(|e| RequestError::Malformed(code, e))
     }
@@ -149,6 +153,7 @@ impl Request {
             OpCode::DeleteContainer => Request::DeleteContainer(String::decode(r)?),
             OpCode::WhoAmI => Request::WhoAmI,
             OpCode::CloseSession => Request::CloseSession,
+            // A client's createSession is a MarshallingError in ZooKeeper (its body is not a request).
             OpCode::Notification | OpCode::CreateSession | OpCode::Error => {
                 return Err(DecodeError::UnknownValue { what: "client opcode", value: op.as_i32(), offset: 0 });
             }

@@ -471,6 +471,13 @@ impl Shard {
                     tree,
                 );
             }
+            // ZooKeeper decodes auth and sasl packets as they arrive and drops the connection, without a
+            // reply, when they do not decode (the session lives on).
+            Err(RequestError::Malformed(op @ (OpCode::Auth | OpCode::Sasl), e)) => {
+                info!(peer = %conn.peer, op = op.name(), "closing connection: undecodable {} packet: {e}", op.name());
+                conn.close("malformed auth or sasl packet");
+                return;
+            }
             Err(RequestError::Malformed(op, e)) => {
                 debug!(peer = %conn.peer, op = op.name(), "undecodable request body: {e}");
                 if is_txn_op(op) {
@@ -520,6 +527,11 @@ impl Shard {
                     info!(peer = %conn.peer, scheme = packet.scheme, "authentication failed; closing");
                     conn.close("authentication failed");
                 }
+            }
+            // ZooKeeper fails on a null SASL token and drops the connection without a reply.
+            Request::Sasl(SaslRequest { token: None }) => {
+                info!(peer = %conn.peer, "closing connection: sasl packet without a token");
+                conn.close("sasl packet without a token");
             }
             Request::Write(_) | Request::Multi(_) | Request::Sync(_) | Request::CloseSession | Request::Reconfig(_) => {
                 let op = request.op_code();
