@@ -66,14 +66,16 @@ pub struct Config {
     /// The file read, `None` for built-in defaults.
     pub source: Option<PathBuf>,
     pub tick_time_ms: u32,
-    pub init_limit: u32,
-    pub sync_limit: u32,
+    /// In ticks. Any integer is accepted (a standalone server does not use them); an ensemble needs them
+    /// set (non-zero), as ZooKeeper requires.
+    pub init_limit: i32,
+    pub sync_limit: i32,
     pub client_port: Option<u16>,
     pub client_port_address: Option<IpAddr>,
     pub data_dir: PathBuf,
     pub data_log_dir: Option<PathBuf>,
-    /// Connections per client address; 0 = unlimited.
-    pub max_client_cnxns: u32,
+    /// Connections per client address, as configured (`conf` shows it so); 0 or less = unlimited.
+    pub max_client_cnxns: i32,
     pub min_session_timeout_ms: u32,
     pub max_session_timeout_ms: u32,
     pub four_letter_words: FourLetterWhitelist,
@@ -88,9 +90,11 @@ pub struct Config {
     pub standalone_enabled: bool,
     pub snap_count: u64,
     pub snap_size_limit_kb: i64,
+    /// Log preallocation step; 0 pads nothing (ZooKeeper's meaning of any value <= 0).
     pub pre_alloc_size_kb: u64,
     pub force_sync: bool,
-    pub fsync_warning_threshold_ms: u64,
+    /// A sync slower than this is logged; negative logs every sync (as in ZooKeeper).
+    pub fsync_warning_threshold_ms: i64,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
     /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
@@ -218,56 +222,82 @@ impl Config {
         let mut data_dir = None;
         let mut min_timeout: Option<i64> = None;
         let mut max_timeout: Option<i64> = None;
+        let mut warnings = Vec::new();
         for (line, key, value) in properties(text) {
             let at = Location { origin, line, key: &key };
+            let mut warn = |message: String| warnings.push(format!("{origin}:{line}: {message}"));
             match canonical_key(&key) {
-                "tickTime" => config.tick_time_ms = at.int(&value, 1, u32::MAX as i64)? as u32,
-                "initLimit" => config.init_limit = at.int(&value, 1, u32::MAX as i64)? as u32,
-                "syncLimit" => config.sync_limit = at.int(&value, 1, u32::MAX as i64)? as u32,
+                // Keys ZooKeeper's QuorumPeerConfig parses itself: a bad value stops it, and us.
+                "tickTime" => config.tick_time_ms = at.int(&value, 1, i32::MAX as i64)? as u32,
+                "initLimit" => config.init_limit = at.int(&value, i32::MIN as i64, i32::MAX as i64)? as i32,
+                "syncLimit" => config.sync_limit = at.int(&value, i32::MIN as i64, i32::MAX as i64)? as i32,
                 "clientPort" => config.client_port = Some(at.int(&value, 0, 65535)? as u16),
                 "clientPortAddress" => config.client_port_address = Some(at.parse_ip(&value)?),
-                "dataDir" => data_dir = Some(PathBuf::from(value.clone())),
-                "dataLogDir" => config.data_log_dir = Some(PathBuf::from(value.clone())),
-                "maxClientCnxns" => config.max_client_cnxns = at.int(&value, 0, u32::MAX as i64)? as u32,
-                "minSessionTimeout" => min_timeout = Some(at.int(&value, -1, i32::MAX as i64)?),
-                "maxSessionTimeout" => max_timeout = Some(at.int(&value, -1, i32::MAX as i64)?),
-                "4lw.commands.whitelist" => config.four_letter_words = whitelist(&value, &at, &mut config.warnings),
-                "extendedTypesEnabled" => config.extended_types_enabled = at.boolean(&value)?,
-                "jute.maxbuffer" => config.jute_max_buffer = at.int(&value, 1, i32::MAX as i64)? as usize,
-                "znode.container.checkIntervalMs" => {
-                    config.container_check_interval_ms = at.int(&value, 1, i64::MAX)? as u64
-                }
-                "znode.container.maxPerMinute" => {
-                    config.container_max_per_minute = at.int(&value, 1, u32::MAX as i64)? as u32
-                }
-                "DigestAuthenticationProvider.superDigest" => config.super_digest = Some(at.super_digest(&value)?),
-                "skipACL" => config.skip_acl = at.yes_no(&value)?,
+                "dataDir" => data_dir = Some(at.path(&value)?),
+                "dataLogDir" => config.data_log_dir = Some(at.path(&value)?),
+                // 0 or negative: no limit (ZooKeeper limits only when the value is positive).
+                "maxClientCnxns" => config.max_client_cnxns = at.int(&value, i32::MIN as i64, i32::MAX as i64)? as i32,
+                "minSessionTimeout" => min_timeout = Some(at.int(&value, i32::MIN as i64, i32::MAX as i64)?),
+                "maxSessionTimeout" => max_timeout = Some(at.int(&value, i32::MIN as i64, i32::MAX as i64)?),
                 "reconfigEnabled" => config.reconfig_enabled = at.boolean(&value)?,
                 "standaloneEnabled" => config.standalone_enabled = at.boolean(&value)?,
-                "snapCount" => config.snap_count = at.int(&value, 2, i64::MAX)? as u64,
-                "snapSizeLimitInKb" => config.snap_size_limit_kb = at.int(&value, i64::MIN, i64::MAX)?,
-                "preAllocSize" => config.pre_alloc_size_kb = at.int(&value, 1, i64::MAX)? as u64,
-                "forceSync" => config.force_sync = at.yes_no(&value)?,
-                "fsync.warningthresholdms" => config.fsync_warning_threshold_ms = at.int(&value, 0, i64::MAX)? as u64,
                 "autopurge.snapRetainCount" => {
-                    let count = at.int(&value, i64::MIN, u32::MAX as i64)?;
+                    let count = at.int(&value, i32::MIN as i64, i32::MAX as i64)?;
                     if count < 3 {
-                        config.warnings.push(format!("{origin}:{line}: {key}={count} is below the minimum; using 3"));
+                        warn(format!("Invalid autopurge.snapRetainCount: {count}. Defaulting to 3"));
                     }
                     config.autopurge_snap_retain_count = count.max(3) as u32;
                 }
                 "autopurge.purgeInterval" => {
-                    config.autopurge_purge_interval_hours = at.int(&value, i64::MIN, u32::MAX as i64)?.max(0) as u32
+                    config.autopurge_purge_interval_hours =
+                        at.int(&value, i32::MIN as i64, i32::MAX as i64)?.max(0) as u32
                 }
+                "4lw.commands.whitelist" => config.four_letter_words = whitelist(&value, &at, &mut warn),
+                // Keys ZooKeeper turns into system properties and reads leniently: an unusable value
+                // falls back to the default (ZooKeeper silently; we say so).
+                "extendedTypesEnabled" => config.extended_types_enabled = at.java_boolean(&value, &mut warn),
+                "jute.maxbuffer" => {
+                    config.jute_max_buffer = at.positive_or_default(&value, 0xfffff, &mut warn) as usize
+                }
+                "znode.container.checkIntervalMs" => {
+                    config.container_check_interval_ms = at.positive_or_default(&value, 60_000, &mut warn) as u64
+                }
+                "znode.container.maxPerMinute" => {
+                    config.container_max_per_minute = at.positive_or_default(&value, 10_000, &mut warn) as u32
+                }
+                "nio.sessionlessCnxnTimeout" => {
+                    config.sessionless_cnxn_timeout_ms = at.positive_or_default(&value, 10_000, &mut warn) as u64
+                }
+                "DigestAuthenticationProvider.superDigest" => config.super_digest = Some(at.super_digest(&value)?),
+                // ZooKeeper skips ACLs only for exactly "yes".
+                "skipACL" => config.skip_acl = at.exactly(&value, "yes", "no", &mut warn),
+                "snapCount" => {
+                    let count = at.java_int(&value, 100_000, &mut warn);
+                    if count < 2 {
+                        warn(format!("SnapCount should be 2 or more. Now, snapCount is reset to 2 ({key}={value})"));
+                    }
+                    config.snap_count = count.max(2) as u64;
+                }
+                "snapSizeLimitInKb" => {
+                    let limit = at.java_int(&value, 4_194_304, &mut warn);
+                    if limit <= 0 {
+                        warn(format!(
+                            "zookeeper.snapSizeLimitInKb set to a non-positive value {limit}; disabling feature"
+                        ));
+                    }
+                    config.snap_size_limit_kb = limit;
+                }
+                // ZooKeeper pads the log only for a positive size.
+                "preAllocSize" => config.pre_alloc_size_kb = at.java_int(&value, 65_536, &mut warn).max(0) as u64,
+                // Only exactly "no" turns syncing off in ZooKeeper.
+                "forceSync" => config.force_sync = !at.exactly(&value, "no", "yes", &mut warn),
+                "fsync.warningthresholdms" => config.fsync_warning_threshold_ms = at.java_int(&value, 1000, &mut warn),
                 "ferrokeeper.txnLogDevice" => {
                     config.txn_log_device = match value.as_str() {
                         "auto" | "io_uring" => TxnLogDevice::Auto,
                         "pwrite" => TxnLogDevice::Pwrite,
                         other => return Err(at.error(format!("'{other}' is not auto, io_uring or pwrite"))),
                     }
-                }
-                "nio.sessionlessCnxnTimeout" => {
-                    config.sessionless_cnxn_timeout_ms = at.int(&value, 1, i64::MAX)? as u64
                 }
                 "ferrokeeper.maxQueuedOutputBytes" => {
                     config.max_queued_output_bytes = at.int(&value, 1, i64::MAX)? as usize
@@ -279,9 +309,17 @@ impl Config {
                 k if k.starts_with("authProvider.") || k.starts_with("metricsProvider.") || k.starts_with("ssl.") => {
                     config.extra.insert(key.clone(), value);
                 }
-                _ => config.warnings.push(format!("{origin}:{line}: unknown key '{key}' ignored")),
+                _ => warn(format!("unknown key '{key}' ignored")),
             }
         }
+        if config.max_queued_output_bytes < 2 * config.jute_max_buffer {
+            warnings.push(format!(
+                "{origin}: ferrokeeper.maxQueuedOutputBytes={} is less than twice jute.maxbuffer ({}): a client that \
+                 pipelines large reads may be disconnected",
+                config.max_queued_output_bytes, config.jute_max_buffer
+            ));
+        }
+        config.warnings = warnings;
         config.data_dir = data_dir
             .ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
         config.apply_session_timeouts(origin, min_timeout, max_timeout)?;
@@ -369,7 +407,7 @@ fn properties(text: &str) -> Vec<(usize, String, String)> {
     out
 }
 
-fn whitelist(value: &str, at: &Location<'_>, warnings: &mut Vec<String>) -> FourLetterWhitelist {
+fn whitelist(value: &str, at: &Location<'_>, warn: &mut impl FnMut(String)) -> FourLetterWhitelist {
     let mut set = BTreeSet::new();
     for word in value.split(',').map(str::trim).filter(|w| !w.is_empty()) {
         if word == "*" {
@@ -378,10 +416,33 @@ fn whitelist(value: &str, at: &Location<'_>, warnings: &mut Vec<String>) -> Four
         if crate::ops::fourlw::COMMANDS.contains(&word) {
             set.insert(word.to_owned());
         } else {
-            warnings.push(format!("{}:{}: {}: '{word}' is not a 4-letter word; ignored", at.origin, at.line, at.key));
+            warn(format!("{}: '{word}' is not a 4-letter word; ignored", at.key));
         }
     }
     FourLetterWhitelist::Only(set)
+}
+
+/// Java's `Long.decode`: an optional sign, then `0x`/`0X`/`#` hex, `0`-prefixed octal, or decimal.
+fn java_decode(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (radix, digits) = if let Some(hex) = digits.strip_prefix("0x").or_else(|| digits.strip_prefix("0X")) {
+        (16, hex)
+    } else if let Some(hex) = digits.strip_prefix('#') {
+        (16, hex)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (8, &digits[1..])
+    } else {
+        (10, digits)
+    };
+    if digits.is_empty() || digits.starts_with(['+', '-']) {
+        return None;
+    }
+    let magnitude = i64::from_str_radix(digits, radix).ok()?;
+    Some(if negative { -magnitude } else { magnitude })
 }
 
 /// Where a value came from, to build precise errors.
@@ -404,19 +465,59 @@ impl Location<'_> {
         Ok(n)
     }
 
+    /// A lenient number, as Java's `Integer.getInteger`/`Long.getLong` read a system property: decimal,
+    /// `0x`/`#` hex or `0` octal; anything else is the default (ZooKeeper says nothing; we warn).
+    fn java_int(&self, value: &str, default: i64, warn: &mut impl FnMut(String)) -> i64 {
+        java_decode(value).unwrap_or_else(|| {
+            warn(format!("{}: '{value}' is not a valid number; using the default {default}", self.key));
+            default
+        })
+    }
+
+    /// A lenient number that must be positive to mean anything; otherwise the default, with a warning.
+    fn positive_or_default(&self, value: &str, default: i64, warn: &mut impl FnMut(String)) -> i64 {
+        match self.java_int(value, default, warn) {
+            n if n > 0 => n,
+            n => {
+                warn(format!("{}: {n} is not positive; using the default {default}", self.key));
+                default
+            }
+        }
+    }
+
+    /// Java's `Boolean.getBoolean`: true only for "true" in any case.
+    fn java_boolean(&self, value: &str, warn: &mut impl FnMut(String)) -> bool {
+        if !value.eq_ignore_ascii_case("true") && !value.eq_ignore_ascii_case("false") {
+            warn(format!("{}: '{value}' is not true or false; taken as false, as ZooKeeper does", self.key));
+        }
+        value.eq_ignore_ascii_case("true")
+    }
+
+    /// True for exactly `yes`; `other` is the value's other expected spelling. Anything else is taken as
+    /// not-`yes`, as ZooKeeper compares these strings exactly.
+    fn exactly(&self, value: &str, yes: &str, other: &str, warn: &mut impl FnMut(String)) -> bool {
+        if value != yes && value != other {
+            warn(format!(
+                "{}: '{value}' is neither '{yes}' nor '{other}'; taken as '{other}', as ZooKeeper does",
+                self.key
+            ));
+        }
+        value == yes
+    }
+
+    /// ZooKeeper cannot start with an empty directory path either (it fails on it).
+    fn path(&self, value: &str) -> Result<PathBuf, ConfigError> {
+        if value.is_empty() {
+            return Err(self.error("the directory path is empty".into()));
+        }
+        Ok(PathBuf::from(value))
+    }
+
     fn boolean(&self, value: &str) -> Result<bool, ConfigError> {
         match value.to_ascii_lowercase().as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
             _ => Err(self.error(format!("'{value}' is not true or false"))),
-        }
-    }
-
-    fn yes_no(&self, value: &str) -> Result<bool, ConfigError> {
-        match value.to_ascii_lowercase().as_str() {
-            "yes" | "true" => Ok(true),
-            "no" | "false" => Ok(false),
-            _ => Err(self.error(format!("'{value}' is not yes or no"))),
         }
     }
 
@@ -515,6 +616,7 @@ mod tests {
         assert!(c.four_letter_words.allows("ruok") && c.four_letter_words.allows("stat"));
         assert!(!c.four_letter_words.allows("srvr"));
         assert!(c.extended_types_enabled && c.skip_acl && c.reconfig_enabled && !c.force_sync);
+        assert_eq!(c.sessionless_cnxn_timeout_ms, 10_000, "ZooKeeper's default");
         assert_eq!((c.jute_max_buffer, c.container_check_interval_ms, c.container_max_per_minute), (4096, 500, 60));
         assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
         assert_eq!((c.snap_count, c.pre_alloc_size_kb, c.fsync_warning_threshold_ms), (10, 64, 5));
@@ -533,7 +635,17 @@ mod tests {
             ("clientPort=2181\n", "zoo.cfg: dataDir is not set"),
             ("dataDir=/d\n", "zoo.cfg: clientPort is not set"),
             ("dataDir=/d\nclientPort=1\nminSessionTimeout=5000\nmaxSessionTimeout=10\n", "must not be larger"),
-            ("dataDir=/d\nclientPort=1\nforceSync=maybe\n", "zoo.cfg:3: forceSync: 'maybe' is not yes or no"),
+            (
+                "dataDir=/d\nclientPort=1\nmaxClientCnxns=abc\n",
+                "zoo.cfg:3: maxClientCnxns: 'abc' is not a valid integer",
+            ),
+            ("dataDir=/d\nclientPort=1\nsyncLimit=abc\n", "zoo.cfg:3: syncLimit: 'abc' is not a valid integer"),
+            ("dataDir=/d\nclientPort=1\ntickTime=0\n", "zoo.cfg:3: tickTime: 0 is out of range"),
+            ("dataDir=/d\nclientPort=1\ndataLogDir=\n", "zoo.cfg:3: dataLogDir: the directory path is empty"),
+            (
+                "dataDir=/d\nclientPort=1\nstandaloneEnabled=maybe\n",
+                "zoo.cfg:3: standaloneEnabled: 'maybe' is not true or false",
+            ),
             ("dataDir=/d\nserver.1=host:2888\n", "zoo.cfg:2: server.1: 'host:2888' is not"),
             ("dataDir=/d\nserver.1=h:2888:3888:boss\n", "unknown peer role 'boss'"),
             ("dataDir=/d\nserver.1=h:2888:0\n", "election port '0' is not a valid port"),
@@ -544,6 +656,49 @@ mod tests {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
+    }
+
+    /// Values ZooKeeper 3.8 starts with (probed side by side), with the meaning it gives them.
+    #[test]
+    fn values_zookeeper_accepts_are_accepted_with_its_meaning() {
+        // (lines, what must hold of the result, a warning it must give)
+        type Case = (&'static str, fn(&Config) -> bool, Option<&'static str>);
+        let cases: [Case; 18] = [
+            ("preAllocSize=0", |c| c.pre_alloc_size_kb == 0, None),
+            ("preAllocSize=-5", |c| c.pre_alloc_size_kb == 0, None),
+            ("preAllocSize=abc", |c| c.pre_alloc_size_kb == 65_536, Some("'abc' is not a valid number")),
+            ("snapCount=1", |c| c.snap_count == 2, Some("SnapCount should be 2 or more")),
+            ("snapCount=-1", |c| c.snap_count == 2, Some("snapCount is reset to 2")),
+            ("snapCount=abc", |c| c.snap_count == 100_000, Some("using the default 100000")),
+            ("maxClientCnxns=-1", |c| c.max_client_cnxns == -1, None),
+            ("jute.maxbuffer=abc", |c| c.jute_max_buffer == 0xfffff, Some("using the default 1048575")),
+            ("jute.maxbuffer=0x200000", |c| c.jute_max_buffer == 0x20_0000, None),
+            ("jute.maxbuffer=-1", |c| c.jute_max_buffer == 0xfffff, Some("-1 is not positive")),
+            ("forceSync=maybe", |c| c.force_sync, Some("taken as 'yes'")),
+            ("forceSync=NO", |c| c.force_sync, Some("taken as 'yes'")),
+            ("fsync.warningthresholdms=abc", |c| c.fsync_warning_threshold_ms == 1000, Some("not a valid number")),
+            ("fsync.warningthresholdms=-1", |c| c.fsync_warning_threshold_ms == -1, None),
+            ("snapSizeLimitInKb=-1", |c| c.snap_size_limit_kb == -1, Some("disabling feature")),
+            ("initLimit=0\nsyncLimit=-3", |c| c.init_limit == 0 && c.sync_limit == -3, None),
+            ("minSessionTimeout=0", |c| c.min_session_timeout_ms == 0, None),
+            ("tickTime=2000   \nskipACL=YES", |c| c.tick_time_ms == 2000 && !c.skip_acl, Some("taken as 'no'")),
+        ];
+        for (line, holds, warning) in cases {
+            let c = parse(&format!("dataDir=/d\nclientPort=1\n{line}\n")).unwrap_or_else(|e| panic!("{line}: {e}"));
+            assert!(holds(&c), "{line}: {c:?}");
+            match warning {
+                Some(text) => assert!(
+                    c.warnings.iter().any(|w| w.contains(text) && w.starts_with("zoo.cfg:")),
+                    "{line}: {:?}",
+                    c.warnings
+                ),
+                None => assert!(c.warnings.is_empty(), "{line}: {:?}", c.warnings),
+            }
+        }
+        assert_eq!(java_decode("#1F"), Some(31));
+        assert_eq!(java_decode("010"), Some(8));
+        assert_eq!(java_decode("-0x10"), Some(-16));
+        assert_eq!((java_decode("0x"), java_decode("--1"), java_decode("")), (None, None, None));
     }
 
     #[test]

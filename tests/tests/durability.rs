@@ -335,3 +335,35 @@ fn a_separate_data_log_dir_holds_the_logs() {
     let mut c = RawClient::connect(&server.address());
     assert_eq!(get(&mut c, "/split").unwrap().data.unwrap(), b"x");
 }
+
+/// Values an operator's zoo.cfg may hold that ZooKeeper 3.8 starts with: the server starts, takes the
+/// meaning ZooKeeper gives them (no preallocation, a snapshot every other txn, no connection limit, the
+/// default frame limit), and keeps every write across a restart.
+#[test]
+fn a_zoo_cfg_zookeeper_accepts_starts_the_server_with_its_meaning() {
+    let mut server = TestServer::with_config("preAllocSize=0\nsnapCount=1\nmaxClientCnxns=-1\njute.maxbuffer=abc");
+    let log = server.log_text();
+    for warning in ["SnapCount should be 2 or more", "jute.maxbuffer: 'abc' is not a valid number"] {
+        assert!(log.contains(warning), "{log}");
+    }
+    let clients: Vec<RawClient> = (0..70).map(|_| RawClient::connect(&server.address())).collect();
+    let mut c = RawClient::connect(&server.address());
+    for i in 0..20 {
+        assert_eq!(c.call(&create(&format!("/n{i}"), b"x", 0)).0.err(), 0);
+    }
+    let big = vec![7u8; 1_000_000];
+    assert_eq!(c.call(&set("/n0", &big)).0.err(), 0, "the default 1 MiB frame limit applies");
+    let v2 = server.data_dir().join("version-2");
+    let files = |prefix: &str| fk_engine::files::list(&v2, prefix).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(files("snapshot").len() >= 5, "a snapshot every other txn: {:?}", files("snapshot"));
+    for (_, log) in files("log") {
+        let read = fk_engine::log::read_log(&log).unwrap();
+        assert_eq!(read.end.offset(), read.file_len, "{}: no preallocated padding", log.display());
+    }
+    drop(clients);
+    server.restart();
+    let mut c = RawClient::connect(&server.address());
+    assert_eq!(get(&mut c, "/n0").unwrap().data.unwrap(), big);
+    assert!(get(&mut c, "/n19").is_some());
+}

@@ -96,7 +96,8 @@ impl LogWriter {
         // ZooKeeper pads from the position before the write, so a fresh log becomes header + prealloc;
         // a batch larger than the padding grows the file again.
         let mut new_size = padded_size(log.position, log.size, self.prealloc_bytes);
-        while end > new_size {
+        // Without preallocation (preAllocSize <= 0) the write itself extends the file.
+        while self.prealloc_bytes > 0 && end > new_size {
             new_size = padded_size(end, new_size, self.prealloc_bytes);
         }
         if new_size > log.size {
@@ -199,6 +200,17 @@ mod tests {
         assert_eq!(first.file_len, 16 + 64 * 1024, "padded as ZooKeeper pads");
         assert!(matches!(first.end, LogEnd::Clean { .. }));
         assert_eq!(read_log(&dir.path().join("log.4")).unwrap().records.len(), 1);
+    }
+
+    #[test]
+    fn without_preallocation_the_file_holds_only_its_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LogWriter::new(dir.path(), Box::new(PwriteDevice), 0, false, 0);
+        writer.append(&[txn(1), txn(2)]).unwrap();
+        writer.append(&[txn(3)]).unwrap();
+        let log = read_log(&dir.path().join("log.1")).unwrap();
+        assert_eq!(log.records.len(), 3);
+        assert_eq!(log.end, LogEnd::Clean { offset: log.file_len }, "the file ends after the last record");
     }
 
     #[test]

@@ -125,7 +125,7 @@ impl LogStage {
             return true;
         }
         self.shared.stats.record_log_batch(stats.txns as u64, stats.write_and_sync);
-        let elapsed_ms = stats.write_and_sync.as_millis() as u64;
+        let elapsed_ms = stats.write_and_sync.as_millis() as i64;
         if elapsed_ms > self.shared.config.fsync_warning_threshold_ms {
             warn!(
                 "fsync-ing the write ahead log took {elapsed_ms}ms which will adversely effect operation latency \

@@ -140,7 +140,7 @@ impl Server {
             shard_rxs.push(rx);
         }
         let shared = Arc::new(Shared {
-            limiter: ConnectionLimiter::new(config.max_client_cnxns),
+            limiter: ConnectionLimiter::new(config.max_client_cnxns.max(0) as u32),
             config,
             client_addr,
             tree: RwLock::new(tree),
