@@ -161,7 +161,10 @@ impl Shard {
         self.report_touches();
         self.expire_deadlines(Instant::now());
         self.flush_output();
-        self.state.input_ready.append(&mut self.state.deferred);
+        // Connections whose read was deferred go first next turn, so none waits behind newer work.
+        let mut next = std::mem::take(&mut self.state.deferred);
+        next.append(&mut self.state.input_ready);
+        self.state.input_ready = next;
     }
 
     /// The most input a connection may have buffered: enough for the largest frame `jute.maxbuffer`
@@ -173,8 +176,6 @@ impl Shard {
     fn read_sockets(&mut self) {
         let cap = self.input_cap();
         let mut ids = std::mem::take(&mut self.state.input_ready);
-        ids.sort_unstable();
-        ids.dedup();
         let mut reads = 0;
         for (index, id) in ids.iter().enumerate() {
             let Some(conn) = self.state.conns.get_mut(id) else { continue };
