@@ -212,3 +212,27 @@ fn a_watcher_that_never_reads_is_closed_and_memory_stays_bounded() {
     assert!(events < writes, "the connection ended before every event was delivered");
     assert_eq!(writer.call(&Request::Ping).0.err(), 0);
 }
+
+/// More connections ready at once than a shard reads in one turn (64): every one is served, those
+/// deferred first on the next turn.
+#[test]
+fn many_connections_ready_at_once_are_all_served() {
+    let server = TestServer::with_config("maxClientCnxns=0");
+    let mut clients: Vec<RawClient> = (0..300).map(|_| RawClient::connect(&server.address())).collect();
+    for round in 0..3 {
+        let sent: Vec<Vec<i32>> = clients
+            .iter_mut()
+            .map(|c| {
+                (0..20)
+                    .map(|_| c.send(&Request::GetData(PathWatchRequest { path: "/".into(), watch: false })))
+                    .collect()
+            })
+            .collect();
+        for (c, xids) in clients.iter_mut().zip(sent) {
+            for xid in xids {
+                let reply = c.recv().unwrap_or_else(|| panic!("round {round}: a connection was not served"));
+                assert_eq!((reply.header.xid, reply.err()), (xid, 0));
+            }
+        }
+    }
+}
