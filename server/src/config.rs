@@ -229,29 +229,26 @@ impl Config {
             match canonical_key(&key) {
                 // Keys ZooKeeper's QuorumPeerConfig parses itself: a bad value stops it, and us.
                 "tickTime" => config.tick_time_ms = at.int(&value, 1, i32::MAX as i64)? as u32,
-                "initLimit" => config.init_limit = at.int(&value, i32::MIN as i64, i32::MAX as i64)? as i32,
-                "syncLimit" => config.sync_limit = at.int(&value, i32::MIN as i64, i32::MAX as i64)? as i32,
+                "initLimit" => config.init_limit = at.int32(&value)?,
+                "syncLimit" => config.sync_limit = at.int32(&value)?,
                 "clientPort" => config.client_port = Some(at.int(&value, 0, 65535)? as u16),
                 "clientPortAddress" => config.client_port_address = Some(at.parse_ip(&value)?),
                 "dataDir" => data_dir = Some(at.path(&value)?),
                 "dataLogDir" => config.data_log_dir = Some(at.path(&value)?),
                 // 0 or negative: no limit (ZooKeeper limits only when the value is positive).
-                "maxClientCnxns" => config.max_client_cnxns = at.int(&value, i32::MIN as i64, i32::MAX as i64)? as i32,
-                "minSessionTimeout" => min_timeout = Some(at.int(&value, i32::MIN as i64, i32::MAX as i64)?),
-                "maxSessionTimeout" => max_timeout = Some(at.int(&value, i32::MIN as i64, i32::MAX as i64)?),
+                "maxClientCnxns" => config.max_client_cnxns = at.int32(&value)?,
+                "minSessionTimeout" => min_timeout = Some(at.int32(&value)?.into()),
+                "maxSessionTimeout" => max_timeout = Some(at.int32(&value)?.into()),
                 "reconfigEnabled" => config.reconfig_enabled = at.boolean(&value)?,
                 "standaloneEnabled" => config.standalone_enabled = at.boolean(&value)?,
                 "autopurge.snapRetainCount" => {
-                    let count = at.int(&value, i32::MIN as i64, i32::MAX as i64)?;
+                    let count = at.int32(&value)?;
                     if count < 3 {
                         warn(format!("Invalid autopurge.snapRetainCount: {count}. Defaulting to 3"));
                     }
                     config.autopurge_snap_retain_count = count.max(3) as u32;
                 }
-                "autopurge.purgeInterval" => {
-                    config.autopurge_purge_interval_hours =
-                        at.int(&value, i32::MIN as i64, i32::MAX as i64)?.max(0) as u32
-                }
+                "autopurge.purgeInterval" => config.autopurge_purge_interval_hours = at.int32(&value)?.max(0) as u32,
                 "4lw.commands.whitelist" => config.four_letter_words = whitelist(&value, &at, &mut warn),
                 // Keys ZooKeeper turns into system properties and reads leniently: an unusable value
                 // falls back to the default (ZooKeeper silently; we say so).
@@ -463,6 +460,11 @@ impl Location<'_> {
             return Err(self.error(format!("{n} is out of range ({min}..={max})")));
         }
         Ok(n)
+    }
+
+    /// Java's `Integer.parseInt`, as ZooKeeper reads the keys it parses itself: any 32-bit integer.
+    fn int32(&self, value: &str) -> Result<i32, ConfigError> {
+        Ok(self.int(value, i32::MIN.into(), i32::MAX.into())? as i32)
     }
 
     /// A lenient number, as Java's `Integer.getInteger`/`Long.getLong` read a system property: decimal,
