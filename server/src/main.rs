@@ -72,8 +72,8 @@ fn run() -> anyhow::Result<()> {
     let storage = Storage { dirs, recovered, device, on_fatal: exit_on_fatal() };
     let server = Server::start(config, storage).context("cannot start the server")?;
     info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"));
-    server.wait();
-    Ok(())
+    // Returning ends the process, whatever the other threads are doing.
+    anyhow::bail!("{}", server.wait())
 }
 
 /// Transparent huge pages make recovery's bulk allocation of the tree cheaper to fault in (a 1M-znode

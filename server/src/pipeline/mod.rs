@@ -10,6 +10,8 @@
 //! Bounds: a shard stops reading a connection with `PENDING_LIMIT` requests outstanding, which bounds
 //! what the sequencer and applier channels can hold; the applier→shard channels are unbounded so that
 //! the applier never blocks while it holds the tree's write lock.
+//! Every thread reports its end, and the first end stops the process ([`Server::wait`]): none ends while
+//! the server is healthy, and serving on with one gone would be serving half a server.
 
 pub mod acceptor;
 pub mod applier;
@@ -23,7 +25,6 @@ pub mod snapshotter;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use std::sync::atomic::AtomicBool;
 
@@ -106,7 +107,7 @@ pub fn exit_on_fatal() -> FatalHandler {
 pub struct Server {
     pub client_addr: SocketAddr,
     pub shared: Arc<Shared>,
-    threads: Vec<JoinHandle<()>>,
+    threads: Threads,
 }
 
 impl Server {
@@ -148,13 +149,13 @@ impl Server {
             shards: shard_handles,
             sequencer: sequencer_tx.clone(),
         });
-        let mut threads = Vec::new();
+        let mut threads = Threads::new();
         for (index, (poll, rx)) in polls.into_iter().zip(shard_rxs).enumerate() {
             let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
-            threads.push(spawn(&format!("fk-shard-{index}"), move || shard.run())?);
+            threads.spawn(&format!("fk-shard-{index}"), move || shard.run())?;
         }
         let sequencer = sequencer::Sequencer::new(shared.clone(), sequencer_rx, log_tx);
-        threads.push(spawn("fk-sequencer", move || sequencer.run())?);
+        threads.spawn("fk-sequencer", move || sequencer.run())?;
         let snapshot_busy = Arc::new(AtomicBool::new(false));
         let log_stage = log_stage::LogStage::new(
             shared.clone(),
@@ -164,17 +165,17 @@ impl Server {
             log_stage::Snapshots { tx: snapshot_tx.clone(), busy: snapshot_busy.clone() },
             on_fatal,
         );
-        threads.push(spawn("fk-log", move || log_stage.run())?);
+        threads.spawn("fk-log", move || log_stage.run())?;
         let s = shared.clone();
         let snap_dirs = dirs.clone();
         let busy = snapshot_busy.clone();
-        threads.push(spawn("fk-snapshot", move || snapshotter::run(s, snap_dirs, snapshot_rx, busy))?);
+        threads.spawn("fk-snapshot", move || snapshotter::run(s, snap_dirs, snapshot_rx, busy))?;
         let s = shared.clone();
-        threads.push(spawn("fk-applier", move || applier::run(s, applier_rx))?);
+        threads.spawn("fk-applier", move || applier::run(s, applier_rx))?;
         let s = shared.clone();
-        threads.push(spawn("fk-4lw", move || fourlw::run(s, fourlw_rx))?);
+        threads.spawn("fk-4lw", move || fourlw::run(s, fourlw_rx))?;
         let s = shared.clone();
-        threads.push(spawn("fk-acceptor", move || acceptor::run(s, listener))?);
+        threads.spawn("fk-acceptor", move || acceptor::run(s, listener))?;
         tracing::info!(
             "txn log: {device_name}{}, preAllocSize {} KiB, in {}",
             if shared.config.force_sync { "" } else { " WITHOUT fsync (forceSync=no)" },
@@ -193,17 +194,87 @@ impl Server {
         Ok(Server { client_addr, shared, threads })
     }
 
-    /// Blocks until a thread ends, which only happens on a fatal error.
-    pub fn wait(self) {
-        for thread in self.threads {
-            if thread.join().is_err() {
-                tracing::error!("a server thread panicked");
-                std::process::exit(1);
-            }
-        }
+    /// Blocks until any of the server's threads ends — none does while the server is healthy — and says
+    /// which and how. The caller must then stop the process: serving on with, say, the applier gone would
+    /// answer reads from a tree that no longer changes and leave writes hanging.
+    pub fn wait(self) -> ThreadEnded {
+        self.threads.first_to_end()
     }
 }
 
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHandle<()>> {
-    std::thread::Builder::new().name(name.to_owned()).spawn(f)
+/// Which thread ended first, and whether it panicked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadEnded {
+    pub name: String,
+    pub panicked: bool,
+}
+
+impl std::fmt::Display for ThreadEnded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = if self.panicked { "panicked" } else { "stopped" };
+        write!(f, "server thread {} {how}; stopping the server rather than serving with part of it gone", self.name)
+    }
+}
+
+/// The server's threads (detached: none is ever joined), each of which reports when it ends, however it
+/// ends.
+struct Threads {
+    ended_tx: Sender<ThreadEnded>,
+    ended_rx: crossbeam_channel::Receiver<ThreadEnded>,
+}
+
+/// Sends the thread's end when dropped: on return, and while unwinding from a panic.
+struct EndNotice {
+    name: String,
+    tx: Sender<ThreadEnded>,
+}
+
+impl Drop for EndNotice {
+    fn drop(&mut self) {
+        let _ = self.tx.send(ThreadEnded { name: std::mem::take(&mut self.name), panicked: std::thread::panicking() });
+    }
+}
+
+impl Threads {
+    fn new() -> Threads {
+        let (ended_tx, ended_rx) = unbounded();
+        Threads { ended_tx, ended_rx }
+    }
+
+    fn spawn(&mut self, name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+        let notice = EndNotice { name: name.to_owned(), tx: self.ended_tx.clone() };
+        std::thread::Builder::new().name(name.to_owned()).spawn(move || {
+            let _notice = notice;
+            f()
+        })?;
+        Ok(())
+    }
+
+    fn first_to_end(self) -> ThreadEnded {
+        self.ended_rx.recv().expect("the sender lives in self")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_first_thread_to_end_is_reported_however_it_ends() {
+        let mut threads = Threads::new();
+        let (release, wait) = bounded::<()>(0);
+        threads
+            .spawn("healthy", move || {
+                let _ = wait.recv();
+            })
+            .unwrap();
+        threads.spawn("doomed", || panic!("an invariant broke")).unwrap();
+        assert_eq!(threads.first_to_end(), ThreadEnded { name: "doomed".into(), panicked: true });
+        drop(release);
+        let mut threads = Threads::new();
+        threads.spawn("returns", || {}).unwrap();
+        let ended = threads.first_to_end();
+        assert_eq!(ended, ThreadEnded { name: "returns".into(), panicked: false });
+        assert!(ended.to_string().contains("server thread returns stopped; stopping the server"));
+    }
 }
