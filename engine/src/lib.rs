@@ -8,10 +8,12 @@
 //! - [`log`]: the txn log — format, reader, group-commit writer.
 //! - [`snap`]: snapshots — format, fuzzy writer, mmap loader.
 //! - [`recovery`]: newest valid snapshot + log replay, torn-tail truncation; [`purge`]: old files.
+//! - [`epoch`]: the `currentEpoch`/`acceptedEpoch` files of a quorum member.
 //!
 //! The tree and txn application do no I/O and read no clock (time comes in the txn header); the file
 //! modules do I/O and nothing else.
 
+pub mod epoch;
 pub mod files;
 pub mod log;
 pub mod purge;

@@ -1,0 +1,157 @@
+//! `currentEpoch` and `acceptedEpoch` (reference/on-disk.md §1, §5): the epochs a quorum member has
+//! accepted and acted in, each a decimal number in a file next to the snapshots, written atomically
+//! (temp file, fsync, rename, directory fsync) exactly as ZooKeeper writes them, so either server can
+//! start on the other's directory. Standalone servers do not use them.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+pub const CURRENT_EPOCH: &str = "currentEpoch";
+pub const ACCEPTED_EPOCH: &str = "acceptedEpoch";
+/// ZooKeeper's `AtomicFileOutputStream.TMP_EXTENSION`.
+const TMP_SUFFIX: &str = ".tmp";
+
+#[derive(Debug, Error)]
+pub enum EpochError {
+    #[error("cannot read or write {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path} holds '{text}', not an epoch number")]
+    NotANumber { path: PathBuf, text: String },
+    #[error("the current epoch, {current}, is older than the last zxid, 0x{last_zxid:x} (epoch {})", last_zxid >> 32)]
+    CurrentBehindLog { current: i64, last_zxid: i64 },
+    #[error("the accepted epoch, {accepted}, is less than the current epoch, {current}")]
+    AcceptedBehindCurrent { accepted: i64, current: i64 },
+}
+
+/// The epochs a member starts with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Epochs {
+    pub current: i64,
+    pub accepted: i64,
+}
+
+/// The epoch in a zxid's upper 32 bits.
+pub fn epoch_of(zxid: i64) -> i64 {
+    zxid >> 32
+}
+
+/// Reads `dir/name`; `None` if the file does not exist.
+pub fn read_epoch(dir: &Path, name: &str) -> Result<Option<i64>, EpochError> {
+    let path = dir.join(name);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(EpochError::Io { path, source }),
+    };
+    // ZooKeeper reads the first line and parses it as a long.
+    let line = text.lines().next().unwrap_or_default().to_owned();
+    line.parse().map(Some).map_err(|_| EpochError::NotANumber { path, text: line })
+}
+
+/// Writes `value` to `dir/name` atomically and durably.
+pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<(), EpochError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
+    let write = || -> std::io::Result<()> {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(value.to_string().as_bytes())?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, &path)?;
+        crate::files::sync_dir(dir)
+    };
+    write().map_err(|source| EpochError::Io { path, source })
+}
+
+/// ZooKeeper's `QuorumPeer.loadDataBase` rules, given the last zxid recovery reached: a missing file is
+/// created from that zxid's epoch (an upgrade from a version without them); a current epoch behind the
+/// log is taken from a leftover `currentEpoch.tmp` (a crash between writing and renaming it) or refused;
+/// an accepted epoch behind the current one is refused. Returns the epochs and what was created.
+pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), EpochError> {
+    let mut notes = Vec::new();
+    let log_epoch = epoch_of(last_zxid);
+    let mut current = match read_epoch(dir, CURRENT_EPOCH)? {
+        Some(epoch) => epoch,
+        None => {
+            write_epoch(dir, CURRENT_EPOCH, log_epoch)?;
+            notes.push(format!("{CURRENT_EPOCH} not found; created with {log_epoch}, the epoch of the last zxid"));
+            log_epoch
+        }
+    };
+    if log_epoch > current {
+        let tmp = format!("{CURRENT_EPOCH}{TMP_SUFFIX}");
+        match read_epoch(dir, &tmp)? {
+            Some(epoch) => {
+                write_epoch(dir, CURRENT_EPOCH, epoch)?;
+                notes.push(format!("{tmp} found; current epoch set to {epoch}"));
+                current = epoch;
+            }
+            None => return Err(EpochError::CurrentBehindLog { current, last_zxid }),
+        }
+    }
+    let accepted = match read_epoch(dir, ACCEPTED_EPOCH)? {
+        Some(epoch) => epoch,
+        None => {
+            write_epoch(dir, ACCEPTED_EPOCH, log_epoch)?;
+            notes.push(format!("{ACCEPTED_EPOCH} not found; created with {log_epoch}, the epoch of the last zxid"));
+            log_epoch
+        }
+    };
+    if accepted < current {
+        return Err(EpochError::AcceptedBehindCurrent { accepted, current });
+    }
+    Ok((Epochs { current, accepted }, notes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_as_zookeeper_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write_epoch(dir.path(), CURRENT_EPOCH, 7).unwrap();
+        assert_eq!(std::fs::read(dir.path().join(CURRENT_EPOCH)).unwrap(), b"7", "decimal, no newline");
+        assert!(!dir.path().join("currentEpoch.tmp").exists());
+        assert_eq!(read_epoch(dir.path(), CURRENT_EPOCH).unwrap(), Some(7));
+        assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), None);
+        std::fs::write(dir.path().join(ACCEPTED_EPOCH), "8\n").unwrap();
+        assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), Some(8), "a trailing newline is fine");
+        std::fs::write(dir.path().join(ACCEPTED_EPOCH), "eight").unwrap();
+        let err = read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap_err().to_string();
+        assert!(err.contains("acceptedEpoch holds 'eight', not an epoch number"), "{err}");
+    }
+
+    /// (files present, last zxid) → epochs, or the error.
+    #[test]
+    fn start_up_rules_match_zookeepers() {
+        let zxid = |epoch: i64, counter: i64| (epoch << 32) | counter;
+        type Files = &'static [(&'static str, &'static str)];
+        /// (current, accepted), or a part of the error.
+        type Outcome = Result<(i64, i64), &'static str>;
+        let cases: [(Files, i64, Outcome); 6] = [
+            (&[], zxid(3, 9), Ok((3, 3))),
+            (&[("currentEpoch", "3"), ("acceptedEpoch", "4")], zxid(3, 9), Ok((3, 4))),
+            (&[("currentEpoch", "2"), ("currentEpoch.tmp", "3"), ("acceptedEpoch", "3")], zxid(3, 1), Ok((3, 3))),
+            (&[("currentEpoch", "2"), ("acceptedEpoch", "3")], zxid(3, 1), Err("the current epoch, 2, is older")),
+            (&[("currentEpoch", "5"), ("acceptedEpoch", "4")], zxid(3, 1), Err("accepted epoch, 4, is less than")),
+            (&[("currentEpoch", "5")], zxid(5, 0), Ok((5, 5))),
+        ];
+        for (files, last_zxid, expected) in cases {
+            let dir = tempfile::tempdir().unwrap();
+            for (name, text) in files {
+                std::fs::write(dir.path().join(name), text).unwrap();
+            }
+            match (load_epochs(dir.path(), last_zxid), expected) {
+                (Ok((epochs, _)), Ok((current, accepted))) => {
+                    assert_eq!(epochs, Epochs { current, accepted }, "{files:?}");
+                    assert_eq!(read_epoch(dir.path(), CURRENT_EPOCH).unwrap(), Some(current), "{files:?}: on disk");
+                    assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), Some(accepted), "{files:?}: on disk");
+                }
+                (Err(e), Err(text)) => assert!(e.to_string().contains(text), "{files:?}: {e}"),
+                (got, want) => panic!("{files:?}: got {got:?}, want {want:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Cutting the log back to a zxid: what a learner does on the leader's TRUNC (ZooKeeper's
+//! `FileTxnLog.truncate`). Every record up to and including `zxid` stays; the rest of its file is cut and
+//! every later log file deleted. Runs on a closed log (the writer is rolled first), and is durable when
+//! it returns.
+
+use std::path::{Path, PathBuf};
+
+use thiserror::Error;
+
+use super::reader::{LogError, LogReader, Next};
+use crate::files::{LOG_PREFIX, list, sync_dir};
+
+#[derive(Debug, Error)]
+pub enum TruncateError {
+    #[error("cannot truncate the txn log in {dir} to zxid 0x{zxid:x}: {source}")]
+    Io { dir: PathBuf, zxid: i64, source: std::io::Error },
+    #[error(
+        "cannot truncate the txn log in {dir} to zxid 0x{zxid:x}: no log file starts at or before it (the logs \
+         start at {first}); were log files deleted, or dataLogDir changed?"
+    )]
+    NoLog { dir: PathBuf, zxid: i64, first: String },
+    #[error("cannot truncate to zxid 0x{zxid:x}: {source}")]
+    Unreadable { zxid: i64, source: LogError },
+}
+
+/// What a truncation did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Truncated {
+    /// The file cut, and the offset it now ends at.
+    pub file: PathBuf,
+    pub offset: u64,
+    /// Later log files deleted.
+    pub deleted: Vec<PathBuf>,
+}
+
+/// Keeps the records with zxid <= `zxid` in `dir` (a `version-2` directory) and removes the rest.
+pub fn truncate_to(dir: &Path, zxid: i64) -> Result<Truncated, TruncateError> {
+    let io = |source| TruncateError::Io { dir: dir.to_owned(), zxid, source };
+    let logs = list(dir, LOG_PREFIX).map_err(io)?;
+    // The newest file starting at or before zxid holds it (or the records just before it).
+    let Some(index) = logs.iter().rposition(|(first, _)| *first <= zxid) else {
+        let first = logs.first().map_or_else(|| "none: there are no log files".into(), |(z, _)| format!("0x{z:x}"));
+        return Err(TruncateError::NoLog { dir: dir.to_owned(), zxid, first });
+    };
+    let file = logs[index].1.clone();
+    let offset = cut_point(&file, zxid).map_err(|source| TruncateError::Unreadable { zxid, source })?;
+    let cut = || -> std::io::Result<()> {
+        let f = std::fs::OpenOptions::new().write(true).open(&file)?;
+        f.set_len(offset)?;
+        f.sync_all()
+    };
+    cut().map_err(io)?;
+    let mut deleted = Vec::new();
+    for (_, later) in &logs[index + 1..] {
+        std::fs::remove_file(later).map_err(io)?;
+        deleted.push(later.clone());
+    }
+    sync_dir(dir).map_err(io)?;
+    Ok(Truncated { file, offset, deleted })
+}
+
+/// Where the first record newer than `zxid` starts (or where the readable records end).
+fn cut_point(file: &Path, zxid: i64) -> Result<u64, LogError> {
+    let mut reader = LogReader::open(file)?;
+    loop {
+        match reader.read_next()? {
+            Next::Record(record) if record.txn.header.zxid > zxid => return Ok(record.offset),
+            Next::Record(_) => {}
+            Next::End(end) => return Ok(end.offset()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log::{LogWriter, PwriteDevice, read_log};
+    use fk_net::client::OpCode;
+    use fk_net::txn::{CreateSessionTxn, Txn, TxnBody, TxnHeader};
+
+    fn txn(zxid: i64) -> Txn {
+        let body = TxnBody::CreateSession(CreateSessionTxn { timeout_ms: 30_000 });
+        let header = TxnHeader { client_id: zxid, cxid: 0, zxid, time: 0, txn_type: OpCode::CreateSession.as_i32() };
+        Txn { header, body, digest: None }
+    }
+
+    /// log.1 holds 1..=10, log.b holds 11..=20 (a new epoch would look the same to truncation).
+    fn two_logs(dir: &Path) {
+        let mut writer = LogWriter::new(dir, Box::new(PwriteDevice), 4096, false, 0);
+        writer.append(&(1..=10).map(txn).collect::<Vec<_>>()).unwrap();
+        writer.roll();
+        writer.append(&(11..=20).map(txn).collect::<Vec<_>>()).unwrap();
+    }
+
+    fn zxids(file: &Path) -> Vec<i64> {
+        read_log(file).unwrap().records.iter().map(|r| r.txn.header.zxid).collect()
+    }
+
+    #[test]
+    fn keeps_records_up_to_the_zxid_and_deletes_later_files() {
+        // (truncate to, records left in log.1, log.b kept)
+        for (zxid, left, later_kept) in [(5, 5, false), (10, 10, false), (1, 1, false), (15, 10, true), (20, 10, true)]
+        {
+            let dir = tempfile::tempdir().unwrap();
+            two_logs(dir.path());
+            let truncated = truncate_to(dir.path(), zxid).unwrap();
+            assert_eq!(zxids(&dir.path().join("log.1")), (1..=left).collect::<Vec<_>>(), "to 0x{zxid:x}");
+            assert_eq!(dir.path().join("log.b").exists(), later_kept, "to 0x{zxid:x}");
+            if later_kept {
+                assert_eq!(zxids(&dir.path().join("log.b")), (11..=zxid).collect::<Vec<_>>());
+                assert!(truncated.deleted.is_empty());
+            } else {
+                assert_eq!(truncated.deleted, vec![dir.path().join("log.b")]);
+            }
+            let end = read_log(&truncated.file).unwrap();
+            assert_eq!((end.file_len, end.end.offset()), (truncated.offset, truncated.offset), "cut right there");
+        }
+    }
+
+    #[test]
+    fn a_zxid_before_every_log_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut writer = LogWriter::new(dir.path(), Box::new(PwriteDevice), 4096, false, 9);
+        writer.append(&[txn(10)]).unwrap();
+        let err = truncate_to(dir.path(), 5).unwrap_err();
+        assert!(err.to_string().contains("no log file starts at or before it (the logs start at 0xa)"), "{err}");
+        assert_eq!(zxids(&dir.path().join("log.a")), vec![10], "nothing changed");
+    }
+}
