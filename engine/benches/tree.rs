@@ -10,7 +10,7 @@ const NODES: usize = 100_000;
 
 /// `NODES` nodes with 32-byte values under `parents` parents.
 fn populated_under(parents: usize) -> DataTree {
-    let mut tree = DataTree::new(false);
+    let mut tree = DataTree::new(fk_engine::tree::TreeOptions::fixed_seed(false));
     let acl = [Acl::new(perms::ALL, "world", "anyone")];
     for d in 0..parents {
         tree.create_node(&format!("/d{d}"), None, &acl, 0, -1, 1, 0).unwrap();
@@ -41,7 +41,9 @@ fn snapshot_load(c: &mut Criterion) {
         let sub = dir.path().join(name);
         std::fs::create_dir(&sub).unwrap();
         let stats = write_snapshot(&Locked(std::sync::Mutex::new(populated_under(parents))), &sub, false).unwrap();
-        group.bench_function(name, |b| b.iter(|| load_snapshot(&stats.path, 2, false).unwrap()));
+        group.bench_function(name, |b| {
+            b.iter(|| load_snapshot(&stats.path, 2, fk_engine::tree::TreeOptions::fixed_seed(false)).unwrap())
+        });
     }
     group.finish();
 }

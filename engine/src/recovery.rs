@@ -16,7 +16,7 @@ use tracing::{info, warn};
 use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
 use crate::log::{LogEnd, LogError, LogReader, Next};
 use crate::snap::{load_snapshot, looks_complete};
-use crate::tree::DataTree;
+use crate::tree::{DataTree, TreeOptions};
 
 /// ZooKeeper tries at most this many snapshots, newest first.
 const SNAPSHOT_CANDIDATES: usize = 100;
@@ -79,12 +79,12 @@ pub struct Recovered {
 }
 
 /// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
-pub fn recover(snap_dir: &Path, log_dir: &Path, extended_types: bool) -> Result<Recovered, RecoveryError> {
+pub fn recover(snap_dir: &Path, log_dir: &Path, options: TreeOptions) -> Result<Recovered, RecoveryError> {
     let snapshots =
         list(snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
     let logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
     let fresh = snapshots.is_empty() && logs.is_empty();
-    let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, extended_types);
+    let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options);
     if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
         let detail = if rejected.is_empty() { "none found".into() } else { rejected.join("; ") };
         return Err(RecoveryError::NoSnapshot { dir: snap_dir.into(), detail, first_log: logs[0].0 });
@@ -160,7 +160,7 @@ type Loaded = (DataTree, Option<PathBuf>, Option<(i64, u64)>, Vec<String>);
 
 /// The newest snapshot that loads with valid checksums (or an empty tree), its digest record, and why
 /// others were passed over.
-fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], extended_types: bool) -> Loaded {
+fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], options: TreeOptions) -> Loaded {
     let mut rejected = Vec::new();
     for (zxid, path) in snapshots.iter().rev().take(SNAPSHOT_CANDIDATES) {
         if !looks_complete(path) {
@@ -169,7 +169,7 @@ fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], extended_types: bool) -> 
             continue;
         }
         let started = std::time::Instant::now();
-        match load_snapshot(path, *zxid, extended_types) {
+        match load_snapshot(path, *zxid, options) {
             Ok((tree, stats)) => {
                 info!(
                     "loaded {} ({} nodes, last zxid 0x{:x}) in {} ms",
@@ -186,7 +186,7 @@ fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], extended_types: bool) -> 
             }
         }
     }
-    (DataTree::new(extended_types), None, None, rejected)
+    (DataTree::new(options), None, None, rejected)
 }
 
 /// What replay did besides applying txns.

@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn create_fires_created_and_parent_children_changed() {
-        let mut tree = DataTree::new(false);
+        let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(false));
         let mut triggers = Vec::new();
         let result = apply(&mut tree, &txn(1, create("/a", 1)), &mut triggers);
         assert!(matches!(result, TxnResult::Created { ref path, .. } if path == "/a"));
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn failed_multi_applies_nothing() {
-        let mut tree = DataTree::new(false);
+        let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(false));
         let mut triggers = Vec::new();
         let body = TxnBody::Multi(vec![
             create("/m", 1),
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn replay_is_idempotent() {
-        let mut tree = DataTree::new(false);
+        let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(false));
         let mut triggers = Vec::new();
         let log = [
             txn(1, create("/a", 1)),

@@ -55,7 +55,7 @@ fn a_fuzzy_snapshot_replays_to_the_exact_tree_without_digest_mismatches() {
     let v2 = dir.path().join("version-2");
     std::fs::create_dir(&v2).unwrap();
     let mut log = LogWriter::new(&v2, Box::new(PwriteDevice), 1 << 20, false, 0);
-    let mut tree = DataTree::new(false);
+    let mut tree = DataTree::new(fk_engine::tree::TreeOptions::fixed_seed(false));
     let acl = vec![Acl::new(perms::ALL, "world", "anyone")];
     let create = |zxid: i64, path: String| {
         let txn =
@@ -77,7 +77,7 @@ fn a_fuzzy_snapshot_replays_to_the_exact_tree_without_digest_mismatches() {
     let tree = busy.tree.into_inner().unwrap();
     assert!(tree.last_processed_zxid() > snapshot.zxid + 100, "txns landed while it was written");
 
-    let recovered = recover(&v2, &v2, false).unwrap();
+    let recovered = recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(false)).unwrap();
     assert_eq!(recovered.snapshot.as_deref(), Some(snapshot.path.as_path()));
     assert_eq!(recovered.tree.last_processed_zxid(), tree.last_processed_zxid());
     assert_eq!(recovered.tree.digest(), tree.digest());

@@ -35,7 +35,7 @@ fn create(zxid: i64) -> Txn {
 fn data_dir(dir: &Path, snapshot_at_end: bool) -> (PathBuf, Vec<u64>) {
     let v2 = dir.join("version-2");
     std::fs::create_dir_all(&v2).unwrap();
-    let tree = Locked(Mutex::new(DataTree::new(false)));
+    let tree = Locked(Mutex::new(DataTree::new(fk_engine::tree::TreeOptions::fixed_seed(false))));
     write_snapshot(&tree, &v2, false).unwrap();
     let mut log = LogWriter::new(&v2, Box::new(PwriteDevice), 64 * 1024, false, 0);
     for zxid in 1..=TXNS {
@@ -71,11 +71,11 @@ fn a_damaged_end_marker_under_a_good_checksum_loses_nothing_and_is_rewritten() {
         b[end] = b'X';
     });
     let v2 = dir.path().join("version-2");
-    let recovered = recover(&v2, &v2, false).unwrap();
+    let recovered = recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(false)).unwrap();
     assert_eq!(recovered.tree.last_processed_zxid(), TXNS);
     assert_eq!(recovered.end_markers_repaired, 1);
     assert_eq!(recovered.truncated, None);
-    let again = recover(&v2, &v2, false).unwrap();
+    let again = recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(false)).unwrap();
     assert_eq!((again.end_markers_repaired, again.tree.last_processed_zxid()), (0, TXNS), "the byte was rewritten");
 }
 
@@ -90,7 +90,9 @@ fn damage_in_the_middle_refuses_to_start_and_names_the_fktool_command() {
         });
         let damaged = std::fs::read(&log).unwrap();
         let v2 = dir.path().join("version-2");
-        let err = recover(&v2, &v2, false).err().unwrap_or_else(|| panic!("{what}: recovery must refuse"));
+        let err = recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(false))
+            .err()
+            .unwrap_or_else(|| panic!("{what}: recovery must refuse"));
         assert!(matches!(err, RecoveryError::CorruptLog { .. }), "{what}: {err}");
         let message = err.to_string();
         let wanted = [
@@ -112,7 +114,7 @@ fn a_torn_tail_is_cut_where_it_starts() {
     let (log, offsets) = data_dir(dir.path(), false);
     edit(&log, |b| b[offsets[90] as usize + 20..].fill(0));
     let v2 = dir.path().join("version-2");
-    let recovered = recover(&v2, &v2, false).unwrap();
+    let recovered = recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(false)).unwrap();
     assert_eq!(recovered.tree.last_processed_zxid(), 90);
     assert_eq!(recovered.truncated, Some((log.clone(), offsets[90])));
     assert_eq!(std::fs::metadata(&log).unwrap().len(), offsets[90]);
@@ -128,7 +130,7 @@ fn a_tail_ending_before_a_snapshot_is_not_torn_but_lost() {
         b[offsets[60] as usize + 5..end].fill(0xee);
     });
     let v2 = dir.path().join("version-2");
-    let err = recover(&v2, &v2, false).err().expect("recovery must refuse");
+    let err = recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(false)).err().expect("recovery must refuse");
     let message = err.to_string();
     assert!(matches!(err, RecoveryError::DamagedBeforeSnapshot { last_zxid: 60, snapshot_zxid: 100, .. }), "{message}");
     assert!(message.contains("snapshot.64 shows txns up to 0x64 were durable"), "{message}");

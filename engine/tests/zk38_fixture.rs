@@ -25,7 +25,7 @@ fn scratch(name: &str) -> tempfile::TempDir {
 
 fn recover_dir(dir: &Path) -> Result<fk_engine::recovery::Recovered, RecoveryError> {
     let v2 = dir.join("version-2");
-    recover(&v2, &v2, true)
+    recover(&v2, &v2, fk_engine::tree::TreeOptions::fixed_seed(true))
 }
 
 /// Compares every node against expected-tree.jsonl: data, all 11 Stat fields, ACLs.

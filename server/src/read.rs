@@ -183,7 +183,7 @@ mod tests {
     use super::*;
 
     fn tree() -> DataTree {
-        let mut t = DataTree::new(false);
+        let mut t = DataTree::new(fk_engine::tree::TreeOptions::fixed_seed(false));
         let digest = Acl::new(perms::ALL, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=");
         let mixed = [Acl::new(perms::READ, "world", "anyone"), digest.clone()];
         t.create_node("/a", Some(b"x"), &[Acl::new(31, "world", "anyone")], 0, 1, 1, 0).unwrap();

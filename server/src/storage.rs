@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use fk_engine::files::VERSION_DIR;
 use fk_engine::recovery::{Recovered, recover};
+use fk_engine::tree::{HashSeed, TreeOptions};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -32,7 +33,8 @@ pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
         check_writable(dir)?;
         remove_leftovers(dir);
     }
-    let recovered = recover(&dirs.snap, &dirs.log, config.extended_types_enabled)?;
+    let options = TreeOptions { extended_types: config.extended_types_enabled, hash_seed: random_hash_seed() };
+    let recovered = recover(&dirs.snap, &dirs.log, options)?;
     info!(
         "recovered to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed{}",
         recovered.tree.last_processed_zxid(),
@@ -42,6 +44,14 @@ pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
         recovered.snapshot.as_ref().map_or(String::new(), |p| format!(" after {}", p.display()))
     );
     Ok((dirs, recovered))
+}
+
+/// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim
+/// colliding paths at the tree's tables.
+fn random_hash_seed() -> HashSeed {
+    use std::hash::BuildHasher;
+    let keys = std::collections::hash_map::RandomState::new();
+    HashSeed([1u8, 2, 3, 4].map(|i| keys.hash_one(i)))
 }
 
 fn check_writable(dir: &Path) -> anyhow::Result<()> {

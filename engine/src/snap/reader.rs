@@ -7,7 +7,7 @@ use fk_net::jute::{Jute, JuteReader};
 use thiserror::Error;
 
 use super::format::{END_PATH, FORMAT_VERSION, SNAP_MAGIC, TRAILER};
-use crate::tree::{DataTree, LoadCursor, Node};
+use crate::tree::{DataTree, LoadCursor, Node, TreeOptions};
 
 #[derive(Debug, Error)]
 pub enum SnapError {
@@ -53,7 +53,7 @@ pub fn looks_complete(path: &Path) -> bool {
 
 /// Loads `path` into a fresh tree. The tree's last processed zxid is `name_zxid`, or the 3.9 trailer's
 /// value when present, as ZooKeeper does.
-pub fn load_snapshot(path: &Path, name_zxid: i64, extended_types: bool) -> Result<(DataTree, SnapshotInfo), SnapError> {
+pub fn load_snapshot(path: &Path, name_zxid: i64, options: TreeOptions) -> Result<(DataTree, SnapshotInfo), SnapError> {
     if let Some(suffix) = path.extension().and_then(|e| e.to_str()).filter(|e| matches!(*e, "gz" | "snappy")) {
         return Err(SnapError::Compressed { path: path.to_owned(), suffix: suffix.to_owned() });
     }
@@ -66,7 +66,7 @@ pub fn load_snapshot(path: &Path, name_zxid: i64, extended_types: bool) -> Resul
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err)?;
     let mut decoder =
         Decoder { path, bytes: &map, r: JuteReader::new(&map), adler: simd_adler32::Adler32::new(), summed: 0 };
-    let mut tree = DataTree::for_loading(extended_types);
+    let mut tree = DataTree::for_loading(options);
     decoder.header()?;
     decoder.sessions(&mut tree)?;
     decoder.acl_cache(&mut tree)?;

@@ -202,7 +202,7 @@ mod tests {
 
     #[test]
     fn a_written_snapshot_loads_back_identically() {
-        let mut tree = DataTree::new(true);
+        let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(true));
         let open = [Acl::new(perms::ALL, "world", "anyone")];
         let digest = [Acl::new(perms::ALL, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")];
         tree.create_node("/a", Some(b"x"), &open, 0, 1, 1, 10).unwrap();
@@ -215,7 +215,7 @@ mod tests {
         assert_eq!(stats.path.file_name().unwrap(), "snapshot.3");
         assert_eq!(stats.nodes, 7);
         assert!(crate::snap::reader::looks_complete(&stats.path));
-        let (loaded, info) = load_snapshot(&stats.path, 3, true).unwrap();
+        let (loaded, info) = load_snapshot(&stats.path, 3, crate::tree::TreeOptions::fixed_seed(true)).unwrap();
         assert_eq!(info.nodes, 7);
         assert_eq!(info.digest, Some((3, loaded.digest())), "the digest record matches the loaded tree");
         assert_eq!(loaded.last_processed_zxid(), 3);
@@ -232,7 +232,7 @@ mod tests {
 
     #[test]
     fn a_flipped_byte_fails_the_checksum() {
-        let mut tree = DataTree::new(false);
+        let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(false));
         tree.create_node("/a", Some(b"payload"), &[Acl::new(31, "world", "anyone")], 0, 1, 1, 10).unwrap();
         tree.set_last_processed_zxid(1);
         let dir = tempfile::tempdir().unwrap();
@@ -241,6 +241,9 @@ mod tests {
         let at = bytes.windows(7).position(|w| w == b"payload").unwrap();
         bytes[at] ^= 1;
         std::fs::write(&stats.path, bytes).unwrap();
-        assert!(matches!(load_snapshot(&stats.path, 1, false), Err(crate::snap::reader::SnapError::Checksum { .. })));
+        assert!(matches!(
+            load_snapshot(&stats.path, 1, crate::tree::TreeOptions::fixed_seed(false)),
+            Err(crate::snap::reader::SnapError::Checksum { .. })
+        ));
     }
 }

@@ -11,7 +11,7 @@ use super::node::{AclId, OPEN_ACL_ID};
 static OPEN_ACL_UNSAFE: LazyLock<Arc<[Acl]>> =
     LazyLock::new(|| Arc::from(vec![Acl::new(perms::ALL, "world", "anyone")]));
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct AclCache {
     by_id: HashMap<AclId, (Arc<[Acl]>, u64), ahash::RandomState>,
     by_list: HashMap<Arc<[Acl]>, AclId, ahash::RandomState>,
@@ -19,6 +19,15 @@ pub struct AclCache {
 }
 
 impl AclCache {
+    /// An empty cache whose tables hash with `state` (the tree's seed).
+    pub fn new(state: &ahash::RandomState) -> AclCache {
+        AclCache {
+            by_id: HashMap::with_hasher(state.clone()),
+            by_list: HashMap::with_hasher(state.clone()),
+            last_id: 0,
+        }
+    }
+
     /// The list behind an index. An unknown index is a corrupt snapshot or a bug: it reads as the open
     /// list only for -1, as ZooKeeper does.
     pub fn get(&self, id: AclId) -> &Arc<[Acl]> {
@@ -104,7 +113,7 @@ mod tests {
 
     #[test]
     fn lists_are_shared_and_released() {
-        let mut cache = AclCache::default();
+        let mut cache = AclCache::new(&crate::tree::HashSeed::FIXED.state());
         let acl = vec![Acl::new(31, "world", "anyone")];
         let a = cache.acquire(&acl);
         let b = cache.acquire(&acl);

@@ -35,6 +35,37 @@ pub fn is_reserved(path: &str) -> bool {
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 type Set<K> = HashSet<K, ahash::RandomState>;
 
+/// Seeds of every hash table in a tree. Table order shows (getChildren lists children in it, the reaper
+/// meets containers in it), so it is injected: a simulation replays exactly from its seed, and a server
+/// draws a random one at start so that clients cannot aim colliding paths at a seed they know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HashSeed(pub [u64; 4]);
+
+impl HashSeed {
+    /// A known seed, for tests and offline tools, where nobody chooses paths against it.
+    pub const FIXED: HashSeed =
+        HashSeed([0x243F_6A88_85A3_08D3, 0x1319_8A2E_0370_7344, 0xA409_3822_299F_31D0, 0x082E_FA98_EC4E_6C89]);
+
+    pub fn state(&self) -> ahash::RandomState {
+        let [a, b, c, d] = self.0;
+        ahash::RandomState::with_seeds(a, b, c, d)
+    }
+}
+
+/// How a tree is built: whether TTL nodes exist (`extendedTypesEnabled`) and its hash seed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TreeOptions {
+    pub extended_types: bool,
+    pub hash_seed: HashSeed,
+}
+
+impl TreeOptions {
+    /// With [`HashSeed::FIXED`]: for tests and offline tools.
+    pub fn fixed_seed(extended_types: bool) -> TreeOptions {
+        TreeOptions { extended_types, hash_seed: HashSeed::FIXED }
+    }
+}
+
 /// A change a watch may be waiting for: ZooKeeper's (EventType, path) trigger.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WatchTrigger {
@@ -88,26 +119,27 @@ impl std::fmt::Debug for DataTree {
 impl DataTree {
     /// A tree as ZooKeeper starts one: "/", "/zookeeper", "/zookeeper/quota" and "/zookeeper/config"
     /// (world-readable only), all with zeroed stats.
-    pub fn new(extended_types: bool) -> DataTree {
-        let mut tree = DataTree::for_loading(extended_types);
+    pub fn new(options: TreeOptions) -> DataTree {
+        let mut tree = DataTree::for_loading(options);
         tree.finish_loading();
         tree
     }
 
     /// A tree with only a root, for a snapshot to be loaded into; [`Self::finish_loading`] completes it.
-    pub fn for_loading(extended_types: bool) -> DataTree {
+    pub fn for_loading(options: TreeOptions) -> DataTree {
+        let state = options.hash_seed.state();
         let mut tree = DataTree {
             nodes: Slab::default(),
             index: Table::default(),
-            hasher: ahash::RandomState::new(),
+            hasher: state.clone(),
             root: 0,
-            acls: AclCache::default(),
-            ephemerals: Map::default(),
-            containers: Set::default(),
-            ttls: Set::default(),
-            sessions: Map::default(),
+            acls: AclCache::new(&state),
+            ephemerals: Map::with_hasher(state.clone()),
+            containers: Set::with_hasher(state.clone()),
+            ttls: Set::with_hasher(state.clone()),
+            sessions: Map::with_hasher(state),
             last_processed_zxid: 0,
-            extended_types,
+            extended_types: options.extended_types,
             digest: 0,
         };
         let root = Node::new("/", Some(Box::new([])), OPEN_ACL_ID, StatPersisted::default());
@@ -551,7 +583,7 @@ mod tests {
 
     #[test]
     fn a_new_tree_has_zookeepers_system_nodes() {
-        let tree = DataTree::new(false);
+        let tree = DataTree::new(TreeOptions::fixed_seed(false));
         assert_eq!(tree.node_count(), 4);
         assert_eq!(tree.get("/").unwrap().child_count(), 1);
         assert_eq!(tree.acl(tree.get(CONFIG_PATH).unwrap())[0].perms, perms::READ);
@@ -560,7 +592,7 @@ mod tests {
 
     #[test]
     fn create_and_delete_maintain_parent_stats_and_indexes() {
-        let mut tree = DataTree::new(true);
+        let mut tree = DataTree::new(TreeOptions::fixed_seed(true));
         tree.create_node("/a", Some(b"x"), &open(), 0, 1, 5, 100).unwrap();
         let stat = tree.create_node("/a/e", None, &open(), 0x42, 1, 6, 101).unwrap();
         assert_eq!(stat.ephemeral_owner, 0x42);
@@ -580,7 +612,7 @@ mod tests {
 
     #[test]
     fn replayed_create_does_not_move_cversion_back() {
-        let mut tree = DataTree::new(false);
+        let mut tree = DataTree::new(TreeOptions::fixed_seed(false));
         tree.create_node("/a", None, &open(), 0, 1, 5, 100).unwrap();
         tree.create_node("/a/x", None, &open(), 0, 3, 9, 100).unwrap();
         tree.create_node("/a/y", None, &open(), 0, 2, 7, 100).unwrap();
@@ -590,7 +622,7 @@ mod tests {
 
     #[test]
     fn set_acl_shares_and_releases_lists() {
-        let mut tree = DataTree::new(false);
+        let mut tree = DataTree::new(TreeOptions::fixed_seed(false));
         tree.create_node("/a", None, &open(), 0, 1, 5, 100).unwrap();
         tree.create_node("/b", None, &open(), 0, 2, 6, 100).unwrap();
         let before = tree.acl_cache().len();
@@ -604,7 +636,7 @@ mod tests {
     }
 
     fn load(paths: &[String]) -> Result<DataTree, ErrorCode> {
-        let mut tree = DataTree::for_loading(false);
+        let mut tree = DataTree::for_loading(TreeOptions::fixed_seed(false));
         let mut cursor = LoadCursor::default();
         for path in paths {
             let node = Node::new(path, Some(path.as_bytes().into()), OPEN_ACL_ID, StatPersisted::default());

@@ -16,7 +16,7 @@ fn open() -> Vec<Acl> {
 /// "/a" (version 2, one child "/a/b"), "/eph" (ephemeral of SESSION), "/ro" (world read-only),
 /// "/c" (a container).
 fn tree() -> DataTree {
-    let mut t = DataTree::new(true);
+    let mut t = DataTree::new(fk_engine::tree::TreeOptions::fixed_seed(true));
     t.create_node("/a", None, &open(), 0, 1, 1, 0).unwrap();
     t.set_data("/a", None, 2, 2, 0).unwrap();
     t.create_node("/a/b", None, &open(), 0, 1, 3, 0).unwrap();

@@ -207,7 +207,7 @@ fn snapshot_zxid(file: &Path) -> i64 {
 }
 
 fn snap_dump(file: &Path, nodes: bool) -> anyhow::Result<ExitCode> {
-    let (tree, info) = load_snapshot(file, snapshot_zxid(file), true)?;
+    let (tree, info) = load_snapshot(file, snapshot_zxid(file), fk_engine::tree::TreeOptions::fixed_seed(true))?;
     println!(
         "{}: {} nodes, {} sessions, last zxid 0x{:x}",
         file.display(),
@@ -240,7 +240,7 @@ fn snap_verify(file: &Path) -> anyhow::Result<ExitCode> {
         println!("INCOMPLETE: {} does not end with the \"/\" trailer", file.display());
         return Ok(ExitCode::from(2));
     }
-    match load_snapshot(file, snapshot_zxid(file), true) {
+    match load_snapshot(file, snapshot_zxid(file), fk_engine::tree::TreeOptions::fixed_seed(true)) {
         Ok((_, info)) => {
             println!("{}: valid, {} nodes", file.display(), info.nodes);
             Ok(ExitCode::SUCCESS)
@@ -260,7 +260,8 @@ fn recover(data_dir: &Path, log_dir: Option<&Path>) -> anyhow::Result<ExitCode> 
     let (snap_copy, log_copy) = (scratch.path().join("snap"), scratch.path().join("log"));
     copy_dir(&snap, &snap_copy)?;
     copy_dir(&log, &log_copy)?;
-    let recovered = fk_engine::recovery::recover(&snap_copy, &log_copy, true)?;
+    let recovered =
+        fk_engine::recovery::recover(&snap_copy, &log_copy, fk_engine::tree::TreeOptions::fixed_seed(true))?;
     println!(
         "would recover to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed after {}",
         recovered.tree.last_processed_zxid(),
