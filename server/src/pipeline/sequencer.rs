@@ -71,8 +71,11 @@ impl Sequencer {
     pub fn new(shared: Arc<Shared>, rx: Receiver<SequencerMsg>, log: Sender<Vec<Proposal>>) -> Sequencer {
         let clock_origin = Instant::now();
         let tick_ms = shared.config.tick_time_ms as u64;
-        // The session id's time bits come from the wall clock so that restarts do not reuse ids.
-        let mut tracker = SessionTracker::new(1, wall_ms() as u64, tick_ms);
+        // The session id's time bits come from the wall clock so that restarts do not reuse ids; its top
+        // byte is the server id, as ZooKeeper's initializeNextSession makes it: 1 standalone, myid in an
+        // ensemble, so that members never hand out the same id.
+        let server_id = shared.config.my_id.map_or(1, |id| id as u8);
+        let mut tracker = SessionTracker::new(server_id, wall_ms() as u64, tick_ms);
         // Recovered sessions get a full timeout from now to reconnect, as in ZooKeeper.
         for (session_id, timeout_ms) in shared.tree.read().sessions() {
             tracker.track(session_id, timeout_ms.max(0) as u32, 0);
