@@ -5,6 +5,7 @@
 //! - [`auth`]: identities and ACL checks.
 //! - [`session`]: the session tracker (pure).
 //! - [`prep`]: validating writes and turning them into txns (pure).
+//! - [`sequencer`]: zxids, txns, session lifecycle and the reaper's decisions (pure).
 //! - [`read`]: answering reads from the tree (pure).
 //! - [`watch`]: a shard's watch table (pure).
 //! - [`storage`]: opening and recovering the data directories.
@@ -19,6 +20,7 @@ pub mod ops;
 pub mod pipeline;
 pub mod prep;
 pub mod read;
+pub mod sequencer;
 pub mod session;
 pub mod storage;
 pub mod watch;

@@ -111,7 +111,7 @@ fn on_shards<T: Send + 'static>(shared: &Shared, f: impl Fn(&mut ShardState) -> 
 
 fn on_sequencer<T: Send + 'static>(
     shared: &Shared,
-    f: impl FnOnce(&SequencerState) -> T + Send + 'static,
+    f: impl FnOnce(&SequencerState<'_>) -> T + Send + 'static,
 ) -> Option<T> {
     let (tx, rx) = bounded(1);
     let _ = shared.sequencer.send(SequencerMsg::Inspect(Box::new(move |state| {
@@ -235,8 +235,8 @@ fn dirs(shared: &Shared) -> String {
 fn dump(shared: &Shared) -> String {
     let mut out = String::from("SessionTracker dump:\n");
     let buckets = on_sequencer(shared, |s| {
-        let buckets: Vec<(i64, Vec<i64>)> = s.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
-        (s.tracker.len(), buckets)
+        let buckets: Vec<(i64, Vec<i64>)> = s.core.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
+        (s.core.tracker.len(), buckets)
     });
     if let Some((count, buckets)) = buckets {
         out.push_str(&format!("Session Sets ({})/({}):\n", buckets.len(), count));
@@ -324,7 +324,7 @@ fn max_file_descriptors() -> u64 {
 fn monitor(shared: &Shared) -> String {
     let latency = shared.stats.latency();
     let (watch_count, watched_paths) = watch_totals(shared);
-    let sessions = on_sequencer(shared, |s| s.tracker.len()).unwrap_or(0);
+    let sessions = on_sequencer(shared, |s| s.core.tracker.len()).unwrap_or(0);
     let (fsyncs, logged, fsync_total_us, fsync_max_us, snapshots) = shared.stats.storage();
     let tree = shared.tree.read();
     let metrics: Vec<(&str, String)> = vec![

@@ -154,7 +154,7 @@ impl Server {
             let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
             threads.spawn(&format!("fk-shard-{index}"), move || shard.run())?;
         }
-        let sequencer = sequencer::Sequencer::new(shared.clone(), sequencer_rx, log_tx);
+        let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx);
         threads.spawn("fk-sequencer", move || sequencer.run())?;
         let snapshot_busy = Arc::new(AtomicBool::new(false));
         let log_stage = log_stage::LogStage::new(

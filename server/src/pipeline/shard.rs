@@ -437,7 +437,7 @@ impl Shard {
             Ok(request) => {
                 conn.phase = Phase::Connecting { read_only_byte: request.read_only.is_some() };
                 let origin = Origin { shard: self.state.index, conn: id };
-                self.state.outbox.push(SequencerMsg::Connect { origin, request });
+                self.state.outbox.push(SequencerMsg::Input(SequencerInput::Connect { origin, request }));
             }
             Err(e) => {
                 info!(peer = %conn.peer, "closing connection: malformed ConnectRequest: {e}");
@@ -558,7 +558,8 @@ impl Shard {
         }
         let origin = Origin { shard: self.state.index, conn: id };
         let auth = conn.auth.clone();
-        self.state.outbox.push(SequencerMsg::Write(WriteRequest { origin, session_id, xid, work, auth }));
+        let write = WriteRequest { origin, session_id, xid, work, auth };
+        self.state.outbox.push(SequencerMsg::Input(SequencerInput::Write(write)));
     }
 
     /// Queues a locally answered request behind the connection's pending writes, or answers it now.
@@ -606,7 +607,7 @@ impl Shard {
         }
         let sessions: Vec<i64> = self.state.touched.drain().collect();
         self.state.last_touch_report = Instant::now();
-        let _ = self.sequencer.send(SequencerMsg::Touch(sessions));
+        let _ = self.sequencer.send(SequencerMsg::Input(SequencerInput::Touch(sessions)));
     }
 
     /// Closes connections whose deadline passed: no session within sessionlessCnxnTimeout, or closing
@@ -697,7 +698,7 @@ impl Shard {
         if let Some(session_id) = conn.session_id() {
             debug!(peer = %conn.peer, session = format!("0x{session_id:x}"), reason, "connection closed");
             let origin = Origin { shard: self.state.index, conn: id };
-            let _ = self.sequencer.send(SequencerMsg::Disconnected { origin, session_id });
+            let _ = self.sequencer.send(SequencerMsg::Input(SequencerInput::Disconnected { origin, session_id }));
         } else {
             debug!(peer = %conn.peer, reason, "connection closed");
         }

@@ -1,0 +1,332 @@
+//! The sequencer's decisions, as a pure state machine: which zxid each write gets and the txn prep makes
+//! of it, sessions created, re-attached and expired, containers and TTL nodes reaped. It takes inputs and
+//! the time and returns proposals and notices; it reads no clock, channel or shared state, so the
+//! pipeline's thread ([`crate::pipeline::sequencer`]) and a simulation drive the same code.
+//!
+//! # Layout
+//! - [`proposal`]: writes in, proposals out, and where their replies go.
+
+pub mod proposal;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use fk_engine::tree::digest::DIGEST_VERSION;
+use fk_engine::tree::{DataTree, EphemeralKind};
+use fk_net::client::{ConnectRequest, Request, WriteOp};
+use fk_net::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody, TxnDigest, TxnHeader};
+use tracing::{info, warn};
+
+pub use proposal::{Origin, Proposal, Route, Sequenced, WriteRequest};
+
+use crate::auth::AuthIds;
+use crate::prep::{PendingChanges, PrepSettings, PrepView, RequestCtx, Write, prep_write};
+use crate::session::{SessionTracker, session_password};
+
+/// The time, as the driver read it: a monotonic clock for timeouts (sessions, reaper) and the wall clock
+/// for what txns record (ZooKeeper's `time` header field, TTL ages).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Now {
+    pub mono_ms: u64,
+    pub wall_ms: i64,
+}
+
+/// The configuration the sequencer's decisions depend on.
+#[derive(Debug, Clone, Copy)]
+pub struct SequencerSettings {
+    pub prep: PrepSettings,
+    /// The session id's top byte (ZooKeeper's initializeNextSession): 1 standalone, myid in an ensemble.
+    pub server_id: u8,
+    pub tick_ms: u64,
+    pub min_session_timeout_ms: u32,
+    pub max_session_timeout_ms: u32,
+    pub container_check_interval_ms: u64,
+    pub container_max_per_minute: u32,
+}
+
+/// What the sequencer is given.
+pub enum SequencerInput {
+    /// A request that goes through the txn pipeline: writes, multi, sync, closeSession, reconfig.
+    Write(WriteRequest),
+    /// A ConnectRequest: create a session or re-attach to one.
+    Connect { origin: Origin, request: ConnectRequest },
+    /// Sessions that sent something since the shard's last report.
+    Touch(Vec<i64>),
+    /// A connection that had a session closed (the session lives on until it expires).
+    Disconnected { origin: Origin, session_id: i64 },
+}
+
+/// A decision about a connection that needs no txn.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A re-attach succeeded.
+    Reattached {
+        origin: Origin,
+        session_id: i64,
+        timeout_ms: u32,
+    },
+    /// A ConnectRequest for an expired session or with a wrong password: answer it as invalid, then close.
+    Refused {
+        origin: Origin,
+    },
+    Close {
+        origin: Origin,
+        reason: &'static str,
+    },
+}
+
+/// What one step decided, in order.
+#[derive(Default)]
+pub struct SequencerOutput {
+    pub proposals: Vec<Proposal>,
+    pub notices: Vec<Notice>,
+}
+
+pub struct Sequencer {
+    pub tracker: SessionTracker,
+    /// Which connection currently holds each session.
+    pub owners: HashMap<i64, Origin>,
+    changes: PendingChanges,
+    next_zxid: i64,
+    settings: SequencerSettings,
+    next_container_check_ms: u64,
+    /// Whose requests carry no identity (the reaper's).
+    server_auth: AuthIds,
+}
+
+impl Sequencer {
+    /// Starts after `tree` (recovered): its sessions get a full timeout from `now` to reconnect, as in
+    /// ZooKeeper, and zxids continue after its last.
+    pub fn new(settings: SequencerSettings, tree: &DataTree, now: Now) -> Sequencer {
+        // The session id's time bits come from the wall clock so that restarts do not reuse ids.
+        let mut tracker = SessionTracker::new(settings.server_id, now.wall_ms as u64, settings.tick_ms);
+        for (session_id, timeout_ms) in tree.sessions() {
+            tracker.track(session_id, timeout_ms.max(0) as u32, now.mono_ms);
+        }
+        Sequencer {
+            tracker,
+            owners: HashMap::new(),
+            changes: PendingChanges::default(),
+            next_zxid: tree.last_processed_zxid() + 1,
+            settings,
+            next_container_check_ms: now.mono_ms + settings.container_check_interval_ms,
+            server_auth: AuthIds { ids: Vec::new() },
+        }
+    }
+
+    /// When the next step is due without any input (a session expiry or a reaper round), on the
+    /// monotonic clock.
+    pub fn next_deadline_ms(&self) -> u64 {
+        self.tracker.next_expiry_ms().map_or(self.next_container_check_ms, |e| e.min(self.next_container_check_ms))
+    }
+
+    /// Handles `inputs` against `tree` (the last applied state; what is proposed but not yet applied is in
+    /// the pending changes), then expires sessions and reaps containers that are due.
+    pub fn step(
+        &mut self,
+        now: Now,
+        inputs: impl IntoIterator<Item = SequencerInput>,
+        tree: &DataTree,
+    ) -> SequencerOutput {
+        let mut out = SequencerOutput::default();
+        self.changes.prune(tree.last_processed_zxid());
+        for input in inputs {
+            match input {
+                SequencerInput::Write(request) => self.write(now, request, tree, &mut out),
+                SequencerInput::Connect { origin, request } => self.connect(now, origin, request, tree, &mut out),
+                SequencerInput::Touch(sessions) => {
+                    for id in sessions {
+                        self.tracker.touch(id, now.mono_ms);
+                    }
+                }
+                SequencerInput::Disconnected { origin, session_id } => {
+                    if self.owners.get(&session_id) == Some(&origin) {
+                        self.owners.remove(&session_id);
+                    }
+                }
+            }
+        }
+        self.expire_sessions(now, tree, &mut out);
+        if now.mono_ms >= self.next_container_check_ms {
+            self.reap_containers(now, tree, &mut out);
+        }
+        out
+    }
+
+    fn take_zxid(&mut self) -> i64 {
+        let zxid = self.next_zxid;
+        self.next_zxid += 1;
+        zxid
+    }
+
+    /// A txn with the next zxid. It carries the tree digest as of itself (what ZooKeeper logs), except
+    /// an error txn, which ZooKeeper logs without one.
+    fn txn(&mut self, tree: &DataTree, session_id: i64, cxid: i32, time: i64, body: TxnBody) -> Txn {
+        let header = TxnHeader { client_id: session_id, cxid, zxid: self.take_zxid(), time, txn_type: body.txn_type() };
+        let digest = match body {
+            TxnBody::Error(_) => None,
+            _ => {
+                let tree_digest = PrepView::new(tree, &mut self.changes).digest() as i64;
+                Some(TxnDigest { version: DIGEST_VERSION, tree_digest })
+            }
+        };
+        Txn { header, body, digest }
+    }
+
+    fn prep(&mut self, now: Now, tree: &DataTree, session_id: i64, xid: i32, auth: &AuthIds, write: Write<'_>) -> Txn {
+        let body = self.prep_body(now, tree, session_id, auth, write);
+        self.txn(tree, session_id, xid, now.wall_ms, body)
+    }
+
+    /// Prepares a write as the next zxid's txn body, without taking the zxid yet.
+    fn prep_body(&mut self, now: Now, tree: &DataTree, session_id: i64, auth: &AuthIds, write: Write<'_>) -> TxnBody {
+        let ctx = RequestCtx {
+            session_id,
+            session_live: self.tracker.is_live(session_id),
+            zxid: self.next_zxid,
+            time_ms: now.wall_ms,
+            auth,
+            settings: self.settings.prep,
+        };
+        prep_write(&mut PrepView::new(tree, &mut self.changes), &ctx, write)
+    }
+
+    fn write(&mut self, now: Now, w: WriteRequest, tree: &DataTree, out: &mut SequencerOutput) {
+        let WriteRequest { origin, session_id, xid, work, auth } = w;
+        let request = match work {
+            Sequenced::Request(request) => request,
+            Sequenced::Refused(op, err) => {
+                let body = TxnBody::Error(ErrorTxn { err: err.as_i32() });
+                let txn = self.txn(tree, session_id, xid, now.wall_ms, body);
+                out.proposals.push(Proposal { txn: Some(txn), route: Route::Reply { origin, xid, op } });
+                return;
+            }
+        };
+        let op = request.op_code();
+        let txn = match &request {
+            Request::Sync(r) => {
+                let route = Route::Sync { origin, xid, path: r.path.clone() };
+                out.proposals.push(Proposal { txn: None, route });
+                return;
+            }
+            Request::CloseSession => {
+                let txn = self.prep(now, tree, session_id, xid, &auth, Write::CloseSession);
+                self.tracker.remove(session_id);
+                self.owners.remove(&session_id);
+                let route = Route::CloseSession { requester: Some((origin, xid)), owner: None };
+                out.proposals.push(Proposal { txn: Some(txn), route });
+                return;
+            }
+            Request::Write(op @ WriteOp::Check(check)) => {
+                // A check that passes changes nothing, and ZooKeeper cannot replay a check txn outside a
+                // multi ("Unsupported Txn"), though it logs one: we answer it in line without logging.
+                // A failing one is an error txn, as in ZooKeeper.
+                let body = self.prep_body(now, tree, session_id, &auth, Write::Op(op));
+                if matches!(body, TxnBody::Check(_)) {
+                    let route = Route::CheckPassed { origin, xid, path: check.path.clone() };
+                    out.proposals.push(Proposal { txn: None, route });
+                    return;
+                }
+                self.txn(tree, session_id, xid, now.wall_ms, body)
+            }
+            Request::Write(op) => self.prep(now, tree, session_id, xid, &auth, Write::Op(op)),
+            Request::Multi(ops) => self.prep(now, tree, session_id, xid, &auth, Write::Multi(ops)),
+            Request::Reconfig(_) => self.prep(now, tree, session_id, xid, &auth, Write::Reconfig),
+            other => unreachable!("{:?} is not sequenced", other.op_code()),
+        };
+        out.proposals.push(Proposal { txn: Some(txn), route: Route::Reply { origin, xid, op } });
+    }
+
+    fn negotiate_timeout(&self, requested_ms: i32) -> u32 {
+        let s = &self.settings;
+        (requested_ms.max(0) as u32).clamp(s.min_session_timeout_ms, s.max_session_timeout_ms)
+    }
+
+    /// ZooKeeper's `processConnectRequest`: refuse a client that has seen a newer zxid than ours, create a
+    /// session through a txn, or re-attach to a live one after checking its password.
+    fn connect(
+        &mut self,
+        now: Now,
+        origin: Origin,
+        request: ConnectRequest,
+        tree: &DataTree,
+        out: &mut SequencerOutput,
+    ) {
+        let last_zxid = tree.last_processed_zxid();
+        if request.last_zxid_seen > last_zxid {
+            info!(
+                "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{last_zxid:x}; client must try another server",
+                request.last_zxid_seen
+            );
+            out.notices.push(Notice::Close { origin, reason: "client is ahead of us" });
+            return;
+        }
+        let timeout_ms = self.negotiate_timeout(request.timeout_ms);
+        if request.session_id == 0 {
+            let session_id = self.tracker.create(timeout_ms, now.mono_ms);
+            self.owners.insert(session_id, origin);
+            let body = TxnBody::CreateSession(CreateSessionTxn { timeout_ms: timeout_ms as i32 });
+            let txn = self.txn(tree, session_id, 0, now.wall_ms, body);
+            out.proposals.push(Proposal { txn: Some(txn), route: Route::Connect { origin, session_id, timeout_ms } });
+            return;
+        }
+        let session_id = request.session_id;
+        let password_ok = request.passwd == session_password(session_id);
+        if !password_ok || !self.tracker.is_live(session_id) {
+            info!(
+                session = format!("0x{session_id:x}"),
+                password_ok, "refusing re-attach to an invalid or expired session"
+            );
+            out.notices.push(Notice::Refused { origin });
+            return;
+        }
+        self.tracker.track(session_id, timeout_ms, now.mono_ms);
+        if let Some(old) = self.owners.insert(session_id, origin).filter(|old| *old != origin) {
+            out.notices.push(Notice::Close { origin: old, reason: "session moved to a new connection" });
+        }
+        out.notices.push(Notice::Reattached { origin, session_id, timeout_ms });
+    }
+
+    fn expire_sessions(&mut self, now: Now, tree: &DataTree, out: &mut SequencerOutput) {
+        for session_id in self.tracker.expire_due(now.mono_ms) {
+            let timeout = self.tracker.timeout_ms(session_id).unwrap_or_default();
+            info!("Expiring session 0x{session_id:x}, timeout of {timeout}ms exceeded");
+            let auth = self.server_auth.clone();
+            let txn = self.prep(now, tree, session_id, 0, &auth, Write::CloseSession);
+            self.tracker.remove(session_id);
+            let owner = self.owners.remove(&session_id);
+            out.proposals.push(Proposal { txn: Some(txn), route: Route::CloseSession { requester: None, owner } });
+        }
+    }
+
+    /// ZooKeeper's `ContainerManager`: empty containers that once had children, and empty TTL nodes not
+    /// modified for longer than their TTL, are deleted, at most `znode.container.maxPerMinute` a minute.
+    fn reap_containers(&mut self, now: Now, tree: &DataTree, out: &mut SequencerOutput) {
+        let interval_ms = self.settings.container_check_interval_ms.max(1);
+        self.next_container_check_ms = now.mono_ms + interval_ms;
+        let budget = ((self.settings.container_max_per_minute as u64 * interval_ms) / 60_000).max(1) as usize;
+        let expired_ttl = |path: &&str| {
+            tree.get(path).is_some_and(|n| {
+                n.child_count() == 0
+                    && matches!(tree.ephemeral_kind(n), EphemeralKind::Ttl(ttl) if now.wall_ms - n.stat.mtime > ttl)
+            })
+        };
+        let unused_container =
+            |path: &&str| tree.get(path).is_some_and(|n| n.child_count() == 0 && n.stat.cversion > 0);
+        let mut candidates: Vec<String> = tree.containers().filter(unused_container).map(str::to_owned).collect();
+        candidates.extend(tree.ttl_nodes().filter(expired_ttl).map(str::to_owned));
+        if candidates.len() > budget {
+            warn!(
+                candidates = candidates.len(),
+                budget, "container reaper is rate limited (znode.container.maxPerMinute)"
+            );
+            candidates.truncate(budget);
+        }
+        let auth = self.server_auth.clone();
+        for path in candidates {
+            let txn = self.prep(now, tree, 0, 0, &auth, Write::DeleteContainer(&path));
+            out.proposals.push(Proposal { txn: Some(txn), route: Route::None });
+        }
+    }
+}
