@@ -6,6 +6,7 @@
 //! - [`session`]: the session tracker (pure).
 //! - [`prep`]: validating writes and turning them into txns (pure).
 //! - [`sequencer`]: zxids, txns, session lifecycle and the reaper's decisions (pure).
+//! - [`commit`]: when a txn is committed — a quorum of voters has it durable (pure).
 //! - [`read`]: answering reads from the tree (pure).
 //! - [`watch`]: a shard's watch table (pure).
 //! - [`storage`]: opening and recovering the data directories.
@@ -14,6 +15,7 @@
 //! - [`ops`]: 4-letter words and server statistics.
 
 pub mod auth;
+pub mod commit;
 
 pub mod config;
 pub mod ops;

@@ -9,7 +9,7 @@ use fk_net::client::watch::EventType;
 use fk_net::client::*;
 use fk_net::jute::Jute;
 use fk_tests::TestServer;
-use fk_tests::raw::{RawClient, frame};
+use fk_tests::raw::{RawClient, Reply, frame};
 
 fn open_acl() -> Vec<Acl> {
     vec![Acl::new(perms::ALL, "world", "anyone")]
@@ -407,4 +407,33 @@ fn notifications_use_xid_minus_one_and_zxid_minus_one() {
     assert_eq!((event.header.xid, event.header.zxid, event.header.err), (-1, -1, 0));
     let body = event.event();
     assert_eq!((body.event_type, body.state, body.path.as_str()), (1, 3, "/soon"));
+}
+
+/// Syncs and passed checks (no txn of their own) wait for the writes sent before them and answer in
+/// request order, pipelined or not, with or without a write in flight.
+#[test]
+fn barriers_answer_in_order_after_the_writes_before_them() {
+    let server = TestServer::start();
+    let mut c = RawClient::connect(&server.address());
+    let sync = |path: &str| Request::Sync(PathRequest { path: path.into() });
+    let (first, _) = c.call(&sync("/"));
+    assert_eq!(first.err(), 0, "a sync with nothing in flight");
+    let set = Request::Write(WriteOp::SetData(SetDataRequest { path: "/b".into(), data: None, version: -1 }));
+    let check = Request::Write(WriteOp::Check(CheckVersionRequest { path: "/b".into(), version: 1 }));
+    for _ in 0..20 {
+        let xids = [
+            c.send(&create("/b", 0)),
+            c.send(&sync("/b")),
+            c.send(&set),
+            c.send(&check),
+            c.send(&Request::Write(WriteOp::Delete(DeleteRequest { path: "/b".into(), version: -1 }))),
+            c.send(&sync("/")),
+        ];
+        let replies: Vec<Reply> = xids.iter().map(|_| c.recv().unwrap()).collect();
+        assert_eq!(replies.iter().map(|r| r.header.xid).collect::<Vec<_>>(), xids, "in request order");
+        assert!(replies.iter().all(|r| r.err() == 0), "{replies:?}");
+        assert_eq!(Stat::decode_exact(&replies[3].body).unwrap().version, 1, "the check saw the setData");
+        let zxids: Vec<i64> = replies.iter().map(|r| r.header.zxid).collect();
+        assert!(zxids.windows(2).all(|w| w[0] <= w[1]), "never older than an earlier reply: {zxids:?}");
+    }
 }

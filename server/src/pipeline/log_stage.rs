@@ -7,6 +7,7 @@
 //! or `snapSizeLimit/2 + r` bytes, `r` random per round, so that servers of an ensemble do not all
 //! snapshot at once), rolling the log at that point.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -15,8 +16,10 @@ use crossbeam_channel::{Receiver, Sender};
 use fk_engine::log::LogWriter;
 use tracing::{info, warn};
 
-use super::messages::Proposal;
+use fk_net::txn::Txn;
+
 use super::{FatalHandler, Shared};
+use crate::commit::{Commit, VoterId};
 
 /// Proposals written per batch at most, so that one huge burst does not delay its first replies.
 const BATCH_MAX: usize = 8192;
@@ -40,11 +43,17 @@ pub struct Snapshots {
     pub busy: Arc<AtomicBool>,
 }
 
+/// This server's vote in [`Commit`]: standalone, the only one.
+const SELF: VoterId = 0;
+
 pub struct LogStage {
     shared: Arc<Shared>,
-    rx: Receiver<Vec<Proposal>>,
-    applier: Sender<Vec<Proposal>>,
+    rx: Receiver<Vec<Txn>>,
+    applier: Sender<Vec<Txn>>,
     writer: LogWriter,
+    /// Decides what is committed; persisted txns wait in `uncommitted` until then.
+    commit: Commit,
+    uncommitted: VecDeque<Txn>,
     snapshots: Snapshots,
     on_fatal: FatalHandler,
     txns_since_snapshot: u64,
@@ -57,18 +66,21 @@ pub struct LogStage {
 impl LogStage {
     pub fn new(
         shared: Arc<Shared>,
-        rx: Receiver<Vec<Proposal>>,
-        applier: Sender<Vec<Proposal>>,
+        rx: Receiver<Vec<Txn>>,
+        applier: Sender<Vec<Txn>>,
         writer: LogWriter,
         snapshots: Snapshots,
         on_fatal: FatalHandler,
     ) -> LogStage {
+        let commit = Commit::standalone(shared.tree.read().last_processed_zxid());
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let mut stage = LogStage {
             shared,
             rx,
             applier,
             writer,
+            commit,
+            uncommitted: VecDeque::new(),
             snapshots,
             on_fatal,
             txns_since_snapshot: 0,
@@ -99,31 +111,42 @@ impl LogStage {
                     Err(_) => break,
                 }
             }
-            if !self.write(&batch) {
-                return;
-            }
-            if self.applier.send(batch).is_err() {
+            let Some(persisted) = self.write(&batch) else { return };
+            // Nothing reaches the applier, and so no reply leaves, before the commit decision.
+            let ready = match self.commit.persisted(SELF, persisted) {
+                // All of it (always, standalone): no copy through the queue.
+                Some(committed) if committed == persisted && self.uncommitted.is_empty() => batch,
+                Some(committed) => {
+                    self.uncommitted.extend(batch);
+                    let count = self.uncommitted.iter().take_while(|t| t.header.zxid <= committed).count();
+                    self.uncommitted.drain(..count).collect()
+                }
+                None => {
+                    self.uncommitted.extend(batch);
+                    continue;
+                }
+            };
+            if self.applier.send(ready).is_err() {
                 return;
             }
         }
     }
 
-    /// Makes the batch's txns durable; false if that failed, after which nothing may be acknowledged:
-    /// the page cache's state is unknown, so the fatal handler stops the server.
-    fn write(&mut self, batch: &[Proposal]) -> bool {
-        let stats = match self.writer.append(batch.iter().filter_map(|p| p.txn.as_ref())) {
+    /// Makes the batch's txns durable and returns the last one's zxid; `None` if that failed, after which
+    /// nothing may be acknowledged: the page cache's state is unknown, so the fatal handler stops the
+    /// server.
+    fn write(&mut self, batch: &[Txn]) -> Option<i64> {
+        let last = batch.last().expect("the sequencer sends no empty batch").header.zxid;
+        let stats = match self.writer.append(batch) {
             Ok(stats) => stats,
             Err(e) => {
                 let file = self.writer.current_path().map_or("a new log file".into(), |p| p.display().to_string());
                 (self.on_fatal)(&format!(
                     "cannot write or sync the txn log ({file}): {e}; stopping without acknowledging the batch"
                 ));
-                return false;
+                return None;
             }
         };
-        if stats.txns == 0 {
-            return true;
-        }
         self.shared.stats.record_log_batch(stats.txns as u64, stats.write_and_sync);
         let elapsed_ms = stats.write_and_sync.as_millis() as i64;
         if elapsed_ms > self.shared.config.fsync_warning_threshold_ms {
@@ -140,7 +163,7 @@ impl LogStage {
         if due {
             self.start_snapshot();
         }
-        true
+        Some(last)
     }
 
     fn start_snapshot(&mut self) {

@@ -13,6 +13,14 @@ use super::shard::ShardState;
 
 pub use crate::sequencer::{Origin, Proposal, Route, Sequenced, SequencerInput, WriteRequest};
 
+/// A reply route waiting in the applier for the txn it belongs to (`zxid` is that txn's) or, for a
+/// barrier, for the last txn proposed before it (`zxid` is that one's) to be applied.
+#[derive(Debug)]
+pub struct PendingRoute {
+    pub zxid: i64,
+    pub route: Route,
+}
+
 /// Work for the sequencer thread.
 pub enum SequencerMsg {
     /// For the sequencer's core.

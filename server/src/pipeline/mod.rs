@@ -18,6 +18,7 @@ pub mod applier;
 pub mod connection;
 pub mod log_stage;
 pub mod messages;
+pub mod replies;
 pub mod sequencer;
 pub mod shard;
 pub mod snapshotter;
@@ -122,6 +123,7 @@ impl Server {
         let (sequencer_tx, sequencer_rx) = bounded(4096);
         let (log_tx, log_rx) = bounded(1024);
         let (applier_tx, applier_rx) = bounded(1024);
+        let (routes_tx, routes_rx) = bounded(1024);
         let (snapshot_tx, snapshot_rx) = bounded(1);
         let tree = recovered.tree;
         let last_zxid = tree.last_processed_zxid();
@@ -154,7 +156,7 @@ impl Server {
             let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
             threads.spawn(&format!("fk-shard-{index}"), move || shard.run())?;
         }
-        let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx);
+        let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx, routes_tx);
         threads.spawn("fk-sequencer", move || sequencer.run())?;
         let snapshot_busy = Arc::new(AtomicBool::new(false));
         let log_stage = log_stage::LogStage::new(
@@ -171,7 +173,7 @@ impl Server {
         let busy = snapshot_busy.clone();
         threads.spawn("fk-snapshot", move || snapshotter::run(s, snap_dirs, snapshot_rx, busy))?;
         let s = shared.clone();
-        threads.spawn("fk-applier", move || applier::run(s, applier_rx))?;
+        threads.spawn("fk-applier", move || applier::run(s, applier_rx, routes_rx))?;
         let s = shared.clone();
         threads.spawn("fk-4lw", move || fourlw::run(s, fourlw_rx))?;
         let s = shared.clone();

@@ -6,9 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use fk_engine::tree::DataTree;
+use fk_net::txn::Txn;
 
 use super::Shared;
 use super::messages::*;
+use super::replies::{self, Replies};
 use crate::sequencer::{Notice, Now, Sequencer, SequencerInput, SequencerSettings};
 
 /// Messages taken per batch: enough to amortise the tree lock and the hand-off, small enough to keep
@@ -32,6 +35,13 @@ impl Clock {
     }
 }
 
+/// What one step hands on: txns for the log, routes for the applier, and barriers already answered.
+struct Handoff {
+    txns: Vec<Txn>,
+    routes: Vec<PendingRoute>,
+    answered: Replies,
+}
+
 /// What a 4lw inspection sees: the core, and the time, to turn its monotonic times into dates.
 pub struct SequencerState<'a> {
     pub core: &'a Sequencer,
@@ -50,12 +60,20 @@ pub struct SequencerThread {
     clock: Clock,
     shared: Arc<Shared>,
     rx: Receiver<SequencerMsg>,
-    /// The next stage: the log writer.
-    log: Sender<Vec<crate::sequencer::Proposal>>,
+    /// Txns go to the log stage; their routes, separately, to the applier.
+    log: Sender<Vec<Txn>>,
+    routes: Sender<Vec<PendingRoute>>,
+    /// The last zxid proposed: what a barrier waits for.
+    last_zxid: i64,
 }
 
 impl SequencerThread {
-    pub fn new(shared: Arc<Shared>, rx: Receiver<SequencerMsg>, log: Sender<Vec<crate::sequencer::Proposal>>) -> Self {
+    pub fn new(
+        shared: Arc<Shared>,
+        rx: Receiver<SequencerMsg>,
+        log: Sender<Vec<Txn>>,
+        routes: Sender<Vec<PendingRoute>>,
+    ) -> Self {
         let clock = Clock { origin: Instant::now() };
         let c = &shared.config;
         let settings = SequencerSettings {
@@ -71,8 +89,11 @@ impl SequencerThread {
             container_check_interval_ms: c.container_check_interval_ms,
             container_max_per_minute: c.container_max_per_minute,
         };
-        let core = Sequencer::new(settings, &shared.tree.read(), clock.now());
-        SequencerThread { core, clock, shared, rx, log }
+        let (core, last_zxid) = {
+            let tree = shared.tree.read();
+            (Sequencer::new(settings, &tree, clock.now()), tree.last_processed_zxid())
+        };
+        SequencerThread { core, clock, shared, rx, log, routes, last_zxid }
     }
 
     pub fn run(mut self) {
@@ -90,17 +111,55 @@ impl SequencerThread {
                     Err(_) => break,
                 }
             }
-            let output = {
-                let tree = self.shared.tree.read();
-                self.core.step(self.clock.now(), inputs.drain(..), &tree)
-            };
-            if !output.proposals.is_empty() {
-                self.log.send(output.proposals).expect("log thread is gone");
-            }
+            let shared = self.shared.clone();
+            let tree = shared.tree.read();
+            let output = self.core.step(self.clock.now(), inputs.drain(..), &tree);
+            let handoff = self.split(output.proposals, &tree);
+            drop(tree);
+            self.hand_on(handoff);
             for notice in output.notices {
                 let (shard, msg) = shard_message(notice);
                 self.shared.shards[shard].send(msg);
             }
+        }
+    }
+
+    /// Splits proposals into the replicated record (txns, for the log) and local routing (for the
+    /// applier). A barrier whose txns are all applied already (`tree` is the state the step saw) is
+    /// answered at once: the applier queued the replies of those txns for the shards before the tree
+    /// showed them, so this answer comes after them.
+    fn split(&mut self, proposals: Vec<Proposal>, tree: &DataTree) -> Handoff {
+        let mut handoff = Handoff { txns: Vec::new(), routes: Vec::new(), answered: Vec::new() };
+        for Proposal { txn, route } in proposals {
+            if let Some(txn) = txn {
+                self.last_zxid = txn.header.zxid;
+                handoff.txns.push(txn);
+            }
+            match route {
+                Route::None => {}
+                route if route.is_barrier() && self.last_zxid <= tree.last_processed_zxid() => {
+                    handoff.answered.resize_with(self.shared.shards.len(), Vec::new);
+                    replies::route(route, None, tree.last_processed_zxid(), 0, tree, &mut handoff.answered);
+                }
+                route => handoff.routes.push(PendingRoute { zxid: self.last_zxid, route }),
+            }
+        }
+        handoff
+    }
+
+    /// Sends what a step decided, after the tree's lock is let go (the applier may need it to make room
+    /// in these channels). Routes go before txns, so that each is waiting when its txn is committed.
+    fn hand_on(&self, handoff: Handoff) {
+        let Handoff { txns, routes, answered } = handoff;
+        for (shard, replies) in answered.into_iter().enumerate().filter(|(_, r)| !r.is_empty()) {
+            let batch = AppliedBatch { triggers: Arc::new(Vec::new()), replies };
+            self.shared.shards[shard].send(ShardMsg::Applied(batch));
+        }
+        if !routes.is_empty() {
+            self.routes.send(routes).expect("applier thread is gone");
+        }
+        if !txns.is_empty() {
+            self.log.send(txns).expect("log thread is gone");
         }
     }
 

@@ -39,6 +39,7 @@ pub struct Proposal {
 }
 
 /// What to do once a proposal is applied.
+#[derive(Debug)]
 pub enum Route {
     /// Nobody waits (server-issued txns such as container deletion).
     None,
@@ -52,4 +53,11 @@ pub enum Route {
     Connect { origin: Origin, session_id: i64, timeout_ms: u32 },
     /// A closeSession, from the client (reply, then close) or from expiry (close the owner's connection).
     CloseSession { requester: Option<(Origin, i32)>, owner: Option<Origin> },
+}
+
+impl Route {
+    /// Routes without a txn of their own: they wait for the txns proposed before them.
+    pub fn is_barrier(&self) -> bool {
+        matches!(self, Route::Sync { .. } | Route::CheckPassed { .. })
+    }
 }
