@@ -1,12 +1,16 @@
 //! The threads that drive the pure parts, and the channels between them:
 //!
 //! ```text
-//! acceptor ──NewConnection──▶ shard × N ──Write/Connect/Touch──▶ sequencer ──proposals──▶ log stage
-//!                               ▲  reads answered here                  (write + fdatasync per batch)
-//!                               │                                                           │
-//!                               └──── replies + watch triggers (per batch) ◀── applier ◀────┘
+//! acceptor ──NewConnection──▶ shard × N ──Write/Connect/Touch──▶ sequencer thread (pure core: crate::sequencer)
+//!                               ▲  reads answered here              │ txns                │ reply routes
+//!                               │                                   ▼                     │
+//!                               │                  log stage (write + fdatasync per batch, │
+//!                               │                  then the commit decision: crate::commit)│
+//!                               │                                   │ committed txns      ▼
+//!                               └── replies + watch triggers ◀── applier (route table: zxid → reply)
 //! ```
-//! Nothing reaches the applier, and so no reply leaves, before its batch is durable.
+//! Nothing reaches the applier, and so no reply leaves, before its batch is durable and committed. A
+//! txn carries nothing about who asked for it; the member that took the request keeps the route.
 //! Bounds: a shard stops reading a connection with `PENDING_LIMIT` requests outstanding, which bounds
 //! what the sequencer and applier channels can hold; the applier→shard channels are unbounded so that
 //! the applier never blocks while it holds the tree's write lock.
