@@ -2,28 +2,21 @@
 //! gets a plain-text report and is closed. They run on their own thread, which gathers what it needs
 //! from the shards and the sequencer through inspection closures, so no shard ever blocks on one.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use crossbeam_channel::{Receiver, bounded};
-use tracing::{debug, warn};
+use crossbeam_channel::Receiver;
+use tracing::debug;
 
-use crate::pipeline::Shared;
-use crate::pipeline::connection::{Connection, Phase};
-use crate::pipeline::messages::{Origin, SequencerMsg, ShardMsg};
-use crate::pipeline::sequencer::SequencerState;
-use crate::pipeline::shard::ShardState;
+use super::figures::{ConnectionFigures, Figures};
+use crate::sequencer::Origin;
 
 /// Every 4-letter word ZooKeeper 3.8 knows.
 pub const COMMANDS: &[&str] = &[
     "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat",
     "stmk", "wchc", "wchp", "wchs",
 ];
-
-/// How long a 4lw waits for a shard or the sequencer to answer an inspection.
-const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn is_command(bytes: &[u8; 4]) -> bool {
     COMMANDS.iter().any(|c| c.as_bytes() == bytes)
@@ -41,26 +34,26 @@ pub struct FourLetterJob {
     pub mask: Option<i64>,
 }
 
-/// Answers each job from gathered figures. It never touches a socket, so a peer that is slow to send or
-/// to read delays nobody.
-pub fn run(shared: Arc<Shared>, rx: Receiver<FourLetterJob>) {
+/// Answers each job from gathered figures and hands the text to `answer`. It never touches a socket, so
+/// a peer that is slow to send or to read delays nobody.
+pub fn run(figures: &dyn Figures, rx: Receiver<FourLetterJob>, answer: impl Fn(Origin, String)) {
     let mut trace_mask: i64 = 0;
     while let Ok(job) = rx.recv() {
         let command = String::from_utf8_lossy(&job.command).into_owned();
         debug!(peer = %job.peer, command, "4-letter word");
-        let text = if !shared.config.four_letter_words.allows(&command) {
+        let text = if !figures.config().four_letter_words.allows(&command) {
             format!("{command} is not executed because it is not in the whitelist.\n")
         } else if let Some(mask) = job.mask {
             trace_mask = mask;
             trace_mask.to_string()
         } else {
-            report(&shared, &command, trace_mask)
+            report(figures, &command, trace_mask)
         };
-        shared.shards[job.origin.shard].send(ShardMsg::FourLetterAnswer { conn: job.origin.conn, text });
+        answer(job.origin, text);
     }
 }
 
-fn report(shared: &Shared, command: &str, trace_mask: i64) -> String {
+fn report(shared: &dyn Figures, command: &str, trace_mask: i64) -> String {
     match command {
         "ruok" => "imok".to_owned(),
         "srvr" => server_stats(shared, false),
@@ -68,15 +61,15 @@ fn report(shared: &Shared, command: &str, trace_mask: i64) -> String {
         "conf" => conf(shared),
         "cons" => connections(shared).into_iter().map(|c| c.line + "\n").collect::<String>() + "\n",
         "crst" => {
-            on_shards(shared, |s| s.conns.values_mut().for_each(|c| c.stats.reset()));
+            shared.reset_connection_stats();
             "Connection stats reset.\n".to_owned()
         }
         "srst" => {
-            shared.stats.reset();
+            shared.stats().reset();
             "Server stats reset.\n".to_owned()
         }
         "dump" => dump(shared),
-        "envi" => environment(shared),
+        "envi" => environment(),
         "mntr" => monitor(shared),
         "wchs" | "wchc" | "wchp" => watches(shared, command),
         "dirs" => dirs(shared),
@@ -91,35 +84,6 @@ pub fn version() -> String {
     format!("3.8.0-ferrokeeper-{}, built on unknown", env!("CARGO_PKG_VERSION"))
 }
 
-/// Runs `f` on every shard and collects the answers.
-fn on_shards<T: Send + 'static>(shared: &Shared, f: impl Fn(&mut ShardState) -> T + Send + Sync + 'static) -> Vec<T> {
-    let f = Arc::new(f);
-    let mut answers = Vec::new();
-    for shard in &shared.shards {
-        let (tx, rx) = bounded(1);
-        let f = f.clone();
-        shard.send(ShardMsg::Inspect(Box::new(move |state| {
-            let _ = tx.send(f(state));
-        })));
-        match rx.recv_timeout(INSPECT_TIMEOUT) {
-            Ok(answer) => answers.push(answer),
-            Err(_) => warn!("a shard did not answer a 4lw inspection in time"),
-        }
-    }
-    answers
-}
-
-fn on_sequencer<T: Send + 'static>(
-    shared: &Shared,
-    f: impl FnOnce(&SequencerState<'_>) -> T + Send + 'static,
-) -> Option<T> {
-    let (tx, rx) = bounded(1);
-    let _ = shared.sequencer.send(SequencerMsg::Inspect(Box::new(move |state| {
-        let _ = tx.send(f(state));
-    })));
-    rx.recv_timeout(INSPECT_TIMEOUT).ok()
-}
-
 /// One connection as `cons` and `stat` print it.
 struct ConnReport {
     session_id: Option<i64>,
@@ -132,11 +96,10 @@ fn epoch_ms(at: Instant) -> u128 {
     (now.saturating_sub(at.elapsed())).as_millis()
 }
 
-fn conn_report(c: &Connection, full: bool) -> ConnReport {
+fn conn_report(c: &ConnectionFigures, full: bool) -> ConnReport {
     let s = &c.stats;
-    let queued = c.pending.len();
-    let mut line = format!(" /{}[1](queued={queued},recved={},sent={}", c.peer, s.received, s.sent);
-    if full && let Phase::Session { session_id, timeout_ms } = c.phase {
+    let mut line = format!(" /{}[1](queued={},recved={},sent={}", c.peer, c.queued, s.received, s.sent);
+    if full && let Some((session_id, timeout_ms)) = c.session {
         let avg = s.total_latency_ms.checked_div(s.count).unwrap_or(0);
         let min = if s.count == 0 { 0 } else { s.min_latency_ms };
         line.push_str(&format!(
@@ -151,36 +114,35 @@ fn conn_report(c: &Connection, full: bool) -> ConnReport {
         ));
     }
     line.push(')');
-    ConnReport { session_id: c.session_id(), peer: c.peer, line }
+    ConnReport { session_id: c.session.map(|(id, _)| id), peer: c.peer, line }
 }
 
-fn connections(shared: &Shared) -> Vec<ConnReport> {
-    on_shards(shared, |s| s.clients().map(|c| conn_report(c, true)).collect::<Vec<_>>()).into_iter().flatten().collect()
+fn connections(shared: &dyn Figures) -> Vec<ConnReport> {
+    shared.connections().iter().map(|c| conn_report(c, true)).collect()
 }
 
-fn server_stats(shared: &Shared, with_clients: bool) -> String {
+fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
     let mut out = format!("Zookeeper version: {}\n", version());
     if with_clients {
         out.push_str("Clients:\n");
-        for shard in on_shards(shared, |s| s.clients().map(|c| conn_report(c, false).line).collect::<Vec<_>>()) {
-            for line in shard {
-                out.push_str(&line);
-                out.push('\n');
-            }
+        for c in shared.connections() {
+            out.push_str(&conn_report(&c, false).line);
+            out.push('\n');
         }
         out.push('\n');
     }
-    let latency = shared.stats.latency();
-    let tree = shared.tree.read();
+    let stats = shared.stats();
+    let latency = stats.latency();
+    let tree = shared.tree();
     out.push_str(&format!(
         "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
         latency.min_ms,
         java_double(latency.avg_ms),
         latency.max_ms,
-        shared.stats.packets_received(),
-        shared.stats.packets_sent(),
-        shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed),
-        shared.stats.outstanding(),
+        stats.packets_received(),
+        stats.packets_sent(),
+        stats.connections.load(std::sync::atomic::Ordering::Relaxed),
+        stats.outstanding(),
         tree.last_processed_zxid(),
         zookeeper_node_count(&tree),
     ));
@@ -197,13 +159,13 @@ fn java_double(value: f64) -> String {
     if value.fract() == 0.0 { format!("{value:.1}") } else { format!("{value}") }
 }
 
-fn conf(shared: &Shared) -> String {
-    let c = &shared.config;
+fn conf(shared: &dyn Figures) -> String {
+    let c = shared.config();
     let data_dir = c.data_dir.join("version-2");
     let log_dir = c.data_log_dir().join("version-2");
     format!(
         "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
-        shared.client_addr.port(),
+        shared.client_port(),
         data_dir.display(),
         dir_size(&data_dir),
         log_dir.display(),
@@ -223,8 +185,8 @@ fn dir_size(dir: &std::path::Path) -> u64 {
         .unwrap_or(0)
 }
 
-fn dirs(shared: &Shared) -> String {
-    let c = &shared.config;
+fn dirs(shared: &dyn Figures) -> String {
+    let c = shared.config();
     format!(
         "datadir_size: {}\nlogdir_size: {}\n",
         dir_size(&c.data_dir.join("version-2")),
@@ -232,15 +194,11 @@ fn dirs(shared: &Shared) -> String {
     )
 }
 
-fn dump(shared: &Shared) -> String {
+fn dump(shared: &dyn Figures) -> String {
     let mut out = String::from("SessionTracker dump:\n");
-    let buckets = on_sequencer(shared, |s| {
-        let buckets: Vec<(i64, Vec<i64>)> = s.core.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
-        (s.core.tracker.len(), buckets)
-    });
-    if let Some((count, buckets)) = buckets {
-        out.push_str(&format!("Session Sets ({})/({}):\n", buckets.len(), count));
-        for (at, ids) in buckets {
+    if let Some(sessions) = shared.sessions() {
+        out.push_str(&format!("Session Sets ({})/({}):\n", sessions.expiry_buckets.len(), sessions.count));
+        for (at, ids) in sessions.expiry_buckets {
             out.push_str(&format!("{} expire at {}:\n", ids.len(), java_date(at)));
             for id in ids {
                 out.push_str(&format!("\t0x{id:x}\n"));
@@ -249,7 +207,7 @@ fn dump(shared: &Shared) -> String {
     }
     out.push_str("ephemeral nodes dump:\n");
     {
-        let tree = shared.tree.read();
+        let tree = shared.tree();
         let owners: BTreeMap<i64, Vec<String>> =
             tree.all_ephemerals().map(|(id, paths)| (id, paths.iter().map(|p| p.to_string()).collect())).collect();
         out.push_str(&format!("Sessions with Ephemerals ({}):\n", owners.len()));
@@ -292,14 +250,13 @@ fn java_date(epoch_ms: i64) -> String {
     format!("{weekday} {} {day:02} {h:02}:{m:02}:{s:02} UTC {year}", MONTHS[(month - 1) as usize])
 }
 
-fn environment(shared: &Shared) -> String {
+fn environment() -> String {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
     let user = std::env::var("USER").unwrap_or_default();
     let home = std::env::var("HOME").unwrap_or_default();
     let uname =
         |f: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{f}")).unwrap_or_default().trim().to_owned();
-    let _ = shared;
     format!(
         "Environment:\nzookeeper.version={}\nhost.name={}\njava.version=n/a\njava.vendor=n/a\njava.home=n/a\njava.class.path=n/a\njava.library.path=n/a\njava.io.tmpdir={}\njava.compiler=<NA>\nos.name={}\nos.arch={}\nos.version={}\nuser.name={user}\nuser.home={home}\nuser.dir={cwd}\nos.memory.free=n/a\nos.memory.max=n/a\nos.memory.total=n/a\n",
         version(),
@@ -321,32 +278,33 @@ fn max_file_descriptors() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 0 }
 }
 
-fn monitor(shared: &Shared) -> String {
-    let latency = shared.stats.latency();
-    let (watch_count, watched_paths) = watch_totals(shared);
-    let sessions = on_sequencer(shared, |s| s.core.tracker.len()).unwrap_or(0);
-    let (fsyncs, logged, fsync_total_us, fsync_max_us, snapshots) = shared.stats.storage();
-    let tree = shared.tree.read();
+fn monitor(shared: &dyn Figures) -> String {
+    let stats = shared.stats();
+    let latency = stats.latency();
+    let watches = shared.watches();
+    let sessions = shared.sessions().map_or(0, |s| s.count);
+    let (fsyncs, logged, fsync_total_us, fsync_max_us, snapshots) = stats.storage();
+    let tree = shared.tree();
     let metrics: Vec<(&str, String)> = vec![
         ("zk_version", version()),
         ("zk_server_state", "standalone".into()),
         ("zk_avg_latency", java_double(latency.avg_ms)),
         ("zk_max_latency", latency.max_ms.to_string()),
         ("zk_min_latency", latency.min_ms.to_string()),
-        ("zk_packets_received", shared.stats.packets_received().to_string()),
-        ("zk_packets_sent", shared.stats.packets_sent().to_string()),
-        ("zk_num_alive_connections", shared.stats.connections.load(std::sync::atomic::Ordering::Relaxed).to_string()),
-        ("zk_outstanding_requests", shared.stats.outstanding().to_string()),
+        ("zk_packets_received", stats.packets_received().to_string()),
+        ("zk_packets_sent", stats.packets_sent().to_string()),
+        ("zk_num_alive_connections", stats.connections.load(std::sync::atomic::Ordering::Relaxed).to_string()),
+        ("zk_outstanding_requests", stats.outstanding().to_string()),
         ("zk_znode_count", zookeeper_node_count(&tree).to_string()),
-        ("zk_watch_count", watch_count.to_string()),
-        ("zk_watched_paths", watched_paths.to_string()),
+        ("zk_watch_count", watches.entries.to_string()),
+        ("zk_watched_paths", watches.paths.to_string()),
         ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
         ("zk_approximate_data_size", tree.approximate_data_size().to_string()),
         ("zk_open_file_descriptor_count", open_file_descriptors().to_string()),
         ("zk_max_file_descriptor_count", max_file_descriptors().to_string()),
         ("zk_global_sessions", sessions.to_string()),
         ("zk_local_sessions", "0".into()),
-        ("zk_uptime", shared.stats.started.elapsed().as_millis().to_string()),
+        ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
         ("zk_last_processed_zxid", tree.last_processed_zxid().to_string()),
         ("zk_cnt_fsynctime", fsyncs.to_string()),
         ("zk_sum_fsynctime", (fsync_total_us / 1000).to_string()),
@@ -356,41 +314,17 @@ fn monitor(shared: &Shared) -> String {
         ("zk_sum_sync_processor_batch_size", logged.to_string()),
         ("zk_avg_sync_processor_batch_size", java_double(logged.checked_div(fsyncs).unwrap_or(0) as f64)),
         ("zk_snap_count", snapshots.to_string()),
-        ("zk_digest_mismatches_count", shared.stats.digest_mismatches().to_string()),
+        ("zk_digest_mismatches_count", stats.digest_mismatches().to_string()),
     ];
     metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
 }
 
-/// (total watch entries as ZooKeeper counts them, distinct watched paths).
-fn watch_totals(shared: &Shared) -> (usize, usize) {
-    let per_shard = on_shards(shared, |s| {
-        let paths: std::collections::HashSet<String> = s.watches.entries().map(|(p, _, _)| p.to_owned()).collect();
-        (s.watches.entries().count(), paths)
-    });
-    let total = per_shard.iter().map(|(n, _)| n).sum();
-    let paths: std::collections::HashSet<&String> = per_shard.iter().flat_map(|(_, p)| p).collect();
-    (total, paths.len())
-}
-
-fn watches(shared: &Shared, command: &str) -> String {
-    // (session, path) pairs from every shard. Like ZooKeeper, these reports cover the data watch manager
-    // only (data, exists, persistent and recursive watches; child watches are not listed).
-    let pairs: Vec<(i64, String)> = on_shards(shared, |s| {
-        s.watches
-            .entries()
-            .filter(|(_, _, in_data_manager)| *in_data_manager)
-            .filter_map(|(path, conn, _)| {
-                s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned()))
-            })
-            .collect::<Vec<_>>()
-    })
-    .into_iter()
-    .flatten()
-    .collect();
+fn watches(shared: &dyn Figures, command: &str) -> String {
+    let pairs = shared.watches().data_watches;
     match command {
         "wchs" => {
-            let sessions: std::collections::HashSet<i64> = pairs.iter().map(|(s, _)| *s).collect();
-            let paths: std::collections::HashSet<&String> = pairs.iter().map(|(_, p)| p).collect();
+            let sessions: HashSet<i64> = pairs.iter().map(|(s, _)| *s).collect();
+            let paths: HashSet<&String> = pairs.iter().map(|(_, p)| p).collect();
             format!("{} connections watching {} paths\nTotal watches:{}\n", sessions.len(), paths.len(), pairs.len())
         }
         "wchc" => grouped(pairs.into_iter().map(|(s, p)| (format!("0x{s:x}"), p))),
@@ -400,7 +334,7 @@ fn watches(shared: &Shared, command: &str) -> String {
 
 /// `key`, then each of its values on a tab-indented line, keys and values sorted; a blank line ends it.
 fn grouped(pairs: impl Iterator<Item = (String, String)>) -> String {
-    let mut groups: BTreeMap<String, std::collections::BTreeSet<String>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for (key, value) in pairs {
         groups.entry(key).or_default().insert(value);
     }

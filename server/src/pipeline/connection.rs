@@ -13,6 +13,7 @@ use fk_net::jute::Jute;
 use fk_net::reactor::Buffers;
 
 use crate::auth::AuthIds;
+use crate::ops::stats::ConnStats;
 use crate::watch::ConnId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,46 +47,6 @@ pub enum Pending {
     Read { xid: i32, request: Request, received: Instant },
     /// An error decided on arrival (e.g. an undecodable body), sent in its turn.
     Error { xid: i32, err: ErrorCode, close: bool, received: Instant },
-}
-
-/// Per-connection counters for `cons`.
-#[derive(Debug, Clone)]
-pub struct ConnStats {
-    pub established: Instant,
-    pub received: u64,
-    pub sent: u64,
-    pub last_op: &'static str,
-    pub last_cxid: i32,
-    pub last_zxid: i64,
-    pub last_response: Option<Instant>,
-    pub last_latency_ms: u64,
-    pub min_latency_ms: u64,
-    pub max_latency_ms: u64,
-    pub total_latency_ms: u64,
-    pub count: u64,
-}
-
-impl ConnStats {
-    fn new(now: Instant) -> Self {
-        ConnStats {
-            established: now,
-            received: 0,
-            sent: 0,
-            last_op: "NA",
-            last_cxid: -1,
-            last_zxid: -1,
-            last_response: None,
-            last_latency_ms: 0,
-            min_latency_ms: u64::MAX,
-            max_latency_ms: 0,
-            total_latency_ms: 0,
-            count: 0,
-        }
-    }
-
-    pub fn reset(&mut self) {
-        *self = ConnStats { established: self.established, ..ConnStats::new(self.established) };
-    }
 }
 
 pub struct Connection {

@@ -20,6 +20,7 @@
 pub mod acceptor;
 pub mod applier;
 pub mod connection;
+pub mod figures;
 pub mod log_stage;
 pub mod messages;
 pub mod replies;
@@ -46,7 +47,7 @@ use crate::ops::fourlw;
 use crate::ops::stats::ServerStats;
 use crate::storage::Dirs;
 use acceptor::ConnectionLimiter;
-use messages::ShardMsg;
+use messages::{Origin, ShardMsg};
 
 /// State every thread shares.
 pub struct Shared {
@@ -179,7 +180,12 @@ impl Server {
         let s = shared.clone();
         threads.spawn("fk-applier", move || applier::run(s, applier_rx, routes_rx))?;
         let s = shared.clone();
-        threads.spawn("fk-4lw", move || fourlw::run(s, fourlw_rx))?;
+        threads.spawn("fk-4lw", move || {
+            let answer = |origin: Origin, text| {
+                s.shards[origin.shard].send(ShardMsg::FourLetterAnswer { conn: origin.conn, text })
+            };
+            fourlw::run(&*s, fourlw_rx, answer)
+        })?;
         let s = shared.clone();
         threads.spawn("fk-acceptor", move || acceptor::run(s, listener))?;
         tracing::info!(

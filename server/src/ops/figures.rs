@@ -1,0 +1,56 @@
+//! What the operator surfaces (4-letter words) report, as an interface: the pipeline gathers the figures
+//! from its threads and hands them over, so the reports never reach into its private state and `ops`
+//! does not depend on `pipeline`.
+
+use std::net::SocketAddr;
+
+use fk_engine::tree::DataTree;
+use parking_lot::RwLockReadGuard;
+
+use super::stats::{ConnStats, ServerStats};
+use crate::config::Config;
+
+/// One client connection, as `cons` and `stat` report it.
+#[derive(Debug, Clone)]
+pub struct ConnectionFigures {
+    pub peer: SocketAddr,
+    /// Requests received and not yet answered.
+    pub queued: usize,
+    /// (session id, negotiated timeout) once the handshake is done.
+    pub session: Option<(i64, u32)>,
+    pub stats: ConnStats,
+}
+
+/// The session tracker, as `dump` reports it.
+#[derive(Debug, Clone)]
+pub struct SessionFigures {
+    pub count: usize,
+    /// Expiry buckets in order: (wall-clock ms the bucket expires at, its sessions).
+    pub expiry_buckets: Vec<(i64, Vec<i64>)>,
+}
+
+/// The watch tables of every shard.
+#[derive(Debug, Clone, Default)]
+pub struct WatchFigures {
+    /// Watch entries as ZooKeeper counts them (both of its watch managers).
+    pub entries: usize,
+    /// Distinct watched paths.
+    pub paths: usize,
+    /// (session, path) of the watches in ZooKeeper's data watch manager (data, exists, persistent and
+    /// recursive; child watches are not listed), which `wch*` report.
+    pub data_watches: Vec<(i64, String)>,
+}
+
+/// The figures a running server reports.
+pub trait Figures: Send + Sync {
+    fn config(&self) -> &Config;
+    /// The port clients connect to (the OS's choice when configured as 0).
+    fn client_port(&self) -> u16;
+    fn stats(&self) -> &ServerStats;
+    fn tree(&self) -> RwLockReadGuard<'_, DataTree>;
+    fn connections(&self) -> Vec<ConnectionFigures>;
+    fn reset_connection_stats(&self);
+    /// `None` if the session tracker did not answer in time.
+    fn sessions(&self) -> Option<SessionFigures>;
+    fn watches(&self) -> WatchFigures;
+}

@@ -1,0 +1,125 @@
+//! The pipeline's side of [`Figures`]: each figure is gathered by asking the thread that owns it — a
+//! closure run on every shard, or on the sequencer thread — and waiting a bounded time for the answer.
+//! No thread ever blocks on an inspection.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::bounded;
+use fk_engine::tree::DataTree;
+use parking_lot::RwLockReadGuard;
+use tracing::warn;
+
+use super::Shared;
+use super::connection::Phase;
+use super::messages::{SequencerMsg, ShardMsg};
+use super::sequencer::SequencerState;
+use super::shard::ShardState;
+use crate::config::Config;
+use crate::ops::figures::{ConnectionFigures, Figures, SessionFigures, WatchFigures};
+use crate::ops::stats::ServerStats;
+
+/// How long a figure waits for a shard or the sequencer to answer.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+impl Figures for Shared {
+    fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn client_port(&self) -> u16 {
+        self.client_addr.port()
+    }
+
+    fn stats(&self) -> &ServerStats {
+        &self.stats
+    }
+
+    fn tree(&self) -> RwLockReadGuard<'_, DataTree> {
+        self.tree.read()
+    }
+
+    fn connections(&self) -> Vec<ConnectionFigures> {
+        on_shards(self, |s| {
+            s.clients()
+                .map(|c| ConnectionFigures {
+                    peer: c.peer,
+                    queued: c.pending.len(),
+                    session: match c.phase {
+                        Phase::Session { session_id, timeout_ms } => Some((session_id, timeout_ms)),
+                        _ => None,
+                    },
+                    stats: c.stats.clone(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    fn reset_connection_stats(&self) {
+        on_shards(self, |s| s.conns.values_mut().for_each(|c| c.stats.reset()));
+    }
+
+    fn sessions(&self) -> Option<SessionFigures> {
+        on_sequencer(self, |s| {
+            let expiry_buckets = s.core.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
+            SessionFigures { count: s.core.tracker.len(), expiry_buckets }
+        })
+    }
+
+    fn watches(&self) -> WatchFigures {
+        let per_shard = on_shards(self, |s| {
+            let paths: HashSet<String> = s.watches.entries().map(|(p, _, _)| p.to_owned()).collect();
+            let data_watches: Vec<(i64, String)> = s
+                .watches
+                .entries()
+                .filter(|(_, _, in_data_manager)| *in_data_manager)
+                .filter_map(|(path, conn, _)| {
+                    s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned()))
+                })
+                .collect();
+            (s.watches.entries().count(), paths, data_watches)
+        });
+        let mut figures = WatchFigures::default();
+        let mut paths = HashSet::new();
+        for (entries, shard_paths, data_watches) in per_shard {
+            figures.entries += entries;
+            paths.extend(shard_paths);
+            figures.data_watches.extend(data_watches);
+        }
+        figures.paths = paths.len();
+        figures
+    }
+}
+
+/// Runs `f` on every shard and collects the answers.
+fn on_shards<T: Send + 'static>(shared: &Shared, f: impl Fn(&mut ShardState) -> T + Send + Sync + 'static) -> Vec<T> {
+    let f = Arc::new(f);
+    let mut answers = Vec::new();
+    for shard in &shared.shards {
+        let (tx, rx) = bounded(1);
+        let f = f.clone();
+        shard.send(ShardMsg::Inspect(Box::new(move |state| {
+            let _ = tx.send(f(state));
+        })));
+        match rx.recv_timeout(INSPECT_TIMEOUT) {
+            Ok(answer) => answers.push(answer),
+            Err(_) => warn!("a shard did not answer a 4lw inspection in time"),
+        }
+    }
+    answers
+}
+
+fn on_sequencer<T: Send + 'static>(
+    shared: &Shared,
+    f: impl FnOnce(&SequencerState<'_>) -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = bounded(1);
+    let _ = shared.sequencer.send(SequencerMsg::Inspect(Box::new(move |state| {
+        let _ = tx.send(f(state));
+    })));
+    rx.recv_timeout(INSPECT_TIMEOUT).ok()
+}
