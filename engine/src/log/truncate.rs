@@ -74,15 +74,7 @@ fn cut_point(file: &Path, zxid: i64) -> Result<u64, LogError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{LogWriter, PwriteDevice, read_log};
-    use fk_net::client::OpCode;
-    use fk_net::txn::{CreateSessionTxn, Txn, TxnBody, TxnHeader};
-
-    fn txn(zxid: i64) -> Txn {
-        let body = TxnBody::CreateSession(CreateSessionTxn { timeout_ms: 30_000 });
-        let header = TxnHeader { client_id: zxid, cxid: 0, zxid, time: 0, txn_type: OpCode::CreateSession.as_i32() };
-        Txn { header, body, digest: None }
-    }
+    use crate::log::{LogWriter, PwriteDevice, read_log, test_txn as txn};
 
     /// log.1 holds 1..=10, log.b holds 11..=20 (a new epoch would look the same to truncation).
     fn two_logs(dir: &Path) {

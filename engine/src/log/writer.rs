@@ -177,15 +177,7 @@ fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::log::{LogEnd, PwriteDevice, read_log};
-    use fk_net::client::OpCode;
-    use fk_net::txn::{CreateSessionTxn, TxnBody, TxnHeader};
-
-    fn txn(zxid: i64) -> Txn {
-        let body = TxnBody::CreateSession(CreateSessionTxn { timeout_ms: 30_000 });
-        let header = TxnHeader { client_id: zxid, cxid: 0, zxid, time: 0, txn_type: OpCode::CreateSession.as_i32() };
-        Txn { header, body, digest: None }
-    }
+    use crate::log::{LogEnd, PwriteDevice, read_log, test_txn as txn};
 
     #[test]
     fn batches_land_in_one_file_until_rolled() {
