@@ -44,11 +44,12 @@ impl RawClient {
         .expect("handshake")
     }
 
-    /// Sends `request` as the first frame; `None` if the server closed without answering.
+    /// Sends `request` as the first frame; `None` if the server refused the connection or closed it
+    /// without answering.
     pub fn connect_with(address: &str, request: ConnectRequest) -> Option<RawClient> {
-        let mut stream = TcpStream::connect(address).expect("connect");
-        stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        stream.write_all(&frame(|out| request.encode(out))).unwrap();
+        let mut stream = TcpStream::connect(address).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+        stream.write_all(&frame(|out| request.encode(out))).ok()?;
         let body = read_frame(&mut stream)?;
         let response = ConnectResponse::decode_exact(&body).expect("ConnectResponse");
         Some(RawClient {

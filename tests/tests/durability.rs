@@ -118,13 +118,18 @@ fn write_until_killed(address: &str, round: u64, writer: u64, acked: &Mutex<Acke
     if c.stream.set_read_timeout(Some(Duration::from_secs(5))).is_err() {
         return;
     }
-    c.send(&create(&path, b"0", 0));
+    // The server is SIGKILLed at any moment: a failed send or read ends this writer.
+    if c.try_send(&create(&path, b"0", 0)).is_err() {
+        return;
+    }
     let mut in_flight = std::collections::VecDeque::from([(path.clone(), b"0".to_vec(), 0)]);
     let mut next = 1;
     while !stop.load(Ordering::Relaxed) {
         while in_flight.len() < 16 {
             let data = format!("{next}").into_bytes();
-            c.send(&set(&path, &data));
+            if c.try_send(&set(&path, &data)).is_err() {
+                return;
+            }
             in_flight.push_back((path.clone(), data, next));
             next += 1;
         }
