@@ -7,11 +7,13 @@
 //! - [`txn`]: txn headers and bodies, the same bytes in a txn log and in a quorum proposal.
 //! - [`frame`]: the `int32` length prefix every packet carries.
 //! - [`path`]: ZooKeeper's path validation.
+//! - [`quorum`]: the election and Zab ports' records.
 //! - [`reactor`]: a non-blocking connection's read and write buffers over mio.
 
 pub mod client;
 pub mod frame;
 pub mod jute;
 pub mod path;
+pub mod quorum;
 pub mod reactor;
 pub mod txn;
