@@ -13,12 +13,14 @@
 //! - [`pipeline`]: the threads that drive the pure parts — acceptor, shards, sequencer, log stage
 //!   (group commit), applier, snapshotter.
 //! - [`ops`]: 4-letter words and server statistics.
+//! - [`peers`]: links to the other members — the election port's connection manager (a driver).
 
 pub mod auth;
 pub mod commit;
 
 pub mod config;
 pub mod ops;
+pub mod peers;
 pub mod pipeline;
 pub mod prep;
 pub mod read;

@@ -1,0 +1,14 @@
+//! Links to the other members: the I/O drivers that move the quorum protocols' messages. They decide
+//! nothing about votes or proposals; the pure state machines (`election`, Zab) do.
+//!
+//! # Layout
+//! - [`handshake`]: the election port's opening message, framing, and the pure "who keeps the
+//!   connection" rules (reference/quorum-wire.md §1), table-tested.
+//! - [`election_link`]: [`ElectionLinks`], ZooKeeper's `QuorumCnxManager`: a listener thread, one sender
+//!   and one receiver thread per connected peer, a one-message outbox per peer, and a bounded channel of
+//!   [`Incoming`] notifications for the election.
+
+pub mod election_link;
+pub mod handshake;
+
+pub use election_link::{ElectionLinkSettings, ElectionLinks, Incoming, LinkStats};
