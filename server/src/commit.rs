@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 
 /// A voter's id (ZooKeeper's sid; 0 stands for a standalone server).
-pub type VoterId = u64;
+pub type VoterId = i64;
 
 #[derive(Debug, Clone)]
 pub struct Commit {

@@ -6,6 +6,7 @@
 //! - [`session`]: the session tracker (pure).
 //! - [`prep`]: validating writes and turning them into txns (pure).
 //! - [`sequencer`]: zxids, txns, session lifecycle and the reaper's decisions (pure).
+//! - [`zab`]: ZAB's leader and learner, discovery to broadcast (pure).
 //! - [`commit`]: when a txn is committed — a quorum of voters has it durable (pure).
 //! - [`read`]: answering reads from the tree (pure).
 //! - [`watch`]: a shard's watch table (pure).
@@ -28,3 +29,4 @@ pub mod sequencer;
 pub mod session;
 pub mod storage;
 pub mod watch;
+pub mod zab;

@@ -1,0 +1,582 @@
+//! The leader's side of ZAB (ZooKeeper 3.8's `Leader` and `LearnerHandler`), pure.
+//!
+//! Per learner link: FOLLOWERINFO/OBSERVERINFO → LEADERINFO (once a quorum of voters, this leader
+//! included, has connected: the new epoch is one more than every accepted epoch seen) → ACKEPOCH (once
+//! a quorum has acked the epoch, each link is synchronised: DIFF/TRUNC/SNAP and the proposals it lacks,
+//! then live traffic, then NEWLEADER) → ACK of NEWLEADER (a quorum of them establishes the leader) →
+//! UPTODATE. From then on: PROPOSAL to followers, their ACKs and this leader's own persistence decide
+//! the commit point ([`Commit`]), COMMIT to followers and INFORM to observers.
+//!
+//! The leader gives up (and its member goes back to election) when discovery or synchronisation
+//! outlasts `initLimit`, or when the voters it has heard from within `syncLimit` stop forming a quorum.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fk_net::client::Id;
+use fk_net::quorum::packet::{
+    ForwardedRequest, RevalidateReply, SessionTouch, ZAB_PROTOCOL_VERSION, decode_int_body, int_body,
+};
+use fk_net::quorum::{LearnerInfo, PacketType, QuorumPacket};
+
+use super::history::History;
+use super::sync::{SyncStep, plan};
+use super::{Entry, Limits, LinkId, Sid, epoch_of, epoch_start};
+use crate::commit::Commit;
+
+#[derive(Debug, Clone)]
+pub struct LeaderSettings {
+    pub my_id: Sid,
+    /// The voting members, this leader included.
+    pub voters: BTreeSet<Sid>,
+    pub limits: Limits,
+    /// Our membership as text, sent with NEWLEADER.
+    pub config: Vec<u8>,
+}
+
+/// What the leader starts from: its epochs on disk and its history (everything logged counts as
+/// committed: this member won the election with it).
+#[derive(Debug, Clone)]
+pub struct LeaderStart {
+    pub accepted_epoch: i64,
+    pub current_epoch: i64,
+    pub history: History,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderInput {
+    /// A learner connected; the driver numbers each connection.
+    Linked(LinkId),
+    Packet(LinkId, QuorumPacket),
+    Unlinked(LinkId),
+    /// New txns from the sequencer, in zxid order (only once established).
+    Propose(Vec<Entry>),
+    /// This member's log holds everything through the zxid durably.
+    Persisted(i64),
+    /// A learner's forwarded `sync` reached its place in the request order; it is answered once
+    /// everything proposed before it (through `after`) is committed.
+    SyncBarrier {
+        link: LinkId,
+        after: i64,
+    },
+    /// The session tracker's answer to a learner's REVALIDATE.
+    RevalidateAnswer {
+        link: LinkId,
+        session_id: i64,
+        valid: bool,
+    },
+    /// Time passes: pings and liveness checks (call it every half tick).
+    Tick,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaderOutput {
+    Send(LinkId, QuorumPacket),
+    /// Send SNAP(zxid) and then the tree as it is once everything through `zxid` is applied.
+    SendSnapshot(LinkId, i64),
+    Close(LinkId, String),
+    /// Write `acceptedEpoch` before anything after this output.
+    PersistAcceptedEpoch(i64),
+    /// Write `currentEpoch` before anything after this output.
+    PersistCurrentEpoch(i64),
+    /// A quorum acknowledged NEWLEADER: serve clients; the sequencer's zxids continue from
+    /// `epoch_start(epoch)`.
+    Established {
+        epoch: i64,
+    },
+    /// Everything through this zxid is committed: apply it.
+    Committed(i64),
+    /// A client request a learner forwarded, for the sequencer.
+    Request {
+        link: LinkId,
+        sid: Sid,
+        request: ForwardedRequest,
+        auth: Vec<Id>,
+    },
+    /// Sessions a learner saw activity on.
+    Touches(Vec<SessionTouch>),
+    /// A learner asks whether a session (reconnecting to it) is alive.
+    Revalidate {
+        link: LinkId,
+        session_id: i64,
+        timeout_ms: i32,
+    },
+    /// Leadership is over; the reason is for the log.
+    Abandon(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    /// Waiting for FOLLOWERINFO/OBSERVERINFO.
+    Info,
+    /// LEADERINFO sent (or due once the epoch is decided), waiting for ACKEPOCH.
+    EpochAck,
+    /// ACKEPOCH received; synchronised once a quorum has acked the epoch.
+    AwaitSync,
+    /// Synchronisation and NEWLEADER sent, waiting for its ACK. Live traffic flows from here on.
+    NewLeaderAck,
+    /// NEWLEADER acknowledged; UPTODATE follows once the leader is established.
+    AwaitStart,
+    Active,
+}
+
+#[derive(Debug, Clone)]
+struct Link {
+    sid: Option<Sid>,
+    observer: bool,
+    stage: Stage,
+    last_heard_ms: u64,
+    /// The last zxid its ACKEPOCH reported: where its synchronisation starts.
+    peer_last_zxid: i64,
+}
+
+impl Link {
+    fn forwarding(&self) -> bool {
+        matches!(self.stage, Stage::NewLeaderAck | Stage::AwaitStart | Stage::Active)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Gathering a quorum of accepted epochs.
+    Discovery,
+    /// Epoch decided; gathering a quorum of ACKEPOCHs.
+    EpochAcks,
+    /// Learners synchronising; gathering a quorum of NEWLEADER ACKs.
+    NewLeaderAcks,
+    Broadcast,
+}
+
+pub struct Leader {
+    settings: LeaderSettings,
+    phase: Phase,
+    started_ms: u64,
+    accepted_epoch: i64,
+    current_epoch: i64,
+    /// The epoch this leadership proposes (decided at the end of discovery).
+    new_epoch: Option<i64>,
+    /// Voters (this one included) whose accepted epoch / ACKEPOCH / NEWLEADER ACK arrived.
+    connected: BTreeMap<Sid, i64>,
+    epoch_acked: BTreeSet<Sid>,
+    newleader_acked: BTreeSet<Sid>,
+    links: BTreeMap<LinkId, Link>,
+    history: History,
+    commit: Commit,
+    /// Learners' syncs waiting for their zxid to commit.
+    pending_syncs: Vec<(i64, LinkId)>,
+    out: Vec<LeaderOutput>,
+}
+
+impl Leader {
+    pub fn new(settings: LeaderSettings, start: LeaderStart, now_ms: u64) -> Leader {
+        assert!(settings.voters.contains(&settings.my_id), "only a voter leads");
+        let voters: Vec<Sid> = settings.voters.iter().copied().collect();
+        let committed = start.history.committed();
+        let mut leader = Leader {
+            phase: Phase::Discovery,
+            started_ms: now_ms,
+            accepted_epoch: start.accepted_epoch,
+            current_epoch: start.current_epoch,
+            new_epoch: None,
+            connected: BTreeMap::from([(settings.my_id, start.accepted_epoch)]),
+            epoch_acked: BTreeSet::new(),
+            newleader_acked: BTreeSet::new(),
+            links: BTreeMap::new(),
+            history: start.history,
+            commit: Commit::new(&voters, committed),
+            pending_syncs: Vec::new(),
+            out: Vec::new(),
+            settings,
+        };
+        // A single-voter ensemble (standaloneEnabled=false) has its quorum already.
+        leader.try_decide_epoch();
+        leader
+    }
+
+    /// The epoch being established or led, once decided.
+    pub fn epoch(&self) -> Option<i64> {
+        self.new_epoch
+    }
+
+    pub fn is_established(&self) -> bool {
+        self.phase == Phase::Broadcast
+    }
+
+    pub fn last_proposed(&self) -> i64 {
+        self.history.last_proposed()
+    }
+
+    pub fn committed(&self) -> i64 {
+        self.history.committed()
+    }
+
+    /// Voters (followers) that are synchronised and active, for `mntr`'s `zk_synced_followers`.
+    pub fn synced_followers(&self) -> usize {
+        self.links.values().filter(|l| l.stage == Stage::Active && !l.observer).count()
+    }
+
+    /// Learners connected (any stage), for `mntr`'s `zk_followers` / `zk_learners`.
+    pub fn learners(&self) -> usize {
+        self.links.values().filter(|l| l.sid.is_some()).count()
+    }
+
+    pub fn step(&mut self, now_ms: u64, input: LeaderInput) -> Vec<LeaderOutput> {
+        match input {
+            LeaderInput::Linked(link) => {
+                let fresh =
+                    Link { sid: None, observer: false, stage: Stage::Info, last_heard_ms: now_ms, peer_last_zxid: -1 };
+                self.links.insert(link, fresh);
+            }
+            LeaderInput::Packet(link, packet) => self.on_packet(now_ms, link, packet),
+            LeaderInput::Unlinked(link) => {
+                self.links.remove(&link);
+            }
+            LeaderInput::Propose(entries) => self.propose(entries),
+            LeaderInput::Persisted(zxid) => self.persisted(self.settings.my_id, zxid),
+            LeaderInput::SyncBarrier { link, after } => {
+                self.pending_syncs.push((after, link));
+                self.answer_syncs();
+            }
+            LeaderInput::RevalidateAnswer { link, session_id, valid } => {
+                let data = RevalidateReply { session_id, valid }.to_bytes();
+                self.send(link, QuorumPacket::new(PacketType::Revalidate, -1, Some(data)));
+            }
+            LeaderInput::Tick => self.tick(now_ms),
+        }
+        std::mem::take(&mut self.out)
+    }
+
+    fn on_packet(&mut self, now_ms: u64, link_id: LinkId, packet: QuorumPacket) {
+        let Some(link) = self.links.get_mut(&link_id) else { return };
+        link.last_heard_ms = now_ms;
+        let stage = link.stage;
+        match (stage, packet.kind) {
+            (Stage::Info, PacketType::FollowerInfo | PacketType::ObserverInfo) => self.on_info(link_id, packet),
+            (Stage::EpochAck, PacketType::AckEpoch) => self.on_ack_epoch(link_id, packet),
+            (Stage::NewLeaderAck, PacketType::Ack) => self.on_newleader_ack(link_id, packet.zxid),
+            (Stage::AwaitStart | Stage::Active, PacketType::Ack) => {
+                let link = &self.links[&link_id];
+                if let (false, Some(sid)) = (link.observer, link.sid) {
+                    // The ACK after UPTODATE carries the epoch start; it acknowledges no txn.
+                    if !super::is_epoch_start(packet.zxid) {
+                        self.persisted(sid, packet.zxid);
+                    }
+                }
+            }
+            (Stage::AwaitStart | Stage::Active, PacketType::Ping) => {
+                match SessionTouch::list_decode(packet.data.as_deref().unwrap_or_default()) {
+                    Ok(touches) if touches.is_empty() => {}
+                    Ok(touches) => self.out.push(LeaderOutput::Touches(touches)),
+                    Err(e) => self.close(link_id, format!("undecodable PING reply: {e}")),
+                }
+            }
+            (Stage::Active, PacketType::Request) => self.on_request(link_id, packet),
+            (Stage::Active, PacketType::Revalidate) => {
+                let data = packet.data.unwrap_or_default();
+                match SessionTouch::list_decode(&data).ok().and_then(|t| t.first().copied()) {
+                    Some(t) => self.out.push(LeaderOutput::Revalidate {
+                        link: link_id,
+                        session_id: t.session_id,
+                        timeout_ms: t.timeout_ms,
+                    }),
+                    None => self.close(link_id, "undecodable REVALIDATE".into()),
+                }
+            }
+            (stage, kind) => self.close(link_id, format!("unexpected {kind:?} while in {stage:?}")),
+        }
+    }
+
+    fn on_info(&mut self, link_id: LinkId, packet: QuorumPacket) {
+        let observer = packet.kind == PacketType::ObserverInfo;
+        let info = match LearnerInfo::decode(packet.data.as_deref().unwrap_or_default()) {
+            Ok(info) => info,
+            Err(e) => return self.close(link_id, format!("undecodable learner info: {e}")),
+        };
+        if info.protocol_version < ZAB_PROTOCOL_VERSION {
+            return self.close(link_id, format!("learner {} speaks pre-1.0 Zab", info.sid));
+        }
+        let voter = !observer && self.settings.voters.contains(&info.sid);
+        if !observer && !voter {
+            return self.close(link_id, format!("{} says it follows but is not a voter", info.sid));
+        }
+        let link = self.links.get_mut(&link_id).expect("checked by the caller");
+        link.sid = Some(info.sid);
+        link.observer = observer;
+        link.stage = Stage::EpochAck;
+        let accepted = epoch_of(packet.zxid);
+        match self.new_epoch {
+            Some(epoch) => self.send_leader_info(link_id, epoch),
+            None if voter => {
+                self.connected.insert(info.sid, accepted);
+                self.try_decide_epoch();
+            }
+            None => {}
+        }
+    }
+
+    /// Discovery ends when a quorum of voters (this leader among them) has connected: the new epoch
+    /// is one past every accepted epoch they reported.
+    fn try_decide_epoch(&mut self) {
+        if self.new_epoch.is_some() || !self.is_quorum(self.connected.keys()) {
+            return;
+        }
+        let epoch = self.connected.values().copied().max().expect("the leader itself") + 1;
+        self.new_epoch = Some(epoch);
+        self.accepted_epoch = epoch;
+        self.phase = Phase::EpochAcks;
+        self.out.push(LeaderOutput::PersistAcceptedEpoch(epoch));
+        let waiting: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| l.stage == Stage::EpochAck).map(|(id, _)| *id).collect();
+        for link in waiting {
+            self.send_leader_info(link, epoch);
+        }
+        // The leader's own ACKEPOCH.
+        let me = self.settings.my_id;
+        self.epoch_acked.insert(me);
+        self.try_finish_epoch_acks();
+    }
+
+    fn send_leader_info(&mut self, link: LinkId, epoch: i64) {
+        let data = int_body(ZAB_PROTOCOL_VERSION);
+        self.send(link, QuorumPacket::new(PacketType::LeaderInfo, epoch_start(epoch), Some(data)));
+    }
+
+    fn on_ack_epoch(&mut self, link_id: LinkId, packet: QuorumPacket) {
+        let Ok(their_epoch) = decode_int_body(packet.data.as_deref().unwrap_or_default()) else {
+            return self.close(link_id, "undecodable ACKEPOCH".into());
+        };
+        let link = self.links.get_mut(&link_id).expect("checked by the caller");
+        let sid = link.sid.expect("info came first");
+        let observer = link.observer;
+        link.stage = Stage::AwaitSync;
+        link.peer_last_zxid = packet.zxid;
+        let their_epoch = their_epoch as i64;
+        let (mine, my_zxid) = (self.current_epoch, self.history.committed());
+        if their_epoch != -1 {
+            // A learner with a newer history than ours must not be synchronised to ours.
+            if their_epoch > mine || (their_epoch == mine && packet.zxid > my_zxid) {
+                return self.close(
+                    link_id,
+                    format!(
+                        "follower {sid} is ahead of the leader (epoch {their_epoch}, zxid {:#x} vs {mine}, {my_zxid:#x})",
+                        packet.zxid
+                    ),
+                );
+            }
+            if packet.zxid != -1 && !observer && self.phase == Phase::EpochAcks {
+                self.epoch_acked.insert(sid);
+            }
+        }
+        self.try_finish_epoch_acks();
+        if self.phase != Phase::EpochAcks {
+            self.synchronise(link_id);
+        }
+    }
+
+    /// Once a quorum has acked the epoch, this leader adopts it (currentEpoch) and synchronises every
+    /// learner waiting for that.
+    fn try_finish_epoch_acks(&mut self) {
+        if self.phase != Phase::EpochAcks || !self.is_quorum(self.epoch_acked.iter()) {
+            return;
+        }
+        let epoch = self.new_epoch.expect("decided before epoch acks");
+        self.phase = Phase::NewLeaderAcks;
+        self.current_epoch = epoch;
+        self.out.push(LeaderOutput::PersistCurrentEpoch(epoch));
+        let waiting: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| l.stage == Stage::AwaitSync).map(|(id, _)| *id).collect();
+        for link in waiting {
+            self.synchronise(link);
+        }
+        let me = self.settings.my_id;
+        self.newleader_acked.insert(me);
+        self.try_establish();
+    }
+
+    /// Brings a learner to our history, then starts forwarding live traffic to it (nothing proposed
+    /// in between can be missed: this step is atomic with respect to proposals), then NEWLEADER.
+    fn synchronise(&mut self, link_id: LinkId) {
+        let link = &self.links[&link_id];
+        if link.stage != Stage::AwaitSync {
+            return;
+        }
+        let observer = link.observer;
+        let sync = plan(link.peer_last_zxid, &self.history);
+        for step in sync.steps {
+            let packet = match step {
+                SyncStep::Diff(zxid) => QuorumPacket::new(PacketType::Diff, zxid, None),
+                SyncStep::Trunc(zxid) => QuorumPacket::new(PacketType::Trunc, zxid, None),
+                SyncStep::Snap(zxid) => {
+                    self.out.push(LeaderOutput::SendSnapshot(link_id, zxid));
+                    continue;
+                }
+                SyncStep::Proposal(entry) => proposal(&entry),
+                SyncStep::Commit(zxid) => QuorumPacket::new(PacketType::Commit, zxid, None),
+            };
+            self.send(link_id, packet);
+        }
+        // Observers get committed txns only (as INFORM, later); followers also get what is in flight.
+        if !observer {
+            let in_flight: Vec<QuorumPacket> =
+                self.history.outstanding().filter(|e| e.zxid > sync.through).map(proposal).collect();
+            for packet in in_flight {
+                self.send(link_id, packet);
+            }
+        }
+        let epoch = self.new_epoch.expect("decided before synchronisation");
+        let config = Some(self.settings.config.clone());
+        self.send(link_id, QuorumPacket::new(PacketType::NewLeader, epoch_start(epoch), config));
+        self.links.get_mut(&link_id).expect("present").stage = Stage::NewLeaderAck;
+    }
+
+    fn on_newleader_ack(&mut self, link_id: LinkId, zxid: i64) {
+        let epoch = self.new_epoch.expect("NEWLEADER was sent");
+        if zxid != epoch_start(epoch) {
+            return self.close(link_id, format!("NEWLEADER ACK for {zxid:#x}, expected {:#x}", epoch_start(epoch)));
+        }
+        let link = self.links.get_mut(&link_id).expect("checked by the caller");
+        link.stage = Stage::AwaitStart;
+        let (sid, observer) = (link.sid.expect("info came first"), link.observer);
+        if self.phase == Phase::Broadcast {
+            self.activate(link_id);
+        } else if !observer {
+            self.newleader_acked.insert(sid);
+            self.try_establish();
+        }
+    }
+
+    /// A quorum holds our history and the new epoch: serve, and let the waiting learners serve too.
+    fn try_establish(&mut self) {
+        if self.phase != Phase::NewLeaderAcks || !self.is_quorum(self.newleader_acked.iter()) {
+            return;
+        }
+        self.phase = Phase::Broadcast;
+        let epoch = self.new_epoch.expect("decided");
+        self.out.push(LeaderOutput::Established { epoch });
+        let waiting: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| l.stage == Stage::AwaitStart).map(|(id, _)| *id).collect();
+        for link in waiting {
+            self.activate(link);
+        }
+    }
+
+    fn activate(&mut self, link_id: LinkId) {
+        self.send(link_id, QuorumPacket::new(PacketType::UpToDate, -1, None));
+        self.links.get_mut(&link_id).expect("present").stage = Stage::Active;
+    }
+
+    fn on_request(&mut self, link_id: LinkId, packet: QuorumPacket) {
+        let sid = self.links[&link_id].sid.expect("active links have a sid");
+        match ForwardedRequest::decode(packet.data.as_deref().unwrap_or_default()) {
+            Ok(request) => {
+                let auth = packet.auth.unwrap_or_default();
+                self.out.push(LeaderOutput::Request { link: link_id, sid, request, auth });
+            }
+            Err(e) => self.close(link_id, format!("undecodable REQUEST: {e}")),
+        }
+    }
+
+    fn propose(&mut self, entries: Vec<Entry>) {
+        assert_eq!(self.phase, Phase::Broadcast, "proposals only once established");
+        for entry in entries {
+            let epoch = self.new_epoch.expect("established");
+            assert_eq!(epoch_of(entry.zxid), epoch, "proposals carry this leadership's epoch");
+            let packet = proposal(&entry);
+            self.history.propose(entry);
+            let followers: Vec<LinkId> =
+                self.links.iter().filter(|(_, l)| l.forwarding() && !l.observer).map(|(id, _)| *id).collect();
+            for link in followers {
+                self.send(link, packet.clone());
+            }
+        }
+    }
+
+    /// `voter` has everything through `zxid` durable; a new commit point is announced and applied.
+    fn persisted(&mut self, voter: Sid, zxid: i64) {
+        let zxid = zxid.min(self.history.last_proposed());
+        let Some(point) = self.commit.persisted(voter, zxid) else { return };
+        let newly = self.history.commit_through(point);
+        let targets: Vec<(LinkId, bool)> =
+            self.links.iter().filter(|(_, l)| l.forwarding()).map(|(id, l)| (*id, l.observer)).collect();
+        for entry in &newly {
+            for &(link, observer) in &targets {
+                let packet = match observer {
+                    true => QuorumPacket::new(PacketType::Inform, entry.zxid, Some(entry.bytes.to_vec())),
+                    false => QuorumPacket::new(PacketType::Commit, entry.zxid, None),
+                };
+                self.send(link, packet);
+            }
+        }
+        self.out.push(LeaderOutput::Committed(point));
+        self.answer_syncs();
+    }
+
+    fn answer_syncs(&mut self) {
+        let committed = self.history.committed();
+        let (ready, waiting): (Vec<_>, Vec<_>) =
+            self.pending_syncs.drain(..).partition(|(after, _)| *after <= committed);
+        self.pending_syncs = waiting;
+        for (_, link) in ready {
+            self.send(link, QuorumPacket::new(PacketType::Sync, 0, None));
+        }
+    }
+
+    /// Every half tick: ping the learners; give up leadership when the time limits say so.
+    fn tick(&mut self, now_ms: u64) {
+        let limits = self.settings.limits;
+        if self.phase != Phase::Broadcast {
+            if now_ms.saturating_sub(self.started_ms) > limits.init_ms() {
+                let what = match self.phase {
+                    Phase::Discovery => "epoch from quorum",
+                    Phase::EpochAcks => "epoch to be acked by quorum",
+                    _ => "NEWLEADER to be acked by quorum",
+                };
+                self.out.push(LeaderOutput::Abandon(format!("Timeout while waiting for {what}")));
+            }
+            return;
+        }
+        let silent: Vec<LinkId> = self
+            .links
+            .iter()
+            .filter(|(_, l)| l.stage == Stage::Active && now_ms.saturating_sub(l.last_heard_ms) > limits.sync_ms())
+            .map(|(id, _)| *id)
+            .collect();
+        for link in silent {
+            self.close(link, "no reply within syncLimit".into());
+        }
+        let ping = QuorumPacket::new(PacketType::Ping, self.history.last_proposed(), None);
+        let active: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| l.stage == Stage::Active).map(|(id, _)| *id).collect();
+        for link in active {
+            self.send(link, ping.clone());
+        }
+        let mut synced: BTreeSet<Sid> =
+            self.links.values().filter(|l| l.stage == Stage::Active && !l.observer).filter_map(|l| l.sid).collect();
+        synced.insert(self.settings.my_id);
+        if !self.is_quorum(synced.iter()) {
+            let sids: Vec<String> = synced.iter().map(|s| s.to_string()).collect();
+            self.out.push(LeaderOutput::Abandon(format!(
+                "Not sufficient followers synced, only synced with sids: [ {} ]",
+                sids.join(",")
+            )));
+        }
+    }
+
+    fn is_quorum<'a>(&self, sids: impl Iterator<Item = &'a Sid>) -> bool {
+        let votes = sids.filter(|s| self.settings.voters.contains(s)).count();
+        votes > self.settings.voters.len() / 2
+    }
+
+    fn send(&mut self, link: LinkId, packet: QuorumPacket) {
+        self.out.push(LeaderOutput::Send(link, packet));
+    }
+
+    fn close(&mut self, link: LinkId, reason: String) {
+        self.links.remove(&link);
+        self.pending_syncs.retain(|(_, l)| *l != link);
+        self.out.push(LeaderOutput::Close(link, reason));
+    }
+}
+
+fn proposal(entry: &Entry) -> QuorumPacket {
+    QuorumPacket::new(PacketType::Proposal, entry.zxid, Some(entry.bytes.to_vec()))
+}

@@ -1,0 +1,75 @@
+//! ZAB — ZooKeeper's atomic broadcast — as pure state machines (reference/quorum-wire.md §3–6).
+//!
+//! After an election, the leader and its learners run through three phases over the quorum port:
+//! discovery (the leader gathers the learners' accepted epochs and proposes a new one), synchronisation
+//! (each learner is brought to the leader's history by DIFF, TRUNC or SNAP, then acknowledges
+//! NEWLEADER), and broadcast (PROPOSAL → ACK after the learner's fsync → COMMIT once a quorum has it).
+//!
+//! Neither machine touches a socket, a file or a clock. They take inputs (a packet, a tick, "the log has
+//! persisted through zxid z") and return outputs in the order a driver must carry them out; an output
+//! that persists something (an epoch file, a log append) must be done before the outputs after it.
+//!
+//! # Layout
+//! - [`history`]: the leader's recent proposals, what a learner is synchronised from.
+//! - [`sync`]: how a learner is synchronised (ZooKeeper's `LearnerHandler.syncFollower`), pure function.
+//! - [`leader`]: the leader.
+//! - [`learner`]: a follower or an observer.
+
+pub mod history;
+pub mod leader;
+pub mod learner;
+pub mod sync;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::Arc;
+
+/// A member's id (`myid`, ZooKeeper's sid).
+pub type Sid = i64;
+
+/// A learner connection as the leader's driver numbers them (a reconnecting learner gets a new one).
+pub type LinkId = u64;
+
+/// The epoch half of a zxid.
+pub fn epoch_of(zxid: i64) -> i64 {
+    zxid >> 32
+}
+
+/// The zxid that starts `epoch` (counter 0: no txn has it).
+pub fn epoch_start(epoch: i64) -> i64 {
+    epoch << 32
+}
+
+/// Whether `zxid` is the start of its epoch (counter 0).
+pub fn is_epoch_start(zxid: i64) -> bool {
+    zxid & 0xffff_ffff == 0
+}
+
+/// One txn as it travels: its zxid and its entry bytes (header, body, digest — the log record's payload
+/// and a PROPOSAL's data). Shared, because the same bytes go to every learner.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub zxid: i64,
+    pub bytes: Arc<[u8]>,
+}
+
+/// Time limits, in the leader's and learners' ticks (`tickTime`, `initLimit`, `syncLimit`).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub tick_ms: u64,
+    /// How long discovery and synchronisation may take.
+    pub init_limit_ticks: u64,
+    /// How long a member may go without hearing from the other side once synchronised.
+    pub sync_limit_ticks: u64,
+}
+
+impl Limits {
+    pub fn init_ms(&self) -> u64 {
+        self.tick_ms * self.init_limit_ticks
+    }
+
+    pub fn sync_ms(&self) -> u64 {
+        self.tick_ms * self.sync_limit_ticks
+    }
+}
