@@ -2,6 +2,8 @@
 //! directory, and a raw protocol client for what third-party clients cannot send (malformed frames,
 //! unknown opcodes, exact bytes).
 
+pub mod ensemble;
+pub mod netns;
 pub mod raw;
 
 /// Shorthands for tests that drive the server through the third-party `zookeeper-client` crate.
