@@ -1,0 +1,148 @@
+//! `Config::quorum_config_text` is byte for byte the membership text a real ZooKeeper 3.8 member puts in
+//! its election notifications, for the same zoo.cfg. A Java QuorumPeerMain runs as sid 1 of a
+//! three-member loopback ensemble whose other members are absent; we connect to its election port as
+//! sid 3 (the higher sid, so it keeps our connection), send our opening message and one notification,
+//! and read its notifications back with our codec. This also checks that codec against ZooKeeper.
+//! Skips with a printed reason where Java or Debian's zookeeper package is missing.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use ferrokeeper::config::Config;
+use fk_net::quorum::{InitialMessage, Notification, ServerState, Vote};
+
+/// Debian's ZooKeeper classpath (the jar's manifest names its dependencies), or why it is unavailable.
+fn zookeeper_classpath() -> Result<String, String> {
+    if Command::new("java").arg("-version").output().is_err() {
+        return Err("java not found".into());
+    }
+    let jar = Path::new("/usr/share/java/zookeeper.jar");
+    if !jar.exists() {
+        return Err(format!("{} not found (install Debian's zookeeper package)", jar.display()));
+    }
+    // A log binding, so that a failure can show ZooKeeper's log; optional.
+    let logging = ["/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"];
+    let mut classpath = vec!["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"];
+    classpath.extend(logging.iter().filter(|p| Path::new(p).exists()));
+    Ok(classpath.join(":"))
+}
+
+/// The Java member; killed however the test ends.
+struct JavaMember {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl JavaMember {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for JavaMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn start_java(classpath: &str, config: &Path, log: &Path) -> JavaMember {
+    let out = std::fs::File::create(log).unwrap();
+    let child = Command::new("java")
+        .args(["-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", classpath])
+        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+        .arg(config)
+        .stdout(out.try_clone().unwrap())
+        .stderr(out)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start java");
+    JavaMember { child, log: log.to_owned() }
+}
+
+/// Connects once the Java member listens on its election port.
+fn connect_when_up(java: &mut JavaMember, port: u16) -> TcpStream {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            return stream;
+        }
+        if let Ok(Some(status)) = java.child.try_wait() {
+            panic!("ZooKeeper exited ({status}):\n{}", java.log_text());
+        }
+        assert!(Instant::now() < deadline, "ZooKeeper's election port never opened:\n{}", java.log_text());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+    let mut length = [0u8; 4];
+    stream.read_exact(&mut length)?;
+    let length = i32::from_be_bytes(length);
+    assert!((1..=512 * 1024).contains(&length), "frame length {length}");
+    let mut payload = vec![0u8; length as usize];
+    stream.read_exact(&mut payload)?;
+    Ok(payload)
+}
+
+#[test]
+fn quorum_config_text_is_what_a_java_member_sends() {
+    let classpath = match zookeeper_classpath() {
+        Ok(cp) => cp,
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            return;
+        }
+    };
+    let work = tempfile::tempdir().unwrap();
+    let data = work.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("myid"), "1\n").unwrap();
+    let [q1, e1, c1, q2, e2, q3, e3, c3] = std::array::from_fn(|_| free_port());
+    // Client addresses in two forms (from a line, with and without a host) and none for member 2, so
+    // the text covers each way ZooKeeper prints a member.
+    let text = format!(
+        "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir={}\nadmin.enableServer=false\n\
+         server.1=127.0.0.1:{q1}:{e1};127.0.0.1:{c1}\nserver.2=localhost:{q2}:{e2}\n\
+         server.3=127.0.0.1:{q3}:{e3}:participant;{c3}\n",
+        data.display()
+    );
+    let cfg = work.path().join("zoo.cfg");
+    std::fs::write(&cfg, &text).unwrap();
+    let ours = Config::from_file(&cfg).expect("our reading of the config");
+    assert_eq!(ours.my_id, Some(1));
+    let expected = ours.quorum_config_text();
+
+    let mut java = start_java(&classpath, &cfg, &work.path().join("zk.log"));
+    let mut stream = connect_when_up(&mut java, e1);
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let mut opening = Vec::new();
+    InitialMessage { sid: 3, addresses: vec![format!("127.0.0.1:{e3}")] }.encode(&mut opening);
+    let vote = Notification {
+        state: ServerState::Looking,
+        vote: Vote { leader: 3, zxid: 0, peer_epoch: 0 },
+        election_epoch: 1,
+        version: 2,
+        config: expected.clone().into_bytes(),
+    };
+    let payload = vote.to_bytes();
+    opening.extend_from_slice(&(payload.len() as i32).to_be_bytes());
+    opening.extend_from_slice(&payload);
+    stream.write_all(&opening).unwrap();
+
+    // Its first notification (its own vote, or ours adopted): a LOOKING member's, with its config.
+    let frame = read_frame(&mut stream).unwrap_or_else(|e| panic!("no notification ({e}):\n{}", java.log_text()));
+    let theirs = Notification::decode(&frame).expect("our codec reads ZooKeeper's notification");
+    assert_eq!(theirs.state, ServerState::Looking);
+    assert_eq!(theirs.version, 2);
+    assert!([1, 3].contains(&theirs.vote.leader), "{theirs:?}");
+    assert_eq!(String::from_utf8_lossy(&theirs.config), expected, "ZooKeeper's membership text differs from ours");
+    assert!(expected.contains(&format!("server.3=127.0.0.1:{q3}:{e3}:participant;0.0.0.0:{c3}\n")), "{expected}");
+}
