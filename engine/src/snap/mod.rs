@@ -4,10 +4,13 @@
 //! - [`format`]: the layout and its constants.
 //! - [`reader`]: loading from a memory map, checking every seal.
 //! - [`writer`]: the fuzzy writer, reading the tree in short lock holds.
+//! - [`stream`]: the same body sent over the quorum port for SNAP sync, and received into a file.
 
 pub mod format;
 pub mod reader;
+pub mod stream;
 pub mod writer;
 
 pub use reader::{SnapError, SnapshotInfo, load_snapshot, looks_complete};
+pub use stream::{SIGNATURE, StreamError, StreamItem, StreamStats, receive_snapshot, send_snapshot};
 pub use writer::{SnapshotStats, TreeAccess, write_snapshot};

@@ -68,13 +68,24 @@ pub fn write_snapshot(tree: &impl TreeAccess, dir: &Path, force_sync: bool) -> i
     result
 }
 
-/// Walks the tree in pre-order, writing `(path, DataNode)` records; returns the count and the ACL lists
-/// the written nodes refer to.
 /// The ACL lists a snapshot's nodes refer to, by index.
-type UsedAcls = BTreeMap<AclId, Arc<[Acl]>>;
+pub(super) type UsedAcls = BTreeMap<AclId, Arc<[Acl]>>;
 
+/// Buffer size for the side file and the final file: large sequential writes and reads.
+pub(super) const IO_BUFFER_BYTES: usize = 1 << 20;
+
+/// Writes the nodes to the side file `nodes_path`; see [`walk_nodes`].
 fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, UsedAcls)> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(nodes_path)?);
+    let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, File::create(nodes_path)?);
+    let walked = walk_nodes(tree, &mut out)?;
+    out.flush()?;
+    Ok(walked)
+}
+
+/// Walks the tree in pre-order, writing `(path, DataNode)` records (item 5 of the layout, without the
+/// end marker) to `out`; returns the count and the ACL lists the written nodes refer to. Shared by the
+/// snapshot file and the SNAP stream, which carry the same records.
+pub(super) fn walk_nodes(tree: &impl TreeAccess, out: &mut impl Write) -> io::Result<(usize, UsedAcls)> {
     let mut acls = BTreeMap::new();
     // Nodes still to write, as (slab slot, czxid): 12 bytes each however long the paths. A slot whose
     // node changed identity while the lock was let go (deleted, slot reused) is skipped; such a node was
@@ -108,15 +119,20 @@ fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, 
         });
         out.write_all(&record)?;
     }
-    out.flush()?;
     Ok((count, acls))
 }
 
 /// A writer that keeps the running Adler32 of everything written, as ZooKeeper's CheckedOutputStream.
-struct Checked<W> {
-    inner: W,
+pub(super) struct Checked<W> {
+    pub(super) inner: W,
     adler: simd_adler32::Adler32,
-    written: u64,
+    pub(super) written: u64,
+}
+
+impl<W> Checked<W> {
+    pub(super) fn new(inner: W) -> Checked<W> {
+        Checked { inner, adler: simd_adler32::Adler32::new(), written: 0 }
+    }
 }
 
 impl<W: Write> Write for Checked<W> {
@@ -133,28 +149,32 @@ impl<W: Write> Write for Checked<W> {
 }
 
 /// Writes the running checksum and the "/" after it (which the next seal covers).
-fn seal<W: Write>(out: &mut Checked<W>) -> io::Result<()> {
+pub(super) fn seal<W: Write>(out: &mut Checked<W>) -> io::Result<()> {
     let mut seal = Vec::new();
     seal.put_i64(out.adler.finish() as i64);
     seal.put_ustring(Some(END_PATH));
     out.write_all(&seal)
 }
 
-fn assemble(
-    tmp_path: &Path,
-    sessions: &[(i64, i32)],
-    acls: &UsedAcls,
-    nodes_path: &Path,
-    digest: (i64, u64),
-    force_sync: bool,
-) -> io::Result<u64> {
-    let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp_path)?;
-    let mut out =
-        Checked { inner: BufWriter::with_capacity(1 << 20, file), adler: simd_adler32::Adler32::new(), written: 0 };
+/// The FileHeader (item 1), which only the file carries; the SNAP stream starts after it.
+pub(super) fn file_header() -> Vec<u8> {
     let mut head = Vec::new();
     head.put_i32(SNAP_MAGIC);
     head.put_i32(FORMAT_VERSION);
     head.put_i64(DBID);
+    head
+}
+
+/// Items 2–6: sessions, the ACL lists the nodes use, the nodes copied from `nodes`, and the end marker.
+/// The same bytes are the body of a snapshot file and of a SNAP stream (ZooKeeper's
+/// `SerializeUtils.serializeSnapshot`), so both are written by this one function.
+pub(super) fn write_body(
+    out: &mut impl Write,
+    sessions: &[(i64, i32)],
+    acls: &UsedAcls,
+    nodes: &mut impl io::Read,
+) -> io::Result<()> {
+    let mut head = Vec::new();
     head.put_i32(sessions.len() as i32);
     for (id, timeout) in sessions {
         head.put_i64(*id);
@@ -166,10 +186,25 @@ fn assemble(
         list.to_vec().encode(&mut head);
     }
     out.write_all(&head)?;
-    io::copy(&mut BufReader::with_capacity(1 << 20, File::open(nodes_path)?), &mut out)?;
+    io::copy(nodes, out)?;
     let mut tail = Vec::new();
     tail.put_ustring(Some(END_PATH));
-    out.write_all(&tail)?;
+    out.write_all(&tail)
+}
+
+fn assemble(
+    tmp_path: &Path,
+    sessions: &[(i64, i32)],
+    acls: &UsedAcls,
+    nodes_path: &Path,
+    digest: (i64, u64),
+    force_sync: bool,
+) -> io::Result<u64> {
+    let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp_path)?;
+    let mut out = Checked::new(BufWriter::with_capacity(IO_BUFFER_BYTES, file));
+    out.write_all(&file_header())?;
+    let mut nodes = BufReader::with_capacity(IO_BUFFER_BYTES, File::open(nodes_path)?);
+    write_body(&mut out, sessions, acls, &mut nodes)?;
     seal(&mut out)?;
     let mut zxid_digest = Vec::new();
     zxid_digest.put_i64(digest.0);
