@@ -145,4 +145,19 @@ fn quorum_config_text_is_what_a_java_member_sends() {
     assert!([1, 3].contains(&theirs.vote.leader), "{theirs:?}");
     assert_eq!(String::from_utf8_lossy(&theirs.config), expected, "ZooKeeper's membership text differs from ours");
     assert!(expected.contains(&format!("server.3=127.0.0.1:{q3}:{e3}:participant;0.0.0.0:{c3}\n")), "{expected}");
+
+    // ZooKeeper read our notification: our vote (same epoch and zxid, higher sid) beats its own, so it
+    // adopts it and says so.
+    let mut adopted = theirs.vote.leader == 3;
+    for _ in 0..5 {
+        if adopted {
+            break;
+        }
+        let frame =
+            read_frame(&mut stream).unwrap_or_else(|e| panic!("no second notification ({e}):\n{}", java.log_text()));
+        let next = Notification::decode(&frame).expect("our codec reads ZooKeeper's notification");
+        assert_eq!(next.config, theirs.config);
+        adopted = next.vote.leader == 3 && next.election_epoch == 1;
+    }
+    assert!(adopted, "ZooKeeper never adopted our vote:\n{}", java.log_text());
 }
