@@ -802,6 +802,36 @@ mod tests {
         assert!(single.is_standalone(), "one participant with standaloneEnabled runs standalone");
     }
 
+    /// myid files as ZooKeeper 3.8's setupMyId reads them (first line, untrimmed, a Java long).
+    #[test]
+    fn myid_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("myid");
+        assert_eq!(read_my_id(&path).unwrap(), None, "no file: ZooKeeper's \"myid file is missing\" comes later");
+        let cases = [
+            ("1\n", Ok(1)),
+            ("2", Ok(2)),
+            ("3\r\n", Ok(3)),
+            ("+4\nrest", Ok(4)),
+            ("-3", Ok(-3)),
+            // ZK: "serverid abc is not a number", "serverid  1  is not a number", "serverid null ...".
+            ("abc", Err("server id 'abc' is not a number")),
+            (" 1 ", Err("server id ' 1 ' is not a number")),
+            ("", Err("server id (empty file) is not a number")),
+            ("0x1", Err("server id '0x1' is not a number")),
+        ];
+        for (text, expected) in cases {
+            std::fs::write(&path, text).unwrap();
+            match (read_my_id(&path), expected) {
+                (Ok(id), Ok(want)) => assert_eq!(id, Some(want), "{text:?}"),
+                (Err(err), Err(want)) => {
+                    assert_eq!(err.to_string(), format!("{}: {want}", path.display()), "{text:?}")
+                }
+                (got, want) => panic!("{text:?}: {got:?}, expected {want:?}"),
+            }
+        }
+    }
+
     #[test]
     fn properties_syntax() {
         let props = properties("! comment\n  a = 1 \nb:2\nc 3\nd=x\\\n  y\n\ne=\n");
