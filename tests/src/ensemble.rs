@@ -326,9 +326,19 @@ impl TestEnsemble {
         four_letter(self.client_address(i), command)
     }
 
-    /// Member i's mode from `srvr`; `None` when it is not serving or cannot be reached.
+    /// Sends a 4-letter word to member i from inside its own namespace (in a lab; from loopback
+    /// otherwise): the member answers even while the lab isolates it.
+    pub fn four_letter_inside(&self, i: usize, command: &str) -> String {
+        match &self.lab {
+            Some(lab) => lab.exchange(i, self.client_address(i), command, FOUR_LETTER_TIMEOUT).unwrap_or_default(),
+            None => self.four_letter(i, command),
+        }
+    }
+
+    /// Member i's own mode from `srvr`, asked from inside its namespace so that a partition does not
+    /// hide it; `None` when it is not serving or does not answer (killed, stopped).
     pub fn mode(&self, i: usize) -> Option<Mode> {
-        Mode::from_srvr(&self.four_letter(i, "srvr"))
+        Mode::from_srvr(&self.four_letter_inside(i, "srvr"))
     }
 
     /// Whether member i's process is alive and not stopped.
@@ -347,8 +357,7 @@ impl TestEnsemble {
         let deadline = Instant::now() + timeout;
         loop {
             let live: Vec<usize> = members.iter().copied().filter(|&i| self.is_live(i)).collect();
-            let views: Vec<(usize, Role, Option<Mode>)> =
-                live.iter().map(|&i| (i, self.role(i), self.mode(i))).collect();
+            let views: Vec<MemberView> = live.iter().map(|&i| (i, self.role(i), self.mode(i))).collect();
             if let Some(leader) = settled_leader(&views) {
                 return leader;
             }
@@ -494,9 +503,12 @@ impl Drop for TestEnsemble {
     }
 }
 
+/// One member as seen by a poll: its index, its role in the config, and the mode it reports.
+pub type MemberView = (usize, Role, Option<Mode>);
+
 /// The leader, if exactly one member leads and every voter other than it follows. Observers and
 /// unreachable observers do not hold up the decision: observers do not vote.
-pub fn settled_leader(views: &[(usize, Role, Option<Mode>)]) -> Option<usize> {
+pub fn settled_leader(views: &[MemberView]) -> Option<usize> {
     let mut leaders = views.iter().filter(|(_, _, mode)| *mode == Some(Mode::Leader));
     let (leader, _, _) = leaders.next()?;
     if leaders.next().is_some() {
@@ -638,7 +650,7 @@ mod tests {
     fn a_leader_is_settled_only_when_every_voter_follows_it() {
         use Mode::{Follower, Leader, Standalone};
         use Role::{Observer, Participant};
-        let cases: &[(&[(usize, Role, Option<Mode>)], Option<usize>)] = &[
+        let cases: &[(&[MemberView], Option<usize>)] = &[
             (&[], None),
             (
                 &[(0, Participant, Some(Leader)), (1, Participant, Some(Follower)), (2, Participant, Some(Follower))],

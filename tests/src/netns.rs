@@ -193,16 +193,26 @@ impl Lab {
     /// True if a TCP connection from inside member `from`'s namespace to `to` is established within
     /// `timeout` (bash's /dev/tcp under coreutils' `timeout`: no helper binary needed in the namespace).
     pub fn can_connect(&self, from: usize, to: SocketAddr, timeout: Duration) -> bool {
-        let script = format!("exec 3<>/dev/tcp/{}/{}", to.ip(), to.port());
-        let status = self
+        self.bash_tcp(from, to, "exec 3<>\"$TO\"", "", timeout).is_some()
+    }
+
+    /// From inside member `from`'s namespace: connects to `to`, sends `request`, and returns everything
+    /// read until the peer closes; `None` if that does not happen within `timeout`.
+    pub fn exchange(&self, from: usize, to: SocketAddr, request: &str, timeout: Duration) -> Option<String> {
+        self.bash_tcp(from, to, "exec 3<>\"$TO\" && printf '%s' \"$1\" >&3 && cat <&3", request, timeout)
+    }
+
+    fn bash_tcp(&self, from: usize, to: SocketAddr, script: &str, argument: &str, timeout: Duration) -> Option<String> {
+        let output = self
             .command(from, "timeout")
             .arg(format!("{}", timeout.as_secs_f64()))
-            .args(["bash", "-c", &script])
-            .stdout(Stdio::null())
+            .args(["bash", "-c", script, "bash", argument])
+            .env("TO", format!("/dev/tcp/{}/{}", to.ip(), to.port()))
+            .stdin(Stdio::null())
             .stderr(Stdio::null())
-            .status()
+            .output()
             .expect("run timeout bash in the namespace");
-        status.success()
+        output.status.success().then(|| String::from_utf8_lossy(&output.stdout).into_owned())
     }
 
     fn check(&self, i: usize) -> usize {
