@@ -452,6 +452,127 @@ fn zookeeper_38_snapshot_bodies_are_received_into_the_files_zookeeper_wrote() {
     }
 }
 
+/// Reads a SNAP stream the way ZooKeeper 3.8's `Learner.syncWithLeader` does (`deserializeSnapshot`,
+/// then the signature), then the int after it, and prints what it loaded.
+const JAVA_LEARNER_PROBE: &str = r#"import java.io.*;
+import java.util.*;
+import org.apache.jute.BinaryInputArchive;
+import org.apache.zookeeper.data.ACL;
+import org.apache.zookeeper.server.DataNode;
+import org.apache.zookeeper.server.DataTree;
+import org.apache.zookeeper.server.util.SerializeUtils;
+
+public class SnapStreamProbe {
+    public static void main(String[] args) throws Exception {
+        DataInputStream in = new DataInputStream(new BufferedInputStream(new FileInputStream(args[0])));
+        BinaryInputArchive ia = BinaryInputArchive.getArchive(in);
+        DataTree dt = new DataTree();
+        Map<Long, Integer> sessions = new HashMap<>();
+        SerializeUtils.deserializeSnapshot(dt, ia, sessions);
+        String signature = ia.readString("signature");
+        System.out.println("signature " + signature);
+        System.out.println("next " + in.readInt());
+        System.out.println("nodes " + dt.getNodeCount());
+        System.out.println("digest " + Long.toHexString(dt.getTreeDigest()));
+        for (Map.Entry<Long, Integer> e : new TreeMap<>(sessions).entrySet()) {
+            System.out.println("session " + Long.toHexString(e.getKey()) + " " + e.getValue());
+        }
+        TreeMap<String, String> lines = new TreeMap<>();
+        Deque<String> todo = new ArrayDeque<>(List.of(""));
+        while (!todo.isEmpty()) {
+            String path = todo.pop();
+            DataNode node = dt.getNode(path);
+            StringBuilder acl = new StringBuilder();
+            for (ACL a : dt.getACL(node)) {
+                acl.append(' ').append(a.getPerms()).append(':').append(a.getId().getScheme()).append(':').append(a.getId().getId());
+            }
+            lines.put(path.isEmpty() ? "/" : path, acl.toString());
+            for (String child : node.getChildren()) {
+                todo.push(path + "/" + child);
+            }
+        }
+        for (Map.Entry<String, String> e : lines.entrySet()) {
+            System.out.println("acl " + e.getKey() + e.getValue());
+        }
+        System.out.println("containers " + dt.getContainers().size() + " ttls " + dt.getTtls().size() + " ephemerals " + dt.getEphemeralsCount());
+    }
+}
+"#;
+
+/// Debian's ZooKeeper 3.8 classpath, or why it is unavailable.
+fn zookeeper_classpath() -> Result<String, String> {
+    if std::process::Command::new("java").arg("-version").output().is_err() {
+        return Err("java not found".into());
+    }
+    if !Path::new("/usr/share/java/zookeeper.jar").exists() {
+        return Err("/usr/share/java/zookeeper.jar not found (Debian's zookeeper package)".into());
+    }
+    let mut jars: Vec<String> = std::fs::read_dir("/usr/share/java")
+        .map_err(|e| e.to_string())?
+        .filter_map(|e| e.ok().map(|e| e.path().display().to_string()))
+        .filter(|p| p.ends_with(".jar"))
+        .collect();
+    jars.sort();
+    Ok(jars.join(":"))
+}
+
+/// What the probe prints for `tree` sent with `next` after the signature.
+fn expected_probe_output(tree: &DataTree, next: i32) -> String {
+    let mut lines = vec![
+        format!("signature {SIGNATURE}"),
+        format!("next {next}"),
+        // ZooKeeper's node map holds the root twice, under "" and "/".
+        format!("nodes {}", tree.node_count() + 1),
+        format!("digest {:x}", tree.digest()),
+    ];
+    let mut sessions: Vec<(i64, i32)> = tree.sessions().collect();
+    sessions.sort();
+    lines.extend(sessions.iter().map(|(id, timeout)| format!("session {id:x} {timeout}")));
+    let mut acls: Vec<String> = tree
+        .iter()
+        .map(|(path, node)| {
+            let list: String =
+                tree.acl(node).iter().map(|a| format!(" {}:{}:{}", a.perms, a.id.scheme, a.id.id)).collect();
+            format!("acl {path}{list}")
+        })
+        .collect();
+    acls.sort();
+    lines.extend(acls);
+    let (containers, ttls) = (tree.containers().count(), tree.ttl_nodes().count());
+    lines.push(format!("containers {containers} ttls {ttls} ephemerals {}", tree.ephemeral_count()));
+    lines.join("\n") + "\n"
+}
+
+#[test]
+fn zookeeper_38s_learner_reads_our_stream_to_the_same_tree() {
+    let classpath = match zookeeper_classpath() {
+        Ok(classpath) => classpath,
+        Err(reason) => return eprintln!("skipped: {reason}"),
+    };
+    let tree = sample_tree();
+    let shared = Shared(Mutex::new(tree));
+    let (mut stream, _) = send(&shared);
+    let tree = shared.0.into_inner().unwrap();
+    stream.put_i32(0x1234); // the next packet's first field, which the learner reads after the signature
+    let work = tempfile::tempdir().unwrap();
+    let (probe, stream_path) = (work.path().join("SnapStreamProbe.java"), work.path().join("stream"));
+    std::fs::write(&probe, JAVA_LEARNER_PROBE).unwrap();
+    std::fs::write(&stream_path, &stream).unwrap();
+    let out = std::process::Command::new("java")
+        .args(["-Dzookeeper.extendedTypesEnabled=true", "-cp", &classpath])
+        .arg(&probe)
+        .arg(&stream_path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let expected = expected_probe_output(&tree, 0x1234);
+    if stdout != expected {
+        let first = stdout.lines().zip(expected.lines()).find(|(a, b)| a != b);
+        panic!("ZooKeeper read another tree; first difference (theirs, ours): {first:?}");
+    }
+}
+
 /// A tree written by another thread: each hold of the lock by the sender waits until that thread has
 /// applied more txns, so the walk surely spans many of them.
 struct Racing {
