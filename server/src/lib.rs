@@ -7,6 +7,8 @@
 //! - [`prep`]: validating writes and turning them into txns (pure).
 //! - [`sequencer`]: zxids, txns, session lifecycle and the reaper's decisions (pure).
 //! - [`zab`]: ZAB's leader and learner, discovery to broadcast (pure).
+//! - [`election`]: FastLeaderElection as a pure state machine — notifications and time in, sends and
+//!   the decision out.
 //! - [`commit`]: when a txn is committed — a quorum of voters has it durable (pure).
 //! - [`read`]: answering reads from the tree (pure).
 //! - [`watch`]: a shard's watch table (pure).
@@ -20,6 +22,7 @@ pub mod auth;
 pub mod commit;
 
 pub mod config;
+pub mod election;
 pub mod ops;
 pub mod peers;
 pub mod pipeline;
