@@ -141,9 +141,14 @@ pub struct Decision {
     pub election_epoch: i64,
 }
 
+/// What a step asks of the driver, in order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Output {
+    /// Send `notification` to member `to` on the election port (never to myself). Sends may be lost or
+    /// replaced by a newer one to the same member; the notification timeout resends.
     Send { to: i64, notification: Notification },
+    /// The round ended: run this role. Comes last in its step; the machine answers notifications with
+    /// the decided vote until the driver calls [`Election::look`] again.
     Decided(Decision),
 }
 
