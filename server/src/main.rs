@@ -50,13 +50,6 @@ fn run() -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    if !config.is_standalone() {
-        anyhow::bail!(
-            "{} lists {} servers: ensembles are not supported yet; remove the server.N lines to run standalone",
-            config.source.as_ref().map_or("the configuration".into(), |p| p.display().to_string()),
-            config.servers.len()
-        );
-    }
     let (dirs, recovered) = ferrokeeper::storage::open(&config)?;
     stop_huge_pages();
     let device: Box<dyn fk_engine::log::LogDevice> = match config.txn_log_device {
@@ -71,7 +64,14 @@ fn run() -> anyhow::Result<()> {
     };
     let storage = Storage { dirs, recovered, device, on_fatal: exit_on_fatal() };
     let server = Server::start(config, storage).context("cannot start the server")?;
-    info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"));
+    match server.shared.config.my_id {
+        Some(id) if !server.shared.config.is_standalone() => {
+            info!(address = %server.client_addr, "ferrokeeper {} member {id} started; serving clients once in a quorum", env!("CARGO_PKG_VERSION"))
+        }
+        _ => {
+            info!(address = %server.client_addr, "ferrokeeper {} serving clients (standalone)", env!("CARGO_PKG_VERSION"))
+        }
+    }
     // Returning ends the process, whatever the other threads are doing.
     anyhow::bail!("{}", server.wait())
 }

@@ -48,7 +48,7 @@ pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
 
 /// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim
 /// colliding paths at the tree's tables.
-fn random_hash_seed() -> HashSeed {
+pub fn random_hash_seed() -> HashSeed {
     use std::hash::BuildHasher;
     let keys = std::collections::hash_map::RandomState::new();
     HashSeed([1u8, 2, 3, 4].map(|i| keys.hash_one(i)))

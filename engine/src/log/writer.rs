@@ -66,6 +66,13 @@ impl LogWriter {
         self.current = None;
     }
 
+    /// Goes on after `last_zxid` in a new file: the log on disk was cut back or replaced under this
+    /// writer (a learner told to TRUNC, or given a snapshot).
+    pub fn restart(&mut self, last_zxid: i64) {
+        self.current = None;
+        self.last_zxid = last_zxid;
+    }
+
     /// Appends `txns` (strictly increasing zxids) and returns once they are durable (unless forceSync is
     /// off). On error nothing may be acknowledged: the caller must stop, because after a failed fsync the
     /// state of the page cache is unknown.

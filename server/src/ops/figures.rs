@@ -53,4 +53,7 @@ pub trait Figures: Send + Sync {
     /// `None` if the session tracker did not answer in time.
     fn sessions(&self) -> Option<SessionFigures>;
     fn watches(&self) -> WatchFigures;
+    /// The server's mode as `srvr` names it (`standalone`, `leader`, `follower`, `observer`, or
+    /// `looking` between roles), and whether it serves clients.
+    fn mode(&self) -> (&'static str, bool);
 }

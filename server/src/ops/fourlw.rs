@@ -53,7 +53,15 @@ pub fn run(figures: &dyn Figures, rx: Receiver<FourLetterJob>, answer: impl Fn(O
     }
 }
 
+/// What ZooKeeper answers most 4-letter words with while it is not serving (an ensemble member
+/// between roles, or still looking for a leader).
+const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
+
 fn report(shared: &dyn Figures, command: &str, trace_mask: i64) -> String {
+    let needs_server = !matches!(command, "ruok" | "conf" | "envi" | "gtmk" | "isro" | "dirs");
+    if needs_server && !shared.mode().1 {
+        return NOT_SERVING.to_owned();
+    }
     match command {
         "ruok" => "imok".to_owned(),
         "srvr" => server_stats(shared, false),
@@ -135,7 +143,7 @@ fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
     let latency = stats.latency();
     let tree = shared.tree();
     out.push_str(&format!(
-        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: standalone\nNode count: {}\n",
+        "Latency min/avg/max: {}/{}/{}\nReceived: {}\nSent: {}\nConnections: {}\nOutstanding: {}\nZxid: 0x{:x}\nMode: {}\nNode count: {}\n",
         latency.min_ms,
         java_double(latency.avg_ms),
         latency.max_ms,
@@ -144,6 +152,7 @@ fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
         stats.connections.load(std::sync::atomic::Ordering::Relaxed),
         stats.outstanding(),
         tree.last_processed_zxid(),
+        shared.mode().0,
         zookeeper_node_count(&tree),
     ));
     out
@@ -287,7 +296,7 @@ fn monitor(shared: &dyn Figures) -> String {
     let tree = shared.tree();
     let metrics: Vec<(&str, String)> = vec![
         ("zk_version", version()),
-        ("zk_server_state", "standalone".into()),
+        ("zk_server_state", shared.mode().0.into()),
         ("zk_avg_latency", java_double(latency.avg_ms)),
         ("zk_max_latency", latency.max_ms.to_string()),
         ("zk_min_latency", latency.min_ms.to_string()),

@@ -28,6 +28,10 @@ impl Figures for Shared {
         &self.config
     }
 
+    fn mode(&self) -> (&'static str, bool) {
+        (self.status.mode().name(), self.status.is_serving())
+    }
+
     fn client_port(&self) -> u16 {
         self.client_addr.port()
     }
@@ -64,10 +68,13 @@ impl Figures for Shared {
     }
 
     fn sessions(&self) -> Option<SessionFigures> {
+        // Only a server that prepares txns (standalone, or a leader) tracks session expiry.
         on_sequencer(self, |s| {
-            let expiry_buckets = s.core.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
-            SessionFigures { count: s.core.tracker.len(), expiry_buckets }
+            let core = s.core?;
+            let expiry_buckets = core.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
+            Some(SessionFigures { count: core.tracker.len(), expiry_buckets })
         })
+        .flatten()
     }
 
     fn watches(&self) -> WatchFigures {

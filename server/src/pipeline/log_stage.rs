@@ -18,6 +18,7 @@ use tracing::{info, warn};
 
 use fk_net::txn::Txn;
 
+use super::messages::{ApplierMsg, LogMsg, SequencerMsg};
 use super::{FatalHandler, Shared};
 use crate::commit::{Commit, VoterId};
 
@@ -46,14 +47,27 @@ pub struct Snapshots {
 /// This server's vote in [`Commit`]: standalone, the only one.
 const SELF: VoterId = 0;
 
+/// Who decides that a persisted txn is committed.
+pub enum CommitRule {
+    /// This stage, with the server as its own quorum; persisted txns wait in the queue until then.
+    Standalone(Commit, VecDeque<Txn>),
+    /// The member's protocol thread (an ensemble's quorum, or the leader's COMMIT): it is told what was
+    /// persisted and tells the applier what is committed.
+    Replicated(Sender<SequencerMsg>),
+}
+
+impl CommitRule {
+    pub fn standalone(last_zxid: i64) -> CommitRule {
+        CommitRule::Standalone(Commit::standalone(last_zxid), VecDeque::new())
+    }
+}
+
 pub struct LogStage {
     shared: Arc<Shared>,
-    rx: Receiver<Vec<Txn>>,
-    applier: Sender<Vec<Txn>>,
+    rx: Receiver<LogMsg>,
+    applier: Sender<ApplierMsg>,
     writer: LogWriter,
-    /// Decides what is committed; persisted txns wait in `uncommitted` until then.
-    commit: Commit,
-    uncommitted: VecDeque<Txn>,
+    commit: CommitRule,
     snapshots: Snapshots,
     on_fatal: FatalHandler,
     txns_since_snapshot: u64,
@@ -66,13 +80,13 @@ pub struct LogStage {
 impl LogStage {
     pub fn new(
         shared: Arc<Shared>,
-        rx: Receiver<Vec<Txn>>,
-        applier: Sender<Vec<Txn>>,
+        rx: Receiver<LogMsg>,
+        applier: Sender<ApplierMsg>,
         writer: LogWriter,
+        commit: CommitRule,
         snapshots: Snapshots,
         on_fatal: FatalHandler,
     ) -> LogStage {
-        let commit = Commit::standalone(shared.tree.read().last_processed_zxid());
         let seed = SystemTime::now().duration_since(UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64);
         let mut stage = LogStage {
             shared,
@@ -80,7 +94,6 @@ impl LogStage {
             applier,
             writer,
             commit,
-            uncommitted: VecDeque::new(),
             snapshots,
             on_fatal,
             txns_since_snapshot: 0,
@@ -104,32 +117,67 @@ impl LogStage {
     }
 
     pub fn run(mut self) {
-        while let Ok(mut batch) = self.rx.recv() {
+        while let Ok(msg) = self.rx.recv() {
+            let mut batch = match msg {
+                LogMsg::Txns(batch) => batch,
+                LogMsg::Flush(done) => {
+                    let _ = done.send(());
+                    continue;
+                }
+                LogMsg::Restart { last_zxid } => {
+                    self.writer.restart(last_zxid);
+                    continue;
+                }
+            };
+            // More txns that are already waiting join the batch; anything else waits for the next turn.
+            let mut held = None;
             while batch.len() < BATCH_MAX {
                 match self.rx.try_recv() {
-                    Ok(more) => batch.extend(more),
+                    Ok(LogMsg::Txns(more)) => batch.extend(more),
+                    Ok(other) => {
+                        held = Some(other);
+                        break;
+                    }
                     Err(_) => break,
                 }
             }
             let Some(persisted) = self.write(&batch) else { return };
-            // Nothing reaches the applier, and so no reply leaves, before the commit decision.
-            let ready = match self.commit.persisted(SELF, persisted) {
-                // All of it (always, standalone): no copy through the queue.
-                Some(committed) if committed == persisted && self.uncommitted.is_empty() => batch,
-                Some(committed) => {
-                    self.uncommitted.extend(batch);
-                    let count = self.uncommitted.iter().take_while(|t| t.header.zxid <= committed).count();
-                    self.uncommitted.drain(..count).collect()
-                }
-                None => {
-                    self.uncommitted.extend(batch);
-                    continue;
-                }
-            };
-            if self.applier.send(ready).is_err() {
+            if !self.hand_on(batch, persisted) {
                 return;
             }
+            match held {
+                Some(LogMsg::Flush(done)) => {
+                    let _ = done.send(());
+                }
+                Some(LogMsg::Restart { last_zxid }) => self.writer.restart(last_zxid),
+                _ => {}
+            }
         }
+    }
+
+    /// Passes a durable batch on: nothing reaches the applier as committed, and so no reply leaves,
+    /// before the commit decision. False once the next stage is gone.
+    fn hand_on(&mut self, batch: Vec<Txn>, persisted: i64) -> bool {
+        let ready = match &mut self.commit {
+            CommitRule::Replicated(member) => {
+                return self.applier.send(ApplierMsg::Persisted(batch)).is_ok()
+                    && member.send(SequencerMsg::Persisted(persisted)).is_ok();
+            }
+            CommitRule::Standalone(commit, uncommitted) => match commit.persisted(SELF, persisted) {
+                // All of it (always, standalone): no copy through the queue.
+                Some(committed) if committed == persisted && uncommitted.is_empty() => batch,
+                Some(committed) => {
+                    uncommitted.extend(batch);
+                    let count = uncommitted.iter().take_while(|t| t.header.zxid <= committed).count();
+                    uncommitted.drain(..count).collect()
+                }
+                None => {
+                    uncommitted.extend(batch);
+                    return true;
+                }
+            },
+        };
+        self.applier.send(ApplierMsg::Committed(ready)).is_ok()
     }
 
     /// Makes the batch's txns durable and returns the last one's zxid; `None` if that failed, after which

@@ -3,6 +3,9 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crossbeam_channel::Sender;
+use fk_net::txn::Txn;
+
 use fk_engine::tree::WatchTrigger;
 use fk_net::client::{ErrorCode, Response};
 
@@ -11,14 +14,29 @@ use crate::watch::ConnId;
 use super::sequencer::SequencerState;
 use super::shard::ShardState;
 
-pub use crate::sequencer::{Origin, Proposal, Route, Sequenced, SequencerInput, WriteRequest};
+pub use crate::sequencer::{Origin, PendingRoute, Proposal, Route, Sequenced, SequencerInput, Wait, WriteRequest};
 
-/// A reply route waiting in the applier for the txn it belongs to (`zxid` is that txn's) or, for a
-/// barrier, for the last txn proposed before it (`zxid` is that one's) to be applied.
-#[derive(Debug)]
-pub struct PendingRoute {
-    pub zxid: i64,
-    pub route: Route,
+/// Work for the log stage.
+pub enum LogMsg {
+    /// Txns to make durable, in zxid order.
+    Txns(Vec<Txn>),
+    /// Answer once everything sent before is durable and handed on.
+    Flush(Sender<()>),
+    /// The log on disk was cut or replaced (a learner's TRUNC or SNAP): go on in a new file after
+    /// `last_zxid`.
+    Restart { last_zxid: i64 },
+}
+
+/// Work for the applier.
+pub enum ApplierMsg {
+    /// Committed and durable: apply now (standalone).
+    Committed(Vec<Txn>),
+    /// Durable: apply once committed.
+    Persisted(Vec<Txn>),
+    /// Everything through this zxid is committed (an ensemble's commit decision).
+    CommitThrough(i64),
+    /// A role ended: drop what is not committed and every waiting route; answer when done.
+    Reset(Sender<()>),
 }
 
 /// Work for the sequencer thread.
@@ -27,6 +45,11 @@ pub enum SequencerMsg {
     Input(SequencerInput),
     /// Runs on the sequencer thread with its state (4lw inspection).
     Inspect(Box<dyn FnOnce(&SequencerState<'_>) + Send>),
+    /// The log holds everything through this zxid durably (ensembles: the commit decision is the
+    /// member's).
+    Persisted(i64),
+    /// Something from the quorum port or the election (ensembles).
+    Quorum(super::member::QuorumEvent),
 }
 
 /// What a shard is told.
@@ -56,6 +79,11 @@ pub enum ShardMsg {
         text: String,
     },
     Inspect(Box<dyn FnOnce(&mut ShardState) + Send>),
+    /// This member stopped serving (its role in the ensemble ended): close every client connection;
+    /// clients reconnect, to this member once it serves again or to another.
+    CloseClients {
+        reason: &'static str,
+    },
 }
 
 pub struct AppliedBatch {
@@ -64,7 +92,25 @@ pub struct AppliedBatch {
 }
 
 pub enum ShardReply {
-    Response { conn: ConnId, xid: i32, zxid: i64, err: ErrorCode, response: Response, close_after: bool },
-    Connected { conn: ConnId, session_id: i64, timeout_ms: u32 },
-    Close { conn: ConnId, reason: &'static str },
+    Response {
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        err: ErrorCode,
+        response: Response,
+        close_after: bool,
+    },
+    Connected {
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: u32,
+    },
+    Close {
+        conn: ConnId,
+        reason: &'static str,
+    },
+    /// Close the connection holding this session, if this shard has it.
+    EndSession {
+        session_id: i64,
+    },
 }

@@ -22,7 +22,9 @@ pub mod applier;
 pub mod connection;
 pub mod figures;
 pub mod log_stage;
+pub mod member;
 pub mod messages;
+pub mod quorum_link;
 pub mod replies;
 pub mod sequencer;
 pub mod shard;
@@ -32,7 +34,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
 use anyhow::Context;
 use crossbeam_channel::{Sender, bounded, unbounded};
@@ -61,6 +63,58 @@ pub struct Shared {
     pub limiter: ConnectionLimiter,
     pub shards: Vec<ShardHandle>,
     pub sequencer: Sender<messages::SequencerMsg>,
+    pub status: MemberStatus,
+}
+
+/// What this server is doing: its mode (standalone, or its role in the ensemble) and whether it serves
+/// clients — an ensemble member serves only once synchronised with a leader.
+pub struct MemberStatus {
+    mode: AtomicU8,
+    serving: AtomicBool,
+}
+
+/// A server's mode, as `srvr` and `mntr` name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Standalone,
+    Looking,
+    Leading,
+    Following,
+    Observing,
+}
+
+impl Mode {
+    const ALL: [Mode; 5] = [Mode::Standalone, Mode::Looking, Mode::Leading, Mode::Following, Mode::Observing];
+
+    /// As ZooKeeper's `srvr` prints it (`Mode: leader`); `looking` never prints there (not serving).
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Standalone => "standalone",
+            Mode::Looking => "looking",
+            Mode::Leading => "leader",
+            Mode::Following => "follower",
+            Mode::Observing => "observer",
+        }
+    }
+}
+
+impl MemberStatus {
+    pub fn new(mode: Mode) -> MemberStatus {
+        MemberStatus { mode: AtomicU8::new(mode as u8), serving: AtomicBool::new(mode == Mode::Standalone) }
+    }
+
+    pub fn mode(&self) -> Mode {
+        Mode::ALL[self.mode.load(Ordering::Acquire) as usize]
+    }
+
+    pub fn is_serving(&self) -> bool {
+        self.serving.load(Ordering::Acquire)
+    }
+
+    pub fn set(&self, mode: Mode, serving: bool) {
+        self.mode.store(mode as u8, Ordering::Release);
+        self.serving.store(serving, Ordering::Release);
+    }
 }
 
 /// How other threads reach a shard: its channel and the waker of its poll loop.
@@ -117,12 +171,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the client port and starts every thread on the recovered state.
+    /// Binds the client port (and, for an ensemble member, the quorum and election ports) and starts
+    /// every thread on the recovered state.
     pub fn start(config: Config, storage: Storage) -> anyhow::Result<Server> {
         let Storage { dirs, recovered, device, on_fatal } = storage;
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
+        let ensemble = !config.is_standalone();
         // Far more than the shards ever have in flight; a bounded channel's slots are allocated (and
         // touched) up front, and 64Ki of them were half of an idle server's memory.
         let (sequencer_tx, sequencer_rx) = bounded(4096);
@@ -149,6 +205,7 @@ impl Server {
         }
         let shared = Arc::new(Shared {
             limiter: ConnectionLimiter::new(config.max_client_cnxns.max(0) as u32),
+            status: MemberStatus::new(if ensemble { Mode::Looking } else { Mode::Standalone }),
             config,
             client_addr,
             tree: RwLock::new(tree),
@@ -161,14 +218,32 @@ impl Server {
             let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
             threads.spawn(&format!("fk-shard-{index}"), move || shard.run())?;
         }
-        let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx, routes_tx);
-        threads.spawn("fk-sequencer", move || sequencer.run())?;
+        let commit = if ensemble {
+            log_stage::CommitRule::Replicated(sequencer_tx.clone())
+        } else {
+            log_stage::CommitRule::standalone(last_zxid)
+        };
+        if ensemble {
+            let channels = member::MemberChannels {
+                member_tx: sequencer_tx.clone(),
+                rx: sequencer_rx,
+                log: log_tx,
+                applier: applier_tx.clone(),
+                routes: routes_tx,
+            };
+            let member = start_member(&shared, &dirs, &mut threads, channels)?;
+            threads.spawn("fk-member", move || member.run())?;
+        } else {
+            let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx, routes_tx);
+            threads.spawn("fk-sequencer", move || sequencer.run())?;
+        }
         let snapshot_busy = Arc::new(AtomicBool::new(false));
         let log_stage = log_stage::LogStage::new(
             shared.clone(),
             log_rx,
             applier_tx,
             writer,
+            commit,
             log_stage::Snapshots { tx: snapshot_tx.clone(), busy: snapshot_busy.clone() },
             on_fatal,
         );
@@ -212,6 +287,49 @@ impl Server {
     pub fn wait(self) -> ThreadEnded {
         self.threads.first_to_end()
     }
+}
+
+/// An ensemble member's own threads — the election links and the quorum port's acceptor — and its
+/// member thread, returned to be started with the rest.
+fn start_member(
+    shared: &Arc<Shared>,
+    dirs: &Dirs,
+    threads: &mut Threads,
+    channels: member::MemberChannels,
+) -> anyhow::Result<member::MemberThread> {
+    use crate::peers::election_link::{ElectionLinkSettings, ElectionLinks};
+    let config = &shared.config;
+    let me = config.me().context("this member is not in its own server list")?;
+    let my_id = me.id as i64;
+    let quorum_addr = config.quorum_bind_address().context("no quorum address")?.to_socket_addr()?;
+    let quorum_listener = std::net::TcpListener::bind(quorum_addr)
+        .with_context(|| format!("cannot bind the quorum port {quorum_addr}"))?;
+    let tx = channels.member_tx.clone();
+    threads.spawn("fk-quorum-acceptor", move || quorum_link::accept_learners(quorum_listener, tx))?;
+    let election_addr = config.election_bind_address().context("no election address")?.to_socket_addr()?;
+    let peers = config
+        .servers
+        .iter()
+        .filter(|s| s.id != me.id)
+        .map(|s| (s.id as i64, format!("{}:{}", s.host, s.election_port)))
+        .collect();
+    let announced = format!("{}:{}", me.host, me.election_port);
+    let mut settings = ElectionLinkSettings::new(my_id, election_addr, announced, peers);
+    settings.connect_timeout_ms = config.cnx_timeout_ms as u64;
+    settings.bind_retries = config.election_port_bind_retry;
+    let (links, election_rx) =
+        ElectionLinks::start(settings).with_context(|| format!("cannot listen for elections on {election_addr}"))?;
+    tracing::info!(
+        "ensemble member {my_id}: quorum port {quorum_addr}, election port {election_addr}, {} members",
+        config.servers.len()
+    );
+    Ok(member::MemberThread::new(member::MemberSetup {
+        shared: shared.clone(),
+        channels,
+        dirs: dirs.clone(),
+        election_links: links,
+        election_rx,
+    }))
 }
 
 /// Which thread ended first, and whether it panicked.

@@ -27,6 +27,7 @@ pub fn route(
     };
     let (shard, reply) = match route {
         Route::None => return,
+        Route::LearnerSync { .. } => unreachable!("a learner's sync is answered by the leader's member thread"),
         Route::Reply { origin, xid, op } => {
             let (body, result) = applied.expect("a reply route follows its txn");
             let (err, response) = response_for(op, body, result);

@@ -219,6 +219,12 @@ impl Shard {
                 ShardMsg::Close { conn, reason } => self.close_later(conn, reason),
                 ShardMsg::FourLetterAnswer { conn, text } => self.answer_four_letter(conn, &text),
                 ShardMsg::Inspect(f) => f(&mut self.state),
+                ShardMsg::CloseClients { reason } => {
+                    let clients: Vec<ConnId> = self.state.clients().map(|c| c.id).collect();
+                    for conn in clients {
+                        self.close_later(conn, reason);
+                    }
+                }
             }
         }
     }
@@ -311,6 +317,12 @@ impl Shard {
                 self.established(conn, session_id, timeout_ms, tree)
             }
             ShardReply::Close { conn, reason } => self.close_later(conn, reason),
+            ShardReply::EndSession { session_id } => {
+                let holder = self.state.clients().find(|c| c.session_id() == Some(session_id)).map(|c| c.id);
+                if let Some(conn) = holder {
+                    self.close_later(conn, "session expired");
+                }
+            }
         }
     }
 
@@ -434,6 +446,12 @@ impl Shard {
         self.shared.stats.received(1);
         conn.stats.received += 1;
         match ConnectRequest::decode(&mut JuteReader::new(frame)) {
+            // ZooKeeper closes a client's connection while the server is not running (a member between
+            // roles): the client tries another member.
+            Ok(_) if !self.shared.status.is_serving() => {
+                info!(peer = %conn.peer, "closing connection: this member is not serving (no quorum yet)");
+                conn.close("not serving");
+            }
             Ok(request) => {
                 conn.phase = Phase::Connecting { read_only_byte: request.read_only.is_some() };
                 let origin = Origin { shard: self.state.index, conn: id };

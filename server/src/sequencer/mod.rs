@@ -5,7 +5,9 @@
 //!
 //! # Layout
 //! - [`proposal`]: writes in, proposals out, and where their replies go.
+//! - [`forwarder`]: a learner's write path: requests to the leader, replies waiting for their txns.
 
+pub mod forwarder;
 pub mod proposal;
 #[cfg(test)]
 mod tests;
@@ -14,15 +16,17 @@ use std::collections::HashMap;
 
 use fk_engine::tree::digest::DIGEST_VERSION;
 use fk_engine::tree::{DataTree, EphemeralKind};
-use fk_net::client::{ConnectRequest, Request, WriteOp};
+use fk_net::client::{ConnectRequest, ErrorCode, OpCode, Request, WriteOp};
+use fk_net::quorum::packet::ForwardedRequest;
 use fk_net::txn::{CreateSessionTxn, ErrorTxn, Txn, TxnBody, TxnDigest, TxnHeader};
 use tracing::{info, warn};
 
-pub use proposal::{Origin, Proposal, Route, Sequenced, WriteRequest};
+pub use proposal::{Answerer, Origin, PendingRoute, Proposal, Route, Sequenced, Wait, WriteRequest};
 
 use crate::auth::AuthIds;
 use crate::prep::{PendingChanges, PrepSettings, PrepView, RequestCtx, Write, prep_write};
 use crate::session::{SessionTracker, session_password};
+use crate::zab::{LinkId, epoch_start};
 
 /// The time, as the driver read it: a monotonic clock for timeouts (sessions, reaper) and the wall clock
 /// for what txns record (ZooKeeper's `time` header field, TTL ages).
@@ -55,6 +59,10 @@ pub enum SequencerInput {
     Touch(Vec<i64>),
     /// A connection that had a session closed (the session lives on until it expires).
     Disconnected { origin: Origin, session_id: i64 },
+    /// A client request a learner forwarded (the leader only).
+    Forwarded { link: LinkId, request: ForwardedRequest, auth: AuthIds },
+    /// A learner asks whether a session a client reattaches to there is alive (the leader only).
+    Revalidate { link: LinkId, session_id: i64, timeout_ms: i32 },
 }
 
 /// A decision about a connection that needs no txn.
@@ -74,6 +82,12 @@ pub enum Notice {
         origin: Origin,
         reason: &'static str,
     },
+    /// The answer to a learner's REVALIDATE.
+    Revalidated {
+        link: LinkId,
+        session_id: i64,
+        valid: bool,
+    },
 }
 
 /// What one step decided, in order.
@@ -81,6 +95,24 @@ pub enum Notice {
 pub struct SequencerOutput {
     pub proposals: Vec<Proposal>,
     pub notices: Vec<Notice>,
+}
+
+/// A write as the core handles it, whoever sent it.
+struct Incoming {
+    answerer: Answerer,
+    session_id: i64,
+    xid: i32,
+    work: Sequenced,
+}
+
+impl Answerer {
+    /// The route of a request's txn: a reply here, or nothing (the learner answers).
+    fn reply(self, xid: i32, op: OpCode) -> Route {
+        match self {
+            Answerer::Local(origin) => Route::Reply { origin, xid, op },
+            Answerer::Learner(_) => Route::None,
+        }
+    }
 }
 
 pub struct Sequencer {
@@ -115,6 +147,13 @@ impl Sequencer {
         }
     }
 
+    /// A leader's first zxid of `epoch` is next (ZooKeeper: `zk.setZxid(makeZxid(epoch, 0))`).
+    pub fn start_epoch(&mut self, epoch: i64) {
+        let first = epoch_start(epoch) + 1;
+        assert!(first >= self.next_zxid, "epoch {epoch} starts before zxid 0x{:x}", self.next_zxid);
+        self.next_zxid = first;
+    }
+
     /// When the next step is due without any input (a session expiry or a reaper round), on the
     /// monotonic clock.
     pub fn next_deadline_ms(&self) -> u64 {
@@ -133,7 +172,25 @@ impl Sequencer {
         self.changes.prune(tree.last_processed_zxid());
         for input in inputs {
             match input {
-                SequencerInput::Write(request) => self.write(now, request, tree, &mut out),
+                SequencerInput::Write(request) => {
+                    let WriteRequest { origin, session_id, xid, work, auth } = request;
+                    let request = Incoming { answerer: Answerer::Local(origin), session_id, xid, work };
+                    self.write(now, request, &auth, tree, &mut out)
+                }
+                SequencerInput::Forwarded { link, request, auth } => {
+                    self.forwarded(now, link, request, &auth, tree, &mut out)
+                }
+                SequencerInput::Revalidate { link, session_id, timeout_ms } => {
+                    let valid = self.tracker.is_live(session_id);
+                    if valid {
+                        self.tracker.track(session_id, timeout_ms.max(0) as u32, now.mono_ms);
+                        // The session now lives on that learner: a connection of it here is stale.
+                        if let Some(old) = self.owners.remove(&session_id) {
+                            out.notices.push(Notice::Close { origin: old, reason: "session moved to another server" });
+                        }
+                    }
+                    out.notices.push(Notice::Revalidated { link, session_id, valid });
+                }
                 SequencerInput::Connect { origin, request } => self.connect(now, origin, request, tree, &mut out),
                 SequencerInput::Touch(sessions) => {
                     for id in sessions {
@@ -192,50 +249,102 @@ impl Sequencer {
         prep_write(&mut PrepView::new(tree, &mut self.changes), &ctx, write)
     }
 
-    fn write(&mut self, now: Now, w: WriteRequest, tree: &DataTree, out: &mut SequencerOutput) {
-        let WriteRequest { origin, session_id, xid, work, auth } = w;
+    fn write(&mut self, now: Now, w: Incoming, auth: &AuthIds, tree: &DataTree, out: &mut SequencerOutput) {
+        let Incoming { answerer, session_id, xid, work } = w;
         let request = match work {
             Sequenced::Request(request) => request,
             Sequenced::Refused(op, err) => {
                 let body = TxnBody::Error(ErrorTxn { err: err.as_i32() });
                 let txn = self.txn(tree, session_id, xid, now.wall_ms, body);
-                out.proposals.push(Proposal { txn: Some(txn), route: Route::Reply { origin, xid, op } });
+                let route = answerer.reply(xid, op);
+                out.proposals.push(Proposal { txn: Some(txn), route });
                 return;
             }
         };
         let op = request.op_code();
         let txn = match &request {
             Request::Sync(r) => {
-                let route = Route::Sync { origin, xid, path: r.path.clone() };
+                let route = match answerer {
+                    Answerer::Local(origin) => Route::Sync { origin, xid, path: r.path.clone() },
+                    Answerer::Learner(link) => Route::LearnerSync { link },
+                };
                 out.proposals.push(Proposal { txn: None, route });
                 return;
             }
             Request::CloseSession => {
-                let txn = self.prep(now, tree, session_id, xid, &auth, Write::CloseSession);
+                let txn = self.prep(now, tree, session_id, xid, auth, Write::CloseSession);
                 self.tracker.remove(session_id);
-                self.owners.remove(&session_id);
-                let route = Route::CloseSession { requester: Some((origin, xid)), owner: None };
+                let owner = self.owners.remove(&session_id);
+                let route = match answerer {
+                    Answerer::Local(origin) => Route::CloseSession { requester: Some((origin, xid)), owner: None },
+                    Answerer::Learner(_) => Route::CloseSession { requester: None, owner },
+                };
                 out.proposals.push(Proposal { txn: Some(txn), route });
                 return;
             }
             Request::Write(op @ WriteOp::Check(check)) => {
                 // A check that passes changes nothing, and ZooKeeper cannot replay a check txn outside a
                 // multi ("Unsupported Txn"), though it logs one: we answer it in line without logging.
-                // A failing one is an error txn, as in ZooKeeper.
-                let body = self.prep_body(now, tree, session_id, &auth, Write::Op(op));
-                if matches!(body, TxnBody::Check(_)) {
+                // A failing one is an error txn, as in ZooKeeper. A learner's check is logged as
+                // ZooKeeper logs it: the learner answers it when the txn comes back.
+                let body = self.prep_body(now, tree, session_id, auth, Write::Op(op));
+                if let (TxnBody::Check(_), Answerer::Local(origin)) = (&body, answerer) {
                     let route = Route::CheckPassed { origin, xid, path: check.path.clone() };
                     out.proposals.push(Proposal { txn: None, route });
                     return;
                 }
                 self.txn(tree, session_id, xid, now.wall_ms, body)
             }
-            Request::Write(op) => self.prep(now, tree, session_id, xid, &auth, Write::Op(op)),
-            Request::Multi(ops) => self.prep(now, tree, session_id, xid, &auth, Write::Multi(ops)),
-            Request::Reconfig(_) => self.prep(now, tree, session_id, xid, &auth, Write::Reconfig),
+            Request::Write(op) => self.prep(now, tree, session_id, xid, auth, Write::Op(op)),
+            Request::Multi(ops) => self.prep(now, tree, session_id, xid, auth, Write::Multi(ops)),
+            Request::Reconfig(_) => self.prep(now, tree, session_id, xid, auth, Write::Reconfig),
             other => unreachable!("{:?} is not sequenced", other.op_code()),
         };
-        out.proposals.push(Proposal { txn: Some(txn), route: Route::Reply { origin, xid, op } });
+        out.proposals.push(Proposal { txn: Some(txn), route: answerer.reply(xid, op) });
+    }
+
+    /// A request a learner forwarded: its session's creation or end, or a client request in the body
+    /// the client sent (ZooKeeper's `Request` from a `LearnerHandler`).
+    fn forwarded(
+        &mut self,
+        now: Now,
+        link: LinkId,
+        request: ForwardedRequest,
+        auth: &AuthIds,
+        tree: &DataTree,
+        out: &mut SequencerOutput,
+    ) {
+        let ForwardedRequest { session_id, cxid, op, body } = request;
+        if op == OpCode::CreateSession.as_i32() {
+            // The learner made the id and negotiated the timeout; the session is tracked here from now.
+            let timeout_ms = fk_net::jute::JuteReader::new(&body).read_i32().unwrap_or(0).max(0) as u32;
+            self.tracker.track(session_id, timeout_ms, now.mono_ms);
+            let body = TxnBody::CreateSession(CreateSessionTxn { timeout_ms: timeout_ms as i32 });
+            let txn = self.txn(tree, session_id, cxid, now.wall_ms, body);
+            out.proposals.push(Proposal { txn: Some(txn), route: Route::None });
+            return;
+        }
+        let work = match Request::decode(op, &body) {
+            Ok(Request::DeleteContainer(_)) => Sequenced::Refused(OpCode::DeleteContainer, ErrorCode::BadArguments),
+            Ok(
+                request @ (Request::Write(_)
+                | Request::Multi(_)
+                | Request::Sync(_)
+                | Request::CloseSession
+                | Request::Reconfig(_)),
+            ) => Sequenced::Request(request),
+            Ok(other) => {
+                warn!(op, "a learner forwarded a {:?}, which is not a write; refusing it", other.op_code());
+                Sequenced::Refused(other.op_code(), ErrorCode::BadArguments)
+            }
+            Err(e) => {
+                warn!(op, "a learner forwarded an undecodable request: {e:?}");
+                let code = OpCode::from_i32(op).unwrap_or(OpCode::Error);
+                Sequenced::Refused(code, ErrorCode::MarshallingError)
+            }
+        };
+        let request = Incoming { answerer: Answerer::Learner(link), session_id, xid: cxid, work };
+        self.write(now, request, auth, tree, out);
     }
 
     fn negotiate_timeout(&self, requested_ms: i32) -> u32 {

@@ -8,6 +8,7 @@ use fk_net::txn::Txn;
 
 use crate::auth::AuthIds;
 use crate::watch::ConnId;
+use crate::zab::LinkId;
 
 /// A connection anywhere in the server: its shard and its id there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -53,11 +54,41 @@ pub enum Route {
     Connect { origin: Origin, session_id: i64, timeout_ms: u32 },
     /// A closeSession, from the client (reply, then close) or from expiry (close the owner's connection).
     CloseSession { requester: Option<(Origin, i32)>, owner: Option<Origin> },
+    /// A learner's forwarded sync (the leader only): the learner is told once everything proposed before
+    /// it is committed.
+    LearnerSync { link: LinkId },
 }
 
 impl Route {
     /// Routes without a txn of their own: they wait for the txns proposed before them.
     pub fn is_barrier(&self) -> bool {
-        matches!(self, Route::Sync { .. } | Route::CheckPassed { .. })
+        matches!(self, Route::Sync { .. } | Route::CheckPassed { .. } | Route::LearnerSync { .. })
     }
+}
+
+/// Who answers a request once it is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Answerer {
+    /// A client of this server.
+    Local(Origin),
+    /// The learner that forwarded it (the leader only): it answers its client when the txn comes back
+    /// committed, so nothing waits here.
+    Learner(LinkId),
+}
+
+/// A reply route waiting in the applier.
+#[derive(Debug)]
+pub struct PendingRoute {
+    pub wait: Wait,
+    pub route: Route,
+}
+
+/// What a route waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// The txn with this zxid (the route's own), or, for a barrier, the last txn proposed before it.
+    Zxid(i64),
+    /// The txn a request became, known by its session and xid: a learner forwards requests and learns
+    /// their zxids only when they come back committed.
+    Request { session_id: i64, cxid: i32 },
 }

@@ -1,0 +1,269 @@
+//! The quorum port's connections, as threads that move `QuorumPacket`s between a socket and the member
+//! thread (the ZAB machines decide everything): on a leader one link per learner, accepted by
+//! [`accept_learners`]; on a learner one link to its leader, made by [`connect_to_leader`].
+//!
+//! Each link is a reader thread (packets in, tagged with the link's id) and a writer thread (packets
+//! out, from a bounded queue: a learner that falls that far behind is dropped and synchronises again).
+//! A SNAP on a leader's link is followed by the tree itself, streamed by the writer once everything the
+//! SNAP names is applied; a learner's reader stores that stream as a snapshot file before it passes
+//! the SNAP packet on.
+
+use std::collections::VecDeque;
+use std::io::{self, BufReader, BufWriter, Cursor, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender, bounded};
+use fk_engine::snap::stream::{receive_snapshot, send_snapshot};
+use fk_net::quorum::{PacketType, QuorumPacket};
+use tracing::{debug, info, warn};
+
+use super::Shared;
+use super::messages::SequencerMsg;
+use super::snapshotter::SharedTree;
+use crate::storage::Dirs;
+use crate::zab::LinkId;
+
+/// Packets queued for one peer before it counts as too slow and is dropped.
+const QUEUE_MAX: usize = 65_536;
+/// Read size on a quorum socket.
+const READ_CHUNK: usize = 64 * 1024;
+/// Room above jute.maxbuffer for a packet's own fields.
+const PACKET_OVERHEAD: usize = 1024;
+
+/// What happened on the quorum port, for the member thread.
+#[derive(Debug)]
+pub enum QuorumEvent {
+    /// A learner connected to our quorum port.
+    Accepted(TcpStream, SocketAddr),
+    /// A link is up (a learner's link to its leader: connected).
+    Linked(LinkId),
+    Packet(LinkId, QuorumPacket),
+    Closed(LinkId, String),
+}
+
+/// What a link's writer is asked to send.
+pub enum Outgoing {
+    Packet(QuorumPacket),
+    /// SNAP at this zxid, then the tree once it has applied everything through the zxid.
+    Snapshot(i64),
+}
+
+/// One connection's sending side; dropping it closes the connection.
+pub struct Link {
+    tx: Sender<Outgoing>,
+    stream: Arc<std::sync::OnceLock<TcpStream>>,
+}
+
+impl Link {
+    /// Queues a packet; false if the peer is too far behind (the caller drops the link).
+    pub fn send(&self, outgoing: Outgoing) -> bool {
+        self.tx.try_send(outgoing).is_ok()
+    }
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        if let Some(stream) = self.stream.get() {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+/// Everything a link's threads need besides its socket.
+#[derive(Clone)]
+pub struct LinkContext {
+    pub shared: Arc<Shared>,
+    pub member: Sender<SequencerMsg>,
+    pub dirs: Dirs,
+}
+
+impl LinkContext {
+    fn tell(&self, event: QuorumEvent) {
+        let _ = self.member.send(SequencerMsg::Quorum(event));
+    }
+
+    fn max_packet(&self) -> usize {
+        self.shared.config.jute_max_buffer + PACKET_OVERHEAD
+    }
+}
+
+/// Accepts learners on the quorum port for as long as the process lives; the member thread decides what
+/// to do with each (only a leader keeps them).
+pub fn accept_learners(listener: TcpListener, member: Sender<SequencerMsg>) {
+    for stream in listener.incoming() {
+        match stream.and_then(|s| s.peer_addr().map(|peer| (s, peer))) {
+            Ok((stream, peer)) => {
+                let _ = stream.set_nodelay(true);
+                if member.send(SequencerMsg::Quorum(QuorumEvent::Accepted(stream, peer))).is_err() {
+                    return;
+                }
+            }
+            Err(e) => warn!("quorum port accept failed: {e}"),
+        }
+    }
+}
+
+/// Starts the threads of a leader's link to a learner that connected.
+pub fn start_leader_side(ctx: &LinkContext, id: LinkId, stream: TcpStream) -> io::Result<Link> {
+    let (tx, rx) = bounded(QUEUE_MAX);
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let _ = cell.set(stream.try_clone()?);
+    let reader = stream.try_clone()?;
+    let c = ctx.clone();
+    spawn(&format!("fk-learner-{id}-in"), move || read_packets(&c, id, reader, false))?;
+    let c = ctx.clone();
+    spawn(&format!("fk-learner-{id}-out"), move || write_packets(&c, id, stream, rx))?;
+    Ok(Link { tx, stream: cell })
+}
+
+/// Connects to the leader's quorum port in the background (ZooKeeper tries 5 times, a second apart,
+/// each within `connect_timeout`); `Linked` or `Closed` tells the member thread how it went.
+pub fn connect_to_leader(
+    ctx: &LinkContext,
+    id: LinkId,
+    address: String,
+    connect_timeout: Duration,
+) -> io::Result<Link> {
+    let (tx, rx) = bounded(QUEUE_MAX);
+    let cell = Arc::new(std::sync::OnceLock::new());
+    let c = ctx.clone();
+    let published = cell.clone();
+    spawn(&format!("fk-leader-{id}"), move || {
+        let stream = match connect(&address, connect_timeout) {
+            Ok(stream) => stream,
+            Err(e) => {
+                return c.tell(QuorumEvent::Closed(id, format!("cannot connect to the leader at {address}: {e}")));
+            }
+        };
+        let (Ok(reader), Ok(keeper)) = (stream.try_clone(), stream.try_clone()) else {
+            return c.tell(QuorumEvent::Closed(id, "cannot clone the leader's socket".into()));
+        };
+        let _ = published.set(keeper);
+        c.tell(QuorumEvent::Linked(id));
+        let writer_ctx = c.clone();
+        if let Err(e) = spawn(&format!("fk-leader-{id}-out"), move || write_packets(&writer_ctx, id, stream, rx)) {
+            return c.tell(QuorumEvent::Closed(id, format!("cannot start a thread: {e}")));
+        }
+        read_packets(&c, id, reader, true);
+    })?;
+    Ok(Link { tx, stream: cell })
+}
+
+fn connect(address: &str, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, "no address");
+    for attempt in 0..5 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+        for addr in address.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&addr, timeout) {
+                Ok(stream) => {
+                    let _ = stream.set_nodelay(true);
+                    return Ok(stream);
+                }
+                Err(e) => last = e,
+            }
+        }
+    }
+    Err(last)
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
+    std::thread::Builder::new().name(name.to_owned()).spawn(f).map(|_| ())
+}
+
+/// Reads packets until the connection ends; a learner's reader also takes the snapshot after SNAP.
+fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: TcpStream, learner: bool) {
+    let mut pending: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+    let mut chunk = vec![0u8; READ_CHUNK];
+    let reason = loop {
+        match QuorumPacket::parse(&pending, ctx.max_packet()) {
+            Ok(Some((packet, used))) => {
+                pending.drain(..used);
+                if learner && packet.kind == PacketType::Snap {
+                    match receive_snap(ctx, &mut stream, &mut pending, packet.zxid) {
+                        Ok(()) => {}
+                        Err(e) => break format!("cannot receive the leader's snapshot: {e}"),
+                    }
+                }
+                ctx.tell(QuorumEvent::Packet(id, packet));
+                continue;
+            }
+            Ok(None) => {}
+            Err(e) => break format!("bad packet: {e}"),
+        }
+        match stream.read(&mut chunk) {
+            Ok(0) => break "connection closed by the peer".to_owned(),
+            Ok(n) => pending.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break format!("read failed: {e}"),
+        }
+    };
+    debug!(link = id, "quorum link reader ends: {reason}");
+    ctx.tell(QuorumEvent::Closed(id, reason));
+}
+
+/// Stores the snapshot that follows a SNAP packet; `pending` holds the bytes already read past the
+/// packet, and afterwards those read past the snapshot.
+fn receive_snap(ctx: &LinkContext, stream: &mut TcpStream, pending: &mut Vec<u8>, zxid: i64) -> anyhow::Result<()> {
+    let mut buffered = BufReader::with_capacity(READ_CHUNK, &*stream);
+    let mut input = Cursor::new(std::mem::take(pending)).chain(&mut buffered);
+    let config = &ctx.shared.config;
+    let path = receive_snapshot(&mut input, &ctx.dirs.snap, zxid, config.jute_max_buffer, config.force_sync)?;
+    info!("received the leader's snapshot as {}", path.display());
+    let (cursor, buffered) = input.into_inner();
+    let position = cursor.position() as usize;
+    let mut rest = cursor.into_inner().split_off(position);
+    rest.extend_from_slice(buffered.buffer());
+    *pending = rest;
+    Ok(())
+}
+
+/// Writes queued packets, flushing whenever the queue runs dry.
+fn write_packets(ctx: &LinkContext, id: LinkId, stream: TcpStream, rx: Receiver<Outgoing>) {
+    let shutdown = stream.try_clone();
+    let mut out = BufWriter::with_capacity(READ_CHUNK, stream);
+    let mut encoded = Vec::new();
+    let result = (|| -> anyhow::Result<()> {
+        while let Ok(first) = rx.recv() {
+            let mut next = VecDeque::from([first]);
+            while let Some(outgoing) = next.pop_front() {
+                match outgoing {
+                    Outgoing::Packet(packet) => {
+                        encoded.clear();
+                        packet.encode(&mut encoded);
+                        out.write_all(&encoded)?;
+                    }
+                    Outgoing::Snapshot(zxid) => send_snap(ctx, &mut out, zxid)?,
+                }
+                if let Ok(more) = rx.try_recv() {
+                    next.push_back(more);
+                }
+            }
+            out.flush()?;
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        debug!(link = id, "quorum link writer ends: {e}");
+    }
+    if let Ok(s) = shutdown {
+        let _ = s.shutdown(Shutdown::Both);
+    }
+}
+
+/// SNAP, then the tree as of at least `zxid` (fuzzy beyond it; the txns after `zxid` follow as
+/// proposals, and replaying them is idempotent).
+fn send_snap(ctx: &LinkContext, out: &mut impl Write, zxid: i64) -> anyhow::Result<()> {
+    while ctx.shared.tree.read().last_processed_zxid() < zxid {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let mut encoded = Vec::new();
+    QuorumPacket::new(PacketType::Snap, zxid, None).encode(&mut encoded);
+    out.write_all(&encoded)?;
+    let stats = send_snapshot(&SharedTree(&ctx.shared.tree), &ctx.dirs.snap, out)?;
+    info!("sent a snapshot at 0x{zxid:x} to a learner ({} nodes, {} bytes)", stats.nodes, stats.bytes);
+    Ok(())
+}
