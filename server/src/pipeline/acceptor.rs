@@ -45,8 +45,11 @@ impl ConnectionLimiter {
 }
 
 pub fn bind(config: &Config) -> std::io::Result<TcpListener> {
-    let ip = config.client_port_address.unwrap_or(IpAddr::from([0, 0, 0, 0]));
-    let addr = SocketAddr::new(ip, config.client_port.unwrap_or(2181));
+    // A member's client address may come from its own server line.
+    let addr = match config.client_address() {
+        Some(address) => address.to_socket_addr()?,
+        None => SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 2181),
+    };
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;

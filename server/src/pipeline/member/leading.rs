@@ -2,7 +2,7 @@
 //! acknowledged NEWLEADER — the sequencer core, whose txns are proposed to the followers as they go to
 //! the local log.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::TcpStream;
 
 use fk_net::quorum::packet::SessionTouch;
@@ -11,13 +11,16 @@ use tracing::{info, warn};
 use super::super::Mode;
 use super::super::messages::*;
 use super::super::quorum_link::{Link, Outgoing, QuorumEvent, start_leader_side};
-use super::super::sequencer::Sequencing;
+use super::super::sequencer::{Sequencing, entry};
 use super::{MemberIo, MemberThread};
 use crate::auth::AuthIds;
 use crate::sequencer::Sequencer;
+use crate::storage::Dirs;
 use crate::zab::history::History;
 use crate::zab::leader::{Leader, LeaderInput, LeaderOutput, LeaderSettings, LeaderStart};
-use crate::zab::{LinkId, Sid};
+use crate::zab::{Entry, LinkId, Sid};
+use fk_engine::files::{LOG_PREFIX, list};
+use fk_engine::log::read_log;
 
 /// Committed txns kept for synchronising learners by DIFF (ZooKeeper's `commitLogCount`).
 const HISTORY_COMMITTED_MAX: usize = 500;
@@ -48,7 +51,7 @@ impl Leading {
         let start = LeaderStart {
             accepted_epoch: epochs.accepted,
             current_epoch: epochs.current,
-            history: History::new(last_zxid, Vec::new(), HISTORY_COMMITTED_MAX),
+            history: History::new(last_zxid, recent_entries(&m.dirs, last_zxid), HISTORY_COMMITTED_MAX),
         };
         m.shared.status.set(Mode::Leading, false);
         info!("LEADING: waiting for a quorum of followers (last zxid 0x{last_zxid:x})");
@@ -188,4 +191,36 @@ impl Leading {
         }
         None
     }
+}
+
+/// The newest logged txns through `last_zxid` (at most [`HISTORY_COMMITTED_MAX`]), so that a learner
+/// only a little behind is synchronised by DIFF rather than a snapshot (ZooKeeper fills its committed
+/// log the same way while loading). Nothing if the log does not reach `last_zxid` (the tree came from a
+/// newer snapshot): a history with a hole before the commit point would synchronise learners wrongly.
+fn recent_entries(dirs: &Dirs, last_zxid: i64) -> Vec<Entry> {
+    let mut entries = VecDeque::new();
+    let files = list(&dirs.log, LOG_PREFIX).unwrap_or_default();
+    'files: for (_, path) in files.iter().rev() {
+        let log = match read_log(path) {
+            Ok(log) => log,
+            Err(e) => {
+                warn!("cannot read {} for the leader's history: {e}", path.display());
+                break;
+            }
+        };
+        for record in log.records.iter().rev() {
+            let zxid = record.txn.header.zxid;
+            if zxid > last_zxid || entries.front().is_some_and(|e: &Entry| zxid >= e.zxid) {
+                continue;
+            }
+            entries.push_front(entry(&record.txn));
+            if entries.len() == HISTORY_COMMITTED_MAX {
+                break 'files;
+            }
+        }
+    }
+    if entries.back().is_none_or(|e| e.zxid != last_zxid) {
+        return Vec::new();
+    }
+    entries.into()
 }

@@ -25,7 +25,7 @@ use fk_engine::epoch::{ACCEPTED_EPOCH, CURRENT_EPOCH, load_epochs, write_epoch};
 use fk_engine::recovery::recover;
 use fk_engine::tree::TreeOptions;
 use fk_net::quorum::{Notification, ServerState};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Mode;
 use super::Shared;
@@ -85,6 +85,9 @@ pub struct MemberThread {
     limits: Limits,
     /// Client inputs gathered this turn.
     inputs: Vec<SequencerInput>,
+    /// Learners that connected before this member took the leadership, with when (dropped after
+    /// `initLimit`).
+    early_learners: Vec<(std::net::TcpStream, u64)>,
 }
 
 impl MemberThread {
@@ -125,6 +128,7 @@ impl MemberThread {
             my_id,
             limits,
             inputs: Vec::with_capacity(BATCH_MAX),
+            early_learners: Vec::new(),
         }
     }
 
@@ -200,8 +204,13 @@ impl MemberThread {
                         _ => Ok(()),
                     });
                 }
-                // Only a leader takes learners (ZooKeeper listens on the quorum port only while leading).
-                _ => info!(%peer, "closing a quorum connection: not leading"),
+                // A learner may learn that we won before we do: keep its connection for the leadership
+                // this member may be about to take (ZooKeeper refuses it, and the learner retries a
+                // second later).
+                _ => {
+                    debug!(%peer, "holding a quorum connection until this member leads");
+                    self.early_learners.push((stream, self.now_ms()));
+                }
             }
             return;
         }
@@ -224,6 +233,8 @@ impl MemberThread {
         inputs.clear();
         self.inputs = inputs;
         let now = self.now_ms();
+        let init_ms = self.limits.init_ms();
+        self.early_learners.retain(|(_, at)| now.saturating_sub(*at) <= init_ms);
         if self.election.next_deadline_ms().is_some_and(|at| at <= now) {
             let outputs = self.election.tick(now);
             self.election_outputs(outputs);
@@ -327,7 +338,20 @@ impl MemberThread {
             ServerState::Looking => unreachable!("a decision is never LOOKING"),
         };
         match result {
-            Ok(role) => self.role = role,
+            Ok(role) => {
+                self.role = role;
+                let early = std::mem::take(&mut self.early_learners);
+                if matches!(self.role, Role::Leading(_)) {
+                    for (stream, _) in early {
+                        let id = self.next_link;
+                        self.next_link += 1;
+                        self.with_role(|role, m| match role {
+                            Role::Leading(l) => l.accepted(m, id, stream),
+                            _ => Ok(()),
+                        });
+                    }
+                }
+            }
             Err(reason) => {
                 warn!("cannot take the role: {reason}");
                 self.look(true);
