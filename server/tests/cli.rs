@@ -18,7 +18,7 @@ fn a_bad_value_stops_start_up_naming_file_line_and_key() {
 }
 
 #[test]
-fn a_missing_file_and_an_ensemble_config_are_refused_clearly() {
+fn a_missing_file_and_an_incomplete_ensemble_config_are_refused_clearly() {
     let out = ferrokeeper().arg("/nonexistent/zoo.cfg").output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/zoo.cfg"));
@@ -30,7 +30,9 @@ fn a_missing_file_and_an_ensemble_config_are_refused_clearly() {
     std::fs::write(&cfg, text).unwrap();
     let out = ferrokeeper().arg(&cfg).output().unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("ensembles are not supported yet"));
+    // An ensemble needs initLimit and syncLimit (ZooKeeper refuses it the same way).
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("{}: initLimit is not set", cfg.display())), "{stderr}");
 }
 
 #[test]
