@@ -189,10 +189,11 @@ pub enum StreamError {
 }
 
 /// Receives a SNAP stream (everything after the SNAP packet) into `dir`/`snapshot.<zxid>`, where `dir`
-/// is the `version-2` directory and `zxid` the SNAP packet's. The stream is parsed as it arrives, with
-/// memory bounded by the longest path: every length is checked against `max_buffer` (the reader's
-/// jute.maxbuffer, plus ZooKeeper's extra allowance if it is to be matched) before anything is read,
-/// and the bytes go to `.snapshot.<zxid>.tmp` as they are checked. The file is renamed into place only
+/// is the `version-2` directory and `zxid` the SNAP packet's. The stream is parsed as it arrives:
+/// every length is checked against `max_buffer` (the reader's jute.maxbuffer, plus ZooKeeper's extra
+/// allowance if it is to be matched) before anything is read for it, and the bytes go to
+/// `.snapshot.<zxid>.tmp` as they are checked. Memory holds one field (at most `max_buffer` bytes), the
+/// chain of ancestors of the current node, and the ACL cache's indexes — never the data. The file is renamed into place only
 /// after the signature is seen (and fsynced first, with the directory after, if `force_sync`); on any
 /// error nothing named `snapshot.*` is left behind.
 pub fn receive_snapshot(
