@@ -599,8 +599,8 @@ fn txn(zxid: i64, client_id: i64, body: TxnBody) -> Txn {
     Txn { header, body, digest: None }
 }
 
-/// Sets data on, re-ACLs and creates nodes (ephemerals of a new session too) all over the tree. No
-/// deletes: see [`a_delete_of_a_node_the_walk_had_not_reached_replays_to_the_same_parent`].
+/// Sets data on, re-ACLs and creates nodes (ephemerals of a new session too) all over the tree; deletes
+/// are covered by [`a_delete_of_a_node_the_walk_had_not_reached_replays_to_the_same_parent`].
 fn concurrent_txns(first_zxid: i64) -> Vec<Txn> {
     let mut bodies = vec![(0x201, TxnBody::CreateSession(CreateSessionTxn { timeout_ms: 8_000 }))];
     for i in 0..3_000 {
@@ -702,12 +702,10 @@ impl TreeAccess for Stepped {
 }
 
 /// ZooKeeper 3.8's `DataTree.deleteNode` raises the parent's pzxid before it finds the child missing
-/// (ZOOKEEPER-3145: "the child might already be deleted during taking fuzzy snapshot"), so replaying a
-/// delete over a snapshot whose walk wrote the parent but not the (since deleted) child still yields
-/// the parent's final pzxid. Our `DataTree::delete_node` returns NoNode first, so the parent keeps
-/// its older pzxid: the same for `write_snapshot` files as for SNAP streams.
+/// ("the child might already be deleted during taking fuzzy snapshot"), so replaying a delete over a
+/// snapshot whose walk wrote the parent but not the (since deleted) child still yields the parent's
+/// final pzxid; `DataTree::delete_node` does the same, for `write_snapshot` files as for SNAP streams.
 #[test]
-#[ignore = "engine/src/tree delete_node: a replayed delete of a missing child does not raise the parent's pzxid"]
 fn a_delete_of_a_node_the_walk_had_not_reached_replays_to_the_same_parent() {
     let mut tree = DataTree::new(options());
     for i in 0..3_000 {

@@ -463,7 +463,15 @@ impl DataTree {
         if node_path == "/" {
             return Err(ErrorCode::BadArguments);
         }
-        let index = self.slot(node_path).ok_or(ErrorCode::NoNode)?;
+        let Some(index) = self.slot(node_path) else {
+            // Replaying over a fuzzy snapshot, the child may be gone already while its parent was
+            // written before the delete: ZooKeeper still raises the parent's pzxid, and so must we for
+            // the replayed tree to equal the one that was snapshotted.
+            if let Some(parent) = self.slot(path::parent(node_path)) {
+                self.raise_pzxid(parent, zxid);
+            }
+            return Err(ErrorCode::NoNode);
+        };
         if self.node_at(index).child_count() > 0 {
             return Err(ErrorCode::NotEmpty);
         }
@@ -472,12 +480,17 @@ impl DataTree {
         let node = self.remove_unlinked(index);
         self.acls.release(node.acl);
         self.unindex_owner(node_path, node.stat.ephemeral_owner);
+        self.raise_pzxid(parent, zxid);
+        Ok(())
+    }
+
+    /// A child of `parent` was deleted at `zxid`; a later delete or create may have set it higher already.
+    fn raise_pzxid(&mut self, parent: u32, zxid: i64) {
         let parent_node = self.node_mut(parent);
         if zxid > parent_node.stat.pzxid {
             parent_node.stat.pzxid = zxid;
             self.rehash(parent);
         }
-        Ok(())
     }
 
     pub fn set_data(
