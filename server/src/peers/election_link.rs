@@ -30,7 +30,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded, select};
 use parking_lot::Mutex;
 use tracing::{debug, error, info, warn};
 
@@ -99,6 +99,9 @@ pub struct Incoming {
     pub payload: Vec<u8>,
 }
 
+/// Where the election reads [`Incoming`] notifications (named so callers need no channel crate).
+pub type IncomingReceiver = Receiver<Incoming>;
+
 /// Counts since start, for operators and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LinkStats {
@@ -165,6 +168,11 @@ impl Outbox {
         Outbox { tx, rx }
     }
 
+    /// Puts back a message its connection could not send, unless a newer one is already waiting.
+    fn requeue(&self, payload: Vec<u8>) {
+        let _ = self.tx.try_send(payload);
+    }
+
     /// Queues `payload`; returns whether an unsent message was replaced.
     fn replace(&self, mut payload: Vec<u8>) -> bool {
         let mut replaced = false;
@@ -186,6 +194,8 @@ impl Outbox {
 /// read and any write in progress) and the stop channel (waking the sender).
 struct Link {
     id: u64,
+    /// For an accepted connection, its place in accept order (see `install_link`).
+    accepted: Option<u64>,
     stream: TcpStream,
     _stop: Sender<()>,
 }
@@ -244,7 +254,7 @@ pub struct ElectionLinks {
 impl ElectionLinks {
     /// Binds the election port (with ZooKeeper's bind retries) and starts accepting. Nothing is dialled
     /// until the first `send` or `connect_all`.
-    pub fn start(settings: ElectionLinkSettings) -> io::Result<(ElectionLinks, Receiver<Incoming>)> {
+    pub fn start(settings: ElectionLinkSettings) -> io::Result<(ElectionLinks, IncomingReceiver)> {
         let listener = bind_with_retries(settings.listen, settings.bind_retries)?;
         let local_addr = listener.local_addr()?;
         let closer = socket2::Socket::from(listener.try_clone()?);
@@ -475,7 +485,7 @@ impl Shared {
         state.handshaking.insert(id, closer);
         let shared = self.clone();
         let started = self.spawn(&mut state, format!("election-accept-{from}"), move || {
-            shared.handshake_accepted(stream, from);
+            shared.handshake_accepted(stream, from, id);
             shared.state.lock().handshaking.remove(&id);
         });
         if !started {
@@ -484,7 +494,7 @@ impl Shared {
     }
 
     /// The accepting side (QuorumCnxManager.handleConnection).
-    fn handshake_accepted(self: &Arc<Self>, mut stream: TcpStream, from: SocketAddr) {
+    fn handshake_accepted(self: &Arc<Self>, mut stream: TcpStream, from: SocketAddr, accepted: u64) {
         let _ = stream.set_nodelay(true);
         let opening = stream.set_read_timeout(Some(self.handshake_timeout)).map_err(LinkError::from);
         let message = match opening.and_then(|()| read_opening(&mut stream)) {
@@ -503,10 +513,10 @@ impl Shared {
             // id, so its connection is kept instead.
             let sid = self.assign_observer_id();
             info!(my_id = self.my_id, %from, sid, "an observer without an id connected");
-            return self.accept_link(sid, stream, address);
+            return self.accept_link(sid, stream, address, accepted);
         }
         match on_accept(self.my_id, message.sid) {
-            OnAccept::Keep => self.accept_link(message.sid, stream, address),
+            OnAccept::Keep => self.accept_link(message.sid, stream, address, accepted),
             OnAccept::ConnectBack => {
                 drop(stream);
                 bump(&self.counters.connected_back);
@@ -528,11 +538,11 @@ impl Shared {
         sid
     }
 
-    fn accept_link(self: &Arc<Self>, sid: i64, stream: TcpStream, address: Option<String>) {
+    fn accept_link(self: &Arc<Self>, sid: i64, stream: TcpStream, address: Option<String>, accepted: u64) {
         if let Some(address) = address {
             self.learn_address(sid, address);
         }
-        if stream.set_read_timeout(None).is_ok() && self.install_link(sid, stream) {
+        if stream.set_read_timeout(None).is_ok() && self.install_link(sid, stream, Some(accepted)) {
             bump(&self.counters.accepted);
         }
     }
@@ -548,31 +558,46 @@ impl Shared {
     }
 
     /// Makes `stream` the live connection to `sid`, closing any older one, and starts its workers.
-    fn install_link(self: &Arc<Self>, sid: i64, stream: TcpStream) -> bool {
-        let mut state = self.state.lock();
+    ///
+    /// "Older" is by accept order, not by which handshake finished first: handshakes run in parallel
+    /// (ZooKeeper runs them one at a time on its listener), and a peer that replaced its connection must
+    /// not see the replaced one win. A dialled connection (`accepted` None) is never raced by another for
+    /// the same sid: one dial at a time, and we only dial sids we do not accept from.
+    fn install_link(self: &Arc<Self>, sid: i64, stream: TcpStream, accepted: Option<u64>) -> bool {
+        self.install_locked(&mut self.state.lock(), sid, stream, accepted)
+    }
+
+    fn install_locked(self: &Arc<Self>, state: &mut State, sid: i64, stream: TcpStream, accepted: Option<u64>) -> bool {
         if self.stopping() {
             return false;
         }
-        let unknown = state.outboxes.len() - self.configured.len();
+        let current = state.links.get(&sid).and_then(|link| link.accepted);
+        if let (Some(newer), Some(this)) = (current, accepted)
+            && newer > this
+        {
+            debug!(my_id = self.my_id, sid, "an older connection finished its handshake after a newer one: closed");
+            return false;
+        }
+        let unknown = state.outboxes.len().saturating_sub(self.configured.len());
         if !state.outboxes.contains_key(&sid) && unknown >= MAX_UNKNOWN_PEERS {
             warn!(my_id = self.my_id, sid, "election connection refused: {MAX_UNKNOWN_PEERS} unknown peers already");
             bump(&self.counters.refused);
             return false;
         }
         let (Ok(reader), Ok(closer)) = (stream.try_clone(), stream.try_clone()) else { return false };
-        let outbox = state.outboxes.entry(sid).or_insert_with(Outbox::new).rx.clone();
+        let outbox = state.outboxes.entry(sid).or_insert_with(Outbox::new).clone();
         state.next_id += 1;
         let id = state.next_id;
         let (stop_tx, stop_rx) = bounded::<()>(0);
-        if state.links.insert(sid, Link { id, stream: closer, _stop: stop_tx }).is_some() {
+        if state.links.insert(sid, Link { id, accepted, stream: closer, _stop: stop_tx }).is_some() {
             debug!(my_id = self.my_id, sid, "election connection replaced by a newer one");
         }
-        self.note_up(&mut state, sid);
+        self.note_up(state, sid);
         let (receiving, sending) = (self.clone(), self.clone());
         let receiver = move || receiving.receive_loop(sid, id, reader);
         let sender = move || sending.send_loop(sid, id, stream, outbox, stop_rx);
-        let started = self.spawn(&mut state, format!("election-recv-{sid}"), receiver)
-            && self.spawn(&mut state, format!("election-send-{sid}"), sender);
+        let started = self.spawn(state, format!("election-recv-{sid}"), receiver)
+            && self.spawn(state, format!("election-send-{sid}"), sender);
         if !started {
             state.links.remove(&sid);
         }
@@ -592,12 +617,13 @@ impl Shared {
         }
         let link = state.links.remove(&sid);
         drop(state);
-        drop(link);
         if !self.stopping() {
             bump(&self.counters.broken);
             let cause = cause.map_or_else(|| "closed".to_owned(), |e| e.to_string());
             info!(my_id = self.my_id, sid, "election connection ended: {cause}");
         }
+        // Counted before the socket closes, so whoever sees the close also sees the count.
+        drop(link);
     }
 
     /// ZooKeeper's RecvWorker: frames in, until the connection breaks or sends a bad length.
@@ -614,24 +640,35 @@ impl Shared {
     }
 
     /// ZooKeeper's SendWorker: the outbox out, until the connection breaks or is replaced.
-    fn send_loop(&self, sid: i64, id: u64, mut stream: TcpStream, outbox: Receiver<Vec<u8>>, stop: Receiver<()>) {
+    fn send_loop(&self, sid: i64, id: u64, mut stream: TcpStream, outbox: Outbox, stop: Receiver<()>) {
         let mut scratch = Vec::new();
         // With nothing newer queued, resend the last message: the previous connection may have died
         // before the peer read it, and a duplicate vote is harmless (SendWorker.run does the same).
-        let last = if outbox.is_empty() { self.state.lock().last_sent.get(&sid).cloned() } else { None };
+        let last = if outbox.rx.is_empty() { self.state.lock().last_sent.get(&sid).cloned() } else { None };
         if let Some(last) = last
             && let Err(e) = write_frame(&mut stream, &mut scratch, &last)
         {
             return self.link_ended(sid, id, Some(e.into()));
         }
+        let stopped = || matches!(stop.try_recv(), Err(TryRecvError::Disconnected));
         let cause = loop {
+            // `select!` picks at random among ready operations; a replaced link must not take a message.
+            if stopped() {
+                break None;
+            }
             select! {
-                recv(outbox) -> message => {
+                recv(outbox.rx) -> message => {
                     let message = message.expect("the outbox holds its own sender");
-                    let written = write_frame(&mut stream, &mut scratch, &message);
-                    // Recorded even when the write fails, so the next connection resends it.
-                    self.state.lock().last_sent.insert(sid, message);
-                    if let Err(e) = written {
+                    if stopped() {
+                        outbox.requeue(message);
+                        break None;
+                    }
+                    // Recorded before the write (as SendWorker does), so that if this connection dies
+                    // with the message, the next one resends it.
+                    self.state.lock().last_sent.insert(sid, message.clone());
+                    if let Err(e) = write_frame(&mut stream, &mut scratch, &message) {
+                        // The replacing connection's sender may already be waiting on the outbox.
+                        outbox.requeue(message);
                         break Some(e.into());
                     }
                 }
@@ -706,19 +743,26 @@ impl Shared {
     }
 
     fn finish_dial(self: &Arc<Self>, sid: i64, address: &str, result: io::Result<Option<TcpStream>>) {
+        let mut state = self.state.lock();
+        // Cleared in the same critical section as the install: the peer's opening message, if handled
+        // meanwhile, then finds either the new link (drops it and dials again) or no dial in progress
+        // (dials). Cleared after the install, it could find neither and leave the pair unconnected.
+        state.connecting.remove(&sid);
         match result {
             Ok(Some(stream)) => {
-                if self.install_link(sid, stream) {
+                if self.install_locked(&mut state, sid, stream, None) {
                     bump(&self.counters.opened);
                 }
             }
             Ok(None) => {
                 bump(&self.counters.opened_and_closed);
-                self.note_up(&mut self.state.lock(), sid);
+                self.note_up(&mut state, sid);
             }
-            Err(e) => self.note_down(sid, &format!("cannot connect to {address}: {e}")),
+            Err(e) => {
+                drop(state);
+                self.note_down(sid, &format!("cannot connect to {address}: {e}"));
+            }
         }
-        self.state.lock().connecting.remove(&sid);
     }
 
     fn note_down(&self, sid: i64, why: &str) {

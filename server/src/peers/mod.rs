@@ -11,4 +11,4 @@
 pub mod election_link;
 pub mod handshake;
 
-pub use election_link::{ElectionLinkSettings, ElectionLinks, Incoming, LinkStats};
+pub use election_link::{ElectionLinkSettings, ElectionLinks, Incoming, IncomingReceiver, LinkStats};
