@@ -155,6 +155,10 @@ fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
         shared.mode().0,
         zookeeper_node_count(&tree),
     ));
+    if shared.mode().0 == "leader" {
+        let (last, min, max) = stats.leader.proposal_sizes();
+        out.push_str(&format!("Proposal sizes last/min/max: {last}/{min}/{max}\n"));
+    }
     out
 }
 
@@ -173,7 +177,7 @@ fn conf(shared: &dyn Figures) -> String {
     let data_dir = c.data_dir.join("version-2");
     let log_dir = c.data_log_dir().join("version-2");
     format!(
-        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId=0\n",
+        "clientPort={}\nsecureClientPort=-1\ndataDir={}\ndataDirSize={}\ndataLogDir={}\ndataLogSize={}\ntickTime={}\nmaxClientCnxns={}\nminSessionTimeout={}\nmaxSessionTimeout={}\nclientPortListenBacklog=-1\nserverId={}\n{}",
         shared.client_port(),
         data_dir.display(),
         dir_size(&data_dir),
@@ -183,6 +187,23 @@ fn conf(shared: &dyn Figures) -> String {
         c.max_client_cnxns,
         c.min_session_timeout_ms,
         c.max_session_timeout_ms,
+        if c.is_standalone() { 0 } else { c.my_id.unwrap_or(0) },
+        quorum_conf(c),
+    )
+}
+
+/// The quorum part of `conf` on an ensemble member, as ZooKeeper 3.8 prints it (`membership: ` with its
+/// trailing space, and the config text without a final newline).
+fn quorum_conf(c: &crate::config::Config) -> String {
+    let Some(me) = c.me().filter(|_| !c.is_standalone()) else { return String::new() };
+    let peer_type = if c.is_observer() { 1 } else { 0 };
+    format!(
+        "initLimit={}\nsyncLimit={}\nelectionAlg=3\nelectionPort={}\nquorumPort={}\npeerType={peer_type}\nmembership: \n{}",
+        c.init_limit,
+        c.sync_limit,
+        me.election_port,
+        me.quorum_port,
+        c.quorum_config_text(),
     )
 }
 
@@ -325,6 +346,22 @@ fn monitor(shared: &dyn Figures) -> String {
         ("zk_snap_count", snapshots.to_string()),
         ("zk_digest_mismatches_count", stats.digest_mismatches().to_string()),
     ];
+    let mut metrics = metrics;
+    if shared.mode().0 == "leader" {
+        let leader = &stats.leader;
+        let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed).to_string();
+        let (last, min, max) = leader.proposal_sizes();
+        metrics.extend([
+            ("zk_learners", count(&leader.learners)),
+            ("zk_synced_followers", count(&leader.synced_followers)),
+            ("zk_synced_non_voting_followers", "0".into()),
+            ("zk_synced_observers", count(&leader.synced_observers)),
+            ("zk_pending_syncs", count(&leader.pending_syncs)),
+            ("zk_last_proposal_size", last.to_string()),
+            ("zk_max_proposal_size", max.to_string()),
+            ("zk_min_proposal_size", min.to_string()),
+        ]);
+    }
     metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
 }
 

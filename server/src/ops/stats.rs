@@ -1,7 +1,8 @@
 //! Server-wide counters read by the 4-letter words and `mntr`. Relaxed atomics: each counter is
 //! independent, and a report that is a few requests stale is fine.
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::Ordering::{self, Relaxed};
+use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Instant;
 
 #[derive(Debug)]
@@ -22,6 +23,52 @@ pub struct ServerStats {
     fsync_max_us: AtomicU64,
     snapshots: AtomicU64,
     digest_mismatches: AtomicU64,
+    /// A leader's figures (all zero elsewhere).
+    pub leader: LeaderStats,
+}
+
+/// What a leader reports in `mntr`: its learners and the proposals it makes.
+#[derive(Debug)]
+pub struct LeaderStats {
+    pub learners: AtomicU64,
+    pub synced_followers: AtomicU64,
+    pub synced_observers: AtomicU64,
+    pub pending_syncs: AtomicU64,
+    /// Bytes of the last, smallest and largest proposal (-1 before the first, as ZooKeeper prints).
+    last_proposal_size: AtomicI64,
+    min_proposal_size: AtomicI64,
+    max_proposal_size: AtomicI64,
+}
+
+impl Default for LeaderStats {
+    fn default() -> Self {
+        LeaderStats {
+            learners: AtomicU64::new(0),
+            synced_followers: AtomicU64::new(0),
+            synced_observers: AtomicU64::new(0),
+            pending_syncs: AtomicU64::new(0),
+            last_proposal_size: AtomicI64::new(-1),
+            min_proposal_size: AtomicI64::new(-1),
+            max_proposal_size: AtomicI64::new(-1),
+        }
+    }
+}
+
+impl LeaderStats {
+    pub fn record_proposal(&self, bytes: usize) {
+        let bytes = bytes as i64;
+        self.last_proposal_size.store(bytes, Ordering::Relaxed);
+        self.max_proposal_size.fetch_max(bytes, Ordering::Relaxed);
+        let _ = self
+            .min_proposal_size
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| (min < 0 || bytes < min).then_some(bytes));
+    }
+
+    /// (last, min, max) proposal sizes; -1 each before the first proposal.
+    pub fn proposal_sizes(&self) -> (i64, i64, i64) {
+        let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
+        (load(&self.last_proposal_size), load(&self.min_proposal_size), load(&self.max_proposal_size))
+    }
 }
 
 impl Default for ServerStats {
@@ -36,6 +83,7 @@ impl Default for ServerStats {
             latency_max_us: AtomicU64::new(0),
             outstanding: AtomicU64::new(0),
             connections: AtomicU64::new(0),
+            leader: LeaderStats::default(),
             fsyncs: AtomicU64::new(0),
             logged_txns: AtomicU64::new(0),
             fsync_total_us: AtomicU64::new(0),

@@ -214,6 +214,16 @@ impl Leader {
         self.links.values().filter(|l| l.stage == Stage::Active && !l.observer).count()
     }
 
+    /// Observers that are synchronised and active, for `mntr`'s `zk_synced_observers`.
+    pub fn synced_observers(&self) -> usize {
+        self.links.values().filter(|l| l.stage == Stage::Active && l.observer).count()
+    }
+
+    /// Learners' syncs waiting for their commit, for `mntr`'s `zk_pending_syncs`.
+    pub fn pending_syncs(&self) -> usize {
+        self.pending_syncs.len()
+    }
+
     /// Learners connected (any stage), for `mntr`'s `zk_followers` / `zk_learners`.
     pub fn learners(&self) -> usize {
         self.links.values().filter(|l| l.sid.is_some()).count()

@@ -133,6 +133,11 @@ impl Leading {
     }
 
     fn step(&mut self, m: &mut MemberIo<'_>, input: LeaderInput) -> Result<(), String> {
+        if let LeaderInput::Propose(entries) = &input {
+            for entry in entries {
+                m.shared.stats.leader.record_proposal(entry.bytes.len());
+            }
+        }
         let mut pending = vec![input];
         while let Some(input) = pending.pop() {
             let outputs = self.leader.step(m.now_ms(), input);
@@ -142,6 +147,12 @@ impl Leading {
                 }
             }
         }
+        let figures = &m.shared.stats.leader;
+        let set = |a: &std::sync::atomic::AtomicU64, v: usize| a.store(v as u64, std::sync::atomic::Ordering::Relaxed);
+        set(&figures.learners, self.leader.learners());
+        set(&figures.synced_followers, self.leader.synced_followers());
+        set(&figures.synced_observers, self.leader.synced_observers());
+        set(&figures.pending_syncs, self.leader.pending_syncs());
         Ok(())
     }
 
