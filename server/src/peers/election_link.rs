@@ -781,3 +781,41 @@ impl Shared {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outbox_keeps_only_the_newest_message() {
+        let outbox = Outbox::new();
+        assert!(!outbox.replace(b"one".to_vec()), "nothing to replace yet");
+        assert!(outbox.replace(b"two".to_vec()), "the unsent message is replaced");
+        outbox.requeue(b"older, put back".to_vec());
+        assert_eq!(outbox.rx.try_recv().unwrap(), b"two", "a put-back message never displaces a newer one");
+        outbox.requeue(b"put back".to_vec());
+        assert_eq!(outbox.rx.try_recv().unwrap(), b"put back");
+        assert!(outbox.rx.is_empty());
+    }
+
+    #[test]
+    fn messages_to_self_loop_back_and_the_oldest_go_when_the_election_falls_behind() {
+        let settings = ElectionLinkSettings::new(7, "127.0.0.1:0".parse().unwrap(), "127.0.0.1:1".into(), vec![]);
+        let (links, incoming) = ElectionLinks::start(settings).unwrap();
+        let extra = 30;
+        for i in 0..INCOMING_CAPACITY + extra {
+            links.send(7, i.to_string().into_bytes());
+        }
+        assert_eq!(links.stats().incoming_dropped, extra as u64);
+        let first = incoming.try_recv().unwrap();
+        assert_eq!((first.from, first.payload), (7, extra.to_string().into_bytes()));
+        assert_eq!(incoming.len(), INCOMING_CAPACITY - 1);
+        // Payloads the receiver would refuse are not sent at all.
+        links.send(7, Vec::new());
+        assert_eq!(incoming.len(), INCOMING_CAPACITY - 1);
+        assert!(links.have_delivered(), "no peers, nothing pending");
+        links.shutdown();
+        // The channel closes once every thread is gone: iteration ends after what was left in it.
+        assert_eq!(incoming.iter().count(), INCOMING_CAPACITY - 1);
+    }
+}
