@@ -112,13 +112,17 @@ impl Applier {
         deliver(&shared, Vec::new(), replies, tree);
     }
 
-    /// A role ended: what is not committed is dropped (it stays in the log; the next role's
-    /// synchronisation decides its fate) and nobody waits any more (their connections are closed).
+    /// A role ended: nobody waits any more (their connections are closed), and what was logged but not
+    /// yet known to be committed is applied, so that the tree holds exactly the log (see
+    /// [`ApplierMsg::Reset`]).
     fn reset(&mut self, routes: &Receiver<Vec<PendingRoute>>) {
         while routes.try_recv().is_ok() {}
         self.routes.clear();
         self.by_request.clear();
-        self.uncommitted.clear();
+        let logged: Vec<Txn> = self.uncommitted.drain(..).collect();
+        if !logged.is_empty() {
+            self.apply(logged);
+        }
         self.commit_point = self.shared.tree.read().last_processed_zxid();
     }
 

@@ -35,7 +35,10 @@ pub enum ApplierMsg {
     Persisted(Vec<Txn>),
     /// Everything through this zxid is committed (an ensemble's commit decision).
     CommitThrough(i64),
-    /// A role ended: drop what is not committed and every waiting route; answer when done.
+    /// A role ended: nobody waits any more (every waiting route is dropped), and the txns logged but
+    /// not known to be committed are applied as well — the tree then holds everything in the log, as
+    /// after a restart (ZooKeeper's `fastForwardDataBase`); the next role's synchronisation cuts what
+    /// the new leader does not have. Answers when done.
     Reset(Sender<()>),
 }
 

@@ -6,8 +6,9 @@
 //! epoch files, log appends, truncation, commit points for the applier.
 //!
 //! Between roles the member does not serve: clients are disconnected (they reconnect elsewhere or
-//! later), what is not committed is dropped from the applier, and the tree is rebuilt from disk — so it
-//! holds everything logged, as ZooKeeper's `fastForwardDataBase` leaves it — before the next election.
+//! later), and the txns logged but not known to be committed are applied too, so that the tree holds
+//! everything logged, as ZooKeeper's `fastForwardDataBase` leaves it, before the next election. A
+//! learner told to TRUNC, or given a snapshot, rebuilds the tree from disk instead.
 //!
 //! # Layout
 //! - [`leading`]: the leader's role.
@@ -296,9 +297,8 @@ impl MemberThread {
             for shard in &self.shared.shards {
                 shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
             }
-            if let Err(e) = self.reload() {
-                // Serving on from a state that may not match the disk would be worse than stopping.
-                panic!("cannot rebuild the state from disk after a role ended: {e:#}");
+            if let Err(e) = MemberIo::settle(&self.log, &self.applier) {
+                panic!("cannot settle the pipeline after a role ended: {e:#}");
             }
         }
         let facts = match self.facts() {
@@ -317,13 +317,6 @@ impl MemberThread {
             info!("{note}");
         }
         Ok(MyFacts { last_zxid, current_epoch: epochs.current })
-    }
-
-    /// Waits for the log stage and the applier to settle, drops what is not committed and rebuilds the
-    /// tree from the snapshot and the log, as if the process had restarted.
-    fn reload(&mut self) -> anyhow::Result<()> {
-        MemberIo::settle(&self.log, &self.applier)?;
-        reload_tree(&self.shared, &self.dirs, &self.log)
     }
 
     fn become_(&mut self, decision: Decision) {
@@ -391,8 +384,8 @@ impl MemberIo<'_> {
         load_epochs(&self.dirs.snap, last_zxid).map(|(e, _)| e).map_err(|e| e.to_string())
     }
 
-    /// Everything sent to the log is durable and handed on; then the applier drops what is not
-    /// committed and every waiting route.
+    /// Everything sent to the log is durable and handed on; then the applier drops every waiting route
+    /// and applies what was logged, so the tree holds exactly the log.
     fn settle(log: &Sender<LogMsg>, applier: &Sender<ApplierMsg>) -> anyhow::Result<()> {
         let (done_tx, done_rx) = crossbeam_channel::bounded(1);
         log.send(LogMsg::Flush(done_tx)).map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
