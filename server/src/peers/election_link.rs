@@ -21,6 +21,21 @@
 //!
 //! Messages to ourselves are looped back into the incoming channel, as ZooKeeper's `toSend` does, so the
 //! election handles its own vote like any other.
+//!
+//! Where this differs from ZooKeeper 3.8, and why:
+//! - handshakes run in parallel, so the connection that wins for a sid is the one accepted last, not the
+//!   one whose handshake finished last (a peer that replaced its connection must not see the old win);
+//! - a sender whose connection was replaced or failed puts its message back in the outbox (unless a
+//!   newer one waits) instead of losing it; ZooKeeper relies on the resend of the last message alone;
+//! - a connection from our own sid is closed (ZooKeeper logs it and leaves the socket open);
+//! - an id-less observer (`Long.MAX_VALUE`) keeps its connection under its assigned negative id
+//!   (ZooKeeper would dial it back and loop, see `handshake_accepted`);
+//! - `have_delivered` means every outbox is empty (ZooKeeper's: at least one is);
+//! - a message to an unknown sid with no connection is dropped (ZooKeeper queues it forever).
+//!
+//! As in ZooKeeper, a `send` while a dial to that peer is in progress starts no second dial; if that dial
+//! fails, the message waits until the next `send` or `connect_all`, which the election issues every
+//! notification timeout.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader};
