@@ -55,8 +55,24 @@ impl Election {
         self.votes.insert(from, Ballot::looking(n.vote, n.election_epoch));
         let target = Ballot::looking(self.proposal, self.logical_clock);
         if has_quorum(&self.settings.voters, &self.votes, &target) {
+            if self.every_connected_voter_agrees(&target) {
+                let vote = self.proposal;
+                self.decide(vote, self.logical_clock, out);
+                return;
+            }
             self.phase = Phase::Finalizing { deadline_ms: now_ms + self.settings.finalize_wait_ms };
         }
+    }
+
+    /// Whether every voter I can hear (and I) voted for `target` in this round: the finalize wait has
+    /// nothing left to wait for.
+    fn every_connected_voter_agrees(&self, target: &Ballot) -> bool {
+        let me = self.settings.my_id;
+        self.settings
+            .voters
+            .iter()
+            .filter(|v| **v == me || self.connected.contains(v))
+            .all(|v| self.votes.get(v).is_some_and(|ballot| ballot.agrees_with(target)))
     }
 
     /// A FOLLOWING or LEADING notification (`receivedFollowingNotification`): either the end of my

@@ -41,6 +41,12 @@
 //!   (the sender resends on its own timeout).
 //! - The minimum notification interval is the finalize wait, ZooKeeper's default
 //!   (`zookeeper.fastleader.minNotificationInterval` is not a separate setting).
+//! - The finalize wait ends early once every voter this member is connected to (the driver says which,
+//!   [`Election::set_connected`]) has voted for the proposal in this round: no better vote can still
+//!   be on its way, except from a member we cannot hear, which would find the new leader sitting (as
+//!   ZooKeeper 3.4 did when all voters had answered). A failover then takes the time of one exchange
+//!   of notifications instead of 200 ms more. Agreement is unaffected: the election only proposes a
+//!   leader, and ZAB lets it lead only with a quorum.
 //!
 //! # Layout
 //! - [`vote`]: candidate order, recorded votes and the quorum count.
@@ -190,6 +196,8 @@ pub struct Election {
     notification_timeout_ms: u64,
     /// Notifications to myself, handled after the step that sent them.
     self_inbox: VecDeque<Notification>,
+    /// The voters the driver currently has an election connection with.
+    connected: BTreeSet<i64>,
 }
 
 impl Election {
@@ -210,8 +218,15 @@ impl Election {
             out_of_election: BTreeMap::new(),
             notification_timeout_ms: settings.finalize_wait_ms,
             self_inbox: VecDeque::new(),
+            // Until the driver says otherwise, every voter counts as connected: the full finalize wait.
+            connected: settings.voters.clone(),
             settings,
         }
+    }
+
+    /// The members the driver has an election connection with right now (it tells before each input).
+    pub fn set_connected(&mut self, connected: impl IntoIterator<Item = i64>) {
+        self.connected = connected.into_iter().collect();
     }
 
     /// Starts a round (`lookForLeader`): logical clock + 1, propose myself (a non-voter proposes

@@ -418,3 +418,21 @@ fn a_new_round_after_a_role_ends_carries_the_clock_on() {
     assert_eq!(sends(&out).len(), 2);
     assert_eq!(e.next_deadline_ms(), Some(5_200), "the timeout starts again from the minimum");
 }
+
+#[test]
+fn the_finalize_wait_ends_early_once_every_connected_voter_agrees() {
+    // 3 is gone (no election connection): 2's vote completes everything 1 can hear.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    e.set_connected([2]);
+    e.look(0, facts(1, 0x1_0000_0005));
+    let out = e.receive(10, 2, looking(vote(2, 0x1_0000_0005, 1), 1));
+    assert_eq!(decision(&out).map(|d| (d.state, d.vote.leader)), Some((ServerState::Following, 2)), "{out:?}");
+
+    // With 3 connected but silent, the wait runs its course.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    e.set_connected([2, 3]);
+    e.look(0, facts(1, 0x1_0000_0005));
+    assert_eq!(decision(&e.receive(10, 2, looking(vote(2, 0x1_0000_0005, 1), 1))), None);
+    assert_eq!(e.next_deadline_ms(), Some(10 + FINALIZE_WAIT_MS));
+    assert_eq!(decision(&e.tick(10 + FINALIZE_WAIT_MS)).map(|d| d.vote.leader), Some(2));
+}

@@ -273,6 +273,7 @@ impl MemberThread {
     fn on_notification(&mut self, incoming: Incoming) {
         match Notification::decode(&incoming.payload) {
             Ok(notification) => {
+                self.election.set_connected(self.links.connected_peers());
                 let outputs = self.election.receive(self.now_ms(), incoming.from, notification);
                 self.election_outputs(outputs);
             }
@@ -306,6 +307,7 @@ impl MemberThread {
             Err(e) => panic!("cannot read this member's epochs: {e:#}"),
         };
         info!(last_zxid = format!("0x{:x}", facts.last_zxid), epoch = facts.current_epoch, "LOOKING");
+        self.election.set_connected(self.links.connected_peers());
         let outputs = self.election.look(self.now_ms(), facts);
         self.election_outputs(outputs);
     }
