@@ -1,0 +1,657 @@
+//! Real network partitions against ensembles in a network-namespace [`Lab`]: frames are dropped
+//! silently on the bridge, so members only notice through their own timeouts (syncLimit, connect
+//! timeouts), as with a pulled cable.
+//!
+//! What is watched, and how:
+//! - **Writes, from inside each member's namespace.** A [`Prober`] thread enters member i's network
+//!   namespace (`setns`) and keeps one raw session to member i, sending a `create` every
+//!   [`PROBE_INTERVAL`] and recording each reply (error code and the reply header's zxid) with when it
+//!   came. Being inside the namespace, it reaches even an isolated member: a write sent to an isolated
+//!   leader really arrives there, and its fate is recorded. A session made before the cut is what
+//!   delivers them (creating a session needs a quorum in ZooKeeper).
+//! - **Modes, from inside too.** A [`ModePoller`] thread asks every member `srvr` in rounds (switching
+//!   namespace per member) and records each member's mode and zxid: the timeline the leadership checks
+//!   read.
+//! - **Safety checks** ([`stale_epoch_acks`], [`equal_epoch_leaders`]): no write acknowledged in epoch
+//!   e1 was sent after a write of a later epoch e2 had been acknowledged (ZAB's promise: once a leader of
+//!   e2 committed, the quorum that accepted e2 refuses e1's proposals, so the old leader can commit
+//!   nothing new; two leaders may briefly *claim* leadership, but never both accept writes); no round
+//!   sees two leaders of one epoch; and, after healing, every acknowledged write is on every member and
+//!   all members hold the same nodes.
+//!
+//! Each scenario runs on ferrokeeper members; the scenarios whose expected outcome is "what ZooKeeper
+//! does" also run on Java ZooKeeper 3.8 members (the oracle), with the same assertions.
+//! Tests skip with a printed reason where namespaces cannot be made (Lab::new's error) or Java is
+//! missing (oracle runs only).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ffi::c_int;
+use std::fs::File;
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use fk_net::client::{Acl, ConnectRequest, ConnectResponse, CreateRequest, OpCode, ReplyHeader, RequestHeader, perms};
+use fk_net::client::{PASSWORD_LEN, PROTOCOL_VERSION};
+use fk_net::frame::{LENGTH_PREFIX, begin_frame, complete_frame, end_frame};
+use fk_net::jute::{Jute, JuteReader};
+use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, TestEnsemble, four_letter};
+use fk_tests::netns::Lab;
+use fk_tests::zk;
+
+const TICK_MS: u32 = 200;
+const INIT_LIMIT: u32 = 10;
+const SYNC_LIMIT: u32 = 5;
+/// syncLimit in time: how long a leader keeps a silent follower, and a follower a silent leader.
+const SYNC_LIMIT_TIME: Duration = Duration::from_millis((TICK_MS * SYNC_LIMIT) as u64);
+/// Slack above syncLimit for a leader to notice and step down: ZooKeeper checks its quorum every half
+/// tick, and the poll that sees it spawns nothing but is one round late at worst.
+const STEP_DOWN_SLACK: Duration = Duration::from_millis(1500);
+/// First election of a fresh ensemble (a JVM on a busy 2-core machine is slow).
+const START_ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
+/// A side that holds a quorum elects and serves writes within this.
+const FAILOVER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Healed members settle on one leader within this.
+const CONVERGE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A prober sends one write per interval.
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+const PROBE_CONNECT_TIMEOUT: Duration = Duration::from_millis(500);
+/// Session creation is a quorum write in ZooKeeper: bounded so that a prober on a member without a
+/// quorum keeps trying instead of hanging.
+const PROBE_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(1);
+const PROBE_SESSION_TIMEOUT_MS: i32 = 4000;
+/// Replies are small; anything larger is a broken stream.
+const PROBE_FRAME_MAX: usize = 1 << 20;
+const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+// ---------------------------------------------------------------------------------------------------
+// Network namespaces for threads.
+
+unsafe extern "C" {
+    /// glibc's setns(2); std links glibc already, so no crate is needed for this one call.
+    fn setns(fd: c_int, nstype: c_int) -> c_int;
+}
+
+/// setns(2)'s flag for a network namespace.
+const CLONE_NEWNET: c_int = 0x4000_0000;
+
+/// A handle on a lab member's network namespace (`ip netns` keeps it at /run/netns/<name>).
+struct Namespace(File);
+
+impl Namespace {
+    fn open(lab: &Lab, member: usize) -> Namespace {
+        let path = format!("/run/netns/{}", lab.namespace(member));
+        Namespace(File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}")))
+    }
+
+    /// Moves the calling thread (only it) into this namespace: its sockets are made there from now on.
+    fn enter(&self) {
+        // SAFETY: setns reads the descriptor, which `self.0` keeps open across the call, and changes
+        // only the calling thread's network namespace; no memory is shared with the call.
+        let rc = unsafe { setns(self.0.as_raw_fd(), CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Write probes.
+
+/// One write a prober sent, and its reply if one came.
+#[derive(Debug, Clone)]
+struct Attempt {
+    member: usize,
+    path: String,
+    sent: Instant,
+    reply: Option<Reply>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Reply {
+    at: Instant,
+    err: i32,
+    zxid: i64,
+}
+
+impl Attempt {
+    fn acked(&self) -> bool {
+        self.reply.is_some_and(|r| r.err == 0)
+    }
+
+    fn acked_at(&self) -> Option<Instant> {
+        self.reply.filter(|r| r.err == 0).map(|r| r.at)
+    }
+
+    fn epoch(&self) -> Option<u32> {
+        self.reply.filter(|r| r.err == 0).map(|r| epoch_of(r.zxid as u64))
+    }
+}
+
+fn epoch_of(zxid: u64) -> u32 {
+    (zxid >> 32) as u32
+}
+
+/// A raw client session from inside a member's namespace to that member.
+struct Session {
+    stream: TcpStream,
+    buffer: Vec<u8>,
+    next_xid: i32,
+    /// xid -> index of the attempt it carries, until its reply comes.
+    outstanding: HashMap<i32, usize>,
+}
+
+/// Why a session is over.
+#[derive(Debug)]
+struct Closed;
+
+impl Session {
+    /// Connects and creates a session; `None` if the member refuses, closes, or does not answer within
+    /// [`PROBE_HANDSHAKE_TIMEOUT`] (it has no quorum to create the session with).
+    fn open(address: SocketAddr) -> Option<Session> {
+        let stream = TcpStream::connect_timeout(&address, PROBE_CONNECT_TIMEOUT).ok()?;
+        stream.set_nodelay(true).ok()?;
+        let mut session = Session { stream, buffer: Vec::new(), next_xid: 1, outstanding: HashMap::new() };
+        let request = ConnectRequest {
+            protocol_version: PROTOCOL_VERSION,
+            last_zxid_seen: 0,
+            timeout_ms: PROBE_SESSION_TIMEOUT_MS,
+            session_id: 0,
+            passwd: vec![0; PASSWORD_LEN],
+            read_only: Some(false),
+        };
+        session.send(|out| request.encode(out)).ok()?;
+        let body = session.read_frame(Instant::now() + PROBE_HANDSHAKE_TIMEOUT).ok()??;
+        let response = ConnectResponse::decode_exact(&body).ok()?;
+        (response.session_id != 0).then_some(session)
+    }
+
+    fn send(&mut self, body: impl FnOnce(&mut Vec<u8>)) -> Result<(), Closed> {
+        let mut out = Vec::new();
+        let start = begin_frame(&mut out);
+        body(&mut out);
+        end_frame(&mut out, start);
+        self.stream.write_all(&out).map_err(|_| Closed)
+    }
+
+    /// Sends a persistent, world-open `create path` for attempt `index`.
+    fn create(&mut self, path: &str, index: usize) -> Result<(), Closed> {
+        let xid = self.next_xid;
+        self.next_xid += 1;
+        self.outstanding.insert(xid, index);
+        let request = CreateRequest { path: path.to_owned(), data: Some(Vec::new()), acl: open_acl(), flags: 0 };
+        self.send(|out| {
+            RequestHeader { xid, op: OpCode::Create.as_i32() }.encode(out);
+            request.encode(out);
+        })
+    }
+
+    /// Reads replies until `until`, filling in the attempts they answer (a leader waiting for a quorum
+    /// answers late, or never).
+    fn collect_replies(&mut self, attempts: &mut [Attempt], until: Instant) -> Result<(), Closed> {
+        while let Some(body) = self.read_frame(until)? {
+            let header = ReplyHeader::decode(&mut JuteReader::new(&body)).map_err(|_| Closed)?;
+            if let Some(index) = self.outstanding.remove(&header.xid) {
+                attempts[index].reply = Some(Reply { at: Instant::now(), err: header.err, zxid: header.zxid });
+            }
+        }
+        Ok(())
+    }
+
+    /// The next whole frame; `Ok(None)` if none is complete by `deadline`.
+    fn read_frame(&mut self, deadline: Instant) -> Result<Option<Vec<u8>>, Closed> {
+        loop {
+            if let Some(len) = complete_frame(&self.buffer, PROBE_FRAME_MAX).map_err(|_| Closed)? {
+                let frame = self.buffer[LENGTH_PREFIX..LENGTH_PREFIX + len].to_vec();
+                self.buffer.drain(..LENGTH_PREFIX + len);
+                return Ok(Some(frame));
+            }
+            let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero()) else {
+                return Ok(None);
+            };
+            self.stream.set_read_timeout(Some(left)).map_err(|_| Closed)?;
+            let mut chunk = [0u8; 4096];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return Err(Closed),
+                Ok(n) => self.buffer.extend_from_slice(&chunk[..n]),
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => return Ok(None),
+                Err(_) => return Err(Closed),
+            }
+        }
+    }
+}
+
+fn open_acl() -> Vec<Acl> {
+    vec![Acl::new(perms::ALL, "world", "anyone")]
+}
+
+/// A thread in member i's namespace writing `/<prefix>-<i>-<n>` through member i, one per
+/// [`PROBE_INTERVAL`], on one session while it lasts, a new one when it is lost.
+struct Prober {
+    member: usize,
+    stop: Arc<AtomicBool>,
+    /// When the latest-sent acknowledged write was sent: lets a test wait for "serving writes again".
+    newest_acked_sent: Arc<Mutex<Option<Instant>>>,
+    thread: JoinHandle<Vec<Attempt>>,
+}
+
+impl Prober {
+    fn start(ensemble: &TestEnsemble, member: usize, prefix: &str) -> Prober {
+        let namespace = Namespace::open(ensemble.lab(), member);
+        let address = ensemble.client_address(member);
+        let stop = Arc::new(AtomicBool::new(false));
+        let newest_acked_sent = Arc::new(Mutex::new(None));
+        let (flag, watermark) = (stop.clone(), newest_acked_sent.clone());
+        let prefix = format!("{prefix}-{member}");
+        let thread = std::thread::spawn(move || {
+            namespace.enter();
+            probe(member, address, &prefix, &flag, &watermark)
+        });
+        Prober { member, stop, newest_acked_sent, thread }
+    }
+
+    /// Whether a write sent at or after `since` was acknowledged through this member.
+    fn acked_since(&self, since: Instant) -> bool {
+        self.newest_acked_sent.lock().unwrap_or_else(|e| e.into_inner()).is_some_and(|sent| sent >= since)
+    }
+
+    /// Probers on every member.
+    fn start_all(ensemble: &TestEnsemble, prefix: &str) -> Vec<Prober> {
+        (0..ensemble.len()).map(|i| Prober::start(ensemble, i, prefix)).collect()
+    }
+
+    fn finish(self) -> Vec<Attempt> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("prober thread")
+    }
+
+    fn finish_all(probers: Vec<Prober>) -> Vec<Attempt> {
+        probers.into_iter().flat_map(Prober::finish).collect()
+    }
+}
+
+fn probe(
+    member: usize,
+    address: SocketAddr,
+    prefix: &str,
+    stop: &AtomicBool,
+    newest_acked_sent: &Mutex<Option<Instant>>,
+) -> Vec<Attempt> {
+    let mut attempts = Vec::new();
+    let mut session: Option<Session> = None;
+    while !stop.load(Ordering::Relaxed) {
+        let Some(live) = session.as_mut() else {
+            session = Session::open(address);
+            if session.is_none() {
+                std::thread::sleep(PROBE_INTERVAL);
+            }
+            continue;
+        };
+        let path = format!("/{prefix}-{}", attempts.len());
+        let sent = Instant::now();
+        attempts.push(Attempt { member, path: path.clone(), sent, reply: None });
+        let index = attempts.len() - 1;
+        let turn = live.create(&path, index).and_then(|()| live.collect_replies(&mut attempts, sent + PROBE_INTERVAL));
+        if turn.is_err() {
+            session = None;
+        }
+        if let Some(newest) = attempts.iter().rev().find(|a| a.acked()).map(|a| a.sent) {
+            *newest_acked_sent.lock().unwrap_or_else(|e| e.into_inner()) = Some(newest);
+        }
+    }
+    attempts
+}
+
+/// Waits until every prober of `members` has a write sent at or after `since` acknowledged; returns
+/// how long after `since` that was.
+fn wait_for_acks(probers: &[Prober], members: &[usize], since: Instant, timeout: Duration) -> Duration {
+    let deadline = Instant::now() + timeout;
+    let serving = |p: &&Prober| !members.contains(&p.member) || p.acked_since(since);
+    while !probers.iter().all(|p| serving(&p)) {
+        let waiting: Vec<usize> = probers.iter().filter(|p| !serving(p)).map(|p| p.member).collect();
+        assert!(Instant::now() < deadline, "no write acknowledged through members {waiting:?} within {timeout:?}");
+        std::thread::sleep(POLL_INTERVAL);
+    }
+    since.elapsed()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Mode timeline.
+
+/// What one member reported in one round.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct View {
+    /// `None`: not serving (or no answer).
+    mode: Option<Mode>,
+    zxid: Option<u64>,
+}
+
+impl View {
+    fn parse(srvr: &str) -> View {
+        let zxid =
+            srvr.lines().find_map(|l| l.strip_prefix("Zxid: 0x")).and_then(|z| u64::from_str_radix(z.trim(), 16).ok());
+        View { mode: Mode::from_srvr(srvr), zxid }
+    }
+
+    fn leads(&self) -> bool {
+        self.mode == Some(Mode::Leader)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Round {
+    at: Instant,
+    views: Vec<View>,
+}
+
+impl Round {
+    /// (member, epoch of its zxid) of every member claiming leadership.
+    fn leaders(&self) -> Vec<(usize, Option<u32>)> {
+        let leaders = self.views.iter().enumerate().filter(|(_, v)| v.leads());
+        leaders.map(|(i, v)| (i, v.zxid.map(epoch_of))).collect()
+    }
+}
+
+/// A thread asking every member `srvr` from inside its namespace, round after round.
+struct ModePoller {
+    stop: Arc<AtomicBool>,
+    thread: JoinHandle<Vec<Round>>,
+}
+
+impl ModePoller {
+    fn start(ensemble: &TestEnsemble) -> ModePoller {
+        let targets: Vec<(Namespace, SocketAddr)> =
+            (0..ensemble.len()).map(|i| (Namespace::open(ensemble.lab(), i), ensemble.client_address(i))).collect();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut rounds = Vec::new();
+            while !flag.load(Ordering::Relaxed) {
+                let at = Instant::now();
+                let views = targets.iter().map(|(ns, address)| {
+                    ns.enter();
+                    View::parse(&four_letter(*address, "srvr"))
+                });
+                rounds.push(Round { at, views: views.collect() });
+                std::thread::sleep(POLL_INTERVAL);
+            }
+            rounds
+        });
+        ModePoller { stop, thread }
+    }
+
+    fn finish(self) -> Vec<Round> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("mode poller thread")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Safety checks and timings, pure over the records.
+
+/// Rounds in which two members claim leadership with the same epoch: two leaders of one epoch can both
+/// reach a quorum of their own, which ZAB's epoch agreement exists to rule out.
+fn equal_epoch_leaders(rounds: &[Round]) -> Vec<&Round> {
+    let same = |r: &&Round| {
+        let epochs: Vec<u32> = r.leaders().iter().filter_map(|(_, e)| *e).collect();
+        epochs.iter().collect::<BTreeSet<_>>().len() < epochs.len()
+    };
+    rounds.iter().filter(same).collect()
+}
+
+/// Acknowledged writes of an older epoch sent after a write of a newer epoch had been acknowledged,
+/// each with that newer write. ZAB rules them out: before the newer leader commits anything, a quorum
+/// has accepted its epoch and refuses the older leader's proposals, so the older leader can commit
+/// nothing sent later. Two leaders may both *claim* leadership for a while; only one accepts writes.
+fn stale_epoch_acks(attempts: &[Attempt]) -> Vec<(&Attempt, &Attempt)> {
+    let mut first_ack: BTreeMap<u32, &Attempt> = BTreeMap::new();
+    for a in attempts.iter().filter(|a| a.acked()) {
+        let slot = first_ack.entry(a.epoch().expect("acked")).or_insert(a);
+        if a.acked_at() < slot.acked_at() {
+            *slot = a;
+        }
+    }
+    let mut stale = Vec::new();
+    for a in attempts.iter().filter(|a| a.acked()) {
+        let newer = first_ack.range(a.epoch().expect("acked") + 1..).map(|(_, w)| *w);
+        if let Some(w) = newer.filter(|w| w.acked_at().is_some_and(|t| t <= a.sent)).min_by_key(|w| w.acked_at()) {
+            stale.push((a, w));
+        }
+    }
+    stale
+}
+
+/// The first round at or after `from` where `holds`, and how long after `from` it began.
+fn first_round(rounds: &[Round], from: Instant, holds: impl Fn(&Round) -> bool) -> Option<Duration> {
+    rounds.iter().filter(|r| r.at >= from).find(|r| holds(r)).map(|r| r.at - from)
+}
+
+/// How long, summed over round gaps, at least two members claimed leadership at once.
+fn two_leaders_time(rounds: &[Round]) -> Duration {
+    rounds.windows(2).filter(|w| w[0].leaders().len() >= 2).map(|w| w[1].at - w[0].at).sum()
+}
+
+/// Writes sent through `members` in `[from, until)` that were acknowledged.
+fn acked_between<'a>(attempts: &'a [Attempt], members: &[usize], from: Instant, until: Instant) -> Vec<&'a Attempt> {
+    let inside = |a: &&Attempt| members.contains(&a.member) && a.sent >= from && a.sent < until;
+    attempts.iter().filter(inside).filter(|a| a.acked()).collect()
+}
+
+/// The common safety checks over a whole run.
+fn assert_safe(rounds: &[Round], attempts: &[Attempt]) {
+    let same = equal_epoch_leaders(rounds);
+    assert!(same.is_empty(), "two leaders of one epoch: {:?}", same.first());
+    let stale = stale_epoch_acks(attempts);
+    assert!(
+        stale.is_empty(),
+        "{} writes acknowledged in an older epoch after a newer one acknowledged, e.g. {:?}",
+        stale.len(),
+        stale.first()
+    );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Ensembles, clients and convergence.
+
+/// An ensemble of `members` voters of one implementation in a fresh lab, with this file's timing;
+/// `None` (with the reason printed) where a lab or Java is unavailable.
+fn start_in_lab(implementation: Implementation, members: usize) -> Option<TestEnsemble> {
+    let spec = EnsembleSpec::uniform(implementation, members, 0).with_ticks(TICK_MS, INIT_LIMIT, SYNC_LIMIT);
+    if let Some(reason) = spec.unavailable() {
+        eprintln!("SKIPPED: {reason}");
+        return None;
+    }
+    let lab = match Lab::new(members) {
+        Ok(lab) => lab,
+        Err(reason) => {
+            eprintln!("SKIPPED: cannot build a network lab: {reason}");
+            return None;
+        }
+    };
+    Some(TestEnsemble::start_in_lab(spec, lab).expect("availability checked above"))
+}
+
+fn others(members: usize, excluded: &[usize]) -> Vec<usize> {
+    (0..members).filter(|i| !excluded.contains(i)).collect()
+}
+
+/// Cuts every path between the two sides (both directions); the root namespace reaches everyone.
+fn split(lab: &Lab, side_a: &[usize], side_b: &[usize]) {
+    for &a in side_a {
+        for &b in side_b {
+            lab.cut(a, b);
+        }
+    }
+}
+
+const CLIENT_OP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The children of `/` on member i after a `sync`: everything committed before is applied there.
+async fn synced_children(ensemble: &TestEnsemble, i: usize) -> BTreeSet<String> {
+    let read = async {
+        let connect = ensemble.client_address(i).to_string();
+        let c = zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(&connect).await?;
+        c.sync("/").await?;
+        c.list_children("/").await
+    };
+    match tokio::time::timeout(CLIENT_OP_TIMEOUT, read).await {
+        Ok(Ok(children)) => children.into_iter().map(|c| format!("/{c}")).collect(),
+        Ok(Err(e)) => panic!("read / on member {i}: {e}"),
+        Err(_) => panic!("read / on member {i}: no answer in {CLIENT_OP_TIMEOUT:?}"),
+    }
+}
+
+/// After healing: every member holds the same nodes, every acknowledged write among them, and none of
+/// the `lost` writes (sent where no quorum was, never acknowledged).
+async fn assert_converged(ensemble: &TestEnsemble, acked: &BTreeSet<String>, lost: &[&Attempt]) {
+    let mut trees = Vec::new();
+    for i in 0..ensemble.len() {
+        let children = synced_children(ensemble, i).await;
+        let missing: Vec<&String> = acked.difference(&children).collect();
+        assert!(missing.is_empty(), "member {i} lacks {} acknowledged writes: {missing:?}", missing.len());
+        let resurrected: Vec<&str> = lost.iter().map(|a| a.path.as_str()).filter(|p| children.contains(*p)).collect();
+        assert!(resurrected.is_empty(), "member {i} holds writes a minority took: {resurrected:?}");
+        trees.push(children);
+    }
+    for (i, tree) in trees.iter().enumerate().skip(1) {
+        let differ: Vec<&String> = tree.symmetric_difference(&trees[0]).collect();
+        assert!(differ.is_empty(), "members 0 and {i} differ on {differ:?}");
+    }
+}
+
+/// With `FK_PARTITION_LOGS` set, prints every member's log (the harness prints them only on panic):
+/// how a passing run's timings were spent.
+fn dump_logs_if_asked(ensemble: &TestEnsemble) {
+    if std::env::var_os("FK_PARTITION_LOGS").is_none() {
+        return;
+    }
+    for i in 0..ensemble.len() {
+        eprintln!("---- member {i} (myid {}) log ----\n{}", i + 1, ensemble.log_text(i));
+    }
+}
+
+fn acked_paths(attempts: &[Attempt]) -> BTreeSet<String> {
+    attempts.iter().filter(|a| a.acked()).map(|a| a.path.clone()).collect()
+}
+
+fn ms(d: Duration) -> u128 {
+    d.as_millis()
+}
+
+/// Prints a member's mode over time (compressed to changes), for the report and for comparing with
+/// ZooKeeper.
+fn mode_changes(rounds: &[Round], member: usize, origin: Instant) -> String {
+    let mut out = Vec::new();
+    let mut last = None;
+    for r in rounds {
+        let v = r.views[member];
+        let now = (v.mode, v.zxid.map(epoch_of));
+        if last != Some(now) {
+            let at =
+                r.at.checked_duration_since(origin)
+                    .map(|d| d.as_millis() as i128)
+                    .unwrap_or_else(|| -(ms(origin - r.at) as i128));
+            out.push(format!("{at}ms:{:?}/e{:?}", now.0, now.1));
+            last = Some(now);
+        }
+    }
+    out.join(" ")
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenarios.
+
+/// What a leader isolation showed, for the report.
+struct IsolationTimes {
+    /// Cut -> a write sent after the cut acknowledged through each majority member.
+    majority_serving: Duration,
+    /// Cut -> the isolated leader no longer reports leading (from the poll rounds).
+    old_leader_stopped: Duration,
+    /// Summed time two members claimed leadership at once.
+    two_leaders: Duration,
+}
+
+/// Tests 1 and 2: the leader of 3 is isolated. It stops serving within syncLimit, nothing sent to it
+/// meanwhile is acknowledged, the other two elect and serve, and never do two members both accept
+/// writes. With `heal`, it rejoins as a follower and catches up.
+async fn leader_isolated(implementation: Implementation, heal: bool) {
+    let Some(mut ensemble) = start_in_lab(implementation, 3) else { return };
+    let leader = ensemble.wait_for_leader(START_ELECTION_TIMEOUT);
+    let majority = others(3, &[leader]);
+    let poller = ModePoller::start(&ensemble);
+    let probers = Prober::start_all(&ensemble, "iso");
+    wait_for_acks(&probers, &[0, 1, 2], Instant::now(), START_ELECTION_TIMEOUT);
+
+    let cut_at = Instant::now();
+    ensemble.lab().isolate(leader);
+    let new_leader = ensemble.wait_for_leader_among(&majority, FAILOVER_TIMEOUT);
+    assert_ne!(new_leader, leader);
+    let majority_serving = wait_for_acks(&probers, &majority, cut_at, FAILOVER_TIMEOUT);
+    ensemble.wait_for_mode(leader, None, FAILOVER_TIMEOUT);
+    // Held on: the isolated member keeps being sent writes while it is out of the quorum, too.
+    std::thread::sleep(SYNC_LIMIT_TIME);
+    let heal_at = Instant::now();
+    if heal {
+        ensemble.lab().rejoin(leader);
+        assert_eq!(ensemble.wait_for_leader(CONVERGE_TIMEOUT), new_leader, "the majority's leader stays");
+        assert_eq!(ensemble.mode(leader), Some(Mode::Follower));
+        // The rejoined member serves again: a write through it is acknowledged.
+        wait_for_acks(&probers, &[leader], Instant::now(), CONVERGE_TIMEOUT);
+    }
+    let attempts = Prober::finish_all(probers);
+    let rounds = poller.finish();
+
+    let times = isolation_times(&rounds, &attempts, leader, cut_at, majority_serving);
+    let during = acked_between(&attempts, &[leader], cut_at, heal_at);
+    assert!(during.is_empty(), "the isolated leader acknowledged writes sent after the cut: {during:?}");
+    assert_safe(&rounds, &attempts);
+    let bound = SYNC_LIMIT_TIME + STEP_DOWN_SLACK;
+    assert!(times.old_leader_stopped <= bound, "isolated leader led {} ms after the cut", ms(times.old_leader_stopped));
+    eprintln!(
+        "MEASURED: {implementation:?} leader isolated (tick {TICK_MS} ms, syncLimit {SYNC_LIMIT}): majority serving writes \
+         after {} ms, old leader stopped leading after {} ms, two members claimed leadership for {} ms\n  \
+         old leader: {}\n  new leader: {}",
+        ms(times.majority_serving),
+        ms(times.old_leader_stopped),
+        ms(times.two_leaders),
+        mode_changes(&rounds, leader, cut_at),
+        mode_changes(&rounds, new_leader, cut_at)
+    );
+    dump_logs_if_asked(&ensemble);
+    if heal {
+        let lost: Vec<&Attempt> =
+            attempts.iter().filter(|a| a.member == leader && a.sent >= cut_at && a.sent < heal_at).collect();
+        assert_converged(&ensemble, &acked_paths(&attempts), &lost).await;
+    }
+}
+
+fn isolation_times(
+    rounds: &[Round],
+    attempts: &[Attempt],
+    leader: usize,
+    cut_at: Instant,
+    majority_serving: Duration,
+) -> IsolationTimes {
+    let old_leader_stopped = first_round(rounds, cut_at, |r| !r.views[leader].leads())
+        .unwrap_or_else(|| panic!("member {leader} never stopped leading: {}", mode_changes(rounds, leader, cut_at)));
+    assert!(!attempts.is_empty());
+    IsolationTimes { majority_serving, old_leader_stopped, two_leaders: two_leaders_time(rounds) }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_leader_stops_serving_and_the_majority_elects() {
+    leader_isolated(Implementation::Ferrokeeper, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isolated_leader_rejoins_as_a_follower_and_catches_up() {
+    leader_isolated(Implementation::Ferrokeeper, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_isolated_leader_rejoins() {
+    leader_isolated(Implementation::ZooKeeper, true).await;
+}
