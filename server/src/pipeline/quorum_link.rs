@@ -29,7 +29,7 @@ use crate::zab::LinkId;
 const QUEUE_MAX: usize = 65_536;
 /// Read size on a quorum socket.
 const READ_CHUNK: usize = 64 * 1024;
-/// Room above jute.maxbuffer for a packet's own fields.
+/// Room above a packet's data limit for its own fields.
 const PACKET_OVERHEAD: usize = 1024;
 
 /// What happened on the quorum port, for the member thread.
@@ -84,8 +84,15 @@ impl LinkContext {
         let _ = self.member.send(SequencerMsg::Quorum(event));
     }
 
+    /// The largest record the quorum port takes: jute.maxbuffer plus ZooKeeper's extra allowance
+    /// (`zookeeper.jute.maxbuffer.extrasize`, by default jute.maxbuffer again) — a txn around a
+    /// maximal znode value is a little larger than the value.
+    fn max_record(&self) -> usize {
+        2 * self.shared.config.jute_max_buffer
+    }
+
     fn max_packet(&self) -> usize {
-        self.shared.config.jute_max_buffer + PACKET_OVERHEAD
+        self.max_record() + PACKET_OVERHEAD
     }
 }
 
@@ -211,7 +218,7 @@ fn receive_snap(ctx: &LinkContext, stream: &mut TcpStream, pending: &mut Vec<u8>
     let mut buffered = BufReader::with_capacity(READ_CHUNK, &*stream);
     let mut input = Cursor::new(std::mem::take(pending)).chain(&mut buffered);
     let config = &ctx.shared.config;
-    let path = receive_snapshot(&mut input, &ctx.dirs.snap, zxid, config.jute_max_buffer, config.force_sync)?;
+    let path = receive_snapshot(&mut input, &ctx.dirs.snap, zxid, ctx.max_record(), config.force_sync)?;
     info!("received the leader's snapshot as {}", path.display());
     let (cursor, buffered) = input.into_inner();
     let position = cursor.position() as usize;
