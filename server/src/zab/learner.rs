@@ -6,10 +6,11 @@
 //! Then: PROPOSAL → log → ACK once durable (followers), COMMIT → apply, INFORM → log and apply
 //! (observers), PING → reply with the sessions touched here.
 //!
-//! One deliberate difference from ZooKeeper 3.8: it acknowledges NEWLEADER as soon as the txns of the
-//! synchronisation are queued for its log, and applies those committed during a DIFF in memory only
-//! (ZOOKEEPER-4646: a follower that crashes right after may have acked history it no longer has). Here
-//! every txn received is logged, and NEWLEADER is acknowledged only once all of them are durable.
+//! One deliberate difference from ZooKeeper 3.8: it adopts the new epoch and acknowledges NEWLEADER as
+//! soon as the txns of the synchronisation are queued for its log, and applies those committed during a
+//! DIFF in memory only (ZOOKEEPER-4646: a follower that crashes right after may have acked history it
+//! no longer has). Here every txn received is logged, and `currentEpoch` is written and NEWLEADER
+//! acknowledged only once all of them are durable.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -259,8 +260,6 @@ impl Learner {
             return self.abandon(format!("NEWLEADER for {zxid:#x} in epoch {}", self.new_epoch));
         }
         self.phase = Phase::NewLeaderDurable;
-        self.current_epoch = self.new_epoch;
-        self.out.push(LearnerOutput::PersistCurrentEpoch(self.new_epoch));
         self.ack_new_leader_when_durable();
     }
 
@@ -273,11 +272,15 @@ impl Learner {
         }
     }
 
+    /// Once everything received is durable, the new epoch becomes this member's (a vote carrying it
+    /// then vouches for a history it really holds) and NEWLEADER is acknowledged.
     fn ack_new_leader_when_durable(&mut self) {
         if self.persisted < self.last_received {
             return;
         }
         self.phase = Phase::UpToDate;
+        self.current_epoch = self.new_epoch;
+        self.out.push(LearnerOutput::PersistCurrentEpoch(self.new_epoch));
         self.send(QuorumPacket::new(PacketType::Ack, epoch_start(self.new_epoch), None));
         self.send_acks();
     }
