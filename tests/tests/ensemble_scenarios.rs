@@ -341,14 +341,23 @@ fn kill_while_stopped(ensemble: &mut TestEnsemble, i: usize) {
     ensemble.kill(i);
 }
 
-async fn a_returning_leader_loses_the_txns_nobody_committed(implementation: Implementation) {
+/// A leader logs txns it cannot commit (its followers hang), dies, and the followers — which never read
+/// those proposals — elect a new leader. The old leader returns either before the new leader commits
+/// anything (`new_writes_first` false) or after. ZooKeeper 3.8's `LearnerHandler.syncFollower` sends
+/// TRUNC in the first case (the peer's zxid is above everything the leader has). In the second it
+/// cannot: the proposal after the common point is of the new epoch, and a TRUNC may not cross an epoch
+/// ("Cannot send TRUNC to peer sid: .. peer zxid is from different epoch"), so it falls back to SNAP.
+/// Either way the uncommitted txns must be gone everywhere.
+async fn a_returning_leader_loses_the_txns_nobody_committed(implementation: Implementation, new_writes_first: bool) {
     let mut ensemble = start(spec(implementation, 3));
     let markers = sync_markers(implementation);
     let old = ensemble.wait_for_leader(ELECTION_TIMEOUT);
     let followers = voters_but(&ensemble, &[old]);
-    member_client(&ensemble, old).await.create("/base", b"b", &zk::persistent()).await.expect("create /base");
-    // The session is committed before the followers hang: only the creates below stay uncommitted.
+    // One session for everything, committed before the followers hang and open throughout (its 30 s
+    // timeout outlives the test): the new leader commits nothing of its own (no session expiry).
     let mut raw = RawClient::connect(&ensemble.client_address(old).to_string());
+    let (reply, _) = raw.call(&raw_create("/base"));
+    assert_eq!(reply.err(), 0, "create /base");
 
     for &f in &followers {
         ensemble.stop(f);
@@ -371,7 +380,7 @@ async fn a_returning_leader_loses_the_txns_nobody_committed(implementation: Impl
     }
 
     // The leader dies; the followers die too without ever reading the proposals in their sockets, and
-    // come back to elect a leader of their own that takes new writes.
+    // come back to elect a leader of their own.
     ensemble.kill(old);
     for &f in &followers {
         kill_while_stopped(&mut ensemble, f);
@@ -380,33 +389,57 @@ async fn a_returning_leader_loses_the_txns_nobody_committed(implementation: Impl
         ensemble.restart(f);
     }
     let new = ensemble.wait_for_leader_among(&followers, ELECTION_TIMEOUT);
-    member_client(&ensemble, new).await.create("/after", b"a", &zk::persistent()).await.expect("create /after");
+    let write_after = async |ensemble: &TestEnsemble| {
+        member_client(ensemble, new).await.create("/after", b"a", &zk::persistent()).await.expect("create /after");
+    };
+    if new_writes_first {
+        write_after(&ensemble).await;
+    }
 
-    // The old leader returns as a follower: its uncommitted txns are truncated away.
+    // The old leader returns as a follower.
     ensemble.restart(old);
     assert_eq!(ensemble.wait_for_leader(ELECTION_TIMEOUT), new);
+    if !new_writes_first {
+        write_after(&ensemble).await;
+    }
     let tree = assert_same_trees(&ensemble, &[0, 1, 2]).await;
     assert!(tree.contains_key("/base") && tree.contains_key("/after"), "{:?}", tree.keys());
     for path in &uncommitted {
         assert!(!tree.contains_key(path), "{path} was never committed but exists: {:?}", tree.keys());
     }
     let log = ensemble.log_text(old);
-    assert!(log.contains(markers.trunc), "the old leader was not truncated:\n{log}");
-    let creates = logged_creates(&ensemble, old);
-    for path in &uncommitted {
-        assert!(!creates.iter().any(|(_, c)| c == path), "{path} is still in the old leader's log");
+    if new_writes_first {
+        assert!(log.contains(markers.snap), "the old leader was not sent a snapshot:\n{log}");
+    } else {
+        assert!(log.contains(markers.trunc), "the old leader was not truncated:\n{log}");
+        // A truncation cuts the log file itself.
+        let creates = logged_creates(&ensemble, old);
+        for path in &uncommitted {
+            assert!(!creates.iter().any(|(_, c)| c == path), "{path} is still in the old leader's log");
+        }
     }
 }
 
 #[test]
-fn ferrokeeper_a_returning_leader_loses_the_txns_nobody_committed() {
-    run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(Ferrokeeper)));
+fn ferrokeeper_a_leader_returning_at_once_is_truncated() {
+    run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(Ferrokeeper, false)));
+}
+
+#[test]
+fn ferrokeeper_a_leader_returning_after_new_writes_gets_a_snapshot() {
+    run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(Ferrokeeper, true)));
 }
 
 #[test]
 #[ignore = "oracle: Java ZooKeeper 3.8 (slow)"]
-fn zookeeper_a_returning_leader_loses_the_txns_nobody_committed() {
-    run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(ZooKeeper)));
+fn zookeeper_a_leader_returning_at_once_is_truncated() {
+    run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(ZooKeeper, false)));
+}
+
+#[test]
+#[ignore = "oracle: Java ZooKeeper 3.8 (slow)"]
+fn zookeeper_a_leader_returning_after_new_writes_gets_a_snapshot() {
+    run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(ZooKeeper, true)));
 }
 
 // ---- 4. a hung leader ----
@@ -469,19 +502,28 @@ fn serves_session(ensemble: &TestEnsemble, i: usize, session: zk::SessionId) -> 
     ensemble.four_letter(i, "cons").contains(&format!("sid=0x{:x}", session.0))
 }
 
+/// A client of every member's connect string that landed on a member `wanted`; and that member.
+async fn on_member(ensemble: &TestEnsemble, wanted: impl Fn(usize) -> bool) -> (zk::Client, usize) {
+    for _ in 0..50 {
+        let c = client(&ensemble.connect_string()).await;
+        let home = (0..ensemble.len()).find(|&i| serves_session(ensemble, i, c.session_id()));
+        if let Some(home) = home.filter(|&i| wanted(i)) {
+            return (c, home);
+        }
+    }
+    panic!("the client never landed on a wanted member in 50 connections");
+}
+
 async fn a_session_moves_with_its_watches_and_ephemerals(implementation: Implementation, kill_leader: bool) {
     let mut ensemble = start(spec(implementation, 3));
     let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    let home = if kill_leader { leader } else { (leader + 1) % 3 };
-    let others = voters_but(&ensemble, &[home]);
-    let setter = member_client(&ensemble, others[0]).await;
+    let setter = member_client(&ensemble, (leader + 1) % 3).await;
     setter.create("/watched", b"0", &zk::persistent()).await.unwrap();
 
-    // The client tries its connect string in order: it connects to `home` first.
-    let order = [home, others[0], others[1]];
-    let mover = client(&ensemble.connect_string_of(&order)).await;
+    // The client picks a member at random: reconnect until it is on the kind of member to kill.
+    let (mover, home) = on_member(&ensemble, |i| (i == leader) == kill_leader).await;
     let session = mover.session_id();
-    assert!(serves_session(&ensemble, home, session), "the client is not on member {home}");
+    let others = voters_but(&ensemble, &[home]);
     mover.create("/mine", b"e", &ephemeral()).await.unwrap();
     let (_, _, watch) = mover.get_and_watch_data("/watched").await.unwrap();
 
