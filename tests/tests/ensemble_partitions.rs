@@ -655,3 +655,126 @@ async fn isolated_leader_rejoins_as_a_follower_and_catches_up() {
 async fn oracle_zookeeper_isolated_leader_rejoins() {
     leader_isolated(Implementation::ZooKeeper, true).await;
 }
+
+/// How long a partition is held before healing: several syncLimits, so that a member that lost its
+/// leader goes through election rounds (and whatever it does about them shows).
+const HOLD: Duration = Duration::from_secs(4);
+
+/// The largest gap between consecutive acknowledged writes sent in `[from, until)` through `members`.
+fn longest_ack_gap(attempts: &[Attempt], members: &[usize], from: Instant, until: Instant) -> Duration {
+    let mut acks: Vec<Instant> =
+        acked_between(attempts, members, from, until).iter().filter_map(|a| a.acked_at()).collect();
+    acks.sort();
+    let edges = std::iter::once(from).chain(acks).chain(std::iter::once(until)).collect::<Vec<_>>();
+    edges.windows(2).map(|w| w[1].saturating_duration_since(w[0])).max().unwrap_or_default()
+}
+
+/// Which frames between the leader and one follower are dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LeaderCut {
+    BothWays,
+    /// The follower stops hearing the leader; the leader still hears it.
+    LeaderToFollower,
+    /// The leader stops hearing the follower; the follower still hears the leader.
+    FollowerToLeader,
+}
+
+/// Tests 3 and 4: the path between the leader and one follower is cut (both ways or one way) while
+/// both still reach the third member.
+///
+/// ZooKeeper 3.8 (same scenario in this lab, the oracle tests below): whichever direction is cut, the
+/// follower leaves within syncLimit (it times out on a silent leader, or the leader drops a silent
+/// follower and closes) and then stays LOOKING, not serving, for as long as the cut lasts: the bystander
+/// answers its notifications with "following <leader>", but FastLeaderElection joins an established
+/// leader only once it has that leader's own LEADING vote (`checkLeader`), which cannot cross the cut.
+/// The leader keeps its quorum with the bystander and serves throughout, without an election; once
+/// healed, the follower rejoins the same leader in the same epoch.
+async fn follower_cut_from_leader(implementation: Implementation, cut: LeaderCut) {
+    let Some(mut ensemble) = start_in_lab(implementation, 3) else { return };
+    let leader = ensemble.wait_for_leader(START_ELECTION_TIMEOUT);
+    let [cut_off, bystander] = others(3, &[leader])[..] else { unreachable!("3 members") };
+    let poller = ModePoller::start(&ensemble);
+    let probers = Prober::start_all(&ensemble, "cut");
+    wait_for_acks(&probers, &[0, 1, 2], Instant::now(), START_ELECTION_TIMEOUT);
+
+    let cut_at = Instant::now();
+    match cut {
+        LeaderCut::BothWays => ensemble.lab().cut(leader, cut_off),
+        LeaderCut::LeaderToFollower => ensemble.lab().cut_one_way(leader, cut_off),
+        LeaderCut::FollowerToLeader => ensemble.lab().cut_one_way(cut_off, leader),
+    }
+    std::thread::sleep(HOLD);
+    let heal_at = Instant::now();
+    ensemble.lab().heal(leader, cut_off);
+    let settled = ensemble.wait_for_leader(CONVERGE_TIMEOUT);
+    let rejoined = wait_for_acks(&probers, &[cut_off], heal_at, CONVERGE_TIMEOUT);
+    let attempts = Prober::finish_all(probers);
+    let rounds = poller.finish();
+    dump_logs_if_asked(&ensemble);
+
+    let gap = longest_ack_gap(&attempts, &[leader, bystander], cut_at, heal_at);
+    let left = first_round(&rounds, cut_at, |r| r.views[cut_off].mode.is_none());
+    eprintln!(
+        "MEASURED: {implementation:?} follower cut from the leader ({cut:?}): follower stopped serving after {:?} ms; \
+         healed -> serving through it after {} ms; longest gap between writes acknowledged through the leader and \
+         the bystander {} ms\n  leader: {}\n  bystander: {}\n  cut off: {}",
+        left.map(ms),
+        ms(rejoined),
+        ms(gap),
+        mode_changes(&rounds, leader, cut_at),
+        mode_changes(&rounds, bystander, cut_at),
+        mode_changes(&rounds, cut_off, cut_at),
+    );
+    assert_safe(&rounds, &attempts);
+    assert_leadership_kept(&rounds, leader, bystander, cut_at);
+    assert!(gap < SYNC_LIMIT_TIME, "writes through the leader's side stalled {} ms", ms(gap));
+    let left = left.unwrap_or_else(|| panic!("member {cut_off} kept serving across the cut"));
+    assert!(left <= SYNC_LIMIT_TIME + STEP_DOWN_SLACK, "member {cut_off} served {} ms into the cut", ms(left));
+    let back = first_round(&rounds, cut_at + left, |r| r.views[cut_off].mode.is_some()).map(|d| cut_at + left + d);
+    assert!(back.is_none_or(|t| t >= heal_at), "member {cut_off} served again before the heal: {back:?}");
+    let through_cut_off = acked_between(&attempts, &[cut_off], cut_at, heal_at);
+    assert!(through_cut_off.is_empty(), "writes acknowledged through the cut-off member: {through_cut_off:?}");
+    assert_eq!(settled, leader, "the leader stays");
+    assert_converged(&ensemble, &acked_paths(&attempts), &[]).await;
+}
+
+/// Every round from `from` on shows `leader` leading and `bystander` following, each in one epoch.
+fn assert_leadership_kept(rounds: &[Round], leader: usize, bystander: usize, from: Instant) {
+    let mut epochs = BTreeSet::new();
+    for r in rounds.iter().filter(|r| r.at >= from) {
+        let (l, b) = (r.views[leader], r.views[bystander]);
+        assert!(l.leads() && b.mode == Some(Mode::Follower), "leadership changed: {:?}", r.views);
+        epochs.insert(l.zxid.map(epoch_of));
+    }
+    assert_eq!(epochs.len(), 1, "the leader's epoch changed: {epochs:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_cut_from_the_leader_only() {
+    follower_cut_from_leader(Implementation::Ferrokeeper, LeaderCut::BothWays).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_follower_cut_from_the_leader_only() {
+    follower_cut_from_leader(Implementation::ZooKeeper, LeaderCut::BothWays).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn follower_no_longer_hears_the_leader() {
+    follower_cut_from_leader(Implementation::Ferrokeeper, LeaderCut::LeaderToFollower).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_follower_no_longer_hears_the_leader() {
+    follower_cut_from_leader(Implementation::ZooKeeper, LeaderCut::LeaderToFollower).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn leader_no_longer_hears_a_follower() {
+    follower_cut_from_leader(Implementation::Ferrokeeper, LeaderCut::FollowerToLeader).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_leader_no_longer_hears_a_follower() {
+    follower_cut_from_leader(Implementation::ZooKeeper, LeaderCut::FollowerToLeader).await;
+}
