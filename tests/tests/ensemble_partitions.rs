@@ -585,8 +585,9 @@ async fn leader_isolated(implementation: Implementation, heal: bool) {
     let probers = Prober::start_all(&ensemble, "iso");
     wait_for_acks(&probers, &[0, 1, 2], Instant::now(), START_ELECTION_TIMEOUT);
 
-    let cut_at = Instant::now();
     ensemble.lab().isolate(leader);
+    // Taken once the cut is in place: a write sent earlier may still be committed, legitimately.
+    let cut_at = Instant::now();
     let new_leader = ensemble.wait_for_leader_among(&majority, FAILOVER_TIMEOUT);
     assert_ne!(new_leader, leader);
     let majority_serving = wait_for_acks(&probers, &majority, cut_at, FAILOVER_TIMEOUT);
@@ -697,12 +698,12 @@ async fn follower_cut_from_leader(implementation: Implementation, cut: LeaderCut
     let probers = Prober::start_all(&ensemble, "cut");
     wait_for_acks(&probers, &[0, 1, 2], Instant::now(), START_ELECTION_TIMEOUT);
 
-    let cut_at = Instant::now();
     match cut {
         LeaderCut::BothWays => ensemble.lab().cut(leader, cut_off),
         LeaderCut::LeaderToFollower => ensemble.lab().cut_one_way(leader, cut_off),
         LeaderCut::FollowerToLeader => ensemble.lab().cut_one_way(cut_off, leader),
     }
+    let cut_at = Instant::now();
     std::thread::sleep(HOLD);
     let heal_at = Instant::now();
     ensemble.lab().heal(leader, cut_off);
@@ -777,4 +778,168 @@ async fn leader_no_longer_hears_a_follower() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oracle_zookeeper_leader_no_longer_hears_a_follower() {
     follower_cut_from_leader(Implementation::ZooKeeper, LeaderCut::FollowerToLeader).await;
+}
+
+/// Test 5: 5 members split 2|3 with the leader on the 2-side. The 3-side elects and serves; the 2-side
+/// stops serving within syncLimit and acknowledges nothing; healed, all follow the 3-side's leader and
+/// hold the same data, without the 2-side's unacknowledged writes.
+async fn minority_with_the_leader(implementation: Implementation) {
+    let Some(mut ensemble) = start_in_lab(implementation, 5) else { return };
+    let leader = ensemble.wait_for_leader(START_ELECTION_TIMEOUT);
+    let minority = [leader, (leader + 1) % 5];
+    let majority = others(5, &minority);
+    let poller = ModePoller::start(&ensemble);
+    let probers = Prober::start_all(&ensemble, "split");
+    wait_for_acks(&probers, &others(5, &[]), Instant::now(), START_ELECTION_TIMEOUT);
+
+    split(ensemble.lab(), &minority, &majority);
+    let cut_at = Instant::now();
+    let new_leader = ensemble.wait_for_leader_among(&majority, FAILOVER_TIMEOUT);
+    let majority_serving = wait_for_acks(&probers, &majority, cut_at, FAILOVER_TIMEOUT);
+    for &m in &minority {
+        ensemble.wait_for_mode(m, None, FAILOVER_TIMEOUT);
+    }
+    std::thread::sleep(SYNC_LIMIT_TIME);
+    let heal_at = Instant::now();
+    ensemble.lab().heal_all();
+    let settled = ensemble.wait_for_leader(CONVERGE_TIMEOUT);
+    let rejoined = wait_for_acks(&probers, &minority, heal_at, CONVERGE_TIMEOUT);
+    let attempts = Prober::finish_all(probers);
+    let rounds = poller.finish();
+    dump_logs_if_asked(&ensemble);
+
+    let stopped: Vec<Option<Duration>> =
+        minority.iter().map(|&m| first_round(&rounds, cut_at, |r| r.views[m].mode.is_none())).collect();
+    let stopped_ms: Vec<Option<u128>> = stopped.iter().map(|d| d.map(ms)).collect();
+    eprintln!(
+        "MEASURED: {implementation:?} 2|3 split, leader in the 2: 3-side serving writes after {} ms; 2-side stopped \
+         serving after {stopped_ms:?} ms; healed -> serving through the 2-side after {} ms; two members claimed \
+         leadership for {} ms\n  old leader: {}\n  new leader: {}",
+        ms(majority_serving),
+        ms(rejoined),
+        ms(two_leaders_time(&rounds)),
+        mode_changes(&rounds, leader, cut_at),
+        mode_changes(&rounds, new_leader, cut_at),
+    );
+    assert_safe(&rounds, &attempts);
+    for (m, stopped) in minority.iter().zip(&stopped) {
+        let stopped = stopped.unwrap_or_else(|| panic!("member {m} kept serving in the minority"));
+        assert!(stopped <= SYNC_LIMIT_TIME + STEP_DOWN_SLACK, "member {m} served {} ms into the split", ms(stopped));
+    }
+    let minority_acks = acked_between(&attempts, &minority, cut_at, heal_at);
+    assert!(minority_acks.is_empty(), "the 2-side acknowledged writes: {minority_acks:?}");
+    assert_eq!(settled, new_leader, "the 3-side's leader stays");
+    let lost: Vec<&Attempt> =
+        attempts.iter().filter(|a| minority.contains(&a.member) && a.sent >= cut_at && a.sent < heal_at).collect();
+    assert_converged(&ensemble, &acked_paths(&attempts), &lost).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_split_two_three_only_the_three_serve() {
+    minority_with_the_leader(Implementation::Ferrokeeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_five_split_two_three() {
+    minority_with_the_leader(Implementation::ZooKeeper).await;
+}
+
+/// How many times test 6 flips the partition.
+const FLIPS: usize = 3;
+/// How long each flipped partition is held once its majority serves writes.
+const FLIP_HOLD: Duration = Duration::from_secs(1);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A client in the root namespace writing `/<prefix>-<n>` through `connect` (one side's members) as
+/// fast as acknowledgements come, reconnecting on failure, until stopped. Returns the acknowledged
+/// paths. A write that times out is not counted: it may or may not have been committed.
+fn spawn_writer(connect: String, prefix: String, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Vec<String>> {
+    tokio::spawn(async move {
+        let mut acked = Vec::new();
+        let mut n = 0;
+        while !stop.load(Ordering::Relaxed) {
+            let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(4)).connect(&connect);
+            let Ok(Ok(c)) = tokio::time::timeout(WRITE_TIMEOUT, connector).await else { continue };
+            while !stop.load(Ordering::Relaxed) {
+                let path = format!("/{prefix}-{n}");
+                n += 1;
+                match tokio::time::timeout(WRITE_TIMEOUT, c.create(&path, b"", &zk::persistent())).await {
+                    Ok(Ok(_)) => acked.push(path),
+                    _ => break,
+                }
+            }
+        }
+        acked
+    })
+}
+
+/// The members on the 2-side of flip `k`: the current leader (so that every flip forces an election)
+/// and a member that was not on the 2-side before (so the old 2-side joins the majority whole).
+fn next_minority(leader: usize, previous: &[usize]) -> [usize; 2] {
+    let other = (1..5).map(|d| (leader + d) % 5).find(|m| !previous.contains(m)).expect("3 candidates");
+    [leader, other]
+}
+
+/// Test 6: under a continuous write load through the 3-side, the 2|3 split is flipped `FLIPS` times,
+/// the current leader always sent to the 2-side; at the end every acknowledged write is on every
+/// member.
+async fn flipping_partitions_under_load(implementation: Implementation) {
+    let Some(mut ensemble) = start_in_lab(implementation, 5) else { return };
+    let mut leader = ensemble.wait_for_leader(START_ELECTION_TIMEOUT);
+    let poller = ModePoller::start(&ensemble);
+    let probers = Prober::start_all(&ensemble, "flip");
+    wait_for_acks(&probers, &others(5, &[]), Instant::now(), START_ELECTION_TIMEOUT);
+    let mut acked_by_writers = BTreeSet::new();
+    let mut minority_windows = Vec::new();
+    let mut minority: Vec<usize> = Vec::new();
+    for flip in 0..FLIPS {
+        minority = next_minority(leader, &minority).to_vec();
+        let majority = others(5, &minority);
+        ensemble.lab().heal_all();
+        split(ensemble.lab(), &minority, &majority);
+        let cut_at = Instant::now();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writer = spawn_writer(ensemble.connect_string_of(&majority), format!("w{flip}"), stop.clone());
+        let serving = wait_for_acks(&probers, &majority, cut_at, FAILOVER_TIMEOUT);
+        std::thread::sleep(FLIP_HOLD);
+        stop.store(true, Ordering::Relaxed);
+        let acked = writer.await.expect("writer task");
+        let new_leader = ensemble.wait_for_leader_among(&majority, FAILOVER_TIMEOUT);
+        eprintln!(
+            "MEASURED: {implementation:?} flip {flip}: 2-side {minority:?} (leader {leader}), 3-side serving writes after \
+             {} ms, new leader {new_leader}, {} writes acknowledged through the 3-side",
+            ms(serving),
+            acked.len()
+        );
+        assert!(!acked.is_empty(), "flip {flip}: nothing acknowledged through the 3-side {majority:?}");
+        acked_by_writers.extend(acked);
+        minority_windows.push((minority.clone(), cut_at, Instant::now()));
+        leader = new_leader;
+    }
+    let heal_at = Instant::now();
+    ensemble.lab().heal_all();
+    ensemble.wait_for_leader(CONVERGE_TIMEOUT);
+    wait_for_acks(&probers, &others(5, &[]), heal_at, CONVERGE_TIMEOUT);
+    let attempts = Prober::finish_all(probers);
+    let rounds = poller.finish();
+    dump_logs_if_asked(&ensemble);
+
+    assert_safe(&rounds, &attempts);
+    for (side, from, until) in &minority_windows {
+        let acks = acked_between(&attempts, side, *from, *until);
+        assert!(acks.is_empty(), "the 2-side {side:?} acknowledged writes: {acks:?}");
+    }
+    let mut acked = acked_paths(&attempts);
+    acked.extend(acked_by_writers);
+    assert_converged(&ensemble, &acked, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flipping_partitions_lose_no_acknowledged_write() {
+    flipping_partitions_under_load(Implementation::Ferrokeeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_flipping_partitions() {
+    flipping_partitions_under_load(Implementation::ZooKeeper).await;
 }
