@@ -943,3 +943,138 @@ async fn flipping_partitions_lose_no_acknowledged_write() {
 async fn oracle_zookeeper_flipping_partitions() {
     flipping_partitions_under_load(Implementation::ZooKeeper).await;
 }
+
+// ---------------------------------------------------------------------------------------------------
+// Random faults.
+
+/// One fault of a random schedule (member indices of a 5-member lab).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Fault {
+    Isolate(usize),
+    Cut(usize, usize),
+    OneWay(usize, usize),
+    /// The listed members on one side, the rest on the other.
+    Split(Vec<usize>),
+}
+
+impl Fault {
+    fn apply(&self, lab: &Lab) {
+        match self {
+            Fault::Isolate(i) => lab.isolate(*i),
+            Fault::Cut(i, j) => lab.cut(*i, *j),
+            Fault::OneWay(i, j) => lab.cut_one_way(*i, *j),
+            Fault::Split(side) => split(lab, side, &others(lab.len(), side)),
+        }
+    }
+}
+
+/// xorshift64: a schedule is a function of its seed, printed so that a failing run can be replayed
+/// with `FK_PARTITION_SEED=<seed>`.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+
+    /// Two distinct members of `members`.
+    fn pair(&mut self, members: usize) -> (usize, usize) {
+        let i = self.below(members);
+        (i, (i + 1 + self.below(members - 1)) % members)
+    }
+
+    fn fault(&mut self, members: usize) -> Fault {
+        match self.below(4) {
+            0 => Fault::Isolate(self.below(members)),
+            1 => {
+                let (i, j) = self.pair(members);
+                Fault::Cut(i, j)
+            }
+            2 => {
+                let (i, j) = self.pair(members);
+                Fault::OneWay(i, j)
+            }
+            _ => {
+                let (i, j) = self.pair(members);
+                Fault::Split(vec![i, j])
+            }
+        }
+    }
+}
+
+/// Steps of a random schedule: each heals everything, then holds 1-2 faults for a while.
+const CHAOS_STEPS: usize = 8;
+const CHAOS_HOLD_MS: std::ops::Range<u64> = 300..2500;
+
+/// `CHAOS_STEPS` steps of (faults, hold) drawn from `seed`.
+fn chaos_schedule(seed: u64, members: usize) -> Vec<(Vec<Fault>, Duration)> {
+    let mut rng = Rng(seed | 1);
+    (0..CHAOS_STEPS)
+        .map(|_| {
+            let faults = (0..1 + rng.below(2)).map(|_| rng.fault(members)).collect();
+            let span = CHAOS_HOLD_MS.end - CHAOS_HOLD_MS.start;
+            (faults, Duration::from_millis(CHAOS_HOLD_MS.start + rng.next() % span))
+        })
+        .collect()
+}
+
+fn chaos_seed() -> u64 {
+    match std::env::var("FK_PARTITION_SEED") {
+        Ok(seed) => seed.parse().unwrap_or_else(|e| panic!("FK_PARTITION_SEED={seed}: {e}")),
+        Err(_) => std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_nanos() as u64,
+    }
+}
+
+/// Random partitions of 5 members under writes through every member: whatever the faults did, no two
+/// leaders of one epoch, no write acknowledged in an older epoch after a newer one, and once healed
+/// every acknowledged write is on every member.
+async fn random_partitions(implementation: Implementation) {
+    let Some(mut ensemble) = start_in_lab(implementation, 5) else { return };
+    let seed = chaos_seed();
+    let schedule = chaos_schedule(seed, 5);
+    eprintln!("{implementation:?} random partitions: FK_PARTITION_SEED={seed} schedule {schedule:?}");
+    ensemble.wait_for_leader(START_ELECTION_TIMEOUT);
+    let poller = ModePoller::start(&ensemble);
+    let probers = Prober::start_all(&ensemble, "chaos");
+    wait_for_acks(&probers, &others(5, &[]), Instant::now(), START_ELECTION_TIMEOUT);
+    for (faults, hold) in &schedule {
+        ensemble.lab().heal_all();
+        faults.iter().for_each(|f| f.apply(ensemble.lab()));
+        std::thread::sleep(*hold);
+    }
+    let heal_at = Instant::now();
+    ensemble.lab().heal_all();
+    ensemble.wait_for_leader(CONVERGE_TIMEOUT);
+    let serving = wait_for_acks(&probers, &others(5, &[]), heal_at, CONVERGE_TIMEOUT);
+    let attempts = Prober::finish_all(probers);
+    let rounds = poller.finish();
+    dump_logs_if_asked(&ensemble);
+    let acked = acked_paths(&attempts);
+    eprintln!(
+        "MEASURED: {implementation:?} random partitions (seed {seed}): {} of {} writes acknowledged; healed -> all \
+         serving after {} ms; two members claimed leadership for {} ms",
+        acked.len(),
+        attempts.len(),
+        ms(serving),
+        ms(two_leaders_time(&rounds))
+    );
+    assert_safe(&rounds, &attempts);
+    assert_converged(&ensemble, &acked, &[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_partitions_keep_every_acknowledged_write() {
+    random_partitions(Implementation::Ferrokeeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_random_partitions() {
+    random_partitions(Implementation::ZooKeeper).await;
+}
