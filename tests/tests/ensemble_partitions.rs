@@ -152,6 +152,12 @@ impl Session {
     /// Connects and creates a session; `None` if the member refuses, closes, or does not answer within
     /// [`PROBE_HANDSHAKE_TIMEOUT`] (it has no quorum to create the session with).
     fn open(address: SocketAddr) -> Option<Session> {
+        Session::resume(address, 0, vec![0; PASSWORD_LEN]).map(|(session, _)| session)
+    }
+
+    /// Connects and asks for session `session_id` (0: a new one); returns the member's answer, in
+    /// which a session id of 0 means "expired". `None` as for [`Session::open`].
+    fn resume(address: SocketAddr, session_id: i64, passwd: Vec<u8>) -> Option<(Session, ConnectResponse)> {
         let stream = TcpStream::connect_timeout(&address, PROBE_CONNECT_TIMEOUT).ok()?;
         stream.set_nodelay(true).ok()?;
         let mut session = Session { stream, buffer: Vec::new(), next_xid: 1, outstanding: HashMap::new() };
@@ -159,14 +165,14 @@ impl Session {
             protocol_version: PROTOCOL_VERSION,
             last_zxid_seen: 0,
             timeout_ms: PROBE_SESSION_TIMEOUT_MS,
-            session_id: 0,
-            passwd: vec![0; PASSWORD_LEN],
+            session_id,
+            passwd,
             read_only: Some(false),
         };
         session.send(|out| request.encode(out)).ok()?;
         let body = session.read_frame(Instant::now() + PROBE_HANDSHAKE_TIMEOUT).ok()??;
         let response = ConnectResponse::decode_exact(&body).ok()?;
-        (response.session_id != 0).then_some(session)
+        (response.session_id != 0 || session_id != 0).then_some((session, response))
     }
 
     fn send(&mut self, body: impl FnOnce(&mut Vec<u8>)) -> Result<(), Closed> {
@@ -179,14 +185,34 @@ impl Session {
 
     /// Sends a persistent, world-open `create path` for attempt `index`.
     fn create(&mut self, path: &str, index: usize) -> Result<(), Closed> {
+        let xid = self.send_create(path, CREATE_PERSISTENT)?;
+        self.outstanding.insert(xid, index);
+        Ok(())
+    }
+
+    /// Sends a world-open `create path` with ZooKeeper's create `flags`; returns its xid.
+    fn send_create(&mut self, path: &str, flags: i32) -> Result<i32, Closed> {
         let xid = self.next_xid;
         self.next_xid += 1;
-        self.outstanding.insert(xid, index);
-        let request = CreateRequest { path: path.to_owned(), data: Some(Vec::new()), acl: open_acl(), flags: 0 };
+        let request = CreateRequest { path: path.to_owned(), data: Some(Vec::new()), acl: open_acl(), flags };
         self.send(|out| {
             RequestHeader { xid, op: OpCode::Create.as_i32() }.encode(out);
             request.encode(out);
-        })
+        })?;
+        Ok(xid)
+    }
+
+    /// Creates `path` and waits for its reply: its error code (0: created), `None` if none came.
+    fn create_and_wait(&mut self, path: &str, flags: i32, timeout: Duration) -> Option<i32> {
+        let xid = self.send_create(path, flags).ok()?;
+        let deadline = Instant::now() + timeout;
+        while let Some(body) = self.read_frame(deadline).ok()? {
+            let header = ReplyHeader::decode(&mut JuteReader::new(&body)).ok()?;
+            if header.xid == xid {
+                return Some(header.err);
+            }
+        }
+        None
     }
 
     /// Reads replies until `until`, filling in the attempts they answer (a leader waiting for a quorum
@@ -223,6 +249,10 @@ impl Session {
         }
     }
 }
+
+/// ZooKeeper's CreateMode flags.
+const CREATE_PERSISTENT: i32 = 0;
+const CREATE_EPHEMERAL: i32 = 1;
 
 fn open_acl() -> Vec<Acl> {
     vec![Acl::new(perms::ALL, "world", "anyone")]
@@ -1077,4 +1107,63 @@ async fn random_partitions_keep_every_acknowledged_write() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oracle_zookeeper_random_partitions() {
     random_partitions(Implementation::ZooKeeper).await;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Sessions across a partition.
+
+/// Whether `path` exists, read through member i after a `sync`.
+async fn exists_on(ensemble: &TestEnsemble, i: usize, path: &str) -> bool {
+    synced_children(ensemble, i).await.contains(path)
+}
+
+/// A client's member is cut from the leader and leaves the quorum; the client takes its session to
+/// another member within the session timeout: the session is alive there (the leader tracks sessions
+/// for the whole ensemble; the bystander revalidates it with the leader), its ephemeral node survives
+/// the move, and it goes once the session is closed. ZooKeeper 3.8 does exactly this (oracle below).
+async fn session_moves_off_a_member_that_left(implementation: Implementation) {
+    let Some(mut ensemble) = start_in_lab(implementation, 3) else { return };
+    let leader = ensemble.wait_for_leader(START_ELECTION_TIMEOUT);
+    let [cut_off, bystander] = others(3, &[leader])[..] else { unreachable!("3 members") };
+    let (mut first, hello) = Session::resume(ensemble.client_address(cut_off), 0, vec![0; PASSWORD_LEN])
+        .expect("a session through a follower");
+    assert_eq!(first.create_and_wait("/owned", CREATE_EPHEMERAL, CLIENT_OP_TIMEOUT), Some(0), "ephemeral create");
+
+    ensemble.lab().cut(leader, cut_off);
+    let cut_at = Instant::now();
+    ensemble.wait_for_mode(cut_off, None, FAILOVER_TIMEOUT);
+    let left = cut_at.elapsed();
+    drop(first);
+    let (mut moved, answer) = Session::resume(ensemble.client_address(bystander), hello.session_id, hello.passwd)
+        .expect("the bystander answers a reconnecting session");
+    let moved_after = cut_at.elapsed();
+    eprintln!(
+        "MEASURED: {implementation:?} session moved: member left the quorum {} ms after the cut, session resumed \
+         on the bystander {} ms after the cut (timeout {} ms): {answer:?}",
+        ms(left),
+        ms(moved_after),
+        PROBE_SESSION_TIMEOUT_MS
+    );
+    assert_eq!(answer.session_id, hello.session_id, "the session is alive on the bystander");
+    assert!(exists_on(&ensemble, leader, "/owned").await, "the ephemeral node survived the move");
+    assert_eq!(moved.create_and_wait("/moved", CREATE_EPHEMERAL, CLIENT_OP_TIMEOUT), Some(0), "writes go on");
+
+    ensemble.lab().heal(leader, cut_off);
+    assert_eq!(ensemble.wait_for_leader(CONVERGE_TIMEOUT), leader);
+    moved.send(|out| RequestHeader { xid: 0, op: OpCode::CloseSession.as_i32() }.encode(out)).expect("close");
+    let _ = moved.read_frame(Instant::now() + CLIENT_OP_TIMEOUT);
+    for i in 0..3 {
+        let children = synced_children(&ensemble, i).await;
+        assert!(!children.contains("/owned") && !children.contains("/moved"), "member {i} keeps ephemerals");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_moves_off_a_member_that_left_the_quorum() {
+    session_moves_off_a_member_that_left(Implementation::Ferrokeeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oracle_zookeeper_a_session_moves_off_a_member_that_left_the_quorum() {
+    session_moves_off_a_member_that_left(Implementation::ZooKeeper).await;
 }
