@@ -9,7 +9,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crossbeam_channel::{Receiver, Sender};
@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use fk_net::txn::Txn;
 
-use super::messages::{ApplierMsg, LogMsg, SequencerMsg};
+use super::messages::{ApplierMsg, LogMsg};
 use super::{FatalHandler, Shared};
 use crate::commit::{Commit, VoterId};
 
@@ -53,7 +53,31 @@ pub enum CommitRule {
     Standalone(Commit, VecDeque<Txn>),
     /// The member's protocol thread (an ensemble's quorum, or the leader's COMMIT): it is told what was
     /// persisted and tells the applier what is committed.
-    Replicated(Sender<SequencerMsg>),
+    Replicated(PersistedSignal),
+}
+
+/// How the log stage tells the member thread what is durable without ever waiting for it: the
+/// watermark moves, and a wake-up is queued unless one already is. (A blocking send would close a
+/// cycle — the member thread blocks on a full log queue while the log stage blocks on a full member
+/// queue.)
+#[derive(Clone)]
+pub struct PersistedSignal {
+    watermark: Arc<AtomicI64>,
+    wake: Sender<()>,
+}
+
+impl PersistedSignal {
+    /// The signal, and the member thread's end: wake-ups and the watermark to read after each.
+    pub fn new(last_zxid: i64) -> (PersistedSignal, Receiver<()>, Arc<AtomicI64>) {
+        let watermark = Arc::new(AtomicI64::new(last_zxid));
+        let (wake, woken) = crossbeam_channel::bounded(1);
+        (PersistedSignal { watermark: watermark.clone(), wake }, woken, watermark)
+    }
+
+    fn persisted(&self, zxid: i64) {
+        self.watermark.fetch_max(zxid, Ordering::AcqRel);
+        let _ = self.wake.try_send(());
+    }
 }
 
 impl CommitRule {
@@ -159,9 +183,10 @@ impl LogStage {
     /// before the commit decision. False once the next stage is gone.
     fn hand_on(&mut self, batch: Vec<Txn>, persisted: i64) -> bool {
         let ready = match &mut self.commit {
-            CommitRule::Replicated(member) => {
-                return self.applier.send(ApplierMsg::Persisted(batch)).is_ok()
-                    && member.send(SequencerMsg::Persisted(persisted)).is_ok();
+            CommitRule::Replicated(signal) => {
+                let sent = self.applier.send(ApplierMsg::Persisted(batch)).is_ok();
+                signal.persisted(persisted);
+                return sent;
             }
             CommitRule::Standalone(commit, uncommitted) => match commit.persisted(SELF, persisted) {
                 // All of it (always, standalone): no copy through the queue.

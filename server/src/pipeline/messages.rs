@@ -48,9 +48,6 @@ pub enum SequencerMsg {
     Input(SequencerInput),
     /// Runs on the sequencer thread with its state (4lw inspection).
     Inspect(Box<dyn FnOnce(&SequencerState<'_>) + Send>),
-    /// The log holds everything through this zxid durably (ensembles: the commit decision is the
-    /// member's).
-    Persisted(i64),
     /// Something from the quorum port or the election (ensembles).
     Quorum(super::member::QuorumEvent),
 }

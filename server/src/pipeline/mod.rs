@@ -219,24 +219,24 @@ impl Server {
             threads.spawn(&format!("fk-shard-{index}"), move || shard.run())?;
         }
         let commit = if ensemble {
-            log_stage::CommitRule::Replicated(sequencer_tx.clone())
-        } else {
-            log_stage::CommitRule::standalone(last_zxid)
-        };
-        if ensemble {
+            let (signal, persisted_rx, persisted) = log_stage::PersistedSignal::new(last_zxid);
             let channels = member::MemberChannels {
                 member_tx: sequencer_tx.clone(),
                 rx: sequencer_rx,
+                persisted_rx,
+                persisted,
                 log: log_tx,
                 applier: applier_tx.clone(),
                 routes: routes_tx,
             };
             let member = start_member(&shared, &dirs, &mut threads, channels)?;
             threads.spawn("fk-member", move || member.run())?;
+            log_stage::CommitRule::Replicated(signal)
         } else {
             let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx, routes_tx);
             threads.spawn("fk-sequencer", move || sequencer.run())?;
-        }
+            log_stage::CommitRule::standalone(last_zxid)
+        };
         let snapshot_busy = Arc::new(AtomicBool::new(false));
         let log_stage = log_stage::LogStage::new(
             shared.clone(),

@@ -232,7 +232,7 @@ impl SequencerThread {
         match msg {
             SequencerMsg::Input(input) => inputs.push(input),
             SequencerMsg::Inspect(f) => f(&SequencerState { core: Some(&self.sequencing.core), now: self.clock.now() }),
-            SequencerMsg::Persisted(_) | SequencerMsg::Quorum(_) => {
+            SequencerMsg::Quorum(_) => {
                 unreachable!("a standalone server has no quorum")
             }
         }

@@ -19,7 +19,8 @@ use crate::storage::Dirs;
 use crate::zab::history::History;
 use crate::zab::leader::{Leader, LeaderInput, LeaderOutput, LeaderSettings, LeaderStart};
 use crate::zab::{Entry, LinkId, Sid};
-use fk_engine::files::{LOG_PREFIX, list};
+use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
+use fk_engine::snap::looks_complete;
 use fk_engine::log::read_log;
 
 /// Committed txns kept for synchronising learners by DIFF (ZooKeeper's `commitLogCount`).
@@ -205,10 +206,19 @@ impl Leading {
 }
 
 /// The newest logged txns through `last_zxid` (at most [`HISTORY_COMMITTED_MAX`]), so that a learner
-/// only a little behind is synchronised by DIFF rather than a snapshot (ZooKeeper fills its committed
-/// log the same way while loading). Nothing if the log does not reach `last_zxid` (the tree came from a
-/// newer snapshot): a history with a hole before the commit point would synchronise learners wrongly.
+/// only a little behind is synchronised by DIFF rather than a snapshot. As ZooKeeper fills its
+/// committed log while loading, only txns after the newest snapshot count: a member synchronised by
+/// SNAP keeps, below the snapshot, log records of a history the ensemble never committed. Nothing if
+/// the log does not reach `last_zxid`: a history with a hole before the commit point would
+/// synchronise learners wrongly.
 fn recent_entries(dirs: &Dirs, last_zxid: i64) -> Vec<Entry> {
+    let snapshot_zxid = list(&dirs.snap, SNAPSHOT_PREFIX)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|(_, path)| looks_complete(path))
+        .map(|(zxid, _)| zxid)
+        .max()
+        .unwrap_or(-1);
     let mut entries = VecDeque::new();
     let files = list(&dirs.log, LOG_PREFIX).unwrap_or_default();
     'files: for (_, path) in files.iter().rev() {
@@ -221,6 +231,9 @@ fn recent_entries(dirs: &Dirs, last_zxid: i64) -> Vec<Entry> {
         };
         for record in log.records.iter().rev() {
             let zxid = record.txn.header.zxid;
+            if zxid <= snapshot_zxid {
+                break 'files;
+            }
             if zxid > last_zxid || entries.front().is_some_and(|e: &Entry| zxid >= e.zxid) {
                 continue;
             }

@@ -19,6 +19,7 @@ mod leading;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
@@ -48,6 +49,9 @@ pub struct MemberChannels {
     /// Where the link threads send their events (the other end is `rx`).
     pub member_tx: Sender<SequencerMsg>,
     pub rx: Receiver<SequencerMsg>,
+    /// Wake-ups from the log stage, and its durable watermark (see `log_stage::PersistedSignal`).
+    pub persisted_rx: Receiver<()>,
+    pub persisted: Arc<AtomicI64>,
     pub log: Sender<LogMsg>,
     pub applier: Sender<ApplierMsg>,
     pub routes: Sender<Vec<PendingRoute>>,
@@ -71,6 +75,8 @@ enum Role {
 pub struct MemberThread {
     shared: Arc<Shared>,
     rx: Receiver<SequencerMsg>,
+    persisted_rx: Receiver<()>,
+    persisted: Arc<AtomicI64>,
     log: Sender<LogMsg>,
     applier: Sender<ApplierMsg>,
     routes: Sender<Vec<PendingRoute>>,
@@ -94,7 +100,7 @@ pub struct MemberThread {
 impl MemberThread {
     pub fn new(setup: MemberSetup) -> MemberThread {
         let MemberSetup { shared, channels, dirs, election_links, election_rx } = setup;
-        let MemberChannels { member_tx, rx, log, applier, routes } = channels;
+        let MemberChannels { member_tx, rx, persisted_rx, persisted, log, applier, routes } = channels;
         let config = &shared.config;
         let my_id = config.my_id.expect("an ensemble member has a myid") as Sid;
         let voters: BTreeSet<Sid> = config.voter_ids().into_iter().map(|id| id as Sid).collect();
@@ -115,6 +121,8 @@ impl MemberThread {
         MemberThread {
             shared,
             rx,
+            persisted_rx,
+            persisted,
             log,
             applier,
             routes,
@@ -147,6 +155,10 @@ impl MemberThread {
                 },
                 recv(self.election_rx) -> incoming => match incoming {
                     Ok(incoming) => self.on_notification(incoming),
+                    Err(_) => return,
+                },
+                recv(self.persisted_rx) -> woken => match woken {
+                    Ok(()) => self.on_persisted(),
                     Err(_) => return,
                 },
                 default(wait) => {}
@@ -185,13 +197,18 @@ impl MemberThread {
                 };
                 f(&SequencerState { core, now: self.clock.now() })
             }
-            SequencerMsg::Persisted(zxid) => self.with_role(|role, m| match role {
-                Role::Leading(l) => l.persisted(m, zxid),
-                Role::Following(f) => f.persisted(m, zxid),
-                Role::Looking => Ok(()),
-            }),
             SequencerMsg::Quorum(event) => self.on_quorum(event),
         }
+    }
+
+    /// The log stage made more durable.
+    fn on_persisted(&mut self) {
+        let zxid = self.persisted.load(Ordering::Acquire);
+        self.with_role(|role, m| match role {
+            Role::Leading(l) => l.persisted(m, zxid),
+            Role::Following(f) => f.persisted(m, zxid),
+            Role::Looking => Ok(()),
+        });
     }
 
     fn on_quorum(&mut self, event: QuorumEvent) {
@@ -249,6 +266,7 @@ impl MemberThread {
         let mut io = MemberIo {
             shared: &self.shared,
             log: &self.log,
+            persisted: &self.persisted,
             applier: &self.applier,
             routes: &self.routes,
             dirs: &self.dirs,
@@ -359,6 +377,8 @@ impl MemberThread {
 pub struct MemberIo<'a> {
     pub shared: &'a Arc<Shared>,
     pub log: &'a Sender<LogMsg>,
+    /// The log stage's durable watermark.
+    pub persisted: &'a AtomicI64,
     pub applier: &'a Sender<ApplierMsg>,
     pub routes: &'a Sender<Vec<PendingRoute>>,
     pub dirs: &'a Dirs,
@@ -403,14 +423,16 @@ impl MemberIo<'_> {
         let run = || -> anyhow::Result<()> {
             MemberIo::settle(self.log, self.applier)?;
             change(self.dirs)?;
-            reload_tree(self.shared, self.dirs, self.log)
+            reload_tree(self.shared, self.dirs, self.log, self.persisted)
         };
         run().map_err(|e| format!("{e:#}"))
     }
 }
 
 /// Replaces the shared tree with what the disk holds and restarts the log after its last zxid.
-fn reload_tree(shared: &Shared, dirs: &Dirs, log: &Sender<LogMsg>) -> anyhow::Result<()> {
+/// The log stage is idle (settled) meanwhile, and nothing is sent to it before this returns, so the
+/// durable watermark can be set back with the log: a txn past the cut must not count as durable.
+fn reload_tree(shared: &Shared, dirs: &Dirs, log: &Sender<LogMsg>, persisted: &AtomicI64) -> anyhow::Result<()> {
     let options = TreeOptions {
         extended_types: shared.config.extended_types_enabled,
         hash_seed: crate::storage::random_hash_seed(),
@@ -418,6 +440,7 @@ fn reload_tree(shared: &Shared, dirs: &Dirs, log: &Sender<LogMsg>) -> anyhow::Re
     let recovered = recover(&dirs.snap, &dirs.log, options)?;
     let last_zxid = recovered.tree.last_processed_zxid();
     *shared.tree.write() = recovered.tree;
+    persisted.store(last_zxid, Ordering::Release);
     log.send(LogMsg::Restart { last_zxid }).map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
     info!(
         "state rebuilt from disk: zxid 0x{last_zxid:x}, {} txns replayed{}",
