@@ -201,3 +201,59 @@ async fn without_a_quorum_nothing_is_acknowledged() {
     let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
     assert_eq!(read_synced(&ensemble, leader, "/minority").await, None);
 }
+
+/// Deep pipelines of writes on every member at once keep every queue between the threads full; the
+/// members must keep serving (a blocking cycle between the member thread and the log stage once hung a
+/// follower here) and end with the same data.
+#[test]
+fn members_under_pipelined_write_load_keep_serving() {
+    use fk_net::client::{Request, SetDataRequest, WriteOp};
+    let mut ensemble = start(3, 0);
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let mut setup = fk_tests::raw::RawClient::connect(&ensemble.client_address(0).to_string());
+    let create = fk_net::client::CreateRequest {
+        path: "/hot".into(),
+        data: Some(vec![]),
+        acl: vec![fk_net::client::Acl::new(fk_net::client::perms::ALL, "world", "anyone")],
+        flags: 0,
+    };
+    let create = Request::Write(WriteOp::Create { op: fk_net::client::OpCode::Create, request: create });
+    assert_eq!(setup.call(&create).0.err(), 0);
+    let writers: Vec<_> = (0..6)
+        .map(|w| {
+            let address = ensemble.client_address(w % 3).to_string();
+            std::thread::spawn(move || {
+                let mut c = fk_tests::raw::RawClient::connect(&address);
+                let set = Request::Write(WriteOp::SetData(SetDataRequest {
+                    path: "/hot".into(),
+                    data: Some(vec![w as u8; 512]),
+                    version: -1,
+                }));
+                let deadline = Instant::now() + Duration::from_secs(2);
+                let mut acknowledged = 0;
+                while Instant::now() < deadline {
+                    for _ in 0..256 {
+                        c.send(&set);
+                    }
+                    for _ in 0..256 {
+                        assert_eq!(c.recv().expect("a reply").err(), 0);
+                        acknowledged += 1;
+                    }
+                }
+                acknowledged
+            })
+        })
+        .collect();
+    let acknowledged: u64 = writers.into_iter().map(|w| w.join().expect("writer")).sum();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let versions: Vec<i32> = (0..3)
+        .map(|i| {
+            runtime.block_on(async {
+                let c = client(&ensemble.client_address(i).to_string()).await;
+                c.sync("/hot").await.unwrap();
+                c.get_data("/hot").await.unwrap().1.version
+            })
+        })
+        .collect();
+    assert_eq!(versions, vec![acknowledged as i32; 3], "every acknowledged setData on every member");
+}
