@@ -352,6 +352,8 @@ fn monitor(shared: &dyn Figures) -> String {
         let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed).to_string();
         let (last, min, max) = leader.proposal_sizes();
         metrics.extend([
+            // zk_followers is the 3.4 name of zk_learners; monitoring scripts still ask for it.
+            ("zk_followers", count(&leader.learners)),
             ("zk_learners", count(&leader.learners)),
             ("zk_synced_followers", count(&leader.synced_followers)),
             ("zk_synced_non_voting_followers", "0".into()),
