@@ -19,8 +19,10 @@
 //!   sees two leaders of one epoch; and, after healing, every acknowledged write is on every member and
 //!   all members hold the same nodes.
 //!
-//! Each scenario runs on ferrokeeper members; the scenarios whose expected outcome is "what ZooKeeper
-//! does" also run on Java ZooKeeper 3.8 members (the oracle), with the same assertions.
+//! Every scenario runs on ferrokeeper members and, as `oracle_zookeeper_*`, on Java ZooKeeper 3.8
+//! members with the same assertions: where the expected outcome is "what ZooKeeper does", the oracle
+//! run is what shows the assertions are ZooKeeper's behaviour. `FK_PARTITION_LOGS=1` prints every
+//! member's log of a passing run; `FK_PARTITION_SEED=<seed>` replays a random schedule.
 //! Tests skip with a printed reason where namespaces cannot be made (Lab::new's error) or Java is
 //! missing (oracle runs only).
 
