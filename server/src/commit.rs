@@ -42,10 +42,18 @@ impl Commit {
     /// Reports from unknown voters count for nothing; a watermark never moves back.
     pub fn persisted(&mut self, voter: VoterId, zxid: i64) -> Option<i64> {
         let watermark = self.persisted.get_mut(&voter)?;
-        *watermark = (*watermark).max(zxid);
-        let mut marks: Vec<i64> = self.persisted.values().copied().collect();
-        marks.sort_unstable_by(|a, b| b.cmp(a));
-        let reached = marks[self.quorum - 1];
+        if zxid <= *watermark {
+            return None;
+        }
+        *watermark = zxid;
+        // The quorum-th highest watermark: reached by a quorum. Ensembles are small; no allocation.
+        let reached = self
+            .persisted
+            .values()
+            .filter(|&&mark| self.persisted.values().filter(|&&other| other >= mark).count() >= self.quorum)
+            .copied()
+            .max()
+            .expect("the lowest watermark is reached by every voter");
         (reached > self.committed).then(|| {
             self.committed = reached;
             reached

@@ -41,12 +41,13 @@
 //!   (the sender resends on its own timeout).
 //! - The minimum notification interval is the finalize wait, ZooKeeper's default
 //!   (`zookeeper.fastleader.minNotificationInterval` is not a separate setting).
-//! - The finalize wait ends early once every voter this member is connected to (the driver says which,
-//!   [`Election::set_connected`]) has voted for the proposal in this round: no better vote can still
-//!   be on its way, except from a member we cannot hear, which would find the new leader sitting (as
-//!   ZooKeeper 3.4 did when all voters had answered). A failover then takes the time of one exchange
-//!   of notifications instead of 200 ms more. Agreement is unaffected: the election only proposes a
-//!   leader, and ZAB lets it lead only with a quorum.
+//! - The finalize wait ends early once every voter this member can hear (the driver says which,
+//!   [`Election::set_connected`]; the pipeline counts members it never reached yet as ones to wait
+//!   for, and members whose connection broke as gone) has voted for the proposal in this round: no
+//!   better vote can still be on its way, except from a member we cannot hear, which would find the
+//!   new leader sitting (as ZooKeeper 3.4 did when all voters had answered). A failover then takes
+//!   the time of one exchange of notifications instead of 200 ms more. Agreement is unaffected: the
+//!   election only proposes a leader, and ZAB lets it lead only with a quorum.
 //!
 //! # Layout
 //! - [`vote`]: candidate order, recorded votes and the quorum count.

@@ -151,7 +151,7 @@ fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
         stats.packets_sent(),
         stats.connections.load(std::sync::atomic::Ordering::Relaxed),
         stats.outstanding(),
-        tree.last_processed_zxid(),
+        shared.zxid(tree.last_processed_zxid()),
         shared.mode().0,
         zookeeper_node_count(&tree),
     ));

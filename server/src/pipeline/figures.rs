@@ -32,6 +32,10 @@ impl Figures for Shared {
         (self.status.mode().name(), self.status.is_serving())
     }
 
+    fn zxid(&self, tree_zxid: i64) -> i64 {
+        self.status.zxid(tree_zxid)
+    }
+
     fn client_port(&self) -> u16 {
         self.client_addr.port()
     }

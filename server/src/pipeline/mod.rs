@@ -71,6 +71,9 @@ pub struct Shared {
 pub struct MemberStatus {
     mode: AtomicU8,
     serving: AtomicBool,
+    /// A leader's zxid before its first txn of the epoch: the epoch's start (ZooKeeper's leader sets
+    /// its zxid so, and `srvr` shows it).
+    epoch_zxid: std::sync::atomic::AtomicI64,
 }
 
 /// A server's mode, as `srvr` and `mntr` name it.
@@ -100,7 +103,11 @@ impl Mode {
 
 impl MemberStatus {
     pub fn new(mode: Mode) -> MemberStatus {
-        MemberStatus { mode: AtomicU8::new(mode as u8), serving: AtomicBool::new(mode == Mode::Standalone) }
+        MemberStatus {
+            mode: AtomicU8::new(mode as u8),
+            serving: AtomicBool::new(mode == Mode::Standalone),
+            epoch_zxid: std::sync::atomic::AtomicI64::new(0),
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -114,6 +121,19 @@ impl MemberStatus {
     pub fn set(&self, mode: Mode, serving: bool) {
         self.mode.store(mode as u8, Ordering::Release);
         self.serving.store(serving, Ordering::Release);
+        if mode != Mode::Leading {
+            self.epoch_zxid.store(0, Ordering::Release);
+        }
+    }
+
+    /// A leader established its epoch, whose txns start after `zxid`.
+    pub fn set_epoch_zxid(&self, zxid: i64) {
+        self.epoch_zxid.store(zxid, Ordering::Release);
+    }
+
+    /// The zxid `srvr` reports, given the tree's.
+    pub fn zxid(&self, tree_zxid: i64) -> i64 {
+        tree_zxid.max(self.epoch_zxid.load(Ordering::Acquire))
     }
 }
 

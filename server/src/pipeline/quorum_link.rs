@@ -39,7 +39,8 @@ pub enum QuorumEvent {
     Accepted(TcpStream, SocketAddr),
     /// A link is up (a learner's link to its leader: connected).
     Linked(LinkId),
-    Packet(LinkId, QuorumPacket),
+    /// Every packet one read completed, in order.
+    Packets(LinkId, Vec<QuorumPacket>),
     Closed(LinkId, String),
 }
 
@@ -181,25 +182,34 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     std::thread::Builder::new().name(name.to_owned()).spawn(f).map(|_| ())
 }
 
-/// Reads packets until the connection ends; a learner's reader also takes the snapshot after SNAP.
+/// Reads packets until the connection ends, handing on what each read completed as one batch; a
+/// learner's reader also takes the snapshot after SNAP (the SNAP packet is handed on once it is stored).
 fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: TcpStream, learner: bool) {
     let mut pending: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
-    let reason = loop {
-        match QuorumPacket::parse(&pending, ctx.max_packet()) {
-            Ok(Some((packet, used))) => {
-                pending.drain(..used);
-                if learner && packet.kind == PacketType::Snap {
-                    match receive_snap(ctx, &mut stream, &mut pending, packet.zxid) {
-                        Ok(()) => {}
-                        Err(e) => break format!("cannot receive the leader's snapshot: {e}"),
+    let reason = 'link: loop {
+        let mut batch = Vec::new();
+        let mut used = 0;
+        loop {
+            match QuorumPacket::parse(&pending[used..], ctx.max_packet()) {
+                Ok(Some((packet, length))) => {
+                    used += length;
+                    if learner && packet.kind == PacketType::Snap {
+                        pending.drain(..used);
+                        used = 0;
+                        if let Err(e) = receive_snap(ctx, &mut stream, &mut pending, packet.zxid) {
+                            break 'link format!("cannot receive the leader's snapshot: {e}");
+                        }
                     }
+                    batch.push(packet);
                 }
-                ctx.tell(QuorumEvent::Packet(id, packet));
-                continue;
+                Ok(None) => break,
+                Err(e) => break 'link format!("bad packet: {e}"),
             }
-            Ok(None) => {}
-            Err(e) => break format!("bad packet: {e}"),
+        }
+        pending.drain(..used);
+        if !batch.is_empty() {
+            ctx.tell(QuorumEvent::Packets(id, batch));
         }
         match stream.read(&mut chunk) {
             Ok(0) => break "connection closed by the peer".to_owned(),

@@ -52,21 +52,27 @@ impl History {
         if zxid <= self.committed {
             return Vec::new();
         }
-        let newly: Vec<Entry> =
-            self.entries.iter().filter(|e| e.zxid > self.committed && e.zxid <= zxid).cloned().collect();
+        let from = self.committed_count();
         self.committed = zxid;
+        let to = self.committed_count();
+        let newly = self.entries.range(from..to).cloned().collect();
         self.trim();
         newly
     }
 
+    /// How many of the entries (a prefix, by zxid order) are committed.
+    fn committed_count(&self) -> usize {
+        self.entries.partition_point(|e| e.zxid <= self.committed)
+    }
+
     /// Committed entries, oldest first.
     pub fn committed_entries(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().take_while(|e| e.zxid <= self.committed)
+        self.entries.range(..self.committed_count())
     }
 
     /// Proposed but not yet committed, oldest first.
     pub fn outstanding(&self) -> impl Iterator<Item = &Entry> {
-        self.entries.iter().skip_while(|e| e.zxid <= self.committed)
+        self.entries.range(self.committed_count()..)
     }
 
     /// The oldest and newest committed zxids held; both the commit point when none is held (as
@@ -80,8 +86,7 @@ impl History {
     }
 
     fn trim(&mut self) {
-        let committed = self.committed_entries().count();
-        let excess = committed.saturating_sub(self.committed_max);
+        let excess = self.committed_count().saturating_sub(self.committed_max);
         self.entries.drain(..excess);
     }
 }

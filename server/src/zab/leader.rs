@@ -487,14 +487,14 @@ impl Leader {
 
     fn propose(&mut self, entries: Vec<Entry>) {
         assert_eq!(self.phase, Phase::Broadcast, "proposals only once established");
+        let epoch = self.new_epoch.expect("established");
+        let followers: Vec<LinkId> =
+            self.links.iter().filter(|(_, l)| l.forwarding() && !l.observer).map(|(id, _)| *id).collect();
         for entry in entries {
-            let epoch = self.new_epoch.expect("established");
             assert_eq!(epoch_of(entry.zxid), epoch, "proposals carry this leadership's epoch");
             let packet = proposal(&entry);
             self.history.propose(entry);
-            let followers: Vec<LinkId> =
-                self.links.iter().filter(|(_, l)| l.forwarding() && !l.observer).map(|(id, _)| *id).collect();
-            for link in followers {
+            for &link in &followers {
                 self.send(link, packet.clone());
             }
         }

@@ -31,6 +31,10 @@ pub struct Following {
     started_ms: u64,
     tick_every_ms: u64,
     next_tick_ms: u64,
+    /// Proposals for the log and the commit point for the applier, gathered over a batch of packets
+    /// and handed on together ([`Following::flush`]).
+    to_log: Vec<Txn>,
+    commit_to: Option<i64>,
 }
 
 impl Following {
@@ -60,6 +64,8 @@ impl Following {
             started_ms: now_ms,
             tick_every_ms: (m.limits.tick_ms / 2).max(1),
             next_tick_ms: now_ms,
+            to_log: Vec::new(),
+            commit_to: None,
         })
     }
 
@@ -68,7 +74,21 @@ impl Following {
     }
 
     pub fn persisted(&mut self, m: &mut MemberIo<'_>, zxid: i64) -> Result<(), String> {
-        self.step(m, LearnerInput::Persisted(zxid))
+        self.step(m, LearnerInput::Persisted(zxid))?;
+        self.flush(m)
+    }
+
+    /// Hands the gathered proposals to the log (one message for the batch) and then the commit point to
+    /// the applier.
+    fn flush(&mut self, m: &mut MemberIo<'_>) -> Result<(), String> {
+        if !self.to_log.is_empty() {
+            let txns = std::mem::take(&mut self.to_log);
+            m.log.send(LogMsg::Txns(txns)).map_err(|_| "the log stage is gone".to_owned())?;
+        }
+        if let Some(zxid) = self.commit_to.take() {
+            m.applier.send(ApplierMsg::CommitThrough(zxid)).map_err(|_| "the applier is gone".to_owned())?;
+        }
+        Ok(())
     }
 
     pub fn quorum_event(&mut self, m: &mut MemberIo<'_>, event: QuorumEvent) -> Result<(), String> {
@@ -81,9 +101,15 @@ impl Following {
                 let mut learner = Learner::connect(self.settings.clone(), start, m.now_ms());
                 let outputs = learner.take_outputs();
                 self.learner = Some(learner);
-                self.carry_out_all(m, outputs)
+                self.carry_out_all(m, outputs)?;
+                self.flush(m)
             }
-            QuorumEvent::Packet(id, packet) if id == self.link_id => self.step(m, LearnerInput::Packet(packet)),
+            QuorumEvent::Packets(id, packets) if id == self.link_id => {
+                for packet in packets {
+                    self.step(m, LearnerInput::Packet(packet))?;
+                }
+                self.flush(m)
+            }
             QuorumEvent::Closed(id, reason) if id == self.link_id => {
                 Err(format!("the link to leader {} ended: {reason}", self.leader_sid))
             }
@@ -102,7 +128,7 @@ impl Following {
             self.step(m, LearnerInput::Tick)?;
         }
         if !self.learner.as_ref().is_some_and(Learner::is_serving) || inputs.is_empty() {
-            return Ok(());
+            return self.flush(m);
         }
         let last_zxid = m.shared.tree.read().last_processed_zxid();
         let mut forwarded = Forwarded::default();
@@ -124,7 +150,7 @@ impl Following {
             let (shard, msg) = shard_message(notice);
             m.shared.shards[shard].send(msg);
         }
-        Ok(())
+        self.flush(m)
     }
 
     fn step(&mut self, m: &mut MemberIo<'_>, input: LearnerInput) -> Result<(), String> {
@@ -153,13 +179,16 @@ impl Following {
                 m.election.update_election_vote(epoch);
             }
             LearnerOutput::Truncate(zxid) => {
+                self.flush(m)?;
                 info!("truncating the log to 0x{zxid:x} as the leader asks");
                 m.rewrite_disk(|dirs| {
                     truncate_to(&dirs.log, zxid)?;
                     remove_snapshots_after(dirs, zxid)
                 })?;
+                m.recent.truncate_after(zxid);
             }
             LearnerOutput::ReceiveSnapshot(zxid) => {
+                self.flush(m)?;
                 info!("loading the leader's snapshot at 0x{zxid:x}");
                 m.rewrite_disk(|dirs| {
                     // Whatever this member logged after the snapshot's point is not the leader's history.
@@ -169,17 +198,17 @@ impl Following {
                     }
                     remove_snapshots_after(dirs, zxid)
                 })?;
+                m.recent.clear();
             }
             LearnerOutput::Append(entries) => {
-                let txns = entries
-                    .iter()
-                    .map(|e| Txn::decode(&e.bytes).map_err(|err| format!("undecodable proposal 0x{:x}: {err}", e.zxid)))
-                    .collect::<Result<Vec<Txn>, String>>()?;
-                m.log.send(LogMsg::Txns(txns)).map_err(|_| "the log stage is gone".to_owned())?;
+                for e in entries {
+                    let txn =
+                        Txn::decode(&e.bytes).map_err(|err| format!("undecodable proposal 0x{:x}: {err}", e.zxid))?;
+                    self.to_log.push(txn);
+                    m.recent.push(e);
+                }
             }
-            LearnerOutput::Commit(zxid) => {
-                m.applier.send(ApplierMsg::CommitThrough(zxid)).map_err(|_| "the applier is gone".to_owned())?
-            }
+            LearnerOutput::Commit(zxid) => self.commit_to = Some(self.commit_to.map_or(zxid, |c| c.max(zxid))),
             LearnerOutput::Serve => {
                 m.shared.status.set(self.mode, true);
                 info!("{}: synchronised with leader {}; serving clients", self.mode.name(), self.leader_sid);

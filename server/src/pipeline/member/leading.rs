@@ -2,7 +2,7 @@
 //! acknowledged NEWLEADER — the sequencer core, whose txns are proposed to the followers as they go to
 //! the local log.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, HashMap};
 use std::net::TcpStream;
 
 use fk_net::quorum::packet::SessionTouch;
@@ -11,20 +11,14 @@ use tracing::{info, warn};
 use super::super::Mode;
 use super::super::messages::*;
 use super::super::quorum_link::{Link, Outgoing, QuorumEvent, start_leader_side};
-use super::super::sequencer::{Sequencing, entry};
+use super::super::sequencer::Sequencing;
+use super::recent::HISTORY_COMMITTED_MAX;
 use super::{MemberIo, MemberThread};
 use crate::auth::AuthIds;
 use crate::sequencer::Sequencer;
-use crate::storage::Dirs;
 use crate::zab::history::History;
 use crate::zab::leader::{Leader, LeaderInput, LeaderOutput, LeaderSettings, LeaderStart};
-use crate::zab::{Entry, LinkId, Sid};
-use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
-use fk_engine::snap::looks_complete;
-use fk_engine::log::read_log;
-
-/// Committed txns kept for synchronising learners by DIFF (ZooKeeper's `commitLogCount`).
-const HISTORY_COMMITTED_MAX: usize = 500;
+use crate::zab::{LinkId, Sid};
 
 pub struct Leading {
     leader: Leader,
@@ -35,6 +29,8 @@ pub struct Leading {
     from_learners: Vec<SequencerInput>,
     tick_every_ms: u64,
     next_tick_ms: u64,
+    /// The commit point for the applier, gathered over a batch of inputs ([`Leading::flush`]).
+    commit_to: Option<i64>,
 }
 
 impl Leading {
@@ -52,7 +48,7 @@ impl Leading {
         let start = LeaderStart {
             accepted_epoch: epochs.accepted,
             current_epoch: epochs.current,
-            history: History::new(last_zxid, recent_entries(&m.dirs, last_zxid), HISTORY_COMMITTED_MAX),
+            history: History::new(last_zxid, m.recent.history_through(last_zxid), HISTORY_COMMITTED_MAX),
         };
         m.shared.status.set(Mode::Leading, false);
         info!("LEADING: waiting for a quorum of followers (last zxid 0x{last_zxid:x})");
@@ -64,6 +60,7 @@ impl Leading {
             from_learners: Vec::new(),
             tick_every_ms,
             next_tick_ms: now_ms,
+            commit_to: None,
         })
     }
 
@@ -77,7 +74,16 @@ impl Leading {
     }
 
     pub fn persisted(&mut self, m: &mut MemberIo<'_>, zxid: i64) -> Result<(), String> {
-        self.step(m, LeaderInput::Persisted(zxid))
+        self.step(m, LeaderInput::Persisted(zxid))?;
+        self.flush(m)
+    }
+
+    /// Tells the applier the commit point reached over the inputs handled since the last flush.
+    fn flush(&mut self, m: &mut MemberIo<'_>) -> Result<(), String> {
+        match self.commit_to.take() {
+            Some(zxid) => m.applier.send(ApplierMsg::CommitThrough(zxid)).map_err(|_| "the applier is gone".to_owned()),
+            None => Ok(()),
+        }
     }
 
     pub fn accepted(&mut self, m: &mut MemberIo<'_>, id: LinkId, stream: TcpStream) -> Result<(), String> {
@@ -95,8 +101,15 @@ impl Leading {
 
     pub fn quorum_event(&mut self, m: &mut MemberIo<'_>, event: QuorumEvent) -> Result<(), String> {
         match event {
-            QuorumEvent::Packet(id, packet) if self.links.contains_key(&id) => {
-                self.step(m, LeaderInput::Packet(id, packet))
+            QuorumEvent::Packets(id, packets) => {
+                for packet in packets {
+                    // A packet may end the link (the machine closes it): the rest are late.
+                    if !self.links.contains_key(&id) {
+                        break;
+                    }
+                    self.step(m, LeaderInput::Packet(id, packet))?;
+                }
+                self.flush(m)
             }
             QuorumEvent::Closed(id, reason) if self.links.remove(&id).is_some() => {
                 info!(link = id, "learner link closed: {reason}");
@@ -114,11 +127,11 @@ impl Leading {
             self.next_tick_ms = now_ms + self.tick_every_ms;
             self.step(m, LeaderInput::Tick)?;
         }
-        let Some(sequencing) = &mut self.sequencing else { return Ok(()) };
+        let Some(sequencing) = &mut self.sequencing else { return self.flush(m) };
         inputs.splice(0..0, self.from_learners.drain(..));
         let due = sequencing.core.next_deadline_ms() <= m.clock.now().mono_ms;
         if inputs.is_empty() && !due {
-            return Ok(());
+            return self.flush(m);
         }
         let for_learners = sequencing.step(m.shared, m.clock.now(), inputs, true);
         if !for_learners.entries.is_empty() {
@@ -130,13 +143,14 @@ impl Leading {
         for (link, session_id, valid) in for_learners.revalidated {
             self.step(m, LeaderInput::RevalidateAnswer { link, session_id, valid })?;
         }
-        Ok(())
+        self.flush(m)
     }
 
     fn step(&mut self, m: &mut MemberIo<'_>, input: LeaderInput) -> Result<(), String> {
         if let LeaderInput::Propose(entries) = &input {
             for entry in entries {
                 m.shared.stats.leader.record_proposal(entry.bytes.len());
+                m.recent.push(entry.clone());
             }
         }
         let mut pending = vec![input];
@@ -174,11 +188,10 @@ impl Leading {
                 self.sequencing = Some(sequencing);
                 m.election.update_election_vote(epoch);
                 m.shared.status.set(Mode::Leading, true);
+                m.shared.status.set_epoch_zxid(crate::zab::epoch_start(epoch));
                 info!("LEADING: established epoch {epoch} with a quorum; serving clients");
             }
-            LeaderOutput::Committed(zxid) => {
-                m.applier.send(ApplierMsg::CommitThrough(zxid)).map_err(|_| "the applier is gone".to_owned())?
-            }
+            LeaderOutput::Committed(zxid) => self.commit_to = Some(self.commit_to.map_or(zxid, |c| c.max(zxid))),
             LeaderOutput::Request { link, sid: _, request, auth } => {
                 self.from_learners.push(SequencerInput::Forwarded { link, request, auth: AuthIds { ids: auth } })
             }
@@ -203,48 +216,4 @@ impl Leading {
         }
         None
     }
-}
-
-/// The newest logged txns through `last_zxid` (at most [`HISTORY_COMMITTED_MAX`]), so that a learner
-/// only a little behind is synchronised by DIFF rather than a snapshot. As ZooKeeper fills its
-/// committed log while loading, only txns after the newest snapshot count: a member synchronised by
-/// SNAP keeps, below the snapshot, log records of a history the ensemble never committed. Nothing if
-/// the log does not reach `last_zxid`: a history with a hole before the commit point would
-/// synchronise learners wrongly.
-fn recent_entries(dirs: &Dirs, last_zxid: i64) -> Vec<Entry> {
-    let snapshot_zxid = list(&dirs.snap, SNAPSHOT_PREFIX)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, path)| looks_complete(path))
-        .map(|(zxid, _)| zxid)
-        .max()
-        .unwrap_or(-1);
-    let mut entries = VecDeque::new();
-    let files = list(&dirs.log, LOG_PREFIX).unwrap_or_default();
-    'files: for (_, path) in files.iter().rev() {
-        let log = match read_log(path) {
-            Ok(log) => log,
-            Err(e) => {
-                warn!("cannot read {} for the leader's history: {e}", path.display());
-                break;
-            }
-        };
-        for record in log.records.iter().rev() {
-            let zxid = record.txn.header.zxid;
-            if zxid <= snapshot_zxid {
-                break 'files;
-            }
-            if zxid > last_zxid || entries.front().is_some_and(|e: &Entry| zxid >= e.zxid) {
-                continue;
-            }
-            entries.push_front(entry(&record.txn));
-            if entries.len() == HISTORY_COMMITTED_MAX {
-                break 'files;
-            }
-        }
-    }
-    if entries.back().is_none_or(|e| e.zxid != last_zxid) {
-        return Vec::new();
-    }
-    entries.into()
 }

@@ -13,9 +13,11 @@
 //! # Layout
 //! - [`leading`]: the leader's role.
 //! - [`following`]: a follower's or an observer's role.
+//! - [`recent`]: the newest txns logged, for a new leader's DIFF history.
 
 mod following;
 mod leading;
+mod recent;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -43,6 +45,7 @@ use crate::storage::Dirs;
 use crate::zab::{Limits, LinkId, Sid};
 use following::Following;
 use leading::Leading;
+use recent::RecentLog;
 
 /// The pipeline's channels the member thread uses.
 pub struct MemberChannels {
@@ -95,6 +98,10 @@ pub struct MemberThread {
     /// Learners that connected before this member took the leadership, with when (dropped after
     /// `initLimit`).
     early_learners: Vec<(std::net::TcpStream, u64)>,
+    /// Every other member, and those an election connection was ever made with.
+    all_peers: BTreeSet<Sid>,
+    ever_connected: BTreeSet<Sid>,
+    recent: RecentLog,
 }
 
 impl MemberThread {
@@ -118,6 +125,8 @@ impl MemberThread {
             sync_limit_ticks: config.sync_limit.max(1) as u64,
         };
         let link_context = LinkContext { shared: shared.clone(), member: member_tx, dirs: dirs.clone() };
+        let recent = RecentLog::load(&dirs, shared.tree.read().last_processed_zxid());
+        let all_peers: BTreeSet<Sid> = config.servers.iter().map(|s| s.id as Sid).filter(|&id| id != my_id).collect();
         MemberThread {
             shared,
             rx,
@@ -138,6 +147,9 @@ impl MemberThread {
             limits,
             inputs: Vec::with_capacity(BATCH_MAX),
             early_learners: Vec::new(),
+            all_peers,
+            ever_connected: BTreeSet::new(),
+            recent,
         }
     }
 
@@ -274,6 +286,7 @@ impl MemberThread {
             clock: self.clock,
             next_link: &mut self.next_link,
             election: &mut self.election,
+            recent: &mut self.recent,
         };
         let result = f(&mut role, &mut io);
         self.role = role;
@@ -291,12 +304,23 @@ impl MemberThread {
     fn on_notification(&mut self, incoming: Incoming) {
         match Notification::decode(&incoming.payload) {
             Ok(notification) => {
-                self.election.set_connected(self.links.connected_peers());
+                self.tell_election_who_is_reachable();
                 let outputs = self.election.receive(self.now_ms(), incoming.from, notification);
                 self.election_outputs(outputs);
             }
             Err(e) => warn!(from = incoming.from, "ignoring an election notification: {e}"),
         }
+    }
+
+    /// The election may end its finalize wait early once every voter it can hear has voted; a peer
+    /// this member was never connected to (one still starting) counts as one to wait for, a peer whose
+    /// connection broke (one that died) does not.
+    fn tell_election_who_is_reachable(&mut self) {
+        let connected = self.links.connected_peers();
+        self.ever_connected.extend(connected.iter().copied());
+        let never_seen = self.all_peers.iter().copied().filter(|p| !self.ever_connected.contains(p));
+        let reachable: Vec<Sid> = connected.iter().copied().chain(never_seen).collect();
+        self.election.set_connected(reachable);
     }
 
     fn election_outputs(&mut self, outputs: Vec<Output>) {
@@ -325,7 +349,7 @@ impl MemberThread {
             Err(e) => panic!("cannot read this member's epochs: {e:#}"),
         };
         info!(last_zxid = format!("0x{:x}", facts.last_zxid), epoch = facts.current_epoch, "LOOKING");
-        self.election.set_connected(self.links.connected_peers());
+        self.tell_election_who_is_reachable();
         let outputs = self.election.look(self.now_ms(), facts);
         self.election_outputs(outputs);
     }
@@ -386,6 +410,7 @@ pub struct MemberIo<'a> {
     pub clock: Clock,
     pub next_link: &'a mut LinkId,
     pub election: &'a mut Election,
+    pub recent: &'a mut RecentLog,
 }
 
 impl MemberIo<'_> {
