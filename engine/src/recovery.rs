@@ -10,6 +10,7 @@
 
 use std::path::{Path, PathBuf};
 
+use fk_net::txn::Txn;
 use thiserror::Error;
 use tracing::{info, warn};
 
@@ -76,7 +77,13 @@ pub struct Recovered {
     /// Logged digests compared with the replayed tree, and how many did not match.
     pub digests_checked: usize,
     pub digest_mismatches: usize,
+    /// The last txns replayed (at most [`RECENT_KEPT`]), oldest first: what an ensemble's leader keeps
+    /// to synchronise learners by DIFF (ZooKeeper fills its committed log with them while loading).
+    pub recent: Vec<Txn>,
 }
+
+/// Replayed txns kept in [`Recovered::recent`] (ZooKeeper's default `commitLogCount`).
+pub const RECENT_KEPT: usize = 500;
 
 /// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
 pub fn recover(snap_dir: &Path, log_dir: &Path, options: TreeOptions) -> Result<Recovered, RecoveryError> {
@@ -96,6 +103,7 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, options: TreeOptions) -> Result<
     Ok(Recovered {
         tree,
         snapshot,
+        recent: replayed.recent.into(),
         replayed: replayed.txns,
         truncated: replayed.truncated,
         end_markers_repaired: replayed.end_markers_repaired,
@@ -195,6 +203,7 @@ struct Replayed {
     txns: usize,
     truncated: Option<(PathBuf, u64)>,
     end_markers_repaired: usize,
+    recent: std::collections::VecDeque<Txn>,
 }
 
 /// Replays every txn newer than the tree from the logs that can hold them. `newest_snapshot` is the
@@ -236,6 +245,10 @@ fn replay(
             triggers.clear();
             digests.check_txn(tree, &record.txn);
             done.txns += 1;
+            if done.recent.len() == RECENT_KEPT {
+                done.recent.pop_front();
+            }
+            done.recent.push_back(record.txn);
         };
         for offset in damaged_markers {
             repair_end_marker(path, offset)?;

@@ -207,6 +207,7 @@ impl Server {
         let (routes_tx, routes_rx) = bounded(1024);
         let (snapshot_tx, snapshot_rx) = bounded(1);
         let tree = recovered.tree;
+        let recent_txns = recovered.recent;
         let last_zxid = tree.last_processed_zxid();
         let device_name = device.name();
         let prealloc = config.pre_alloc_size_kb * 1024;
@@ -249,7 +250,7 @@ impl Server {
                 applier: applier_tx.clone(),
                 routes: routes_tx,
             };
-            let member = start_member(&shared, &dirs, &mut threads, channels)?;
+            let member = start_member(&shared, &dirs, &mut threads, channels, recent_txns)?;
             threads.spawn("fk-member", move || member.run())?;
             log_stage::CommitRule::Replicated(signal)
         } else {
@@ -316,6 +317,7 @@ fn start_member(
     dirs: &Dirs,
     threads: &mut Threads,
     channels: member::MemberChannels,
+    recent_txns: Vec<fk_net::txn::Txn>,
 ) -> anyhow::Result<member::MemberThread> {
     use crate::peers::election_link::{ElectionLinkSettings, ElectionLinks};
     let config = &shared.config;
@@ -349,6 +351,7 @@ fn start_member(
         dirs: dirs.clone(),
         election_links: links,
         election_rx,
+        recent_txns,
     }))
 }
 

@@ -67,6 +67,8 @@ pub struct MemberSetup {
     pub dirs: Dirs,
     pub election_links: ElectionLinks,
     pub election_rx: IncomingReceiver,
+    /// The txns recovery replayed after the snapshot, oldest first.
+    pub recent_txns: Vec<fk_net::txn::Txn>,
 }
 
 enum Role {
@@ -106,7 +108,7 @@ pub struct MemberThread {
 
 impl MemberThread {
     pub fn new(setup: MemberSetup) -> MemberThread {
-        let MemberSetup { shared, channels, dirs, election_links, election_rx } = setup;
+        let MemberSetup { shared, channels, dirs, election_links, election_rx, recent_txns } = setup;
         let MemberChannels { member_tx, rx, persisted_rx, persisted, log, applier, routes } = channels;
         let config = &shared.config;
         let my_id = config.my_id.expect("an ensemble member has a myid") as Sid;
@@ -125,7 +127,7 @@ impl MemberThread {
             sync_limit_ticks: config.sync_limit.max(1) as u64,
         };
         let link_context = LinkContext { shared: shared.clone(), member: member_tx, dirs: dirs.clone() };
-        let recent = RecentLog::load(&dirs, shared.tree.read().last_processed_zxid());
+        let recent = RecentLog::new(&recent_txns);
         let all_peers: BTreeSet<Sid> = config.servers.iter().map(|s| s.id as Sid).filter(|&id| id != my_id).collect();
         MemberThread {
             shared,

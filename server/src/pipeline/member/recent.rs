@@ -2,20 +2,18 @@
 //! synchronise a learner a little behind by DIFF (ZooKeeper's committed log) without reading its log
 //! files when it takes office — reading a preallocated log to its end took a failover 300 ms.
 //!
-//! Filled once from disk at start, then by every txn this member proposes (leading) or logs
-//! (following); cut back with the log on TRUNC and emptied on SNAP. Between roles the tree is
+//! Filled at start with the txns recovery replayed after the snapshot (as ZooKeeper fills its committed
+//! log while loading: records below a snapshot may be history nobody committed, left by a SNAP), then
+//! by every txn this member proposes (leading) or logs (following); cut back with the log on TRUNC and
+//! emptied on SNAP. Between roles the tree is
 //! fast-forwarded over everything logged, so the entries through the tree's last zxid are exactly the
 //! tail of this member's history.
 
 use std::collections::VecDeque;
 
-use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
-use fk_engine::log::read_log;
-use fk_engine::snap::looks_complete;
-use tracing::warn;
+use fk_net::txn::Txn;
 
 use super::super::sequencer::entry;
-use crate::storage::Dirs;
 use crate::zab::Entry;
 
 /// Committed txns kept for synchronising learners by DIFF (ZooKeeper's `commitLogCount`).
@@ -29,8 +27,10 @@ pub struct RecentLog {
 }
 
 impl RecentLog {
-    pub fn load(dirs: &Dirs, last_zxid: i64) -> RecentLog {
-        RecentLog { entries: from_disk(dirs, last_zxid) }
+    /// Starts from the txns recovery replayed, oldest first.
+    pub fn new(replayed: &[Txn]) -> RecentLog {
+        let start = replayed.len().saturating_sub(KEPT_MAX);
+        RecentLog { entries: replayed[start..].iter().map(entry).collect() }
     }
 
     /// A txn this member logs next; anything at or after its zxid was never logged (a role ended with
@@ -67,43 +67,4 @@ impl RecentLog {
         let start = end.saturating_sub(HISTORY_COMMITTED_MAX);
         self.entries.range(start..end).cloned().collect()
     }
-}
-
-/// The newest logged txns through `last_zxid` (at most [`HISTORY_COMMITTED_MAX`]), read once at
-/// start. As ZooKeeper fills its committed log while loading, only txns after the newest snapshot
-/// count: a member synchronised by SNAP keeps, below the snapshot, log records of a history the
-/// ensemble never committed.
-fn from_disk(dirs: &Dirs, last_zxid: i64) -> VecDeque<Entry> {
-    let snapshot_zxid = list(&dirs.snap, SNAPSHOT_PREFIX)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|(_, path)| looks_complete(path))
-        .map(|(zxid, _)| zxid)
-        .max()
-        .unwrap_or(-1);
-    let mut entries = VecDeque::new();
-    let files = list(&dirs.log, LOG_PREFIX).unwrap_or_default();
-    'files: for (_, path) in files.iter().rev() {
-        let log = match read_log(path) {
-            Ok(log) => log,
-            Err(e) => {
-                warn!("cannot read {} for the leader's history: {e}", path.display());
-                break;
-            }
-        };
-        for record in log.records.iter().rev() {
-            let zxid = record.txn.header.zxid;
-            if zxid <= snapshot_zxid {
-                break 'files;
-            }
-            if zxid > last_zxid || entries.front().is_some_and(|e: &Entry| zxid >= e.zxid) {
-                continue;
-            }
-            entries.push_front(entry(&record.txn));
-            if entries.len() == HISTORY_COMMITTED_MAX {
-                break 'files;
-            }
-        }
-    }
-    entries
 }
