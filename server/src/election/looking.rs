@@ -13,6 +13,18 @@ impl Election {
     /// is dropped unexamined and the wait starts over (each poll has its own timeout).
     pub(super) fn step(&mut self, now_ms: u64, from: i64, n: Notification, out: &mut Vec<Output>) {
         if matches!(self.phase, Phase::Finalizing { .. }) && !beats(&n.vote, &self.proposal) {
+            // ZooKeeper drops it unexamined. A vote for the proposal in this round is recorded here
+            // first: once every voter we can hear has cast one, nothing is left to wait for.
+            let target = Ballot::looking(self.proposal, self.logical_clock);
+            let ballot = Ballot::looking(n.vote, n.election_epoch);
+            if n.state == ServerState::Looking && self.is_voter(from) && ballot.agrees_with(&target) {
+                self.votes.insert(from, ballot);
+                if self.every_connected_voter_agrees(&target) {
+                    let vote = self.proposal;
+                    self.decide(vote, self.logical_clock, out);
+                    return;
+                }
+            }
             self.phase = Phase::Finalizing { deadline_ms: now_ms + self.settings.finalize_wait_ms };
             return;
         }

@@ -125,14 +125,27 @@ fn a_newer_zxid_beats_a_higher_sid_and_wins_after_the_finalize_wait() {
     assert_eq!(e.proposal(), best);
     assert_eq!(sends(&out).len(), 2, "adopting a better vote tells both others");
     assert_eq!(e.next_deadline_ms(), Some(205), "1's vote and my own (delivered to myself): a quorum for 1");
+    // 2 agrees as well: every voter has voted for 1, so the wait has nothing left to wait for (ZooKeeper
+    // would wait out the 200 ms; see the module doc).
     let out = e.receive(8, 2, looking(best, 1));
-    assert!(out.is_empty());
-    assert_eq!(e.next_deadline_ms(), Some(208), "2's equal vote is no better: the wait starts over");
-    assert!(e.tick(207).is_empty());
-    let out = e.tick(208);
     let expected = Decision { state: ServerState::Following, vote: best, election_epoch: 1 };
     assert_eq!(decision(&out), Some(expected));
     assert_eq!((e.state(), e.current_vote(), e.next_deadline_ms()), (ServerState::Following, best, None));
+}
+
+#[test]
+fn an_equal_vote_restarts_the_finalize_wait_while_a_voter_is_still_silent() {
+    let mut e = Election::new(settings(3, &[1, 2, 3, 4, 5]));
+    e.look(0, facts(1, 0x1_0000_0003));
+    let best = vote(1, 0x1_0000_0007, 1);
+    e.receive(5, 1, looking(best, 1));
+    assert_eq!(e.next_deadline_ms(), Some(5 + FINALIZE_WAIT_MS), "still no quorum: polling");
+    assert_eq!(decision(&e.receive(6, 2, looking(best, 1))), None, "1, 2 and 3: a quorum of five");
+    assert_eq!(e.next_deadline_ms(), Some(6 + FINALIZE_WAIT_MS));
+    assert!(e.receive(8, 4, looking(best, 1)).is_empty(), "5 is still silent");
+    assert_eq!(e.next_deadline_ms(), Some(8 + FINALIZE_WAIT_MS), "an equal vote is no better: the wait starts over");
+    let out = e.tick(8 + FINALIZE_WAIT_MS);
+    assert_eq!(decision(&out).map(|d| d.vote), Some(best));
 }
 
 #[test]
@@ -435,4 +448,15 @@ fn the_finalize_wait_ends_early_once_every_connected_voter_agrees() {
     assert_eq!(decision(&e.receive(10, 2, looking(vote(2, 0x1_0000_0005, 1), 1))), None);
     assert_eq!(e.next_deadline_ms(), Some(10 + FINALIZE_WAIT_MS));
     assert_eq!(decision(&e.tick(10 + FINALIZE_WAIT_MS)).map(|d| d.vote.leader), Some(2));
+}
+
+#[test]
+fn an_agreeing_vote_during_the_finalize_wait_can_end_it() {
+    // 3's vote for itself makes a quorum with mine (the wait starts); 2, the last voter, agrees too.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    e.look(0, facts(1, 0x1_0000_0005));
+    assert_eq!(decision(&e.receive(10, 3, looking(vote(3, 0x1_0000_0005, 1), 1))), None);
+    assert_eq!(e.next_deadline_ms(), Some(10 + FINALIZE_WAIT_MS));
+    let out = e.receive(20, 2, looking(vote(3, 0x1_0000_0005, 1), 1));
+    assert_eq!(decision(&out).map(|d| d.vote.leader), Some(3), "every voter agrees: {out:?}");
 }
