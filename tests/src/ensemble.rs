@@ -625,6 +625,40 @@ fn zoo_cfg(spec: &EnsembleSpec, i: usize, data_dir: &Path, addresses: &[(IpAddr,
     text + &spec.extra
 }
 
+/// One Java ZooKeeper member started on its own (`QuorumPeerMain` on `config`, its output in `log`),
+/// for tests that speak to it directly; killed however the test ends.
+pub struct JavaMember {
+    pub child: Child,
+    log: PathBuf,
+}
+
+impl JavaMember {
+    pub fn start(classpath: &str, config: &Path, log: &Path) -> JavaMember {
+        let out = std::fs::File::create(log).expect("create the Java member's log");
+        let child = Command::new("java")
+            .args(["-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", classpath])
+            .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
+            .arg(config)
+            .stdout(out.try_clone().expect("clone the log file"))
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start java");
+        JavaMember { child, log: log.to_owned() }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for JavaMember {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

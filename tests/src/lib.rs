@@ -25,6 +25,36 @@ pub mod zk {
             .await
             .expect("connect")
     }
+
+    /// One attempt: a fresh session on `connect_string` and a create of `path`, within `limit`.
+    pub async fn try_create(connect_string: &str, path: &str, limit: Duration) -> bool {
+        let attempt = async {
+            let c = Client::connector()
+                .with_session_timeout(Duration::from_secs(4))
+                .with_fail_eagerly()
+                .connect(connect_string)
+                .await
+                .ok()?;
+            c.create(path, b"after", &persistent()).await.ok()
+        };
+        matches!(tokio::time::timeout(limit, attempt).await, Ok(Some(_)))
+    }
+
+    /// Retries [`try_create`] (each within `attempt`) every 20 ms until one succeeds; how long that took.
+    /// Panics after `limit`.
+    pub async fn first_successful_write(
+        connect_string: &str,
+        path: &str,
+        attempt: Duration,
+        limit: Duration,
+    ) -> Duration {
+        let start = std::time::Instant::now();
+        while !try_create(connect_string, path, attempt).await {
+            assert!(start.elapsed() < limit, "no write succeeded on {connect_string} in {limit:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        start.elapsed()
+    }
 }
 
 use std::io::{BufRead, BufReader, Read, Write};

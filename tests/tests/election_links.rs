@@ -8,12 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrokeeper::peers::{ElectionLinkSettings, ElectionLinks, IncomingReceiver, LinkStats};
 use fk_net::quorum::election::{PROTOCOL_VERSION_V1, ServerState};
 use fk_net::quorum::{InitialMessage, Notification, Vote};
+use fk_tests::ensemble::JavaMember;
 
 const SETTLE: Duration = Duration::from_secs(20);
 
@@ -388,44 +388,6 @@ fn shutdown_does_not_wait_for_silent_strangers_or_unreachable_peers() {
 // ---------------------------------------------------------------------------------------------------
 // Against Apache ZooKeeper 3.8
 
-/// Debian's ZooKeeper classpath, or why it is unavailable.
-fn zookeeper_classpath() -> Result<String, String> {
-    if Command::new("java").arg("-version").output().is_err() {
-        return Err("java not found".into());
-    }
-    let jar = Path::new("/usr/share/java/zookeeper.jar");
-    if !jar.exists() {
-        return Err(format!("{} not found (install Debian's zookeeper package)", jar.display()));
-    }
-    let mut jars: Vec<String> = std::fs::read_dir("/usr/share/java")
-        .map_err(|e| e.to_string())?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "jar"))
-        .map(|p| p.display().to_string())
-        .collect();
-    jars.sort();
-    Ok(format!("/etc/zookeeper/conf:{}", jars.join(":")))
-}
-
-/// Kills the Java member on every path out of the test.
-struct JavaMember {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl JavaMember {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for JavaMember {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Starts ZooKeeper as sid 1 of a three-member loopback ensemble whose election ports are `election`.
 fn start_java_member(classpath: &str, work: &Path, election: &BTreeMap<i64, u16>) -> JavaMember {
     let data = work.join("data");
@@ -442,18 +404,7 @@ fn start_java_member(classpath: &str, work: &Path, election: &BTreeMap<i64, u16>
     }
     let cfg_path = work.join("zoo.cfg");
     std::fs::write(&cfg_path, cfg).unwrap();
-    let log = work.join("zk.log");
-    let child = Command::new("java")
-        .arg(format!("-Dzookeeper.log.dir={}", work.display()))
-        .args(["-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", classpath])
-        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-        .arg(&cfg_path)
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(std::fs::File::create(work.join("zk.err")).unwrap())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start java");
-    JavaMember { child, log }
+    JavaMember::start(classpath, &cfg_path, &work.join("zk.log"))
 }
 
 /// The next notification from `from`, decoded.
@@ -471,7 +422,7 @@ fn next_notification(incoming: &IncomingReceiver, from: i64, deadline: Instant, 
 
 #[test]
 fn apache_zookeeper_connects_by_the_larger_sid_rule_and_its_notifications_decode() {
-    let classpath = match zookeeper_classpath() {
+    let classpath = match fk_tests::ensemble::zookeeper_classpath() {
         Ok(cp) => cp,
         Err(reason) => {
             eprintln!("SKIPPED: {reason}");

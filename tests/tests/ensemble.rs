@@ -37,28 +37,6 @@ async fn read_synced(ensemble: &TestEnsemble, i: usize, path: &str) -> Option<Ve
     }
 }
 
-async fn try_create(connect_string: &str, path: &str) -> bool {
-    let attempt = async {
-        let c = zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(4))
-            .with_fail_eagerly()
-            .connect(connect_string)
-            .await
-            .ok()?;
-        c.create(path, b"after", &zk::persistent()).await.ok()
-    };
-    matches!(tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await, Ok(Some(_)))
-}
-
-async fn first_successful_write(connect_string: &str, path: &str) -> Duration {
-    let start = Instant::now();
-    while !try_create(connect_string, path).await {
-        assert!(start.elapsed() < FAILOVER_TIMEOUT, "no write succeeded on {connect_string} in {FAILOVER_TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_elect_replicate_and_fail_over() {
     let mut ensemble = start(3, 0);
@@ -80,7 +58,13 @@ async fn three_members_elect_replicate_and_fail_over() {
 
     ensemble.kill(leader);
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-    let failover = first_successful_write(&ensemble.connect_string_of(&survivors), "/after-failover").await;
+    let failover = zk::first_successful_write(
+        &ensemble.connect_string_of(&survivors),
+        "/after-failover",
+        ATTEMPT_TIMEOUT,
+        FAILOVER_TIMEOUT,
+    )
+    .await;
     eprintln!("MEASURED: ferrokeeper failover, leader SIGKILL -> first successful write: {} ms", failover.as_millis());
     let new_leader = ensemble.wait_for_leader_among(&survivors, ELECTION_TIMEOUT);
     assert_ne!(new_leader, leader);
@@ -190,7 +174,7 @@ async fn without_a_quorum_nothing_is_acknowledged() {
     let deadline = Instant::now() + Duration::from_secs(3);
     while Instant::now() < deadline {
         assert!(
-            !try_create(&ensemble.client_address(leader).to_string(), "/minority").await,
+            !zk::try_create(&ensemble.client_address(leader).to_string(), "/minority", ATTEMPT_TIMEOUT).await,
             "a minority acknowledged a write"
         );
     }

@@ -7,64 +7,14 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use ferrokeeper::config::Config;
 use fk_net::quorum::{InitialMessage, Notification, ServerState, Vote};
-
-/// Debian's ZooKeeper classpath (the jar's manifest names its dependencies), or why it is unavailable.
-fn zookeeper_classpath() -> Result<String, String> {
-    if Command::new("java").arg("-version").output().is_err() {
-        return Err("java not found".into());
-    }
-    let jar = Path::new("/usr/share/java/zookeeper.jar");
-    if !jar.exists() {
-        return Err(format!("{} not found (install Debian's zookeeper package)", jar.display()));
-    }
-    // A log binding, so that a failure can show ZooKeeper's log; optional.
-    let logging = ["/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"];
-    let mut classpath = vec!["/etc/zookeeper/conf", "/usr/share/java/zookeeper.jar"];
-    classpath.extend(logging.iter().filter(|p| Path::new(p).exists()));
-    Ok(classpath.join(":"))
-}
-
-/// The Java member; killed however the test ends.
-struct JavaMember {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl JavaMember {
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for JavaMember {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use fk_tests::ensemble::JavaMember;
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn start_java(classpath: &str, config: &Path, log: &Path) -> JavaMember {
-    let out = std::fs::File::create(log).unwrap();
-    let child = Command::new("java")
-        .args(["-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", classpath])
-        .arg("org.apache.zookeeper.server.quorum.QuorumPeerMain")
-        .arg(config)
-        .stdout(out.try_clone().unwrap())
-        .stderr(out)
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start java");
-    JavaMember { child, log: log.to_owned() }
 }
 
 /// Connects once the Java member listens on its election port.
@@ -94,7 +44,7 @@ fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 #[test]
 fn quorum_config_text_is_what_a_java_member_sends() {
-    let classpath = match zookeeper_classpath() {
+    let classpath = match fk_tests::ensemble::zookeeper_classpath() {
         Ok(cp) => cp,
         Err(reason) => {
             eprintln!("SKIPPED: {reason}");
@@ -120,7 +70,7 @@ fn quorum_config_text_is_what_a_java_member_sends() {
     assert_eq!(ours.my_id, Some(1));
     let expected = ours.quorum_config_text();
 
-    let mut java = start_java(&classpath, &cfg, &work.path().join("zk.log"));
+    let mut java = JavaMember::start(&classpath, &cfg, &work.path().join("zk.log"));
     let mut stream = connect_when_up(&mut java, e1);
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let mut opening = Vec::new();

@@ -3,7 +3,7 @@
 //! SIGKILL, take a restarted member back, and carry an observer and a SIGSTOPped follower.
 //! Skips with a printed reason where Java or the package is missing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, Role, TestEnsemble};
 use fk_tests::zk;
@@ -40,30 +40,6 @@ async fn read_synced(ensemble: &TestEnsemble, i: usize, path: &str) -> Vec<u8> {
     c.get_data(path).await.unwrap_or_else(|e| panic!("read {path} on member {i}: {e}")).0
 }
 
-/// One attempt: a fresh session on `connect_string` and a create, within `ATTEMPT_TIMEOUT`.
-async fn try_create(connect_string: &str, path: &str) -> bool {
-    let attempt = async {
-        let c = zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(4))
-            .with_fail_eagerly()
-            .connect(connect_string)
-            .await
-            .ok()?;
-        c.create(path, b"after", &zk::persistent()).await.ok()
-    };
-    matches!(tokio::time::timeout(ATTEMPT_TIMEOUT, attempt).await, Ok(Some(_)))
-}
-
-/// Retries a create until one succeeds; returns how long that took.
-async fn first_successful_write(connect_string: &str, path: &str) -> Duration {
-    let start = Instant::now();
-    while !try_create(connect_string, path).await {
-        assert!(start.elapsed() < FAILOVER_TIMEOUT, "no write succeeded on {connect_string} in {FAILOVER_TIMEOUT:?}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    start.elapsed()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn java_ensemble_elects_replicates_and_fails_over() {
     // ZooKeeper's sample timing: the failover time printed below is the baseline ferrokeeper is
@@ -86,7 +62,13 @@ async fn java_ensemble_elects_replicates_and_fails_over() {
 
     ensemble.kill(leader);
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
-    let failover = first_successful_write(&ensemble.connect_string_of(&survivors), "/after-failover").await;
+    let failover = zk::first_successful_write(
+        &ensemble.connect_string_of(&survivors),
+        "/after-failover",
+        ATTEMPT_TIMEOUT,
+        FAILOVER_TIMEOUT,
+    )
+    .await;
     eprintln!(
         "MEASURED: Java ZooKeeper 3.8 failover, leader SIGKILL -> first successful write \
          (tickTime=2000 initLimit=10 syncLimit=5, 3 voters on loopback): {} ms",

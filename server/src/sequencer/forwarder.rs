@@ -15,6 +15,7 @@ use tracing::info;
 
 use super::{
     Notice, Now, Origin, PendingRoute, Route, Sequenced, SequencerInput, SequencerSettings, Wait, WriteRequest,
+    negotiate_timeout, refuse_if_ahead,
 };
 use crate::session::{initial_session_id, session_password};
 
@@ -103,16 +104,10 @@ impl Forwarder {
     /// ZooKeeper's `processConnectRequest` on a learner: a new session is made here and created by the
     /// leader; a re-attach is checked by the leader.
     fn connect(&mut self, origin: Origin, request: ConnectRequest, last_zxid: i64, out: &mut Forwarded) {
-        if request.last_zxid_seen > last_zxid {
-            info!(
-                "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{last_zxid:x}; client must try another server",
-                request.last_zxid_seen
-            );
-            out.notices.push(Notice::Close { origin, reason: "client is ahead of us" });
+        if refuse_if_ahead(origin, &request, last_zxid, &mut out.notices) {
             return;
         }
-        let s = &self.settings;
-        let timeout_ms = (request.timeout_ms.max(0) as u32).clamp(s.min_session_timeout_ms, s.max_session_timeout_ms);
+        let timeout_ms = negotiate_timeout(&self.settings, request.timeout_ms);
         if request.session_id == 0 {
             let session_id = self.next_session_id;
             self.next_session_id += 1;

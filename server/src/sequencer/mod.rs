@@ -347,11 +347,6 @@ impl Sequencer {
         self.write(now, request, auth, tree, out);
     }
 
-    fn negotiate_timeout(&self, requested_ms: i32) -> u32 {
-        let s = &self.settings;
-        (requested_ms.max(0) as u32).clamp(s.min_session_timeout_ms, s.max_session_timeout_ms)
-    }
-
     /// ZooKeeper's `processConnectRequest`: refuse a client that has seen a newer zxid than ours, create a
     /// session through a txn, or re-attach to a live one after checking its password.
     fn connect(
@@ -362,16 +357,10 @@ impl Sequencer {
         tree: &DataTree,
         out: &mut SequencerOutput,
     ) {
-        let last_zxid = tree.last_processed_zxid();
-        if request.last_zxid_seen > last_zxid {
-            info!(
-                "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{last_zxid:x}; client must try another server",
-                request.last_zxid_seen
-            );
-            out.notices.push(Notice::Close { origin, reason: "client is ahead of us" });
+        if refuse_if_ahead(origin, &request, tree.last_processed_zxid(), &mut out.notices) {
             return;
         }
-        let timeout_ms = self.negotiate_timeout(request.timeout_ms);
+        let timeout_ms = negotiate_timeout(&self.settings, request.timeout_ms);
         if request.session_id == 0 {
             let session_id = self.tracker.create(timeout_ms, now.mono_ms);
             self.owners.insert(session_id, origin);
@@ -438,4 +427,23 @@ impl Sequencer {
             out.proposals.push(Proposal { txn: Some(txn), route: Route::None });
         }
     }
+}
+
+/// The session timeout a client gets: what it asked for, within the server's bounds.
+fn negotiate_timeout(settings: &SequencerSettings, requested_ms: i32) -> u32 {
+    (requested_ms.max(0) as u32).clamp(settings.min_session_timeout_ms, settings.max_session_timeout_ms)
+}
+
+/// ZooKeeper refuses a client that has seen a newer zxid than this server has (it must try another
+/// server): the connection is closed. True if refused.
+fn refuse_if_ahead(origin: Origin, request: &ConnectRequest, last_zxid: i64, notices: &mut Vec<Notice>) -> bool {
+    if request.last_zxid_seen <= last_zxid {
+        return false;
+    }
+    info!(
+        "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{last_zxid:x}; client must try another server",
+        request.last_zxid_seen
+    );
+    notices.push(Notice::Close { origin, reason: "client is ahead of us" });
+    true
 }
