@@ -159,6 +159,11 @@ impl TestServer {
     }
 
     /// SIGKILLs the process: no shutdown code runs, exactly like a crash (the page cache survives).
+    /// The server's process id (to signal it).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -69,19 +69,30 @@ impl UringDevice {
                 sq.push(&write).map_err(|_| io::Error::other("io_uring queue full"))?;
             }
         }
-        self.ring.submit_and_wait(expected)?;
         let mut written = None;
         let mut sync_result = Ok(());
-        for cqe in self.ring.completion() {
-            let result = cqe.result();
-            match cqe.user_data() {
-                WRITE_TAG if result < 0 => written = Some(Err(io::Error::from_raw_os_error(-result))),
-                WRITE_TAG => written = Some(Ok(result as usize)),
-                // A short write cancels the linked sync (ECANCELED); the caller retries both.
-                SYNC_TAG if result < 0 && result != -libc::ECANCELED => {
-                    sync_result = Err(io::Error::from_raw_os_error(-result))
+        let mut completed = 0;
+        // io_uring_enter may come back before the completions are in — a signal, or the process being
+        // stopped and continued, ends the wait once the entries are submitted — so wait until both are
+        // in; returning early would free `bytes` under the kernel.
+        while completed < expected {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for cqe in self.ring.completion() {
+                completed += 1;
+                let result = cqe.result();
+                match cqe.user_data() {
+                    WRITE_TAG if result < 0 => written = Some(Err(io::Error::from_raw_os_error(-result))),
+                    WRITE_TAG => written = Some(Ok(result as usize)),
+                    // A short write cancels the linked sync (ECANCELED); the caller retries both.
+                    SYNC_TAG if result < 0 && result != -libc::ECANCELED => {
+                        sync_result = Err(io::Error::from_raw_os_error(-result))
+                    }
+                    _ => {}
                 }
-                _ => {}
             }
         }
         sync_result?;
