@@ -1,0 +1,122 @@
+//! Mixed ensembles: ferrokeeper and Apache ZooKeeper 3.8 members in one ensemble, on ZooKeeper's own
+//! election and quorum protocols. A ferrokeeper leader with Java followers, and a Java leader with a
+//! ferrokeeper follower: writes through every member are on every member, sessions and ephemerals are
+//! shared, and the Java members find no digest mismatch. Skips with a printed reason where Java or
+//! Debian's zookeeper package is missing.
+
+use std::time::Duration;
+
+use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, TestEnsemble};
+use fk_tests::zk;
+
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn start_or_skip(members: Vec<Implementation>) -> Option<TestEnsemble> {
+    match TestEnsemble::start(EnsembleSpec::new(members).with_ticks(500, 10, 5)) {
+        Ok(ensemble) => Some(ensemble),
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            None
+        }
+    }
+}
+
+async fn client(ensemble: &TestEnsemble, i: usize) -> zk::Client {
+    let address = ensemble.client_address(i).to_string();
+    zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(10))
+        .connect(&address)
+        .await
+        .unwrap_or_else(|e| panic!("connect to member {i}: {e}"))
+}
+
+/// Writes `/through-<i>` through every member, then reads every one of them on every member after a
+/// `sync`; an ephemeral whose session closes is gone everywhere; no Java member saw a digest mismatch.
+async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
+    let n = ensemble.len();
+    for i in 0..n {
+        let c = client(ensemble, i).await;
+        c.create(&format!("/through-{i}"), format!("v{i}").as_bytes(), &zk::persistent())
+            .await
+            .unwrap_or_else(|e| panic!("create through member {i} ({:?}): {e}", ensemble.implementation(i)));
+    }
+    let ephemeral = client(ensemble, 0).await;
+    let mode = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+    ephemeral.create("/ephemeral", b"", &mode).await.expect("ephemeral");
+    drop(ephemeral);
+    for reader in 0..n {
+        let c = client(ensemble, reader).await;
+        c.sync("/").await.unwrap();
+        for writer in 0..n {
+            let (data, _) = c
+                .get_data(&format!("/through-{writer}"))
+                .await
+                .unwrap_or_else(|e| panic!("member {reader} lacks the write through member {writer}: {e}"));
+            assert_eq!(data, format!("v{writer}").as_bytes());
+        }
+        // The closeSession may still be on its way; the ephemeral goes once it is applied.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while c.check_stat("/ephemeral").await.unwrap().is_some() {
+            assert!(std::time::Instant::now() < deadline, "member {reader} keeps a closed session's ephemeral");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            c.sync("/").await.unwrap();
+        }
+    }
+    for i in (0..n).filter(|&i| ensemble.implementation(i) == Implementation::ZooKeeper) {
+        let mntr = ensemble.four_letter(i, "mntr");
+        assert!(mntr.contains("zk_digest_mismatches_count\t0"), "member {i}: {mntr}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ferrokeeper_leader_with_java_followers() {
+    use Implementation::*;
+    // The highest id wins an election between equal histories, and ferrokeeper (myid 3) starts first.
+    let Some(mut ensemble) = start_or_skip(vec![ZooKeeper, ZooKeeper, Ferrokeeper]) else { return };
+    assert_eq!(ensemble.wait_for_leader(ELECTION_TIMEOUT), 2);
+    assert_eq!((ensemble.mode(0), ensemble.mode(1)), (Some(Mode::Follower), Some(Mode::Follower)));
+    every_member_sees_every_write(&ensemble).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_java_leader_with_a_ferrokeeper_follower() {
+    use Implementation::*;
+    // Myid 1 never wins against a higher id; which Java member leads depends on how fast each starts.
+    let Some(mut ensemble) = start_or_skip(vec![Ferrokeeper, ZooKeeper, ZooKeeper]) else { return };
+    assert_ne!(ensemble.wait_for_leader(ELECTION_TIMEOUT), 0);
+    assert_eq!(ensemble.mode(0), Some(Mode::Follower));
+    every_member_sees_every_write(&ensemble).await;
+}
+
+/// The leader dies, whichever implementation it is: the best survivor leads the other (when the Java
+/// leader with the highest id dies, the ferrokeeper member takes over and leads a Java follower), no
+/// committed write is lost, and the dead member returns as a follower and catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_leader_dies_and_the_survivors_carry_on_across_implementations() {
+    use Implementation::*;
+    let Some(mut ensemble) = start_or_skip(vec![ZooKeeper, Ferrokeeper, ZooKeeper]) else { return };
+    let first = ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let before = client(&ensemble, 1).await;
+    before.create("/before", b"1", &zk::persistent()).await.expect("create through ferrokeeper");
+    drop(before);
+    ensemble.kill(first);
+    let survivors: Vec<usize> = (0..3).filter(|&i| i != first).collect();
+    let second = ensemble.wait_for_leader_among(&survivors, ELECTION_TIMEOUT);
+    // Equal histories: the higher id wins.
+    assert_eq!(second, *survivors.last().unwrap(), "leader {first} died");
+    let java_survivor = *survivors.iter().find(|&&i| ensemble.implementation(i) == ZooKeeper).unwrap();
+    let c = client(&ensemble, java_survivor).await;
+    c.create("/after", b"2", &zk::persistent()).await.expect("create through a Java survivor");
+    drop(c);
+    ensemble.restart(first);
+    assert_eq!(ensemble.wait_for_leader(ELECTION_TIMEOUT), second);
+    for i in 0..3 {
+        let c = client(&ensemble, i).await;
+        c.sync("/").await.unwrap();
+        assert_eq!(c.get_data("/before").await.unwrap().0, b"1", "member {i}");
+        assert_eq!(c.get_data("/after").await.unwrap().0, b"2", "member {i}");
+    }
+    for i in [0, 2] {
+        assert!(ensemble.four_letter(i, "mntr").contains("zk_digest_mismatches_count\t0"), "member {i}");
+    }
+}
