@@ -412,6 +412,18 @@ impl TestEnsemble {
         self.wait_for_client_port(i);
     }
 
+    /// A rolling-migration step: member i is stopped (SIGKILL) and started again as `implementation` on
+    /// the same zoo.cfg, `myid` and data directory.
+    pub fn replace(&mut self, i: usize, implementation: Implementation) {
+        if implementation == Implementation::ZooKeeper && self.classpath.is_none() {
+            self.classpath = Some(zookeeper_classpath().unwrap_or_else(|e| panic!("cannot start ZooKeeper: {e}")));
+        }
+        self.members[i].kill();
+        self.members[i].implementation = implementation;
+        self.spawn(i);
+        self.wait_for_client_port(i);
+    }
+
     fn spawn(&mut self, i: usize) {
         let member = &self.members[i];
         let log_path = member.dir.path().join(format!("member-{}.log", member.starts));

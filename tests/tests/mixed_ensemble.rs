@@ -120,3 +120,97 @@ async fn the_leader_dies_and_the_survivors_carry_on_across_implementations() {
         assert!(ensemble.four_letter(i, "mntr").contains("zk_digest_mismatches_count\t0"), "member {i}");
     }
 }
+
+/// Writes through a rotating member until told to stop, recording every acknowledged path.
+fn start_writer(
+    connect_string: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut n = 0;
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let Ok(Ok(c)) = tokio::time::timeout(
+                Duration::from_secs(2),
+                zk::Client::connector().with_session_timeout(Duration::from_secs(4)).connect(&connect_string),
+            )
+            .await
+            else {
+                continue;
+            };
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let path = format!("/load-{n}");
+                n += 1;
+                match tokio::time::timeout(Duration::from_secs(2), c.create(&path, b"x", &zk::persistent())).await {
+                    Ok(Ok(_)) => acked.lock().unwrap().push(path),
+                    _ => break,
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    })
+}
+
+/// Every member, one at a time, is stopped and started again as `to` on its own data directory while
+/// writes go on and a session with an ephemeral stays open; the same ensemble ends all `to`, with every
+/// acknowledged write and the session's ephemeral on every member.
+async fn rolling_migration(from: Implementation, to: Implementation) {
+    if let Err(reason) = fk_tests::ensemble::zookeeper_classpath() {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let Some(mut ensemble) = start_or_skip(vec![from; 3]) else { return };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let lasting = zk::Client::connector()
+        .with_session_timeout(Duration::from_secs(20))
+        .connect(&ensemble.connect_string())
+        .await
+        .expect("the lasting session");
+    let mode = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
+    lasting.create("/lasting", b"", &mode).await.expect("its ephemeral");
+    let session = lasting.session_id();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    for i in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let before = acked.lock().unwrap().len();
+        ensemble.replace(i, to);
+        ensemble.wait_for_leader(ELECTION_TIMEOUT);
+        // Writes go on through the mixed ensemble.
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
+        while acked.lock().unwrap().len() < before + 10 {
+            assert!(std::time::Instant::now() < deadline, "no writes after replacing member {i}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        for j in (0..3).filter(|&j| ensemble.implementation(j) == Implementation::ZooKeeper) {
+            let mntr = ensemble.four_letter(j, "mntr");
+            assert!(mntr.contains("zk_digest_mismatches_count\t0"), "member {j} after replacing {i}: {mntr}");
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 30, "writes were acknowledged throughout ({})", acked.len());
+    for i in 0..3 {
+        assert_eq!(ensemble.implementation(i), to);
+        let c = client(&ensemble, i).await;
+        c.sync("/").await.unwrap();
+        for path in &acked {
+            assert!(c.check_stat(path).await.unwrap().is_some(), "member {i} lost acknowledged {path}");
+        }
+        let (_, stat) = c.get_data("/lasting").await.expect("the lasting session's ephemeral survives");
+        assert_eq!(stat.ephemeral_owner, session.0, "member {i}");
+    }
+    lasting.check_stat("/").await.expect("the lasting session still works");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_java_ensemble_migrates_to_ferrokeeper_one_member_at_a_time() {
+    rolling_migration(Implementation::ZooKeeper, Implementation::Ferrokeeper).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ferrokeeper_ensemble_rolls_back_to_java_one_member_at_a_time() {
+    rolling_migration(Implementation::Ferrokeeper, Implementation::ZooKeeper).await;
+}
