@@ -30,10 +30,14 @@ async fn client(ensemble: &TestEnsemble, i: usize) -> zk::Client {
         .unwrap_or_else(|e| panic!("connect to member {i}: {e}"))
 }
 
-/// Writes `/through-<i>` through every member, then reads every one of them on every member after a
-/// `sync`; an ephemeral whose session closes is gone everywhere; no Java member saw a digest mismatch.
+/// Under a write load spread over the members (every acknowledged write recorded), writes
+/// `/through-<i>` through every member; then every member has every acknowledged write after a `sync`;
+/// an ephemeral whose session closes is gone everywhere; no Java member saw a digest mismatch.
 async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     let n = ensemble.len();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
     for i in 0..n {
         let c = client(ensemble, i).await;
         c.create(&format!("/through-{i}"), format!("v{i}").as_bytes(), &zk::persistent())
@@ -44,9 +48,17 @@ async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     let mode = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
     ephemeral.create("/ephemeral", b"", &mode).await.expect("ephemeral");
     drop(ephemeral);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 10, "the load got writes acknowledged ({})", acked.len());
     for reader in 0..n {
         let c = client(ensemble, reader).await;
         c.sync("/").await.unwrap();
+        for path in &acked {
+            assert!(c.check_stat(path).await.unwrap().is_some(), "member {reader} lost acknowledged {path}");
+        }
         for writer in 0..n {
             let (data, _) = c
                 .get_data(&format!("/through-{writer}"))
@@ -213,4 +225,42 @@ async fn a_java_ensemble_migrates_to_ferrokeeper_one_member_at_a_time() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ferrokeeper_ensemble_rolls_back_to_java_one_member_at_a_time() {
     rolling_migration(Implementation::Ferrokeeper, Implementation::ZooKeeper).await;
+}
+
+fn start_with_observer_or_skip(members: Vec<Implementation>, observer: usize) -> Option<TestEnsemble> {
+    let spec = EnsembleSpec::new(members).with_observer(observer).with_ticks(500, 10, 5);
+    match TestEnsemble::start(spec) {
+        Ok(ensemble) => Some(ensemble),
+        Err(reason) => {
+            eprintln!("SKIPPED: {reason}");
+            None
+        }
+    }
+}
+
+/// A ferrokeeper observer of a Java ensemble: synchronised by the Java leader, then informed of every
+/// commit (INFORM), forwarding its own clients' writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ferrokeeper_observer_of_a_java_ensemble() {
+    use Implementation::*;
+    let Some(mut ensemble) = start_with_observer_or_skip(vec![ZooKeeper, ZooKeeper, ZooKeeper, Ferrokeeper], 3) else {
+        return;
+    };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    ensemble.wait_for_mode(3, Some(Mode::Observer), ELECTION_TIMEOUT);
+    every_member_sees_every_write(&ensemble).await;
+}
+
+/// A Java observer of a ferrokeeper ensemble: our leader's INFORMs are applied by ZooKeeper, which finds
+/// no digest mismatch in them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_java_observer_of_a_ferrokeeper_ensemble() {
+    use Implementation::*;
+    let Some(mut ensemble) = start_with_observer_or_skip(vec![Ferrokeeper, Ferrokeeper, Ferrokeeper, ZooKeeper], 3)
+    else {
+        return;
+    };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    ensemble.wait_for_mode(3, Some(Mode::Observer), ELECTION_TIMEOUT);
+    every_member_sees_every_write(&ensemble).await;
 }

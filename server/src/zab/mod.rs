@@ -9,6 +9,26 @@
 //! persisted through zxid z") and return outputs in the order a driver must carry them out; an output
 //! that persists something (an epoch file, a log append) must be done before the outputs after it.
 //!
+//! # With Apache ZooKeeper 3.8 in the same ensemble (observed, tests/tests/mixed_ensemble.rs)
+//! What running mixed ensembles showed beyond reference/quorum-wire.md:
+//! - A Java leader's last processed zxid is its new epoch's start as soon as it leads, so a learner with
+//!   an empty history (zxid 0) is synchronised by SNAP of the (empty) tree at that zxid, where our leader
+//!   sends an empty DIFF; both learners handle both.
+//! - Java proposals carry the TxnDigest (version 2, the tree's digest after the txn), and so do ours;
+//!   our learners check it after applying (a mismatch is logged and counted) and Java members report
+//!   `zk_digest_mismatches_count 0` on our leader's proposals and INFORMs: the digests are the same
+//!   function of the tree.
+//! - Java learners acknowledge every proposal separately, NEWLEADER's ACK first, and send one more ACK
+//!   carrying the epoch start after UPTODATE; ours do the same, and our leader's quorum watermark takes
+//!   per-proposal ACKs as they come (an ACK never counts for a later zxid than its own).
+//! - Sessions move between implementations with REVALIDATE in both directions (a session opened on a
+//!   Java member lives through a rolling replacement of every member), and session touches travel in
+//!   PING replies as `{long id; int timeout}` records, empty (not null) when there are none.
+//! - A Java observer applies our INFORMs (the txn's log bytes); a ferrokeeper observer of a Java leader
+//!   gets PROPOSAL+COMMIT pairs during synchronisation and INFORM afterwards.
+//! - With `reconfigEnabled=false` the config version stays 0: NEWLEADER carries `version=0` text, which
+//!   learners of either kind accept as is.
+//!
 //! # Layout
 //! - [`history`]: the leader's recent proposals, what a learner is synchronised from.
 //! - [`sync`]: how a learner is synchronised (ZooKeeper's `LearnerHandler.syncFollower`), pure function.
