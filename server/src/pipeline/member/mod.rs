@@ -1,6 +1,6 @@
 //! An ensemble member's protocol thread (ZooKeeper's `QuorumPeer.run`): it drives the pure election and
 //! ZAB machines ([`crate::election`], [`crate::zab`]) and, while leading, the sequencer core; while
-//! following, the [`Forwarder`]. It takes the same messages a standalone server's sequencer thread
+//! following, the [`Forwarder`](crate::sequencer::forwarder::Forwarder). It takes the same messages a standalone server's sequencer thread
 //! takes (client writes, connects, touches), plus election notifications, quorum-port events and the
 //! log stage's "persisted through z", and carries out what the machines decide: packets to peers,
 //! epoch files, log appends, truncation, commit points for the applier.
@@ -11,9 +11,9 @@
 //! learner told to TRUNC, or given a snapshot, rebuilds the tree from disk instead.
 //!
 //! # Layout
-//! - [`leading`]: the leader's role.
-//! - [`following`]: a follower's or an observer's role.
-//! - [`recent`]: the newest txns logged, for a new leader's DIFF history.
+//! - `leading`: the leader's role.
+//! - `following`: a follower's or an observer's role.
+//! - `recent`: the newest txns logged, for a new leader's DIFF history.
 
 mod following;
 mod leading;
