@@ -264,3 +264,19 @@ async fn a_java_observer_of_a_ferrokeeper_ensemble() {
     ensemble.wait_for_mode(3, Some(Mode::Observer), ELECTION_TIMEOUT);
     every_member_sees_every_write(&ensemble).await;
 }
+
+/// Two ferrokeeper followers under a Java leader. Ferrokeeper members start faster than JVMs and may elect
+/// one of themselves first; then that leader is restarted, and the Java member (the highest id, with the
+/// same history) wins the next election.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_java_leader_with_two_ferrokeeper_followers() {
+    use Implementation::*;
+    let Some(mut ensemble) = start_or_skip(vec![Ferrokeeper, Ferrokeeper, ZooKeeper]) else { return };
+    let first = ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    if first != 2 {
+        ensemble.restart(first);
+    }
+    assert_eq!(ensemble.wait_for_leader(ELECTION_TIMEOUT), 2);
+    assert_eq!((ensemble.mode(0), ensemble.mode(1)), (Some(Mode::Follower), Some(Mode::Follower)));
+    every_member_sees_every_write(&ensemble).await;
+}
