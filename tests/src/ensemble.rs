@@ -394,6 +394,13 @@ impl TestEnsemble {
         let pid = member.process.as_ref().expect("member is running").id();
         signal(pid, "STOP");
         member.stopped = true;
+        // A signal is delivered asynchronously: until the process shows as stopped it may still read,
+        // log and answer what a test sends next.
+        let deadline = Instant::now() + Duration::from_secs(2);
+        while !is_stopped(pid) {
+            assert!(Instant::now() < deadline, "member {i} (pid {pid}) did not stop");
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// SIGCONTs a stopped member i.
@@ -635,6 +642,16 @@ fn zoo_cfg(spec: &EnsembleSpec, i: usize, data_dir: &Path, addresses: &[(IpAddr,
         text += "peerType=observer\n";
     }
     text + &spec.extra
+}
+
+/// Whether the process is stopped (state `T` in /proc/<pid>/stat); a process that is gone counts as
+/// stopped too.
+fn is_stopped(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    // The state follows the command name, which is in parentheses and may itself hold spaces.
+    stat.rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .is_none_or(|state| state == "T" || state == "t")
 }
 
 /// One Java ZooKeeper member started on its own (`QuorumPeerMain` on `config`, its output in `log`),
