@@ -403,9 +403,18 @@ async fn leader_with_uncommitted_txns(ensemble: &mut TestEnsemble) -> Uncommitte
 }
 
 async fn a_returning_leader_loses_the_txns_nobody_committed(implementation: Implementation, new_writes_first: bool) {
-    let mut ensemble = start(spec(implementation, 3));
-    let markers = sync_markers(implementation);
+    a_returning_leader_of_a_mixed_ensemble_loses_the_txns_nobody_committed(spec(implementation, 3), new_writes_first)
+        .await
+}
+
+/// The same for any ensemble (mixed ones included); the markers are those of the old leader's kind.
+async fn a_returning_leader_of_a_mixed_ensemble_loses_the_txns_nobody_committed(
+    spec: EnsembleSpec,
+    new_writes_first: bool,
+) {
+    let mut ensemble = start(spec);
     let Uncommitted { old, new, paths: uncommitted } = leader_with_uncommitted_txns(&mut ensemble).await;
+    let markers = sync_markers(ensemble.implementation(old));
     let write_after = async |ensemble: &TestEnsemble| {
         member_client(ensemble, new).await.create("/after", b"a", &zk::persistent()).await.expect("create /after");
     };
@@ -440,6 +449,18 @@ async fn a_returning_leader_loses_the_txns_nobody_committed(implementation: Impl
 #[test]
 fn ferrokeeper_a_leader_returning_at_once_is_truncated() {
     run(|| Box::pin(a_returning_leader_loses_the_txns_nobody_committed(Ferrokeeper, false)));
+}
+
+/// A ferrokeeper leader (myid 3, the first to start) with Java followers logs txns nobody acknowledges
+/// and dies; the Java members elect one of themselves, which truncates the returning ferrokeeper member.
+#[test]
+fn mixed_a_java_leader_truncates_a_returning_ferrokeeper_leader() {
+    if let Err(reason) = fk_tests::ensemble::zookeeper_classpath() {
+        eprintln!("SKIPPED: {reason}");
+        return;
+    }
+    let spec = EnsembleSpec::new(vec![ZooKeeper, ZooKeeper, Ferrokeeper]).with_ticks(TICK_MS, 10, 5);
+    run(|| Box::pin(a_returning_leader_of_a_mixed_ensemble_loses_the_txns_nobody_committed(spec, false)));
 }
 
 #[test]
