@@ -178,6 +178,11 @@ pub fn zookeeper_classpath() -> Result<String, Unavailable> {
     Ok(std::iter::once(ZOOKEEPER_CONF_DIR).chain(jars).collect::<Vec<_>>().join(":"))
 }
 
+/// ZooKeeper's classpath, or `None` after printing why the calling test skips.
+pub fn zookeeper_or_skip() -> Option<String> {
+    zookeeper_classpath().map_err(|reason| eprintln!("SKIPPED: {reason}")).ok()
+}
+
 /// Where a member listens.
 #[derive(Debug, Clone, Copy)]
 struct Ports {

@@ -422,13 +422,7 @@ fn next_notification(incoming: &IncomingReceiver, from: i64, deadline: Instant, 
 
 #[test]
 fn apache_zookeeper_connects_by_the_larger_sid_rule_and_its_notifications_decode() {
-    let classpath = match fk_tests::ensemble::zookeeper_classpath() {
-        Ok(cp) => cp,
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
-            return;
-        }
-    };
+    let Some(classpath) = fk_tests::ensemble::zookeeper_or_skip() else { return };
     let work = tempfile::tempdir().unwrap();
     let election = ports_for(&[1, 2, 3]);
     let ours: Vec<Member> = [2, 3].iter().map(|sid| start_member(*sid, &election)).collect();

@@ -44,13 +44,7 @@ fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
 
 #[test]
 fn quorum_config_text_is_what_a_java_member_sends() {
-    let classpath = match fk_tests::ensemble::zookeeper_classpath() {
-        Ok(cp) => cp,
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
-            return;
-        }
-    };
+    let Some(classpath) = fk_tests::ensemble::zookeeper_or_skip() else { return };
     let work = tempfile::tempdir().unwrap();
     let data = work.path().join("data");
     std::fs::create_dir_all(&data).unwrap();

@@ -455,8 +455,7 @@ fn ferrokeeper_a_leader_returning_at_once_is_truncated() {
 /// and dies; the Java members elect one of themselves, which truncates the returning ferrokeeper member.
 #[test]
 fn mixed_a_java_leader_truncates_a_returning_ferrokeeper_leader() {
-    if let Err(reason) = fk_tests::ensemble::zookeeper_classpath() {
-        eprintln!("SKIPPED: {reason}");
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
         return;
     }
     let spec = EnsembleSpec::new(vec![ZooKeeper, ZooKeeper, Ferrokeeper]).with_ticks(TICK_MS, 10, 5);

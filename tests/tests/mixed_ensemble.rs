@@ -167,8 +167,7 @@ fn start_writer(
 /// writes go on and a session with an ephemeral stays open; the same ensemble ends all `to`, with every
 /// acknowledged write and the session's ephemeral on every member.
 async fn rolling_migration(from: Implementation, to: Implementation) {
-    if let Err(reason) = fk_tests::ensemble::zookeeper_classpath() {
-        eprintln!("SKIPPED: {reason}");
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
         return;
     }
     let Some(mut ensemble) = start_or_skip(vec![from; 3]) else { return };

@@ -59,6 +59,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<ApplierMsg>, routes: Receiver<Vec<P
                 ApplierMsg::Committed(txns) => batch.extend(txns),
                 ApplierMsg::Persisted(txns) => applier.uncommitted.extend(txns),
                 ApplierMsg::CommitThrough(zxid) => applier.commit_point = applier.commit_point.max(zxid),
+                ApplierMsg::Wake => {}
                 ApplierMsg::Reset(done) => {
                     applier.flush(&routes, std::mem::take(&mut batch));
                     applier.reset(&routes);

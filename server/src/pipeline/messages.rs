@@ -35,6 +35,8 @@ pub enum ApplierMsg {
     Persisted(Vec<Txn>),
     /// Everything through this zxid is committed (an ensemble's commit decision).
     CommitThrough(i64),
+    /// Nothing new to apply, but a barrier route just sent may already be due (its txns applied).
+    Wake,
     /// A role ended: nobody waits any more (every waiting route is dropped), and the txns logged but
     /// not known to be committed are applied as well — the tree then holds everything in the log, as
     /// after a restart (ZooKeeper's `fastForwardDataBase`); the next role's synchronisation cuts what

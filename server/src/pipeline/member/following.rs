@@ -222,9 +222,7 @@ impl Following {
                 if let Some(route) = self.forwarder.sync_answered(after) {
                     m.routes.send(vec![route]).map_err(|_| "the applier is gone".to_owned())?;
                     // Wake the applier: the txns the sync waits for may all be applied already.
-                    m.applier
-                        .send(ApplierMsg::CommitThrough(i64::MIN))
-                        .map_err(|_| "the applier is gone".to_owned())?;
+                    m.applier.send(ApplierMsg::Wake).map_err(|_| "the applier is gone".to_owned())?;
                 }
             }
             LearnerOutput::RevalidateAnswer { session_id, valid } => {
