@@ -68,7 +68,7 @@ pub struct Recovered {
     /// The snapshot loaded, if any.
     pub snapshot: Option<PathBuf>,
     pub replayed: usize,
-    /// A torn tail that was cut: (file, offset).
+    /// A torn tail that was cut (or, read-only, would have been): (file, offset).
     pub truncated: Option<(PathBuf, u64)>,
     /// Records whose end-of-record byte was damaged while their checksum held, rewritten.
     pub end_markers_repaired: usize,
@@ -87,11 +87,32 @@ pub const RECENT_KEPT: usize = 500;
 
 /// Recovers from `snap_dir` and `log_dir` (the `version-2` directories).
 pub fn recover(snap_dir: &Path, log_dir: &Path, options: TreeOptions) -> Result<Recovered, RecoveryError> {
+    recover_with(snap_dir, log_dir, options, RecoverLimits::default())
+}
+
+/// How far [`recover_with`] goes and whether it may change files; the default is start-up recovery.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RecoverLimits {
+    /// Rebuild the tree as of this zxid: start from the newest snapshot that holds nothing newer (a fuzzy
+    /// snapshot may hold changes past its name, up to its digest record's zxid) and replay up to it.
+    pub up_to_zxid: Option<i64>,
+    /// Change no file (offline tools): a torn tail is reported in [`Recovered::truncated`] but not cut,
+    /// and damaged end-of-record bytes are not rewritten.
+    pub read_only: bool,
+}
+
+/// Recovery within `limits`: the same snapshot choice, replay, checks and errors as [`recover`].
+pub fn recover_with(
+    snap_dir: &Path,
+    log_dir: &Path,
+    options: TreeOptions,
+    limits: RecoverLimits,
+) -> Result<Recovered, RecoveryError> {
     let snapshots =
         list(snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
     let logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
     let fresh = snapshots.is_empty() && logs.is_empty();
-    let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options);
+    let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options, limits.up_to_zxid);
     if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
         let detail = if rejected.is_empty() { "none found".into() } else { rejected.join("; ") };
         return Err(RecoveryError::NoSnapshot { dir: snap_dir.into(), detail, first_log: logs[0].0 });
@@ -99,7 +120,7 @@ pub fn recover(snap_dir: &Path, log_dir: &Path, options: TreeOptions) -> Result<
     let mut digests =
         DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
     digests.check_snapshot(&tree);
-    let replayed = replay(&mut tree, &logs, snapshots.last(), &mut digests)?;
+    let replayed = replay(&mut tree, &logs, snapshots.last(), &mut digests, limits)?;
     Ok(Recovered {
         tree,
         snapshot,
@@ -166,11 +187,12 @@ impl DigestCheck {
 
 type Loaded = (DataTree, Option<PathBuf>, Option<(i64, u64)>, Vec<String>);
 
-/// The newest snapshot that loads with valid checksums (or an empty tree), its digest record, and why
-/// others were passed over.
-fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], options: TreeOptions) -> Loaded {
+/// The newest snapshot that loads with valid checksums and holds nothing past `up_to_zxid` (or an empty
+/// tree), its digest record, and why others were passed over.
+fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], options: TreeOptions, up_to_zxid: Option<i64>) -> Loaded {
     let mut rejected = Vec::new();
-    for (zxid, path) in snapshots.iter().rev().take(SNAPSHOT_CANDIDATES) {
+    let limit = up_to_zxid.unwrap_or(i64::MAX);
+    for (zxid, path) in snapshots.iter().rev().filter(|(zxid, _)| *zxid <= limit).take(SNAPSHOT_CANDIDATES) {
         if !looks_complete(path) {
             warn!("skipping {}: incomplete (does not end with the \"/\" trailer)", path.display());
             rejected.push(format!("{} incomplete", path.display()));
@@ -178,6 +200,15 @@ fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], options: TreeOptions) -> 
         }
         let started = std::time::Instant::now();
         match load_snapshot(path, *zxid, options) {
+            Ok((tree, stats)) if fuzzy_end(&tree, &stats) > limit => {
+                let reason = format!(
+                    "{} holds changes up to zxid 0x{:x}, past 0x{limit:x}",
+                    path.display(),
+                    fuzzy_end(&tree, &stats)
+                );
+                info!("skipping {reason}; trying an older snapshot");
+                rejected.push(reason);
+            }
             Ok((tree, stats)) => {
                 info!(
                     "loaded {} ({} nodes, last zxid 0x{:x}) in {} ms",
@@ -197,6 +228,13 @@ fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], options: TreeOptions) -> 
     (DataTree::new(options), None, None, rejected)
 }
 
+/// The newest zxid whose changes a loaded snapshot may hold: its digest record's zxid when that is past
+/// the name (the walk went on while txns were applied), else the tree's last processed zxid.
+fn fuzzy_end(tree: &DataTree, info: &crate::snap::SnapshotInfo) -> i64 {
+    let digest_zxid = info.digest.map_or(0, |(zxid, _)| zxid);
+    digest_zxid.max(tree.last_processed_zxid())
+}
+
 /// What replay did besides applying txns.
 #[derive(Default)]
 struct Replayed {
@@ -213,8 +251,10 @@ fn replay(
     logs: &[(i64, PathBuf)],
     newest_snapshot: Option<&(i64, PathBuf)>,
     digests: &mut DigestCheck,
+    limits: RecoverLimits,
 ) -> Result<Replayed, RecoveryError> {
     let from = tree.last_processed_zxid();
+    let up_to = limits.up_to_zxid.unwrap_or(i64::MAX);
     // The newest log starting at or before the snapshot holds the first txns after it.
     let start = logs.iter().rposition(|(zxid, _)| *zxid <= from).unwrap_or(0);
     let mut done = Replayed::default();
@@ -224,10 +264,12 @@ fn replay(
         let mut log = LogReader::open(path).map_err(corrupt)?;
         let mut file_last_zxid = first_zxid - 1;
         let mut damaged_markers = Vec::new();
+        // `None`: replay reached `up_to`, and nothing after it matters.
         let end = loop {
             let record = match log.read_next().map_err(corrupt)? {
+                Next::Record(record) if record.txn.header.zxid > up_to => break None,
                 Next::Record(record) => record,
-                Next::End(end) => break end,
+                Next::End(end) => break Some(end),
             };
             if record.end_marker_damaged {
                 damaged_markers.push(record.end_marker_offset());
@@ -250,10 +292,11 @@ fn replay(
             }
             done.recent.push_back(record.txn);
         };
-        for offset in damaged_markers {
+        for offset in damaged_markers.into_iter().filter(|_| !limits.read_only) {
             repair_end_marker(path, offset)?;
             done.end_markers_repaired += 1;
         }
+        let Some(end) = end else { return Ok(done) };
         let LogEnd::Torn { offset, reason } = end else { continue };
         if index + 1 < logs.len() {
             // ZooKeeper never cuts a torn tail: after a crash it starts a new log at the next zxid. Such
@@ -272,7 +315,9 @@ fn replay(
                 snapshot_zxid: *snapshot_zxid,
             });
         }
-        truncate(path, offset, &reason)?;
+        if !limits.read_only {
+            truncate(path, offset, &reason)?;
+        }
         done.truncated = Some((path.clone(), offset));
         return Ok(done);
     }
@@ -308,4 +353,63 @@ fn truncate(path: &Path, offset: u64, reason: &str) -> Result<(), RecoveryError>
     file.set_len(offset)
         .and_then(|()| file.sync_all())
         .map_err(|source| RecoveryError::Truncate { path: path.into(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Apache ZooKeeper 3.8's data dir (tests/fixtures/zk38/README.md): snapshots 0, b3 (digest record
+    /// at 0xb4), 121, 1e6 (0x1e7); logs up to 0x215; `-corrupt-tail` cuts the record of 0x215.
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/zk38").join(name).join("version-2")
+    }
+
+    fn at(dir: &Path, up_to_zxid: Option<i64>) -> Recovered {
+        let limits = RecoverLimits { up_to_zxid, read_only: true };
+        recover_with(dir, dir, TreeOptions::fixed_seed(true), limits).unwrap()
+    }
+
+    #[test]
+    fn replay_stops_at_the_zxid_asked_for_from_the_newest_snapshot_holding_nothing_newer() {
+        // (up to, snapshot expected, zxid reached)
+        let cases = [
+            (None, "snapshot.1e6", 0x215),
+            (Some(0x215), "snapshot.1e6", 0x215),
+            (Some(0x1_0000_0000), "snapshot.1e6", 0x215),
+            (Some(0x1e7), "snapshot.1e6", 0x1e7),
+            // snapshot.1e6 holds changes up to 0x1e7, so the tree as of 0x1e6 starts from snapshot.121.
+            (Some(0x1e6), "snapshot.121", 0x1e6),
+            (Some(0x100), "snapshot.b3", 0x100),
+            (Some(0xb4), "snapshot.b3", 0xb4),
+            (Some(0xb3), "snapshot.0", 0xb3),
+            (Some(0x3), "snapshot.0", 0x3),
+        ];
+        let dir = fixture("datadir");
+        for (up_to, snapshot, reached) in cases {
+            let recovered = at(&dir, up_to);
+            assert!(recovered.snapshot.as_ref().unwrap().ends_with(snapshot), "{up_to:x?}: {:?}", recovered.snapshot);
+            assert_eq!(recovered.tree.last_processed_zxid(), reached, "{up_to:x?}");
+            // Every digest ZooKeeper logged up to there matches the rebuilt tree: the state is exact.
+            assert_eq!(recovered.digest_mismatches, 0, "{up_to:x?}");
+            assert!(recovered.digests_checked > 0, "{up_to:x?}");
+        }
+    }
+
+    #[test]
+    fn read_only_recovery_reports_a_torn_tail_without_cutting_it() {
+        let scratch = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixture("datadir-corrupt-tail")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), scratch.path().join(entry.file_name())).unwrap();
+        }
+        let log = scratch.path().join("log.1e8");
+        let before = std::fs::metadata(&log).unwrap().len();
+        let recovered = at(scratch.path(), None);
+        assert_eq!(recovered.truncated, Some((log.clone(), 3582)));
+        assert_eq!(recovered.tree.last_processed_zxid(), 0x214);
+        assert_eq!(std::fs::metadata(&log).unwrap().len(), before, "read-only leaves the file alone");
+        // Stopping before the torn record never reaches it.
+        assert_eq!(at(scratch.path(), Some(0x213)).truncated, None);
+    }
 }
