@@ -2,9 +2,15 @@
 //! which share one format. Each subcommand family lives in its own module; exit status 0 = ok,
 //! 1 = a problem found, 2 = usage, I/O error or corruption that start-up refuses.
 
+mod compact_cmd;
+mod diff_cmd;
 mod log_cmd;
+mod progress;
 mod recover_cmd;
 mod snap_cmd;
+mod snap_stats;
+mod state;
+mod tree_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +40,13 @@ enum Command {
         #[arg(long)]
         log_dir: Option<PathBuf>,
     },
+    /// Rebuilds the tree offline (as recovery would, optionally as of a zxid) and prints it as JSON
+    /// lines, one znode per line.
+    Tree(tree_cmd::TreeArgs),
+    /// Compares two data directories, or one at two zxids; exit status 0 = the same, 1 = different.
+    Diff(diff_cmd::DiffArgs),
+    /// Writes a fresh snapshot of the recovered state (snapshot + logs) so that start-up replays nothing.
+    Compact(compact_cmd::CompactArgs),
 }
 
 fn main() -> ExitCode {
@@ -51,6 +64,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Log(command) => log_cmd::run(command),
         Command::Snap(command) => snap_cmd::run(command),
         Command::Recover { data_dir, log_dir } => recover_cmd::recover(&data_dir, log_dir.as_deref()),
+        Command::Tree(args) => tree_cmd::run(args),
+        Command::Diff(args) => diff_cmd::run(args),
+        Command::Compact(args) => compact_cmd::run(args),
     }
 }
 

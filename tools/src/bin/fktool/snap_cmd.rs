@@ -4,7 +4,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use fk_engine::files::{SNAPSHOT_PREFIX, parse_name};
 use fk_engine::snap::{load_snapshot, looks_complete};
 
 #[derive(Subcommand)]
@@ -17,17 +16,34 @@ pub(crate) enum SnapCommand {
     },
     /// Checks the checksums; exit status 0 = valid, 2 = not.
     Verify { file: PathBuf },
+    /// Sizes, the biggest subtrees and widest nodes, ephemerals per session, ACL use: of one snapshot
+    /// file as it is, or of a dataDir's recovered state (snapshot + logs).
+    Stats {
+        /// A snapshot file, or a dataDir (containing version-2/).
+        input: PathBuf,
+        /// The dataLogDir, if separate (with a dataDir).
+        #[arg(long)]
+        log_dir: Option<PathBuf>,
+        /// How many entries each "top" list shows.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) fn run(command: SnapCommand) -> anyhow::Result<ExitCode> {
     match command {
         SnapCommand::Dump { file, nodes } => snap_dump(&file, nodes),
         SnapCommand::Verify { file } => snap_verify(&file),
+        SnapCommand::Stats { input, log_dir, top, json } => {
+            crate::snap_stats::run(&input, log_dir.as_deref(), top, json)
+        }
     }
 }
 
 fn snapshot_zxid(file: &Path) -> i64 {
-    file.file_name().and_then(|n| n.to_str()).and_then(|n| parse_name(n, SNAPSHOT_PREFIX)).unwrap_or(0)
+    crate::state::snapshot_zxid(file)
 }
 
 fn snap_dump(file: &Path, nodes: bool) -> anyhow::Result<ExitCode> {
