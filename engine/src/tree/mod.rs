@@ -9,6 +9,7 @@ pub mod acl_cache;
 pub mod digest;
 pub mod ephemeral;
 pub mod node;
+pub mod quota;
 mod slab;
 mod table;
 
@@ -108,6 +109,8 @@ pub struct DataTree {
     extended_types: bool,
     /// Wrapping sum of every node's digest (ZooKeeper's tree digest).
     digest: u64,
+    /// Paths with a quota ([`quota`]).
+    quotas: quota::QuotaIndex,
 }
 
 impl std::fmt::Debug for DataTree {
@@ -141,14 +144,15 @@ impl DataTree {
             last_processed_zxid: 0,
             extended_types: options.extended_types,
             digest: 0,
+            quotas: quota::QuotaIndex::default(),
         };
         let root = Node::new("/", Some(Box::new([])), OPEN_ACL_ID, StatPersisted::default());
         tree.root = tree.insert_unlinked(root);
         tree
     }
 
-    /// Adds the system nodes a snapshot lacked and drops ACL lists no node uses (as ZooKeeper purges its
-    /// cache after loading).
+    /// Adds the system nodes a snapshot lacked, rebuilds the quota registry and usage from the loaded tree,
+    /// and drops ACL lists no node uses (the order of ZooKeeper's `deserialize`).
     pub fn finish_loading(&mut self) {
         for path in [ZOOKEEPER_PATH, QUOTA_PATH] {
             if self.get(path).is_none() {
@@ -162,6 +166,7 @@ impl DataTree {
             self.node_mut(index).stat.aversion = -1;
             self.rehash(index);
         }
+        self.setup_quota();
         self.acls.purge_unused();
     }
 
@@ -419,6 +424,7 @@ impl DataTree {
         self.index_owner(node_path, ephemeral_owner);
         let index = self.insert_unlinked(node);
         self.link_child(parent, index);
+        self.quota_after_create(node_path, data.map_or(0, |d| d.len() as i64));
         Ok(client_stat)
     }
 
@@ -481,6 +487,7 @@ impl DataTree {
         self.acls.release(node.acl);
         self.unindex_owner(node_path, node.stat.ephemeral_owner);
         self.raise_pzxid(parent, zxid);
+        self.quota_after_delete(node_path, i64::from(node.data_len()));
         Ok(())
     }
 
@@ -503,12 +510,15 @@ impl DataTree {
     ) -> Result<Stat, ErrorCode> {
         let index = self.slot(node_path).ok_or(ErrorCode::NoNode)?;
         let node = self.node_mut(index);
+        let old_len = node.data_len();
         node.data = data.map(Box::from);
         node.stat.version = version;
         node.stat.mzxid = zxid;
         node.stat.mtime = time;
         self.rehash(index);
-        Ok(self.client_stat(self.node_at(index)))
+        let stat = self.client_stat(self.node_at(index));
+        self.quota_after_set_data(node_path, data.map_or(0, |d| d.len() as i64) - i64::from(old_len));
+        Ok(stat)
     }
 
     pub fn set_acl(&mut self, node_path: &str, acl: &[Acl], aversion: i32) -> Result<Stat, ErrorCode> {
