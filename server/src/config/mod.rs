@@ -100,6 +100,8 @@ pub struct Config {
     /// `super:<base64 sha1>`: digest auth with this identity bypasses every ACL.
     pub super_digest: Option<String>,
     pub skip_acl: bool,
+    /// `zookeeper.enforceQuota`: hard quota limits refuse writes (QuotaExceeded); soft ones are logged.
+    pub enforce_quota: bool,
     pub reconfig_enabled: bool,
     pub standalone_enabled: bool,
     pub snap_count: u64,
@@ -216,6 +218,7 @@ impl Config {
             container_max_per_minute: 10_000,
             super_digest: None,
             skip_acl: false,
+            enforce_quota: false,
             reconfig_enabled: false,
             standalone_enabled: true,
             snap_count: 100_000,
@@ -350,6 +353,7 @@ impl Config {
                 "DigestAuthenticationProvider.superDigest" => config.super_digest = Some(at.super_digest(&value)?),
                 // ZooKeeper skips ACLs only for exactly "yes".
                 "skipACL" => config.skip_acl = at.exactly(&value, "yes", "no", &mut warn),
+                "enforceQuota" => config.enforce_quota = at.java_boolean(&value, &mut warn),
                 "snapCount" => {
                     let count = at.java_int(&value, 100_000, &mut warn);
                     if count < 2 {
@@ -752,7 +756,7 @@ mod tests {
     fn values_zookeeper_accepts_are_accepted_with_its_meaning() {
         // (lines, what must hold of the result, a warning it must give)
         type Case = (&'static str, fn(&Config) -> bool, Option<&'static str>);
-        let cases: [Case; 18] = [
+        let cases: [Case; 21] = [
             ("preAllocSize=0", |c| c.pre_alloc_size_kb == 0, None),
             ("preAllocSize=-5", |c| c.pre_alloc_size_kb == 0, None),
             ("preAllocSize=abc", |c| c.pre_alloc_size_kb == 65_536, Some("'abc' is not a valid number")),
@@ -771,6 +775,9 @@ mod tests {
             ("initLimit=0\nsyncLimit=-3", |c| c.init_limit == 0 && c.sync_limit == -3, None),
             ("minSessionTimeout=0", |c| c.min_session_timeout_ms == 0, None),
             ("tickTime=2000   \nskipACL=YES", |c| c.tick_time_ms == 2000 && !c.skip_acl, Some("taken as 'no'")),
+            ("zookeeper.enforceQuota=TRUE", |c| c.enforce_quota, None),
+            ("enforceQuota=true", |c| c.enforce_quota, None),
+            ("enforceQuota=yes", |c| !c.enforce_quota, Some("taken as false")),
         ];
         for (line, holds, warning) in cases {
             let c = parse(&format!("dataDir=/d\nclientPort=1\n{line}\n")).unwrap_or_else(|e| panic!("{line}: {e}"));

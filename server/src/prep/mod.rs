@@ -27,6 +27,8 @@ pub struct PrepSettings {
     pub extended_types: bool,
     pub skip_acl: bool,
     pub reconfig_enabled: bool,
+    /// `zookeeper.enforceQuota`: creates and setData below a quota are checked against its limits.
+    pub enforce_quota: bool,
 }
 
 /// The request's context: who sends it and the txn header values it will get.
@@ -144,6 +146,26 @@ fn valid_path(path: &str) -> Result<(), ErrorCode> {
     validate_path(path).map_err(|_| ErrorCode::BadArguments)
 }
 
+fn data_len(data: Option<&[u8]>) -> i64 {
+    data.map_or(0, |d| d.len() as i64)
+}
+
+/// `ZooKeeperServer.checkQuota`, only with `zookeeper.enforceQuota`. Like ZooKeeper it reads limits and
+/// usage from the applied tree, not from the changes in flight: writes prepared together (a multi's ops,
+/// or a pipelined burst) are each checked against the usage before any of them.
+fn check_quota(
+    view: &PrepView<'_>,
+    ctx: &RequestCtx<'_>,
+    path: &str,
+    bytes_diff: i64,
+    count_diff: i64,
+) -> Result<(), ErrorCode> {
+    if !ctx.settings.enforce_quota {
+        return Ok(());
+    }
+    view.tree().check_quota(path, bytes_diff, count_diff)
+}
+
 fn node(view: &PrepView<'_>, path: &str) -> Result<NodeMeta, ErrorCode> {
     view.node(path).ok_or(ErrorCode::NoNode)
 }
@@ -232,6 +254,7 @@ fn prep_create(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, create: Create<'_>
     if EphemeralKind::of(parent.stat.ephemeral_owner, ctx.settings.extended_types).session().is_some() {
         return Err(ErrorCode::NoChildrenForEphemerals);
     }
+    check_quota(view, ctx, &path, data_len(create.data.as_deref()), 1)?;
     let parent_cversion = parent.stat.cversion.wrapping_add(1);
     let data = create.data.clone();
     // The opcode decides the kind of node, as the txn type does in ZooKeeper.
@@ -333,6 +356,11 @@ fn prep_set_data(
     valid_path(path)?;
     let mut target = node(view, path)?;
     check_perm(ctx, &target.acl, perms::WRITE)?;
+    let last_len = match &target.data {
+        NodeData::InTree => view.tree().get(path).map_or(0, |n| i64::from(n.data_len())),
+        NodeData::Pending(data) => data_len(data.as_deref()),
+    };
+    check_quota(view, ctx, path, data_len(data.as_deref()) - last_len, 0)?;
     let new_version = check_and_inc_version(target.stat.version, version)?;
     target.stat.version = new_version;
     target.stat.mtime = ctx.time_ms;

@@ -214,3 +214,62 @@ fn expired_sessions_and_reconfig() {
     );
     assert!(matches!(prep_write(&mut view, &ctx(&auth), Write::DeleteContainer("/c")), TxnBody::Delete { .. }));
 }
+
+/// `tree()` with a quota on "/a" (as zkCli's setquota leaves it): `limits` in its limits node.
+fn quota_tree(limits: &str) -> DataTree {
+    let mut t = tree();
+    t.create_node("/zookeeper/quota/a", None, &open(), 0, -1, 10, 0).unwrap();
+    t.create_node("/zookeeper/quota/a/zookeeper_limits", Some(limits.as_bytes()), &open(), 0, -1, 11, 0).unwrap();
+    t.create_node("/zookeeper/quota/a/zookeeper_stats", Some(b"count=0,bytes=0"), &open(), 0, -1, 12, 0).unwrap();
+    t
+}
+
+#[test]
+fn quota_checks_follow_zookeepers_order_and_switch() {
+    let enforcing = PrepSettings { extended_types: true, enforce_quota: true, ..Default::default() };
+    let set_data = |data: &[u8], version| {
+        WriteOp::SetData(SetDataRequest { path: "/a/b".into(), data: Some(data.to_vec()), version })
+    };
+    // ("/a" and "/a/b" exist: usage count=2, bytes=0.) (case, limits, enforce, op, error)
+    let cases: Vec<(&str, &str, bool, WriteOp, Option<ErrorCode>)> = vec![
+        ("hard count", "countHardLimit=2", true, create("/a/x", 0), Some(ErrorCode::QuotaExceeded)),
+        ("hard count, not enforced", "countHardLimit=2", false, create("/a/x", 0), None),
+        ("soft count", "count=2,bytes=-1", true, create("/a/x", 0), None),
+        ("room left", "countHardLimit=3", true, create("/a/x", 0), None),
+        ("outside the quota", "countHardLimit=2", true, create("/x", 0), None),
+        ("sequential name checked", "countHardLimit=2", true, create("/a/s-", 2), Some(ErrorCode::QuotaExceeded)),
+        // Node existence and an ephemeral parent come first; the version check after.
+        ("exists first", "countHardLimit=2", true, create("/a/b", 0), Some(ErrorCode::NodeExists)),
+        ("hard bytes", "byteHardLimit=1", true, set_data(b"xy", -1), Some(ErrorCode::QuotaExceeded)),
+        ("quota before version", "byteHardLimit=1", true, set_data(b"xy", 7), Some(ErrorCode::QuotaExceeded)),
+        ("bytes fit", "byteHardLimit=2", true, set_data(b"xy", -1), None),
+        ("bad limits text", "countHardLimit=x", true, create("/a/x", 0), Some(ErrorCode::MarshallingError)),
+    ];
+    for (name, limits, enforce, op, expected) in cases {
+        let tree = quota_tree(limits);
+        let mut changes = PendingChanges::default();
+        let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        let settings = PrepSettings { enforce_quota: enforce, ..enforcing };
+        let ctx = RequestCtx { settings, ..ctx(&auth) };
+        let body = prep_write(&mut PrepView::new(&tree, &mut changes), &ctx, Write::Op(&op));
+        assert_eq!(error_of(&body), expected, "{name}: {body:?}");
+    }
+}
+
+#[test]
+fn quota_checks_read_the_applied_tree_not_the_writes_in_flight() {
+    // ZooKeeper's checkQuota reads the DataTree: two creates prepared before either applies both pass a
+    // hard limit that leaves room for one; once one has applied, the next is refused.
+    let mut tree = quota_tree("countHardLimit=3");
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let settings = PrepSettings { extended_types: true, enforce_quota: true, ..Default::default() };
+    let ctx = RequestCtx { settings, ..ctx(&auth) };
+    let ops = vec![create("/a/m1", 0), create("/a/m2", 0)];
+    let body = prep_write(&mut PrepView::new(&tree, &mut changes), &ctx, Write::Multi(&ops));
+    let TxnBody::Multi(txns) = body else { panic!("{body:?}") };
+    assert!(txns.iter().all(|t| matches!(t, TxnBody::Create { .. })), "{txns:?}");
+    tree.create_node("/a/m1", None, &open(), 0, -1, 100, 0).unwrap();
+    let body = prep_write(&mut PrepView::new(&tree, &mut changes), &ctx, Write::Op(&create("/a/m3", 0)));
+    assert_eq!(error_of(&body), Some(ErrorCode::QuotaExceeded));
+}
