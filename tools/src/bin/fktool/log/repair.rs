@@ -2,6 +2,10 @@
 //! anywhere, or a torn tail of the last log — show what cutting there loses, cut it (with a backup),
 //! then verify.
 //!
+//! Later logs go with the cut — unless a snapshot covers the txns lost (one named at or after the zxid
+//! before the next log's first), so that recovery starts from it and still reads them: damage in an old
+//! log that recovery no longer reads (ZooKeeper starts without noticing it) costs only that log's tail.
+//!
 //! A torn tail in a log that is not the last is left alone: recovery reads on into the next file when
 //! that continues at the next zxid (which `verify` checks), as ZooKeeper does after a crash. A damaged
 //! end-of-record byte under a good checksum is left too: the record is intact and recovery rewrites it.
@@ -56,9 +60,10 @@ pub(crate) fn run(args: RepairArgs) -> anyhow::Result<ExitCode> {
 /// The first place recovery cannot read past: the cut, and what was found there.
 fn find_damage(logs: &LogFiles) -> anyhow::Result<Option<(CutPlan, String)>> {
     let bar = progress(&logs.files, false);
+    let snapshots = verify::snapshot_zxids(&logs.dir);
     for (index, (_, path)) in logs.files.iter().enumerate() {
         let is_last = index + 1 == logs.files.len();
-        let (offset, what) = match scan_file(path, &bar, |_| std::ops::ControlFlow::Continue(())) {
+        let (offset, mut what) = match scan_file(path, &bar, |_| std::ops::ControlFlow::Continue(())) {
             Stop::Broken(e) => match e.offset() {
                 Some(offset) => (offset, format!("CORRUPT: {e}")),
                 None => bail!("{e}: repair cuts damaged records, not unreadable files"),
@@ -69,7 +74,17 @@ fn find_damage(logs: &LogFiles) -> anyhow::Result<Option<(CutPlan, String)>> {
             Stop::End(_) | Stop::Early => continue,
         };
         bar.finish_and_clear();
-        let removed = logs.files[index + 1..].iter().map(|(_, p)| p.clone()).collect();
+        let next_first = logs.files.get(index + 1).map(|(name, _)| *name);
+        let covering = next_first.and_then(|next| snapshots.iter().copied().filter(|s| *s >= next - 1).min());
+        let removed = match covering {
+            Some(snapshot) => {
+                what += &format!(
+                    "\nlater logs kept: recovery starts from snapshot.{snapshot:x} or later and still reads them"
+                );
+                Vec::new()
+            }
+            None => logs.files[index + 1..].iter().map(|(_, p)| p.clone()).collect(),
+        };
         return Ok(Some((CutPlan { file: path.clone(), offset, removed }, what)));
     }
     bar.finish_and_clear();

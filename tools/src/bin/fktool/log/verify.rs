@@ -206,7 +206,7 @@ fn stop_finding(path: &Path, scan: &FileScan, is_last: bool, snapshots: &[i64]) 
 }
 
 /// Zxids of the snapshots beside the logs (dataDir = dataLogDir, the common case).
-fn snapshot_zxids(dir: &Path) -> Vec<i64> {
+pub(crate) fn snapshot_zxids(dir: &Path) -> Vec<i64> {
     list(dir, SNAPSHOT_PREFIX).map(|s| s.into_iter().map(|(zxid, _)| zxid).collect()).unwrap_or_default()
 }
 
