@@ -287,7 +287,8 @@ impl Client {
             new_members: new_members.to_owned(),
             cur_config_id: from_config,
         });
-        let body = self.call(request, CONFIG_NODE, None)?;
+        // Java's reconfig reports its error without a path ("KeeperErrorCode = Reconfig is disabled").
+        let body = self.call(request, "", None)?;
         let reply: GetDataResponse = decode(&body, "reconfig")?;
         Ok((reply.data, reply.stat))
     }

@@ -1,1 +1,84 @@
-fn main() {}
+//! fkcli: a ZooKeeper shell with zkCli.sh's commands, flags, output and exit statuses, on fk-client.
+//!
+//! `fkcli -server host:port[,host:port…][/chroot] [-timeout ms] [--json] [cmd args…]`: with a command it
+//! runs that one command and exits with its status; without, it reads commands interactively.
+//!
+//! # Layout
+//! - `words`: splitting lines into words, options and arguments.
+//! - `commands/`: the command table and one module per family.
+//! - `shell`: history, redo, connect, close, printwatches, quit; exit statuses; event printing.
+//! - `interactive`: rustyline editing, history file, completion.
+//! - `format`, `acl`, `error`: zkCli's output shapes, ACL syntax and error texts.
+
+mod acl;
+mod commands;
+mod error;
+mod format;
+mod interactive;
+mod shell;
+mod words;
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use fk_client::Options;
+
+use crate::shell::Shell;
+
+/// zkCli's defaults.
+const DEFAULT_SERVER: &str = "localhost:2181";
+const DEFAULT_TIMEOUT_MS: u64 = 30_000;
+
+struct Invocation {
+    server: String,
+    timeout_ms: u64,
+    json: bool,
+    command: Vec<String>,
+}
+
+/// zkCli's `parseOptions`: options until the first word that is not one; that word and everything
+/// after it are the command.
+fn parse_invocation(args: &[String]) -> anyhow::Result<Invocation> {
+    let mut invocation =
+        Invocation { server: DEFAULT_SERVER.into(), timeout_ms: DEFAULT_TIMEOUT_MS, json: false, command: Vec::new() };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let mut value = || args.next().with_context(|| format!("Error: no argument found for option {arg}"));
+        match arg.as_str() {
+            "-server" => invocation.server = value()?.clone(),
+            "-timeout" => invocation.timeout_ms = value()?.parse().context("-timeout takes milliseconds")?,
+            "--json" => invocation.json = true,
+            // Read-only sessions and client configuration files are zkCli options we accept and ignore.
+            "-r" | "-waitforconnection" => {}
+            "-client-configuration" => drop(value()?),
+            other if other.starts_with('-') => bail!("unknown option {other}"),
+            _ => {
+                invocation.command.push(arg.clone());
+                invocation.command.extend(args.by_ref().cloned());
+            }
+        }
+    }
+    Ok(invocation)
+}
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let invocation = parse_invocation(&args)?;
+    let timeout = Duration::from_millis(invocation.timeout_ms);
+    let options = Options { session_timeout: timeout, connect_wait: timeout };
+    let mut shell = Shell::new(invocation.server.clone(), options, invocation.json);
+    if !invocation.json {
+        println!("Connecting to {}", invocation.server);
+    }
+    if invocation.command.is_empty() {
+        interactive::run(&mut shell)?;
+    } else {
+        shell.connect(&invocation.server).map_err(|e| anyhow::anyhow!(e.message))?;
+        shell.wait_for_session(timeout);
+        shell.process(&invocation.command);
+    }
+    let status = shell.exit_status();
+    // Closing the session before exiting removes its ephemerals at once, as zkCli's quit does.
+    drop(shell);
+    std::process::exit(status);
+}
