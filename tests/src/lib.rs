@@ -5,6 +5,7 @@
 pub mod ensemble;
 pub mod netns;
 pub mod raw;
+pub mod sim;
 
 /// Shorthands for tests that drive the server through the third-party `zookeeper-client` crate.
 pub mod zk {

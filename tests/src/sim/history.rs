@@ -1,0 +1,383 @@
+//! What simulated clients did and saw: one [`Op`] per request, logged as it happens by a [`History`].
+//!
+//! The simulator calls [`History::invoke`] when a client sends a request and [`History::complete_reply`]
+//! (or [`History::complete`]) when its reply arrives, or [`History::give_up`] when the client stops
+//! waiting (connection lost, timeout). An op still pending when the run ends keeps
+//! [`Outcome::Unknown`]. Watch registrations and notifications go through [`History::watch_set`] and
+//! [`History::watch_event`].
+//!
+//! Every invoke, completion and watch notification gets a [`Stamp`]: the simulator's clock (for
+//! messages) and the recorder's own event sequence number (for ordering). The checkers order events by
+//! the sequence number, never by the clock: in a one-thread simulator the order of the recorder calls is
+//! the real-time order, and two events on one clock tick are still ordered.
+
+use fk_net::client::{ErrorCode, MultiResult, ReplyHeader, Response, Stat};
+
+/// A ZooKeeper session id (`TxnHeader.client_id` of the txns it caused).
+pub type SessionId = i64;
+/// A ZooKeeper transaction id.
+pub type Zxid = i64;
+
+/// An op's index in [`History::ops`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct OpId(pub usize);
+
+/// When something happened: `time` is the simulator's clock, `seq` the recorder's event count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stamp {
+    pub time: u64,
+    pub seq: u64,
+}
+
+/// A client request, in the terms of the data model (ACLs are not modelled: every node is world-open).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpKind {
+    Create {
+        path: String,
+        data: Vec<u8>,
+        ephemeral: bool,
+        sequential: bool,
+    },
+    /// `version` -1 matches any version.
+    SetData {
+        path: String,
+        data: Vec<u8>,
+        version: i32,
+    },
+    Delete {
+        path: String,
+        version: i32,
+    },
+    /// Only inside a multi.
+    Check {
+        path: String,
+        version: i32,
+    },
+    GetData {
+        path: String,
+    },
+    Exists {
+        path: String,
+    },
+    GetChildren {
+        path: String,
+    },
+    Sync {
+        path: String,
+    },
+    Multi(Vec<OpKind>),
+}
+
+impl OpKind {
+    /// Whether the request goes through the write pipeline and gets a txn (and so a zxid of its own).
+    pub fn is_write(&self) -> bool {
+        matches!(
+            self,
+            OpKind::Create { .. }
+                | OpKind::SetData { .. }
+                | OpKind::Delete { .. }
+                | OpKind::Check { .. }
+                | OpKind::Multi(_)
+        )
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, OpKind::GetData { .. } | OpKind::Exists { .. } | OpKind::GetChildren { .. })
+    }
+}
+
+impl std::fmt::Display for OpKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            OpKind::Create { path, data, ephemeral, sequential } => {
+                let mode = match (ephemeral, sequential) {
+                    (false, false) => "",
+                    (true, false) => " ephemeral",
+                    (false, true) => " sequential",
+                    (true, true) => " ephemeral-sequential",
+                };
+                write!(f, "create{mode} {path} ({} bytes)", data.len())
+            }
+            OpKind::SetData { path, data, version } => {
+                write!(f, "setData {path} ({} bytes) version {version}", data.len())
+            }
+            OpKind::Delete { path, version } => write!(f, "delete {path} version {version}"),
+            OpKind::Check { path, version } => write!(f, "check {path} version {version}"),
+            OpKind::GetData { path } => write!(f, "getData {path}"),
+            OpKind::Exists { path } => write!(f, "exists {path}"),
+            OpKind::GetChildren { path } => write!(f, "getChildren {path}"),
+            OpKind::Sync { path } => write!(f, "sync {path}"),
+            OpKind::Multi(ops) => {
+                write!(f, "multi[")?;
+                for (i, op) in ops.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { "; " };
+                    write!(f, "{sep}{op}")?;
+                }
+                write!(f, "]")
+            }
+        }
+    }
+}
+
+/// The body of a successful reply, in the model's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OpResult {
+    /// create (`stat` None) or create2 (`stat` of the new node).
+    Created {
+        path: String,
+        stat: Option<Stat>,
+    },
+    /// delete and check: no body.
+    Empty,
+    /// setData, exists and check.
+    Stat(Stat),
+    Data {
+        data: Vec<u8>,
+        stat: Stat,
+    },
+    /// getChildren (`stat` None) or getChildren2; children in the order the server sent them.
+    Children {
+        children: Vec<String>,
+        stat: Option<Stat>,
+    },
+    Synced,
+    /// One result per sub-op of a multi that succeeded as a whole.
+    Multi(Vec<OpResult>),
+}
+
+impl OpResult {
+    /// The result carried by a successful reply body; None for bodies no modelled op gets.
+    pub fn from_response(response: &Response) -> Option<OpResult> {
+        Some(match response {
+            Response::Empty => OpResult::Empty,
+            Response::Create(r) => OpResult::Created { path: r.path.clone(), stat: None },
+            Response::Create2(r) => OpResult::Created { path: r.path.clone(), stat: Some(r.stat.clone()) },
+            Response::Stat(stat) => OpResult::Stat(stat.clone()),
+            Response::GetData(r) => OpResult::Data { data: r.data.clone().unwrap_or_default(), stat: r.stat.clone() },
+            Response::GetChildren(r) => OpResult::Children { children: r.children.clone(), stat: None },
+            Response::GetChildren2(r) => {
+                OpResult::Children { children: r.children.clone(), stat: Some(r.stat.clone()) }
+            }
+            Response::Sync(_) => OpResult::Synced,
+            Response::Multi(results) => {
+                OpResult::Multi(results.iter().map(from_multi_result).collect::<Option<Vec<_>>>()?)
+            }
+            _ => return None,
+        })
+    }
+}
+
+fn from_multi_result(result: &MultiResult) -> Option<OpResult> {
+    Some(match result {
+        MultiResult::Create(path) => OpResult::Created { path: path.clone(), stat: None },
+        MultiResult::Create2(path, stat) => OpResult::Created { path: path.clone(), stat: Some(stat.clone()) },
+        MultiResult::Delete => OpResult::Empty,
+        MultiResult::SetData(stat) => OpResult::Stat(stat.clone()),
+        MultiResult::Check => OpResult::Empty,
+        MultiResult::GetData(data, stat) => {
+            OpResult::Data { data: data.clone().unwrap_or_default(), stat: stat.clone() }
+        }
+        MultiResult::GetChildren(children) => OpResult::Children { children: children.clone(), stat: None },
+        MultiResult::Error(_) => return None,
+    })
+}
+
+/// What the client learned. Client-side failures (connection loss, a timeout, an expired session
+/// noticed by the client) are `Unknown`, not `Failed`: the write may still have been committed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reply header's zxid and the decoded body.
+    Ok {
+        zxid: Zxid,
+        result: OpResult,
+    },
+    /// The server answered with an error code (a multi: the code of the sub-op that failed).
+    Failed {
+        zxid: Zxid,
+        code: ErrorCode,
+    },
+    Unknown,
+}
+
+impl Outcome {
+    /// The outcome a reply gives: `body` is the decoded body, present when `header.err` is 0.
+    ///
+    /// A failed multi comes back from ZooKeeper with `err` 0 and one error result per sub-op: 0 for
+    /// those before the one that failed, its code, then RuntimeInconsistency for the rest. It becomes
+    /// `Failed` with the failing sub-op's code.
+    pub fn from_reply(header: &ReplyHeader, body: Option<&Response>) -> Outcome {
+        let code = |err: i32| ErrorCode::from_i32(err).unwrap_or(ErrorCode::SystemError);
+        if header.err != 0 {
+            return Outcome::Failed { zxid: header.zxid, code: code(header.err) };
+        }
+        if let Some(Response::Multi(results)) = body {
+            let errors = results.iter().filter_map(|r| match r {
+                MultiResult::Error(err) if *err != 0 => Some(*err),
+                _ => None,
+            });
+            let first = errors.clone().find(|err| *err != ErrorCode::RuntimeInconsistency.as_i32());
+            if let Some(err) = first.or_else(|| errors.clone().next()) {
+                return Outcome::Failed { zxid: header.zxid, code: code(err) };
+            }
+        }
+        match body.and_then(OpResult::from_response) {
+            Some(result) => Outcome::Ok { zxid: header.zxid, result },
+            // A body the model has no result for is still a successful reply at that zxid.
+            None => Outcome::Ok { zxid: header.zxid, result: OpResult::Empty },
+        }
+    }
+
+    /// The reply header's zxid, when there was a reply.
+    pub fn zxid(&self) -> Option<Zxid> {
+        match self {
+            Outcome::Ok { zxid, .. } | Outcome::Failed { zxid, .. } => Some(*zxid),
+            Outcome::Unknown => None,
+        }
+    }
+
+    pub fn is_reply(&self) -> bool {
+        !matches!(self, Outcome::Unknown)
+    }
+}
+
+/// One request of one client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub id: OpId,
+    /// The simulator's client number (a client may open several sessions over a run).
+    pub client: usize,
+    pub session_id: SessionId,
+    /// The request header's xid: the txn's cxid.
+    pub xid: i32,
+    pub kind: OpKind,
+    pub invoked: Stamp,
+    /// When the reply arrived or the client gave up; None while pending.
+    pub completed: Option<Stamp>,
+    pub outcome: Outcome,
+}
+
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "op #{} (client {}, session {:#x}, xid {}, invoked t={}): {}",
+            self.id.0, self.client, self.session_id, self.xid, self.invoked.time, self.kind
+        )?;
+        match (&self.outcome, self.completed) {
+            (Outcome::Ok { zxid, .. }, Some(at)) => write!(f, " -> ok at zxid {zxid:#x}, t={}", at.time),
+            (Outcome::Failed { zxid, code }, Some(at)) => {
+                write!(f, " -> {code} at zxid {zxid:#x}, t={}", at.time)
+            }
+            (Outcome::Unknown, Some(at)) => write!(f, " -> unknown (gave up at t={})", at.time),
+            (_, None) => write!(f, " -> pending"),
+        }
+    }
+}
+
+/// A watch a session left with a read (getData/exists set a data watch, getChildren a child watch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchSet {
+    pub session_id: SessionId,
+    pub path: String,
+    pub kind: WatchKind,
+    /// The read that set it: the watch is armed at that read's reply zxid.
+    pub op: OpId,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WatchKind {
+    /// Set by getData or exists: fires on NodeCreated, NodeDeleted, NodeDataChanged.
+    Data,
+    /// Set by getChildren: fires on NodeChildrenChanged, NodeDeleted.
+    Child,
+}
+
+/// A notification a session received (reply xid -1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WatchEvent {
+    pub session_id: SessionId,
+    pub path: String,
+    /// `fk_net::client::watch::EventType` as sent.
+    pub event_type: i32,
+    pub at: Stamp,
+}
+
+/// The recorder: a log of every op, filled as the simulation runs.
+#[derive(Debug, Clone, Default)]
+pub struct History {
+    ops: Vec<Op>,
+    watches: Vec<WatchSet>,
+    events: Vec<WatchEvent>,
+    next_seq: u64,
+}
+
+impl History {
+    pub fn new() -> History {
+        History::default()
+    }
+
+    fn stamp(&mut self, time: u64) -> Stamp {
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        Stamp { time, seq }
+    }
+
+    /// Logs a request as it is sent.
+    pub fn invoke(&mut self, now: u64, client: usize, session_id: SessionId, xid: i32, kind: OpKind) -> OpId {
+        let id = OpId(self.ops.len());
+        let invoked = self.stamp(now);
+        self.ops.push(Op { id, client, session_id, xid, kind, invoked, completed: None, outcome: Outcome::Unknown });
+        id
+    }
+
+    /// Logs what the client learned about `id`. Completing an op twice is a bug in the caller.
+    pub fn complete(&mut self, id: OpId, now: u64, outcome: Outcome) {
+        let completed = self.stamp(now);
+        let op = &mut self.ops[id.0];
+        assert!(op.completed.is_none(), "op #{} completed twice", id.0);
+        op.completed = Some(completed);
+        op.outcome = outcome;
+    }
+
+    /// Logs a reply: its header and the decoded body (None when `header.err` is not 0).
+    pub fn complete_reply(&mut self, id: OpId, now: u64, header: &ReplyHeader, body: Option<&Response>) {
+        self.complete(id, now, Outcome::from_reply(header, body));
+    }
+
+    /// Logs that the client stopped waiting for `id` without a reply.
+    pub fn give_up(&mut self, id: OpId, now: u64) {
+        self.complete(id, now, Outcome::Unknown);
+    }
+
+    /// Logs a watch left by the read `op` (call it when the read's successful reply is logged).
+    pub fn watch_set(&mut self, op: OpId, kind: WatchKind) {
+        let read = &self.ops[op.0];
+        let path = match &read.kind {
+            OpKind::GetData { path } | OpKind::Exists { path } | OpKind::GetChildren { path } => path.clone(),
+            other => panic!("op #{} ({other}) cannot set a watch", op.0),
+        };
+        self.watches.push(WatchSet { session_id: read.session_id, path, kind, op });
+    }
+
+    /// Logs a notification as the session receives it.
+    pub fn watch_event(&mut self, now: u64, session_id: SessionId, path: &str, event_type: i32) {
+        let at = self.stamp(now);
+        self.events.push(WatchEvent { session_id, path: path.to_string(), event_type, at });
+    }
+
+    pub fn ops(&self) -> &[Op] {
+        &self.ops
+    }
+
+    pub fn op(&self, id: OpId) -> &Op {
+        &self.ops[id.0]
+    }
+
+    pub fn watches(&self) -> &[WatchSet] {
+        &self.watches
+    }
+
+    pub fn watch_events(&self) -> &[WatchEvent] {
+        &self.events
+    }
+}
