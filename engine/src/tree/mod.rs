@@ -111,6 +111,7 @@ pub struct DataTree {
     digest: u64,
     /// Paths with a quota ([`quota`]).
     quotas: quota::QuotaIndex,
+    quota_exceeded: quota::QuotaExceededCounts,
 }
 
 impl std::fmt::Debug for DataTree {
@@ -145,6 +146,7 @@ impl DataTree {
             extended_types: options.extended_types,
             digest: 0,
             quotas: quota::QuotaIndex::default(),
+            quota_exceeded: quota::QuotaExceededCounts::default(),
         };
         let root = Node::new("/", Some(Box::new([])), OPEN_ACL_ID, StatPersisted::default());
         tree.root = tree.insert_unlinked(root);

@@ -20,6 +20,7 @@
 //! `PathTrie`, including how it splits paths ([`components`]).
 
 use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 
 use fk_net::client::ErrorCode;
 use tracing::{error, warn};
@@ -229,6 +230,27 @@ impl QuotaIndex {
     }
 }
 
+/// Writes refused for a hard limit, per top-level namespace of the written path: ZooKeeper's
+/// `quota_exceeded_error_per_namespace` counter. A figure of this server, not replicated state: it is in
+/// no snapshot and no digest, and only the member that prepares writes (standalone or leader) counts.
+/// Behind a mutex because prep checks quotas under the tree's read lock.
+#[derive(Debug, Default)]
+pub struct QuotaExceededCounts(Mutex<BTreeMap<String, u64>>);
+
+impl QuotaExceededCounts {
+    fn add(&self, path: &str) {
+        // `updateQuotaExceededMetrics` counts nothing for a path without a namespace.
+        if let Some(namespace) = top_namespace(path) {
+            let mut counts = self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            *counts.entry(namespace.to_owned()).or_default() += 1;
+        }
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
+    }
+}
+
 /// Java's `path.substring(0, lastSlash)` and `path.substring(lastSlash + 1)`: "/a" has parent "".
 fn split_last(path: &str) -> (&str, &str) {
     let slash = path.rfind('/').unwrap_or(0);
@@ -383,6 +405,19 @@ impl DataTree {
     /// count checked first. Unreadable limits or stats are MarshallingError, ZooKeeper's answer to any
     /// unexpected exception in prep.
     pub fn check_quota(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
+        let result = self.check_quota_limits(path, bytes_diff, count_diff);
+        if result == Err(ErrorCode::QuotaExceeded) {
+            self.quota_exceeded.add(path);
+        }
+        result
+    }
+
+    /// Writes refused for a hard limit so far, per namespace ([`QuotaExceededCounts`]).
+    pub fn quota_exceeded_counts(&self) -> BTreeMap<String, u64> {
+        self.quota_exceeded.snapshot()
+    }
+
+    fn check_quota_limits(&self, path: &str, bytes_diff: i64, count_diff: i64) -> Result<(), ErrorCode> {
         let Some(prefix) = self.quotas.max_prefix(path) else { return Ok(()) };
         let Some(limits) = self.quota_text(&limit_path(&prefix), "Missing limit node for quota")? else {
             return Ok(());
@@ -679,6 +714,18 @@ mod tests {
         }
         let tree = DataTree::new(TreeOptions::fixed_seed(false));
         assert_eq!(tree.check_quota("/q/new", 1 << 40, 1), Ok(()), "no quota");
+    }
+
+    #[test]
+    fn refusals_are_counted_per_namespace_of_the_written_path() {
+        let mut tree = DataTree::new(TreeOptions::fixed_seed(false));
+        tree.create_node("/q", None, &open(), 0, -1, 1, 0).unwrap();
+        set_quota(&mut tree, "/q", "countHardLimit=1,bytes=0");
+        for _ in 0..2 {
+            assert_eq!(tree.check_quota("/q/a/b", 0, 1), Err(ErrorCode::QuotaExceeded));
+        }
+        assert_eq!(tree.check_quota("/q", 5, 0), Ok(()), "a soft limit passed is not counted");
+        assert_eq!(tree.quota_exceeded_counts(), BTreeMap::from([("q".to_owned(), 2)]));
     }
 
     #[test]

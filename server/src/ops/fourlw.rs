@@ -364,7 +364,35 @@ fn monitor(shared: &dyn Figures) -> String {
             ("zk_min_proposal_size", min.to_string()),
         ]);
     }
-    metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+    let mut out: String = metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
+    out.push_str(&quota_metrics(&tree));
+    out
+}
+
+/// ZooKeeper 3.8's quota gauges (`QuotaMetricsUtils`), one line per top-level namespace that has a quota
+/// node: `zk_<namespace>_quota_count_limit_per_namespace` and so on; and the writes refused for a hard
+/// limit, per namespace that had one refused.
+fn quota_metrics(tree: &fk_engine::tree::DataTree) -> String {
+    let metrics = tree.quota_metrics();
+    let mut out = String::new();
+    type Pick = fn(&fk_engine::tree::quota::NamespaceQuota) -> Option<i64>;
+    let figures: [(&str, Pick); 4] = [
+        ("quota_count_limit", |q| q.count_limit),
+        ("quota_bytes_limit", |q| q.bytes_limit),
+        ("quota_count_usage", |q| q.count_usage),
+        ("quota_bytes_usage", |q| q.bytes_usage),
+    ];
+    for (name, pick) in figures {
+        for (namespace, quota) in &metrics {
+            if let Some(value) = pick(quota) {
+                out.push_str(&format!("zk_{namespace}_{name}_per_namespace\t{value}\n"));
+            }
+        }
+    }
+    for (namespace, refused) in tree.quota_exceeded_counts() {
+        out.push_str(&format!("zk_{namespace}_quota_exceeded_error_per_namespace\t{refused}\n"));
+    }
+    out
 }
 
 fn watches(shared: &dyn Figures, command: &str) -> String {
