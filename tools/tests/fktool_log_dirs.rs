@@ -180,6 +180,9 @@ fn verify_on_the_zookeeper_fixtures_names_the_first_bad_offset() {
             Some(place) => assert!(run.stdout.contains(&format!("version-2/{place}")), "{fixture}: {}", run.stdout),
             None => assert!(!run.stdout.contains("first bad offset"), "{}", run.stdout),
         }
+        // ZooKeeper starts on the corrupt-middle copy: it never reads log.1 (fixture README).
+        let unread = "note: recovery from snapshot.1e6 starts at log.123 and does not read log.1";
+        assert_eq!(run.stdout.contains(unread), fixture == "datadir-corrupt-middle", "{}", run.stdout);
     }
 }
 
@@ -441,4 +444,46 @@ fn chop_writes_a_range_zookeeper_reads() {
         assert!(run.stdout.contains(text) || run.stderr.contains(text), "{args:?}: {}{}", run.stdout, run.stderr);
     }
     assert_eq!(std::fs::read_dir(out_dir.path()).unwrap().count(), 1, "only the first chop wrote a file");
+}
+
+#[test]
+fn repair_asks_on_a_terminal_and_a_no_changes_nothing() {
+    // util-linux's `script` gives fktool a terminal, and passes our "n" to it.
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed, so there is no terminal to answer on");
+        return;
+    }
+    let (_temp, version2) = fixture_copy("datadir-corrupt-tail");
+    let original = contents(&version2);
+    let command = format!("{} log repair {}", env!("CARGO_BIN_EXE_fktool"), s(&version2));
+    let mut child = Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"n\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "declined: {text}");
+    assert!(text.contains("cut it? [y/N]") && text.contains("nothing changed"), "{text}");
+    assert!(contents(&version2) == original, "nothing changed");
+}
+
+#[test]
+fn json_flags_a_damaged_end_marker_and_no_bar_is_drawn_off_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    engine_logs(dir.path(), &[&(1..=5).collect::<Vec<_>>()]);
+    let log = dir.path().join("log.1");
+    let record = read_log(&log).unwrap().records[2].clone();
+    let mut bytes = std::fs::read(&log).unwrap();
+    bytes[record.end_marker_offset() as usize] = b'X';
+    std::fs::write(&log, &bytes).unwrap();
+    let run = fktool(&["log", "dump", "--json", s(dir.path())]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let flags: Vec<bool> = zxids_json(&run).iter().map(|t| t["end_marker_damaged"] == Value::Bool(true)).collect();
+    assert_eq!(flags, [false, false, true, false, false]);
+    let verify = fktool(&["log", "verify", s(dir.path())]);
+    assert_eq!(verify.code, 1, "recovery rewrites the byte: {}", verify.stdout);
+    assert!(!run.stderr.contains("KiB") && !verify.stderr.contains("KiB"), "no progress bar: stderr is a pipe");
 }

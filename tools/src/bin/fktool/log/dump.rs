@@ -91,7 +91,11 @@ fn dump(logs: &LogFiles, filter: &Filter, json: bool, out: &mut impl Write) -> s
             }
             if filter.matches(&record.txn) {
                 written = if json {
-                    writeln!(out, "{}", describe::json(&name, record.offset, &record.txn))
+                    let mut object = describe::json(&name, record.offset, &record.txn);
+                    if record.end_marker_damaged {
+                        object["end_marker_damaged"] = true.into();
+                    }
+                    writeln!(out, "{object}")
                 } else {
                     write_text(out, &record)
                 };
