@@ -49,6 +49,9 @@ pub(crate) fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let target = out.join(file_name(SNAPSHOT_PREFIX, zxid));
     if recovered.snapshot.as_deref().is_some_and(|loaded| same_file(loaded, &target)) {
         println!("{} already holds the state at zxid 0x{zxid:x}: nothing to compact", target.display());
+        if out == dirs.snap {
+            print_purgeable(&dirs, zxid)?;
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if target.exists() {
