@@ -56,7 +56,8 @@ fn basic_operations_and_their_errors() {
     let mut children = client.get_children("/a", false).unwrap();
     children.sort();
     assert_eq!(children, ["e", "s-0000000000"]);
-    assert_eq!(client.get_all_children_number("/").unwrap(), 7, "a, a/s, a/e, c, t, zookeeper, zookeeper/*");
+    let all = client.get_all_children_number("/").unwrap();
+    assert_eq!(all, 8, "a, a/s, a/e, c, t, zookeeper, zookeeper/config, zookeeper/quota");
     assert_eq!(client.get_ephemerals("/").unwrap(), ["/a/e"]);
     assert_eq!(code(client.delete("/a", -1)), ErrorCode::NotEmpty);
     assert_eq!(code(client.delete("/nope", -1)), ErrorCode::NoNode);
@@ -145,20 +146,79 @@ fn chroot_is_applied_to_requests_replies_and_events() {
     assert!(chrooted.get_config(false).is_ok());
 }
 
+/// A port nothing listens on now (bound, then released), for a server that must come back on it.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
 #[test]
-fn session_survives_a_server_restart_and_watches_are_restored() {
-    let mut server = TestServer::start();
-    let client = connect(&server);
+fn session_and_watches_survive_a_server_restart() {
+    let port = free_port();
+    let mut server = TestServer::with_config(&format!("clientPort={port}"));
+    // A dead host first: each (re)connection goes round the list and must skip it.
+    let connect = format!("127.0.0.1:{},127.0.0.1:{port}", free_port());
+    let client = Client::connect(&connect, options()).unwrap();
     let acl = open_acl_unsafe();
     client.create("/keep", None, &acl, CreateMode::Persistent).unwrap();
+    client.create("/eph", None, &acl, CreateMode::Ephemeral).unwrap();
     client.get_data("/keep", true).unwrap();
+    client.add_watch("/tree", AddWatchMode::PersistentRecursive).unwrap();
     let session = client.session_id();
+    while client.events().try_recv().is_ok() {}
+
     server.restart();
-    // The restarted server listens on a new port: reconnect through a client that knows both.
-    let survivor = Client::connect(&format!("127.0.0.1:1,{}", server.address()), options()).unwrap();
-    survivor.set_data("/keep", Some(b"v"), -1).unwrap();
-    survivor.close();
-    // The first client only knew the old port, so it cannot come back; its requests fail cleanly.
-    assert!(matches!(client.get_data("/keep", false), Err(Error::ConnectionLoss) | Err(Error::SessionExpired)));
-    assert_ne!(session, 0);
+    let writer = connect_to(&server);
+    writer.set_data("/keep", Some(b"changed while away"), -1).unwrap();
+    writer.create("/tree", None, &acl, CreateMode::Persistent).unwrap();
+
+    // setWatches2 on reconnect: the server fires the data watch for the change made while the client
+    // was away, and the persistent recursive watch is back for the creation.
+    let mut seen = Vec::new();
+    while seen.len() < 2 {
+        let event = next_node_event(&client);
+        seen.push((event.event_type, event.path.unwrap()));
+    }
+    seen.sort_by_key(|(_, path)| path.clone());
+    assert_eq!(seen, [(EventType::NodeDataChanged, "/keep".into()), (EventType::NodeCreated, "/tree".into())]);
+    assert_eq!(client.session_id(), session, "the same session, re-established");
+    assert_eq!(client.get_ephemerals("/").unwrap(), ["/eph"], "its ephemeral lived through the restart");
+}
+
+fn connect_to(server: &TestServer) -> Client {
+    Client::connect(&server.address(), options()).expect("connect")
+}
+
+#[test]
+fn requests_fail_with_connection_loss_when_no_server_answers() {
+    let mut server = TestServer::start();
+    let client = Client::connect(
+        &server.address(),
+        Options { session_timeout: Duration::from_secs(10), connect_wait: Duration::from_millis(300) },
+    )
+    .unwrap();
+    server.kill();
+    // The in-flight or next request fails once the connection is seen broken; nothing hangs.
+    let mut result = client.exists("/", false);
+    for _ in 0..50 {
+        if result.is_err() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        result = client.exists("/", false);
+    }
+    assert!(matches!(result, Err(Error::ConnectionLoss)), "{result:?}");
+    let disconnected = client.events().iter().find(|e| e.state == KeeperState::Disconnected);
+    assert!(disconnected.is_some());
+}
+
+#[test]
+fn closing_the_session_removes_its_ephemerals() {
+    let server = TestServer::start();
+    let owner = connect(&server);
+    owner.create("/gone", None, &open_acl_unsafe(), CreateMode::Ephemeral).unwrap();
+    let observer = connect(&server);
+    assert!(observer.exists("/gone", true).unwrap().is_some());
+    owner.close();
+    let event = next_node_event(&observer);
+    assert_eq!((event.event_type, event.path.as_deref()), (EventType::NodeDeleted, Some("/gone")));
 }
