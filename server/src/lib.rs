@@ -23,6 +23,7 @@ pub mod commit;
 
 pub mod config;
 pub mod election;
+pub mod member;
 pub mod ops;
 pub mod peers;
 pub mod pipeline;

@@ -55,13 +55,11 @@ impl Default for LeaderStats {
 }
 
 impl LeaderStats {
-    pub fn record_proposal(&self, bytes: usize) {
-        let bytes = bytes as i64;
-        self.last_proposal_size.store(bytes, Ordering::Relaxed);
-        self.max_proposal_size.fetch_max(bytes, Ordering::Relaxed);
-        let _ = self
-            .min_proposal_size
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |min| (min < 0 || bytes < min).then_some(bytes));
+    /// The member core keeps the figures (it sees every proposal); this publishes them.
+    pub fn set_proposal_sizes(&self, (last, min, max): (i64, i64, i64)) {
+        self.last_proposal_size.store(last, Ordering::Relaxed);
+        self.min_proposal_size.store(min, Ordering::Relaxed);
+        self.max_proposal_size.store(max, Ordering::Relaxed);
     }
 
     /// (last, min, max) proposal sizes; -1 each before the first proposal.

@@ -254,7 +254,8 @@ impl Server {
             threads.spawn("fk-member", move || member.run())?;
             log_stage::CommitRule::Replicated(signal)
         } else {
-            let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, log_tx, routes_tx);
+            let outlets = sequencer::Outlets { log: log_tx, routes: routes_tx, applier: applier_tx.clone() };
+            let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, outlets);
             threads.spawn("fk-sequencer", move || sequencer.run())?;
             log_stage::CommitRule::standalone(last_zxid)
         };

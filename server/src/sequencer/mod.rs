@@ -8,6 +8,7 @@
 //! - [`forwarder`]: a learner's write path: requests to the leader, replies waiting for their txns.
 
 pub mod forwarder;
+pub mod handoff;
 pub mod proposal;
 #[cfg(test)]
 mod tests;

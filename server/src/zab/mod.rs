@@ -74,6 +74,15 @@ pub struct Entry {
     pub bytes: Arc<[u8]>,
 }
 
+impl Entry {
+    /// A txn as a PROPOSAL carries it: the bytes of its log record's entry.
+    pub fn of(txn: &fk_net::txn::Txn) -> Entry {
+        let mut bytes = Vec::new();
+        txn.encode(&mut bytes);
+        Entry { zxid: txn.header.zxid, bytes: bytes.into() }
+    }
+}
+
 /// Time limits, in the leader's and learners' ticks (`tickTime`, `initLimit`, `syncLimit`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {

@@ -1,51 +1,40 @@
-//! An ensemble member's protocol thread (ZooKeeper's `QuorumPeer.run`): it drives the pure election and
-//! ZAB machines ([`crate::election`], [`crate::zab`]) and, while leading, the sequencer core; while
-//! following, the [`Forwarder`](crate::sequencer::forwarder::Forwarder). It takes the same messages a standalone server's sequencer thread
-//! takes (client writes, connects, touches), plus election notifications, quorum-port events and the
-//! log stage's "persisted through z", and carries out what the machines decide: packets to peers,
-//! epoch files, log appends, truncation, commit points for the applier.
+//! An ensemble member's protocol thread: the driver of the pure [`MemberCore`]. It feeds the core what
+//! arrives — client inputs from the shards, election notifications, quorum-port events, the log
+//! stage's "persisted through z" — with the time and the tree, and carries out the core's effects in
+//! order: notifications and packets to peers, epoch files, log appends, truncation and snapshots,
+//! routes and commit points for the applier, notices for the shards.
 //!
 //! Between roles the member does not serve: clients are disconnected (they reconnect elsewhere or
-//! later), and the txns logged but not known to be committed are applied too, so that the tree holds
-//! everything logged, as ZooKeeper's `fastForwardDataBase` leaves it, before the next election. A
-//! learner told to TRUNC, or given a snapshot, rebuilds the tree from disk instead.
-//!
-//! # Layout
-//! - `leading`: the leader's role.
-//! - `following`: a follower's or an observer's role.
-//! - `recent`: the newest txns logged, for a new leader's DIFF history.
+//! later), the log and the applier settle so that the tree holds everything logged, as ZooKeeper's
+//! `fastForwardDataBase` leaves it, and the core looks again with what the disk now says. A learner
+//! told to TRUNC, or given a snapshot, rebuilds the tree from disk instead.
 
-mod following;
-mod leading;
-mod recent;
-
-use std::collections::BTreeSet;
+use std::collections::HashMap;
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
 use fk_engine::epoch::{ACCEPTED_EPOCH, CURRENT_EPOCH, load_epochs, write_epoch};
+use fk_engine::files::{SNAPSHOT_PREFIX, list};
+use fk_engine::log::truncate::{TruncateError, truncate_to};
 use fk_engine::recovery::recover;
 use fk_engine::tree::TreeOptions;
 use fk_net::quorum::{Notification, ServerState};
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::Mode;
 use super::Shared;
 use super::messages::*;
-use super::quorum_link::LinkContext;
 pub use super::quorum_link::QuorumEvent;
-use super::sequencer::{BATCH_MAX, Clock, SequencerState};
-use crate::election::{
-    Decision, Election, ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS, MyFacts, Output,
-};
+use super::quorum_link::{Link, LinkContext, Outgoing, connect_to_leader, start_leader_side};
+use super::sequencer::{BATCH_MAX, Clock, SequencerState, notify_shard, settings};
+use crate::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
+use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings};
 use crate::peers::election_link::{ElectionLinks, Incoming, IncomingReceiver};
 use crate::storage::Dirs;
 use crate::zab::{Limits, LinkId, Sid};
-use following::Following;
-use leading::Leading;
-use recent::RecentLog;
 
 /// The pipeline's channels the member thread uses.
 pub struct MemberChannels {
@@ -71,13 +60,8 @@ pub struct MemberSetup {
     pub recent_txns: Vec<fk_net::txn::Txn>,
 }
 
-enum Role {
-    Looking,
-    Leading(Box<Leading>),
-    Following(Box<Following>),
-}
-
 pub struct MemberThread {
+    core: MemberCore,
     shared: Arc<Shared>,
     rx: Receiver<SequencerMsg>,
     persisted_rx: Receiver<()>,
@@ -86,50 +70,49 @@ pub struct MemberThread {
     applier: Sender<ApplierMsg>,
     routes: Sender<Vec<PendingRoute>>,
     dirs: Dirs,
-    links: ElectionLinks,
+    election_links: ElectionLinks,
     election_rx: IncomingReceiver,
-    election: Election,
     link_context: LinkContext,
     clock: Clock,
-    role: Role,
-    next_link: LinkId,
-    my_id: Sid,
-    limits: Limits,
+    /// Quorum connections the core knows by id: links running, and learners' connections held until
+    /// the core adopts or closes them.
+    links: HashMap<LinkId, Link>,
+    held: HashMap<LinkId, TcpStream>,
     /// Client inputs gathered this turn.
     inputs: Vec<SequencerInput>,
-    /// Learners that connected before this member took the leadership, with when (dropped after
-    /// `initLimit`).
-    early_learners: Vec<(std::net::TcpStream, u64)>,
-    /// Every other member, and those an election connection was ever made with.
-    all_peers: BTreeSet<Sid>,
-    ever_connected: BTreeSet<Sid>,
-    recent: RecentLog,
+    effects: Vec<Effect>,
+}
+
+/// The member core's settings from the configuration.
+fn member_settings(config: &crate::config::Config) -> MemberSettings {
+    let my_id = config.my_id.expect("an ensemble member has a myid") as Sid;
+    MemberSettings {
+        election: ElectionSettings {
+            my_id,
+            voters: config.voter_ids().into_iter().map(|id| id as Sid).collect(),
+            observer: config.is_observer(),
+            finalize_wait_ms: FINALIZE_WAIT_MS,
+            max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
+            config: config.quorum_config_text().into_bytes(),
+        },
+        peers: config.servers.iter().map(|s| s.id as Sid).filter(|&id| id != my_id).collect(),
+        limits: Limits {
+            tick_ms: config.tick_time_ms as u64,
+            init_limit_ticks: config.init_limit.max(1) as u64,
+            sync_limit_ticks: config.sync_limit.max(1) as u64,
+        },
+        sequencer: settings(config),
+    }
 }
 
 impl MemberThread {
     pub fn new(setup: MemberSetup) -> MemberThread {
         let MemberSetup { shared, channels, dirs, election_links, election_rx, recent_txns } = setup;
         let MemberChannels { member_tx, rx, persisted_rx, persisted, log, applier, routes } = channels;
-        let config = &shared.config;
-        let my_id = config.my_id.expect("an ensemble member has a myid") as Sid;
-        let voters: BTreeSet<Sid> = config.voter_ids().into_iter().map(|id| id as Sid).collect();
-        let election = Election::new(ElectionSettings {
-            my_id,
-            voters,
-            observer: config.is_observer(),
-            finalize_wait_ms: FINALIZE_WAIT_MS,
-            max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
-            config: config.quorum_config_text().into_bytes(),
-        });
-        let limits = Limits {
-            tick_ms: config.tick_time_ms as u64,
-            init_limit_ticks: config.init_limit.max(1) as u64,
-            sync_limit_ticks: config.sync_limit.max(1) as u64,
-        };
+        let core = MemberCore::new(member_settings(&shared.config), &recent_txns);
         let link_context = LinkContext { shared: shared.clone(), member: member_tx, dirs: dirs.clone() };
-        let recent = RecentLog::new(&recent_txns);
-        let all_peers: BTreeSet<Sid> = config.servers.iter().map(|s| s.id as Sid).filter(|&id| id != my_id).collect();
         MemberThread {
+            core,
             shared,
             rx,
             persisted_rx,
@@ -138,28 +121,24 @@ impl MemberThread {
             applier,
             routes,
             dirs,
-            links: election_links,
+            election_links,
             election_rx,
-            election,
             link_context,
             clock: Clock::start(),
-            role: Role::Looking,
-            next_link: 1,
-            my_id,
-            limits,
+            links: HashMap::new(),
+            held: HashMap::new(),
             inputs: Vec::with_capacity(BATCH_MAX),
-            early_learners: Vec::new(),
-            all_peers,
-            ever_connected: BTreeSet::new(),
-            recent,
+            effects: Vec::new(),
         }
     }
 
     pub fn run(mut self) {
         self.look(false);
+        self.carry_out();
         loop {
-            let now = self.now_ms();
+            let now = self.clock.now().mono_ms;
             let wait = self
+                .core
                 .next_deadline_ms()
                 .map_or(Duration::from_millis(500), |at| Duration::from_millis(at.saturating_sub(now)));
             crossbeam_channel::select! {
@@ -172,7 +151,11 @@ impl MemberThread {
                     Err(_) => return,
                 },
                 recv(self.persisted_rx) -> woken => match woken {
-                    Ok(()) => self.on_persisted(),
+                    Ok(()) => {
+                        let zxid = self.persisted.load(Ordering::Acquire);
+                        self.core.persisted(self.clock.now().mono_ms, zxid, &mut self.effects);
+                        self.carry_out();
+                    }
                     Err(_) => return,
                 },
                 default(wait) => {}
@@ -187,273 +170,233 @@ impl MemberThread {
         }
     }
 
-    fn now_ms(&self) -> u64 {
-        self.clock.now().mono_ms
-    }
-
-    fn next_deadline_ms(&self) -> Option<u64> {
-        let role = match &self.role {
-            Role::Looking => None,
-            Role::Leading(l) => Some(l.next_deadline_ms()),
-            Role::Following(f) => Some(f.next_deadline_ms()),
-        };
-        [self.election.next_deadline_ms(), role].into_iter().flatten().min()
-    }
-
     /// One message: client inputs are gathered for the turn, the rest handled at once.
     fn take(&mut self, msg: SequencerMsg) {
         match msg {
             SequencerMsg::Input(input) => self.inputs.push(input),
-            SequencerMsg::Inspect(f) => {
-                let core = match &self.role {
-                    Role::Leading(l) => l.sequencer_core(),
-                    _ => None,
-                };
-                f(&SequencerState { core, now: self.clock.now() })
-            }
+            SequencerMsg::Inspect(f) => f(&SequencerState { core: self.core.sequencer(), now: self.clock.now() }),
             SequencerMsg::Quorum(event) => self.on_quorum(event),
         }
     }
 
-    /// The log stage made more durable.
-    fn on_persisted(&mut self) {
-        let zxid = self.persisted.load(Ordering::Acquire);
-        self.with_role(|role, m| match role {
-            Role::Leading(l) => l.persisted(m, zxid),
-            Role::Following(f) => f.persisted(m, zxid),
-            Role::Looking => Ok(()),
-        });
-    }
-
     fn on_quorum(&mut self, event: QuorumEvent) {
-        if let QuorumEvent::Accepted(stream, peer) = event {
-            match &mut self.role {
-                Role::Leading(_) => {
-                    let id = self.next_link;
-                    self.next_link += 1;
-                    self.with_role(|role, m| match role {
-                        Role::Leading(l) => l.accepted(m, id, stream),
-                        _ => Ok(()),
-                    });
-                }
-                // A learner may learn that we won before we do: keep its connection for the leadership
-                // this member may be about to take (ZooKeeper refuses it, and the learner retries a
-                // second later).
-                _ => {
-                    debug!(%peer, "holding a quorum connection until this member leads");
-                    self.early_learners.push((stream, self.now_ms()));
-                }
+        let now = self.clock.now();
+        match event {
+            QuorumEvent::Accepted(stream, _) => {
+                let link = self.core.learner_connected(now.mono_ms, &mut self.effects);
+                self.held.insert(link, stream);
             }
-            return;
+            QuorumEvent::Linked(link) => self.core.linked(now.mono_ms, link, &mut self.effects),
+            QuorumEvent::Packets(link, packets) => {
+                let tree = self.shared.tree.read();
+                self.core.packets(now, link, packets, &tree, &mut self.effects);
+            }
+            QuorumEvent::Closed(link, reason) => {
+                self.links.remove(&link);
+                self.core.link_closed(now.mono_ms, link, &reason, &mut self.effects);
+            }
         }
-        self.with_role(|role, m| match role {
-            Role::Leading(l) => l.quorum_event(m, event),
-            Role::Following(f) => f.quorum_event(m, event),
-            Role::Looking => Ok(()),
-        });
+        self.carry_out();
     }
 
     /// End of a turn: the gathered client inputs, then whatever time made due.
     fn turn(&mut self) {
-        let mut inputs = std::mem::take(&mut self.inputs);
-        self.with_role(|role, m| match role {
-            Role::Leading(l) => l.turn(m, &mut inputs),
-            Role::Following(f) => f.turn(m, &mut inputs),
-            Role::Looking => Ok(()),
-        });
-        // Nobody is served between roles; the shards close such clients, and their inputs go nowhere.
-        inputs.clear();
-        self.inputs = inputs;
-        let now = self.now_ms();
-        let init_ms = self.limits.init_ms();
-        self.early_learners.retain(|(_, at)| now.saturating_sub(*at) <= init_ms);
-        if self.election.next_deadline_ms().is_some_and(|at| at <= now) {
-            let outputs = self.election.tick(now);
-            self.election_outputs(outputs);
-        }
-    }
-
-    /// Runs `f` on the current role; an `Err` ends the role (its reason is logged) and starts an
-    /// election.
-    fn with_role(&mut self, f: impl FnOnce(&mut Role, &mut MemberIo<'_>) -> Result<(), String>) {
-        let mut role = std::mem::replace(&mut self.role, Role::Looking);
-        let mut io = MemberIo {
-            shared: &self.shared,
-            log: &self.log,
-            persisted: &self.persisted,
-            applier: &self.applier,
-            routes: &self.routes,
-            dirs: &self.dirs,
-            links: &self.link_context,
-            clock: self.clock,
-            next_link: &mut self.next_link,
-            election: &mut self.election,
-            recent: &mut self.recent,
-        };
-        let result = f(&mut role, &mut io);
-        self.role = role;
-        if let Err(reason) = result {
-            let what = match self.role {
-                Role::Leading(_) => "leading",
-                Role::Following(_) => "following",
-                Role::Looking => "looking",
-            };
-            warn!("stopped {what}: {reason}");
-            self.look(true);
-        }
+        let tree = self.shared.tree.read();
+        self.core.turn(self.clock.now(), &mut self.inputs, &tree, &mut self.effects);
+        drop(tree);
+        self.carry_out();
     }
 
     fn on_notification(&mut self, incoming: Incoming) {
         match Notification::decode(&incoming.payload) {
             Ok(notification) => {
-                self.tell_election_who_is_reachable();
-                let outputs = self.election.receive(self.now_ms(), incoming.from, notification);
-                self.election_outputs(outputs);
+                let connected = self.election_links.connected_peers();
+                self.core.notification(self.clock.now(), incoming.from, notification, &connected, &mut self.effects);
+                self.carry_out();
             }
             Err(e) => warn!(from = incoming.from, "ignoring an election notification: {e}"),
         }
     }
 
-    /// The election may end its finalize wait early once every voter it can hear has voted; a peer
-    /// this member was never connected to (one still starting) counts as one to wait for, a peer whose
-    /// connection broke (one that died) does not.
-    fn tell_election_who_is_reachable(&mut self) {
-        let connected = self.links.connected_peers();
-        self.ever_connected.extend(connected.iter().copied());
-        let never_seen = self.all_peers.iter().copied().filter(|p| !self.ever_connected.contains(p));
-        let reachable: Vec<Sid> = connected.iter().copied().chain(never_seen).collect();
-        self.election.set_connected(reachable);
-    }
-
-    fn election_outputs(&mut self, outputs: Vec<Output>) {
-        for output in outputs {
-            match output {
-                Output::Send { to, notification } => self.links.send(to, notification.to_bytes()),
-                Output::Decided(decision) => self.become_(decision),
+    /// Carries out the core's effects in order (with the tree's lock let go: the applier may need it
+    /// to make room in these channels). A failure ends the role: the rest of the effects depended on
+    /// it and are dropped.
+    fn carry_out(&mut self) {
+        while !self.effects.is_empty() {
+            let effects = std::mem::take(&mut self.effects);
+            let mut ended = false;
+            for effect in effects {
+                if let Effect::RoleEnded(_) = effect {
+                    ended = true;
+                    continue;
+                }
+                if let Err(reason) = self.carry_out_one(effect) {
+                    self.effects.clear();
+                    self.core.role_failed(reason, &mut self.effects);
+                    break;
+                }
+            }
+            self.publish_figures();
+            if ended || self.core.awaits_look() {
+                self.effects.retain(|e| matches!(e, Effect::Notify { .. }));
+                self.look(true);
             }
         }
     }
 
-    /// Ends whatever role ran, rebuilds the state from disk and starts an election round.
+    fn carry_out_one(&mut self, effect: Effect) -> Result<(), String> {
+        let gone = |what: &str| format!("the {what} is gone");
+        match effect {
+            Effect::Notify { to, notification } => self.election_links.send(to, notification.to_bytes()),
+            Effect::ConnectToLeader { link, leader } => self.connect_to_leader(link, leader)?,
+            Effect::AdoptLearner(link) => self.adopt(link),
+            Effect::Send(link, packet) => self.send(link, Outgoing::Packet(packet)),
+            Effect::SendSnapshot(link, zxid) => self.send(link, Outgoing::Snapshot(zxid)),
+            Effect::Close(link) => {
+                self.links.remove(&link);
+                self.held.remove(&link);
+            }
+            Effect::PersistAcceptedEpoch(epoch) => {
+                write_epoch(&self.dirs.snap, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())?
+            }
+            Effect::PersistCurrentEpoch(epoch) => {
+                write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?
+            }
+            Effect::Log(txns) => self.log.send(LogMsg::Txns(txns)).map_err(|_| gone("log stage"))?,
+            Effect::Truncate(zxid) => self.rewrite_disk(|dirs| {
+                truncate_to(&dirs.log, zxid)?;
+                remove_snapshots_after(dirs, zxid)
+            })?,
+            Effect::ReceiveSnapshot(zxid) => self.rewrite_disk(|dirs| {
+                // Whatever this member logged after the snapshot's point is not the leader's history.
+                match truncate_to(&dirs.log, zxid) {
+                    Ok(_) | Err(TruncateError::NoLog { .. }) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                remove_snapshots_after(dirs, zxid)
+            })?,
+            Effect::Routes(routes) => self.routes.send(routes).map_err(|_| gone("applier"))?,
+            Effect::WakeApplier => self.applier.send(ApplierMsg::Wake).map_err(|_| gone("applier"))?,
+            Effect::CommitThrough(zxid) => {
+                self.applier.send(ApplierMsg::CommitThrough(zxid)).map_err(|_| gone("applier"))?
+            }
+            Effect::Notice(notice) => notify_shard(&self.shared, notice),
+            Effect::Status { state, serving } => self.shared.status.set(mode_of(state), serving),
+            Effect::EpochStart(zxid) => self.shared.status.set_epoch_zxid(zxid),
+            Effect::RoleEnded(_) => unreachable!("handled by carry_out"),
+        }
+        Ok(())
+    }
+
+    fn publish_figures(&self) {
+        let stats = &self.shared.stats.leader;
+        let figures = self.core.leader_figures().unwrap_or_default();
+        let set = |a: &std::sync::atomic::AtomicU64, v: usize| a.store(v as u64, Ordering::Relaxed);
+        set(&stats.learners, figures.learners);
+        set(&stats.synced_followers, figures.synced_followers);
+        set(&stats.synced_observers, figures.synced_observers);
+        set(&stats.pending_syncs, figures.pending_syncs);
+        let sizes = self.core.proposal_sizes();
+        stats.set_proposal_sizes((sizes.last, sizes.min, sizes.max));
+    }
+
+    fn connect_to_leader(&mut self, link: LinkId, leader_sid: Sid) -> Result<(), String> {
+        let config = &self.shared.config;
+        let leader =
+            config.peer(leader_sid as u64).ok_or_else(|| format!("leader {leader_sid} is not in the config"))?;
+        let address = format!("{}:{}", leader.host, leader.quorum_port);
+        let timeout = Duration::from_millis((config.tick_time_ms as u64 * config.init_limit.max(1) as u64).max(1000));
+        let connected = connect_to_leader(&self.link_context, link, address.clone(), timeout)
+            .map_err(|e| format!("cannot start the link to the leader at {address}: {e}"))?;
+        self.links.insert(link, connected);
+        Ok(())
+    }
+
+    /// Starts the link threads of a learner's connection the core adopted; a connection that cannot
+    /// be started is reported closed.
+    fn adopt(&mut self, link: LinkId) {
+        let Some(stream) = self.held.remove(&link) else { return };
+        match start_leader_side(&self.link_context, link, stream) {
+            Ok(started) => {
+                self.links.insert(link, started);
+            }
+            Err(e) => {
+                warn!("cannot start a learner link: {e}");
+                self.core.link_closed(self.clock.now().mono_ms, link, &e.to_string(), &mut self.effects);
+            }
+        }
+    }
+
+    /// Queues on a link; a peer too far behind is dropped and the core told.
+    fn send(&mut self, link: LinkId, outgoing: Outgoing) {
+        let Some(connected) = self.links.get(&link) else { return };
+        if !connected.send(outgoing) {
+            warn!(link, "dropping a peer that fell too far behind");
+            self.links.remove(&link);
+            self.core.link_closed(self.clock.now().mono_ms, link, "fell too far behind", &mut self.effects);
+        }
+    }
+
+    /// Ends whatever role ran (after `after_role`: clients closed, pipeline settled), reads the disk
+    /// and starts an election round.
     fn look(&mut self, after_role: bool) {
-        self.role = Role::Looking;
-        self.shared.status.set(Mode::Looking, false);
         if after_role {
+            self.links.clear();
+            self.held.clear();
             for shard in &self.shared.shards {
                 shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
             }
-            if let Err(e) = MemberIo::settle(&self.log, &self.applier) {
+            if let Err(e) = settle(&self.log, &self.applier) {
                 panic!("cannot settle the pipeline after a role ended: {e:#}");
             }
         }
-        let facts = match self.facts() {
+        let facts = match self.disk_facts() {
             Ok(facts) => facts,
             Err(e) => panic!("cannot read this member's epochs: {e:#}"),
         };
-        info!(last_zxid = format!("0x{:x}", facts.last_zxid), epoch = facts.current_epoch, "LOOKING");
-        self.tell_election_who_is_reachable();
-        let outputs = self.election.look(self.now_ms(), facts);
-        self.election_outputs(outputs);
+        let connected = self.election_links.connected_peers();
+        self.core.look(self.clock.now(), facts, &connected, &mut self.effects);
     }
 
-    fn facts(&self) -> anyhow::Result<MyFacts> {
+    fn disk_facts(&self) -> anyhow::Result<DiskFacts> {
         let last_zxid = self.shared.tree.read().last_processed_zxid();
         let (epochs, notes) = load_epochs(&self.dirs.snap, last_zxid)?;
         for note in notes {
             info!("{note}");
         }
-        Ok(MyFacts { last_zxid, current_epoch: epochs.current })
-    }
-
-    fn become_(&mut self, decision: Decision) {
-        let Decision { state, vote, election_epoch } = decision;
-        info!(leader = vote.leader, zxid = format!("0x{:x}", vote.zxid), election_epoch, "elected: {}", state.name());
-        let now = self.now_ms();
-        let result = match state {
-            ServerState::Leading => Leading::start(self, now).map(|l| Role::Leading(Box::new(l))),
-            ServerState::Following | ServerState::Observing => {
-                Following::start(self, vote.leader, now).map(|f| Role::Following(Box::new(f)))
-            }
-            ServerState::Looking => unreachable!("a decision is never LOOKING"),
-        };
-        match result {
-            Ok(role) => {
-                self.role = role;
-                let early = std::mem::take(&mut self.early_learners);
-                if matches!(self.role, Role::Leading(_)) {
-                    for (stream, _) in early {
-                        let id = self.next_link;
-                        self.next_link += 1;
-                        self.with_role(|role, m| match role {
-                            Role::Leading(l) => l.accepted(m, id, stream),
-                            _ => Ok(()),
-                        });
-                    }
-                }
-            }
-            Err(reason) => {
-                warn!("cannot take the role: {reason}");
-                self.look(true);
-            }
-        }
-    }
-}
-
-/// What a role's handlers may use: the pipeline's channels, the disk, the clock.
-pub struct MemberIo<'a> {
-    pub shared: &'a Arc<Shared>,
-    pub log: &'a Sender<LogMsg>,
-    /// The log stage's durable watermark.
-    pub persisted: &'a AtomicI64,
-    pub applier: &'a Sender<ApplierMsg>,
-    pub routes: &'a Sender<Vec<PendingRoute>>,
-    pub dirs: &'a Dirs,
-    pub links: &'a LinkContext,
-    pub clock: Clock,
-    pub next_link: &'a mut LinkId,
-    pub election: &'a mut Election,
-    pub recent: &'a mut RecentLog,
-}
-
-impl MemberIo<'_> {
-    pub fn now_ms(&self) -> u64 {
-        self.clock.now().mono_ms
-    }
-
-    pub fn write_accepted_epoch(&self, epoch: i64) -> Result<(), String> {
-        write_epoch(&self.dirs.snap, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())
-    }
-
-    pub fn write_current_epoch(&self, epoch: i64) -> Result<(), String> {
-        write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())
-    }
-
-    pub fn epochs(&self) -> Result<fk_engine::epoch::Epochs, String> {
-        let last_zxid = self.shared.tree.read().last_processed_zxid();
-        load_epochs(&self.dirs.snap, last_zxid).map(|(e, _)| e).map_err(|e| e.to_string())
-    }
-
-    /// Everything sent to the log is durable and handed on; then the applier drops every waiting route
-    /// and applies what was logged, so the tree holds exactly the log.
-    fn settle(log: &Sender<LogMsg>, applier: &Sender<ApplierMsg>) -> anyhow::Result<()> {
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        log.send(LogMsg::Flush(done_tx)).map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
-        done_rx.recv().map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
-        let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-        applier.send(ApplierMsg::Reset(done_tx)).map_err(|_| anyhow::anyhow!("the applier is gone"))?;
-        done_rx.recv().map_err(|_| anyhow::anyhow!("the applier is gone"))?;
-        Ok(())
+        Ok(DiskFacts { last_zxid, accepted_epoch: epochs.accepted, current_epoch: epochs.current })
     }
 
     /// Cuts or replaces the log on disk under `change`, then rebuilds the tree from disk.
-    pub fn rewrite_disk(&self, change: impl FnOnce(&Dirs) -> anyhow::Result<()>) -> Result<(), String> {
+    fn rewrite_disk(&self, change: impl FnOnce(&Dirs) -> anyhow::Result<()>) -> Result<(), String> {
         let run = || -> anyhow::Result<()> {
-            MemberIo::settle(self.log, self.applier)?;
-            change(self.dirs)?;
-            reload_tree(self.shared, self.dirs, self.log, self.persisted)
+            settle(&self.log, &self.applier)?;
+            change(&self.dirs)?;
+            reload_tree(&self.shared, &self.dirs, &self.log, &self.persisted)
         };
         run().map_err(|e| format!("{e:#}"))
     }
+}
+
+fn mode_of(state: ServerState) -> Mode {
+    match state {
+        ServerState::Looking => Mode::Looking,
+        ServerState::Leading => Mode::Leading,
+        ServerState::Following => Mode::Following,
+        ServerState::Observing => Mode::Observing,
+    }
+}
+
+/// Everything sent to the log is durable and handed on; then the applier drops every waiting route
+/// and applies what was logged, so the tree holds exactly the log.
+fn settle(log: &Sender<LogMsg>, applier: &Sender<ApplierMsg>) -> anyhow::Result<()> {
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    log.send(LogMsg::Flush(done_tx)).map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
+    done_rx.recv().map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
+    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
+    applier.send(ApplierMsg::Reset(done_tx)).map_err(|_| anyhow::anyhow!("the applier is gone"))?;
+    done_rx.recv().map_err(|_| anyhow::anyhow!("the applier is gone"))?;
+    Ok(())
 }
 
 /// Replaces the shared tree with what the disk holds and restarts the log after its last zxid.
@@ -474,5 +417,16 @@ fn reload_tree(shared: &Shared, dirs: &Dirs, log: &Sender<LogMsg>, persisted: &A
         recovered.replayed,
         recovered.snapshot.map_or(String::new(), |p| format!(" after {}", p.display()))
     );
+    Ok(())
+}
+
+/// Snapshots newer than `zxid` describe a history the leader does not have; recovery must not load them.
+fn remove_snapshots_after(dirs: &Dirs, zxid: i64) -> anyhow::Result<()> {
+    for (snapshot_zxid, path) in list(&dirs.snap, SNAPSHOT_PREFIX)? {
+        if snapshot_zxid > zxid {
+            info!("removing {}: it is newer than the leader's history", path.display());
+            std::fs::remove_file(&path)?;
+        }
+    }
     Ok(())
 }

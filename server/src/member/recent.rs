@@ -13,7 +13,6 @@ use std::collections::VecDeque;
 
 use fk_net::txn::Txn;
 
-use super::super::sequencer::entry;
 use crate::zab::Entry;
 
 /// Committed txns kept for synchronising learners by DIFF (ZooKeeper's `commitLogCount`).
@@ -30,7 +29,7 @@ impl RecentLog {
     /// Starts from the txns recovery replayed, oldest first.
     pub fn new(replayed: &[Txn]) -> RecentLog {
         let start = replayed.len().saturating_sub(KEPT_MAX);
-        RecentLog { entries: replayed[start..].iter().map(entry).collect() }
+        RecentLog { entries: replayed[start..].iter().map(Entry::of).collect() }
     }
 
     /// A txn this member logs next; anything at or after its zxid was never logged (a role ended with
