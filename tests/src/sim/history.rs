@@ -381,3 +381,93 @@ impl History {
         &self.events
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use fk_net::client::{Create2Response, CreateResponse, GetChildrenResponse, GetDataResponse};
+
+    use super::*;
+
+    fn header(err: ErrorCode) -> ReplyHeader {
+        ReplyHeader { xid: 7, zxid: 0x42, err: err.as_i32() }
+    }
+
+    #[test]
+    fn replies_become_outcomes() {
+        let stat = Stat { version: 3, ..Stat::default() };
+        let rc = ErrorCode::RuntimeInconsistency.as_i32();
+        let cases: Vec<(&str, ReplyHeader, Option<Response>, Outcome)> = vec![
+            (
+                "error in the header",
+                header(ErrorCode::NoNode),
+                None,
+                Outcome::Failed { zxid: 0x42, code: ErrorCode::NoNode },
+            ),
+            (
+                "create",
+                header(ErrorCode::Ok),
+                Some(Response::Create(CreateResponse { path: "/a".into() })),
+                Outcome::Ok { zxid: 0x42, result: OpResult::Created { path: "/a".into(), stat: None } },
+            ),
+            (
+                "create2",
+                header(ErrorCode::Ok),
+                Some(Response::Create2(Create2Response { path: "/a".into(), stat: stat.clone() })),
+                Outcome::Ok { zxid: 0x42, result: OpResult::Created { path: "/a".into(), stat: Some(stat.clone()) } },
+            ),
+            (
+                "getData of a null value",
+                header(ErrorCode::Ok),
+                Some(Response::GetData(GetDataResponse { data: None, stat: stat.clone() })),
+                Outcome::Ok { zxid: 0x42, result: OpResult::Data { data: vec![], stat: stat.clone() } },
+            ),
+            (
+                "getChildren",
+                header(ErrorCode::Ok),
+                Some(Response::GetChildren(GetChildrenResponse { children: vec!["b".into(), "a".into()] })),
+                Outcome::Ok {
+                    zxid: 0x42,
+                    result: OpResult::Children { children: vec!["b".into(), "a".into()], stat: None },
+                },
+            ),
+            (
+                "delete",
+                header(ErrorCode::Ok),
+                Some(Response::Empty),
+                Outcome::Ok { zxid: 0x42, result: OpResult::Empty },
+            ),
+            (
+                "multi that succeeded",
+                header(ErrorCode::Ok),
+                Some(Response::Multi(vec![MultiResult::Check, MultiResult::SetData(stat.clone())])),
+                Outcome::Ok { zxid: 0x42, result: OpResult::Multi(vec![OpResult::Empty, OpResult::Stat(stat)]) },
+            ),
+            (
+                "multi whose second op failed: OK, the code, then RuntimeInconsistency",
+                header(ErrorCode::Ok),
+                Some(Response::Multi(vec![
+                    MultiResult::Error(0),
+                    MultiResult::Error(ErrorCode::BadVersion.as_i32()),
+                    MultiResult::Error(rc),
+                ])),
+                Outcome::Failed { zxid: 0x42, code: ErrorCode::BadVersion },
+            ),
+        ];
+        for (name, header, body, expected) in cases {
+            assert_eq!(Outcome::from_reply(&header, body.as_ref()), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_recorder_stamps_events_in_call_order() {
+        let mut history = History::new();
+        let a = history.invoke(5, 0, 0xa, 1, OpKind::Sync { path: "/".into() });
+        let b = history.invoke(5, 1, 0xb, 1, OpKind::GetData { path: "/".into() });
+        history.give_up(b, 5);
+        history.complete_reply(a, 6, &ReplyHeader { xid: 1, zxid: 9, err: 0 }, Some(&Response::Empty));
+        let (a, b) = (history.op(a), history.op(b));
+        assert_eq!((a.invoked.seq, b.invoked.seq, b.completed.unwrap().seq, a.completed.unwrap().seq), (0, 1, 2, 3));
+        assert_eq!(b.outcome, Outcome::Unknown);
+        assert_eq!(a.outcome.zxid(), Some(9));
+    }
+}

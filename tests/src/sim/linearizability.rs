@@ -49,7 +49,7 @@ mod tests;
 mod violation;
 mod watches;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use fk_net::client::ErrorCode;
 use fk_net::txn::{Txn, TxnBody};
@@ -154,7 +154,14 @@ fn place_writes(
     let mut placed = Placement { txn_of: vec![None; history.ops().len()], op_of: vec![None; log.len()] };
     for op in history.ops().iter().filter(|op| op.kind.is_write()) {
         let reply_zxid = op.outcome.zxid();
+        let refused = matches!(op.outcome, Outcome::Failed { code, .. } if refused_unordered(code));
         match (by_request.get(&(op.session_id, op.xid)), reply_zxid) {
+            (Some(&i), _) if refused => {
+                let expected = "no txn: the server refused the request before ordering it";
+                let v = Violation::new(ViolationKind::ReplyDisagrees, expected, describe_txn(&log[i]));
+                return Err(v.op(op).zxid(log[i].header.zxid));
+            }
+            (None, _) if refused => {}
             (Some(&i), Some(zxid)) if log[i].header.zxid != zxid => {
                 let expected = format!("the request at zxid {zxid:#x}, as its reply said");
                 let v = Violation::new(ViolationKind::ZxidMismatch, expected, describe_txn(&log[i]));
@@ -169,6 +176,13 @@ fn place_writes(
         }
     }
     Ok(placed)
+}
+
+/// Codes ZooKeeper answers a write with before it reaches PrepRequestProcessor, so without a txn: a
+/// throttled request skips prep (RequestThrottler), a read-only member refuses writes outright. The
+/// reply's zxid is then only the member's last applied zxid.
+fn refused_unordered(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::Throttled | ErrorCode::NotReadOnly)
 }
 
 /// An acknowledged write absent from the log: lost, or acknowledged with another request's zxid.
@@ -194,10 +208,11 @@ fn replay(history: &History, log: &[Txn], placed: &Placement) -> Result<Replay, 
     reads.sort_by_key(|(zxid, op)| (*zxid, op.id));
     let mut reads = reads.into_iter().peekable();
     let mut model = Model::new();
+    let closed = closed_sessions(log);
     let mut reads_checked = 0;
     for (i, txn) in log.iter().enumerate() {
         while let Some((zxid, read)) = reads.next_if(|(zxid, _)| *zxid < txn.header.zxid) {
-            check_read(&model, read, zxid)?;
+            check_read(&model, read, zxid, &closed)?;
             reads_checked += 1;
         }
         match placed.op_of[i] {
@@ -214,7 +229,7 @@ fn replay(history: &History, log: &[Txn], placed: &Placement) -> Result<Replay, 
             let v = Violation::new(ViolationKind::ZxidPastLog, expected, format!("{zxid:#x}"));
             return Err(v.op(read).zxid(zxid));
         }
-        check_read(&model, read, zxid)?;
+        check_read(&model, read, zxid, &closed)?;
         reads_checked += 1;
     }
     Ok(Replay { reads_checked, final_nodes: model.node_count() })
@@ -260,11 +275,12 @@ fn show_decision(decision: &Result<Effect, ErrorCode>) -> String {
 }
 
 /// A read must return the model's state after every txn up to its zxid, exactly.
-fn check_read(model: &Model, op: &Op, zxid: Zxid) -> Result<(), Violation> {
+fn check_read(model: &Model, op: &Op, zxid: Zxid, closed: &HashSet<SessionId>) -> Result<(), Violation> {
     let expected = model.read(&op.kind);
     let agrees = match (&op.outcome, &expected) {
         (Outcome::Ok { result, .. }, Ok(state)) => results_agree(result, state),
         (Outcome::Failed { code, .. }, Err(state)) => code == state,
+        (Outcome::Failed { code, .. }, Ok(_)) => read_refused(*code, op.session_id, closed),
         _ => false,
     };
     if agrees {
@@ -277,6 +293,22 @@ fn check_read(model: &Model, op: &Op, zxid: Zxid) -> Result<(), Violation> {
     };
     let expected = format!("the state at zxid {zxid:#x}: {}", show_read(&expected));
     Err(Violation::new(ViolationKind::WrongRead, expected, seen).op(op).zxid(zxid))
+}
+
+/// Errors a read may get whatever the tree holds: ZooKeeper checks the session of every request in
+/// prep (SessionExpired once its close is under way, SessionMoved when another member owns it, which
+/// is not modelled), and a throttled request is answered without being run.
+fn read_refused(code: ErrorCode, session: SessionId, closed: &HashSet<SessionId>) -> bool {
+    match code {
+        ErrorCode::SessionExpired => closed.contains(&session),
+        ErrorCode::SessionMoved | ErrorCode::Throttled => true,
+        _ => false,
+    }
+}
+
+/// Sessions the log closes (by the client or by expiry).
+fn closed_sessions(log: &[Txn]) -> HashSet<SessionId> {
+    log.iter().filter(|t| matches!(t.body, TxnBody::CloseSession { .. })).map(|t| t.header.client_id).collect()
 }
 
 fn show_read(read: &Result<OpResult, ErrorCode>) -> String {

@@ -211,6 +211,20 @@ fn concurrent_writes() -> Fixture {
     f
 }
 
+/// A write refused before ordering (throttled), `logged` or not, and B's read on its closed session.
+fn refused_requests(logged: bool) -> Fixture {
+    let mut f = Fixture::new();
+    let id = f.invoke(A, 1, create("/x", b""));
+    if logged {
+        f.commit(A, 1, create_body("/x", b"", false, 1));
+    }
+    let last = f.next_zxid() - 1;
+    f.fail(id, last, ErrorCode::Throttled);
+    let closed = f.commit(B, 1, close_body(&[]));
+    f.read(B, 2, get("/"), closed, Err(ErrorCode::SessionExpired));
+    f
+}
+
 fn lost_write() -> Fixture {
     let mut f = Fixture::new();
     let id = f.invoke(A, 1, create("/x", b""));
@@ -377,6 +391,8 @@ fn planted_anomalies_are_caught_and_clean_histories_pass() {
         ("unknown write that did not happen", || unknown_write(false), None),
         ("concurrent writes in either order", concurrent_writes, None),
         ("watch event before the new state", || watch(Some(true), 1), None),
+        ("throttled write, not logged; read on a closed session", || refused_requests(false), None),
+        ("throttled write found in the log", || refused_requests(true), Some(ViolationKind::ReplyDisagrees)),
         ("lost acknowledged write", lost_write, Some(ViolationKind::LostWrite)),
         (
             "acked with another request's zxid",
