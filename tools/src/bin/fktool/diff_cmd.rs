@@ -64,16 +64,15 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
     let a = rebuild(&DataDirs::resolve(&args.a, args.log_dir.as_deref())?, args.at_zxid)?.tree;
     let b = rebuild(&DataDirs::resolve(&b_dir, b_log_dir)?, args.against_zxid)?.tree;
     let differences = compare(&a, &b);
+    let mut text = String::new();
     for difference in &differences {
-        if args.json {
-            println!("{}", serde_json::to_string(difference)?);
-        } else {
-            println!("{}", describe(difference));
-        }
+        let line = if args.json { serde_json::to_string(difference)? } else { describe(difference) };
+        text.push_str(&line);
+        text.push('\n');
     }
     if !args.json {
-        println!(
-            "A at zxid 0x{:x} ({} znodes), B at zxid 0x{:x} ({} znodes): {}",
+        text += &format!(
+            "A at zxid 0x{:x} ({} znodes), B at zxid 0x{:x} ({} znodes): {}\n",
             a.last_processed_zxid(),
             a.node_count(),
             b.last_processed_zxid(),
@@ -81,6 +80,7 @@ pub(crate) fn run(args: DiffArgs) -> anyhow::Result<ExitCode> {
             if differences.is_empty() { "the same".to_owned() } else { format!("{} differences", differences.len()) }
         );
     }
+    crate::output::emit(&text)?;
     Ok(if differences.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }
 

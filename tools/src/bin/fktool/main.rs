@@ -5,6 +5,7 @@
 mod compact_cmd;
 mod diff_cmd;
 mod log_cmd;
+mod output;
 mod progress;
 mod recover_cmd;
 mod snap_cmd;

@@ -2,6 +2,7 @@
 //! ephemerals per session, ACL use — for a snapshot file or a data directory rebuilt offline.
 
 use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -64,11 +65,8 @@ pub(crate) struct AclUse {
 pub(crate) fn run(input: &Path, log_dir: Option<&Path>, top: usize, json: bool) -> anyhow::Result<ExitCode> {
     let loaded = crate::state::load(input, log_dir, None)?;
     let stats = collect(&loaded.tree, loaded.source, top);
-    if json {
-        println!("{}", serde_json::to_string_pretty(&stats)?);
-    } else {
-        print_text(&stats);
-    }
+    let text = if json { serde_json::to_string_pretty(&stats)? + "\n" } else { render_text(&stats)? };
+    crate::output::emit(&text)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -199,38 +197,42 @@ pub(crate) fn format_acl(acl: &Acl) -> String {
     format!("{}:{}:{perms}", acl.id.scheme, acl.id.id)
 }
 
-fn print_text(s: &TreeStats) {
-    println!("{}", s.source);
-    println!(
+/// The report as text. Writing into a String cannot fail; `?` only satisfies `writeln!`'s signature.
+fn render_text(s: &TreeStats) -> Result<String, std::fmt::Error> {
+    let mut out = String::new();
+    writeln!(out, "{}", s.source)?;
+    writeln!(
+        out,
         "last zxid {}: {} znodes, {} data bytes, {} ephemerals, {} containers, {} TTL nodes",
         s.last_zxid, s.nodes, s.data_bytes, s.ephemerals, s.containers, s.ttl_nodes
-    );
-    println!("sessions: {}", s.sessions.len());
+    )?;
+    writeln!(out, "sessions: {}", s.sessions.len())?;
     for session in &s.sessions {
         let timeout = session.timeout_ms.unwrap_or_default();
-        println!("  {} timeout {timeout} ms, {} ephemerals", session.id, session.ephemerals);
+        writeln!(out, "  {} timeout {timeout} ms, {} ephemerals", session.id, session.ephemerals)?;
     }
     for orphan in &s.orphan_ephemerals {
-        println!("  {} not in the session list, owns {} ephemerals", orphan.id, orphan.ephemerals);
+        writeln!(out, "  {} not in the session list, owns {} ephemerals", orphan.id, orphan.ephemerals)?;
     }
-    println!("largest subtrees by nodes:");
+    writeln!(out, "largest subtrees by nodes:")?;
     for t in &s.top_subtrees_by_nodes {
-        println!("  {:>10} nodes {:>12} bytes  {}", t.nodes, t.bytes, t.path);
+        writeln!(out, "  {:>10} nodes {:>12} bytes  {}", t.nodes, t.bytes, t.path)?;
     }
-    println!("largest subtrees by data bytes:");
+    writeln!(out, "largest subtrees by data bytes:")?;
     for t in &s.top_subtrees_by_bytes {
-        println!("  {:>12} bytes {:>10} nodes  {}", t.bytes, t.nodes, t.path);
+        writeln!(out, "  {:>12} bytes {:>10} nodes  {}", t.bytes, t.nodes, t.path)?;
     }
-    println!("most children:");
+    writeln!(out, "most children:")?;
     for w in &s.top_by_children {
-        println!("  {:>10} children  {}", w.children, w.path);
+        writeln!(out, "  {:>10} children  {}", w.children, w.path)?;
     }
-    println!("ACL lists: {}", s.acls.len());
+    writeln!(out, "ACL lists: {}", s.acls.len())?;
     for acl in &s.acls {
-        println!("  {:>10} nodes  {}", acl.nodes, acl.acl.join(", "));
+        writeln!(out, "  {:>10} nodes  {}", acl.nodes, acl.acl.join(", "))?;
     }
     let schemes: Vec<String> = s.schemes.iter().map(|(scheme, n)| format!("{scheme} {n}")).collect();
-    println!("nodes per ACL scheme: {}", schemes.join(", "));
+    writeln!(out, "nodes per ACL scheme: {}", schemes.join(", "))?;
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use base64::Engine;
 use clap::Args;
 use fk_engine::tree::{DataTree, EphemeralKind, Node, ZOOKEEPER_PATH};
@@ -40,11 +40,8 @@ pub(crate) fn run(args: TreeArgs) -> anyhow::Result<ExitCode> {
         bail!("no znode {root} in the tree at zxid 0x{:x}", tree.last_processed_zxid());
     }
     let mut out = BufWriter::new(std::io::stdout().lock());
-    match write_subtree(&tree, root, args.utf8, &mut out).and_then(|()| out.flush()) {
-        // A reader that stops early (`| head`) is not an error.
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
-        other => other.context("writing to stdout").map(|()| ExitCode::SUCCESS),
-    }
+    crate::output::closed_pipe_is_fine(write_subtree(&tree, root, args.utf8, &mut out).and_then(|()| out.flush()))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The paths of `root` and every node below it, sorted.
