@@ -11,7 +11,7 @@
 //! the sequence number, never by the clock: in a one-thread simulator the order of the recorder calls is
 //! the real-time order, and two events on one clock tick are still ordered.
 
-use fk_net::client::{ErrorCode, MultiResult, ReplyHeader, Response, Stat};
+use fk_net::client::{ErrorCode, MultiResult, OpCode, ReplyHeader, Request, Response, Stat, WriteOp};
 
 /// A ZooKeeper session id (`TxnHeader.client_id` of the txns it caused).
 pub type SessionId = i64;
@@ -79,6 +79,52 @@ impl OpKind {
                 | OpKind::Check { .. }
                 | OpKind::Multi(_)
         )
+    }
+
+    /// The op a client request is, in the model's terms; None for requests the model does not cover
+    /// (containers, TTL nodes, ACLs, multiRead, session and watch management).
+    pub fn from_request(request: &Request) -> Option<OpKind> {
+        Some(match request {
+            Request::Write(write) => OpKind::from_write(write)?,
+            Request::Multi(writes) => OpKind::Multi(writes.iter().map(OpKind::from_write).collect::<Option<_>>()?),
+            Request::GetData(r) => OpKind::GetData { path: r.path.clone() },
+            Request::Exists(r) => OpKind::Exists { path: r.path.clone() },
+            Request::GetChildren(r) | Request::GetChildren2(r) => OpKind::GetChildren { path: r.path.clone() },
+            Request::Sync(r) => OpKind::Sync { path: r.path.clone() },
+            _ => return None,
+        })
+    }
+
+    fn from_write(write: &WriteOp) -> Option<OpKind> {
+        let data = |d: &Option<Vec<u8>>| d.clone().unwrap_or_default();
+        Some(match write {
+            // CreateMode flags: 1 ephemeral, 2 sequential; 4 and up are containers and TTL nodes.
+            WriteOp::Create { op: OpCode::Create | OpCode::Create2, request } if (0..4).contains(&request.flags) => {
+                OpKind::Create {
+                    path: request.path.clone(),
+                    data: data(&request.data),
+                    ephemeral: request.flags & 1 != 0,
+                    sequential: request.flags & 2 != 0,
+                }
+            }
+            WriteOp::Delete(r) => OpKind::Delete { path: r.path.clone(), version: r.version },
+            WriteOp::SetData(r) => OpKind::SetData { path: r.path.clone(), data: data(&r.data), version: r.version },
+            WriteOp::Check(r) => OpKind::Check { path: r.path.clone(), version: r.version },
+            _ => return None,
+        })
+    }
+
+    /// The watch ZooKeeper leaves for `request` answered with `outcome`: getData and getChildren when
+    /// they succeed, exists also when the node is missing (it then waits for the creation).
+    pub fn watch_left(request: &Request, outcome: &Outcome) -> Option<WatchKind> {
+        let missing = matches!(outcome, Outcome::Failed { code: ErrorCode::NoNode, .. });
+        let ok = matches!(outcome, Outcome::Ok { .. });
+        match request {
+            Request::GetData(r) if r.watch && ok => Some(WatchKind::Data),
+            Request::Exists(r) if r.watch && (ok || missing) => Some(WatchKind::Data),
+            Request::GetChildren(r) | Request::GetChildren2(r) if r.watch && ok => Some(WatchKind::Child),
+            _ => None,
+        }
     }
 
     pub fn is_read(&self) -> bool {
@@ -455,6 +501,55 @@ mod tests {
         ];
         for (name, header, body, expected) in cases {
             assert_eq!(Outcome::from_reply(&header, body.as_ref()), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn requests_become_op_kinds() {
+        use fk_net::client::{CreateRequest, DeleteRequest, PathWatchRequest};
+        let create = |flags: i32| {
+            let request = CreateRequest { path: "/a".into(), data: Some(b"x".to_vec()), acl: vec![], flags };
+            Request::Write(WriteOp::Create { op: OpCode::Create2, request })
+        };
+        let kind =
+            |ephemeral, sequential| OpKind::Create { path: "/a".into(), data: b"x".to_vec(), ephemeral, sequential };
+        let watched = PathWatchRequest { path: "/a".into(), watch: true };
+        let cases: Vec<(&str, Request, Option<OpKind>)> = vec![
+            ("persistent", create(0), Some(kind(false, false))),
+            ("ephemeral", create(1), Some(kind(true, false))),
+            ("persistent sequential", create(2), Some(kind(false, true))),
+            ("ephemeral sequential", create(3), Some(kind(true, true))),
+            ("container: not modelled", create(4), None),
+            ("getChildren2", Request::GetChildren2(watched.clone()), Some(OpKind::GetChildren { path: "/a".into() })),
+            (
+                "multi",
+                Request::Multi(vec![WriteOp::Delete(DeleteRequest { path: "/a".into(), version: 2 })]),
+                Some(OpKind::Multi(vec![OpKind::Delete { path: "/a".into(), version: 2 }])),
+            ),
+            ("ping", Request::Ping, None),
+        ];
+        for (name, request, expected) in cases {
+            assert_eq!(OpKind::from_request(&request), expected, "{name}");
+        }
+    }
+
+    #[test]
+    fn watches_are_left_as_zookeeper_leaves_them() {
+        use fk_net::client::PathWatchRequest;
+        let path = |watch| PathWatchRequest { path: "/a".into(), watch };
+        let ok = Outcome::Ok { zxid: 1, result: OpResult::Empty };
+        let missing = Outcome::Failed { zxid: 1, code: ErrorCode::NoNode };
+        let cases: Vec<(&str, Request, Outcome, Option<WatchKind>)> = vec![
+            ("getData", Request::GetData(path(true)), ok.clone(), Some(WatchKind::Data)),
+            ("getData without watch", Request::GetData(path(false)), ok.clone(), None),
+            ("getData of a missing node", Request::GetData(path(true)), missing.clone(), None),
+            ("exists of a missing node", Request::Exists(path(true)), missing.clone(), Some(WatchKind::Data)),
+            ("getChildren", Request::GetChildren(path(true)), ok.clone(), Some(WatchKind::Child)),
+            ("getChildren of a missing node", Request::GetChildren(path(true)), missing, None),
+            ("no reply", Request::Exists(path(true)), Outcome::Unknown, None),
+        ];
+        for (name, request, outcome, expected) in cases {
+            assert_eq!(OpKind::watch_left(&request, &outcome), expected, "{name}");
         }
     }
 

@@ -134,7 +134,7 @@ fn index_log(log: &[Txn]) -> Result<HashMap<(SessionId, i32), usize>, Violation>
 fn describe_txn(txn: &Txn) -> String {
     let h = &txn.header;
     let effect = match Effect::from_txn(txn) {
-        Ok(effect) => format!("{effect:?}"),
+        Ok(effect) => effect.to_string(),
         Err(code) => format!("error {code}"),
     };
     format!("txn {:#x} (session {:#x}, cxid {}): {effect}", h.zxid, h.client_id, h.cxid)
@@ -269,7 +269,7 @@ fn check_write(model: &mut Model, op: &Op, txn: &Txn) -> Result<(), Violation> {
 
 fn show_decision(decision: &Result<Effect, ErrorCode>) -> String {
     match decision {
-        Ok(effect) => format!("{effect:?}"),
+        Ok(effect) => effect.to_string(),
         Err(code) => format!("error {code}"),
     }
 }

@@ -65,6 +65,46 @@ impl Effect {
     }
 }
 
+/// Shows data as text where it is printable, else as its length: a failing seed's report stays readable.
+struct Shown<'d>(&'d [u8]);
+
+impl std::fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match std::str::from_utf8(self.0) {
+            Ok(text) if text.chars().all(|c| !c.is_control()) => write!(f, "{text:?}"),
+            _ => write!(f, "<{} bytes>", self.0.len()),
+        }
+    }
+}
+
+impl std::fmt::Display for Effect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Effect::Create { path, data, ephemeral_owner, parent_cversion } => write!(
+                f,
+                "create {path} = {} (owner {ephemeral_owner:#x}, parent cversion to {parent_cversion})",
+                Shown(data)
+            ),
+            Effect::SetData { path, data, version } => {
+                write!(f, "setData {path} = {} (version to {version})", Shown(data))
+            }
+            Effect::Delete { path } => write!(f, "delete {path}"),
+            Effect::Check { path } => write!(f, "check {path}"),
+            Effect::SetAcl { path, version } => write!(f, "setACL {path} (aversion to {version})"),
+            Effect::Multi(subs) => {
+                write!(f, "multi[")?;
+                for (i, sub) in subs.iter().enumerate() {
+                    write!(f, "{}{sub}", if i == 0 { "" } else { "; " })?;
+                }
+                write!(f, "]")
+            }
+            Effect::CloseSession { paths: Some(paths) } => write!(f, "closeSession deleting {paths:?}"),
+            Effect::CloseSession { paths: None } => write!(f, "closeSession (3.4 body)"),
+            Effect::Nothing => write!(f, "no tree change"),
+        }
+    }
+}
+
 fn error_code(err: i32) -> ErrorCode {
     ErrorCode::from_i32(err).unwrap_or(ErrorCode::SystemError)
 }
