@@ -46,8 +46,9 @@ pub(crate) fn short_name(path: &Path) -> String {
     path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned())
 }
 
-/// A progress bar over the bytes of `files`, drawn only when stderr is a terminal (and `quiet_stdout`
-/// is false): a script reading our output, or a terminal already showing it, gets no bar.
+/// A progress bar over the bytes of `files`, drawn only when stderr is a terminal and, for a command
+/// that prints a line per txn (`stdout_busy`), stdout is not: a script reading our output, or a
+/// terminal already scrolling it, gets no bar.
 pub(crate) fn progress(files: &[(i64, PathBuf)], stdout_busy: bool) -> ProgressBar {
     let stdout_shown = stdout_busy && std::io::stdout().is_terminal();
     if !std::io::stderr().is_terminal() || stdout_shown {
