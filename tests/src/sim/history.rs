@@ -4,7 +4,8 @@
 //! (or [`History::complete`]) when its reply arrives, or [`History::give_up`] when the client stops
 //! waiting (connection lost, timeout). An op still pending when the run ends keeps
 //! [`Outcome::Unknown`]. Watch registrations and notifications go through [`History::watch_set`] and
-//! [`History::watch_event`].
+//! [`History::watch_event`]. [`OpKind::from_request`], [`Outcome::from_reply`] and
+//! [`OpKind::watch_left`] turn `fk_net::client` records into these terms.
 //!
 //! Every invoke, completion and watch notification gets a [`Stamp`]: the simulator's clock (for
 //! messages) and the recorder's own event sequence number (for ordering). The checkers order events by
