@@ -179,6 +179,18 @@ fn answers(output: &str) -> Vec<&str> {
         .collect()
 }
 
+/// Whether Java, ZooKeeper's jars and zkCli.sh are all here; prints why a test skips when not.
+fn side_by_side_available() -> bool {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return false;
+    }
+    if !Path::new(ZKCLI).exists() {
+        eprintln!("SKIPPED: {ZKCLI} not found (install Debian's zookeeper package)");
+        return false;
+    }
+    true
+}
+
 /// An Apache ZooKeeper 3.8 standalone server (Debian's package), killed on drop.
 struct JavaZooKeeper {
     child: Child,
@@ -190,11 +202,10 @@ impl JavaZooKeeper {
     /// Starts on `data_dir` (a fresh one if `None`) with `zookeeper.enforceQuota=true`; `None` (after
     /// printing why) where Java, the package or zkCli.sh is missing.
     fn start(data_dir: Option<&Path>) -> Option<JavaZooKeeper> {
-        let classpath = fk_tests::ensemble::zookeeper_or_skip()?;
-        if !Path::new(ZKCLI).exists() {
-            eprintln!("SKIPPED: {ZKCLI} not found (install Debian's zookeeper package)");
+        if !side_by_side_available() {
             return None;
         }
+        let classpath = fk_tests::ensemble::zookeeper_classpath().ok()?;
         let dir = tempfile::tempdir().unwrap();
         let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_owned);
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -291,6 +302,12 @@ listquota /g
 get -s /zookeeper/quota/g/zookeeper_stats
 delquota /h
 listquota /h
+setquota -n 2 /q/c1
+setquota -n 2 /
+setquota -n 2 /zookeeper
+listquota /zookeeper
+create /zookeeper/extra x
+listquota /zookeeper
 ls /zookeeper/quota
 quit
 ";
@@ -314,9 +331,8 @@ const LISTQUOTAS: &str =
     "listquota /q\nlistquota /g\nlistquota /g/deep\nget /zookeeper/quota/g/zookeeper_stats\nquit\n";
 
 #[test]
-fn zookeeper_reads_the_quotas_of_our_data_directory() {
-    if fk_tests::ensemble::zookeeper_classpath().is_err() || !Path::new(ZKCLI).exists() {
-        JavaZooKeeper::start(None); // prints why
+fn each_reads_the_quotas_of_the_others_data_directory() {
+    if !side_by_side_available() {
         return;
     }
     // snapCount=4: ZooKeeper loads a snapshot of ours holding quota nodes, then replays our log.
@@ -344,4 +360,23 @@ quit
     assert_eq!(answers(&theirs), answers(&ours), "ZooKeeper:\n{theirs}\nferrokeeper:\n{ours}");
     let mntr = zookeeper.four_letter("mntr");
     assert!(mntr.contains("zk_digest_mismatches_count\t0\n"), "{mntr}\n{}", zookeeper.log());
+
+    // And back: ferrokeeper loads the snapshot ZooKeeper wrote at start-up and replays ZooKeeper's log.
+    zkcli(&zookeeper.address(), "create /q/z 7\nquit\n");
+    let theirs = zkcli(&zookeeper.address(), LISTQUOTAS);
+    assert!(theirs.contains("Output stat for /q count=3,bytes=6"), "{theirs}");
+    drop(zookeeper);
+    let source = server.data_dir();
+    let back = TestServer::on_data_dir(|dir| copy_tree(&source, dir), "");
+    let ours = zkcli(&back.address(), LISTQUOTAS);
+    assert_eq!(answers(&ours), answers(&theirs), "ferrokeeper:\n{ours}\nZooKeeper:\n{theirs}");
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() { copy_tree(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
+    }
 }
