@@ -44,6 +44,7 @@ fn the_fixture_exports_as_the_tree_zookeeper_served() {
     let dir = scratch("datadir");
     let (code, stdout, stderr) = fktool(&["tree", dir.path().to_str().unwrap()]);
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr, "", "nothing to note, and no progress bar when stderr is not a terminal");
     let mut exported = lines(&stdout);
     let paths: Vec<&str> = exported.iter().map(|n| n["path"].as_str().unwrap()).collect();
     let mut sorted = paths.clone();

@@ -46,16 +46,19 @@ pub(crate) fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let zxid = recovered.tree.last_processed_zxid();
     let out = args.out.clone().unwrap_or_else(|| dirs.snap.clone());
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+    // In place, the purge advice applies; elsewhere, the logs beside the data dir are not ours to judge.
+    let in_place = same_file(&out, &dirs.snap);
     let target = out.join(file_name(SNAPSHOT_PREFIX, zxid));
     if recovered.snapshot.as_deref().is_some_and(|loaded| same_file(loaded, &target)) {
         println!("{} already holds the state at zxid 0x{zxid:x}: nothing to compact", target.display());
-        if out == dirs.snap {
+        if in_place {
             print_purgeable(&dirs, zxid)?;
         }
         return Ok(ExitCode::SUCCESS);
     }
     if target.exists() {
-        println!("replacing {}, which recovery passed over (it does not load)", target.display());
+        let why = if in_place { ", which recovery passed over (it does not load)" } else { "" };
+        println!("replacing {}{why}", target.display());
     }
     let summary = describe_source(&recovered);
     let digest = recovered.tree.digest();
@@ -70,7 +73,7 @@ pub(crate) fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
         written.nodes,
         written.bytes
     );
-    if out == dirs.snap {
+    if in_place {
         print_purgeable(&dirs, zxid)?;
     }
     Ok(ExitCode::SUCCESS)
