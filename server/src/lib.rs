@@ -18,6 +18,7 @@
 //! - [`ops`]: 4-letter words and server statistics.
 //! - [`peers`]: links to the other members — the election port's connection manager (a driver).
 
+pub mod apply;
 pub mod auth;
 pub mod commit;
 

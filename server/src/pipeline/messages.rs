@@ -7,13 +7,13 @@ use crossbeam_channel::Sender;
 use fk_net::txn::Txn;
 
 use fk_engine::tree::WatchTrigger;
-use fk_net::client::{ErrorCode, Response};
 
 use crate::watch::ConnId;
 
 use super::sequencer::SequencerState;
 use super::shard::ShardState;
 
+pub use crate::apply::replies::ShardReply;
 pub use crate::sequencer::{Origin, PendingRoute, Proposal, Route, Sequenced, SequencerInput, Wait, WriteRequest};
 
 /// Work for the log stage.
@@ -91,28 +91,4 @@ pub enum ShardMsg {
 pub struct AppliedBatch {
     pub triggers: Arc<Vec<(u32, WatchTrigger)>>,
     pub replies: Vec<(u32, ShardReply)>,
-}
-
-pub enum ShardReply {
-    Response {
-        conn: ConnId,
-        xid: i32,
-        zxid: i64,
-        err: ErrorCode,
-        response: Response,
-        close_after: bool,
-    },
-    Connected {
-        conn: ConnId,
-        session_id: i64,
-        timeout_ms: u32,
-    },
-    Close {
-        conn: ConnId,
-        reason: &'static str,
-    },
-    /// Close the connection holding this session, if this shard has it.
-    EndSession {
-        session_id: i64,
-    },
 }

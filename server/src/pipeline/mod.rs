@@ -25,7 +25,6 @@ pub mod log_stage;
 pub mod member;
 pub mod messages;
 pub mod quorum_link;
-pub mod replies;
 pub mod sequencer;
 pub mod shard;
 pub mod snapshotter;

@@ -6,7 +6,33 @@ use fk_engine::txn::TxnResult;
 use fk_net::client::*;
 use fk_net::txn::TxnBody;
 
-use super::messages::*;
+use crate::sequencer::{Origin, Route};
+use crate::watch::ConnId;
+
+/// What a shard is told about one of its connections once what it waited for is applied.
+pub enum ShardReply {
+    Response {
+        conn: ConnId,
+        xid: i32,
+        zxid: i64,
+        err: ErrorCode,
+        response: Response,
+        close_after: bool,
+    },
+    Connected {
+        conn: ConnId,
+        session_id: i64,
+        timeout_ms: u32,
+    },
+    Close {
+        conn: ConnId,
+        reason: &'static str,
+    },
+    /// Close the connection holding this session, if this shard has it.
+    EndSession {
+        session_id: i64,
+    },
+}
 
 /// Replies per shard, each tagged with the position of the txn it follows in its batch so that it
 /// interleaves with that batch's watch triggers.

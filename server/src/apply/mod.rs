@@ -1,0 +1,182 @@
+//! The applier's decisions as a pure state machine: which txns are applied when (standalone: as they
+//! become durable; in an ensemble: once durable and committed), in zxid order, and which waiting routes
+//! each releases, with the replies they get. The pipeline's applier thread ([`crate::pipeline::applier`])
+//! drives it under the tree's write lock and hands the results to the shards; the simulator drives the
+//! same code.
+//!
+//! Replies come from the route table, not from the txns: the replicated record (a committed txn) says
+//! nothing about who asked for it. Each route waits here, in order, for the txn it belongs to — or, for
+//! a barrier (sync, a check that passed), for the last txn proposed before it — to be applied. A
+//! learner's routes wait for their request's (session, xid) instead: it learns the zxid only when the
+//! txn comes back committed.
+//!
+//! # Layout
+//! - [`replies`]: the reply a route gets (ZooKeeper's `FinalRequestProcessor`).
+
+pub mod replies;
+
+use std::collections::{HashMap, VecDeque};
+
+use fk_engine::tree::{DataTree, WatchTrigger};
+use fk_engine::txn::{TxnResult, apply};
+use fk_net::txn::{Txn, TxnBody};
+
+use crate::sequencer::{PendingRoute, Route, Wait};
+use replies::{Replies, ShardReply, route as reply_to};
+
+/// What applying a batch produced, for the shards: the watch triggers (shared by all shards) and each
+/// shard's replies, both tagged with the position of their txn in the batch so they interleave.
+#[derive(Default)]
+pub struct Applied {
+    pub triggers: Vec<(u32, WatchTrigger)>,
+    pub replies: Replies,
+    /// Txns whose digest, as prep computed it, is not the tree's after applying: prep and apply
+    /// disagree about what the txn does (ZooKeeper logs and counts these): (zxid, prepared, applied).
+    pub digest_mismatches: Vec<(i64, u64, u64)>,
+}
+
+pub struct ApplyCore {
+    shards: usize,
+    /// Routes not yet released, in proposal order.
+    routes: VecDeque<PendingRoute>,
+    /// A learner's routes, by the request they answer.
+    by_request: HashMap<(i64, i32), Route>,
+    /// Durable txns waiting for the commit point (ensembles).
+    uncommitted: VecDeque<Txn>,
+    commit_point: i64,
+    scratch: Vec<WatchTrigger>,
+}
+
+impl ApplyCore {
+    /// Replies go to `shards` shards; everything through `commit_point` (the tree's last zxid) is applied.
+    pub fn new(shards: usize, commit_point: i64) -> ApplyCore {
+        ApplyCore {
+            shards,
+            routes: VecDeque::new(),
+            by_request: HashMap::new(),
+            uncommitted: VecDeque::new(),
+            commit_point,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Routes sent before their txns (or requests) left: they wait here.
+    pub fn add_routes(&mut self, routes: impl IntoIterator<Item = PendingRoute>) {
+        for pending in routes {
+            match pending.wait {
+                Wait::Request { session_id, cxid } => {
+                    self.by_request.insert((session_id, cxid), pending.route);
+                }
+                Wait::Zxid(_) => self.routes.push_back(pending),
+            }
+        }
+    }
+
+    /// Durable txns of an ensemble, applied once committed.
+    pub fn persisted(&mut self, txns: impl IntoIterator<Item = Txn>) {
+        self.uncommitted.extend(txns);
+    }
+
+    /// Everything through `zxid` is committed.
+    pub fn commit_through(&mut self, zxid: i64) {
+        self.commit_point = self.commit_point.max(zxid);
+    }
+
+    /// Applies `batch` (committed and durable, standalone) and whatever durable txns the commit point
+    /// now covers; with nothing to apply, answers the barriers already due.
+    pub fn flush(&mut self, tree: &mut DataTree, mut batch: Vec<Txn>) -> Applied {
+        self.take_ready(&mut batch);
+        if batch.is_empty() {
+            return Applied { replies: self.release_due_barriers(tree), ..Applied::default() };
+        }
+        self.apply(tree, batch)
+    }
+
+    /// Moves the durable txns the commit point covers to `batch`.
+    pub fn take_ready(&mut self, batch: &mut Vec<Txn>) {
+        let ready = self.uncommitted.iter().take_while(|t| t.header.zxid <= self.commit_point).count();
+        batch.extend(self.uncommitted.drain(..ready));
+    }
+
+    /// A role ended: nobody waits any more (their connections are closed), and what was logged but not
+    /// yet known to be committed is applied, so that the tree holds exactly the log.
+    pub fn reset(&mut self, tree: &mut DataTree) -> Applied {
+        self.routes.clear();
+        self.by_request.clear();
+        let logged: Vec<Txn> = self.uncommitted.drain(..).collect();
+        let applied = if logged.is_empty() { Applied::default() } else { self.apply(tree, logged) };
+        self.commit_point = tree.last_processed_zxid();
+        applied
+    }
+
+    fn empty_replies(&self) -> Replies {
+        (0..self.shards).map(|_| Vec::new()).collect()
+    }
+
+    /// Barriers whose txns were all applied before they arrived (a learner's sync answered by the
+    /// leader after its txns came back, a sync behind applied writes) are answered now rather than with
+    /// the next txn.
+    pub fn release_due_barriers(&mut self, tree: &DataTree) -> Replies {
+        let applied = tree.last_processed_zxid();
+        let mut replies = self.empty_replies();
+        while let Some(PendingRoute { wait: Wait::Zxid(waits_for), route }) = self.routes.front()
+            && *waits_for <= applied
+            && route.is_barrier()
+        {
+            let pending = self.routes.pop_front().expect("front exists");
+            reply_to(pending.route, None, applied, 0, tree, &mut replies);
+        }
+        replies
+    }
+
+    /// Applies `batch` (committed and durable, in zxid order) and releases the routes it answers.
+    pub fn apply(&mut self, tree: &mut DataTree, batch: Vec<Txn>) -> Applied {
+        let mut applied = Applied { replies: self.empty_replies(), ..Applied::default() };
+        for (seq, txn) in batch.iter().enumerate() {
+            let seq = seq as u32;
+            let result = apply(tree, txn, &mut self.scratch);
+            applied.triggers.extend(self.scratch.drain(..).map(|t| (seq, t)));
+            if let Some(logged) = &txn.digest
+                && logged.tree_digest as u64 != tree.digest()
+            {
+                applied.digest_mismatches.push((txn.header.zxid, logged.tree_digest as u64, tree.digest()));
+            }
+            self.release(tree, txn, &result, seq, &mut applied.replies);
+        }
+        applied
+    }
+
+    /// Releases the routes at the head of the table that waited for `txn` (just applied, with its
+    /// result): its own route and the barriers proposed after it.
+    fn release(&mut self, tree: &DataTree, txn: &Txn, result: &TxnResult, seq: u32, replies: &mut Replies) {
+        let zxid = txn.header.zxid;
+        let mut answered = false;
+        if let Some(own) = self.by_request.remove(&(txn.header.client_id, txn.header.cxid)) {
+            answered = true;
+            reply_to(own, Some((&txn.body, result)), zxid, seq, tree, replies);
+        }
+        if let Some(PendingRoute { wait: Wait::Zxid(waits_for), route }) = self.routes.front() {
+            answered |= *waits_for == zxid && !route.is_barrier();
+        }
+        // A session ended with nobody here waiting for it (expired by the leader, or closed through
+        // another member): whichever shard holds a connection of it closes that.
+        if !answered && matches!(txn.body, TxnBody::CloseSession { .. }) {
+            for shard in replies.iter_mut() {
+                shard.push((seq, ShardReply::EndSession { session_id: txn.header.client_id }));
+            }
+        }
+        while let Some(PendingRoute { wait: Wait::Zxid(waits_for), .. }) = self.routes.front()
+            && *waits_for <= zxid
+        {
+            let waits_for = *waits_for;
+            let pending = self.routes.pop_front().expect("front exists");
+            let applied = if pending.route.is_barrier() {
+                None
+            } else {
+                assert_eq!(waits_for, zxid, "the route of zxid 0x{waits_for:x} was not released with its txn");
+                Some((&txn.body, result))
+            };
+            reply_to(pending.route, applied, zxid, seq, tree, replies);
+        }
+    }
+}
