@@ -218,7 +218,7 @@ impl JavaZooKeeper {
         std::fs::write(&cfg, text).unwrap();
         let log = std::fs::File::create(dir.path().join("zk.log")).unwrap();
         let child = Command::new("java")
-            .args(["-Dzookeeper.enforceQuota=true", "-cp", &classpath])
+            .args(["-Dzookeeper.enforceQuota=true", "-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", &classpath])
             .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
             .arg(&cfg)
             .stdout(log.try_clone().unwrap())
@@ -266,6 +266,13 @@ fn quota_gauges(mntr: &str) -> Vec<&str> {
     let mut lines: Vec<&str> = mntr.lines().filter(|l| l.contains("_quota_") && l.contains("_per_namespace")).collect();
     lines.sort_unstable();
     lines
+}
+
+/// The distinct "Quota exceeded: <path> [...]" messages of a server log.
+fn quota_warnings(log: &str) -> std::collections::BTreeSet<&str> {
+    log.match_indices("Quota exceeded: ")
+        .filter_map(|(start, _)| log[start..].find(']').map(|end| &log[start..=start + end]))
+        .collect()
 }
 
 const SESSION: &str = "\
@@ -321,6 +328,11 @@ fn a_zkcli_quota_session_answers_as_zookeeper_does() {
     let (their_answers, our_answers) = (answers(&theirs), answers(&ours));
     assert!(their_answers.iter().any(|l| l.contains("Quota has exceeded")), "the script hits limits:\n{theirs}");
     assert_eq!(our_answers, their_answers, "ferrokeeper:\n{ours}\nZooKeeper:\n{theirs}");
+
+    // The same limits logged as passed (ZooKeeper's rate logger folds repeats, so compare distinct lines).
+    let (their_log, our_log) = (zookeeper.log(), server.log_text());
+    assert!(!quota_warnings(&their_log).is_empty(), "{their_log}");
+    assert_eq!(quota_warnings(&our_log), quota_warnings(&their_log));
 
     let (their_mntr, our_mntr) = (zookeeper.four_letter("mntr"), server.four_letter("mntr"));
     assert!(!quota_gauges(&their_mntr).is_empty(), "{their_mntr}");
