@@ -91,6 +91,9 @@ fn at_a_zxid_the_tree_is_what_recovery_had_there_and_nothing_is_written() {
     assert!(stderr.contains("log.1e8 ends with a torn record at offset 3582"), "{stderr}");
     assert_eq!(at_214, torn_tree);
     assert_eq!(lines(&at_214).len(), 1027, "session A's two ephemerals are still there at 0x214");
+    let (code, recover, _) = fktool(&["recover", torn.path().to_str().unwrap()]);
+    assert_eq!(code, 0);
+    assert!(recover.contains("would truncate the torn tail of log.1e8 at offset 3582"), "{recover}");
     assert_eq!(contents(&torn.path().join("version-2")), before, "read-only: the torn tail is left as it is");
     // Before the fuzzy snapshot.1e6's digest zxid (0x1e7) the tree comes from an older snapshot + replay;
     // /counter's version counts its setData txns up to there.

@@ -1,20 +1,13 @@
-//! `fktool recover`: start-up recovery as a dry run.
+//! `fktool recover`: start-up recovery as a dry run — what would load, from where, and what recovery
+//! would cut — without changing a file (read-only recovery, no scratch copy of the data).
 
 use std::path::Path;
 use std::process::ExitCode;
 
-use fk_engine::files::VERSION_DIR;
+use crate::state::{DataDirs, rebuild};
 
 pub(crate) fn recover(data_dir: &Path, log_dir: Option<&Path>) -> anyhow::Result<ExitCode> {
-    let snap = data_dir.join(VERSION_DIR);
-    let log = log_dir.unwrap_or(data_dir).join(VERSION_DIR);
-    // Work on a copy: recovery truncates torn tails, and this command must not change anything.
-    let scratch = tempfile::tempdir()?;
-    let (snap_copy, log_copy) = (scratch.path().join("snap"), scratch.path().join("log"));
-    copy_dir(&snap, &snap_copy)?;
-    copy_dir(&log, &log_copy)?;
-    let recovered =
-        fk_engine::recovery::recover(&snap_copy, &log_copy, fk_engine::tree::TreeOptions::fixed_seed(true))?;
+    let recovered = rebuild(&DataDirs::resolve(data_dir, log_dir)?, None)?;
     println!(
         "would recover to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed after {}",
         recovered.tree.last_processed_zxid(),
@@ -33,16 +26,4 @@ pub(crate) fn recover(data_dir: &Path, log_dir: Option<&Path>) -> anyhow::Result
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn copy_dir(from: &Path, to: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(to)?;
-    let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
-    for entry in entries {
-        let entry = entry?;
-        if entry.file_type()?.is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name()))?;
-        }
-    }
-    Ok(())
 }
