@@ -176,8 +176,20 @@ impl Node {
         Node { data, stat, children: BTreeSet::new() }
     }
 
+    /// The stat a client sees, as ZooKeeper's `DataNode.copyStat` makes it from the persisted one.
     fn full_stat(&self) -> Stat {
-        Stat { data_length: self.data.len() as i32, num_children: self.children.len() as i32, ..self.stat.clone() }
+        let children = self.children.len() as i32;
+        Stat {
+            data_length: self.data.len() as i32,
+            num_children: children,
+            // The tree counts child creations; a client sees child changes (every child created and
+            // gone counts twice): cversion * 2 - children. /zookeeper, whose two children were added
+            // without a create, shows -2.
+            cversion: self.stat.cversion * 2 - children,
+            // Containers and TTL nodes keep their type in the owner field; clients see 0.
+            ephemeral_owner: if self.is_session_ephemeral() { self.stat.ephemeral_owner } else { 0 },
+            ..self.stat.clone()
+        }
     }
 
     /// An ephemeral of a session (not a container or TTL node, which ZooKeeper also keeps in the

@@ -171,7 +171,8 @@ fn clean_mixed() -> Fixture {
         ])
     });
     let closed = f.commit(B, 3, close_body(&[lock_path]));
-    let app_stat = Stat { cversion: 2, num_children: 1, pzxid: closed, ..leaf(app, v1, 1, 2, 0) };
+    // Two children created, one still there: a client sees cversion 2 * 2 - 1 (ZooKeeper's copyStat).
+    let app_stat = Stat { cversion: 3, num_children: 1, pzxid: closed, ..leaf(app, v1, 1, 2, 0) };
     f.read(A, 6, get("/app"), closed, Ok(OpResult::Data { data: b"v1".to_vec(), stat: app_stat }));
     f.read(A, 7, OpKind::Exists { path: lock_path.into() }, closed, Err(ErrorCode::NoNode));
     let delete = OpKind::Delete { path: "/app/m".into(), version: -1 };
@@ -308,8 +309,9 @@ fn fifo_violation() -> Fixture {
     let one = f.invoke(A, 1, create("/a", b""));
     let two = f.invoke(A, 2, get("/"));
     let a = f.commit(A, 1, create_body("/a", b"", false, 1));
+    // One child created, two present (/zookeeper came without a create): cversion 1 * 2 - 2.
     let root =
-        OpResult::Data { data: vec![], stat: Stat { cversion: 1, pzxid: a, num_children: 2, ..Stat::default() } };
+        OpResult::Data { data: vec![], stat: Stat { cversion: 0, pzxid: a, num_children: 2, ..Stat::default() } };
     f.ok(two, a, root);
     f.ok(one, a, OpResult::Created { path: "/a".into(), stat: None });
     f
