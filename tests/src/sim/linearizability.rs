@@ -41,6 +41,8 @@
 //! - `watches`: the one-shot watch guarantee.
 
 #[cfg(test)]
+mod fidelity_tests;
+#[cfg(test)]
 mod generated_tests;
 pub mod model;
 mod order;
