@@ -54,6 +54,8 @@ pub(crate) struct State {
     pub watches: WatchRegistry,
     /// Every addAuth so far, sent again after each reconnect as the Java client does.
     pub auth: Vec<AuthPacket>,
+    /// closeSession is on its way: the server's hang-up that follows is not a lost connection.
+    pub closing: bool,
 }
 
 pub(crate) struct Out {
@@ -87,6 +89,7 @@ impl Shared {
                 pending: VecDeque::new(),
                 watches: WatchRegistry::default(),
                 auth: Vec::new(),
+                closing: false,
             }),
             changed: Condvar::new(),
             events,
@@ -184,9 +187,11 @@ pub(crate) fn run(shared: Arc<Shared>) {
             Establish::Connected(reader) => {
                 backoff = Duration::from_millis(10);
                 serve(&shared, reader);
-                if shared.state().phase == Phase::Closed {
+                let state = shared.state();
+                if state.closing || state.phase == Phase::Closed {
                     return;
                 }
+                drop(state);
                 shared.drop_connection(Phase::Connecting, || Error::ConnectionLoss);
                 shared.emit(WatchedEvent::state_change(KeeperState::Disconnected));
             }
@@ -363,6 +368,7 @@ fn register_watch(watches: &mut WatchRegistry, watch: Option<&(WatchKind, String
 
 /// Closes the session: sends closeSession, waits a little for its answer, then stops the I/O thread.
 pub(crate) fn close(shared: &Shared) {
+    shared.state().closing = true;
     let (tx, rx) = crossbeam_channel::bounded(1);
     if shared.send(&Request::CloseSession, None, tx).is_ok() {
         let _ = rx.recv_timeout(CLOSE_WAIT);

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use fk_client::{Client, Options, WatchedEvent};
@@ -36,6 +37,9 @@ pub struct Shell {
     /// The status of the last command; the process exits with it (zkCli's `exitCode`).
     pub exit_code: i32,
     sink: Option<EventSink>,
+    /// The current session's event printer; joined after the session closes so its last events
+    /// (zkCli prints `state:Closed` on quit) are out before the shell goes on or exits.
+    printer: Option<JoinHandle<()>>,
 }
 
 impl Shell {
@@ -49,6 +53,7 @@ impl Shell {
             print_watches: Arc::new(AtomicBool::new(true)),
             exit_code: EXIT_OK,
             sink: None,
+            printer: None,
         }
     }
 
@@ -63,16 +68,23 @@ impl Shell {
 
     /// Opens a session to `host` in the background (zkCli's `connectToZK`), closing the previous one.
     pub fn connect(&mut self, host: &str) -> Result<(), CliError> {
-        if let Some(old) = self.client.lock().expect("client slot").take() {
-            drop(old);
-        }
+        self.close_current();
         self.host = host.to_owned();
         let client = Arc::new(Client::start(host, self.options.clone()).map_err(CliError::from)?);
         if let Some(sink) = &self.sink {
-            spawn_printer(&client, Arc::clone(sink), Arc::clone(&self.print_watches), self.json);
+            self.printer = Some(spawn_printer(&client, Arc::clone(sink), Arc::clone(&self.print_watches), self.json));
         }
         *self.client.lock().expect("client slot") = Some(client);
         Ok(())
+    }
+
+    /// Closes the current session (the last reference to it closes it) and waits for its printer.
+    pub fn close_current(&mut self) {
+        let client = self.client.lock().expect("client slot").take();
+        drop(client);
+        if let Some(printer) = self.printer.take() {
+            let _ = printer.join();
+        }
     }
 
     /// zkCli's prompt: `[zk: host(STATE) n] `.
@@ -144,8 +156,8 @@ impl Shell {
             return Ok((Flow::Continue, reply));
         };
         if name == "close" {
-            self.client.lock().expect("client slot").take();
             drop(client);
+            self.close_current();
             return Ok((Flow::Continue, reply));
         }
         if let Some(handler) = command.handler {
@@ -207,6 +219,12 @@ impl Shell {
     }
 }
 
+impl Drop for Shell {
+    fn drop(&mut self) {
+        self.close_current();
+    }
+}
+
 /// `Integer.decode`: decimal, `0x`/`#` hex or leading-zero octal.
 fn parse_java_int(text: &str) -> Option<i32> {
     if let Some(hex) = text.strip_prefix("0x").or_else(|| text.strip_prefix('#')) {
@@ -230,7 +248,7 @@ pub fn event_text(event: &WatchedEvent, json: bool) -> String {
 }
 
 /// Prints one session's events while printwatches is on; ends when the session's channel closes.
-fn spawn_printer(client: &Client, sink: EventSink, on: Arc<AtomicBool>, json: bool) {
+fn spawn_printer(client: &Client, sink: EventSink, on: Arc<AtomicBool>, json: bool) -> JoinHandle<()> {
     let events = client.events().clone();
     std::thread::Builder::new()
         .name("fkcli-events".into())
@@ -241,7 +259,7 @@ fn spawn_printer(client: &Client, sink: EventSink, on: Arc<AtomicBool>, json: bo
                 }
             }
         })
-        .expect("spawn the event printer");
+        .expect("spawn the event printer")
 }
 
 #[cfg(test)]

@@ -1,0 +1,240 @@
+//! fkcli against a real ferrokeeper: one-shot commands (output and exit status), and the same script
+//! run through fkcli and Apache ZooKeeper's zkCli.sh (where installed) giving the same lines once zxids,
+//! times, session ids and ports are normalised.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use fk_tests::TestServer;
+
+const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            status: output.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+}
+
+fn fkcli(server: &TestServer, args: &[&str]) -> Run {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_fkcli"));
+    command.args(["-server", &server.address()]).args(args);
+    command.output().expect("run fkcli").into()
+}
+
+/// Runs `program` with `-server` and `script` on stdin.
+fn piped(program: &str, server: &TestServer, script: &str) -> Run {
+    let mut child = Command::new(program)
+        .args(["-server", &server.address()])
+        .env("FKCLI_HISTORY", "/dev/null")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the shell");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    child.wait_with_output().expect("shell output").into()
+}
+
+fn zkcli_installed() -> bool {
+    let installed = Path::new(ZKCLI).exists();
+    if !installed {
+        eprintln!("SKIPPED: {ZKCLI} not found (install Debian's zookeeper package to run this test)");
+    }
+    installed
+}
+
+fn lines(text: &str) -> Vec<&str> {
+    text.lines().filter(|l| !l.is_empty()).collect()
+}
+
+#[test]
+fn one_shot_commands_print_and_exit_like_zkcli() {
+    let server = TestServer::with_config("extendedTypesEnabled=true");
+    // (arguments, exit status, a stdout line, a stderr line); "" = nothing to look for.
+    let cases: &[(&[&str], i32, &str, &str)] = &[
+        (&["create", "/a", "hello"], 0, "", "Created /a"),
+        (&["create", "/a", "again"], 1, "", "Node already exists: /a"),
+        (
+            &["create", "-e", "-c", "/x"],
+            1,
+            "",
+            "-c cannot be combined with -s or -e. Containers cannot be ephemeral or sequential.",
+        ),
+        (&["create", "-t", "0", "/x"], 1, "", "ttl must be positive"),
+        (&["ls", "/"], 0, "[a, zookeeper]", ""),
+        (&["get", "/a"], 0, "hello", ""),
+        (&["get", "/nope"], 1, "", "Node does not exist: /nope"),
+        (&["set", "-v", "3", "/a", "x"], 1, "", "version No is not valid : /a"),
+        (&["stat", "/a"], 0, "dataVersion = 0", ""),
+        (&["stat", "/nope"], 1, "", "Node does not exist: /nope"),
+        (&["getAcl", "/a"], 0, ": cdrwa", ""),
+        (&["delete", "/nope"], 1, "", "Node does not exist: /nope"),
+        (&["ls"], 1, "", "ls [-s] [-w] [-R] path"),
+        (&["ls", "-x", "/"], 1, "", "Unrecognized option: -x"),
+        (&["create", "/bad/"], 1, "", "Path must not end with / character"),
+        (&["removewatches", "/a"], 1, "", "KeeperErrorCode = No such watcher for /a"),
+        (&["sync", "/a"], 0, "Sync is OK", ""),
+        (&["whoami"], 0, "Auth scheme: User", ""),
+        (&["getAllChildrenNumber", "/"], 0, "4", ""),
+        (&["bogus"], 127, "", "Command not found: Command not found bogus"),
+        (&["reconfig", "-remove", "3"], 1, "", "KeeperErrorCode = "),
+        (&["delete", "/a"], 0, "", ""),
+    ];
+    for (args, status, stdout, stderr) in cases {
+        let run = fkcli(&server, args);
+        let what = format!("fkcli {args:?}\nstdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+        assert_eq!(run.status, *status, "{what}");
+        assert!(stdout.is_empty() || lines(&run.stdout).iter().any(|l| l.starts_with(stdout)), "{what}");
+        assert!(stderr.is_empty() || lines(&run.stderr).iter().any(|l| l.starts_with(stderr)), "{what}");
+    }
+}
+
+#[test]
+fn exit_statuses_match_zkcli() {
+    if !zkcli_installed() {
+        return;
+    }
+    let server = TestServer::start();
+    for args in [&["ls", "/"][..], &["get", "/nope"], &["bogus"], &["ls"], &["create", "/bad/"]] {
+        let ours = fkcli(&server, args);
+        let mut command = Command::new(ZKCLI);
+        command.args(["-server", &server.address()]).args(args);
+        let theirs: Run = command.output().expect("run zkCli.sh").into();
+        assert_eq!(ours.status, theirs.status, "{args:?}: zkCli.sh said {}", theirs.stderr);
+        let last_error = |run: &Run| run.stderr.lines().rfind(|l| !l.starts_with("SLF4J")).map(str::to_owned);
+        assert_eq!(last_error(&ours), last_error(&theirs), "{args:?}");
+    }
+}
+
+/// Every command zkCli has, in one session, with its errors and watch events along the way.
+const SCRIPT: &str = "\
+create /app hello
+create -s /app/seq- a
+create -e /app/eph b
+create -c /cont
+create -t 60000 /ttl t
+create /app x
+ls /app
+ls -s /app
+ls -R /app
+get -s /app
+get /nope
+set -v 0 /app world
+set -v 0 /app again
+set -s /app third
+get /app
+stat /app
+stat /nope
+getAllChildrenNumber /app
+getEphemerals /app
+getAcl /app
+setAcl /app world:anyone:cdrwa
+setAcl -s -v 1 /app world:anyone:cdrwa
+setAcl -R /app world:anyone:cdrwa
+addauth digest alice:secret
+create /secret s auth::cdrwa
+getAcl -s /secret
+whoami
+delete /app
+delete -v 7 /cont
+sync /app
+setquota -n 5 /app
+listquota /app
+delquota /app
+listquota /app
+removewatches /app
+get -w /app
+set /app changed
+ls -w /app
+create /app/child x
+addWatch /cont
+create /cont/x y
+printwatches
+printwatches off
+printwatches
+printwatches on
+history
+redo 5
+bogus
+ls
+config
+reconfig -remove 3
+deleteall /app
+ls /
+close
+ls /
+quit
+";
+
+/// Makes two runs comparable: zxids, session ids, times and ports differ between servers and runs.
+fn normalise(line: &str) -> String {
+    if let Some((name, _)) = line.split_once(" = ").filter(|(n, _)| *n == "ctime" || *n == "mtime") {
+        return format!("{name} = <time>");
+    }
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(at) = rest.find("0x") {
+        out.push_str(&rest[..at]);
+        out.push_str("0x<hex>");
+        rest = rest[at + 2..].trim_start_matches(|c: char| c.is_ascii_hexdigit());
+    }
+    out.push_str(rest);
+    // Ports in prompts and connect lines.
+    match out.find("127.0.0.1:") {
+        Some(at) => {
+            let tail = out[at + 10..].trim_start_matches(|c: char| c.is_ascii_digit()).to_owned();
+            format!("{}127.0.0.1:<port>{tail}", &out[..at])
+        }
+        None => out,
+    }
+}
+
+/// The command output in order, and the watch events apart (they print from another thread in zkCli,
+/// so where they land between command outputs is not fixed).
+fn split_events(text: &str) -> (Vec<String>, Vec<String>) {
+    let (mut output, mut events) = (Vec::new(), Vec::new());
+    for line in text.lines() {
+        let line = normalise(line);
+        // zkCli's own start-up noise: slf4j, and the line saying jline is missing from Debian's classpath.
+        if line.is_empty() || line == "WATCHER::" || line.starts_with("SLF4J") || line == "JLine support is disabled" {
+            continue;
+        }
+        if line.starts_with("WatchedEvent ") { events.push(line) } else { output.push(line) }
+    }
+    events.sort();
+    (output, events)
+}
+
+#[test]
+fn a_whole_session_prints_what_zkcli_prints() {
+    if !zkcli_installed() {
+        return;
+    }
+    // The same kind of server, fresh, for each shell: the same zxids in the same places.
+    let config = "extendedTypesEnabled=true";
+    let (ours_server, theirs_server) = (TestServer::with_config(config), TestServer::with_config(config));
+    let ours = piped(env!("CARGO_BIN_EXE_fkcli"), &ours_server, SCRIPT);
+    let theirs = piped(ZKCLI, &theirs_server, SCRIPT);
+    assert_eq!(ours.status, theirs.status, "exit status after the script");
+    let (ours_out, ours_events) = split_events(&ours.stdout);
+    let (theirs_out, theirs_events) = split_events(&theirs.stdout);
+    assert_eq!(ours_out, theirs_out, "stdout\n--- fkcli:\n{}\n--- zkCli.sh:\n{}", ours.stdout, theirs.stdout);
+    assert_eq!(ours_events, theirs_events, "watch events");
+    // The one difference allowed: the usage list names fkcli's extra commands too.
+    let extras = ["\ttree ", "\twatch-tail "];
+    let (mut ours_err, _) = split_events(&ours.stderr);
+    ours_err.retain(|line| !extras.iter().any(|extra| line.starts_with(extra)));
+    let (theirs_err, _) = split_events(&theirs.stderr);
+    assert_eq!(ours_err, theirs_err, "stderr\n--- fkcli:\n{}\n--- zkCli.sh:\n{}", ours.stderr, theirs.stderr);
+}
