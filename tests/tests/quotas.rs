@@ -392,3 +392,49 @@ fn copy_tree(from: &Path, to: &Path) {
         if path.is_dir() { copy_tree(&path, &target) } else { std::fs::copy(&path, &target).map(drop).unwrap() }
     }
 }
+
+/// A ferrokeeper leader with two Java followers: quota usage moves alike on every member (each applies
+/// it locally), hard limits are refused by the leader whichever member took the write, and the Java
+/// followers, which check the leader's digest after every txn, find no mismatch.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quotas_in_an_ensemble_led_by_ferrokeeper_keep_java_digests_equal() {
+    use fk_tests::ensemble::{EnsembleSpec, Implementation::*, TestEnsemble};
+    let spec = EnsembleSpec::new(vec![ZooKeeper, ZooKeeper, Ferrokeeper])
+        .with_ticks(500, 10, 5)
+        .with_extra("enforceQuota=true")
+        .with_java_option("-Dzookeeper.enforceQuota=true");
+    let mut ensemble = match TestEnsemble::start(spec) {
+        Ok(ensemble) => ensemble,
+        Err(reason) => return eprintln!("SKIPPED: {reason}"),
+    };
+    // The highest id wins an election between equal histories.
+    assert_eq!(ensemble.wait_for_leader(Duration::from_secs(60)), 2);
+    let mut clients = Vec::new();
+    for i in 0..ensemble.len() {
+        let address = ensemble.client_address(i).to_string();
+        let connector = zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(&address);
+        clients.push(connector.await.unwrap_or_else(|e| panic!("connect to member {i}: {e}")));
+    }
+    let java = &clients[0];
+    java.create("/q", b"abc", &persistent()).await.unwrap();
+    set_quota(java, "/q", "count=-1,bytes=-1=;countHardLimit=4").await;
+    clients[2].create("/q/a", b"12", &persistent()).await.unwrap();
+    java.create("/q/b", b"", &persistent()).await.unwrap();
+    clients[1].set_data("/q/a", b"1234", None).await.unwrap();
+    let mut multi = java.new_multi_writer();
+    multi.add_delete("/q/b", None).unwrap();
+    multi.add_create("/q/c", b"x", &persistent()).unwrap();
+    multi.commit().await.unwrap();
+    clients[2].create("/q/d", b"", &persistent()).await.unwrap();
+    assert_eq!(java.create("/q/e", b"", &persistent()).await.unwrap_err(), zk::Error::QuotaExceeded);
+    assert_eq!(clients[1].create("/q/e", b"", &persistent()).await.unwrap_err(), zk::Error::QuotaExceeded);
+
+    for (i, client) in clients.iter().enumerate() {
+        client.sync("/").await.unwrap();
+        assert_eq!(usage(client, "/q").await.0, "count=4,bytes=8", "member {i}");
+    }
+    for i in [0, 1] {
+        let mntr = ensemble.four_letter(i, "mntr");
+        assert!(mntr.contains("zk_digest_mismatches_count\t0"), "member {i}: {mntr}");
+    }
+}

@@ -98,7 +98,7 @@ fn prep_multi(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, ops: &[WriteOp]) ->
         let txn = if failed {
             TxnBody::Error(ErrorTxn { err: ErrorCode::RuntimeInconsistency.as_i32() })
         } else {
-            match prep_op(view, ctx, op) {
+            match prep_op(view, ctx, &as_multi_sub_op(op)) {
                 Ok(txn) => txn,
                 Err(code) => {
                     failed = true;
@@ -113,6 +113,26 @@ fn prep_multi(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, ops: &[WriteOp]) ->
         view.commit_undo();
     }
     TxnBody::Multi(txns)
+}
+
+/// ZooKeeper rebuilds each create of a multi from its record (`MultiOperationRecord`:
+/// `Op.create(path, data, acl, flags)`), so inside a multi the flags choose the kind, not the opcode: a
+/// container for CreateMode CONTAINER, else a plain create. A create2 is logged, and answered, as a
+/// create; logged as create2, a Java member applying the multi throws "Invalid type of op" and skips
+/// the rest of it. (TTL flags keep their op: ZooKeeper fails those multis in ways not matched here.)
+fn as_multi_sub_op(op: &WriteOp) -> std::borrow::Cow<'_, WriteOp> {
+    use std::borrow::Cow;
+    match op {
+        WriteOp::Create { op: code, request } if matches!(request.flags, 0..=4) => {
+            let kind = if request.flags == 4 { OpCode::CreateContainer } else { OpCode::Create };
+            if *code == kind {
+                Cow::Borrowed(op)
+            } else {
+                Cow::Owned(WriteOp::Create { op: kind, request: request.clone() })
+            }
+        }
+        _ => Cow::Borrowed(op),
+    }
 }
 
 fn check_session(ctx: &RequestCtx<'_>) -> Result<(), ErrorCode> {

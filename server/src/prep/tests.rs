@@ -273,3 +273,25 @@ fn quota_checks_read_the_applied_tree_not_the_writes_in_flight() {
     let body = prep_write(&mut PrepView::new(&tree, &mut changes), &ctx, Write::Op(&create("/a/m3", 0)));
     assert_eq!(error_of(&body), Some(ErrorCode::QuotaExceeded));
 }
+
+#[test]
+fn creates_in_a_multi_are_logged_as_zookeeper_rebuilds_them() {
+    // (opcode, flags) -> the sub-txn's opcode: the flags decide, as in ZooKeeper's MultiOperationRecord.
+    let cases = [
+        (OpCode::Create2, 0, OpCode::Create),
+        (OpCode::Create, 1, OpCode::Create),
+        (OpCode::Create2, 4, OpCode::CreateContainer),
+        (OpCode::CreateContainer, 0, OpCode::Create),
+        (OpCode::CreateContainer, 4, OpCode::CreateContainer),
+    ];
+    for (op, flags, logged) in cases {
+        let tree = tree();
+        let mut changes = PendingChanges::default();
+        let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        let request = CreateRequest { path: "/m".into(), data: None, acl: open(), flags };
+        let ops = vec![WriteOp::Create { op, request }];
+        let body = prep_write(&mut PrepView::new(&tree, &mut changes), &ctx(&auth), Write::Multi(&ops));
+        let TxnBody::Multi(txns) = &body else { panic!("{body:?}") };
+        assert_eq!(txns[0].txn_type(), logged.as_i32(), "{op:?} with flags {flags}: {body:?}");
+    }
+}
