@@ -39,6 +39,10 @@
 //! - `order`: FIFO, zxid monotonicity and sync per session; real-time order of writes.
 //! - `violation`: [`Violation`], what a failing seed reports.
 //! - `watches`: the one-shot watch guarantee.
+//! - Tests: `tests` (a table of planted anomalies and clean histories), `generated_tests` (thousands of
+//!   generated ops: speed, and a fault found among them), `fidelity_tests` (a scripted history recorded
+//!   against Apache ZooKeeper 3.8 and against ferrokeeper passes against each one's own txn log: the
+//!   model is held to the specification, not to our reading of it).
 
 #[cfg(test)]
 mod fidelity_tests;

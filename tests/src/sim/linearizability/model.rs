@@ -6,6 +6,11 @@
 //! checks them), and [`Model::apply`] applies a logged txn, refusing one the data model forbids.
 //! [`Model::read`] answers a read at the current state.
 //!
+//! Checked against ZooKeeper 3.8 itself (`fidelity_tests`): a client sees `cversion` as twice the
+//! number of child creations minus the children present (`DataNode.copyStat`), a delete moves the
+//! parent's pzxid but not its cversion, sequential names count creations only, and a path whose parent
+//! does not exist (`/a//b`, `/a/./b`, `/a/b/`) is NoNode before it is BadArguments.
+//!
 //! Not modelled: ACLs (every node is world-open), quotas, `/zookeeper/config` contents (reconfig), the
 //! session owner (SessionMoved). Node data is compared as bytes: a null and an empty value are equal.
 
