@@ -1,4 +1,5 @@
-//! The data tree: every znode, the indexes over them, and the sessions that own ephemerals.
+//! The data tree: every znode, the indexes over them, the sessions that own ephemerals, and the quota
+//! usage ZooKeeper keeps under /zookeeper/quota ([`quota`]).
 //!
 //! Only the applier writes it (through [`crate::txn`]); shards and the sequencer read it. The mutation
 //! methods here assume the caller validated the request (prep did); when they meet a state a txn cannot
