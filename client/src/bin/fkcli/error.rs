@@ -7,6 +7,8 @@ use fk_client::{Error, ErrorCode};
 pub struct CliError {
     pub message: String,
     pub exit_code: i32,
+    /// ZooKeeper's result code when the server (or the connection) caused the error; `--json` shows it.
+    pub code: Option<ErrorCode>,
 }
 
 /// `ExitCode.EXECUTION_FINISHED` and `CliException`'s default status.
@@ -17,11 +19,23 @@ pub const EXIT_NOT_FOUND: i32 = 127;
 
 impl CliError {
     pub fn usage(message: impl Into<String>) -> CliError {
-        CliError { message: message.into(), exit_code: EXIT_ERROR }
+        CliError { message: message.into(), exit_code: EXIT_ERROR, code: None }
     }
 
     pub fn not_found(command: &str) -> CliError {
-        CliError { message: format!("Command not found: Command not found {command}"), exit_code: EXIT_NOT_FOUND }
+        let message = format!("Command not found: Command not found {command}");
+        CliError { message, exit_code: EXIT_NOT_FOUND, code: None }
+    }
+}
+
+impl CliError {
+    /// The `--json` form, printed on stderr: the message, the result code's name and the exit status.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": self.message,
+            "code": self.code.map(ErrorCode::name),
+            "exitCode": self.exit_code,
+        })
     }
 }
 
@@ -36,7 +50,7 @@ impl From<Error> for CliError {
             Error::SessionExpired => keeper_message(ErrorCode::SessionExpired, ""),
             other => other.to_string(),
         };
-        CliError::usage(message)
+        CliError { code: error.code(), ..CliError::usage(message) }
     }
 }
 

@@ -117,7 +117,11 @@ impl Shell {
                 flow
             }
             Err(error) => {
-                eprintln!("{}", error.message);
+                if self.json {
+                    eprintln!("{}", error.to_json());
+                } else {
+                    eprintln!("{}", error.message);
+                }
                 self.exit_code = error.exit_code;
                 Flow::Continue
             }
@@ -206,10 +210,17 @@ impl Shell {
     /// Waits for the first session (or `limit`), printing the events so far as zkCli's watcher does.
     pub fn wait_for_session(&self, limit: Duration) {
         let Some(client) = self.current() else { return };
-        let _ = client.wait_connected(limit);
-        while let Ok(event) = client.events().try_recv() {
+        if client.wait_connected(limit).is_err() {
+            return;
+        }
+        // The SyncConnected event follows the connection at once; print up to it, so one-shot output
+        // always has it in the same place (zkCli's watcher thread prints it around the same time).
+        while let Ok(event) = client.events().recv_timeout(limit) {
             if self.print_watches.load(Ordering::Relaxed) && !self.json {
                 print!("{}", event_text(&event, false));
+            }
+            if event.state == fk_client::KeeperState::SyncConnected && event.path.is_none() {
+                break;
             }
         }
     }
