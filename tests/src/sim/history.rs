@@ -4,7 +4,7 @@
 //! (or [`History::complete`]) when its reply arrives, or [`History::give_up`] when the client stops
 //! waiting (connection lost, timeout). An op still pending when the run ends keeps
 //! [`Outcome::Unknown`]. Watch registrations and notifications go through [`History::watch_set`] and
-//! [`History::watch_event`]. [`OpKind::from_request`], [`Outcome::from_reply`] and
+//! [`History::watch_event`], reconnections through [`History::connected`]. [`OpKind::from_request`], [`Outcome::from_reply`] and
 //! [`OpKind::watch_left`] turn `fk_net::client` records into these terms.
 //!
 //! Every invoke, completion and watch notification gets a [`Stamp`]: the simulator's clock (for
@@ -355,6 +355,7 @@ pub struct History {
     ops: Vec<Op>,
     watches: Vec<WatchSet>,
     events: Vec<WatchEvent>,
+    connections: Vec<(SessionId, Stamp)>,
     next_seq: u64,
 }
 
@@ -412,6 +413,14 @@ impl History {
         self.events.push(WatchEvent { session_id, path: path.to_string(), event_type, at });
     }
 
+    /// Logs that a session (re)connected to a member: its watches are re-registered (setWatches)
+    /// and ZooKeeper may then report a missed change with another event type, or not at all (an
+    /// exists watch on a node created and deleted while the session was away).
+    pub fn connected(&mut self, now: u64, session_id: SessionId) {
+        let at = self.stamp(now);
+        self.connections.push((session_id, at));
+    }
+
     pub fn ops(&self) -> &[Op] {
         &self.ops
     }
@@ -426,6 +435,11 @@ impl History {
 
     pub fn watch_events(&self) -> &[WatchEvent] {
         &self.events
+    }
+
+    /// Every (re)connection: the session and when.
+    pub fn connections(&self) -> &[(SessionId, Stamp)] {
+        &self.connections
     }
 }
 

@@ -367,11 +367,20 @@ fn log_out_of_order() -> Fixture {
 /// A watches /x at its creation, B changes it; the event arrives (`Some(before)`: before or after A's
 /// next read at the new zxid) or not at all, `times` times.
 fn watch(event: Option<bool>, times: usize) -> Fixture {
+    watch_across(event, times, false)
+}
+
+/// As [`watch`]; `reconnect`: A's session moves to another member after leaving the watch.
+fn watch_across(event: Option<bool>, times: usize, reconnect: bool) -> Fixture {
     let mut f = Fixture::new();
     let x = f.write(B, 1, create("/x", b""), create_body("/x", b"", false, 1), created("/x"));
     let read = f.read(A, 1, get("/x"), x, Ok(OpResult::Data { data: vec![], stat: leaf(x, x, 0, 0, 0) }));
     f.history.watch_set(read, WatchKind::Data);
     let changed = f.write(B, 2, set("/x", b"1", 0), set_body("/x", b"1", 1), |z| OpResult::Stat(leaf(x, z, 1, 1, 0)));
+    if reconnect {
+        f.now += 1;
+        f.history.connected(f.now, A);
+    }
     let deliver = |f: &mut Fixture| (0..times).for_each(|_| f.event(A, "/x", EventType::NodeDataChanged));
     if event == Some(true) {
         deliver(&mut f);
@@ -432,6 +441,12 @@ fn planted_anomalies_are_caught_and_clean_histories_pass() {
         ("watch event after the new state", || watch(Some(false), 1), Some(ViolationKind::WatchEventLate)),
         ("watch event never sent", || watch(None, 1), Some(ViolationKind::WatchEventLate)),
         ("one-shot watch fired twice", || watch(Some(true), 2), Some(ViolationKind::WatchFiredTwice)),
+        ("watch event missed across a reconnection", || watch_across(None, 1, true), None),
+        (
+            "watch fired twice across a reconnection",
+            || watch_across(Some(true), 2, true),
+            Some(ViolationKind::WatchFiredTwice),
+        ),
     ];
     for (name, build, expected) in cases {
         let fixture = build();
