@@ -111,8 +111,9 @@ pub fn check(history: &History, log: &[Txn]) -> Result<Summary, Violation> {
     Ok(summary)
 }
 
-/// Txns a client request caused, by `(session, cxid)`; session open and close are the server's own
-/// (an expired session's close carries cxid 0, which a client's request may also have).
+/// Txns a client request caused, by `(session, cxid)`. Left out: session open and close (an expired
+/// session's close carries cxid 0, which a client's request may also have) and session 0, the
+/// server's own requests (ZooKeeper's container and TTL reaper sends them as session 0, cxid 0).
 fn index_log(log: &[Txn]) -> Result<HashMap<(SessionId, i32), usize>, Violation> {
     let mut by_request = HashMap::with_capacity(log.len());
     for (i, txn) in log.iter().enumerate() {
@@ -124,7 +125,7 @@ fn index_log(log: &[Txn]) -> Result<HashMap<(SessionId, i32), usize>, Violation>
             let v = Violation::new(ViolationKind::LogOutOfOrder, expected, format!("{:#x}", header.zxid));
             return Err(v.zxid(before.zxid).zxid(header.zxid));
         }
-        if matches!(txn.body, TxnBody::CreateSession(_) | TxnBody::CloseSession { .. }) {
+        if header.client_id == 0 || matches!(txn.body, TxnBody::CreateSession(_) | TxnBody::CloseSession { .. }) {
             continue;
         }
         if let Some(first) = by_request.insert((header.client_id, header.cxid), i) {

@@ -2,7 +2,7 @@
 
 use fk_net::client::watch::EventType;
 use fk_net::client::{ErrorCode, OpCode, Stat};
-use fk_net::txn::{CreateSessionTxn, CreateTxn, ErrorTxn, SetDataTxn, Txn, TxnBody, TxnHeader};
+use fk_net::txn::{CreateContainerTxn, CreateSessionTxn, CreateTxn, ErrorTxn, SetDataTxn, Txn, TxnBody, TxnHeader};
 
 use super::{Summary, ViolationKind, check};
 use crate::sim::history::{History, OpId, OpKind, OpResult, Outcome, SessionId, WatchKind, Zxid};
@@ -226,6 +226,19 @@ fn refused_requests(logged: bool) -> Fixture {
     f
 }
 
+/// Two containers emptied and reaped by the server's own requests (session 0, cxid 0, twice).
+fn containers_reaped() -> Fixture {
+    let mut f = Fixture::new();
+    for (i, path) in ["/c1", "/c2"].into_iter().enumerate() {
+        let txn = CreateContainerTxn { path: path.into(), data: None, acl: vec![], parent_cversion: i as i32 + 1 };
+        f.commit(A, 10 + i as i32, TxnBody::CreateContainer(txn));
+    }
+    for path in ["/c1", "/c2"] {
+        f.commit(0, 0, TxnBody::Delete { op: OpCode::DeleteContainer, path: path.into() });
+    }
+    f
+}
+
 fn lost_write() -> Fixture {
     let mut f = Fixture::new();
     let id = f.invoke(A, 1, create("/x", b""));
@@ -404,6 +417,7 @@ fn planted_anomalies_are_caught_and_clean_histories_pass() {
         ("watch event before the new state", || watch(Some(true), 1), None),
         ("throttled write, not logged; read on a closed session", || refused_requests(false), None),
         ("throttled write found in the log", || refused_requests(true), Some(ViolationKind::ReplyDisagrees)),
+        ("containers reaped by the server's own requests", containers_reaped, None),
         ("lost acknowledged write", lost_write, Some(ViolationKind::LostWrite)),
         (
             "acked with another request's zxid",
