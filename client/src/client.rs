@@ -23,7 +23,8 @@ pub const CONFIG_NODE: &str = "/zookeeper/config";
 pub struct Options {
     /// The session timeout asked for; the server clamps it to its min/max.
     pub session_timeout: Duration,
-    /// How long an operation waits for a connection before failing with ConnectionLoss.
+    /// How long `connect` waits for the first session, and the longest an operation waits for a
+    /// connection (it fails sooner, with ConnectionLoss, when a round over every host found no server).
     pub connect_wait: Duration,
 }
 
@@ -46,7 +47,7 @@ impl Client {
     /// `options.connect_wait`.
     pub fn connect(connect: &str, options: Options) -> Result<Client> {
         let client = Self::start(connect, options)?;
-        client.shared.wait_connected(client.connect_wait)?;
+        client.shared.wait_connected(client.connect_wait, false)?;
         Ok(client)
     }
 
@@ -95,7 +96,13 @@ impl Client {
 
     /// Blocks until the session is connected (after a disconnect) or `limit` passes.
     pub fn wait_connected(&self, limit: Duration) -> Result<()> {
-        self.shared.wait_connected(limit)
+        self.shared.wait_connected(limit, false)
+    }
+
+    /// Like [`Client::wait_connected`], but gives up (ConnectionLoss) as soon as a round of attempts
+    /// over every host has failed.
+    pub fn wait_connected_once(&self, limit: Duration) -> Result<()> {
+        self.shared.wait_connected(limit, true)
     }
 
     /// The chroot of the connect string, if any.
@@ -312,11 +319,13 @@ impl Client {
     /// One round trip: waits for a connection, sends, waits for the reply (the I/O thread answers
     /// every pending request, with ConnectionLoss if the connection breaks first).
     fn call(&self, request: Request, path: &str, watch: Option<WatchKind>) -> Result<Vec<u8>> {
-        self.shared.wait_connected(self.connect_wait)?;
+        // A request made while disconnected waits for the connection attempt under way (Java queues
+        // it and fails it with ConnectionLoss if that attempt fails).
+        self.shared.wait_connected(self.connect_wait, true).map_err(|e| e.at(path))?;
         let (tx, rx) = crossbeam_channel::bounded(1);
         let watch = watch.map(|kind| (kind, self.server_path_for(&request, path)));
-        self.shared.send(&request, watch, tx)?;
-        let (err, body) = rx.recv().map_err(|_| Error::ConnectionLoss)??;
+        self.shared.send(&request, watch, tx).map_err(|e| e.at(path))?;
+        let (err, body) = rx.recv().map_err(|_| Error::connection_loss())?.map_err(|e| e.at(path))?;
         if err != 0 {
             return Err(Error::from_code(err, path));
         }

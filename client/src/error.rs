@@ -12,13 +12,14 @@ pub enum Error {
     /// The server answered a code this client does not know.
     #[error("unknown result code {code} for {path}")]
     UnknownCode { code: i32, path: String },
-    /// The connection broke with this request in flight, or no server could be reached in time; the
-    /// session may still be alive and the request may or may not have been applied.
-    #[error("connection lost")]
-    ConnectionLoss,
-    /// The session expired (or was closed); the client is unusable.
-    #[error("session expired")]
-    SessionExpired,
+    /// The connection broke with this request in flight, or no server answered the connection attempt
+    /// the request waited for; the session may still be alive and the request may or may not have been
+    /// applied. `path` is the request's (empty until the request is known).
+    #[error("connection lost for {path:?}")]
+    ConnectionLoss { path: String },
+    /// The session expired; the client is unusable.
+    #[error("session expired for {path:?}")]
+    SessionExpired { path: String },
     /// The client was closed by its owner.
     #[error("client closed")]
     Closed,
@@ -37,8 +38,8 @@ impl Error {
     pub fn code(&self) -> Option<ErrorCode> {
         match self {
             Error::Server { code, .. } => Some(*code),
-            Error::ConnectionLoss => Some(ErrorCode::ConnectionLoss),
-            Error::SessionExpired => Some(ErrorCode::SessionExpired),
+            Error::ConnectionLoss { .. } => Some(ErrorCode::ConnectionLoss),
+            Error::SessionExpired { .. } => Some(ErrorCode::SessionExpired),
             Error::InvalidPath { .. } => Some(ErrorCode::BadArguments),
             Error::Decode { .. } => Some(ErrorCode::MarshallingError),
             _ => None,
@@ -47,10 +48,29 @@ impl Error {
 
     pub(crate) fn from_code(code: i32, path: &str) -> Error {
         match ErrorCode::from_i32(code) {
-            Some(ErrorCode::ConnectionLoss) => Error::ConnectionLoss,
-            Some(ErrorCode::SessionExpired) => Error::SessionExpired,
+            Some(ErrorCode::ConnectionLoss) => Error::ConnectionLoss { path: path.to_owned() },
+            Some(ErrorCode::SessionExpired) => Error::SessionExpired { path: path.to_owned() },
             Some(code) => Error::Server { code, path: path.to_owned() },
             None => Error::UnknownCode { code, path: path.to_owned() },
+        }
+    }
+}
+
+impl Error {
+    pub(crate) fn connection_loss() -> Error {
+        Error::ConnectionLoss { path: String::new() }
+    }
+
+    pub(crate) fn session_expired() -> Error {
+        Error::SessionExpired { path: String::new() }
+    }
+
+    /// Names the request's path in a connection-level error raised before the path was known.
+    pub(crate) fn at(self, request_path: &str) -> Error {
+        match self {
+            Error::ConnectionLoss { path } if path.is_empty() => Error::ConnectionLoss { path: request_path.into() },
+            Error::SessionExpired { path } if path.is_empty() => Error::SessionExpired { path: request_path.into() },
+            other => other,
         }
     }
 }

@@ -56,6 +56,9 @@ pub(crate) struct State {
     pub auth: Vec<AuthPacket>,
     /// closeSession is on its way: the server's hang-up that follows is not a lost connection.
     pub closing: bool,
+    /// Rounds over every host that found no server; a request waiting for a connection fails with
+    /// ConnectionLoss when one ends, as Java's client fails its queued packets when a connect fails.
+    pub failed_rounds: u64,
 }
 
 pub(crate) struct Out {
@@ -90,6 +93,7 @@ impl Shared {
                 watches: WatchRegistry::default(),
                 auth: Vec::new(),
                 closing: false,
+                failed_rounds: 0,
             }),
             changed: Condvar::new(),
             events,
@@ -104,20 +108,22 @@ impl Shared {
         self.out.lock().expect("client output lock poisoned")
     }
 
-    /// Waits until the session is connected (or is gone for good) for at most `limit`.
-    pub fn wait_connected(&self, limit: Duration) -> Result<()> {
+    /// Waits until the session is connected (or is gone for good) for at most `limit`; with
+    /// `one_round`, also gives up when a round of connection attempts over every host has failed.
+    pub fn wait_connected(&self, limit: Duration, one_round: bool) -> Result<()> {
         let deadline = Instant::now() + limit;
         let mut state = self.state();
+        let rounds_at_start = state.failed_rounds;
         loop {
             match state.phase {
                 Phase::Connected => return Ok(()),
-                Phase::Expired => return Err(Error::SessionExpired),
+                Phase::Expired => return Err(Error::session_expired()),
                 Phase::Closed => return Err(Error::Closed),
                 Phase::Connecting => {}
             }
             let now = Instant::now();
-            if now >= deadline {
-                return Err(Error::ConnectionLoss);
+            if now >= deadline || (one_round && state.failed_rounds != rounds_at_start) {
+                return Err(Error::connection_loss());
             }
             state = self.changed.wait_timeout(state, deadline - now).expect("client state lock poisoned").0;
         }
@@ -137,13 +143,13 @@ impl Shared {
             let mut state = self.state();
             match state.phase {
                 Phase::Connected => {}
-                Phase::Connecting => return Err(Error::ConnectionLoss),
-                Phase::Expired => return Err(Error::SessionExpired),
+                Phase::Connecting => return Err(Error::connection_loss()),
+                Phase::Expired => return Err(Error::session_expired()),
                 Phase::Closed => return Err(Error::Closed),
             }
             state.pending.push_back(Pending { xid, watch, reply });
         }
-        let Some(stream) = out.stream.as_mut() else { return Err(Error::ConnectionLoss) };
+        let Some(stream) = out.stream.as_mut() else { return Err(Error::connection_loss()) };
         if connection::write_request(stream, xid, request).is_err() {
             // The I/O thread sees the broken socket too and fails the pending entry with ConnectionLoss.
             let _ = stream.shutdown(Shutdown::Both);
@@ -192,15 +198,17 @@ pub(crate) fn run(shared: Arc<Shared>) {
                     return;
                 }
                 drop(state);
-                shared.drop_connection(Phase::Connecting, || Error::ConnectionLoss);
+                shared.drop_connection(Phase::Connecting, Error::connection_loss);
                 shared.emit(WatchedEvent::state_change(KeeperState::Disconnected));
             }
             Establish::Expired => {
-                shared.drop_connection(Phase::Expired, || Error::SessionExpired);
+                shared.drop_connection(Phase::Expired, Error::session_expired);
                 shared.emit(WatchedEvent::state_change(KeeperState::Expired));
                 return;
             }
             Establish::Unreachable => {
+                shared.state().failed_rounds += 1;
+                shared.changed.notify_all();
                 std::thread::sleep(backoff);
                 backoff = (backoff * 2).min(RECONNECT_BACKOFF_MAX);
             }
@@ -344,7 +352,7 @@ fn dispatch(shared: &Shared, frame: Frame) -> std::result::Result<(), OutOfStep>
         xid => {
             let Some(pending) = state.pending.pop_front() else { return Err(OutOfStep) };
             if pending.xid != xid {
-                let _ = pending.reply.send(Err(Error::ConnectionLoss));
+                let _ = pending.reply.send(Err(Error::connection_loss()));
                 return Err(OutOfStep);
             }
             register_watch(&mut state.watches, pending.watch.as_ref(), header.err);

@@ -95,7 +95,8 @@ fn multi_commits_all_or_reports_each() {
         client.create_op("/m2", None, &acl, CreateMode::Persistent),
     ];
     let results = client.multi(ops).unwrap();
-    assert!(matches!(&results[0], MultiResult::Create2(p, _) if p == "/m1"), "{results:?}");
+    // ZooKeeper 3.8 answers a create2 inside a multi with a plain create result (path, no Stat).
+    assert_eq!(results, [MultiResult::Create("/m1".into()), MultiResult::Create("/m2".into())]);
     let failing = vec![
         WriteOp::Delete(DeleteRequest { path: "/m1".into(), version: -1 }),
         WriteOp::Check(CheckVersionRequest { path: "/m2".into(), version: 5 }),
@@ -206,7 +207,7 @@ fn requests_fail_with_connection_loss_when_no_server_answers() {
         std::thread::sleep(Duration::from_millis(20));
         result = client.exists("/", false);
     }
-    assert!(matches!(result, Err(Error::ConnectionLoss)), "{result:?}");
+    assert!(matches!(result, Err(Error::ConnectionLoss { .. })), "{result:?}");
     let disconnected = client.events().iter().find(|e| e.state == KeeperState::Disconnected);
     assert!(disconnected.is_some());
 }

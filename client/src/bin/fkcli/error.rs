@@ -46,8 +46,8 @@ impl From<Error> for CliError {
         let message = match &error {
             Error::Server { code, path } => server_message(*code, path),
             Error::InvalidPath { reason, .. } => reason.clone(),
-            Error::ConnectionLoss => keeper_message(ErrorCode::ConnectionLoss, ""),
-            Error::SessionExpired => keeper_message(ErrorCode::SessionExpired, ""),
+            Error::ConnectionLoss { path } => keeper_message(ErrorCode::ConnectionLoss, path),
+            Error::SessionExpired { path } => keeper_message(ErrorCode::SessionExpired, path),
             other => other.to_string(),
         };
         CliError { code: error.code(), ..CliError::usage(message) }

@@ -210,7 +210,7 @@ impl Shell {
     /// Waits for the first session (or `limit`), printing the events so far as zkCli's watcher does.
     pub fn wait_for_session(&self, limit: Duration) {
         let Some(client) = self.current() else { return };
-        if client.wait_connected(limit).is_err() {
+        if client.wait_connected_once(limit).is_err() {
             return;
         }
         // The SyncConnected event follows the connection at once; print up to it, so one-shot output
