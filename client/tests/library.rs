@@ -223,3 +223,19 @@ fn closing_the_session_removes_its_ephemerals() {
     let event = next_node_event(&observer);
     assert_eq!((event.event_type, event.path.as_deref()), (EventType::NodeDeleted, Some("/gone")));
 }
+
+#[test]
+fn pings_keep_an_idle_session_alive() {
+    let server = TestServer::start();
+    let options = Options { session_timeout: Duration::from_secs(2), connect_wait: Duration::from_secs(10) };
+    let client = Client::connect(&server.address(), options).unwrap();
+    assert_eq!(client.session_timeout_ms(), 2000);
+    client.create("/idle", None, &open_acl_unsafe(), CreateMode::Ephemeral).unwrap();
+    let session = client.session_id();
+    // Idle for well over the session timeout: only pings keep the session.
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(client.get_ephemerals("/").unwrap(), ["/idle"]);
+    assert_eq!(client.session_id(), session);
+    let lost = client.events().try_iter().find(|e| e.state != KeeperState::SyncConnected);
+    assert_eq!(lost, None, "no disconnect while idle");
+}
