@@ -371,6 +371,14 @@ fn read_past_log() -> Fixture {
     f
 }
 
+/// A read served by a new leader before its epoch's first txn (`counter` 0), or past the log.
+fn read_at_epoch_start(counter: i64) -> Fixture {
+    let mut f = Fixture::new();
+    let root = OpResult::Children { children: vec!["zookeeper".into()], stat: None };
+    f.read(A, 1, OpKind::GetChildren { path: "/".into() }, (1 << 32) | counter, Ok(root));
+    f
+}
+
 fn log_out_of_order() -> Fixture {
     let mut f = Fixture::new();
     f.commit_at(1, A, 1, create_body("/x", b"", false, 1));
@@ -451,6 +459,8 @@ fn planted_anomalies_are_caught_and_clean_histories_pass() {
         ("wrong sequential name", wrong_sequential_name, Some(ViolationKind::WrongDecision)),
         ("request logged twice", request_logged_twice, Some(ViolationKind::DuplicateRequest)),
         ("read at a zxid past the log", read_past_log, Some(ViolationKind::ZxidPastLog)),
+        ("read at a new epoch's start, before its first txn", || read_at_epoch_start(0), None),
+        ("read in a new epoch past the log", || read_at_epoch_start(1), Some(ViolationKind::ZxidPastLog)),
         ("log zxids going back", log_out_of_order, Some(ViolationKind::LogOutOfOrder)),
         ("watch event after the new state", || watch(Some(false), 1), Some(ViolationKind::WatchEventLate)),
         ("watch event never sent", || watch(None, 1), Some(ViolationKind::WatchEventLate)),

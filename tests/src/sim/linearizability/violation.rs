@@ -24,7 +24,8 @@ pub enum ViolationKind {
     InvalidTxn,
     /// A read's result is not the state at the zxid its reply carried.
     WrongRead,
-    /// A reply carried a zxid past the end of the committed log.
+    /// A read's reply carried a zxid past the end of the committed log (and not the start of a new
+    /// epoch, which a new ZooKeeper leader reports before its first txn).
     ZxidPastLog,
     /// A session got replies out of request order.
     FifoOrder,
