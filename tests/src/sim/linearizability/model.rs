@@ -353,6 +353,8 @@ impl Model {
                 self.versioned(path, *version)?;
                 Ok(Effect::Check { path: path.clone() })
             }
+            // The wire has no multi inside a multi; a history that claims one gets the code a
+            // malformed request would.
             OpKind::Multi(_) => Err(ErrorCode::BadArguments),
             other => panic!("{other} is not a write"),
         }
