@@ -164,6 +164,13 @@ impl Shell {
             self.close_current();
             return Ok((Flow::Continue, reply));
         }
+        // The interactive shell's printer thread already takes every event of the session; a tail would
+        // get only some of them. There, addWatch prints the same events as WATCHER:: lines.
+        if name == "watch-tail" && self.sink.is_some() {
+            return Err(CliError::usage(
+                "watch-tail runs as a one-shot command (fkcli -server … watch-tail path); here, use addWatch",
+            ));
+        }
         if let Some(handler) = command.handler {
             reply = commands::run(command, handler, &client, words, self.json)?;
         }
