@@ -10,6 +10,10 @@ use thiserror::Error;
 
 pub const CURRENT_EPOCH: &str = "currentEpoch";
 pub const ACCEPTED_EPOCH: &str = "acceptedEpoch";
+/// ZooKeeper's `QuorumPeer.UPDATING_EPOCH_FILENAME`: present while a learner makes its synchronised
+/// history durable before it writes the new current epoch; a crash in between leaves a log ahead of
+/// the current epoch, which start-up then accepts.
+pub const UPDATING_EPOCH: &str = "updatingEpoch";
 /// ZooKeeper's `AtomicFileOutputStream.TMP_EXTENSION`.
 const TMP_SUFFIX: &str = ".tmp";
 
@@ -64,10 +68,33 @@ pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<(), EpochError>
     write().map_err(|source| EpochError::Io { path, source })
 }
 
+/// Creates the `updatingEpoch` marker durably (before a learner logs a history newer than its current
+/// epoch).
+pub fn mark_epoch_update(dir: &Path) -> Result<(), EpochError> {
+    let path = dir.join(UPDATING_EPOCH);
+    let create = || -> std::io::Result<()> {
+        std::fs::File::create(&path)?.sync_all()?;
+        crate::files::sync_dir(dir)
+    };
+    create().map_err(|source| EpochError::Io { path: path.clone(), source })
+}
+
+/// Removes the `updatingEpoch` marker (once the new current epoch is written), if there is one.
+pub fn clear_epoch_update(dir: &Path) -> Result<(), EpochError> {
+    let path = dir.join(UPDATING_EPOCH);
+    match std::fs::remove_file(&path) {
+        Ok(()) => crate::files::sync_dir(dir).map_err(|source| EpochError::Io { path, source }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(EpochError::Io { path, source }),
+    }
+}
+
 /// ZooKeeper's `QuorumPeer.loadDataBase` rules, given the last zxid recovery reached: a missing file is
 /// created from that zxid's epoch (an upgrade from a version without them); a current epoch behind the
-/// log is taken from a leftover `currentEpoch.tmp` (a crash between writing and renaming it) or refused;
-/// an accepted epoch behind the current one is refused. Returns the epochs and what was created.
+/// log is the log's epoch if the `updatingEpoch` marker is there (a learner died between making its
+/// synchronised history durable and writing the new epoch), else taken from a leftover
+/// `currentEpoch.tmp` (a crash between writing and renaming it), else refused; an accepted epoch behind
+/// the current one is refused. Returns the epochs and what was created.
 pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), EpochError> {
     let mut notes = Vec::new();
     let log_epoch = epoch_of(last_zxid);
@@ -79,6 +106,14 @@ pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), 
             log_epoch
         }
     };
+    if log_epoch > current && dir.join(UPDATING_EPOCH).exists() {
+        write_epoch(dir, CURRENT_EPOCH, log_epoch)?;
+        clear_epoch_update(dir)?;
+        notes.push(format!(
+            "{UPDATING_EPOCH} found: this member died while updating its epoch; current epoch set to {log_epoch}"
+        ));
+        current = log_epoch;
+    }
     if log_epoch > current {
         let tmp = format!("{CURRENT_EPOCH}{TMP_SUFFIX}");
         match read_epoch(dir, &tmp)? {
@@ -123,6 +158,10 @@ mod tests {
         assert!(err.contains("acceptedEpoch holds 'eight', not an epoch number"), "{err}");
     }
 
+    fn read_epoch_text(files: &[(&str, &str)], name: &str) -> Option<i64> {
+        files.iter().find(|f| f.0 == name).and_then(|f| f.1.parse().ok())
+    }
+
     /// (files present, last zxid) → epochs, or the error.
     #[test]
     fn start_up_rules_match_zookeepers() {
@@ -130,13 +169,15 @@ mod tests {
         type Files = &'static [(&'static str, &'static str)];
         /// (current, accepted), or a part of the error.
         type Outcome = Result<(i64, i64), &'static str>;
-        let cases: [(Files, i64, Outcome); 6] = [
+        let cases: [(Files, i64, Outcome); 8] = [
             (&[], zxid(3, 9), Ok((3, 3))),
             (&[("currentEpoch", "3"), ("acceptedEpoch", "4")], zxid(3, 9), Ok((3, 4))),
             (&[("currentEpoch", "2"), ("currentEpoch.tmp", "3"), ("acceptedEpoch", "3")], zxid(3, 1), Ok((3, 3))),
             (&[("currentEpoch", "2"), ("acceptedEpoch", "3")], zxid(3, 1), Err("the current epoch, 2, is older")),
             (&[("currentEpoch", "5"), ("acceptedEpoch", "4")], zxid(3, 1), Err("accepted epoch, 4, is less than")),
             (&[("currentEpoch", "5")], zxid(5, 0), Ok((5, 5))),
+            (&[("currentEpoch", "2"), ("updatingEpoch", ""), ("acceptedEpoch", "4")], zxid(3, 1), Ok((3, 4))),
+            (&[("currentEpoch", "3"), ("updatingEpoch", ""), ("acceptedEpoch", "4")], zxid(3, 1), Ok((3, 4))),
         ];
         for (files, last_zxid, expected) in cases {
             let dir = tempfile::tempdir().unwrap();
@@ -148,6 +189,12 @@ mod tests {
                     assert_eq!(epochs, Epochs { current, accepted }, "{files:?}");
                     assert_eq!(read_epoch(dir.path(), CURRENT_EPOCH).unwrap(), Some(current), "{files:?}: on disk");
                     assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), Some(accepted), "{files:?}: on disk");
+                    let marker_used = current > read_epoch_text(files, CURRENT_EPOCH).unwrap_or(current);
+                    assert_eq!(
+                        dir.path().join(UPDATING_EPOCH).exists(),
+                        files.iter().any(|f| f.0 == UPDATING_EPOCH) && !marker_used,
+                        "{files:?}: marker"
+                    );
                 }
                 (Err(e), Err(text)) => assert!(e.to_string().contains(text), "{files:?}: {e}"),
                 (got, want) => panic!("{files:?}: got {got:?}, want {want:?}"),

@@ -28,6 +28,7 @@ pub mod member;
 pub mod ops;
 pub mod peers;
 pub mod pipeline;
+pub mod planted;
 pub mod prep;
 pub mod read;
 pub mod sequencer;

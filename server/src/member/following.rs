@@ -171,6 +171,7 @@ impl Following {
         match output {
             LearnerOutput::Send(packet) => cx.out.push(Effect::Send(self.link, packet)),
             LearnerOutput::PersistAcceptedEpoch(epoch) => cx.out.push(Effect::PersistAcceptedEpoch(epoch)),
+            LearnerOutput::MarkEpochUpdate => cx.out.push(Effect::MarkEpochUpdate),
             LearnerOutput::PersistCurrentEpoch(epoch) => {
                 cx.out.push(Effect::PersistCurrentEpoch(epoch));
                 cx.election.update_election_vote(epoch);

@@ -83,6 +83,9 @@ pub enum Effect {
     /// Close the link (a learner given up, or a held connection never adopted).
     Close(LinkId),
     PersistAcceptedEpoch(i64),
+    /// Create the `updatingEpoch` mark durably (see `LearnerOutput::MarkEpochUpdate`).
+    MarkEpochUpdate,
+    /// Write the current epoch durably, then remove the `updatingEpoch` mark if there is one.
     PersistCurrentEpoch(i64),
     /// Txns for the log, in zxid order.
     Log(Vec<Txn>),

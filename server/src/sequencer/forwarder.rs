@@ -17,6 +17,7 @@ use super::{
     Notice, Now, Origin, PendingRoute, Route, Sequenced, SequencerInput, SequencerSettings, Wait, WriteRequest,
     negotiate_timeout, refuse_if_ahead,
 };
+use crate::planted::{self, PlantedBug};
 use crate::session::{initial_session_id, session_password};
 
 /// What one input turns into.
@@ -84,6 +85,12 @@ impl Forwarder {
             Sequenced::Refused(op, _) => (*op, Vec::new()),
         };
         let route = match &work {
+            Sequenced::Request(Request::Sync(r)) if planted::is_planted(PlantedBug::SyncAnsweredEarly) => {
+                // The planted bug: answered from this member's state without asking the leader.
+                let route = Route::Sync { origin, xid, path: r.path.clone() };
+                out.routes.push(PendingRoute { wait: Wait::Zxid(0), route });
+                return;
+            }
             Sequenced::Request(Request::Sync(r)) => {
                 self.syncs.push_back(Route::Sync { origin, xid, path: r.path.clone() });
                 None

@@ -22,6 +22,7 @@ use super::history::History;
 use super::sync::{SyncStep, plan};
 use super::{Entry, Limits, LinkId, Sid, epoch_of, epoch_start};
 use crate::commit::Commit;
+use crate::planted::{self, PlantedBug};
 
 #[derive(Debug, Clone)]
 pub struct LeaderSettings {
@@ -503,7 +504,16 @@ impl Leader {
     /// `voter` has everything through `zxid` durable; a new commit point is announced and applied.
     fn persisted(&mut self, voter: Sid, zxid: i64) {
         let zxid = zxid.min(self.history.last_proposed());
-        let Some(point) = self.commit.persisted(voter, zxid) else { return };
+        let point = match self.commit.persisted(voter, zxid) {
+            Some(point) => point,
+            None if planted::is_planted(PlantedBug::CommitOnMinority)
+                && voter == self.settings.my_id
+                && zxid > self.history.committed() =>
+            {
+                zxid
+            }
+            None => return,
+        };
         let newly = self.history.commit_through(point);
         let targets: Vec<(LinkId, bool)> =
             self.links.iter().filter(|(_, l)| l.forwarding()).map(|(id, l)| (*id, l.observer)).collect();

@@ -20,6 +20,7 @@ use fk_net::quorum::packet::{ForwardedRequest, RevalidateReply, SessionTouch, ZA
 use fk_net::quorum::{LearnerInfo, PacketType, QuorumPacket};
 
 use super::{Entry, Limits, Sid, epoch_of, epoch_start};
+use crate::planted::{self, PlantedBug};
 
 #[derive(Debug, Clone)]
 pub struct LearnerSettings {
@@ -60,6 +61,11 @@ pub enum LearnerInput {
 pub enum LearnerOutput {
     Send(QuorumPacket),
     PersistAcceptedEpoch(i64),
+    /// Mark durably that this member is taking on a new epoch (ZooKeeper's `updatingEpoch` file): the
+    /// synchronisation about to be logged may be newer than the current epoch, which is written only
+    /// once it is durable; a crash in between must not leave a member that refuses to start.
+    MarkEpochUpdate,
+    /// Write the current epoch, then drop the `updatingEpoch` mark.
     PersistCurrentEpoch(i64),
     /// Cut the log after this zxid and reload the tree from disk, before anything after this output.
     Truncate(i64),
@@ -181,15 +187,16 @@ impl Learner {
         use PacketType::*;
         match (self.phase, packet.kind) {
             (Phase::LeaderInfo, LeaderInfo) => self.on_leader_info(packet.zxid),
-            (Phase::SyncHead, Diff) => self.phase = Phase::Syncing,
+            (Phase::SyncHead, Diff) => self.start_sync(),
+            (Phase::SyncHead, Trunc) if planted::is_planted(PlantedBug::KeepTxnsOnTrunc) => self.start_sync(),
             (Phase::SyncHead, Trunc) => {
-                self.phase = Phase::Syncing;
+                self.start_sync();
                 self.last_received = packet.zxid;
                 self.persisted = packet.zxid;
                 self.out.push(LearnerOutput::Truncate(packet.zxid));
             }
             (Phase::SyncHead, Snap) => {
-                self.phase = Phase::Syncing;
+                self.start_sync();
                 self.last_received = packet.zxid;
                 self.persisted = packet.zxid;
                 self.out.push(LearnerOutput::ReceiveSnapshot(packet.zxid));
@@ -238,6 +245,13 @@ impl Learner {
         self.new_epoch = epoch;
         self.phase = Phase::SyncHead;
         self.send(QuorumPacket::new(PacketType::AckEpoch, self.last_received, Some(int_body(answer))));
+    }
+
+    fn start_sync(&mut self) {
+        self.phase = Phase::Syncing;
+        if self.new_epoch > self.current_epoch {
+            self.out.push(LearnerOutput::MarkEpochUpdate);
+        }
     }
 
     fn on_proposal(&mut self, packet: QuorumPacket) {

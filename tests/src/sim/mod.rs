@@ -1,2 +1,8 @@
 pub mod history;
 pub mod linearizability;
+pub mod client;
+pub mod faults;
+pub mod member;
+pub mod rng;
+pub mod run;
+pub mod world;

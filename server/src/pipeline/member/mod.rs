@@ -16,7 +16,9 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender};
-use fk_engine::epoch::{ACCEPTED_EPOCH, CURRENT_EPOCH, load_epochs, write_epoch};
+use fk_engine::epoch::{
+    ACCEPTED_EPOCH, CURRENT_EPOCH, clear_epoch_update, load_epochs, mark_epoch_update, write_epoch,
+};
 use fk_engine::files::{SNAPSHOT_PREFIX, list};
 use fk_engine::log::truncate::{TruncateError, truncate_to};
 use fk_engine::recovery::recover;
@@ -259,8 +261,10 @@ impl MemberThread {
             Effect::PersistAcceptedEpoch(epoch) => {
                 write_epoch(&self.dirs.snap, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())?
             }
+            Effect::MarkEpochUpdate => mark_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?,
             Effect::PersistCurrentEpoch(epoch) => {
-                write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?
+                write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?;
+                clear_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?
             }
             Effect::Log(txns) => self.log.send(LogMsg::Txns(txns)).map_err(|_| gone("log stage"))?,
             Effect::Truncate(zxid) => self.rewrite_disk(|dirs| {

@@ -1,0 +1,129 @@
+//! The faults a run may inject, and the mix a seed draws (swarm testing: each run enables a random
+//! subset, so that rare combinations — say, crashes under slow fsyncs without partitions — come up as
+//! often as the full mix).
+
+use super::rng::Rng;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum FaultKind {
+    /// SIGKILL of a member, restarted after a while; unsynced writes lost or torn.
+    Crash,
+    /// Every member loses power at once (their unsynced writes with it) and comes back.
+    PowerLoss,
+    /// A minority (sometimes holding the leader) cut off from the rest for a while.
+    Partition,
+    /// A brief cut between two members: what crosses it is lost and the connections between them hang
+    /// (their ends find out by timeout, as with a real TCP connection that stopped delivering).
+    BreakLinks,
+    /// fsyncs take 20–300 ms for a while.
+    SlowFsync,
+    /// Deliveries take 5–150 ms for a while (channels stay FIFO; different ones reorder).
+    SlowNetwork,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 6] = [
+        FaultKind::Crash,
+        FaultKind::PowerLoss,
+        FaultKind::Partition,
+        FaultKind::BreakLinks,
+        FaultKind::SlowFsync,
+        FaultKind::SlowNetwork,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Crash => "crash",
+            FaultKind::PowerLoss => "power-loss",
+            FaultKind::Partition => "partition",
+            FaultKind::BreakLinks => "break-links",
+            FaultKind::SlowFsync => "slow-fsync",
+            FaultKind::SlowNetwork => "slow-network",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<FaultKind> {
+        FaultKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// Which faults a run injects.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FaultMix {
+    pub kinds: Vec<FaultKind>,
+    /// Election notifications are sometimes delivered twice.
+    pub duplicate_notifications: bool,
+}
+
+impl FaultMix {
+    pub fn none() -> FaultMix {
+        FaultMix { kinds: Vec::new(), duplicate_notifications: false }
+    }
+
+    pub fn all() -> FaultMix {
+        FaultMix { kinds: FaultKind::ALL.to_vec(), duplicate_notifications: true }
+    }
+
+    /// A random subset of every fault (each kind in with probability one half).
+    pub fn drawn(rng: &mut Rng) -> FaultMix {
+        let kinds = FaultKind::ALL.into_iter().filter(|_| rng.chance(0.5)).collect();
+        FaultMix { kinds, duplicate_notifications: rng.chance(0.5) }
+    }
+
+    /// `crash,partition,...` (names as [`FaultKind::name`] prints them, `dup-notifications`, `all`,
+    /// `none`).
+    pub fn parse(text: &str) -> Result<FaultMix, String> {
+        let mut mix = FaultMix::none();
+        for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            match name {
+                "all" => mix = FaultMix::all(),
+                "none" => {}
+                "dup-notifications" => mix.duplicate_notifications = true,
+                name => mix.kinds.push(FaultKind::parse(name).ok_or_else(|| format!("no fault called '{name}'"))?),
+            }
+        }
+        Ok(mix)
+    }
+
+    pub fn draw(&self, rng: &mut Rng) -> Option<FaultKind> {
+        (!self.kinds.is_empty()).then(|| *rng.pick(&self.kinds))
+    }
+}
+
+impl std::fmt::Display for FaultMix {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&str> = self.kinds.iter().map(|k| k.name()).collect();
+        if self.duplicate_notifications {
+            names.push("dup-notifications");
+        }
+        if names.is_empty() {
+            names.push("none");
+        }
+        write!(f, "{}", names.join(","))
+    }
+}
+
+/// A scheduled fault event.
+#[derive(Debug, Clone, Copy)]
+pub enum Fault {
+    /// Draw the next fault from the mix.
+    Draw,
+    /// A cut between two members ends.
+    Rejoin(usize, usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mixes_parse_and_print_back() {
+        let mix = FaultMix::parse("crash, slow-fsync,dup-notifications").unwrap();
+        assert_eq!(mix.kinds, vec![FaultKind::Crash, FaultKind::SlowFsync]);
+        assert!(mix.duplicate_notifications);
+        assert_eq!(FaultMix::parse(&mix.to_string()).unwrap(), mix);
+        assert_eq!(FaultMix::parse("all").unwrap(), FaultMix::all());
+        assert!(FaultMix::parse("crash,meteor").unwrap_err().contains("meteor"));
+        assert_eq!(FaultMix::none().draw(&mut Rng::new(1)), None);
+    }
+}

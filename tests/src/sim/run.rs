@@ -1,0 +1,114 @@
+//! One seed, end to end: the run, then every checker. What a soak and `cargo test` call.
+
+use std::collections::BTreeMap;
+
+use ferrokeeper::planted::PlantedBug;
+use ferrokeeper::zab::Entry;
+use fk_net::txn::Txn;
+
+use super::faults::{FaultKind, FaultMix};
+use super::linearizability::{self, Summary};
+use super::world::{Options, World};
+
+/// How long a healed run may take to converge after its planned end.
+const SETTLE_MS: u64 = 30_000;
+
+/// What one seed did and found.
+#[derive(Debug, Clone)]
+pub struct SeedReport {
+    pub seed: u64,
+    pub mix: FaultMix,
+    pub faults: BTreeMap<FaultKind, u64>,
+    pub events: u64,
+    pub elections_won: u64,
+    /// The virtual time the run took, ms.
+    pub virtual_ms: u64,
+    /// Each member's tree at the end (digest, last zxid): with `events`, what a replay must repeat.
+    pub trees: Vec<Option<(u64, i64)>>,
+    pub ops: usize,
+    pub result: Result<Summary, String>,
+}
+
+/// Runs `seed` and checks it.
+pub fn run_seed(seed: u64, options: &Options) -> SeedReport {
+    ferrokeeper::planted::plant(options.planted);
+    let mut world = World::new(seed, options.clone());
+    let result = world.run(SETTLE_MS).and_then(|()| check(&world));
+    ferrokeeper::planted::plant(None);
+    SeedReport {
+        seed,
+        mix: world.mix().clone(),
+        faults: world.figures.faults.clone(),
+        events: world.figures.events,
+        elections_won: world.figures.elections_won,
+        virtual_ms: world.now(),
+        trees: world.members.iter().map(|m| m.tree_summary()).collect(),
+        ops: world.history.ops().len(),
+        result,
+    }
+}
+
+/// The checkers, on a converged run: the members' histories agree wherever they overlap; the
+/// committed log (the leader's, through what it applied) holds every acknowledged write and explains
+/// every client observation (linearizable writes, sequentially consistent reads, sync, FIFO).
+fn check(world: &World) -> Result<Summary, String> {
+    let histories: Vec<(i64, Vec<Txn>)> = world.members.iter().map(|m| (m.sid, m.disk.history())).collect();
+    logs_agree(&histories)?;
+    let leader = world.members.iter().find(|m| m.state() == Some(fk_net::quorum::ServerState::Leading));
+    let leader = leader.ok_or("no leader at the end")?;
+    let applied = leader.tree_summary().map_or(0, |(_, zxid)| zxid);
+    let log: Vec<Txn> = leader.disk.history().into_iter().filter(|t| t.header.zxid <= applied).collect();
+    linearizability::check(&world.history, &log).map_err(|v| format!("{v}"))
+}
+
+/// Every zxid two members both hold is the same txn, and each member's history is in zxid order.
+fn logs_agree(histories: &[(i64, Vec<Txn>)]) -> Result<(), String> {
+    let mut first_seen: BTreeMap<i64, (i64, std::sync::Arc<[u8]>)> = BTreeMap::new();
+    for (sid, history) in histories {
+        if let Some(w) = history.windows(2).find(|w| w[0].header.zxid >= w[1].header.zxid) {
+            return Err(format!("member {sid}'s history goes from {:#x} to {:#x}", w[0].header.zxid, w[1].header.zxid));
+        }
+        for txn in history {
+            let bytes = Entry::of(txn).bytes;
+            match first_seen.get(&txn.header.zxid) {
+                Some((other, theirs)) if *theirs != bytes => {
+                    return Err(format!(
+                        "members {other} and {sid} hold different txns at zxid {:#x}",
+                        txn.header.zxid
+                    ));
+                }
+                Some(_) => {}
+                None => {
+                    first_seen.insert(txn.header.zxid, (*sid, bytes));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The command that replays one seed.
+pub fn replay_command(seed: u64, options: &Options) -> String {
+    let faults = options.faults.as_ref().map_or(String::new(), |mix| format!(" --faults {mix}"));
+    let planted = options.planted.map_or(String::new(), |bug| format!(" --planted {}", planted_name(bug)));
+    format!(
+        "cargo run --release -p fk-tests --bin sim -- --start {seed} --seeds 1 --voters {} --observers {} --clients {}{faults}{planted}",
+        options.voters, options.observers, options.clients
+    )
+}
+
+pub fn planted_name(bug: PlantedBug) -> &'static str {
+    match bug {
+        PlantedBug::AckBeforeFsync => "ack-before-fsync",
+        PlantedBug::CommitOnMinority => "commit-on-minority",
+        PlantedBug::KeepTxnsOnTrunc => "keep-txns-on-trunc",
+        PlantedBug::SyncAnsweredEarly => "sync-answered-early",
+    }
+}
+
+pub fn parse_planted(name: &str) -> Result<PlantedBug, String> {
+    PlantedBug::ALL.into_iter().find(|&bug| planted_name(bug) == name).ok_or_else(|| {
+        let names: Vec<&str> = PlantedBug::ALL.into_iter().map(planted_name).collect();
+        format!("no planted bug called '{name}' (there are: {})", names.join(", "))
+    })
+}

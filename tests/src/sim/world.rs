@@ -1,0 +1,624 @@
+//! One simulated run: members, clients and the network between them on one virtual clock, every choice
+//! drawn from the seed. Events (a message delivered, an fsync finished, a timer, a fault) are taken in
+//! (time, sequence) order, so a seed replays the same run bit for bit.
+//!
+//! The network: every pair of endpoints is a FIFO channel (TCP) with a random delay; a partition drops
+//! what crosses it (election notifications and quorum packets alike), so the ZAB timeouts find it as
+//! they find a real one; a crash breaks its connections (the peers see them close, as the kernel's RST
+//! tells them) and loses what was written but not fsynced, or keeps a torn prefix of it.
+//!
+//! A run has a fault phase (faults drawn from the seed's mix: crashes and restarts, partitions, slow
+//! fsyncs, slow or duplicating networks, broken quorum connections), then a healing phase (every member
+//! up, the network whole) in which the ensemble must converge, and then the checkers run.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use ferrokeeper::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
+use ferrokeeper::member::MemberSettings;
+use ferrokeeper::planted::PlantedBug;
+use ferrokeeper::prep::PrepSettings;
+use ferrokeeper::sequencer::{Now, SequencerSettings};
+use ferrokeeper::zab::{Limits, LinkId, Sid};
+use fk_net::quorum::ServerState;
+
+use super::client::{ClientOut, SimClient};
+use super::faults::{Fault, FaultKind, FaultMix};
+use super::history::History;
+use super::member::{ConnId, Ctx, FromClient, Out, PeerMsg, SimMember, ToClient};
+use super::rng::Rng;
+
+/// The ensemble's timing, in virtual milliseconds.
+const TICK_MS: u64 = 100;
+const INIT_LIMIT: u64 = 10;
+const SYNC_LIMIT: u64 = 5;
+/// The wall clock at time zero (txn times and session ids come from it).
+const WALL_START_MS: i64 = 1_767_225_600_000;
+
+/// What one run looks like.
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub voters: usize,
+    pub observers: usize,
+    pub clients: usize,
+    /// How long faults are injected.
+    pub fault_ms: u64,
+    /// How long the healed ensemble gets to converge before the checks.
+    pub heal_ms: u64,
+    /// Which faults may be drawn; `None`: the seed chooses a mix (swarm testing).
+    pub faults: Option<FaultMix>,
+    /// A deliberate bug to run with (the checkers' own tests).
+    pub planted: Option<PlantedBug>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { voters: 3, observers: 0, clients: 5, fault_ms: 8_000, heal_ms: 8_000, faults: None, planted: None }
+    }
+}
+
+/// An endpoint of the network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Node {
+    Member(usize),
+    Client(usize),
+}
+
+#[derive(Debug)]
+enum Event {
+    Peer {
+        from: usize,
+        to: usize,
+        incarnation: u64,
+        msg: PeerMsg,
+    },
+    FromClient {
+        member: usize,
+        incarnation: u64,
+        conn: ConnId,
+        msg: FromClient,
+    },
+    ToClient {
+        client: usize,
+        conn: ConnId,
+        msg: ToClient,
+    },
+    Fsync {
+        member: usize,
+        incarnation: u64,
+        generation: u64,
+        count: usize,
+    },
+    MemberWake {
+        member: usize,
+        incarnation: u64,
+    },
+    /// Only the newest wake of a client counts (`token`).
+    ClientWake {
+        client: usize,
+        token: u64,
+    },
+    /// Clients stop making requests: the quiet end of the run.
+    StopClients,
+    Fault(Fault),
+    /// A crashed member comes back.
+    Restart {
+        member: usize,
+    },
+    Heal,
+}
+
+/// Counts of what a run did, for the soak's summary.
+#[derive(Debug, Clone, Default)]
+pub struct Figures {
+    pub events: u64,
+    pub faults: BTreeMap<FaultKind, u64>,
+    pub elections_won: u64,
+}
+
+pub struct World {
+    now: u64,
+    seq: u64,
+    rng: Rng,
+    queue: BTreeMap<(u64, u64), Event>,
+    pub members: Vec<SimMember>,
+    pub clients: Vec<SimClient>,
+    pub history: History,
+    /// Pairs of members that cannot reach each other, (smaller, larger).
+    cut: BTreeSet<(usize, usize)>,
+    /// When the last message on each channel is delivered (FIFO).
+    channel_free_at: BTreeMap<(Node, Node), u64>,
+    /// Each member's next timer, so that a wake is scheduled once.
+    wake_at: Vec<Option<u64>>,
+    client_wake_token: Vec<u64>,
+    /// Quorum connections that lost a message to a cut: (member, its incarnation, its link id). TCP
+    /// never delivers past a gap, so nothing more arrives on them.
+    broken: BTreeSet<(usize, u64, LinkId)>,
+    /// Which member leads each established epoch.
+    pub leaders: BTreeMap<i64, Sid>,
+    /// Where each client connection ends on the member side.
+    conn_member: BTreeMap<ConnId, (usize, usize)>,
+    next_conn: ConnId,
+    mix: FaultMix,
+    slow_fsync_until: u64,
+    slow_network_until: u64,
+    healed: bool,
+    end_at: u64,
+    pub figures: Figures,
+    /// Safety violations seen while running (checked again at the end).
+    pub failures: Vec<String>,
+    options: Options,
+}
+
+fn member_settings(index: usize, options: &Options) -> MemberSettings {
+    let all = options.voters + options.observers;
+    let my_id = index as Sid + 1;
+    let voters: BTreeSet<Sid> = (1..=options.voters as Sid).collect();
+    MemberSettings {
+        election: ElectionSettings {
+            my_id,
+            voters,
+            observer: index >= options.voters,
+            finalize_wait_ms: FINALIZE_WAIT_MS,
+            max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
+            config: b"version=0".to_vec(),
+        },
+        peers: (1..=all as Sid).filter(|&id| id != my_id).collect(),
+        limits: Limits { tick_ms: TICK_MS, init_limit_ticks: INIT_LIMIT, sync_limit_ticks: SYNC_LIMIT },
+        sequencer: SequencerSettings {
+            prep: PrepSettings { extended_types: true, ..PrepSettings::default() },
+            server_id: my_id as u8,
+            tick_ms: TICK_MS,
+            min_session_timeout_ms: (2 * TICK_MS) as u32,
+            max_session_timeout_ms: (20 * TICK_MS) as u32 * 4,
+            container_check_interval_ms: 60_000,
+            container_max_per_minute: 10_000,
+        },
+    }
+}
+
+impl World {
+    pub fn new(seed: u64, options: Options) -> World {
+        let mut rng = Rng::new(seed);
+        let mix = options.faults.clone().unwrap_or_else(|| FaultMix::drawn(&mut rng));
+        let all = options.voters + options.observers;
+        let members = (0..all).map(|i| SimMember::new(i, member_settings(i, &options), &mut rng)).collect();
+        let clients = (0..options.clients).map(SimClient::new).collect();
+        let end_at = options.fault_ms + options.heal_ms;
+        let mut world = World {
+            now: 0,
+            seq: 0,
+            rng,
+            queue: BTreeMap::new(),
+            members,
+            clients,
+            history: History::new(),
+            cut: BTreeSet::new(),
+            channel_free_at: BTreeMap::new(),
+            wake_at: vec![None; all],
+            client_wake_token: vec![0; options.clients],
+            broken: BTreeSet::new(),
+            leaders: BTreeMap::new(),
+            conn_member: BTreeMap::new(),
+            next_conn: 0,
+            mix,
+            slow_fsync_until: 0,
+            slow_network_until: 0,
+            healed: false,
+            end_at,
+            figures: Figures::default(),
+            failures: Vec::new(),
+            options,
+        };
+        for member in 0..all {
+            let at = world.rng.below(50);
+            world.schedule(at, Event::Restart { member });
+        }
+        for client in 0..world.clients.len() {
+            let at = 300 + world.rng.below(300);
+            world.schedule_client_wake(client, at);
+        }
+        let first_fault = world.next_fault_delay();
+        world.schedule(first_fault, Event::Fault(Fault::Draw));
+        let heal_at = world.options.fault_ms;
+        world.schedule(heal_at, Event::Heal);
+        let quiet_at = heal_at + world.options.heal_ms / 2;
+        world.schedule(quiet_at, Event::StopClients);
+        world
+    }
+
+    pub fn mix(&self) -> &FaultMix {
+        &self.mix
+    }
+
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Runs the fault and healing phases, then on until the ensemble has converged (every member
+    /// serving the same tree under one leader) or `settle_ms` more have passed. Err: what went wrong.
+    pub fn run(&mut self, settle_ms: u64) -> Result<(), String> {
+        self.run_until(self.end_at, false)?;
+        self.run_until(self.end_at + settle_ms, true)?;
+        self.converged()
+    }
+
+    fn run_until(&mut self, end: u64, until_converged: bool) -> Result<(), String> {
+        while let Some((&(at, _), _)) = self.queue.first_key_value() {
+            if at > end || (until_converged && self.converged().is_ok()) {
+                break;
+            }
+            let (_, event) = self.queue.pop_first().expect("peeked");
+            self.now = at;
+            self.figures.events += 1;
+            self.dispatch(event);
+            self.collect_member_failures();
+            if !self.failures.is_empty() {
+                return Err(self.failures.join("\n"));
+            }
+        }
+        Ok(())
+    }
+
+    fn schedule(&mut self, delay: u64, event: Event) {
+        self.seq += 1;
+        self.queue.insert((self.now + delay, self.seq), event);
+    }
+
+    fn wall(&self) -> Now {
+        Now { mono_ms: self.now, wall_ms: WALL_START_MS + self.now as i64 }
+    }
+
+    fn reachable(&self, a: usize, b: usize) -> bool {
+        a == b || !self.cut.contains(&(a.min(b), a.max(b)))
+    }
+
+    /// The peers member `i`'s election links reach: up and not cut off.
+    fn connected_peers(&self, i: usize) -> Vec<Sid> {
+        (0..self.members.len())
+            .filter(|&j| j != i && self.members[j].is_up() && self.reachable(i, j))
+            .map(|j| self.members[j].sid)
+            .collect()
+    }
+
+    fn dispatch(&mut self, event: Event) {
+        match event {
+            Event::Peer { from, to, incarnation, msg } => self.deliver_peer(from, to, incarnation, msg),
+            Event::FromClient { member, incarnation, conn, msg } => {
+                if self.members[member].incarnation != incarnation || !self.members[member].is_up() {
+                    if !matches!(msg, FromClient::Close) {
+                        self.refuse_client(conn);
+                    }
+                    return;
+                }
+                self.with_member(member, |m, cx| m.on_client(cx, conn, msg));
+            }
+            Event::ToClient { client, conn, msg } => {
+                let (now, mut rng) = (self.now, self.rng.fork());
+                match self.clients[client].receive(now, &mut rng, conn, msg, &mut self.history) {
+                    Ok(out) => self.client_outs(client, out),
+                    Err(e) => self.failures.push(e),
+                }
+                self.wake_client_soon(client);
+            }
+            Event::Fsync { member, incarnation, generation, count } => {
+                if self.members[member].incarnation == incarnation {
+                    self.with_member(member, |m, cx| m.on_fsync(cx, generation, count));
+                }
+            }
+            Event::MemberWake { member, incarnation } => {
+                if self.members[member].incarnation == incarnation {
+                    self.wake_at[member] = None;
+                    self.with_member(member, |m, cx| m.on_wake(cx));
+                }
+            }
+            Event::ClientWake { client, token } => {
+                if self.client_wake_token[client] == token {
+                    self.client_wake(client);
+                }
+            }
+            Event::StopClients => self.stop_clients(),
+            Event::Fault(fault) => self.fault(fault),
+            Event::Restart { member } => {
+                if !self.members[member].is_up() {
+                    self.with_member(member, |m, cx| m.start(cx));
+                }
+            }
+            Event::Heal => self.heal(),
+        }
+    }
+
+    /// A message between members: lost if it crosses a cut (a quorum connection then hangs for good
+    /// in both directions), or if the receiver died since it was sent.
+    fn deliver_peer(&mut self, from: usize, to: usize, incarnation: u64, msg: PeerMsg) {
+        if self.members[to].incarnation != incarnation {
+            return;
+        }
+        let links = match &msg {
+            PeerMsg::Packet { link, from_link, .. } | PeerMsg::Snapshot { link, from_link, .. } => {
+                Some((*link, Some(*from_link)))
+            }
+            PeerMsg::QuorumAccepted { link, .. } | PeerMsg::QuorumClosed { link } | PeerMsg::QuorumRefused { link } => {
+                Some((*link, None))
+            }
+            PeerMsg::Notify(_) | PeerMsg::QuorumConnect { .. } => None,
+        };
+        let from_incarnation = self.members[from].incarnation;
+        if !self.reachable(from, to) {
+            if let Some((link, from_link)) = links {
+                self.broken.insert((to, incarnation, link));
+                if let Some(from_link) = from_link {
+                    self.broken.insert((from, from_incarnation, from_link));
+                }
+            }
+            return;
+        }
+        if let Some((link, _)) = links
+            && self.broken.contains(&(to, incarnation, link))
+        {
+            return;
+        }
+        let sid = self.members[from].sid;
+        self.with_member(to, |m, cx| m.on_peer(cx, from, sid, msg));
+    }
+
+    /// Runs `f` on member `i` with a fresh view of who it reaches, then routes what it sent.
+    fn with_member(&mut self, i: usize, f: impl FnOnce(&mut SimMember, &mut Ctx<'_>)) {
+        let _span = tracing::info_span!("member", sid = self.members[i].sid, t = self.now).entered();
+        self.members[i].connected = self.connected_peers(i);
+        let mut out = Vec::new();
+        let mut cx = Ctx { now: self.wall(), out: &mut out };
+        f(&mut self.members[i], &mut cx);
+        for o in out {
+            self.route(i, o);
+        }
+        self.schedule_member_wake(i);
+    }
+
+    fn schedule_member_wake(&mut self, i: usize) {
+        let Some(at) = self.members[i].next_deadline_ms() else { return };
+        let at = at.max(self.now + 1);
+        if self.wake_at[i].is_some_and(|w| w <= at && w > self.now) {
+            return;
+        }
+        self.wake_at[i] = Some(at);
+        let incarnation = self.members[i].incarnation;
+        self.schedule(at - self.now, Event::MemberWake { member: i, incarnation });
+    }
+
+    /// A delay on channel `from → to`, never overtaking what is already on its way.
+    fn delivery_delay(&mut self, from: Node, to: Node) -> u64 {
+        let slow = self.now < self.slow_network_until;
+        let delay = if slow { self.rng.between(5, 150) } else { self.rng.between(1, 4) };
+        let free_at = self.channel_free_at.get(&(from, to)).copied().unwrap_or(0);
+        let at = (self.now + delay).max(free_at);
+        self.channel_free_at.insert((from, to), at);
+        at - self.now
+    }
+
+    fn route(&mut self, from: usize, out: Out) {
+        match out {
+            Out::Peer { to, msg } => {
+                // Whether a cut loses it is decided when it would arrive ([`World::deliver_peer`]):
+                // a connection either delivers in order or hangs for good, never skips a message.
+                // A peer not listening refuses a quorum connection at once (its kernel answers).
+                if !self.members[to].is_up()
+                    && self.reachable(from, to)
+                    && let PeerMsg::QuorumConnect { link } = msg
+                {
+                    let delay = self.delivery_delay(Node::Member(to), Node::Member(from));
+                    let incarnation = self.members[from].incarnation;
+                    let msg = PeerMsg::QuorumRefused { link };
+                    self.schedule(delay, Event::Peer { from: to, to: from, incarnation, msg });
+                    return;
+                }
+                let duplicate =
+                    matches!(msg, PeerMsg::Notify(_)) && self.mix.duplicate_notifications && self.rng.chance(0.1);
+                let incarnation = self.members[to].incarnation;
+                if duplicate {
+                    let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
+                    self.schedule(delay, Event::Peer { from, to, incarnation, msg: msg.clone() });
+                }
+                let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
+                self.schedule(delay, Event::Peer { from, to, incarnation, msg });
+            }
+            Out::Client { conn, msg } => {
+                let Some(&(client, _)) = self.conn_member.get(&conn) else { return };
+                if matches!(msg, ToClient::Closed | ToClient::Expired) {
+                    self.conn_member.remove(&conn);
+                }
+                let delay = self.delivery_delay(Node::Member(from), Node::Client(client));
+                self.schedule(delay, Event::ToClient { client, conn, msg });
+            }
+            Out::Fsync { generation } => {
+                let slow = self.now < self.slow_fsync_until;
+                let delay = if slow { self.rng.between(20, 300) } else { self.rng.between(1, 5) };
+                let count = self.members[from].fsync_size();
+                let incarnation = self.members[from].incarnation;
+                self.schedule(delay, Event::Fsync { member: from, incarnation, generation, count });
+            }
+            Out::Established { epoch } => {
+                self.figures.elections_won += 1;
+                let sid = self.members[from].sid;
+                if let Some(other) = self.leaders.insert(epoch, sid)
+                    && other != sid
+                {
+                    self.failures.push(format!("two leaders established epoch {epoch}: members {other} and {sid}"));
+                }
+            }
+        }
+    }
+
+    fn refuse_client(&mut self, conn: ConnId) {
+        let Some((client, member)) = self.conn_member.remove(&conn) else { return };
+        let delay = self.delivery_delay(Node::Member(member), Node::Client(client));
+        self.schedule(delay, Event::ToClient { client, conn, msg: ToClient::Closed });
+    }
+
+    fn client_wake(&mut self, client: usize) {
+        let (now, members) = (self.now, self.members.len());
+        let mut rng = self.rng.fork();
+        let out = self.clients[client].wake(now, &mut rng, members, &mut self.next_conn, &mut self.history);
+        self.client_outs(client, out);
+        if self.clients[client].active {
+            let next = self.clients[client].next_wake(now, &mut rng);
+            self.schedule_client_wake(client, next - now);
+        }
+    }
+
+    /// Schedules the client's next wake, replacing the one scheduled before.
+    fn schedule_client_wake(&mut self, client: usize, delay: u64) {
+        self.client_wake_token[client] += 1;
+        let token = self.client_wake_token[client];
+        self.schedule(delay, Event::ClientWake { client, token });
+    }
+
+    fn wake_client_soon(&mut self, client: usize) {
+        let delay = self.rng.between(0, 5);
+        self.schedule_client_wake(client, delay);
+    }
+
+    fn client_outs(&mut self, client: usize, outs: Vec<ClientOut>) {
+        for out in outs {
+            let (member, conn, msg) = match out {
+                ClientOut::Connect { member, conn, request } => {
+                    self.conn_member.insert(conn, (client, member));
+                    (member, conn, FromClient::Connect(request))
+                }
+                ClientOut::Send { member, conn, msg } => (member, conn, msg),
+            };
+            let delay = self.delivery_delay(Node::Client(client), Node::Member(member));
+            let incarnation = self.members[member].incarnation;
+            self.schedule(delay, Event::FromClient { member, incarnation, conn, msg });
+        }
+    }
+
+    fn next_fault_delay(&mut self) -> u64 {
+        self.rng.between(100, 1_500)
+    }
+
+    fn fault(&mut self, fault: Fault) {
+        if self.healed {
+            return;
+        }
+        match fault {
+            Fault::Draw => {
+                if let Some(kind) = self.mix.draw(&mut self.rng) {
+                    *self.figures.faults.entry(kind).or_default() += 1;
+                    self.inject(kind);
+                }
+                let next = self.next_fault_delay();
+                self.schedule(next, Event::Fault(Fault::Draw));
+            }
+            Fault::Rejoin(a, b) => {
+                self.cut.remove(&(a.min(b), a.max(b)));
+            }
+        }
+    }
+
+    fn inject(&mut self, kind: FaultKind) {
+        let n = self.members.len();
+        match kind {
+            FaultKind::Crash => {
+                let member = self.rng.below(n as u64) as usize;
+                self.crash(member);
+                let downtime = self.rng.between(50, 3_000);
+                self.schedule(downtime, Event::Restart { member });
+            }
+            FaultKind::PowerLoss => {
+                for member in 0..n {
+                    self.crash(member);
+                    let downtime = self.rng.between(50, 1_000);
+                    self.schedule(downtime, Event::Restart { member });
+                }
+            }
+            FaultKind::Partition => {
+                // One side of at most a minority; sometimes the leader's side.
+                let size = 1 + self.rng.below((n as u64 - 1) / 2 + 1) as usize;
+                let mut side = BTreeSet::new();
+                while side.len() < size.min(n - 1) {
+                    side.insert(self.rng.below(n as u64) as usize);
+                }
+                let length = self.rng.between(100, 4_000);
+                for &a in &side {
+                    for b in (0..n).filter(|b| !side.contains(b)) {
+                        self.cut.insert((a.min(b), a.max(b)));
+                        self.schedule(length, Event::Fault(Fault::Rejoin(a, b)));
+                    }
+                }
+            }
+            FaultKind::BreakLinks => {
+                let a = self.rng.below(n as u64) as usize;
+                let b = self.rng.below(n as u64) as usize;
+                if a != b {
+                    // A brief cut: connections between them break, both sides see it by timeout.
+                    self.cut.insert((a.min(b), a.max(b)));
+                    let length = self.rng.between(1, 50);
+                    self.schedule(length, Event::Fault(Fault::Rejoin(a, b)));
+                }
+            }
+            FaultKind::SlowFsync => self.slow_fsync_until = self.now + self.rng.between(200, 3_000),
+            FaultKind::SlowNetwork => self.slow_network_until = self.now + self.rng.between(200, 3_000),
+        }
+    }
+
+    /// SIGKILL: the process and its connections are gone.
+    fn crash(&mut self, member: usize) {
+        if !self.members[member].is_up() {
+            return;
+        }
+        let written = self.members[member].fsync_size();
+        let keep = self.rng.below(written as u64 + 1) as usize;
+        let (conns, links) = self.members[member].crash(keep);
+        self.wake_at[member] = None;
+        for conn in conns {
+            self.refuse_client(conn);
+        }
+        for (peer, link) in links {
+            if self.reachable(member, peer) {
+                let delay = self.delivery_delay(Node::Member(member), Node::Member(peer));
+                let incarnation = self.members[peer].incarnation;
+                let msg = PeerMsg::QuorumClosed { link };
+                self.schedule(delay, Event::Peer { from: member, to: peer, incarnation, msg });
+            }
+        }
+    }
+
+    /// The end of the fault phase: the network whole, every member up; clients stop a little later.
+    fn heal(&mut self) {
+        self.healed = true;
+        self.cut.clear();
+        self.slow_fsync_until = 0;
+        self.slow_network_until = 0;
+        for member in 0..self.members.len() {
+            if !self.members[member].is_up() {
+                self.with_member(member, |m, cx| m.start(cx));
+            }
+        }
+    }
+
+    /// Clients stop issuing requests (the quiet end of a run before the final comparison).
+    pub fn stop_clients(&mut self) {
+        for client in &mut self.clients {
+            client.active = false;
+        }
+    }
+
+    fn collect_member_failures(&mut self) {
+        for member in &mut self.members {
+            self.failures.append(&mut member.failures);
+        }
+    }
+
+    /// Whether every member is up, serving and applied to the same tree.
+    pub fn converged(&self) -> Result<(), String> {
+        let summaries: Vec<_> =
+            self.members.iter().map(|m| (m.sid, m.state(), m.is_serving(), m.tree_summary())).collect();
+        let leaders = summaries.iter().filter(|s| s.1 == Some(ServerState::Leading)).count();
+        let all_serving = summaries.iter().all(|s| s.2);
+        let trees: BTreeSet<_> = summaries.iter().map(|s| s.3).collect();
+        if leaders == 1 && all_serving && trees.len() == 1 {
+            return Ok(());
+        }
+        Err(format!("not converged at t={}: (member, state, serving, (digest, zxid)) = {summaries:?}", self.now))
+    }
+}
