@@ -55,6 +55,7 @@ struct Totals {
     unknown_committed: u64,
     reads_checked: u64,
     syncs_checked: u64,
+    watch_events_checked: u64,
     elections: u64,
     events: u64,
     virtual_ms: u64,
@@ -75,6 +76,7 @@ impl Totals {
                 self.unknown_committed += summary.unknown_committed as u64;
                 self.reads_checked += summary.reads_checked as u64;
                 self.syncs_checked += summary.syncs_checked as u64;
+                self.watch_events_checked += summary.watch_events_checked as u64;
             }
             Err(_) => self.failed.push(report.seed),
         }
@@ -135,6 +137,7 @@ fn print_summary(t: &Totals, seconds: f64) {
     println!("unknown writes in log  {}", t.unknown_committed);
     println!("reads checked          {}", t.reads_checked);
     println!("syncs checked          {}", t.syncs_checked);
+    println!("watch events checked   {}", t.watch_events_checked);
     for (kind, n) in &t.faults {
         println!("fault {:<16} {n}", kind.name());
     }

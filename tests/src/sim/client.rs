@@ -47,6 +47,8 @@ pub struct SimClient {
     next_ping_at: u64,
     /// The op to send after a sync completes (a read that must see everything acknowledged before).
     after_sync: Option<Request>,
+    /// The request in flight (a read's watch is recorded with its reply).
+    in_flight: Option<Request>,
     /// Requests made; whether it may still make more (the run winds clients down at the end).
     pub active: bool,
 }
@@ -80,6 +82,7 @@ impl SimClient {
             last_zxid_seen: 0,
             next_ping_at: 0,
             after_sync: None,
+            in_flight: None,
             active: true,
         }
     }
@@ -94,16 +97,21 @@ impl SimClient {
         }
     }
 
-    /// Time passes: connect, send the next request, ping, or give up waiting.
+    /// Time passes: connect, send the next request, ping, or give up waiting; a `quiet` client (an
+    /// expiry storm: a pause, or a network hiccup on its side) does none of that.
     pub fn wake(
         &mut self,
         now: u64,
+        quiet: bool,
         rng: &mut Rng,
         members: usize,
         next_conn: &mut ConnId,
         history: &mut History,
     ) -> Vec<ClientOut> {
         let mut out = Vec::new();
+        if quiet {
+            return out;
+        }
         match self.phase {
             Phase::Disconnected { retry_at } if now >= retry_at && self.active => {
                 let member = rng.below(members as u64) as usize;
@@ -166,6 +174,7 @@ impl SimClient {
                     return Err(format!("client {}: re-attached session {old:#x} as {session_id:#x}", self.index));
                 }
                 self.session = Some((session_id, timeout_ms));
+                history.connected(now, session_id);
                 self.phase = Phase::Ready;
                 self.next_ping_at = now + timeout_ms as u64 / 3;
             }
@@ -174,6 +183,11 @@ impl SimClient {
                 self.drop_connection(now, rng, history, &mut out);
             }
             ToClient::Reply { header, body } => self.reply(now, header, body, history, &mut out)?,
+            ToClient::Event { event_type, path } => {
+                if let Some((session_id, _)) = self.session {
+                    history.watch_event(now, session_id, &path, event_type);
+                }
+            }
             ToClient::Closed => {
                 if let Phase::Waiting { op, .. } = self.phase {
                     history.give_up(op, now);
@@ -201,6 +215,11 @@ impl SimClient {
             return Err(format!("client {}: reply for xid {} while waiting for xid {xid}", self.index, header.xid));
         }
         history.complete_reply(op, now, &header, body.as_ref());
+        if let Some(request) = self.in_flight.take()
+            && let Some(kind) = OpKind::watch_left(&request, &history.op(op).outcome)
+        {
+            history.watch_set(op, kind);
+        }
         self.last_zxid_seen = self.last_zxid_seen.max(header.zxid);
         self.phase = Phase::Ready;
         if let Some(request) = self.after_sync.take()
@@ -236,6 +255,7 @@ impl SimClient {
         let kind = OpKind::from_request(&request).expect("the simulated clients send only modelled requests");
         let op = history.invoke(now, self.index, session_id, xid, kind);
         self.phase = Phase::Waiting { op, xid, since: now };
+        self.in_flight = Some(request.clone());
         out.push(ClientOut::Send { member, conn, msg: FromClient::Request { xid, request } });
     }
 }
@@ -276,7 +296,7 @@ fn write(rng: &mut Rng) -> WriteOp {
 }
 
 fn read_request(rng: &mut Rng) -> Request {
-    let watch = false;
+    let watch = rng.chance(0.3);
     match rng.below(3) {
         0 => Request::GetData(PathWatchRequest { path: key(rng), watch }),
         1 => Request::Exists(PathWatchRequest { path: key(rng), watch }),

@@ -19,16 +19,24 @@ pub enum FaultKind {
     SlowFsync,
     /// Deliveries take 5–150 ms for a while (channels stay FIFO; different ones reorder).
     SlowNetwork,
+    /// A member's wall clock jumps up to a minute either way (txn times and new session ids come from
+    /// it; timeouts use the monotonic clock, which does not jump).
+    ClockJump,
+    /// Every client goes quiet (no requests, no pings) for longer than many session timeouts: sessions
+    /// expire in a crowd, and their ephemerals go with them.
+    ExpiryStorm,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 8] = [
         FaultKind::Crash,
         FaultKind::PowerLoss,
         FaultKind::Partition,
         FaultKind::BreakLinks,
         FaultKind::SlowFsync,
         FaultKind::SlowNetwork,
+        FaultKind::ClockJump,
+        FaultKind::ExpiryStorm,
     ];
 
     pub fn name(self) -> &'static str {
@@ -39,6 +47,8 @@ impl FaultKind {
             FaultKind::BreakLinks => "break-links",
             FaultKind::SlowFsync => "slow-fsync",
             FaultKind::SlowNetwork => "slow-network",
+            FaultKind::ClockJump => "clock-jump",
+            FaultKind::ExpiryStorm => "expiry-storm",
         }
     }
 

@@ -20,6 +20,7 @@ use ferrokeeper::member::{DiskFacts, Effect, MemberCore, MemberSettings};
 use ferrokeeper::planted::{self, PlantedBug};
 use ferrokeeper::read::Reader;
 use ferrokeeper::sequencer::{Notice, Now, Origin, Sequenced, SequencerInput, WriteRequest};
+use ferrokeeper::watch::{WatchKind, WatchTable};
 use ferrokeeper::zab::{LinkId, Sid, epoch_of};
 use fk_engine::tree::{DataTree, HashSeed, TreeOptions};
 use fk_net::client::{ConnectRequest, ErrorCode, ReplyHeader, Request, Response};
@@ -87,6 +88,11 @@ pub enum ToClient {
     Reply {
         header: ReplyHeader,
         body: Option<Response>,
+    },
+    /// A watch fired.
+    Event {
+        event_type: i32,
+        path: String,
     },
     Closed,
 }
@@ -191,6 +197,8 @@ struct Live {
     conns: BTreeMap<ConnId, Conn>,
     inputs: Vec<SequencerInput>,
     touched: BTreeSet<i64>,
+    /// The watches this member's clients left (a shard's table).
+    watches: WatchTable,
     serving: bool,
     effects: Vec<Effect>,
 }
@@ -275,6 +283,7 @@ impl SimMember {
             conns: BTreeMap::new(),
             inputs: Vec::new(),
             touched: BTreeSet::new(),
+            watches: WatchTable::default(),
             serving: false,
             effects: Vec::new(),
         });
@@ -405,7 +414,10 @@ impl SimMember {
                         }));
                     }
                     read => {
-                        let (header, body) = answer_read(&live.tree, session_id, xid, &read);
+                        let (header, body, watch) = answer_read(&live.tree, session_id, xid, &read);
+                        if let Some((path, kind)) = watch {
+                            live.watches.add(conn, &path, kind);
+                        }
                         cx.out.push(Out::Client { conn, msg: ToClient::Reply { header, body } });
                     }
                 }
@@ -416,6 +428,7 @@ impl SimMember {
                 }
             }
             FromClient::Close => {
+                live.watches.remove_connection(conn);
                 if let Some(Conn { session_id: Some(session_id) }) = live.conns.remove(&conn) {
                     live.inputs.push(SequencerInput::Disconnected { origin: origin(conn), session_id });
                 }
@@ -627,6 +640,7 @@ impl SimMember {
         for conn in std::mem::take(&mut live.conns).into_keys() {
             cx.out.push(Out::Client { conn, msg: ToClient::Closed });
         }
+        live.watches = WatchTable::default();
         for (_, link) in std::mem::take(&mut live.links) {
             if let (peer, Some(theirs)) = (link.peer, link.peer_link) {
                 cx.out.push(Out::Peer { to: peer, msg: PeerMsg::QuorumClosed { link: theirs } });
@@ -649,7 +663,24 @@ impl SimMember {
                 self.sid
             ));
         }
-        for (_, reply) in applied.replies.into_iter().flatten() {
+        // As a shard delivers a batch: each txn's watch events before its reply.
+        let mut replies = applied.replies.into_iter().flatten().peekable();
+        let mut fired = Vec::new();
+        for (seq, trigger) in &applied.triggers {
+            while let Some((_, reply)) = replies.next_if(|(reply_seq, _)| reply_seq < seq) {
+                reply_to_client(cx, live, reply);
+            }
+            fired.clear();
+            live.watches.trigger(trigger, &mut fired);
+            // The table's order is a hash's; the run's must not depend on it.
+            fired.sort_by_key(|(conn, _, _)| *conn);
+            for (conn, event, path) in fired.drain(..) {
+                if live.conns.contains_key(&conn) {
+                    cx.out.push(Out::Client { conn, msg: ToClient::Event { event_type: event.as_i32(), path } });
+                }
+            }
+        }
+        for (_, reply) in replies {
             reply_to_client(cx, live, reply);
         }
     }
@@ -742,7 +773,12 @@ fn reply_to_client(cx: &mut Ctx<'_>, live: &mut Live, reply: ShardReply) {
 }
 
 /// A read answered from the tree, as a shard answers it (the reply carries the tree's last zxid).
-fn answer_read(tree: &DataTree, session_id: i64, xid: i32, request: &Request) -> (ReplyHeader, Option<Response>) {
+fn answer_read(
+    tree: &DataTree,
+    session_id: i64,
+    xid: i32,
+    request: &Request,
+) -> (ReplyHeader, Option<Response>, Option<(String, WatchKind)>) {
     let auth = client_identity();
     let reader = Reader { tree, auth: &auth, session_id, skip_acl: false };
     let answer = match request {
@@ -754,7 +790,7 @@ fn answer_read(tree: &DataTree, session_id: i64, xid: i32, request: &Request) ->
     };
     let zxid = tree.last_processed_zxid();
     match answer.result {
-        Ok(response) => (ReplyHeader { xid, zxid, err: 0 }, Some(response)),
-        Err(code) => (ReplyHeader { xid, zxid, err: code.as_i32() }, None),
+        Ok(response) => (ReplyHeader { xid, zxid, err: 0 }, Some(response), answer.watch),
+        Err(code) => (ReplyHeader { xid, zxid, err: code.as_i32() }, None, answer.watch),
     }
 }

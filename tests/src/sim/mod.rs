@@ -1,7 +1,7 @@
-pub mod history;
-pub mod linearizability;
 pub mod client;
 pub mod faults;
+pub mod history;
+pub mod linearizability;
 pub mod member;
 pub mod rng;
 pub mod run;

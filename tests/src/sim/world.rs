@@ -141,6 +141,10 @@ pub struct World {
     mix: FaultMix,
     slow_fsync_until: u64,
     slow_network_until: u64,
+    /// Clients say nothing until then (an expiry storm).
+    clients_quiet_until: u64,
+    /// How far each member's wall clock is off.
+    wall_offset_ms: Vec<i64>,
     healed: bool,
     end_at: u64,
     pub figures: Figures,
@@ -203,6 +207,8 @@ impl World {
             mix,
             slow_fsync_until: 0,
             slow_network_until: 0,
+            clients_quiet_until: 0,
+            wall_offset_ms: vec![0; all],
             healed: false,
             end_at,
             figures: Figures::default(),
@@ -264,8 +270,9 @@ impl World {
         self.queue.insert((self.now + delay, self.seq), event);
     }
 
-    fn wall(&self) -> Now {
-        Now { mono_ms: self.now, wall_ms: WALL_START_MS + self.now as i64 }
+    /// Member `i`'s clocks.
+    fn clocks(&self, i: usize) -> Now {
+        Now { mono_ms: self.now, wall_ms: WALL_START_MS + self.now as i64 + self.wall_offset_ms[i] }
     }
 
     fn reachable(&self, a: usize, b: usize) -> bool {
@@ -366,7 +373,7 @@ impl World {
         let _span = tracing::info_span!("member", sid = self.members[i].sid, t = self.now).entered();
         self.members[i].connected = self.connected_peers(i);
         let mut out = Vec::new();
-        let mut cx = Ctx { now: self.wall(), out: &mut out };
+        let mut cx = Ctx { now: self.clocks(i), out: &mut out };
         f(&mut self.members[i], &mut cx);
         for o in out {
             self.route(i, o);
@@ -457,7 +464,8 @@ impl World {
     fn client_wake(&mut self, client: usize) {
         let (now, members) = (self.now, self.members.len());
         let mut rng = self.rng.fork();
-        let out = self.clients[client].wake(now, &mut rng, members, &mut self.next_conn, &mut self.history);
+        let quiet = now < self.clients_quiet_until;
+        let out = self.clients[client].wake(now, quiet, &mut rng, members, &mut self.next_conn, &mut self.history);
         self.client_outs(client, out);
         if self.clients[client].active {
             let next = self.clients[client].next_wake(now, &mut rng);
@@ -558,6 +566,13 @@ impl World {
             }
             FaultKind::SlowFsync => self.slow_fsync_until = self.now + self.rng.between(200, 3_000),
             FaultKind::SlowNetwork => self.slow_network_until = self.now + self.rng.between(200, 3_000),
+            FaultKind::ClockJump => {
+                let member = self.rng.below(n as u64) as usize;
+                self.wall_offset_ms[member] += self.rng.between(0, 120_000) as i64 - 60_000;
+            }
+            FaultKind::ExpiryStorm => {
+                self.clients_quiet_until = self.now + self.rng.between(3_000, 6_000);
+            }
         }
     }
 
@@ -589,6 +604,7 @@ impl World {
         self.cut.clear();
         self.slow_fsync_until = 0;
         self.slow_network_until = 0;
+        self.clients_quiet_until = 0;
         for member in 0..self.members.len() {
             if !self.members[member].is_up() {
                 self.with_member(member, |m, cx| m.start(cx));
