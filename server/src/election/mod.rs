@@ -39,6 +39,11 @@
 //! - ZooKeeper queues notifications that arrive between the role ending and `lookForLeader` starting;
 //!   here a notification received before the first [`Election::look`] gets only the immediate replies
 //!   (the sender resends on its own timeout).
+//! - ZooKeeper's voters answer every notification of a non-voter, and an observer answers every
+//!   LOOKING member's: a voter LOOKING (say, cut off from the leader with an observer) and an
+//!   observer OBSERVING answer each other for as long as the voter looks, one notification per round
+//!   trip (the simulator found it: with duplicated deliveries the exchanges multiplied). Here a voter
+//!   answers a non-voter only while that one is LOOKING, which is when it needs the answer.
 //! - The minimum notification interval is the finalize wait, ZooKeeper's default
 //!   (`zookeeper.fastleader.minNotificationInterval` is not a separate setting).
 //! - The finalize wait ends early once every voter this member can hear (the driver says which,
@@ -324,9 +329,12 @@ impl Election {
     /// The `WorkerReceiver` half, then (while a round runs) the `lookForLeader` half.
     fn handle(&mut self, now_ms: u64, from: i64, n: Notification, out: &mut Vec<Output>) {
         if !self.is_voter(from) {
-            // A non-voter (an observer) is answered at once with my current vote and round; its
-            // notification goes no further.
-            out.push(self.reply(from, self.current.vote, self.logical_clock, self.state()));
+            // A LOOKING non-voter (an observer) is answered at once with my current vote and round;
+            // its notification goes no further. One that is observing already is not answered (see
+            // the module doc): that was only its own answer to a notification of mine.
+            if n.state == ServerState::Looking {
+                out.push(self.reply(from, self.current.vote, self.logical_clock, self.state()));
+            }
             return;
         }
         match self.phase {
