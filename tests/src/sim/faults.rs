@@ -15,6 +15,9 @@ pub enum FaultKind {
     /// A brief cut between two members: what crosses it is lost and the connections between them hang
     /// (their ends find out by timeout, as with a real TCP connection that stopped delivering).
     BreakLinks,
+    /// What one member sends another is lost for a while, the other way still works: quorum
+    /// connections between them hang (TCP needs both ways), election notifications one way still flow.
+    OneWayCut,
     /// fsyncs take 20–300 ms for a while.
     SlowFsync,
     /// Deliveries take 5–150 ms for a while (channels stay FIFO; different ones reorder).
@@ -28,11 +31,12 @@ pub enum FaultKind {
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Crash,
         FaultKind::PowerLoss,
         FaultKind::Partition,
         FaultKind::BreakLinks,
+        FaultKind::OneWayCut,
         FaultKind::SlowFsync,
         FaultKind::SlowNetwork,
         FaultKind::ClockJump,
@@ -45,6 +49,7 @@ impl FaultKind {
             FaultKind::PowerLoss => "power-loss",
             FaultKind::Partition => "partition",
             FaultKind::BreakLinks => "break-links",
+            FaultKind::OneWayCut => "one-way-cut",
             FaultKind::SlowFsync => "slow-fsync",
             FaultKind::SlowNetwork => "slow-network",
             FaultKind::ClockJump => "clock-jump",
@@ -118,7 +123,7 @@ impl std::fmt::Display for FaultMix {
 pub enum Fault {
     /// Draw the next fault from the mix.
     Draw,
-    /// A cut between two members ends.
+    /// A cut (from, to) ends.
     Rejoin(usize, usize),
 }
 

@@ -123,7 +123,7 @@ pub struct World {
     pub members: Vec<SimMember>,
     pub clients: Vec<SimClient>,
     pub history: History,
-    /// Pairs of members that cannot reach each other, (smaller, larger).
+    /// Directions (from, to) in which nothing gets through.
     cut: BTreeSet<(usize, usize)>,
     /// When the last message on each channel is delivered (FIFO).
     channel_free_at: BTreeMap<(Node, Node), u64>,
@@ -275,14 +275,22 @@ impl World {
         Now { mono_ms: self.now, wall_ms: WALL_START_MS + self.now as i64 + self.wall_offset_ms[i] }
     }
 
-    fn reachable(&self, a: usize, b: usize) -> bool {
-        a == b || !self.cut.contains(&(a.min(b), a.max(b)))
+    /// Whether what `from` sends reaches `to`.
+    fn reachable(&self, from: usize, to: usize) -> bool {
+        !self.cut.contains(&(from, to))
     }
 
-    /// The peers member `i`'s election links reach: up and not cut off.
+    /// Cuts `from → to` for `length` ms.
+    fn cut_for(&mut self, from: usize, to: usize, length: u64) {
+        self.cut.insert((from, to));
+        self.schedule(length, Event::Fault(Fault::Rejoin(from, to)));
+    }
+
+    /// The peers member `i`'s election links reach: up and not cut off either way (a TCP connection
+    /// needs both directions).
     fn connected_peers(&self, i: usize) -> Vec<Sid> {
         (0..self.members.len())
-            .filter(|&j| j != i && self.members[j].is_up() && self.reachable(i, j))
+            .filter(|&j| j != i && self.members[j].is_up() && self.reachable(i, j) && self.reachable(j, i))
             .map(|j| self.members[j].sid)
             .collect()
     }
@@ -517,8 +525,8 @@ impl World {
                 let next = self.next_fault_delay();
                 self.schedule(next, Event::Fault(Fault::Draw));
             }
-            Fault::Rejoin(a, b) => {
-                self.cut.remove(&(a.min(b), a.max(b)));
+            Fault::Rejoin(from, to) => {
+                self.cut.remove(&(from, to));
             }
         }
     }
@@ -549,8 +557,8 @@ impl World {
                 let length = self.rng.between(100, 4_000);
                 for &a in &side {
                     for b in (0..n).filter(|b| !side.contains(b)) {
-                        self.cut.insert((a.min(b), a.max(b)));
-                        self.schedule(length, Event::Fault(Fault::Rejoin(a, b)));
+                        self.cut_for(a, b, length);
+                        self.cut_for(b, a, length);
                     }
                 }
             }
@@ -559,9 +567,17 @@ impl World {
                 let b = self.rng.below(n as u64) as usize;
                 if a != b {
                     // A brief cut: connections between them break, both sides see it by timeout.
-                    self.cut.insert((a.min(b), a.max(b)));
                     let length = self.rng.between(1, 50);
-                    self.schedule(length, Event::Fault(Fault::Rejoin(a, b)));
+                    self.cut_for(a, b, length);
+                    self.cut_for(b, a, length);
+                }
+            }
+            FaultKind::OneWayCut => {
+                let a = self.rng.below(n as u64) as usize;
+                let b = self.rng.below(n as u64) as usize;
+                if a != b {
+                    let length = self.rng.between(100, 3_000);
+                    self.cut_for(a, b, length);
                 }
             }
             FaultKind::SlowFsync => self.slow_fsync_until = self.now + self.rng.between(200, 3_000),
