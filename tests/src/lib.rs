@@ -3,6 +3,7 @@
 //! unknown opcodes, exact bytes).
 
 pub mod ensemble;
+pub mod java;
 pub mod netns;
 pub mod raw;
 pub mod sim;

@@ -5,12 +5,13 @@
 //! ferrokeeper, and ZooKeeper reading the quotas of a data directory ferrokeeper wrote. Those skip with
 //! a printed reason when Java or the package is missing.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use fk_tests::TestServer;
+use fk_tests::java::JavaStandalone;
 use fk_tests::zk::{self, connect, persistent};
 
 const ZKCLI: &str = "/usr/share/zookeeper/bin/zkCli.sh";
@@ -191,74 +192,14 @@ fn side_by_side_available() -> bool {
     true
 }
 
-/// An Apache ZooKeeper 3.8 standalone server (Debian's package), killed on drop.
-struct JavaZooKeeper {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl JavaZooKeeper {
-    /// Starts on `data_dir` (a fresh one if `None`) with `zookeeper.enforceQuota=true`; `None` (after
-    /// printing why) where Java, the package or zkCli.sh is missing.
-    fn start(data_dir: Option<&Path>) -> Option<JavaZooKeeper> {
-        if !side_by_side_available() {
-            return None;
-        }
-        let classpath = fk_tests::ensemble::zookeeper_classpath().ok()?;
-        let dir = tempfile::tempdir().unwrap();
-        let data = data_dir.map_or_else(|| dir.path().join("data"), Path::to_owned);
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cfg = dir.path().join("zoo.cfg");
-        let text = format!(
-            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\n",
-            data.display()
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let log = std::fs::File::create(dir.path().join("zk.log")).unwrap();
-        let child = Command::new("java")
-            .args(["-Dzookeeper.enforceQuota=true", "-Dzookeeper.root.logger=INFO,CONSOLE", "-cp", &classpath])
-            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&cfg)
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start java");
-        let zk = JavaZooKeeper { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        // The port opens before the database is loaded; srvr names the mode once it serves.
-        while !zk.four_letter("srvr").contains("Mode: standalone") {
-            assert!(Instant::now() < deadline, "ZooKeeper did not start:\n{}", zk.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Some(zk)
+/// Apache ZooKeeper 3.8 on `data_dir` (a fresh one if `None`) with the system property
+/// `zookeeper.enforceQuota=true`; `None` (after printing why) where Java, the package or zkCli.sh is
+/// missing.
+fn start_zookeeper(data_dir: Option<&Path>) -> Option<JavaStandalone> {
+    if !side_by_side_available() {
+        return None;
     }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("zk.log")).unwrap_or_default()
-    }
-
-    fn four_letter(&self, command: &str) -> String {
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
-        // ZooKeeper sometimes leaves a 4lw connection made during its start-up unanswered.
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let _ = s.write_all(command.as_bytes());
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-}
-
-impl Drop for JavaZooKeeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    JavaStandalone::start_with(data_dir, "", &["-Dzookeeper.enforceQuota=true"])
 }
 
 /// The quota lines of a `mntr` answer, sorted (ZooKeeper prints its gauges in hash order).
@@ -321,7 +262,7 @@ quit
 
 #[test]
 fn a_zkcli_quota_session_answers_as_zookeeper_does() {
-    let Some(zookeeper) = JavaZooKeeper::start(None) else { return };
+    let Some(zookeeper) = start_zookeeper(None) else { return };
     let server = TestServer::with_config("zookeeper.enforceQuota=true");
     let theirs = zkcli(&zookeeper.address(), SESSION);
     let ours = zkcli(&server.address(), SESSION);
@@ -330,7 +271,7 @@ fn a_zkcli_quota_session_answers_as_zookeeper_does() {
     assert_eq!(our_answers, their_answers, "ferrokeeper:\n{ours}\nZooKeeper:\n{theirs}");
 
     // The same limits logged as passed (ZooKeeper's rate logger folds repeats, so compare distinct lines).
-    let (their_log, our_log) = (zookeeper.log(), server.log_text());
+    let (their_log, our_log) = (zookeeper.log_text(), server.log_text());
     assert!(!quota_warnings(&their_log).is_empty(), "{their_log}");
     assert_eq!(quota_warnings(&our_log), quota_warnings(&their_log));
 
@@ -365,13 +306,13 @@ quit
     zkcli(&server.address(), script);
     let ours = zkcli(&server.address(), LISTQUOTAS);
     server.kill();
-    let Some(zookeeper) = JavaZooKeeper::start(Some(&server.data_dir())) else { return };
+    let Some(zookeeper) = start_zookeeper(Some(&server.data_dir())) else { return };
     let theirs = zkcli(&zookeeper.address(), LISTQUOTAS);
     assert!(ours.contains("Output stat for /q count=2,bytes=5"), "{ours}");
     assert!(ours.contains("Output stat for /g/deep count=2,bytes=6"), "{ours}");
     assert_eq!(answers(&theirs), answers(&ours), "ZooKeeper:\n{theirs}\nferrokeeper:\n{ours}");
     let mntr = zookeeper.four_letter("mntr");
-    assert!(mntr.contains("zk_digest_mismatches_count\t0\n"), "{mntr}\n{}", zookeeper.log());
+    assert!(mntr.contains("zk_digest_mismatches_count\t0\n"), "{mntr}\n{}", zookeeper.log_text());
 
     // And back: ferrokeeper loads the snapshot ZooKeeper wrote at start-up and replays ZooKeeper's log.
     zkcli(&zookeeper.address(), "create /q/z 7\nquit\n");

@@ -4,8 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
 
 use base64::Engine;
 use fk_engine::recovery::{RecoverLimits, recover_with};
@@ -13,6 +12,7 @@ use fk_engine::tree::TreeOptions;
 use fk_net::client::*;
 use fk_net::jute::Jute;
 use fk_tests::TestServer;
+use fk_tests::java::JavaStandalone;
 use fk_tests::raw::RawClient;
 use serde_json::{Value, json};
 
@@ -122,70 +122,6 @@ fn exported_tree(dir: &Path) -> Vec<Value> {
     stdout.lines().map(|l| strip(serde_json::from_str(l).unwrap())).collect()
 }
 
-/// Debian's ZooKeeper 3.8, standalone on a data directory; killed when dropped.
-struct ZooKeeper {
-    child: Child,
-    port: u16,
-    log: PathBuf,
-}
-
-impl Drop for ZooKeeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl ZooKeeper {
-    fn start(classpath: &str, data_dir: &Path, work: &Path) -> ZooKeeper {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let cfg = work.join("zk.cfg");
-        let text = format!(
-            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\nmaxSessionTimeout=60000\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\n",
-            data_dir.display()
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let log = work.join("zk.log");
-        let out = std::fs::File::create(&log).unwrap();
-        let child = Command::new("java")
-            .args(["-Dzookeeper.extendedTypesEnabled=true", "-Dzookeeper.root.logger=INFO,CONSOLE"])
-            .arg(format!("-Dzookeeper.log.dir={}", work.display()))
-            // Start-up time matters more than peak speed here.
-            .args(["-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Xmx256m", "-cp", classpath])
-            .arg("org.apache.zookeeper.server.ZooKeeperServerMain")
-            .arg(&cfg)
-            .stdin(Stdio::null())
-            .stdout(out.try_clone().unwrap())
-            .stderr(out)
-            .spawn()
-            .unwrap();
-        let zk = ZooKeeper { child, port, log };
-        // The port opens before the database is loaded; srvr reports a mode once it serves.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !zk.four_letter("srvr").contains("Mode: standalone") {
-            assert!(Instant::now() < deadline, "ZooKeeper did not start:\n{}", zk.log_text());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        zk
-    }
-
-    fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn four_letter(&self, command: &str) -> String {
-        use std::io::{Read, Write};
-        let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
-        // ZooKeeper may leave a 4lw connection made during its start-up unanswered.
-        s.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let _ = s.write_all(command.as_bytes());
-        let mut out = String::new();
-        let _ = s.read_to_string(&mut out);
-        out
-    }
-}
-
 fn call<T: Jute>(c: &mut RawClient, request: &Request) -> T {
     let (reply, _) = c.call(request);
     assert_eq!(reply.err(), 0, "{request:?}");
@@ -227,14 +163,15 @@ fn served_tree(address: &str) -> Vec<Value> {
 /// exactly the tree `fktool tree` rebuilt from the original files, with no digest mismatch; and after a
 /// write on ZooKeeper, the digest it logs (computed over the tree it loaded from our snapshot) matches
 /// the tree our recovery rebuilds.
-fn zookeeper_serves_the_compacted(dir: &Path, classpath: &str) {
+fn zookeeper_serves_the_compacted(dir: &Path) {
     let expected = exported_tree(dir);
     let snapshot = compact_and_purge(dir);
-    let work = tempfile::tempdir().unwrap();
-    let zk = ZooKeeper::start(classpath, dir, work.path());
+    let options = ["-Dzookeeper.extendedTypesEnabled=true"];
+    let zk = JavaStandalone::start_with(Some(dir), "maxSessionTimeout=60000", &options)
+        .expect("the caller checked that ZooKeeper can run here");
     let loaded = zk.log_text().lines().any(|l| l.contains("Reading snapshot") && l.ends_with(&snapshot));
     assert!(loaded, "ZooKeeper loads {snapshot}:\n{}", zk.log_text());
-    let address = format!("127.0.0.1:{}", zk.port);
+    let address = zk.address();
     let served = served_tree(&address);
     assert_eq!(served.len(), expected.len());
     for (theirs, ours) in served.iter().zip(&expected) {
@@ -264,14 +201,18 @@ fn zookeeper_serves_the_compacted(dir: &Path, classpath: &str) {
 
 #[test]
 fn zookeeper_loads_the_compacted_fixture() {
-    let Some(classpath) = fk_tests::ensemble::zookeeper_or_skip() else { return };
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
     let dir = scratch("datadir");
-    zookeeper_serves_the_compacted(dir.path(), &classpath);
+    zookeeper_serves_the_compacted(dir.path());
 }
 
 #[test]
 fn zookeeper_loads_a_compacted_ferrokeeper_directory() {
-    let Some(classpath) = fk_tests::ensemble::zookeeper_or_skip() else { return };
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
     // snapCount=20: several snapshots and logs to compact.
     let mut server = TestServer::with_config("snapCount=20\nextendedTypesEnabled=true");
     let open = vec![Acl::new(perms::ALL, "world", "anyone")];
@@ -296,5 +237,5 @@ fn zookeeper_loads_a_compacted_ferrokeeper_directory() {
     server.kill();
     let snapshots = contents(&server.data_dir().join("version-2")).into_keys().filter(|f| f.starts_with("snapshot."));
     assert!(snapshots.count() >= 2, "ferrokeeper wrote snapshots to compact");
-    zookeeper_serves_the_compacted(&server.data_dir(), &classpath);
+    zookeeper_serves_the_compacted(&server.data_dir());
 }

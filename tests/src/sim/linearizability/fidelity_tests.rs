@@ -3,11 +3,7 @@
 //! log. Every reply (error codes, sequential names, full stats, watch events) must be what the model
 //! derives from that log, so a model that drifted from ZooKeeper fails here, not in a simulator seed.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use fk_net::client::{
     Acl, CheckVersionRequest, CreateRequest, DeleteRequest, OpCode, PathRequest, PathWatchRequest, Request, Response,
@@ -17,6 +13,7 @@ use fk_net::jute::Jute;
 use fk_net::txn::Txn;
 
 use super::{Summary, check};
+use crate::java::JavaStandalone;
 use crate::raw::RawClient;
 use crate::sim::history::{History, OpId, OpKind};
 
@@ -168,10 +165,9 @@ fn assert_covers_script(summary: &Summary) {
 
 #[test]
 fn zookeeper_replies_agree_with_the_model_of_its_own_log() {
-    let Some(classpath) = crate::ensemble::zookeeper_or_skip() else { return };
-    let zookeeper = JavaZooKeeper::start(&classpath);
+    let Some(zookeeper) = JavaStandalone::start(None, "") else { return };
     let history = run_script(&zookeeper.address());
-    let log = committed_log(&zookeeper.dir.path().join("data"));
+    let log = committed_log(zookeeper.data_dir());
     let summary = check(&history, &log).unwrap_or_else(|v| panic!("ZooKeeper 3.8 disagrees with the model:\n{v}"));
     assert_covers_script(&summary);
 }
@@ -183,61 +179,4 @@ fn ferrokeeper_replies_agree_with_the_model_of_its_own_log() {
     let log = committed_log(&server.data_dir());
     let summary = check(&history, &log).unwrap_or_else(|v| panic!("ferrokeeper disagrees with the model:\n{v}"));
     assert_covers_script(&summary);
-}
-
-/// A standalone Apache ZooKeeper on a free port and a fresh data directory, killed on drop.
-struct JavaZooKeeper {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl JavaZooKeeper {
-    fn start(classpath: &str) -> JavaZooKeeper {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
-        let cfg = dir.path().join("zoo.cfg");
-        let text = format!(
-            "tickTime=2000\ndataDir={}\nclientPort={port}\nclientPortAddress=127.0.0.1\n\
-             admin.enableServer=false\n4lw.commands.whitelist=*\n",
-            dir.path().join("data").display()
-        );
-        std::fs::write(&cfg, text).expect("write zoo.cfg");
-        let child = Command::new("java")
-            .args(["-cp", classpath, "org.apache.zookeeper.server.ZooKeeperServerMain"])
-            .arg(&cfg)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start java");
-        let zookeeper = JavaZooKeeper { child, port, dir };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        // The port opens before the database is loaded; srvr names the mode once it serves.
-        while !zookeeper.srvr().contains("Mode: standalone") {
-            assert!(Instant::now() < deadline, "ZooKeeper did not start on port {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        zookeeper
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn srvr(&self) -> String {
-        let Ok(mut stream) = TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
-        // ZooKeeper may leave a 4lw connection made during its start-up unanswered.
-        let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-        let _ = stream.write_all(b"srvr");
-        let mut out = String::new();
-        let _ = stream.read_to_string(&mut out);
-        out
-    }
-}
-
-impl Drop for JavaZooKeeper {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
