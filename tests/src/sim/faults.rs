@@ -66,7 +66,8 @@ impl FaultKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FaultMix {
     pub kinds: Vec<FaultKind>,
-    /// Election notifications are sometimes delivered twice.
+    /// When a cut heals, the last election notification across it arrives again (ZooKeeper resends
+    /// the last message on a new election connection), so a member may get one twice.
     pub duplicate_notifications: bool,
 }
 

@@ -31,6 +31,9 @@ use super::rng::Rng;
 const TICK_MS: u64 = 100;
 const INIT_LIMIT: u64 = 10;
 const SYNC_LIMIT: u64 = 5;
+/// Events a run may take: a few hundred thousand at most in a healthy run; far more is a storm of
+/// messages (a livelock), reported instead of running forever.
+const EVENTS_MAX: u64 = 5_000_000;
 /// The wall clock at time zero (txn times and session ids come from it).
 const WALL_START_MS: i64 = 1_767_225_600_000;
 
@@ -130,6 +133,8 @@ pub struct World {
     /// Each member's next timer, so that a wake is scheduled once.
     wake_at: Vec<Option<u64>>,
     client_wake_token: Vec<u64>,
+    /// The last election notification each member sent each other (resent when a cut heals).
+    last_notification: BTreeMap<(usize, usize), fk_net::quorum::Notification>,
     /// Quorum connections that lost a message to a cut: (member, its incarnation, its link id). TCP
     /// never delivers past a gap, so nothing more arrives on them.
     broken: BTreeSet<(usize, u64, LinkId)>,
@@ -200,6 +205,7 @@ impl World {
             channel_free_at: BTreeMap::new(),
             wake_at: vec![None; all],
             client_wake_token: vec![0; options.clients],
+            last_notification: BTreeMap::new(),
             broken: BTreeSet::new(),
             leaders: BTreeMap::new(),
             conn_member: BTreeMap::new(),
@@ -252,6 +258,13 @@ impl World {
         while let Some((&(at, _), _)) = self.queue.first_key_value() {
             if at > end || (until_converged && self.converged().is_ok()) {
                 break;
+            }
+            if self.figures.events >= EVENTS_MAX {
+                return Err(format!(
+                    "{EVENTS_MAX} events by t={} ms ({} queued): messages without end, a livelock?",
+                    self.now,
+                    self.queue.len()
+                ));
             }
             let (_, event) = self.queue.pop_first().expect("peeked");
             self.now = at;
@@ -426,13 +439,10 @@ impl World {
                     self.schedule(delay, Event::Peer { from: to, to: from, incarnation, msg });
                     return;
                 }
-                let duplicate =
-                    matches!(msg, PeerMsg::Notify(_)) && self.mix.duplicate_notifications && self.rng.chance(0.1);
-                let incarnation = self.members[to].incarnation;
-                if duplicate {
-                    let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
-                    self.schedule(delay, Event::Peer { from, to, incarnation, msg: msg.clone() });
+                if let PeerMsg::Notify(notification) = &msg {
+                    self.last_notification.insert((from, to), notification.clone());
                 }
+                let incarnation = self.members[to].incarnation;
                 let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
                 self.schedule(delay, Event::Peer { from, to, incarnation, msg });
             }
@@ -527,6 +537,16 @@ impl World {
             }
             Fault::Rejoin(from, to) => {
                 self.cut.remove(&(from, to));
+                // ZooKeeper's election connection, made again, starts by sending the last notification
+                // again (QuorumCnxManager's SendWorker): the peer may get it twice.
+                if self.mix.duplicate_notifications
+                    && let Some(notification) = self.last_notification.get(&(from, to)).cloned()
+                {
+                    let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
+                    let incarnation = self.members[to].incarnation;
+                    let msg = PeerMsg::Notify(notification);
+                    self.schedule(delay, Event::Peer { from, to, incarnation, msg });
+                }
             }
         }
     }
