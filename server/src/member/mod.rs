@@ -190,10 +190,6 @@ impl MemberCore {
         }
     }
 
-    pub fn my_id(&self) -> Sid {
-        self.settings.my_id()
-    }
-
     pub fn state(&self) -> ServerState {
         match &self.role {
             Role::Looking { .. } => ServerState::Looking,
