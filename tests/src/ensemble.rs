@@ -568,10 +568,14 @@ fn lab_address(lab: &Lab, i: usize) -> (IpAddr, Ports) {
     (IpAddr::V4(lab.ip(i)), Ports { client: 2181, quorum: 2888, election: 3888 })
 }
 
+/// Every port this process handed out: a member lets go of its reservation just before it binds the
+/// port itself, and another test running meanwhile must not reserve it in that moment.
+static HANDED_OUT: std::sync::Mutex<BTreeSet<u16>> = std::sync::Mutex::new(BTreeSet::new());
+
 /// Three reserved loopback ports per member, with the listeners that hold them.
 fn reserve_loopback(members: usize) -> (Vec<(IpAddr, Ports)>, Vec<Vec<TcpListener>>) {
-    let mut taken = BTreeSet::new();
     let mut seed = random_seed();
+    let mut taken = HANDED_OUT.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     let mut reserve = || reserve_port(&mut seed, &mut taken);
     let mut addresses = Vec::new();
     let mut reservations = Vec::new();
