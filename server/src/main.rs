@@ -47,6 +47,7 @@ fn run() -> anyhow::Result<()> {
         [path] => Config::from_file(&PathBuf::from(path))?,
         _ => anyhow::bail!("usage: ferrokeeper [path/to/zoo.cfg]"),
     };
+    refuse_security_flags_from_environment()?;
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -74,6 +75,25 @@ fn run() -> anyhow::Result<()> {
     }
     // Returning ends the process, whatever the other threads are doing.
     anyhow::bail!("{}", server.wait())
+}
+
+/// ZooKeeper's scripts pass `-D` flags from these variables to its JVM, and its JAAS file path may also
+/// come from the environment; a service definition written for ZooKeeper may secure it that way. They
+/// are refused like the same keys in zoo.cfg, naming the variable.
+fn refuse_security_flags_from_environment() -> anyhow::Result<()> {
+    use ferrokeeper::config::security::{JVM_FLAG_VARIABLES, check_jvm_flags, refusal};
+    for variable in JVM_FLAG_VARIABLES {
+        if let Some((key, why)) = std::env::var(variable).ok().as_deref().and_then(check_jvm_flags) {
+            anyhow::bail!("environment variable {variable}: -D{key}: {why}");
+        }
+    }
+    const JAAS: &str = "java.security.auth.login.config";
+    if let Some(value) = std::env::var_os(JAAS)
+        && let Some(why) = refusal(JAAS, &value.to_string_lossy())
+    {
+        anyhow::bail!("environment variable {JAAS}: {why}");
+    }
+    Ok(())
 }
 
 /// Transparent huge pages make recovery's bulk allocation of the tree cheaper to fault in (a 1M-znode

@@ -11,10 +11,12 @@
 //! - `ensemble`: membership checks, `myid`, and what the ensemble code asks of a configuration
 //!   (`Config::me`, `voter_ids`, `client_address`, `quorum_config_text`, ...).
 //! - `java_order`: the hash-table order in which ZooKeeper lists members.
+//! - [`security`]: the security keys, refused while they ask for what is not provided (fail closed).
 
 mod ensemble;
 mod java_order;
 pub mod members;
+pub mod security;
 
 pub use members::HostPort;
 
@@ -163,13 +165,11 @@ const KNOWN_UNUSED: &[&str] = &[
     "admin.commandURL",
     "admin.idleTimeout",
     "clientPortListenBacklog",
-    "secureClientPort",
-    "secureClientPortAddress",
     "syncEnabled",
     "localSessionsEnabled",
     "localSessionsUpgradingEnabled",
     "leaderServes",
-    "sslQuorum",
+    // Which Java connection factory serves clients; ferrokeeper has its own (TLS is refused above).
     "serverCnxnFactory",
     "globalOutstandingLimit",
     "readonlymode.enabled",
@@ -177,8 +177,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "maxCnxns",
     "connectToLearnerMasterLimit",
     "metricsProvider.className",
-    "quorum.auth.enableSasl",
-    "authProvider.1",
     "audit.enable",
     "snapshot.trust.empty",
     "snapshot.compression.method",
@@ -186,9 +184,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "txnLogSizeLimitInKb",
     "maxResponseCacheSize",
     "znode.container.maxNeverUsedIntervalMs",
-    "ssl.clientAuth",
-    "sslQuorumReloadCertFiles",
-    "portUnification",
 ];
 
 /// System-property style keys, accepted with or without the `zookeeper.` prefix.
@@ -285,6 +280,9 @@ impl Config {
             let at = Location { origin, line, key: &key };
             let mut warn = |message: String| warnings.push(format!("{origin}:{line}: {message}"));
             config.key_lines.insert(canonical_key(&key).to_owned(), line);
+            if let Some(reason) = security::refusal(canonical_key(&key), &value) {
+                return Err(at.error(reason.into()));
+            }
             if config.membership_key(&at, raw_value, &mut servers)? {
                 continue;
             }
@@ -388,7 +386,8 @@ impl Config {
                 k if KNOWN_UNUSED.contains(&k) => {
                     config.extra.insert(key.clone(), value);
                 }
-                k if k.starts_with("authProvider.") || k.starts_with("metricsProvider.") || k.starts_with("ssl.") => {
+                // Security keys that got here ask for nothing (sslQuorum=false, a built-in provider).
+                k if k.starts_with("metricsProvider.") || security::is_security_key(k) => {
                     config.extra.insert(key.clone(), value);
                 }
                 _ => warn(format!("unknown key '{key}' ignored")),
@@ -744,6 +743,14 @@ mod tests {
             ("dataDir=/d\nserver.1=h:2888:x\n", "zoo.cfg:2: server.1: 'x' is not a port number"),
             ("dataDir=/d\nserver.x=h:1:2\n", "zoo.cfg:2: server.x: 'x' is not a valid server id"),
             ("dataDir=/d\nclientPortAddress=nowhere\nclientPort=1\n", "zoo.cfg:2: clientPortAddress: 'nowhere'"),
+            // Fail closed: a security key that asks for what is not provided stops start-up.
+            ("dataDir=/d\nclientPort=1\nsecureClientPort=2281\n", "zoo.cfg:3: secureClientPort: TLS for client"),
+            ("dataDir=/d\nclientPort=1\nzookeeper.sslQuorum=true\n", "zoo.cfg:3: zookeeper.sslQuorum: TLS between"),
+            (
+                "dataDir=/d\nclientPort=1\nauthProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+                "zoo.cfg:3: authProvider.1: this authentication provider is not available",
+            ),
+            ("dataDir=/d\nclientPort=1\nquorum.auth.enableSasl=true\n", "zoo.cfg:3: quorum.auth.enableSasl: SASL"),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err().to_string();

@@ -1,0 +1,284 @@
+//! Fail closed on security keys: every ZooKeeper 3.8 setting that asks for a security property
+//! ferrokeeper does not provide yet (TLS, SASL, x509, other authentication providers, Kerberos name
+//! mapping) stops start-up with the key and what to do. Accepting such a key and ignoring it would start
+//! a server that looks secured and serves in plaintext, unauthenticated.
+//!
+//! Each key is judged on its value where the value can turn the property off (`sslQuorum=false` asks for
+//! nothing); a key that only configures a property (a keystore path, a JAAS file, a principal) asks for
+//! it by being there. Keys are compared without the `zookeeper.` prefix (zoo.cfg and system-property
+//! spellings alike).
+//!
+//! ZooKeeper's start scripts also take these as JVM flags (`SERVER_JVMFLAGS="-Dzookeeper.authProvider.1=…
+//! -Djava.security.auth.login.config=…"`, as container images and Kafka's guides set them), which a
+//! drop-in replacement inherits from the same service definition: [`check_jvm_flags`] refuses those too.
+
+/// Why a key is refused: the property family it belongs to, told to the operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refusal {
+    /// Client connections over TLS (`secureClientPort`, `ssl.*`, port unification, certificate reload).
+    ClientTls,
+    /// Quorum and election connections over TLS (`sslQuorum`, `ssl.quorum.*`, `portUnification`).
+    QuorumTls,
+    /// SASL (DIGEST-MD5 or Kerberos) for clients, and what requires clients to authenticate.
+    ClientSasl,
+    /// SASL between members (`quorum.auth.*`).
+    QuorumSasl,
+    /// An `authProvider.N` class other than the built-in digest and ip providers.
+    AuthProvider,
+    /// Digest authentication other than ZooKeeper's default (SHA1, enabled).
+    Digest,
+}
+
+impl Refusal {
+    fn explain(self) -> &'static str {
+        match self {
+            Refusal::ClientTls => {
+                "TLS for client connections is not supported yet; ferrokeeper refuses to start rather than serve \
+                 these clients in plaintext. To run without TLS, remove secureClientPort, secureClientPortAddress, \
+                 client.portUnification, client.certReload and the ssl.* keys"
+            }
+            Refusal::QuorumTls => {
+                "TLS between ensemble members is not supported yet; ferrokeeper refuses to start rather than talk \
+                 to its peers in plaintext. To run without it, set sslQuorum=false (and portUnification=false, \
+                 sslQuorumReloadCertFiles=false) and remove the ssl.quorum.* keys"
+            }
+            Refusal::ClientSasl => {
+                "SASL authentication of clients is not supported yet; ferrokeeper refuses to start rather than \
+                 serve clients unauthenticated. To run without it, remove the SASL and Kerberos keys (JAAS file, \
+                 superUser, kerberos.*) and turn sessionRequireClientSASLAuth and enforce.auth.enabled off"
+            }
+            Refusal::QuorumSasl => {
+                "SASL between ensemble members is not supported yet; ferrokeeper refuses to start rather than \
+                 admit peers unauthenticated. To run without it, set quorum.auth.enableSasl, \
+                 quorum.auth.learnerRequireSasl and quorum.auth.serverRequireSasl to false and remove the other \
+                 quorum.auth.* keys"
+            }
+            Refusal::AuthProvider => {
+                "this authentication provider is not available in ferrokeeper, whose ACLs know the world, auth, \
+                 digest, ip and super schemes only; an ACL relying on it could not be enforced. Remove the key \
+                 (org.apache.zookeeper.server.auth.DigestAuthenticationProvider and IPAuthenticationProvider \
+                 are built in and may stay)"
+            }
+            Refusal::Digest => {
+                "ferrokeeper's digest authentication is ZooKeeper's default (SHA1, enabled); another algorithm or \
+                 turning it off is not supported yet, and ignoring the setting would let digest identities in \
+                 that it meant to keep out. Remove the key"
+            }
+        }
+    }
+}
+
+/// How a key asks for its property.
+#[derive(Debug, Clone, Copy)]
+enum Asks {
+    /// By being set, whatever its value.
+    Always,
+    /// When its value is `true` (Java's `Boolean.parseBoolean`: any case).
+    WhenTrue,
+}
+
+/// Every security key ZooKeeper 3.8 reads (without the `zookeeper.` prefix), by exact name.
+const KEYS: &[(&str, Asks, Refusal)] = &[
+    ("secureClientPort", Asks::Always, Refusal::ClientTls),
+    ("secureClientPortAddress", Asks::Always, Refusal::ClientTls),
+    ("client.portUnification", Asks::WhenTrue, Refusal::ClientTls),
+    ("client.certReload", Asks::WhenTrue, Refusal::ClientTls),
+    ("admin.forceHttps", Asks::WhenTrue, Refusal::ClientTls),
+    ("admin.portUnification", Asks::WhenTrue, Refusal::ClientTls),
+    ("X509AuthenticationProvider.superUser", Asks::Always, Refusal::ClientTls),
+    ("sslQuorum", Asks::WhenTrue, Refusal::QuorumTls),
+    ("portUnification", Asks::WhenTrue, Refusal::QuorumTls),
+    ("sslQuorumReloadCertFiles", Asks::WhenTrue, Refusal::QuorumTls),
+    ("java.security.auth.login.config", Asks::Always, Refusal::ClientSasl),
+    ("sasl.serverconfig", Asks::Always, Refusal::ClientSasl),
+    ("sessionRequireClientSASLAuth", Asks::WhenTrue, Refusal::ClientSasl),
+    ("enforce.auth.enabled", Asks::WhenTrue, Refusal::ClientSasl),
+    ("enforce.auth.schemes", Asks::Always, Refusal::ClientSasl),
+    ("superUser", Asks::Always, Refusal::ClientSasl),
+    ("SASLAuthenticationProvider.superPassword", Asks::Always, Refusal::ClientSasl),
+    ("security.auth_to_local", Asks::Always, Refusal::ClientSasl),
+    ("kerberos.removeHostFromPrincipal", Asks::Always, Refusal::ClientSasl),
+    ("kerberos.removeRealmFromPrincipal", Asks::Always, Refusal::ClientSasl),
+    ("server.principal", Asks::Always, Refusal::ClientSasl),
+    // Read by no ZooKeeper 3.8 code, but Kafka's guides pair it with the SASL provider to require
+    // authentication: whoever wrote it asked for that.
+    ("requireClientAuthScheme", Asks::Always, Refusal::ClientSasl),
+    ("quorum.auth.enableSasl", Asks::WhenTrue, Refusal::QuorumSasl),
+    ("quorum.auth.learnerRequireSasl", Asks::WhenTrue, Refusal::QuorumSasl),
+    ("quorum.auth.serverRequireSasl", Asks::WhenTrue, Refusal::QuorumSasl),
+    ("quorum.auth.kerberos.servicePrincipal", Asks::Always, Refusal::QuorumSasl),
+    ("quorum.auth.learner.saslLoginContext", Asks::Always, Refusal::QuorumSasl),
+    ("quorum.auth.server.saslLoginContext", Asks::Always, Refusal::QuorumSasl),
+];
+
+/// Authentication providers every ZooKeeper registers anyway; naming them in `authProvider.N` changes
+/// nothing, here as there.
+const BUILT_IN_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.server.auth.DigestAuthenticationProvider",
+    "org.apache.zookeeper.server.auth.IPAuthenticationProvider",
+];
+
+/// Why `key=value` (the key without its `zookeeper.` prefix) cannot be honoured, if it cannot.
+pub fn refusal(key: &str, value: &str) -> Option<&'static str> {
+    refused_family(key, value.trim()).map(Refusal::explain)
+}
+
+fn refused_family(key: &str, value: &str) -> Option<Refusal> {
+    if let Some(&(_, asks, family)) = KEYS.iter().find(|(name, _, _)| *name == key) {
+        return match asks {
+            Asks::Always => Some(family),
+            Asks::WhenTrue => value.eq_ignore_ascii_case("true").then_some(family),
+        };
+    }
+    if key.starts_with("ssl.quorum.") {
+        return Some(Refusal::QuorumTls);
+    }
+    if key.starts_with("ssl.") {
+        return Some(Refusal::ClientTls);
+    }
+    if key.starts_with("authProvider.") {
+        return (!BUILT_IN_PROVIDERS.contains(&value)).then_some(Refusal::AuthProvider);
+    }
+    match key {
+        // Java's MessageDigest names are case-insensitive; ZooKeeper's default is SHA1.
+        "DigestAuthenticationProvider.digestAlg" => {
+            (!["SHA1", "SHA-1"].iter().any(|a| a.eq_ignore_ascii_case(value))).then_some(Refusal::Digest)
+        }
+        // Digest authentication is on unless this says exactly false (Boolean.parseBoolean of the default).
+        "DigestAuthenticationProvider.enabled" => value.eq_ignore_ascii_case("false").then_some(Refusal::Digest),
+        _ => None,
+    }
+}
+
+/// Whether `key` (without its `zookeeper.` prefix) is one of the security keys judged here, so that one
+/// which asks for nothing (`sslQuorum=false`) is accepted quietly rather than warned about as unknown.
+pub fn is_security_key(key: &str) -> bool {
+    KEYS.iter().any(|(name, _, _)| *name == key)
+        || ["ssl.", "authProvider."].iter().any(|prefix| key.starts_with(prefix))
+        || key.starts_with("DigestAuthenticationProvider.")
+}
+
+/// The environment variables ZooKeeper's scripts pass to its JVM.
+pub const JVM_FLAG_VARIABLES: &[&str] = &["SERVER_JVMFLAGS", "JVMFLAGS"];
+
+/// The first `-Dkey=value` in a JVM flags variable that asks for a security property, as
+/// `(key, why)`. Other flags (heap size, jute.maxbuffer, …) are not ours to judge here.
+pub fn check_jvm_flags(flags: &str) -> Option<(String, &'static str)> {
+    flags.split_whitespace().filter_map(|flag| flag.strip_prefix("-D")).find_map(|property| {
+        let (key, value) = property.split_once('=').unwrap_or((property, ""));
+        let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
+        refusal(bare, value).map(|why| (key.to_owned(), why))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every security key of ZooKeeper 3.8 a zoo.cfg may hold, with a value, and whether it must stop
+    /// start-up (and as which family).
+    #[test]
+    fn security_keys_are_refused_when_they_ask_for_a_property() {
+        use Refusal::*;
+        let cases: &[(&str, &str, Option<Refusal>)] = &[
+            ("secureClientPort", "2281", Some(ClientTls)),
+            ("secureClientPortAddress", "0.0.0.0", Some(ClientTls)),
+            ("client.portUnification", "true", Some(ClientTls)),
+            ("client.portUnification", "false", None),
+            ("client.certReload", "TRUE", Some(ClientTls)),
+            ("client.certReload", "false", None),
+            ("admin.forceHttps", "true", Some(ClientTls)),
+            ("admin.portUnification", "true", Some(ClientTls)),
+            ("ssl.keyStore.location", "/etc/zk/keystore.jks", Some(ClientTls)),
+            ("ssl.keyStore.password", "secret", Some(ClientTls)),
+            ("ssl.keyStore.passwordPath", "/etc/zk/pw", Some(ClientTls)),
+            ("ssl.keyStore.type", "PKCS12", Some(ClientTls)),
+            ("ssl.trustStore.location", "/etc/zk/trust.jks", Some(ClientTls)),
+            ("ssl.trustStore.password", "secret", Some(ClientTls)),
+            ("ssl.trustStore.type", "PEM", Some(ClientTls)),
+            ("ssl.clientAuth", "need", Some(ClientTls)),
+            ("ssl.clientAuth", "none", Some(ClientTls)),
+            ("ssl.enabledProtocols", "TLSv1.3", Some(ClientTls)),
+            ("ssl.ciphersuites", "TLS_AES_128_GCM_SHA256", Some(ClientTls)),
+            ("ssl.protocol", "TLSv1.2", Some(ClientTls)),
+            ("ssl.hostnameVerification", "false", Some(ClientTls)),
+            ("ssl.handshakeDetectionTimeoutMillis", "5000", Some(ClientTls)),
+            ("ssl.authProvider", "x509", Some(ClientTls)),
+            ("ssl.crl", "true", Some(ClientTls)),
+            ("ssl.ocsp", "true", Some(ClientTls)),
+            ("ssl.context.supplier.class", "com.example.Ctx", Some(ClientTls)),
+            ("X509AuthenticationProvider.superUser", "CN=admin", Some(ClientTls)),
+            ("sslQuorum", "true", Some(QuorumTls)),
+            ("sslQuorum", "True", Some(QuorumTls)),
+            ("sslQuorum", "false", None),
+            ("portUnification", "true", Some(QuorumTls)),
+            ("portUnification", "false", None),
+            ("sslQuorumReloadCertFiles", "true", Some(QuorumTls)),
+            ("sslQuorumReloadCertFiles", "false", None),
+            ("ssl.quorum.keyStore.location", "/etc/zk/q.p12", Some(QuorumTls)),
+            ("ssl.quorum.trustStore.location", "/etc/zk/qt.p12", Some(QuorumTls)),
+            ("ssl.quorum.hostnameVerification", "false", Some(QuorumTls)),
+            ("ssl.quorum.clientAuth", "need", Some(QuorumTls)),
+            ("java.security.auth.login.config", "/etc/zk/jaas.conf", Some(ClientSasl)),
+            ("sasl.serverconfig", "Server", Some(ClientSasl)),
+            ("sessionRequireClientSASLAuth", "true", Some(ClientSasl)),
+            ("sessionRequireClientSASLAuth", "false", None),
+            ("enforce.auth.enabled", "true", Some(ClientSasl)),
+            ("enforce.auth.enabled", "false", None),
+            ("enforce.auth.schemes", "sasl", Some(ClientSasl)),
+            ("superUser", "admin", Some(ClientSasl)),
+            ("SASLAuthenticationProvider.superPassword", "pw", Some(ClientSasl)),
+            ("security.auth_to_local", "RULE:[1:$1]", Some(ClientSasl)),
+            ("kerberos.removeHostFromPrincipal", "true", Some(ClientSasl)),
+            ("kerberos.removeRealmFromPrincipal", "true", Some(ClientSasl)),
+            ("server.principal", "zookeeper/host@REALM", Some(ClientSasl)),
+            ("requireClientAuthScheme", "sasl", Some(ClientSasl)),
+            ("quorum.auth.enableSasl", "true", Some(QuorumSasl)),
+            ("quorum.auth.enableSasl", "false", None),
+            ("quorum.auth.learnerRequireSasl", "true", Some(QuorumSasl)),
+            ("quorum.auth.learnerRequireSasl", "false", None),
+            ("quorum.auth.serverRequireSasl", "true", Some(QuorumSasl)),
+            ("quorum.auth.serverRequireSasl", "false", None),
+            ("quorum.auth.kerberos.servicePrincipal", "zkquorum/localhost", Some(QuorumSasl)),
+            ("quorum.auth.learner.saslLoginContext", "QuorumLearner", Some(QuorumSasl)),
+            ("quorum.auth.server.saslLoginContext", "QuorumServer", Some(QuorumSasl)),
+            ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider", Some(AuthProvider)),
+            ("authProvider.x509", "org.apache.zookeeper.server.auth.X509AuthenticationProvider", Some(AuthProvider)),
+            ("authProvider.2", "com.example.MyProvider", Some(AuthProvider)),
+            ("authProvider.1", "org.apache.zookeeper.server.auth.DigestAuthenticationProvider", None),
+            ("authProvider.ip", "org.apache.zookeeper.server.auth.IPAuthenticationProvider", None),
+            ("DigestAuthenticationProvider.digestAlg", "SHA-256", Some(Digest)),
+            ("DigestAuthenticationProvider.digestAlg", "sha1", None),
+            ("DigestAuthenticationProvider.digestAlg", "SHA-1", None),
+            ("DigestAuthenticationProvider.enabled", "false", Some(Digest)),
+            ("DigestAuthenticationProvider.enabled", "true", None),
+            // What ferrokeeper provides, or what asks for no security property.
+            ("DigestAuthenticationProvider.superDigest", "super:abc=", None),
+            ("skipACL", "no", None),
+            ("serverCnxnFactory", "org.apache.zookeeper.server.NettyServerCnxnFactory", None),
+            ("allowSaslFailedClients", "false", None),
+            ("clientPort", "2181", None),
+        ];
+        for &(key, value, expected) in cases {
+            assert_eq!(refused_family(key, value), expected, "{key}={value}");
+        }
+        // The table holds no key twice, and every key in it is in the cases above.
+        for (i, (name, _, _)) in KEYS.iter().enumerate() {
+            assert!(!KEYS[i + 1..].iter().any(|(other, _, _)| other == name), "{name} twice");
+            assert!(cases.iter().any(|(key, _, _)| key == name), "{name} untested");
+        }
+    }
+
+    #[test]
+    fn jvm_flags_that_ask_for_security_are_found() {
+        let kafka = "-Xmx512m -Djava.security.auth.login.config=/etc/kafka/zk_jaas.conf \
+                     -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+        let (key, why) = check_jvm_flags(kafka).unwrap();
+        assert_eq!(key, "java.security.auth.login.config");
+        assert!(why.contains("SASL"));
+        let (key, _) = check_jvm_flags("-Dzookeeper.sslQuorum=true").unwrap();
+        assert_eq!(key, "zookeeper.sslQuorum");
+        assert_eq!(check_jvm_flags("-Xmx1g -Djute.maxbuffer=4194304 -Dzookeeper.sslQuorum=false"), None);
+        assert_eq!(check_jvm_flags(""), None);
+    }
+}
