@@ -316,6 +316,21 @@ impl TestEnsemble {
     }
 
     /// Member i's dataDir.
+    /// Member i's quorum port (where learners connect to a leader).
+    pub fn quorum_address(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.members[i].host, self.members[i].ports.quorum)
+    }
+
+    /// Member i's election port.
+    pub fn election_address(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.members[i].host, self.members[i].ports.election)
+    }
+
+    /// Member i's process id, while it runs.
+    pub fn pid(&self, i: usize) -> Option<u32> {
+        self.members[i].process.as_ref().map(Child::id)
+    }
+
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.members[i].dir.path().join("data")
     }

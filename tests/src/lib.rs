@@ -254,3 +254,36 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// A small tmpfs volume (root only), unmounted when dropped: a disk that fills up.
+pub struct SmallVolume(pub PathBuf);
+
+impl SmallVolume {
+    /// Mounts `size_mib` of tmpfs at `at` (created if needed); `None` when this process may not mount.
+    pub fn mount(at: &Path, size_mib: u64) -> Option<SmallVolume> {
+        std::fs::create_dir_all(at).ok()?;
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size_mib}m"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| SmallVolume(at.to_owned()))
+    }
+
+    /// Gives the volume `size_mib` in all (space returns to a full disk).
+    pub fn resize(&self, size_mib: u64) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,size={size_mib}m")])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "cannot resize the tmpfs at {}", self.0.display());
+    }
+}
+
+impl Drop for SmallVolume {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}

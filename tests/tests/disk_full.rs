@@ -2,39 +2,14 @@
 //! whole preallocation step), stops without acknowledging the batch that did not fit, and after space
 //! is freed restarts with every acknowledged write.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
-
 use fk_net::client::*;
 use fk_net::jute::Jute;
-use fk_tests::TestServer;
 use fk_tests::raw::RawClient;
+use fk_tests::{SmallVolume, TestServer};
 
 const VOLUME_MIB: u64 = 20;
 const FILLER_MIB: usize = 4;
 const VALUE_BYTES: usize = 1000;
-
-/// A tmpfs of `VOLUME_MIB`, unmounted when dropped.
-struct SmallVolume(PathBuf);
-
-impl SmallVolume {
-    /// `None` when this process may not mount (not root).
-    fn mount(at: &Path) -> Option<SmallVolume> {
-        std::fs::create_dir_all(at).unwrap();
-        let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={VOLUME_MIB}m"), "tmpfs"])
-            .arg(at)
-            .status()
-            .expect("run mount");
-        status.success().then(|| SmallVolume(at.to_owned()))
-    }
-}
-
-impl Drop for SmallVolume {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
 
 fn create(path: &str, data: &[u8]) -> Request {
     let acl = vec![Acl::new(perms::ALL, "world", "anyone")];
@@ -80,7 +55,7 @@ fn write_until_the_server_stops(address: &str) -> usize {
 #[test]
 fn a_full_disk_stops_the_server_without_losing_an_acknowledged_write() {
     let dir = tempfile::tempdir().unwrap();
-    let Some(volume) = SmallVolume::mount(&dir.path().join("vol")) else {
+    let Some(volume) = SmallVolume::mount(&dir.path().join("vol"), VOLUME_MIB) else {
         eprintln!("skipped: cannot mount a tmpfs here (the test needs root, as CI has)");
         return;
     };

@@ -39,6 +39,8 @@ pub struct LogWriter {
     force_sync: bool,
     last_zxid: i64,
     buffer: Vec<u8>,
+    /// The last append failed and `rewind` has not run since.
+    failed: bool,
 }
 
 impl LogWriter {
@@ -53,6 +55,7 @@ impl LogWriter {
             force_sync,
             last_zxid,
             buffer: Vec::new(),
+            failed: false,
         }
     }
 
@@ -71,12 +74,42 @@ impl LogWriter {
     pub fn restart(&mut self, last_zxid: i64) {
         self.current = None;
         self.last_zxid = last_zxid;
+        self.failed = false;
     }
 
     /// Appends `txns` (strictly increasing zxids) and returns once they are durable (unless forceSync is
-    /// off). On error nothing may be acknowledged: the caller must stop, because after a failed fsync the
-    /// state of the page cache is unknown.
+    /// off). On error nothing of the batch may be acknowledged, and nothing written since the last
+    /// successful append can be trusted (after a failed fsync the page cache's state is unknown): the
+    /// caller either stops or calls [`LogWriter::rewind`] before appending again.
     pub fn append<'a>(&mut self, txns: impl IntoIterator<Item = &'a Txn>) -> io::Result<BatchStats> {
+        let durable_zxid = self.last_zxid;
+        let appended = self.append_batch(txns);
+        if appended.is_err() {
+            self.last_zxid = durable_zxid;
+            self.failed = true;
+        }
+        appended
+    }
+
+    /// After a failed append: cuts the current file back to the end of its last durable batch — a
+    /// partial write, or pages a failed fsync may have dropped, leave nothing behind — and makes the
+    /// cut durable, so the next append goes on from what the disk really holds. An error here means the
+    /// file cannot be brought back to a known state.
+    pub fn rewind(&mut self) -> io::Result<()> {
+        if !std::mem::replace(&mut self.failed, false) {
+            return Ok(());
+        }
+        let Some(log) = self.current.as_mut() else { return Ok(()) };
+        log.file.set_len(log.position)?;
+        log.size = log.position;
+        if self.force_sync {
+            log.file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn append_batch<'a>(&mut self, txns: impl IntoIterator<Item = &'a Txn>) -> io::Result<BatchStats> {
+        assert!(!self.failed, "append after a failed append without rewind");
         self.buffer.clear();
         let mut count = 0;
         let mut first_zxid = None;
@@ -227,5 +260,56 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut writer = LogWriter::new(dir.path(), Box::new(PwriteDevice), 4096, false, 10);
         let _ = writer.append(&[txn(10)]);
+    }
+
+    /// Writes the first half of one batch's bytes and then fails, as a full disk or a failing fsync
+    /// would; works normally otherwise.
+    struct FailOnce {
+        fail_at_batch: usize,
+        batches: usize,
+    }
+
+    impl LogDevice for FailOnce {
+        fn write_and_sync(&mut self, file: &File, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+            use std::os::unix::fs::FileExt;
+            self.batches += 1;
+            if self.batches == self.fail_at_batch {
+                file.write_all_at(&bytes[..bytes.len() / 2], offset)?;
+                return Err(io::Error::from_raw_os_error(libc::EIO));
+            }
+            PwriteDevice.write_and_sync(file, bytes, offset, sync)
+        }
+
+        fn name(&self) -> &'static str {
+            "fail-once"
+        }
+    }
+
+    #[test]
+    fn a_failed_append_is_rewound_to_the_last_durable_batch() {
+        let dir = tempfile::tempdir().unwrap();
+        // Batch 1 is the header, 2 the first txns, 3 fails half-written.
+        let device = FailOnce { fail_at_batch: 3, batches: 0 };
+        let mut writer = LogWriter::new(dir.path(), Box::new(device), 0, true, 0);
+        writer.append(&[txn(1), txn(2)]).unwrap();
+        assert!(writer.append(&[txn(3), txn(4), txn(5)]).is_err());
+        writer.rewind().unwrap();
+        // The same zxids again (a leader's resynchronisation), then more.
+        writer.append(&[txn(3)]).unwrap();
+        writer.append(&[txn(4), txn(5), txn(6)]).unwrap();
+        let log = read_log(&dir.path().join("log.1")).unwrap();
+        let zxids: Vec<i64> = log.records.iter().map(|r| r.txn.header.zxid).collect();
+        assert_eq!(zxids, [1, 2, 3, 4, 5, 6]);
+        assert!(matches!(log.end, LogEnd::Clean { .. }), "{:?}", log.end);
+    }
+
+    #[test]
+    #[should_panic(expected = "without rewind")]
+    fn appending_after_a_failure_without_rewinding_is_a_bug() {
+        let dir = tempfile::tempdir().unwrap();
+        let device = FailOnce { fail_at_batch: 2, batches: 0 };
+        let mut writer = LogWriter::new(dir.path(), Box::new(device), 0, true, 0);
+        assert!(writer.append(&[txn(1)]).is_err());
+        let _ = writer.append(&[txn(1)]);
     }
 }

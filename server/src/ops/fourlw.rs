@@ -60,7 +60,11 @@ const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requ
 fn report(shared: &dyn Figures, command: &str, trace_mask: i64) -> String {
     let needs_server = !matches!(command, "ruok" | "conf" | "envi" | "gtmk" | "isro" | "dirs");
     if needs_server && !shared.mode().1 {
-        return NOT_SERVING.to_owned();
+        // ZooKeeper's line, then why, when this member knows (its log cannot be written).
+        return match shared.stats().log_failure() {
+            Some(reason) => format!("{NOT_SERVING}{reason}; retrying\n"),
+            None => NOT_SERVING.to_owned(),
+        };
     }
     match command {
         "ruok" => "imok".to_owned(),
@@ -345,6 +349,8 @@ fn monitor(shared: &dyn Figures) -> String {
         ("zk_avg_sync_processor_batch_size", java_double(logged.checked_div(fsyncs).unwrap_or(0) as f64)),
         ("zk_snap_count", snapshots.to_string()),
         ("zk_digest_mismatches_count", stats.digest_mismatches().to_string()),
+        // Ours: appends to the txn log that failed (a full disk, EIO) since start.
+        ("fk_txn_log_write_failures", stats.log_write_failures().to_string()),
     ];
     let mut metrics = metrics;
     if shared.mode().0 == "leader" {

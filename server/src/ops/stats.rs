@@ -23,6 +23,10 @@ pub struct ServerStats {
     fsync_max_us: AtomicU64,
     snapshots: AtomicU64,
     digest_mismatches: AtomicU64,
+    /// Appends to the txn log that failed (a full disk, EIO), since start.
+    log_write_failures: AtomicU64,
+    /// Why the last append failed, until one succeeds again.
+    log_failure: parking_lot::Mutex<Option<String>>,
     /// A leader's figures (all zero elsewhere).
     pub leader: LeaderStats,
 }
@@ -88,6 +92,8 @@ impl Default for ServerStats {
             fsync_max_us: AtomicU64::new(0),
             snapshots: AtomicU64::new(0),
             digest_mismatches: AtomicU64::new(0),
+            log_write_failures: AtomicU64::new(0),
+            log_failure: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -130,6 +136,26 @@ impl ServerStats {
         self.logged_txns.fetch_add(txns, Relaxed);
         self.fsync_total_us.fetch_add(us, Relaxed);
         self.fsync_max_us.fetch_max(us, Relaxed);
+    }
+
+    /// An append to the txn log failed; the reason stays until [`ServerStats::log_writable`].
+    pub fn record_log_failure(&self, reason: String) {
+        *self.log_failure.lock() = Some(reason);
+        self.log_write_failures.fetch_add(1, Relaxed);
+    }
+
+    /// An append succeeded: true if the log had been failing until now.
+    pub fn log_writable(&self) -> bool {
+        self.log_failure.lock().take().is_some()
+    }
+
+    /// Why the txn log cannot be written, while that lasts.
+    pub fn log_failure(&self) -> Option<String> {
+        self.log_failure.lock().clone()
+    }
+
+    pub fn log_write_failures(&self) -> u64 {
+        self.log_write_failures.load(Relaxed)
     }
 
     pub fn record_digest_mismatch(&self) {

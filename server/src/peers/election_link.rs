@@ -1,10 +1,11 @@
 //! The election port's connection manager: ZooKeeper 3.8's `QuorumCnxManager`, as a driver.
 //!
-//! Threads, all blocking std I/O as in ZooKeeper:
-//! - one listener, accepting on the election port;
-//! - one short-lived handshake thread per accepted connection (at most [`MAX_HANDSHAKES`] at once), so a
-//!   peer that connects and stays silent delays nobody (ZooKeeper reads the opening message on its
-//!   listener thread unless quorum SASL is on);
+//! Threads, blocking std I/O as in ZooKeeper once a connection is admitted:
+//! - one admission thread (a [`Gate`]) accepting on the election port and reading each connection's
+//!   opening message without blocking, with at most [`MAX_HANDSHAKES`] in progress (one more closes the
+//!   oldest) and the handshake timeout: a peer that connects and stays silent costs a socket for that
+//!   long and delays nobody (ZooKeeper reads the opening message on its listener thread unless quorum
+//!   SASL is on, with `tickTime × syncLimit` as the socket timeout);
 //! - one short-lived connector per peer being dialled (ZooKeeper's `QuorumConnectionReqThread`);
 //! - per connected peer, a sender draining that peer's outbox and a receiver feeding the shared
 //!   [`Incoming`] channel (`SendWorker`/`RecvWorker`).
@@ -23,8 +24,8 @@
 //! election handles its own vote like any other.
 //!
 //! Where this differs from ZooKeeper 3.8, and why:
-//! - handshakes run in parallel, so the connection that wins for a sid is the one accepted last, not the
-//!   one whose handshake finished last (a peer that replaced its connection must not see the old win);
+//! - openings are read side by side, so the connection that wins for a sid is the one accepted last, not
+//!   the one whose opening completed last (a peer that replaced its connection must not see the old win);
 //! - a sender whose connection was replaced or failed puts its message back in the outbox (unless a
 //!   newer one waits) instead of losing it; ZooKeeper relies on the resend of the last message alone;
 //! - a connection from our own sid is closed (ZooKeeper logs it and leaves the socket open);
@@ -38,7 +39,7 @@
 //! notification timeout.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{self, BufReader};
+use std::io::{self, BufReader, Read};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -46,12 +47,15 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded, select};
+use fk_net::quorum::InitialMessage;
+use mio::Waker;
 use parking_lot::Mutex;
 use tracing::{debug, error, info, warn};
 
+use super::admission::{Admitted, Gate, GateCounters, GateLimits};
 use super::handshake::{
-    LinkError, OBSERVER_ID, OnAccept, OnInitiate, is_sendable, on_accept, on_initiate, reachable_address, read_frame,
-    read_opening, write_frame, write_opening,
+    LinkError, OBSERVER_ID, OPENING_MAX, OnAccept, OnInitiate, is_sendable, judge_opening, on_accept, on_initiate,
+    reachable_address, read_frame, write_frame, write_opening,
 };
 
 /// ZooKeeper's `cnxTimeout` default.
@@ -63,14 +67,12 @@ pub const DEFAULT_BIND_RETRIES: u32 = 3;
 pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
 /// Notifications waiting for the election (ZooKeeper's `RECV_CAPACITY`).
 pub const INCOMING_CAPACITY: usize = 100;
-/// Accepted connections still in their handshake; more are closed at once.
-pub const MAX_HANDSHAKES: usize = 32;
+/// Accepted connections still in their opening message; one more closes the oldest.
+pub const MAX_HANDSHAKES: usize = super::admission::PENDING_MAX;
 /// Sids outside our configuration (observers) we keep a connection and outbox for.
 pub const MAX_UNKNOWN_PEERS: usize = 64;
 /// ZooKeeper sleeps a second between attempts to bind the election port.
 const BIND_RETRY_PAUSE: Duration = Duration::from_secs(1);
-/// Pause after a failed `accept` (e.g. out of file descriptors) before trying again.
-const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(200);
 
 /// Where this member listens, who it is, and whom it talks to.
 #[derive(Debug, Clone)]
@@ -128,7 +130,7 @@ pub struct LinkStats {
     pub opened: u64,
     /// Connections we opened to a larger sid, closed after the opening message.
     pub opened_and_closed: u64,
-    /// Connections refused: bad opening message, our own sid, too many handshakes or unknown peers.
+    /// Connections refused: bad, late or crowded-out opening message, our own sid, or unknown peers.
     pub refused: u64,
     /// Live connections that ended by an error, end of stream, or a bad frame.
     pub broken: u64,
@@ -233,8 +235,6 @@ struct State {
     outboxes: HashMap<i64, Outbox>,
     links: HashMap<i64, Link>,
     connecting: HashSet<i64>,
-    /// Accepted sockets still in their handshake, closed at shutdown so it does not wait for a timeout.
-    handshaking: HashMap<u64, TcpStream>,
     /// Addresses announced by sids outside the configuration.
     learned: HashMap<i64, String>,
     last_sent: HashMap<i64, Vec<u8>>,
@@ -257,13 +257,15 @@ struct Shared {
     incoming_rx: Receiver<Incoming>,
     stopping: AtomicBool,
     counters: Counters,
+    /// The admission's own counts (refusals before a connection reaches us).
+    gate: Arc<GateCounters>,
 }
 
 /// The election port's connections to every other member. Dropping it is `shutdown`.
 pub struct ElectionLinks {
     shared: Arc<Shared>,
     local_addr: SocketAddr,
-    listener: Option<(socket2::Socket, JoinHandle<()>)>,
+    listener: Option<(Arc<Waker>, JoinHandle<()>)>,
 }
 
 impl ElectionLinks {
@@ -272,7 +274,12 @@ impl ElectionLinks {
     pub fn start(settings: ElectionLinkSettings) -> io::Result<(ElectionLinks, IncomingReceiver)> {
         let listener = bind_with_retries(settings.listen, settings.bind_retries)?;
         let local_addr = listener.local_addr()?;
-        let closer = socket2::Socket::from(listener.try_clone()?);
+        let limits = GateLimits {
+            deadline: Duration::from_millis(settings.handshake_timeout_ms.max(1)),
+            pending_max: MAX_HANDSHAKES,
+            opening_bytes_max: OPENING_MAX,
+        };
+        let gate = Gate::new("election", listener, limits)?;
         let (incoming_tx, incoming) = bounded(INCOMING_CAPACITY);
         let mut state = State { next_observer_id: -1, ..State::default() };
         for (sid, _) in &settings.peers {
@@ -289,12 +296,18 @@ impl ElectionLinks {
             incoming_rx: incoming.clone(),
             stopping: AtomicBool::new(false),
             counters: Counters::default(),
+            gate: gate.counters(),
         });
         let listening = shared.clone();
-        let handle =
-            spawn_loud(format!("election-listen-{}", settings.my_id), move || listen_loop(&listening, listener))?;
+        let waker = gate.waker();
+        let handle = spawn_loud(format!("election-listen-{}", settings.my_id), move || {
+            gate.run(&listening.stopping, judge_opening, |admitted| {
+                listening.opened(admitted);
+                true
+            })
+        })?;
         info!(my_id = shared.my_id, %local_addr, "election port listening");
-        Ok((ElectionLinks { shared, local_addr, listener: Some((closer, handle)) }, incoming))
+        Ok((ElectionLinks { shared, local_addr, listener: Some((waker, handle)) }, incoming))
     }
 
     /// Queues `payload` for `to`, replacing a message to `to` not yet sent, and connects if needed. A
@@ -343,7 +356,10 @@ impl ElectionLinks {
     }
 
     pub fn stats(&self) -> LinkStats {
-        self.shared.counters.snapshot()
+        let mut stats = self.shared.counters.snapshot();
+        let gate = self.shared.gate.snapshot();
+        stats.refused += gate.refused + gate.timed_out + gate.evicted;
+        stats
     }
 
     /// The bound election address (useful when `listen` had port 0).
@@ -358,18 +374,14 @@ impl ElectionLinks {
     }
 
     fn stop(&mut self) {
-        let Some((closer, listener)) = self.listener.take() else { return };
+        let Some((waker, listener)) = self.listener.take() else { return };
         self.shared.stopping.store(true, Ordering::SeqCst);
-        // Linux wakes a thread blocked in accept() when its listening socket is shut down.
-        let _ = closer.shutdown(Shutdown::Both);
-        let _ = listener.join();
-        {
-            let mut state = self.shared.state.lock();
-            state.links.clear();
-            for stream in state.handshaking.values() {
-                let _ = stream.shutdown(Shutdown::Both);
-            }
+        if let Err(e) = waker.wake() {
+            error!(my_id = self.shared.my_id, "cannot wake the election port's admission to stop it: {e}");
         }
+        // Its connections still in their opening close with it.
+        let _ = listener.join();
+        self.shared.state.lock().links.clear();
         loop {
             let threads = std::mem::take(&mut self.shared.state.lock().threads);
             if threads.is_empty() {
@@ -434,35 +446,6 @@ fn spawn_loud(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<Joi
     })
 }
 
-fn listen_loop(shared: &Arc<Shared>, listener: TcpListener) {
-    let mut failing = false;
-    loop {
-        match listener.accept() {
-            Ok((stream, from)) => {
-                if shared.stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                failing = false;
-                shared.start_handshake(stream, from);
-            }
-            Err(e) => {
-                if shared.stopping.load(Ordering::SeqCst) {
-                    break;
-                }
-                if e.kind() == io::ErrorKind::Interrupted {
-                    continue;
-                }
-                if !failing {
-                    warn!(my_id = shared.my_id, "election port accept failed, retrying: {e}");
-                    failing = true;
-                }
-                std::thread::sleep(ACCEPT_ERROR_PAUSE);
-            }
-        }
-    }
-    debug!(my_id = shared.my_id, "election listener stopped");
-}
-
 impl Shared {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
@@ -487,39 +470,15 @@ impl Shared {
         }
     }
 
-    fn start_handshake(self: &Arc<Self>, stream: TcpStream, from: SocketAddr) {
-        let mut state = self.state.lock();
-        if state.handshaking.len() >= MAX_HANDSHAKES {
-            warn!(%from, "election connection refused: {MAX_HANDSHAKES} handshakes already in progress");
-            bump(&self.counters.refused);
-            return;
-        }
-        let Ok(closer) = stream.try_clone() else { return };
-        state.next_id += 1;
-        let id = state.next_id;
-        state.handshaking.insert(id, closer);
-        let shared = self.clone();
-        let started = self.spawn(&mut state, format!("election-accept-{from}"), move || {
-            shared.handshake_accepted(stream, from, id);
-            shared.state.lock().handshaking.remove(&id);
-        });
-        if !started {
-            state.handshaking.remove(&id);
-        }
-    }
-
-    /// The accepting side (QuorumCnxManager.handleConnection).
-    fn handshake_accepted(self: &Arc<Self>, mut stream: TcpStream, from: SocketAddr, accepted: u64) {
-        let _ = stream.set_nodelay(true);
-        let opening = stream.set_read_timeout(Some(self.handshake_timeout)).map_err(LinkError::from);
-        let message = match opening.and_then(|()| read_opening(&mut stream)) {
-            Ok(message) => message,
-            Err(e) => {
-                info!(my_id = self.my_id, %from, "election connection dropped during its opening message: {e}");
-                bump(&self.counters.refused);
-                return;
-            }
+    /// The accepting side (QuorumCnxManager.handleConnection), once the admission has read a whole
+    /// opening message.
+    fn opened(self: &Arc<Self>, admitted: Admitted) {
+        let Admitted { stream, peer: from, mut read, sequence: accepted } = admitted;
+        let Ok(Some((message, used))) = InitialMessage::parse(&read) else {
+            unreachable!("admitted on a whole opening message");
         };
+        // Frames the peer sent right behind its opening are the receiver's.
+        let behind = read.split_off(used);
         let address = reachable_address(&message);
         if message.sid == OBSERVER_ID {
             // ZooKeeper names such an observer with a fresh negative id and then applies the sid rule, which
@@ -528,10 +487,10 @@ impl Shared {
             // id, so its connection is kept instead.
             let sid = self.assign_observer_id();
             info!(my_id = self.my_id, %from, sid, "an observer without an id connected");
-            return self.accept_link(sid, stream, address, accepted);
+            return self.accept_link(sid, stream, address, accepted, behind);
         }
         match on_accept(self.my_id, message.sid) {
-            OnAccept::Keep => self.accept_link(message.sid, stream, address, accepted),
+            OnAccept::Keep => self.accept_link(message.sid, stream, address, accepted, behind),
             OnAccept::ConnectBack => {
                 drop(stream);
                 bump(&self.counters.connected_back);
@@ -553,11 +512,18 @@ impl Shared {
         sid
     }
 
-    fn accept_link(self: &Arc<Self>, sid: i64, stream: TcpStream, address: Option<String>, accepted: u64) {
+    fn accept_link(
+        self: &Arc<Self>,
+        sid: i64,
+        stream: TcpStream,
+        address: Option<String>,
+        accepted: u64,
+        behind: Vec<u8>,
+    ) {
         if let Some(address) = address {
             self.learn_address(sid, address);
         }
-        if stream.set_read_timeout(None).is_ok() && self.install_link(sid, stream, Some(accepted)) {
+        if self.install_link(sid, stream, Some(accepted), behind) {
             bump(&self.counters.accepted);
         }
     }
@@ -572,17 +538,25 @@ impl Shared {
         }
     }
 
-    /// Makes `stream` the live connection to `sid`, closing any older one, and starts its workers.
+    /// Makes `stream` the live connection to `sid`, closing any older one, and starts its workers;
+    /// `behind` holds bytes already read from it past its opening message.
     ///
-    /// "Older" is by accept order, not by which handshake finished first: handshakes run in parallel
-    /// (ZooKeeper runs them one at a time on its listener), and a peer that replaced its connection must
+    /// "Older" is by accept order, not by whose opening completed first: openings are read side by side
+    /// (ZooKeeper reads them one at a time on its listener), and a peer that replaced its connection must
     /// not see the replaced one win. A dialled connection (`accepted` None) is never raced by another for
     /// the same sid: one dial at a time, and we only dial sids we do not accept from.
-    fn install_link(self: &Arc<Self>, sid: i64, stream: TcpStream, accepted: Option<u64>) -> bool {
-        self.install_locked(&mut self.state.lock(), sid, stream, accepted)
+    fn install_link(self: &Arc<Self>, sid: i64, stream: TcpStream, accepted: Option<u64>, behind: Vec<u8>) -> bool {
+        self.install_locked(&mut self.state.lock(), sid, stream, accepted, behind)
     }
 
-    fn install_locked(self: &Arc<Self>, state: &mut State, sid: i64, stream: TcpStream, accepted: Option<u64>) -> bool {
+    fn install_locked(
+        self: &Arc<Self>,
+        state: &mut State,
+        sid: i64,
+        stream: TcpStream,
+        accepted: Option<u64>,
+        behind: Vec<u8>,
+    ) -> bool {
         if self.stopping() {
             return false;
         }
@@ -609,7 +583,7 @@ impl Shared {
         }
         self.note_up(state, sid);
         let (receiving, sending) = (self.clone(), self.clone());
-        let receiver = move || receiving.receive_loop(sid, id, reader);
+        let receiver = move || receiving.receive_loop(sid, id, io::Cursor::new(behind).chain(reader));
         let sender = move || sending.send_loop(sid, id, stream, outbox, stop_rx);
         let started = self.spawn(state, format!("election-recv-{sid}"), receiver)
             && self.spawn(state, format!("election-send-{sid}"), sender);
@@ -642,7 +616,7 @@ impl Shared {
     }
 
     /// ZooKeeper's RecvWorker: frames in, until the connection breaks or sends a bad length.
-    fn receive_loop(&self, sid: i64, id: u64, stream: TcpStream) {
+    fn receive_loop(&self, sid: i64, id: u64, stream: impl Read) {
         let mut reader = BufReader::new(stream);
         let mut payload = Vec::new();
         let cause = loop {
@@ -765,7 +739,7 @@ impl Shared {
         state.connecting.remove(&sid);
         match result {
             Ok(Some(stream)) => {
-                if self.install_locked(&mut state, sid, stream, None) {
+                if self.install_locked(&mut state, sid, stream, None, Vec::new()) {
                     bump(&self.counters.opened);
                 }
             }

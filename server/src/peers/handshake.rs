@@ -7,7 +7,8 @@
 //! ```
 //! Then both ways: `i32 length` (1..=512 KiB, anything else drops the connection) and `length` bytes.
 //!
-//! The decisions — who keeps a connection, which address to connect back to — are pure functions here,
+//! The decisions — whether bytes make an opening, who keeps a connection, which address to connect back
+//! to — are pure functions here,
 //! table-tested; the manager in `election_link` only acts on them.
 
 use std::io::{self, Read, Write};
@@ -15,10 +16,10 @@ use std::net::IpAddr;
 
 use fk_net::frame::LENGTH_PREFIX;
 use fk_net::quorum::InitialMessage;
-use fk_net::quorum::election::{
-    InitialMessageError, MAX_ADDRESS_LEN, MAX_FRAME_LEN, PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2,
-};
+use fk_net::quorum::election::{MAX_ADDRESS_LEN, MAX_FRAME_LEN};
 use thiserror::Error;
+
+use super::admission::Verdict;
 
 /// The sid a pre-3.5 observer without an id announces (ZooKeeper's `QuorumPeer.OBSERVER_ID`); the
 /// acceptor replaces it with a fresh negative id.
@@ -29,8 +30,6 @@ pub const OBSERVER_ID: i64 = i64::MAX;
 pub enum LinkError {
     #[error("i/o: {0}")]
     Io(#[from] io::Error),
-    #[error("bad opening message: {0}")]
-    Opening(#[from] InitialMessageError),
     /// ZooKeeper's RecvWorker: "Received packet with invalid packet" for `length <= 0 || > PACKETMAXSIZE`.
     #[error("frame length {0} is outside 1..={MAX_FRAME_LEN}")]
     FrameLength(i32),
@@ -92,36 +91,17 @@ pub fn write_opening(stream: &mut impl Write, my_id: i64, announced: &str) -> io
     stream.flush()
 }
 
-/// Reads exactly one opening message, so that any frame the peer sends right behind it stays in the
-/// stream for the receiver.
-pub fn read_opening(stream: &mut impl Read) -> Result<InitialMessage, LinkError> {
-    let mut bytes = vec![0u8; 8];
-    stream.read_exact(&mut bytes)?;
-    let first = i64::from_be_bytes(bytes[..8].try_into().expect("8 bytes"));
-    if first >= 0 {
-        return Ok(parse_complete(&bytes)?);
-    }
-    // Refused before waiting for more bytes a stranger may never send.
-    if first != PROTOCOL_VERSION_V1 && first != PROTOCOL_VERSION_V2 {
-        return Err(InitialMessageError::UnknownVersion(first).into());
-    }
-    // Version, sid and length, checked before the address is read so a bad length never allocates.
-    bytes.resize(20, 0);
-    stream.read_exact(&mut bytes[8..])?;
-    let None = InitialMessage::parse(&bytes)? else {
-        unreachable!("a valid V1/V2 header announces at least one more byte");
-    };
-    let length = i32::from_be_bytes(bytes[16..20].try_into().expect("4 bytes"));
-    debug_assert!((1..=MAX_ADDRESS_LEN as i32).contains(&length), "parse checks the length");
-    bytes.resize(20 + length as usize, 0);
-    stream.read_exact(&mut bytes[20..])?;
-    Ok(parse_complete(&bytes)?)
-}
+/// The most an opening message takes: version, sid, address length and the longest address.
+pub const OPENING_MAX: usize = 20 + MAX_ADDRESS_LEN;
 
-fn parse_complete(bytes: &[u8]) -> Result<InitialMessage, InitialMessageError> {
-    let (message, used) = InitialMessage::parse(bytes)?.expect("all the bytes the header announced were read");
-    debug_assert_eq!(used, bytes.len());
-    Ok(message)
+/// The election port admission's judge: a whole opening message, or a refusal as soon as the bytes so
+/// far cannot start one (before waiting for more bytes a stranger may never send).
+pub fn judge_opening(bytes: &[u8]) -> Verdict {
+    match InitialMessage::parse(bytes) {
+        Ok(Some(_)) => Verdict::Admit,
+        Ok(None) => Verdict::Incomplete,
+        Err(e) => Verdict::Refuse(format!("bad opening message: {e}")),
+    }
 }
 
 /// Reads one frame's payload into `payload` (replacing its contents).
@@ -156,6 +136,7 @@ pub fn is_sendable(length: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use fk_net::quorum::election::{PROTOCOL_VERSION_V1, PROTOCOL_VERSION_V2};
 
     #[test]
     fn the_larger_sid_keeps_the_connection() {
@@ -192,50 +173,37 @@ mod tests {
     }
 
     #[test]
-    fn opening_messages_are_read_exactly_in_every_form() {
+    fn opening_messages_are_judged_in_every_form() {
         let mut bytes = Vec::new();
         write_opening(&mut bytes, 2, "127.0.0.1:3888").unwrap();
         assert_eq!(&bytes[..8], &PROTOCOL_VERSION_V1.to_be_bytes());
-        bytes.extend_from_slice(&[0, 0, 0, 1, 42]); // a frame right behind it stays unread
-        let mut cursor = io::Cursor::new(&bytes);
-        let message = read_opening(&mut cursor).unwrap();
-        assert_eq!(message, InitialMessage { sid: 2, addresses: vec!["127.0.0.1:3888".into()] });
-        let mut payload = Vec::new();
-        read_frame(&mut cursor, &mut payload).unwrap();
-        assert_eq!(payload, [42]);
+        for end in 0..bytes.len() {
+            assert_eq!(judge_opening(&bytes[..end]), Verdict::Incomplete, "{end} bytes");
+        }
+        let whole = bytes.len();
+        bytes.extend_from_slice(&[0, 0, 0, 1, 42]); // a frame right behind it is not part of it
+        assert_eq!(judge_opening(&bytes), Verdict::Admit);
+        let (message, used) = InitialMessage::parse(&bytes).unwrap().unwrap();
+        assert_eq!((message, used), (InitialMessage { sid: 2, addresses: vec!["127.0.0.1:3888".into()] }, whole));
 
-        let legacy = read_opening(&mut io::Cursor::new(7i64.to_be_bytes())).unwrap();
-        assert_eq!(legacy, InitialMessage { sid: 7, addresses: vec![] });
-
+        assert_eq!(judge_opening(&7i64.to_be_bytes()), Verdict::Admit, "legacy: the sid alone");
         let mut v2 = Vec::new();
         InitialMessage { sid: 4, addresses: vec!["a:1".into(), "b:2".into()] }.encode(&mut v2);
         assert_eq!(&v2[..8], &PROTOCOL_VERSION_V2.to_be_bytes());
-        assert_eq!(read_opening(&mut io::Cursor::new(&v2)).unwrap().addresses, ["a:1", "b:2"]);
+        assert_eq!(InitialMessage::parse(&v2).unwrap().unwrap().0.addresses, ["a:1", "b:2"]);
+        assert!(OPENING_MAX >= v2.len());
     }
 
     #[test]
-    fn bad_opening_messages_are_refused() {
-        let unknown = (-3i64).to_be_bytes();
-        assert!(matches!(
-            read_opening(&mut io::Cursor::new(unknown)),
-            Err(LinkError::Opening(InitialMessageError::UnknownVersion(-3)))
-        ));
+    fn bad_opening_messages_are_refused_before_more_bytes_are_awaited() {
+        let refused = |bytes: &[u8]| matches!(judge_opening(bytes), Verdict::Refuse(_));
+        assert!(refused(&(-3i64).to_be_bytes()), "unknown version");
         for length in [0i32, -1, 2049] {
             let mut bytes = PROTOCOL_VERSION_V1.to_be_bytes().to_vec();
             bytes.extend_from_slice(&5i64.to_be_bytes());
             bytes.extend_from_slice(&length.to_be_bytes());
-            assert!(
-                matches!(
-                    read_opening(&mut io::Cursor::new(&bytes)),
-                    Err(LinkError::Opening(InitialMessageError::BadAddressLength(l))) if l == length
-                ),
-                "length {length}"
-            );
+            assert!(refused(&bytes), "address length {length}");
         }
-        let mut truncated = Vec::new();
-        write_opening(&mut truncated, 2, "127.0.0.1:3888").unwrap();
-        truncated.truncate(truncated.len() - 1);
-        assert!(matches!(read_opening(&mut io::Cursor::new(&truncated)), Err(LinkError::Io(_))));
     }
 
     #[test]

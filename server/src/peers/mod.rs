@@ -2,12 +2,16 @@
 //! nothing about votes or proposals; the pure state machines (`election`, Zab) do.
 //!
 //! # Layout
+//! - [`admission`]: [`admission::Gate`], the quorum and election ports' admission: a connection gets
+//!   threads and buffers only once its opening message is complete and acceptable, within a deadline,
+//!   with a bounded number of openings in progress.
 //! - [`handshake`]: the election port's opening message, framing, and the pure "who keeps the
 //!   connection" rules (reference/quorum-wire.md §1), table-tested.
 //! - [`election_link`]: [`ElectionLinks`], ZooKeeper's `QuorumCnxManager`: a listener thread, one sender
 //!   and one receiver thread per connected peer, a one-message outbox per peer, and a bounded channel of
 //!   [`Incoming`] notifications for the election.
 
+pub mod admission;
 pub mod election_link;
 pub mod handshake;
 

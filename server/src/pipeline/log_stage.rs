@@ -44,6 +44,16 @@ pub struct Snapshots {
     pub busy: Arc<AtomicBool>,
 }
 
+/// How a batch's write went.
+enum Written {
+    /// Durable through this zxid.
+    Durable(i64),
+    /// Not durable, the log cut back to its last durable batch; the member thread was told.
+    Failed,
+    /// Not durable and the server stops (the fatal handler ran).
+    Fatal,
+}
+
 /// This server's vote in [`Commit`]: standalone, the only one.
 const SELF: VoterId = 0;
 
@@ -76,6 +86,11 @@ impl PersistedSignal {
 
     fn persisted(&self, zxid: i64) {
         self.watermark.fetch_max(zxid, Ordering::AcqRel);
+        self.wake();
+    }
+
+    /// Wakes the member thread (to see a new watermark or a failure in the server's stats).
+    fn wake(&self) {
         let _ = self.wake.try_send(());
     }
 }
@@ -94,6 +109,10 @@ pub struct LogStage {
     commit: CommitRule,
     snapshots: Snapshots,
     on_fatal: FatalHandler,
+    /// The last batch failed: txns are dropped until the member thread settles the pipeline (Flush).
+    failed: bool,
+    /// An append failed and none has succeeded since (cleared in the server's stats on the next one).
+    failing: bool,
     txns_since_snapshot: u64,
     bytes_since_snapshot: u64,
     txn_threshold: u64,
@@ -120,6 +139,8 @@ impl LogStage {
             commit,
             snapshots,
             on_fatal,
+            failed: false,
+            failing: false,
             txns_since_snapshot: 0,
             bytes_since_snapshot: 0,
             txn_threshold: 0,
@@ -143,8 +164,12 @@ impl LogStage {
     pub fn run(mut self) {
         while let Ok(msg) = self.rx.recv() {
             let mut batch = match msg {
+                // The role whose batch failed sends what it had queued; it ends, and its successor
+                // starts by settling the pipeline (a Flush).
+                LogMsg::Txns(_) if self.failed => continue,
                 LogMsg::Txns(batch) => batch,
                 LogMsg::Flush(done) => {
+                    self.failed = false;
                     let _ = done.send(());
                     continue;
                 }
@@ -165,7 +190,16 @@ impl LogStage {
                     Err(_) => break,
                 }
             }
-            let Some(persisted) = self.write(&batch) else { return };
+            let persisted = match self.write(&batch) {
+                Written::Durable(zxid) => zxid,
+                Written::Failed => {
+                    if let Some(msg) = held {
+                        self.take_held(msg);
+                    }
+                    continue;
+                }
+                Written::Fatal => return,
+            };
             if !self.hand_on(batch, persisted) {
                 return;
             }
@@ -205,21 +239,32 @@ impl LogStage {
         self.applier.send(ApplierMsg::Committed(ready)).is_ok()
     }
 
-    /// Makes the batch's txns durable and returns the last one's zxid; `None` if that failed, after which
-    /// nothing may be acknowledged: the page cache's state is unknown, so the fatal handler stops the
-    /// server.
-    fn write(&mut self, batch: &[Txn]) -> Option<i64> {
+    /// A message that arrived behind a failed batch.
+    fn take_held(&mut self, msg: LogMsg) {
+        match msg {
+            LogMsg::Flush(done) => {
+                self.failed = false;
+                let _ = done.send(());
+            }
+            LogMsg::Restart { last_zxid } => self.writer.restart(last_zxid),
+            LogMsg::Txns(_) => unreachable!("txns join the batch"),
+        }
+    }
+
+    /// Makes the batch's txns durable. When that fails nothing of the batch is acknowledged. Standalone,
+    /// the fatal handler stops the server (recovery at the next start keeps every acknowledged write).
+    /// An ensemble member cuts the log back to its last durable batch and tells its member thread,
+    /// which ends the role: the member stays up, rejoins its ensemble by synchronisation, and this stage
+    /// tries again with what that brings (a full disk may have room by then).
+    fn write(&mut self, batch: &[Txn]) -> Written {
         let last = batch.last().expect("the sequencer sends no empty batch").header.zxid;
         let stats = match self.writer.append(batch) {
             Ok(stats) => stats,
-            Err(e) => {
-                let file = self.writer.current_path().map_or("a new log file".into(), |p| p.display().to_string());
-                (self.on_fatal)(&format!(
-                    "cannot write or sync the txn log ({file}): {e}; stopping without acknowledging the batch"
-                ));
-                return None;
-            }
+            Err(e) => return self.failed_write(e),
         };
+        if std::mem::replace(&mut self.failing, false) && self.shared.stats.log_writable() {
+            info!("the txn log is writable again");
+        }
         self.shared.stats.record_log_batch(stats.txns as u64, stats.write_and_sync);
         let elapsed_ms = stats.write_and_sync.as_millis() as i64;
         if elapsed_ms > self.shared.config.fsync_warning_threshold_ms {
@@ -236,7 +281,26 @@ impl LogStage {
         if due {
             self.start_snapshot();
         }
-        Some(last)
+        Written::Durable(last)
+    }
+
+    fn failed_write(&mut self, e: std::io::Error) -> Written {
+        let file = self.writer.current_path().map_or("a new log file".into(), |p| p.display().to_string());
+        let reason = format!("cannot write or sync the txn log ({file}): {e}");
+        let CommitRule::Replicated(signal) = &self.commit else {
+            (self.on_fatal)(&format!("{reason}; stopping without acknowledging the batch"));
+            return Written::Fatal;
+        };
+        if let Err(cut) = self.writer.rewind() {
+            (self.on_fatal)(&format!("{reason}; cannot cut the log back to its last durable batch: {cut}"));
+            return Written::Fatal;
+        }
+        warn!("{reason}; nothing of the batch is acknowledged, this member leaves its role and rejoins when it can");
+        self.failed = true;
+        self.failing = true;
+        self.shared.stats.record_log_failure(reason);
+        signal.wake();
+        Written::Failed
     }
 
     fn start_snapshot(&mut self) {

@@ -34,6 +34,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+use std::time::Duration;
 
 use anyhow::Context;
 use crossbeam_channel::{Sender, bounded, unbounded};
@@ -46,6 +47,7 @@ use parking_lot::RwLock;
 use crate::config::Config;
 use crate::ops::fourlw;
 use crate::ops::stats::ServerStats;
+use crate::peers::admission::{Gate, GateLimits, PENDING_MAX};
 use crate::storage::Dirs;
 use acceptor::ConnectionLimiter;
 use messages::{Origin, ShardMsg};
@@ -326,8 +328,16 @@ fn start_member(
     let quorum_addr = config.quorum_bind_address().context("no quorum address")?.to_socket_addr()?;
     let quorum_listener = std::net::TcpListener::bind(quorum_addr)
         .with_context(|| format!("cannot bind the quorum port {quorum_addr}"))?;
-    let tx = channels.member_tx.clone();
-    threads.spawn("fk-quorum-acceptor", move || quorum_link::accept_learners(quorum_listener, tx))?;
+    // ZooKeeper gives a learner's connection initLimit ticks to say who it is (its socket timeout).
+    let limits = GateLimits {
+        deadline: Duration::from_millis(config.init_limit_ms().max(1)),
+        pending_max: PENDING_MAX,
+        opening_bytes_max: quorum_link::LEARNER_OPENING_MAX,
+    };
+    let gate = Gate::new("quorum", quorum_listener, limits).context("cannot watch the quorum port")?;
+    let members: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
+    let (tx, my_sid) = (channels.member_tx.clone(), me.id);
+    threads.spawn("fk-quorum-admission", move || quorum_link::admit_learners(gate, my_sid, members, tx))?;
     let election_addr = config.election_bind_address().context("no election address")?.to_socket_addr()?;
     let peers = config
         .servers
@@ -339,6 +349,9 @@ fn start_member(
     let mut settings = ElectionLinkSettings::new(my_id, election_addr, announced, peers);
     settings.connect_timeout_ms = config.cnx_timeout_ms as u64;
     settings.bind_retries = config.election_port_bind_retry;
+    // ZooKeeper's election socket timeout is syncLimit ticks; never longer than initLimit ticks here, the
+    // bound on every connection that has not said who it is.
+    settings.handshake_timeout_ms = config.sync_limit_ms().min(config.init_limit_ms()).max(1);
     let (links, election_rx) =
         ElectionLinks::start(settings).with_context(|| format!("cannot listen for elections on {election_addr}"))?;
     tracing::info!(

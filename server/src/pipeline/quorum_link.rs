@@ -1,6 +1,7 @@
 //! The quorum port's connections, as threads that move `QuorumPacket`s between a socket and the member
-//! thread (the ZAB machines decide everything): on a leader one link per learner, accepted by
-//! [`accept_learners`]; on a learner one link to its leader, made by [`connect_to_leader`].
+//! thread (the ZAB machines decide everything): on a leader one link per learner, admitted by
+//! [`admit_learners`] (a gate: no thread or buffer for a connection before a member's opening), on a
+//! learner one link to its leader, made by [`connect_to_leader`].
 //!
 //! Each link is a reader thread (packets in, tagged with the link's id) and a writer thread (packets
 //! out, from a bounded queue: a learner that falls that far behind is dropped and synchronises again).
@@ -10,18 +11,20 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufReader, BufWriter, Cursor, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use fk_engine::snap::stream::{receive_snapshot, send_snapshot};
-use fk_net::quorum::{PacketType, QuorumPacket};
-use tracing::{debug, info, warn};
+use fk_net::quorum::{LearnerInfo, PacketType, QuorumPacket};
+use tracing::{debug, info};
 
 use super::Shared;
 use super::messages::SequencerMsg;
 use super::snapshotter::SharedTree;
+use crate::peers::admission::{Admitted, Gate, Verdict};
 use crate::storage::Dirs;
 use crate::zab::LinkId;
 
@@ -35,8 +38,8 @@ const PACKET_OVERHEAD: usize = 1024;
 /// What happened on the quorum port, for the member thread.
 #[derive(Debug)]
 pub enum QuorumEvent {
-    /// A learner connected to our quorum port.
-    Accepted(TcpStream, SocketAddr),
+    /// A learner connected to our quorum port and sent its opening (the first bytes read).
+    Accepted(Admitted),
     /// A link is up (a learner's link to its leader: connected).
     Linked(LinkId),
     /// Every packet one read completed, in order.
@@ -97,30 +100,54 @@ impl LinkContext {
     }
 }
 
-/// Accepts learners on the quorum port for as long as the process lives; the member thread decides what
-/// to do with each (only a leader keeps them).
-pub fn accept_learners(listener: TcpListener, member: Sender<SequencerMsg>) {
-    for stream in listener.incoming() {
-        match stream.and_then(|s| s.peer_addr().map(|peer| (s, peer))) {
-            Ok((stream, peer)) => {
-                let _ = stream.set_nodelay(true);
-                if member.send(SequencerMsg::Quorum(QuorumEvent::Accepted(stream, peer))).is_err() {
-                    return;
-                }
-            }
-            Err(e) => warn!("quorum port accept failed: {e}"),
-        }
+/// The most a learner may send before its opening (FOLLOWERINFO or OBSERVERINFO) is complete: the
+/// packet is 40 bytes (type, zxid, a 20-byte LearnerInfo, an empty auth list); the rest is room.
+pub const LEARNER_OPENING_MAX: usize = 1024;
+
+/// Whether `bytes`, the start of a quorum-port connection, are a learner's acceptable opening: a
+/// FOLLOWERINFO or OBSERVERINFO from a member of `members` other than `my_id`. ZooKeeper also takes an
+/// observer its configuration does not list (and logs it); without authentication the configured sid
+/// is all a peer can show, so here only members get a link and its memory.
+pub fn judge_learner_opening(bytes: &[u8], my_id: u64, members: &[u64]) -> Verdict {
+    let packet = match QuorumPacket::parse(bytes, LEARNER_OPENING_MAX) {
+        Ok(Some((packet, _))) => packet,
+        Ok(None) => return Verdict::Incomplete,
+        Err(e) => return Verdict::Refuse(format!("not a quorum packet: {e}")),
+    };
+    if !matches!(packet.kind, PacketType::FollowerInfo | PacketType::ObserverInfo) {
+        return Verdict::Refuse(format!("first packet {:?} is not FOLLOWERINFO or OBSERVERINFO", packet.kind));
+    }
+    let info = match LearnerInfo::decode(packet.data.as_deref().unwrap_or_default()) {
+        Ok(info) => info,
+        Err(e) => return Verdict::Refuse(format!("undecodable learner info: {e}")),
+    };
+    match u64::try_from(info.sid) {
+        Ok(sid) if sid == my_id => Verdict::Refuse(format!("a learner claims this member's own sid {sid}")),
+        Ok(sid) if members.contains(&sid) => Verdict::Admit,
+        _ => Verdict::Refuse(format!("sid {} is not a member of this ensemble", info.sid)),
     }
 }
 
-/// Starts the threads of a leader's link to a learner that connected.
-pub fn start_leader_side(ctx: &LinkContext, id: LinkId, stream: TcpStream) -> io::Result<Link> {
+/// Runs the quorum port's admission for as long as the process lives, handing each learner that sent an
+/// acceptable opening to the member thread (which decides what to do with it: only a leader keeps one).
+pub fn admit_learners(gate: Gate, my_id: u64, members: Vec<u64>, member: Sender<SequencerMsg>) {
+    let never = AtomicBool::new(false);
+    gate.run(
+        &never,
+        |bytes| judge_learner_opening(bytes, my_id, &members),
+        |admitted| member.send(SequencerMsg::Quorum(QuorumEvent::Accepted(admitted))).is_ok(),
+    );
+}
+
+/// Starts the threads of a leader's link to a learner that connected; `read` holds the bytes the
+/// admission read (its opening, and anything behind it).
+pub fn start_leader_side(ctx: &LinkContext, id: LinkId, stream: TcpStream, read: Vec<u8>) -> io::Result<Link> {
     let (tx, rx) = bounded(QUEUE_MAX);
     let cell = Arc::new(std::sync::OnceLock::new());
     let _ = cell.set(stream.try_clone()?);
     let reader = stream.try_clone()?;
     let c = ctx.clone();
-    spawn(&format!("fk-learner-{id}-in"), move || read_packets(&c, id, reader, false))?;
+    spawn(&format!("fk-learner-{id}-in"), move || read_packets(&c, id, reader, read, false))?;
     let c = ctx.clone();
     spawn(&format!("fk-learner-{id}-out"), move || write_packets(&c, id, stream, rx))?;
     Ok(Link { tx, stream: cell })
@@ -154,7 +181,7 @@ pub fn connect_to_leader(
         if let Err(e) = spawn(&format!("fk-leader-{id}-out"), move || write_packets(&writer_ctx, id, stream, rx)) {
             return c.tell(QuorumEvent::Closed(id, format!("cannot start a thread: {e}")));
         }
-        read_packets(&c, id, reader, true);
+        read_packets(&c, id, reader, Vec::new(), true);
     })?;
     Ok(Link { tx, stream: cell })
 }
@@ -182,10 +209,11 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
     std::thread::Builder::new().name(name.to_owned()).spawn(f).map(|_| ())
 }
 
-/// Reads packets until the connection ends, handing on what each read completed as one batch; a
-/// learner's reader also takes the snapshot after SNAP (the SNAP packet is handed on once it is stored).
-fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: TcpStream, learner: bool) {
-    let mut pending: Vec<u8> = Vec::with_capacity(READ_CHUNK);
+/// Reads packets until the connection ends, handing on what each read completed as one batch (the
+/// first batch from `pending`, what was read before); a learner's reader also takes the snapshot after
+/// SNAP (the SNAP packet is handed on once it is stored).
+fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: TcpStream, mut pending: Vec<u8>, learner: bool) {
+    pending.reserve(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let reason = 'link: loop {
         let mut batch = Vec::new();
@@ -283,4 +311,48 @@ fn send_snap(ctx: &LinkContext, out: &mut impl Write, zxid: i64) -> anyhow::Resu
     let stats = send_snapshot(&SharedTree(&ctx.shared.tree), &ctx.dirs.snap, out)?;
     info!("sent a snapshot at 0x{zxid:x} to a learner ({} nodes, {} bytes)", stats.nodes, stats.bytes);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opening(kind: PacketType, sid: i64) -> Vec<u8> {
+        let info = LearnerInfo { sid, protocol_version: 0x10000, config_version: 0 }.to_bytes();
+        let mut bytes = Vec::new();
+        QuorumPacket::new(kind, 0x1_0000_0000, Some(info)).encode(&mut bytes);
+        bytes
+    }
+
+    #[test]
+    fn only_a_members_learner_info_opens_a_link() {
+        let members = [1, 2, 3, 4];
+        let follower = opening(PacketType::FollowerInfo, 2);
+        for end in 0..follower.len() {
+            assert_eq!(judge_learner_opening(&follower[..end], 1, &members), Verdict::Incomplete, "{end} bytes");
+        }
+        let mut overlong = Vec::new();
+        QuorumPacket::new(PacketType::FollowerInfo, 0, Some(vec![0; 4096])).encode(&mut overlong);
+        overlong.truncate(64);
+        // (bytes, admitted, what a refusal says)
+        let table: Vec<(Vec<u8>, Option<&str>)> = vec![
+            (follower.clone(), None),
+            ([follower.clone(), vec![9, 9, 9]].concat(), None),
+            (opening(PacketType::ObserverInfo, 4), None),
+            (opening(PacketType::FollowerInfo, 1), Some("this member's own sid")),
+            (opening(PacketType::FollowerInfo, 7), Some("sid 7 is not a member")),
+            (opening(PacketType::ObserverInfo, -1), Some("sid -1 is not a member")),
+            (opening(PacketType::Ping, 2), Some("is not FOLLOWERINFO or OBSERVERINFO")),
+            (overlong, Some("not a quorum packet")),
+            (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), Some("")),
+        ];
+        for (bytes, refusal) in table {
+            match (judge_learner_opening(&bytes, 1, &members), refusal) {
+                (Verdict::Admit, None) => {}
+                (Verdict::Refuse(why), Some(expected)) => assert!(why.contains(expected), "{why}"),
+                (verdict, expected) => panic!("{bytes:?}: {verdict:?}, expected refusal {expected:?}"),
+            }
+        }
+        assert!(follower.len() <= LEARNER_OPENING_MAX);
+    }
 }

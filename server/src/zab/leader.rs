@@ -309,6 +309,13 @@ impl Leader {
         if !observer && !voter {
             return self.close(link_id, format!("{} says it follows but is not a voter", info.sid));
         }
+        // A member connects again when it lost its link; whatever is left of the older one is stale. (ZooKeeper
+        // keeps both until the older one's socket fails; replacing it bounds the links at one a member.)
+        let older: Vec<LinkId> =
+            self.links.iter().filter(|(id, l)| **id != link_id && l.sid == Some(info.sid)).map(|(id, _)| *id).collect();
+        for stale in older {
+            self.close(stale, format!("replaced by a newer connection from {}", info.sid));
+        }
         let link = self.links.get_mut(&link_id).expect("checked by the caller");
         link.sid = Some(info.sid);
         link.observer = observer;
@@ -554,14 +561,22 @@ impl Leader {
             }
             return;
         }
-        let silent: Vec<LinkId> = self
+        // ZooKeeper's learner socket times out after initLimit ticks until the learner has acknowledged
+        // its synchronisation, syncLimit ticks from then on: a connection that never says who it is,
+        // or stalls in its synchronisation, does not stay forever.
+        let silent: Vec<(LinkId, &str)> = self
             .links
             .iter()
-            .filter(|(_, l)| l.stage == Stage::Active && now_ms.saturating_sub(l.last_heard_ms) > limits.sync_ms())
-            .map(|(id, _)| *id)
+            .filter_map(|(id, l)| {
+                let (limit_ms, what) = match l.stage {
+                    Stage::Active => (limits.sync_ms(), "no reply within syncLimit"),
+                    _ => (limits.init_ms(), "not synchronised within initLimit"),
+                };
+                (now_ms.saturating_sub(l.last_heard_ms) > limit_ms).then_some((*id, what))
+            })
             .collect();
-        for link in silent {
-            self.close(link, "no reply within syncLimit".into());
+        for (link, what) in silent {
+            self.close(link, what.into());
         }
         let ping = QuorumPacket::new(PacketType::Ping, self.history.last_proposed(), None);
         let active: Vec<LinkId> =

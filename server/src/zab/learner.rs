@@ -116,6 +116,8 @@ pub struct Learner {
     new_epoch: i64,
     /// The newest zxid handed to the log (or set by TRUNC/SNAP).
     last_received: i64,
+    /// What NEWLEADER covers: the last zxid of the synchronisation that came before it.
+    synchronised_through: i64,
     persisted: i64,
     /// Proposals logged but not yet acknowledged (followers ack only after NEWLEADER).
     unacked: VecDeque<i64>,
@@ -132,6 +134,7 @@ impl Learner {
             current_epoch: start.current_epoch,
             new_epoch: -1,
             last_received: start.last_logged_zxid,
+            synchronised_through: start.last_logged_zxid,
             persisted: start.last_logged_zxid,
             unacked: VecDeque::new(),
             last_heard_ms: now_ms,
@@ -274,6 +277,7 @@ impl Learner {
             return self.abandon(format!("NEWLEADER for {zxid:#x} in epoch {}", self.new_epoch));
         }
         self.phase = Phase::NewLeaderDurable;
+        self.synchronised_through = self.last_received;
         self.ack_new_leader_when_durable();
     }
 
@@ -286,10 +290,13 @@ impl Learner {
         }
     }
 
-    /// Once everything received is durable, the new epoch becomes this member's (a vote carrying it
-    /// then vouches for a history it really holds) and NEWLEADER is acknowledged.
+    /// Once the synchronisation NEWLEADER closed is durable, the new epoch becomes this member's (a vote
+    /// carrying it then vouches for a history it really holds) and NEWLEADER is acknowledged. Live
+    /// proposals that followed NEWLEADER are acknowledged one by one as usual (as ZooKeeper's learner
+    /// acks NEWLEADER before it reads them): waiting for them too would chase a target that a steady
+    /// write load keeps moving, past initLimit.
     fn ack_new_leader_when_durable(&mut self) {
-        if self.persisted < self.last_received {
+        if self.persisted < self.synchronised_through {
             return;
         }
         self.phase = Phase::UpToDate;

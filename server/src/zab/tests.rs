@@ -421,3 +421,69 @@ fn leader_and_followers_in_memory_replicate_and_commit_everything() {
         assert_eq!(member.committed, z(1, 10));
     }
 }
+
+#[test]
+fn a_learner_that_never_finishes_its_synchronisation_is_dropped_after_init_limit() {
+    let (mut leader, _) = established_leader();
+    let at = 100;
+    leader.step(at, LeaderInput::Linked(20));
+    leader.step(at, LeaderInput::Linked(21));
+    leader.step(at, LeaderInput::Packet(21, info(PacketType::ObserverInfo, 9, 1)));
+    let keep_active = |leader: &mut Leader, now| {
+        for link in [10, 11] {
+            leader.step(now, LeaderInput::Packet(link, QuorumPacket::new(PacketType::Ping, z(1, 2), Some(vec![]))));
+        }
+    };
+    keep_active(&mut leader, at + LIMITS.init_ms());
+    let out = leader.step(at + LIMITS.init_ms(), LeaderInput::Tick);
+    assert!(!out.iter().any(|o| matches!(o, LeaderOutput::Close(..))), "within initLimit: {out:?}");
+    keep_active(&mut leader, at + LIMITS.init_ms() + 1);
+    let out = leader.step(at + LIMITS.init_ms() + 1, LeaderInput::Tick);
+    let closed: Vec<_> = out
+        .iter()
+        .filter_map(|o| match o {
+            LeaderOutput::Close(link, why) => Some((*link, why.as_str())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(closed, [(20, "not synchronised within initLimit"), (21, "not synchronised within initLimit")]);
+    assert!(!out.iter().any(|o| matches!(o, LeaderOutput::Abandon(_))), "{out:?}");
+}
+
+#[test]
+fn a_member_connecting_again_replaces_its_older_link() {
+    let (mut leader, _) = established_leader();
+    leader.step(50, LeaderInput::Linked(30));
+    let out = leader.step(50, LeaderInput::Packet(30, info(PacketType::FollowerInfo, 1, 2)));
+    assert!(
+        matches!(&out[..], [LeaderOutput::Close(10, why), ..] if why == "replaced by a newer connection from 1"),
+        "{out:?}"
+    );
+    assert_eq!(sent(&out), [(30, PacketType::LeaderInfo, z(2, 0))]);
+    assert_eq!(leader.learners(), 2, "links 11 and 30");
+}
+
+#[test]
+fn live_proposals_after_newleader_do_not_hold_its_ack_back() {
+    let settings = LearnerSettings { my_id: 1, observer: false, limits: LIMITS, config_version: 0 };
+    let mut learner = Learner::connect(settings, learner_start(), 0);
+    learner.take_outputs();
+    learner.step(1, LearnerInput::Packet(QuorumPacket::new(PacketType::LeaderInfo, z(2, 0), Some(int_body(0x10000)))));
+    let packet = |kind, zxid| LearnerInput::Packet(QuorumPacket::new(kind, zxid, None));
+    let proposal = |zxid| LearnerInput::Packet(QuorumPacket::new(PacketType::Proposal, zxid, Some(vec![9])));
+    learner.step(2, packet(PacketType::Diff, z(1, 2)));
+    learner.step(2, proposal(z(1, 2)));
+    learner.step(2, packet(PacketType::Commit, z(1, 2)));
+    learner.step(3, packet(PacketType::NewLeader, z(2, 0)));
+    // A steady load: live proposals keep arriving faster than they become durable.
+    learner.step(3, proposal(z(2, 1)));
+    learner.step(3, proposal(z(2, 2)));
+    let out = learner.step(4, LearnerInput::Persisted(z(2, 1)));
+    assert_eq!(out[0], LearnerOutput::PersistCurrentEpoch(2), "{out:?}");
+    assert_eq!(
+        learner_sent(&out),
+        [(PacketType::Ack, z(2, 0)), (PacketType::Ack, z(1, 2)), (PacketType::Ack, z(2, 1))]
+    );
+    let out = learner.step(5, LearnerInput::Persisted(z(2, 2)));
+    assert_eq!(learner_sent(&out), [(PacketType::Ack, z(2, 2))]);
+}

@@ -10,7 +10,6 @@
 //! told to TRUNC, or given a snapshot, rebuilds the tree from disk instead.
 
 use std::collections::HashMap;
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::Duration;
@@ -34,6 +33,7 @@ use super::quorum_link::{Link, LinkContext, Outgoing, connect_to_leader, start_l
 use super::sequencer::{BATCH_MAX, Clock, SequencerState, notify_shard, settings};
 use crate::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings};
+use crate::peers::admission::Admitted;
 use crate::peers::election_link::{ElectionLinks, Incoming, IncomingReceiver};
 use crate::storage::Dirs;
 use crate::zab::{Limits, LinkId, Sid};
@@ -79,7 +79,9 @@ pub struct MemberThread {
     /// Quorum connections the core knows by id: links running, and learners' connections held until
     /// the core adopts or closes them.
     links: HashMap<LinkId, Link>,
-    held: HashMap<LinkId, TcpStream>,
+    held: HashMap<LinkId, Admitted>,
+    /// Txn log failures already acted on (the count in the server stats).
+    log_failures_seen: u64,
     /// Client inputs gathered this turn.
     inputs: Vec<SequencerInput>,
     effects: Vec<Effect>,
@@ -113,6 +115,7 @@ impl MemberThread {
         let MemberChannels { member_tx, rx, persisted_rx, persisted, log, applier, routes } = channels;
         let core = MemberCore::new(member_settings(&shared.config), &recent_txns);
         let link_context = LinkContext { shared: shared.clone(), member: member_tx, dirs: dirs.clone() };
+        let log_failures_seen = shared.stats.log_write_failures();
         MemberThread {
             core,
             shared,
@@ -129,6 +132,7 @@ impl MemberThread {
             clock: Clock::start(),
             links: HashMap::new(),
             held: HashMap::new(),
+            log_failures_seen,
             inputs: Vec::with_capacity(BATCH_MAX),
             effects: Vec::new(),
         }
@@ -153,11 +157,7 @@ impl MemberThread {
                     Err(_) => return,
                 },
                 recv(self.persisted_rx) -> woken => match woken {
-                    Ok(()) => {
-                        let zxid = self.persisted.load(Ordering::Acquire);
-                        self.core.persisted(self.clock.now().mono_ms, zxid, &mut self.effects);
-                        self.carry_out();
-                    }
+                    Ok(()) => self.on_log_progress(),
                     Err(_) => return,
                 },
                 default(wait) => {}
@@ -181,12 +181,27 @@ impl MemberThread {
         }
     }
 
+    /// The log stage made more txns durable, or failed to: a batch that could not be written ends the
+    /// role (nothing of it was acknowledged; the log was cut back to what is durable).
+    fn on_log_progress(&mut self) {
+        let failures = self.shared.stats.log_write_failures();
+        if failures > self.log_failures_seen {
+            self.log_failures_seen = failures;
+            let reason = self.shared.stats.log_failure().unwrap_or_else(|| "the txn log failed".into());
+            self.core.role_failed(reason, &mut self.effects);
+        } else {
+            let zxid = self.persisted.load(Ordering::Acquire);
+            self.core.persisted(self.clock.now().mono_ms, zxid, &mut self.effects);
+        }
+        self.carry_out();
+    }
+
     fn on_quorum(&mut self, event: QuorumEvent) {
         let now = self.clock.now();
         match event {
-            QuorumEvent::Accepted(stream, _) => {
+            QuorumEvent::Accepted(admitted) => {
                 let link = self.core.learner_connected(now.mono_ms, &mut self.effects);
-                self.held.insert(link, stream);
+                self.held.insert(link, admitted);
             }
             QuorumEvent::Linked(link) => self.core.linked(now.mono_ms, link, &mut self.effects),
             QuorumEvent::Packets(link, packets) => {
@@ -319,8 +334,8 @@ impl MemberThread {
     /// Starts the link threads of a learner's connection the core adopted; a connection that cannot
     /// be started is reported closed.
     fn adopt(&mut self, link: LinkId) {
-        let Some(stream) = self.held.remove(&link) else { return };
-        match start_leader_side(&self.link_context, link, stream) {
+        let Some(admitted) = self.held.remove(&link) else { return };
+        match start_leader_side(&self.link_context, link, admitted.stream, admitted.read) {
             Ok(started) => {
                 self.links.insert(link, started);
             }
