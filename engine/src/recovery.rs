@@ -77,6 +77,9 @@ pub struct Recovered {
     /// Logged digests compared with the replayed tree, and how many did not match.
     pub digests_checked: usize,
     pub digest_mismatches: usize,
+    /// Whether the tree may hold changes of txns replay has not reached (a fuzzy snapshot): whoever
+    /// applies the next txns compares their logged digests only once the tree is exact.
+    pub fuzziness: Fuzziness,
     /// The last txns replayed (at most [`RECENT_KEPT`]), oldest first: what an ensemble's leader keeps
     /// to synchronise learners by DIFF (ZooKeeper fills its committed log with them while loading).
     pub recent: Vec<Txn>,
@@ -121,6 +124,11 @@ pub fn recover_with(
         DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
     digests.check_snapshot(&tree);
     let replayed = replay(&mut tree, &logs, snapshots.last(), &mut digests, limits)?;
+    let fuzziness = match (digests.snapshot, &snapshot, snapshot_digest) {
+        (Some((zxid, _)), _, _) => Fuzziness::Through(zxid),
+        (None, Some(_), None) => Fuzziness::Unknown,
+        _ => Fuzziness::Exact,
+    };
     Ok(Recovered {
         tree,
         snapshot,
@@ -131,7 +139,24 @@ pub fn recover_with(
         fresh,
         digests_checked: digests.checked,
         digest_mismatches: digests.mismatches,
+        fuzziness,
     })
+}
+
+/// How far a tree loaded from a fuzzy snapshot (written while the tree changed) may be ahead of the txns
+/// replayed onto it. Replaying a txn whose change the tree already holds is harmless (txns are
+/// idempotent), but the digest logged with it describes the tree right after that txn alone, so it is
+/// compared only once the tree is exact — ZooKeeper's `DataTree.compareDigest` skips the fuzzy part too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fuzziness {
+    /// Exact: every logged digest can be compared.
+    Exact,
+    /// It may hold changes of txns through this zxid: the snapshot's digest record is past replay.
+    Through(i64),
+    /// It may hold changes of later txns, and how far is not recorded: a snapshot without a digest record,
+    /// such as one just received from a leader (the SNAP stream carries none). Exact from the first
+    /// txn whose logged digest it matches (a 64-bit digest matching by chance is not a concern).
+    Unknown,
 }
 
 /// Compares the replayed tree with the digests ZooKeeper logged, as its `compareDigest` does: a mismatch

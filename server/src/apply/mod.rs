@@ -17,6 +17,7 @@ pub mod replies;
 
 use std::collections::{HashMap, VecDeque};
 
+use fk_engine::recovery::Fuzziness;
 use fk_engine::tree::{DataTree, WatchTrigger};
 use fk_engine::txn::{TxnResult, apply};
 use fk_net::txn::{Txn, TxnBody};
@@ -44,6 +45,9 @@ pub struct ApplyCore {
     /// Durable txns waiting for the commit point (ensembles).
     uncommitted: VecDeque<Txn>,
     commit_point: i64,
+    /// Whether the tree may hold changes of txns not applied yet (a fuzzy snapshot just loaded): logged
+    /// digests are compared only once it is exact.
+    fuzziness: Fuzziness,
     scratch: Vec<WatchTrigger>,
 }
 
@@ -56,8 +60,27 @@ impl ApplyCore {
             by_request: HashMap::new(),
             uncommitted: VecDeque::new(),
             commit_point,
+            fuzziness: Fuzziness::Exact,
             scratch: Vec::new(),
         }
+    }
+
+    /// The tree was (re)loaded, as `fuzziness` says.
+    pub fn tree_loaded(&mut self, fuzziness: Fuzziness) {
+        self.fuzziness = fuzziness;
+    }
+
+    /// Whether the digest logged with `txn` (just applied) is not that of `tree`.
+    fn digest_differs(&mut self, tree: &DataTree, txn: &Txn) -> bool {
+        let Some(logged) = &txn.digest else { return false };
+        let matches = logged.tree_digest as u64 == tree.digest();
+        match self.fuzziness {
+            Fuzziness::Through(zxid) if txn.header.zxid <= zxid => return false,
+            Fuzziness::Unknown if !matches => return false,
+            Fuzziness::Through(_) | Fuzziness::Unknown => self.fuzziness = Fuzziness::Exact,
+            Fuzziness::Exact => {}
+        }
+        !matches
     }
 
     /// Routes sent before their txns (or requests) left: they wait here.
@@ -136,10 +159,9 @@ impl ApplyCore {
             let seq = seq as u32;
             let result = apply(tree, txn, &mut self.scratch);
             applied.triggers.extend(self.scratch.drain(..).map(|t| (seq, t)));
-            if let Some(logged) = &txn.digest
-                && logged.tree_digest as u64 != tree.digest()
-            {
-                applied.digest_mismatches.push((txn.header.zxid, logged.tree_digest as u64, tree.digest()));
+            if self.digest_differs(tree, txn) {
+                let logged = txn.digest.as_ref().expect("a digest differs only if logged").tree_digest as u64;
+                applied.digest_mismatches.push((txn.header.zxid, logged, tree.digest()));
             }
             self.release(tree, txn, &result, seq, &mut applied.replies);
         }
@@ -177,6 +199,68 @@ impl ApplyCore {
                 Some((&txn.body, result))
             };
             reply_to(pending.route, applied, zxid, seq, tree, replies);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fk_engine::tree::TreeOptions;
+    use fk_net::client::{Acl, OpCode, perms};
+    use fk_net::txn::{CreateTxn, TxnDigest, TxnHeader};
+
+    /// The digest of a tree holding `/n1 .. /n<zxid>`: what a leader logs with txn `zxid`.
+    fn digest_through(zxid: i64) -> i64 {
+        let mut reference = DataTree::new(TreeOptions::fixed_seed(true));
+        for z in 1..=zxid {
+            apply(&mut reference, &create(z, 0), &mut Vec::new());
+        }
+        reference.digest() as i64
+    }
+
+    fn create(zxid: i64, tree_digest: i64) -> Txn {
+        let header = TxnHeader { client_id: 1, cxid: zxid as i32, zxid, time: 0, txn_type: OpCode::Create.as_i32() };
+        let acl = vec![Acl::new(perms::ALL, "world", "anyone")];
+        let txn = CreateTxn { path: format!("/n{zxid}"), data: None, acl, ephemeral: false, parent_cversion: 1 };
+        Txn {
+            header,
+            body: TxnBody::Create { op: OpCode::Create, txn },
+            digest: Some(TxnDigest { version: 2, tree_digest }),
+        }
+    }
+
+    /// A learner that loaded a fuzzy snapshot applies again txns whose changes the snapshot may already
+    /// hold: their logged digests describe the leader's tree right after each, not this one.
+    #[test]
+    fn digests_are_compared_only_once_the_tree_is_exact() {
+        // A "fuzzy" tree: it holds /n1 and /n2 and /n3 while txns 1 and 2 are still to be applied.
+        let fuzzy = || {
+            let mut tree = DataTree::new(TreeOptions::fixed_seed(true));
+            for z in 1..=3 {
+                apply(&mut tree, &create(z, 0), &mut Vec::new());
+            }
+            tree
+        };
+        let right = |z| create(z, digest_through(z));
+        // (how the tree was loaded, txns applied with the leader's digests, mismatches reported)
+        let cases = [
+            (Fuzziness::Exact, 2, 2),
+            (Fuzziness::Through(3), 4, 0),
+            (Fuzziness::Through(2), 4, 0),
+            (Fuzziness::Unknown, 4, 0),
+        ];
+        for (fuzziness, through, expected) in cases {
+            let mut tree = fuzzy();
+            let mut core = ApplyCore::new(1, 0);
+            core.tree_loaded(fuzziness);
+            let applied = core.apply(&mut tree, (1..=through).map(right).collect());
+            assert_eq!(applied.digest_mismatches.len(), expected, "{fuzziness:?}: {:?}", applied.digest_mismatches);
+            if fuzziness != Fuzziness::Exact {
+                // Exact from here: a wrong digest is caught.
+                let applied = core.apply(&mut tree, vec![create(through + 1, 7)]);
+                assert_eq!(applied.digest_mismatches.len(), 1, "{fuzziness:?}");
+            }
         }
     }
 }

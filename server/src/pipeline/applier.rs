@@ -30,6 +30,7 @@ pub fn run(shared: Arc<Shared>, rx: Receiver<ApplierMsg>, routes: Receiver<Vec<P
                 ApplierMsg::Persisted(txns) => core.persisted(txns),
                 ApplierMsg::CommitThrough(zxid) => core.commit_through(zxid),
                 ApplierMsg::Wake => {}
+                ApplierMsg::TreeLoaded(fuzziness) => core.tree_loaded(fuzziness),
                 ApplierMsg::Reset(done) => {
                     flush(&shared, &mut core, &routes, std::mem::take(&mut batch));
                     while routes.try_recv().is_ok() {}

@@ -37,6 +37,9 @@ pub enum ApplierMsg {
     CommitThrough(i64),
     /// Nothing new to apply, but a barrier route just sent may already be due (its txns applied).
     Wake,
+    /// The tree was (re)loaded from disk, and may be ahead of the txns to be applied next (a fuzzy
+    /// snapshot): their logged digests are compared once it is exact.
+    TreeLoaded(fk_engine::recovery::Fuzziness),
     /// A role ended: nobody waits any more (every waiting route is dropped), and the txns logged but
     /// not known to be committed are applied as well — the tree then holds everything in the log, as
     /// after a restart (ZooKeeper's `fastForwardDataBase`); the next role's synchronisation cuts what

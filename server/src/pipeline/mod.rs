@@ -50,7 +50,7 @@ use crate::ops::stats::ServerStats;
 use crate::peers::admission::{Gate, GateLimits, PENDING_MAX};
 use crate::storage::Dirs;
 use acceptor::ConnectionLimiter;
-use messages::{Origin, ShardMsg};
+use messages::{ApplierMsg, Origin, ShardMsg};
 
 /// State every thread shares.
 pub struct Shared {
@@ -205,6 +205,7 @@ impl Server {
         let (sequencer_tx, sequencer_rx) = bounded(4096);
         let (log_tx, log_rx) = bounded(1024);
         let (applier_tx, applier_rx) = bounded(1024);
+        applier_tx.send(ApplierMsg::TreeLoaded(recovered.fuzziness)).expect("the applier's channel has room");
         let (routes_tx, routes_rx) = bounded(1024);
         let (snapshot_tx, snapshot_rx) = bounded(1);
         let tree = recovered.tree;

@@ -391,7 +391,7 @@ impl MemberThread {
         let run = || -> anyhow::Result<()> {
             settle(&self.log, &self.applier)?;
             change(&self.dirs)?;
-            reload_tree(&self.shared, &self.dirs, &self.log, &self.persisted)
+            reload_tree(&self.shared, &self.dirs, &self.log, &self.applier, &self.persisted)
         };
         run().map_err(|e| format!("{e:#}"))
     }
@@ -421,7 +421,13 @@ fn settle(log: &Sender<LogMsg>, applier: &Sender<ApplierMsg>) -> anyhow::Result<
 /// Replaces the shared tree with what the disk holds and restarts the log after its last zxid.
 /// The log stage is idle (settled) meanwhile, and nothing is sent to it before this returns, so the
 /// durable watermark can be set back with the log: a txn past the cut must not count as durable.
-fn reload_tree(shared: &Shared, dirs: &Dirs, log: &Sender<LogMsg>, persisted: &AtomicI64) -> anyhow::Result<()> {
+fn reload_tree(
+    shared: &Shared,
+    dirs: &Dirs,
+    log: &Sender<LogMsg>,
+    applier: &Sender<ApplierMsg>,
+    persisted: &AtomicI64,
+) -> anyhow::Result<()> {
     let options = TreeOptions {
         extended_types: shared.config.extended_types_enabled,
         hash_seed: crate::storage::random_hash_seed(),
@@ -429,6 +435,8 @@ fn reload_tree(shared: &Shared, dirs: &Dirs, log: &Sender<LogMsg>, persisted: &A
     let recovered = recover(&dirs.snap, &dirs.log, options)?;
     let last_zxid = recovered.tree.last_processed_zxid();
     *shared.tree.write() = recovered.tree;
+    // Before anything logged from now on reaches the applier (the log stage sends it on later).
+    applier.send(ApplierMsg::TreeLoaded(recovered.fuzziness)).map_err(|_| anyhow::anyhow!("the applier is gone"))?;
     persisted.store(last_zxid, Ordering::Release);
     log.send(LogMsg::Restart { last_zxid }).map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
     info!(
