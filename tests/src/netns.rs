@@ -75,6 +75,9 @@ pub struct Faults {
     pub isolated: BTreeSet<usize>,
     /// `(from, to)`: frames from member `from` to member `to` are dropped.
     pub blocked: BTreeSet<(usize, usize)>,
+    /// Percent of every other frame through the bridge (between members, and between a member and the
+    /// root namespace) dropped at random: a lossy network, which TCP retransmits through.
+    pub loss_percent: u8,
 }
 
 /// A set of network namespaces joined by a bridge; everything is removed on drop.
@@ -181,6 +184,11 @@ impl Lab {
     }
 
     /// Heals everything: no isolation, no cuts.
+    /// Drops `percent` of every frame through the bridge at random (0: none).
+    pub fn set_loss(&self, percent: u8) {
+        self.change(|f| f.loss_percent = percent);
+    }
+
     pub fn heal_all(&self) {
         self.change(|f| *f = Faults::default());
     }
@@ -271,6 +279,12 @@ pub fn ruleset(table: &str, faults: &Faults, port: impl Fn(usize) -> String) -> 
     }
     for &(from, to) in &faults.blocked {
         forward += &format!("    iifname \"{}\" oifname \"{}\" drop\n", port(from), port(to));
+    }
+    if faults.loss_percent > 0 {
+        let lose = format!("    numgen random mod 100 < {} drop\n", faults.loss_percent.min(100));
+        for chain in [&mut forward, &mut input, &mut output] {
+            chain.push_str(&lose);
+        }
     }
     let chain = |name: &str, hook: &str, rules: &str| {
         format!("  chain {name} {{\n    type filter hook {hook} priority 0; policy accept;\n{rules}  }}\n")
@@ -462,14 +476,22 @@ mod tests {
             ),
         ];
         for (isolated, blocked, forward, input) in cases {
-            let faults =
-                Faults { isolated: isolated.iter().copied().collect(), blocked: blocked.iter().copied().collect() };
+            let faults = Faults {
+                isolated: isolated.iter().copied().collect(),
+                blocked: blocked.iter().copied().collect(),
+                loss_percent: 0,
+            };
             let script = ruleset("t", &faults, port);
             assert!(script.starts_with("table bridge t {}\ndelete table bridge t\n"), "{script}");
             assert_eq!(rules_of(&script, "forward"), *forward, "{faults:?}");
             assert_eq!(rules_of(&script, "input"), *input, "{faults:?}");
             let output: Vec<String> = input.iter().map(|r| r.replace("iifname", "oifname")).collect();
             assert_eq!(rules_of(&script, "output"), output, "{faults:?}");
+        }
+        let lossy = Faults { loss_percent: 10, ..Faults::default() };
+        let script = ruleset("t", &lossy, port);
+        for chain in ["forward", "input", "output"] {
+            assert_eq!(rules_of(&script, chain), ["numgen random mod 100 < 10 drop"], "{script}");
         }
     }
 
