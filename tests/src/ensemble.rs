@@ -316,6 +316,32 @@ impl TestEnsemble {
     }
 
     /// Member i's dataDir.
+    /// Panics unless every path in `acked` (children of `/`) is on every member, each read from the
+    /// member itself after a `sync` through the third-party client.
+    pub fn assert_every_write_on_every_member(&self, acked: &[String]) {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        for i in 0..self.len() {
+            let children = runtime.block_on(async {
+                let client = crate::zk::Client::connector()
+                    .with_session_timeout(Duration::from_secs(20))
+                    .connect(&self.client_address(i).to_string())
+                    .await
+                    .unwrap_or_else(|e| panic!("connect to member {i}: {e}"));
+                client.sync("/").await.unwrap_or_else(|e| panic!("sync on member {i}: {e}"));
+                client.list_children("/").await.unwrap_or_else(|e| panic!("list / on member {i}: {e}"))
+            });
+            let present: BTreeSet<String> = children.into_iter().map(|c| format!("/{c}")).collect();
+            let missing: Vec<&String> = acked.iter().filter(|p| !present.contains(*p)).collect();
+            assert!(
+                missing.is_empty(),
+                "member {i} lacks {} of {} acknowledged writes, e.g. {:?}",
+                missing.len(),
+                acked.len(),
+                &missing[..missing.len().min(5)]
+            );
+        }
+    }
+
     /// Member i's quorum port (where learners connect to a leader).
     pub fn quorum_address(&self, i: usize) -> SocketAddr {
         SocketAddr::new(self.members[i].host, self.members[i].ports.quorum)

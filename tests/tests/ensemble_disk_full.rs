@@ -96,28 +96,6 @@ impl Writer {
     }
 }
 
-/// Every path in `acked` is on member i (read after a sync, from the member itself).
-fn assert_holds_every_write(ensemble: &TestEnsemble, i: usize, acked: &[String]) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let children = runtime.block_on(async {
-        let client = zk::Client::connector()
-            .with_session_timeout(Duration::from_secs(10))
-            .connect(&ensemble.client_address(i).to_string())
-            .await
-            .expect("connect to the member");
-        client.sync("/").await.expect("sync");
-        client.list_children("/").await.expect("list /")
-    });
-    let present: std::collections::HashSet<String> = children.into_iter().map(|c| format!("/{c}")).collect();
-    let missing: Vec<&String> = acked.iter().filter(|p| !present.contains(*p)).collect();
-    assert!(
-        missing.is_empty(),
-        "member {i} lacks {} acknowledged writes, e.g. {:?}",
-        missing.len(),
-        &missing[..missing.len().min(5)]
-    );
-}
-
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Target {
     Follower,
@@ -173,9 +151,7 @@ fn scenario(target: Target) {
          after the volume grew; {failures}; {} writes acknowledged in all",
         writer.acked.len()
     );
-    for i in 0..3 {
-        assert_holds_every_write(&ensemble, i, &writer.acked);
-    }
+    ensemble.assert_every_write_on_every_member(&writer.acked);
     drop(writer);
     drop(ensemble);
     drop(volume);

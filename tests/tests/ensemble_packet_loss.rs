@@ -6,9 +6,9 @@
 //! The ignored `throughput_under_loss` measures acknowledged writes per second at 0, 2, 10 and 30 % loss
 //! for ferrokeeper and, where Debian's package is installed, ZooKeeper 3.8 on the same lab
 //! (`cargo test --release -p fk-tests --test ensemble_packet_loss -- --ignored --nocapture`;
-//! `FK_LOSS_PERCENTS=30 FK_LOSS_SECONDS=60` to look longer at one level).
+//! `FK_LOSS_PERCENTS=30 FK_LOSS_SECONDS=60` to look longer at one level, `FK_LOSS_LOGS=dir` to keep
+//! the members' logs).
 
-use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use fk_tests::ensemble::{EnsembleSpec, Implementation, TestEnsemble};
@@ -69,24 +69,6 @@ fn write_for(connect_string: &str, prefix: &str, duration: Duration) -> Vec<Stri
     })
 }
 
-fn assert_every_write_everywhere(ensemble: &TestEnsemble, acked: &[String]) {
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    for i in 0..ensemble.len() {
-        let children = runtime.block_on(async {
-            let client = zk::Client::connector()
-                .with_session_timeout(Duration::from_secs(20))
-                .connect(&ensemble.client_address(i).to_string())
-                .await
-                .expect("connect to the member");
-            client.sync("/").await.expect("sync");
-            client.list_children("/").await.expect("list /")
-        });
-        let present: HashSet<String> = children.into_iter().map(|c| format!("/{c}")).collect();
-        let missing = acked.iter().filter(|p| !present.contains(*p)).count();
-        assert_eq!(missing, 0, "member {i} lacks {missing} of {} acknowledged writes", acked.len());
-    }
-}
-
 #[test]
 fn ferrokeeper_loses_no_acknowledged_write_on_a_lossy_network() {
     let Some(ensemble) = start(Implementation::Ferrokeeper) else { return };
@@ -95,7 +77,7 @@ fn ferrokeeper_loses_no_acknowledged_write_on_a_lossy_network() {
     ensemble.lab().set_loss(0);
     eprintln!("10 % loss: {} writes acknowledged in 5 s", acked.len());
     assert!(!acked.is_empty(), "nothing was acknowledged at 10 % loss");
-    assert_every_write_everywhere(&ensemble, &acked);
+    ensemble.assert_every_write_on_every_member(&acked);
 }
 
 #[test]
@@ -117,7 +99,13 @@ fn throughput_under_loss() {
                 "{implementation:?} loss {loss:>2} %: {:>8.0} acknowledged writes/s",
                 acked.len() as f64 / run.as_secs_f64()
             );
-            assert_every_write_everywhere(&ensemble, &acked);
+            ensemble.assert_every_write_on_every_member(&acked);
+            if let Some(dir) = std::env::var_os("FK_LOSS_LOGS") {
+                for i in 0..ensemble.len() {
+                    let path = std::path::Path::new(&dir).join(format!("{implementation:?}-{loss}-{i}.log"));
+                    std::fs::write(path, ensemble.log_text(i)).expect("write a member's log");
+                }
+            }
         }
     }
 }
