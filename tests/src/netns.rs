@@ -78,6 +78,8 @@ pub struct Faults {
     /// Percent of every other frame through the bridge (between members, and between a member and the
     /// root namespace) dropped at random: a lossy network, which TCP retransmits through.
     pub loss_percent: u8,
+    /// The loss applies between members only: clients in the root namespace keep a clean path.
+    pub loss_between_members_only: bool,
 }
 
 /// A set of network namespaces joined by a bridge; everything is removed on drop.
@@ -186,7 +188,13 @@ impl Lab {
     /// Heals everything: no isolation, no cuts.
     /// Drops `percent` of every frame through the bridge at random (0: none).
     pub fn set_loss(&self, percent: u8) {
-        self.change(|f| f.loss_percent = percent);
+        self.change(|f| (f.loss_percent, f.loss_between_members_only) = (percent, false));
+    }
+
+    /// Drops `percent` of the frames between members only (0: none): the ensemble's own links are
+    /// lossy, the clients' are not.
+    pub fn set_loss_between_members(&self, percent: u8) {
+        self.change(|f| (f.loss_percent, f.loss_between_members_only) = (percent, true));
     }
 
     pub fn heal_all(&self) {
@@ -282,8 +290,10 @@ pub fn ruleset(table: &str, faults: &Faults, port: impl Fn(usize) -> String) -> 
     }
     if faults.loss_percent > 0 {
         let lose = format!("    numgen random mod 100 < {} drop\n", faults.loss_percent.min(100));
-        for chain in [&mut forward, &mut input, &mut output] {
-            chain.push_str(&lose);
+        forward.push_str(&lose);
+        if !faults.loss_between_members_only {
+            input.push_str(&lose);
+            output.push_str(&lose);
         }
     }
     let chain = |name: &str, hook: &str, rules: &str| {
@@ -480,6 +490,7 @@ mod tests {
                 isolated: isolated.iter().copied().collect(),
                 blocked: blocked.iter().copied().collect(),
                 loss_percent: 0,
+                loss_between_members_only: false,
             };
             let script = ruleset("t", &faults, port);
             assert!(script.starts_with("table bridge t {}\ndelete table bridge t\n"), "{script}");
@@ -493,6 +504,10 @@ mod tests {
         for chain in ["forward", "input", "output"] {
             assert_eq!(rules_of(&script, chain), ["numgen random mod 100 < 10 drop"], "{script}");
         }
+        let between_members = Faults { loss_between_members_only: true, ..lossy };
+        let script = ruleset("t", &between_members, port);
+        assert_eq!(rules_of(&script, "forward"), ["numgen random mod 100 < 10 drop"], "{script}");
+        assert!(rules_of(&script, "input").is_empty() && rules_of(&script, "output").is_empty(), "{script}");
     }
 
     #[test]

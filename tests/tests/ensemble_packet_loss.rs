@@ -7,7 +7,7 @@
 //! for ferrokeeper and, where Debian's package is installed, ZooKeeper 3.8 on the same lab
 //! (`cargo test --release -p fk-tests --test ensemble_packet_loss -- --ignored --nocapture`;
 //! `FK_LOSS_PERCENTS=30 FK_LOSS_SECONDS=60` to look longer at one level, `FK_LOSS_LOGS=dir` to keep
-//! the members' logs).
+//! the members' logs, `FK_LOSS_SCOPE=members` for loss between members only).
 
 use std::time::{Duration, Instant};
 
@@ -89,10 +89,16 @@ fn throughput_under_loss() {
     let levels: Vec<u8> = std::env::var("FK_LOSS_PERCENTS")
         .map(|s| s.split(',').filter_map(|p| p.trim().parse().ok()).collect())
         .unwrap_or_else(|_| vec![0, 2, 10, 30]);
+    // FK_LOSS_SCOPE=members: only the members' own links are lossy (the clients' path stays clean, so a
+    // client's TCP connection is not what limits the figure).
+    let between_members = std::env::var("FK_LOSS_SCOPE").is_ok_and(|s| s == "members");
     for implementation in [Implementation::Ferrokeeper, Implementation::ZooKeeper] {
         let Some(ensemble) = start(implementation) else { continue };
         for &loss in &levels {
-            ensemble.lab().set_loss(loss);
+            match between_members {
+                true => ensemble.lab().set_loss_between_members(loss),
+                false => ensemble.lab().set_loss(loss),
+            }
             let acked = write_for(&ensemble.connect_string(), &format!("loss{loss}"), run);
             ensemble.lab().set_loss(0);
             println!(
