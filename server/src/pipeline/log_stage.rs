@@ -168,13 +168,8 @@ impl LogStage {
                 // starts by settling the pipeline (a Flush).
                 LogMsg::Txns(_) if self.failed => continue,
                 LogMsg::Txns(batch) => batch,
-                LogMsg::Flush(done) => {
-                    self.failed = false;
-                    let _ = done.send(());
-                    continue;
-                }
-                LogMsg::Restart { last_zxid } => {
-                    self.writer.restart(last_zxid);
+                control => {
+                    self.control(control);
                     continue;
                 }
             };
@@ -190,25 +185,13 @@ impl LogStage {
                     Err(_) => break,
                 }
             }
-            let persisted = match self.write(&batch) {
-                Written::Durable(zxid) => zxid,
-                Written::Failed => {
-                    if let Some(msg) = held {
-                        self.take_held(msg);
-                    }
-                    continue;
-                }
-                Written::Fatal => return,
-            };
-            if !self.hand_on(batch, persisted) {
-                return;
+            match self.write(&batch) {
+                Written::Durable(persisted) if self.hand_on(batch, persisted) => {}
+                Written::Durable(_) | Written::Fatal => return,
+                Written::Failed => {}
             }
-            match held {
-                Some(LogMsg::Flush(done)) => {
-                    let _ = done.send(());
-                }
-                Some(LogMsg::Restart { last_zxid }) => self.writer.restart(last_zxid),
-                _ => {}
+            if let Some(control) = held {
+                self.control(control);
             }
         }
     }
@@ -239,15 +222,16 @@ impl LogStage {
         self.applier.send(ApplierMsg::Committed(ready)).is_ok()
     }
 
-    /// A message that arrived behind a failed batch.
-    fn take_held(&mut self, msg: LogMsg) {
+    /// A message other than txns: answered once everything before it was written (or failed).
+    fn control(&mut self, msg: LogMsg) {
         match msg {
+            // The member thread settles the pipeline: whatever failed belongs to a role that ended.
             LogMsg::Flush(done) => {
                 self.failed = false;
                 let _ = done.send(());
             }
             LogMsg::Restart { last_zxid } => self.writer.restart(last_zxid),
-            LogMsg::Txns(_) => unreachable!("txns join the batch"),
+            LogMsg::Txns(_) => unreachable!("txns are batched, not controls"),
         }
     }
 
