@@ -120,6 +120,9 @@ pub struct Gate {
     limits: GateLimits,
     /// In accept order: the front is the oldest (the first to be evicted or to time out).
     openings: VecDeque<Opening>,
+    /// `accept` failed (out of file descriptors, say): connections may wait in the backlog, and mio's
+    /// readiness is edge-triggered, so the loop tries again after a pause rather than on a new event.
+    accept_failed: bool,
     next_sequence: u64,
     counters: Arc<GateCounters>,
 }
@@ -134,7 +137,8 @@ impl Gate {
         poll.registry().register(&mut listener, LISTENER, Interest::READABLE)?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let counters = Arc::new(GateCounters::default());
-        Ok(Gate { name, poll, listener, waker, limits, openings: VecDeque::new(), next_sequence: 0, counters })
+        let openings = VecDeque::new();
+        Ok(Gate { name, poll, listener, waker, limits, openings, accept_failed: false, next_sequence: 0, counters })
     }
 
     /// Wakes the loop so it sees `stopping` (see [`Gate::run`]).
@@ -157,7 +161,9 @@ impl Gate {
         let mut events = Events::with_capacity(256);
         let mut chunk = vec![0u8; self.limits.opening_bytes_max];
         loop {
-            let timeout = self.openings.front().map(|o| self.limits.deadline.saturating_sub(o.since.elapsed()));
+            let expiry = self.openings.front().map(|o| self.limits.deadline.saturating_sub(o.since.elapsed()));
+            let retry = self.accept_failed.then_some(ACCEPT_ERROR_PAUSE);
+            let timeout = [expiry, retry].into_iter().flatten().min();
             if let Err(e) = self.poll.poll(&mut events, timeout)
                 && e.kind() != io::ErrorKind::Interrupted
             {
@@ -165,6 +171,9 @@ impl Gate {
             }
             if stopping.load(Ordering::SeqCst) {
                 return;
+            }
+            if self.accept_failed {
+                self.accept_all();
             }
             for event in events.iter() {
                 match event.token() {
@@ -184,16 +193,15 @@ impl Gate {
     }
 
     fn accept_all(&mut self) {
+        self.accept_failed = false;
         loop {
             match self.listener.accept() {
                 Ok((stream, peer)) => self.start_opening(stream, peer),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => {
-                    // Out of file descriptors, say: the backlog waits, the level-triggered retry comes
-                    // with the next event or deadline.
-                    warn!("{} port: accept failed: {e}", self.name);
-                    std::thread::sleep(ACCEPT_ERROR_PAUSE);
+                    warn!("{} port: accept failed, trying again in {ACCEPT_ERROR_PAUSE:?}: {e}", self.name);
+                    self.accept_failed = true;
                     return;
                 }
             }
