@@ -17,7 +17,6 @@
 use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::net::SocketAddr;
-use std::os::fd::{FromRawFd, IntoRawFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -272,8 +271,7 @@ impl Gate {
 
     fn hand_over(&mut self, mut opening: Opening) -> Option<Admitted> {
         let _ = self.poll.registry().deregister(&mut opening.stream);
-        // SAFETY: the descriptor is moved out of the mio stream, which no longer owns it.
-        let stream = unsafe { std::net::TcpStream::from_raw_fd(opening.stream.into_raw_fd()) };
+        let stream = std::net::TcpStream::from(opening.stream);
         if let Err(e) = stream.set_nonblocking(false) {
             warn!(peer = %opening.peer, "{} port: cannot hand a connection on: {e}", self.name);
             return None;
