@@ -30,6 +30,8 @@ const FOUR_LETTER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Ports reserved on loopback are drawn from here: below Linux's default ephemeral range (32768..).
 const RESERVED_PORTS: std::ops::Range<u16> = 15_000..32_000;
 const RESERVE_ATTEMPTS_MAX: usize = 1000;
+/// Starts of one member tried again after its port was briefly held by another test's child process.
+const BIND_RETRIES_MAX: u32 = 5;
 /// Lines of each member's log printed when a test panics.
 const LOG_TAIL_LINES: usize = 120;
 /// Debian's zookeeper jar (its manifest's Class-Path brings the other jars) and log4j binding.
@@ -315,19 +317,14 @@ impl TestEnsemble {
         members.iter().map(|&i| self.client_address(i).to_string()).collect::<Vec<_>>().join(",")
     }
 
-    /// Member i's dataDir.
     /// Panics unless every path in `acked` (children of `/`) is on every member, each read from the
     /// member itself after a `sync` through the third-party client.
     pub fn assert_every_write_on_every_member(&self, acked: &[String]) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
         for i in 0..self.len() {
             let children = runtime.block_on(async {
-                let client = crate::zk::Client::connector()
-                    .with_session_timeout(Duration::from_secs(20))
-                    .connect(&self.client_address(i).to_string())
-                    .await
-                    .unwrap_or_else(|e| panic!("connect to member {i}: {e}"));
-                client.sync("/").await.unwrap_or_else(|e| panic!("sync on member {i}: {e}"));
+                let address = self.client_address(i).to_string();
+                let client = crate::zk::synced_client(&address, Duration::from_secs(20), "/").await;
                 client.list_children("/").await.unwrap_or_else(|e| panic!("list / on member {i}: {e}"))
             });
             let present: BTreeSet<String> = children.into_iter().map(|c| format!("/{c}")).collect();
@@ -357,6 +354,7 @@ impl TestEnsemble {
         self.members[i].process.as_ref().map(Child::id)
     }
 
+    /// Member i's dataDir.
     pub fn data_dir(&self, i: usize) -> PathBuf {
         self.members[i].dir.path().join("data")
     }
@@ -525,9 +523,21 @@ impl TestEnsemble {
     fn wait_for_client_port(&mut self, i: usize) {
         let deadline = Instant::now() + START_TIMEOUT;
         let address = self.client_address(i);
+        let mut bind_retries = 0;
         loop {
             if let Some(Ok(Some(status))) = self.members[i].process.as_mut().map(Child::try_wait) {
-                panic!("member {i} exited with {status} during start-up:\n{}", self.log_text(i));
+                // A reserved port is let go just before the member binds it, but a process another
+                // test spawns in that moment holds a copy of the reservation until its exec: the bind
+                // can fail while nothing else ever listens there. Such a start is tried again.
+                let log = self.log_text(i);
+                if log.contains("Address already in use") && bind_retries < BIND_RETRIES_MAX {
+                    bind_retries += 1;
+                    eprintln!("member {i} found a port still held (try {bind_retries}); starting it again");
+                    std::thread::sleep(Duration::from_millis(100));
+                    self.spawn(i);
+                    continue;
+                }
+                panic!("member {i} exited with {status} during start-up:\n{log}");
             }
             if TcpStream::connect_timeout(&address, FOUR_LETTER_TIMEOUT).is_ok() {
                 return;

@@ -28,6 +28,33 @@ pub mod zk {
             .expect("connect")
     }
 
+    /// How long [`synced_client`] keeps trying.
+    const SYNC_PATIENCE: Duration = Duration::from_secs(60);
+
+    /// A session on `address` (of `session_timeout`) whose `sync` of `path` has completed: the member
+    /// has applied everything the leader committed before. A `sync` waits for the txns ahead of it,
+    /// and on a busy machine an fsync can take longer than the client's patience (2/5 of the session
+    /// timeout, after which it drops the connection); a `sync` is idempotent, so it is tried again on
+    /// a fresh session until [`SYNC_PATIENCE`] runs out. Panics then, with the last error.
+    pub async fn synced_client(address: &str, session_timeout: Duration, path: &str) -> Client {
+        let start = std::time::Instant::now();
+        loop {
+            let attempt = async {
+                let client = Client::connector().with_session_timeout(session_timeout).connect(address).await?;
+                client.sync(path).await?;
+                Ok::<_, Error>(client)
+            };
+            match attempt.await {
+                Ok(client) => return client,
+                Err(e) if start.elapsed() < SYNC_PATIENCE => {
+                    eprintln!("sync on {address} failed ({e}); trying again on a fresh session");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => panic!("sync on {address}: {e} (still failing after {SYNC_PATIENCE:?})"),
+            }
+        }
+    }
+
     /// One attempt: a fresh session on `connect_string` and a create of `path`, within `limit`.
     pub async fn try_create(connect_string: &str, path: &str, limit: Duration) -> bool {
         let attempt = async {

@@ -12,6 +12,7 @@ use fk_tests::zk;
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(30);
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(2);
 const FAILOVER_TIMEOUT: Duration = Duration::from_secs(30);
+const SESSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn start(voters: usize, observers: usize) -> TestEnsemble {
     let spec = EnsembleSpec::uniform(Implementation::Ferrokeeper, voters, observers).with_ticks(200, 10, 5);
@@ -20,7 +21,7 @@ fn start(voters: usize, observers: usize) -> TestEnsemble {
 
 async fn client(connect_string: &str) -> zk::Client {
     zk::Client::connector()
-        .with_session_timeout(Duration::from_secs(10))
+        .with_session_timeout(SESSION_TIMEOUT)
         .connect(connect_string)
         .await
         .unwrap_or_else(|e| panic!("connect to {connect_string}: {e}"))
@@ -28,8 +29,7 @@ async fn client(connect_string: &str) -> zk::Client {
 
 /// `path`'s data on member i after a `sync`: everything committed before is applied there.
 async fn read_synced(ensemble: &TestEnsemble, i: usize, path: &str) -> Option<Vec<u8>> {
-    let c = client(&ensemble.client_address(i).to_string()).await;
-    c.sync(path).await.unwrap_or_else(|e| panic!("sync on member {i}: {e}"));
+    let c = zk::synced_client(&ensemble.client_address(i).to_string(), SESSION_TIMEOUT, path).await;
     match c.get_data(path).await {
         Ok((data, _)) => Some(data),
         Err(zk::Error::NoNode) => None,
@@ -135,8 +135,7 @@ async fn no_acknowledged_write_is_lost_when_the_leader_dies_under_load() {
     let survivors: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
     ensemble.wait_for_leader_among(&survivors, ELECTION_TIMEOUT);
     for &i in &survivors {
-        let c = client(&ensemble.client_address(i).to_string()).await;
-        c.sync("/").await.unwrap();
+        let c = zk::synced_client(&ensemble.client_address(i).to_string(), SESSION_TIMEOUT, "/").await;
         for path in acked.keys() {
             assert!(c.check_stat(path).await.unwrap().is_some(), "member {i} lost acknowledged {path}");
         }
@@ -233,8 +232,7 @@ fn members_under_pipelined_write_load_keep_serving() {
     let versions: Vec<i32> = (0..3)
         .map(|i| {
             runtime.block_on(async {
-                let c = client(&ensemble.client_address(i).to_string()).await;
-                c.sync("/hot").await.unwrap();
+                let c = zk::synced_client(&ensemble.client_address(i).to_string(), SESSION_TIMEOUT, "/hot").await;
                 c.get_data("/hot").await.unwrap().1.version
             })
         })

@@ -83,6 +83,12 @@ async fn member_client(ensemble: &TestEnsemble, i: usize) -> zk::Client {
     client(&ensemble.client_address(i).to_string()).await
 }
 
+/// A client of member i whose `sync` of `path` completed (retried on a fresh session should a slow
+/// disk keep the member silent past the client's patience).
+async fn synced_member_client(ensemble: &TestEnsemble, i: usize, path: &str) -> zk::Client {
+    zk::synced_client(&ensemble.client_address(i).to_string(), SESSION_TIMEOUT, path).await
+}
+
 fn ephemeral() -> zk::CreateOptions<'static> {
     zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all())
 }
@@ -91,8 +97,7 @@ fn ephemeral() -> zk::CreateOptions<'static> {
 type Tree = BTreeMap<String, (Vec<u8>, zk::Stat)>;
 
 async fn tree_of(ensemble: &TestEnsemble, i: usize) -> Tree {
-    let c = member_client(ensemble, i).await;
-    c.sync("/").await.unwrap_or_else(|e| panic!("sync on member {i}: {e}"));
+    let c = synced_member_client(ensemble, i, "/").await;
     let mut tree = Tree::new();
     let mut pending = vec!["/".to_owned()];
     while let Some(path) = pending.pop() {
@@ -125,8 +130,7 @@ async fn assert_same_trees(ensemble: &TestEnsemble, members: &[usize]) -> Tree {
 
 /// `path`'s data on member i after a `sync`.
 async fn read_synced(ensemble: &TestEnsemble, i: usize, path: &str) -> Option<Vec<u8>> {
-    let c = member_client(ensemble, i).await;
-    c.sync(path).await.unwrap_or_else(|e| panic!("sync on member {i}: {e}"));
+    let c = synced_member_client(ensemble, i, path).await;
     match c.get_data(path).await {
         Ok((data, _)) => Some(data),
         Err(zk::Error::NoNode) => None,
@@ -622,8 +626,7 @@ async fn a_session_moves_with_its_watches_and_ephemerals(implementation: Impleme
     // The ephemeral lives on (owned by the same session), and the watch fires on a change by another
     // client on another member.
     for &i in &others {
-        let c = member_client(&ensemble, i).await;
-        c.sync("/").await.unwrap();
+        let c = synced_member_client(&ensemble, i, "/").await;
         let stat = c.check_stat("/mine").await.unwrap().unwrap_or_else(|| panic!("/mine is gone on member {i}"));
         assert_eq!(stat.ephemeral_owner, session.0, "member {i}");
     }
@@ -676,8 +679,7 @@ fn raw_session_with_ephemeral(address: &str, timeout_ms: i32, path: &str) -> Raw
 }
 
 async fn exists_on(ensemble: &TestEnsemble, i: usize, path: &str) -> bool {
-    let c = member_client(ensemble, i).await;
-    c.sync(path).await.unwrap();
+    let c = synced_member_client(ensemble, i, path).await;
     c.check_stat(path).await.unwrap().is_some()
 }
 

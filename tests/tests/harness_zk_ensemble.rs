@@ -35,8 +35,7 @@ async fn client(connect_string: &str) -> zk::Client {
 /// Reads `path` on member i after a `sync`, so the member has applied everything the leader committed
 /// before.
 async fn read_synced(ensemble: &TestEnsemble, i: usize, path: &str) -> Vec<u8> {
-    let c = client(&ensemble.client_address(i).to_string()).await;
-    c.sync(path).await.unwrap_or_else(|e| panic!("sync on member {i}: {e}"));
+    let c = zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), path).await;
     c.get_data(path).await.unwrap_or_else(|e| panic!("read {path} on member {i}: {e}")).0
 }
 

@@ -30,6 +30,11 @@ async fn client(ensemble: &TestEnsemble, i: usize) -> zk::Client {
         .unwrap_or_else(|e| panic!("connect to member {i}: {e}"))
 }
 
+/// A client of member i whose `sync` of `/` completed: everything committed before is applied there.
+async fn synced_client(ensemble: &TestEnsemble, i: usize) -> zk::Client {
+    zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await
+}
+
 /// Under a write load spread over the members (every acknowledged write recorded), writes
 /// `/through-<i>` through every member; then every member has every acknowledged write after a `sync`;
 /// an ephemeral whose session closes is gone everywhere; no Java member saw a digest mismatch.
@@ -54,8 +59,7 @@ async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 10, "the load got writes acknowledged ({})", acked.len());
     for reader in 0..n {
-        let c = client(ensemble, reader).await;
-        c.sync("/").await.unwrap();
+        let c = synced_client(ensemble, reader).await;
         for path in &acked {
             assert!(c.check_stat(path).await.unwrap().is_some(), "member {reader} lost acknowledged {path}");
         }
@@ -123,8 +127,7 @@ async fn the_leader_dies_and_the_survivors_carry_on_across_implementations() {
     ensemble.restart(first);
     assert_eq!(ensemble.wait_for_leader(ELECTION_TIMEOUT), second);
     for i in 0..3 {
-        let c = client(&ensemble, i).await;
-        c.sync("/").await.unwrap();
+        let c = synced_client(&ensemble, i).await;
         assert_eq!(c.get_data("/before").await.unwrap().0, b"1", "member {i}");
         assert_eq!(c.get_data("/after").await.unwrap().0, b"2", "member {i}");
     }
@@ -205,8 +208,7 @@ async fn rolling_migration(from: Implementation, to: Implementation) {
     assert!(acked.len() > 30, "writes were acknowledged throughout ({})", acked.len());
     for i in 0..3 {
         assert_eq!(ensemble.implementation(i), to);
-        let c = client(&ensemble, i).await;
-        c.sync("/").await.unwrap();
+        let c = synced_client(&ensemble, i).await;
         for path in &acked {
             assert!(c.check_stat(path).await.unwrap().is_some(), "member {i} lost acknowledged {path}");
         }
