@@ -2,7 +2,7 @@
 //! the tree from a snapshot (recovery). `cargo bench -p fk-engine --bench tree`
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use fk_engine::snap::{TreeAccess, load_snapshot, write_snapshot};
+use fk_engine::snap::{Compression, TreeAccess, load_snapshot, write_snapshot};
 use fk_engine::tree::DataTree;
 use fk_net::client::{Acl, perms};
 
@@ -40,7 +40,8 @@ fn snapshot_load(c: &mut Criterion) {
     for (name, parents) in [("100 parents", 100), ("one parent", 1)] {
         let sub = dir.path().join(name);
         std::fs::create_dir(&sub).unwrap();
-        let stats = write_snapshot(&Locked(std::sync::Mutex::new(populated_under(parents))), &sub, false).unwrap();
+        let tree = Locked(std::sync::Mutex::new(populated_under(parents)));
+        let stats = write_snapshot(&tree, &sub, false, Compression::None).unwrap();
         group.bench_function(name, |b| {
             b.iter(|| load_snapshot(&stats.path, 2, fk_engine::tree::TreeOptions::fixed_seed(false)).unwrap())
         });

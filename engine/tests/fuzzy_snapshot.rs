@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use fk_engine::log::{LogWriter, PwriteDevice};
 use fk_engine::recovery::recover;
-use fk_engine::snap::{TreeAccess, write_snapshot};
+use fk_engine::snap::{Compression, TreeAccess, write_snapshot};
 use fk_engine::tree::DataTree;
 use fk_net::client::{Acl, OpCode, perms};
 use fk_net::txn::{CreateTxn, SetDataTxn, Txn, TxnBody, TxnDigest, TxnHeader};
@@ -73,7 +73,7 @@ fn a_fuzzy_snapshot_replays_to_the_exact_tree_without_digest_mismatches() {
         })
         .collect();
     let busy = Busy { tree: Mutex::new(tree), log: Mutex::new(log), pending: Mutex::new(changes) };
-    let snapshot = write_snapshot(&busy, &v2, false).unwrap();
+    let snapshot = write_snapshot(&busy, &v2, false, Compression::None).unwrap();
     let tree = busy.tree.into_inner().unwrap();
     assert!(tree.last_processed_zxid() > snapshot.zxid + 100, "txns landed while it was written");
 

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use fk_engine::log::{LogWriter, PwriteDevice, read_log};
 use fk_engine::recovery::{RecoveryError, recover};
-use fk_engine::snap::{TreeAccess, write_snapshot};
+use fk_engine::snap::{Compression, TreeAccess, write_snapshot};
 use fk_engine::tree::DataTree;
 use fk_net::client::{Acl, OpCode, perms};
 use fk_net::txn::{CreateTxn, Txn, TxnBody, TxnHeader};
@@ -36,7 +36,7 @@ fn data_dir(dir: &Path, snapshot_at_end: bool) -> (PathBuf, Vec<u64>) {
     let v2 = dir.join("version-2");
     std::fs::create_dir_all(&v2).unwrap();
     let tree = Locked(Mutex::new(DataTree::new(fk_engine::tree::TreeOptions::fixed_seed(false))));
-    write_snapshot(&tree, &v2, false).unwrap();
+    write_snapshot(&tree, &v2, false, Compression::None).unwrap();
     let mut log = LogWriter::new(&v2, Box::new(PwriteDevice), 64 * 1024, false, 0);
     for zxid in 1..=TXNS {
         let txn = create(zxid);
@@ -44,7 +44,7 @@ fn data_dir(dir: &Path, snapshot_at_end: bool) -> (PathBuf, Vec<u64>) {
         log.append([&txn]).unwrap();
     }
     if snapshot_at_end {
-        write_snapshot(&tree, &v2, false).unwrap();
+        write_snapshot(&tree, &v2, false, Compression::None).unwrap();
     }
     let path = v2.join("log.1");
     let offsets = read_log(&path).unwrap().records.iter().map(|r| r.offset).collect();

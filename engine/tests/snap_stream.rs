@@ -10,8 +10,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use fk_engine::snap::{
-    SIGNATURE, StreamError, StreamItem, StreamStats, TreeAccess, load_snapshot, looks_complete, receive_snapshot,
-    send_snapshot, write_snapshot,
+    Compression, SIGNATURE, StreamError, StreamItem, StreamStats, TreeAccess, load_snapshot, looks_complete,
+    receive_snapshot, send_snapshot, write_snapshot,
 };
 use fk_engine::tree::{CONTAINER_OWNER, DataTree, EphemeralKind, TreeOptions};
 use fk_net::client::{Acl, OpCode, perms};
@@ -415,7 +415,8 @@ fn body_end(file: &[u8]) -> usize {
 fn the_stream_is_the_body_of_our_snapshot_file_and_the_received_file_its_first_seal() {
     let shared = Shared(Mutex::new(sample_tree()));
     let written_dir = tempfile::tempdir().unwrap();
-    let written = std::fs::read(write_snapshot(&shared, written_dir.path(), false).unwrap().path).unwrap();
+    let written =
+        std::fs::read(write_snapshot(&shared, written_dir.path(), false, Compression::None).unwrap().path).unwrap();
     let (stream, stats) = send(&shared);
     let end = body_end(&written);
     assert_eq!(&stream[..stream.len() - SIGNATURE_BYTES], &written[FILE_HEADER_BYTES..end], "items 2-6 are identical");

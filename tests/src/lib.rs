@@ -28,6 +28,26 @@ pub mod zk {
             .expect("connect")
     }
 
+    /// Every znode but `/zookeeper`'s, with its data and stat.
+    pub type Tree = std::collections::BTreeMap<String, (Vec<u8>, Stat)>;
+
+    /// The whole tree as `client` reads it (every node must be readable by it).
+    pub async fn read_tree(client: &Client) -> Tree {
+        let mut tree = Tree::new();
+        let mut pending = vec!["/".to_owned()];
+        while let Some(path) = pending.pop() {
+            let (data, stat) = client.get_data(&path).await.unwrap_or_else(|e| panic!("read {path}: {e}"));
+            for child in client.list_children(&path).await.unwrap_or_else(|e| panic!("list {path}: {e}")) {
+                let child = if path == "/" { format!("/{child}") } else { format!("{path}/{child}") };
+                if child != "/zookeeper" {
+                    pending.push(child);
+                }
+            }
+            tree.insert(path, (data, stat));
+        }
+        tree
+    }
+
     /// How long [`synced_client`] keeps trying.
     const SYNC_PATIENCE: Duration = Duration::from_secs(60);
 
@@ -187,12 +207,12 @@ impl TestServer {
         (child, log)
     }
 
-    /// SIGKILLs the process: no shutdown code runs, exactly like a crash (the page cache survives).
     /// The server's process id (to signal it).
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
+    /// SIGKILLs the process: no shutdown code runs, exactly like a crash (the page cache survives).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

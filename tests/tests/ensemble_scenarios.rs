@@ -9,7 +9,6 @@
 //! what each scenario expects (`cargo test -p fk-tests --test ensemble_scenarios -- --ignored`; slower:
 //! every member is a JVM).
 
-use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::time::{Duration, Instant};
@@ -94,28 +93,12 @@ fn ephemeral() -> zk::CreateOptions<'static> {
 }
 
 /// Every znode (but `/zookeeper`'s) with its data and stat, as member i sees it after a `sync`.
-type Tree = BTreeMap<String, (Vec<u8>, zk::Stat)>;
-
-async fn tree_of(ensemble: &TestEnsemble, i: usize) -> Tree {
-    let c = synced_member_client(ensemble, i, "/").await;
-    let mut tree = Tree::new();
-    let mut pending = vec!["/".to_owned()];
-    while let Some(path) = pending.pop() {
-        let (data, stat) = c.get_data(&path).await.unwrap_or_else(|e| panic!("read {path} on member {i}: {e}"));
-        let children = c.list_children(&path).await.unwrap_or_else(|e| panic!("list {path} on member {i}: {e}"));
-        for child in children {
-            let child = if path == "/" { format!("/{child}") } else { format!("{path}/{child}") };
-            if child != "/zookeeper" {
-                pending.push(child);
-            }
-        }
-        tree.insert(path, (data, stat));
-    }
-    tree
+async fn tree_of(ensemble: &TestEnsemble, i: usize) -> zk::Tree {
+    zk::read_tree(&synced_member_client(ensemble, i, "/").await).await
 }
 
 /// Every member in `members` holds the same znodes with the same data and stats; returns that tree.
-async fn assert_same_trees(ensemble: &TestEnsemble, members: &[usize]) -> Tree {
+async fn assert_same_trees(ensemble: &TestEnsemble, members: &[usize]) -> zk::Tree {
     let first = tree_of(ensemble, members[0]).await;
     for &i in &members[1..] {
         let tree = tree_of(ensemble, i).await;

@@ -109,6 +109,29 @@ fn into_another_directory_from_a_torn_log_without_touching_it() {
     assert_eq!(code, 0, "{stdout}");
 }
 
+#[test]
+fn compressed_as_asked_and_read_back_by_every_command() {
+    let dir = scratch("datadir");
+    for method in ["gz", "snappy"] {
+        let out = tempfile::tempdir().unwrap();
+        let out_v2 = out.path().join("version-2");
+        let args =
+            ["compact", dir.path().to_str().unwrap(), "--out", out_v2.to_str().unwrap(), "--compression", method];
+        let (code, stdout, stderr) = fktool(&args);
+        assert_eq!(code, 0, "{stderr}");
+        let name = format!("snapshot.215.{method}");
+        assert!(stdout.contains(&format!("{name} (1025 znodes")), "{stdout}");
+        assert_eq!(contents(&out_v2).into_keys().collect::<Vec<_>>(), [name.as_str()]);
+        let (code, stdout, _) = fktool(&["diff", out.path().to_str().unwrap(), dir.path().to_str().unwrap()]);
+        assert_eq!(code, 0, "{method}: the same state as the original:\n{stdout}");
+        let (code, stdout, stderr) = fktool(&["snap", "verify", out_v2.join(&name).to_str().unwrap()]);
+        assert_eq!(code, 0, "{method}: {stdout}{stderr}");
+    }
+    let (code, _, stderr) = fktool(&["compact", dir.path().to_str().unwrap(), "--compression", "lz4"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("'lz4' is not gz, snappy or empty"), "{stderr}");
+}
+
 /// `fktool tree`'s export without the fields a client cannot see, for comparison with a live server.
 fn exported_tree(dir: &Path) -> Vec<Value> {
     let (code, stdout, stderr) = fktool(&["tree", dir.to_str().unwrap()]);

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fk_engine::snap::{TreeAccess, write_snapshot};
+use fk_engine::snap::{Compression, TreeAccess, write_snapshot};
 use fk_engine::tree::{CONTAINER_OWNER, DataTree, TreeOptions};
 use fk_net::client::{Acl, perms};
 use serde_json::{Value, json};
@@ -88,7 +88,7 @@ fn an_engine_written_snapshot_with_an_orphan_ephemeral() {
     }
     tree.set_last_processed_zxid(6);
     let dir = tempfile::tempdir().unwrap();
-    let written = write_snapshot(&Owned(tree), dir.path(), false).unwrap();
+    let written = write_snapshot(&Owned(tree), dir.path(), false, Compression::None).unwrap();
     let s = stats(&[written.path.to_str().unwrap(), "--top", "1"]);
     assert_eq!((s["nodes"].as_u64(), s["data_bytes"].as_u64()), (Some(10), Some(110)));
     assert_eq!(s["sessions"], json!([{"id": "0x5", "timeout_ms": 6000, "ephemerals": 2}]));

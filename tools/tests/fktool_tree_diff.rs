@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use fk_engine::snap::{TreeAccess, write_snapshot};
+use fk_engine::snap::{Compression, TreeAccess, write_snapshot};
 use fk_engine::tree::{CONTAINER_OWNER, DataTree, TreeOptions};
 use fk_net::client::{Acl, perms};
 use serde_json::{Value, json};
@@ -51,7 +51,7 @@ fn data_dir(tree: DataTree) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let v2 = dir.path().join("version-2");
     std::fs::create_dir(&v2).unwrap();
-    write_snapshot(&Owned(tree), &v2, false).unwrap();
+    write_snapshot(&Owned(tree), &v2, false, Compression::None).unwrap();
     dir
 }
 

@@ -5,12 +5,17 @@
 //! - [`reader`]: loading from a memory map, checking every seal.
 //! - [`writer`]: the fuzzy writer, reading the tree in short lock holds.
 //! - [`stream`]: the same body sent over the quorum port for SNAP sync, and received into a file.
+//! - [`compression`]: `.gz` and `.snappy` snapshots (ZooKeeper's `snapshot.compression.method`);
+//!   [`xerial`]: the snappy-java framing those use.
 
+pub mod compression;
 pub mod format;
 pub mod reader;
 pub mod stream;
 pub mod writer;
+pub mod xerial;
 
+pub use compression::Compression;
 pub use reader::{SnapError, SnapshotInfo, load_snapshot, looks_complete};
 pub use stream::{SIGNATURE, StreamError, StreamItem, StreamStats, receive_snapshot, send_snapshot};
 pub use writer::{SnapshotStats, TreeAccess, write_snapshot};

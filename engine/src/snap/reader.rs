@@ -6,6 +6,7 @@ use fk_net::client::{Acl, StatPersisted};
 use fk_net::jute::{Jute, JuteReader};
 use thiserror::Error;
 
+use super::compression::Compression;
 use super::format::{END_PATH, FORMAT_VERSION, SNAP_MAGIC, TRAILER};
 use crate::tree::{DataTree, LoadCursor, Node, TreeOptions};
 
@@ -15,11 +16,15 @@ pub enum SnapError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("{path}: checksum mismatch at offset {offset}: stored 0x{stored:x}, computed 0x{computed:x}")]
-    Checksum { path: PathBuf, offset: usize, stored: u64, computed: u32 },
-    #[error("{path}: compressed snapshots ({suffix}) are not supported yet")]
-    Compressed { path: PathBuf, suffix: String },
+    /// Offsets count bytes of the content: of the decompressed stream in a compressed file.
+    #[error("{path}: checksum mismatch at offset {offset}{of}: stored 0x{stored:x}, computed 0x{computed:x}")]
+    Checksum { path: PathBuf, offset: usize, of: &'static str, stored: u64, computed: u32 },
+    #[error("{path}: {reason}")]
+    Decompress { path: PathBuf, reason: String },
 }
+
+/// How offsets in a compressed file's errors are told apart from file offsets.
+const OF_CONTENT: &str = " of the decompressed content";
 
 /// What a snapshot held beyond the tree itself.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,8 +37,25 @@ pub struct SnapshotInfo {
     pub last_processed_zxid: Option<i64>,
 }
 
-/// ZooKeeper's cheap validity check: big enough and ending in the ustring "/".
+/// ZooKeeper's cheap validity check before it tries a snapshot: a compressed file starts with its
+/// method's magic; an uncompressed one is big enough and ends in the ustring "/".
 pub fn looks_complete(path: &Path) -> bool {
+    let compression = Compression::of_file(path);
+    if compression != Compression::None {
+        let mut head = [0; 8];
+        let read = std::fs::File::open(path).and_then(|mut f| {
+            use std::io::Read;
+            let mut filled = 0;
+            while filled < head.len() {
+                match f.read(&mut head[filled..])? {
+                    0 => break,
+                    n => filled += n,
+                }
+            }
+            Ok(filled)
+        });
+        return read.is_ok_and(|n| compression.has_magic(&head[..n]));
+    }
     let Ok(bytes) = std::fs::File::open(path).and_then(|f| {
         use std::io::{Read, Seek, SeekFrom};
         let mut f = f;
@@ -52,11 +74,9 @@ pub fn looks_complete(path: &Path) -> bool {
 }
 
 /// Loads `path` into a fresh tree. The tree's last processed zxid is `name_zxid`, or the 3.9 trailer's
-/// value when present, as ZooKeeper does.
+/// value when present, as ZooKeeper does. A compressed file (told by its name) is decompressed into
+/// memory first; an uncompressed one is decoded straight from a memory map.
 pub fn load_snapshot(path: &Path, name_zxid: i64, options: TreeOptions) -> Result<(DataTree, SnapshotInfo), SnapError> {
-    if let Some(suffix) = path.extension().and_then(|e| e.to_str()).filter(|e| matches!(*e, "gz" | "snappy")) {
-        return Err(SnapError::Compressed { path: path.to_owned(), suffix: suffix.to_owned() });
-    }
     let io_err = |source| SnapError::Io { path: path.to_owned(), source };
     let file = std::fs::File::open(path).map_err(io_err)?;
     // SAFETY: snapshots are written once under a temporary name and renamed into place; nothing writes a
@@ -64,8 +84,28 @@ pub fn load_snapshot(path: &Path, name_zxid: i64, options: TreeOptions) -> Resul
     // Populated up front: the kernel reads the file in large sequential chunks instead of one page fault
     // per 4 KiB while decoding.
     let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err)?;
+    match Compression::of_file(path) {
+        Compression::None => decode(path, &map, "", name_zxid, options),
+        compression => {
+            let content = compression
+                .decompress(&map)
+                .map_err(|reason| SnapError::Decompress { path: path.to_owned(), reason })?;
+            drop(map);
+            decode(path, &content, OF_CONTENT, name_zxid, options)
+        }
+    }
+}
+
+/// Decodes a snapshot's uncompressed content; `of` qualifies offsets in errors.
+fn decode(
+    path: &Path,
+    bytes: &[u8],
+    of: &'static str,
+    name_zxid: i64,
+    options: TreeOptions,
+) -> Result<(DataTree, SnapshotInfo), SnapError> {
     let mut decoder =
-        Decoder { path, bytes: &map, r: JuteReader::new(&map), adler: simd_adler32::Adler32::new(), summed: 0 };
+        Decoder { path, bytes, of, r: JuteReader::new(bytes), adler: simd_adler32::Adler32::new(), summed: 0 };
     let mut tree = DataTree::for_loading(options);
     decoder.header()?;
     decoder.sessions(&mut tree)?;
@@ -82,6 +122,8 @@ pub fn load_snapshot(path: &Path, name_zxid: i64, options: TreeOptions) -> Resul
 struct Decoder<'a> {
     path: &'a Path,
     bytes: &'a [u8],
+    /// Appended to offsets in errors: "" for a file's own bytes.
+    of: &'static str,
     r: JuteReader<'a>,
     adler: simd_adler32::Adler32,
     /// Bytes already added to the running checksum.
@@ -90,7 +132,10 @@ struct Decoder<'a> {
 
 impl Decoder<'_> {
     fn invalid(&self, reason: impl std::fmt::Display) -> SnapError {
-        SnapError::Invalid { path: self.path.to_owned(), reason: format!("at offset {}: {reason}", self.r.position()) }
+        SnapError::Invalid {
+            path: self.path.to_owned(),
+            reason: format!("at offset {}{}: {reason}", self.r.position(), self.of),
+        }
     }
 
     fn header(&mut self) -> Result<(), SnapError> {
@@ -156,7 +201,8 @@ impl Decoder<'_> {
         let stored = self.r.read_i64().map_err(|e| self.invalid(e))? as u64;
         let computed = self.adler.finish();
         if stored != computed as u64 {
-            return Err(SnapError::Checksum { path: self.path.to_owned(), offset: seal_at, stored, computed });
+            let path = self.path.to_owned();
+            return Err(SnapError::Checksum { path, offset: seal_at, of: self.of, stored, computed });
         }
         match self.r.read_ustring().map_err(|e| self.invalid(e))? {
             Some(END_PATH) => Ok(()),

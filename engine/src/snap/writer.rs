@@ -20,8 +20,9 @@ use std::sync::Arc;
 use fk_net::client::Acl;
 use fk_net::jute::{Jute, JuteWriter};
 
+use super::compression::{Compression, FileSink};
 use super::format::{DBID, END_PATH, FORMAT_VERSION, SNAP_MAGIC};
-use crate::files::{SNAPSHOT_PREFIX, file_name, sync_dir};
+use crate::files::sync_dir;
 use crate::tree::digest::DIGEST_VERSION;
 use crate::tree::{AclId, DataTree, OPEN_ACL_ID};
 
@@ -38,23 +39,33 @@ pub struct SnapshotStats {
     pub path: PathBuf,
     pub zxid: i64,
     pub nodes: usize,
+    /// Bytes of content, before any compression.
     pub bytes: u64,
 }
 
-/// Writes `snapshot.<zxid>` into `dir` (the `version-2` directory), where zxid is the last applied when
-/// it starts; durable (fsynced and renamed into place, directory synced) when this returns.
-pub fn write_snapshot(tree: &impl TreeAccess, dir: &Path, force_sync: bool) -> io::Result<SnapshotStats> {
+/// Writes `snapshot.<zxid>` (with the compression's suffix) into `dir` (the `version-2` directory), where
+/// zxid is the last applied when it starts; durable (fsynced and renamed into place, directory synced)
+/// when this returns.
+pub fn write_snapshot(
+    tree: &impl TreeAccess,
+    dir: &Path,
+    force_sync: bool,
+    compression: Compression,
+) -> io::Result<SnapshotStats> {
     let (zxid, sessions) = tree.read(|t| (t.last_processed_zxid(), t.sessions().collect::<Vec<_>>()));
-    let final_path = dir.join(file_name(SNAPSHOT_PREFIX, zxid));
+    let name = compression.snapshot_name(zxid);
+    let final_path = dir.join(&name);
     // Dot-prefixed so that neither we nor ZooKeeper ever mistake them for snapshots.
-    let nodes_path = dir.join(format!(".{}.nodes", file_name(SNAPSHOT_PREFIX, zxid)));
-    let tmp_path = dir.join(format!(".{}.tmp", file_name(SNAPSHOT_PREFIX, zxid)));
+    let nodes_path = dir.join(format!(".{name}.nodes"));
+    let tmp_path = dir.join(format!(".{name}.tmp"));
     let result = (|| {
         let (nodes, acls) = write_nodes(tree, &nodes_path)?;
         // The digest record: the tree digest as of the last txn applied when the walk ended (replay
         // checks it once it reaches that zxid).
         let digest = tree.read(|t| (t.last_processed_zxid(), t.digest()));
-        let bytes = assemble(&tmp_path, &sessions, &acls, &nodes_path, digest, force_sync)?;
+        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp_path)?;
+        let sink = FileSink::new(file, IO_BUFFER_BYTES, compression)?;
+        let bytes = assemble(sink, &sessions, &acls, &nodes_path, digest, force_sync)?;
         std::fs::rename(&tmp_path, &final_path)?;
         if force_sync {
             sync_dir(dir)?;
@@ -192,16 +203,16 @@ pub(super) fn write_body(
     out.write_all(&tail)
 }
 
+/// Writes the whole file through `sink`; the bytes of content (before compression).
 fn assemble(
-    tmp_path: &Path,
+    sink: FileSink,
     sessions: &[(i64, i32)],
     acls: &UsedAcls,
     nodes_path: &Path,
     digest: (i64, u64),
     force_sync: bool,
 ) -> io::Result<u64> {
-    let file = OpenOptions::new().write(true).create(true).truncate(true).open(tmp_path)?;
-    let mut out = Checked::new(BufWriter::with_capacity(IO_BUFFER_BYTES, file));
+    let mut out = Checked::new(sink);
     out.write_all(&file_header())?;
     let mut nodes = BufReader::with_capacity(IO_BUFFER_BYTES, File::open(nodes_path)?);
     write_body(&mut out, sessions, acls, &mut nodes)?;
@@ -212,9 +223,8 @@ fn assemble(
     zxid_digest.put_i64(digest.1 as i64);
     out.write_all(&zxid_digest)?;
     seal(&mut out)?;
-    out.flush()?;
     let written = out.written;
-    let file = out.inner.into_inner().map_err(|e| e.into_error())?;
+    let file = out.inner.finish()?;
     if force_sync {
         file.sync_all()?;
     }
@@ -246,7 +256,7 @@ mod tests {
         tree.add_session(0x55, 30000);
         tree.set_last_processed_zxid(3);
         let dir = tempfile::tempdir().unwrap();
-        let stats = write_snapshot(&Plain(std::sync::Mutex::new(tree)), dir.path(), true).unwrap();
+        let stats = write_snapshot(&Plain(std::sync::Mutex::new(tree)), dir.path(), true, Compression::None).unwrap();
         assert_eq!(stats.path.file_name().unwrap(), "snapshot.3");
         assert_eq!(stats.nodes, 7);
         assert!(crate::snap::reader::looks_complete(&stats.path));
@@ -266,12 +276,46 @@ mod tests {
     }
 
     #[test]
+    fn compressed_snapshots_load_back_identically_and_name_their_damage() {
+        for compression in [Compression::Gzip, Compression::Snappy] {
+            let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(true));
+            let open = [Acl::new(perms::ALL, "world", "anyone")];
+            // More than one snappy-java block, and content that compresses.
+            let big: Vec<u8> = (0..200_000u32).map(|i| (i % 7) as u8).collect();
+            tree.create_node("/big", Some(&big), &open, 0, 1, 1, 10).unwrap();
+            for i in 0..100 {
+                tree.create_node(&format!("/n{i}"), Some(format!("v{i}").as_bytes()), &open, 0, 1, 2 + i, 11).unwrap();
+            }
+            tree.set_last_processed_zxid(101);
+            let dir = tempfile::tempdir().unwrap();
+            let stats = write_snapshot(&Plain(std::sync::Mutex::new(tree)), dir.path(), true, compression).unwrap();
+            let name = format!("snapshot.65.{}", compression.method());
+            assert_eq!(stats.path.file_name().unwrap().to_str(), Some(name.as_str()));
+            let on_disk = std::fs::metadata(&stats.path).unwrap().len();
+            assert!(on_disk * 4 < stats.bytes, "{compression:?}: {on_disk} bytes on disk for {}", stats.bytes);
+            assert!(crate::snap::reader::looks_complete(&stats.path), "{compression:?}");
+            let options = crate::tree::TreeOptions::fixed_seed(true);
+            let (loaded, info) = load_snapshot(&stats.path, 0x65, options).unwrap();
+            assert_eq!((info.nodes, info.digest), (105, Some((0x65, loaded.digest()))), "{compression:?}");
+            assert_eq!(loaded.get("/big").unwrap().data.as_deref(), Some(&big[..]));
+            assert_eq!(loaded.get("/n99").unwrap().data.as_deref(), Some(&b"v99"[..]));
+
+            let bytes = std::fs::read(&stats.path).unwrap();
+            std::fs::write(&stats.path, &bytes[..bytes.len() / 2]).unwrap();
+            let err = load_snapshot(&stats.path, 0x65, options).unwrap_err().to_string();
+            assert!(err.contains(&name) && err.contains("offset"), "{compression:?}: {err}");
+            std::fs::write(&stats.path, &bytes[1..]).unwrap();
+            assert!(!crate::snap::reader::looks_complete(&stats.path), "{compression:?}: no magic, not a candidate");
+        }
+    }
+
+    #[test]
     fn a_flipped_byte_fails_the_checksum() {
         let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(false));
         tree.create_node("/a", Some(b"payload"), &[Acl::new(31, "world", "anyone")], 0, 1, 1, 10).unwrap();
         tree.set_last_processed_zxid(1);
         let dir = tempfile::tempdir().unwrap();
-        let stats = write_snapshot(&Plain(std::sync::Mutex::new(tree)), dir.path(), false).unwrap();
+        let stats = write_snapshot(&Plain(std::sync::Mutex::new(tree)), dir.path(), false, Compression::None).unwrap();
         let mut bytes = std::fs::read(&stats.path).unwrap();
         let at = bytes.windows(7).position(|w| w == b"payload").unwrap();
         bytes[at] ^= 1;

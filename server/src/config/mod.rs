@@ -12,11 +12,13 @@
 //!   (`Config::me`, `voter_ids`, `client_address`, `quorum_config_text`, ...).
 //! - `java_order`: the hash-table order in which ZooKeeper lists members.
 //! - [`security`]: the security keys, refused while they ask for what is not provided (fail closed).
+//! - `unprovided`: the same for operational features (read-only mode, audit log, metrics providers).
 
 mod ensemble;
 mod java_order;
 pub mod members;
 pub mod security;
+mod unprovided;
 
 pub use members::HostPort;
 
@@ -24,6 +26,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use fk_engine::snap::Compression;
 use thiserror::Error;
 
 #[derive(Debug, Error)]
@@ -113,6 +116,8 @@ pub struct Config {
     pub force_sync: bool,
     /// A sync slower than this is logged; negative logs every sync (as in ZooKeeper).
     pub fsync_warning_threshold_ms: i64,
+    /// `snapshot.compression.method`: how snapshots are written (any kind is read).
+    pub snapshot_compression: Compression,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
     /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
@@ -179,7 +184,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "metricsProvider.className",
     "audit.enable",
     "snapshot.trust.empty",
-    "snapshot.compression.method",
     "closeSessionTxn.enabled",
     "txnLogSizeLimitInKb",
     "maxResponseCacheSize",
@@ -221,6 +225,7 @@ impl Config {
             pre_alloc_size_kb: 65_536,
             force_sync: true,
             fsync_warning_threshold_ms: 1000,
+            snapshot_compression: Compression::None,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             txn_log_device: TxnLogDevice::Auto,
@@ -282,6 +287,12 @@ impl Config {
             config.key_lines.insert(canonical_key(&key).to_owned(), line);
             if let Some(reason) = security::refusal(canonical_key(&key), &value) {
                 return Err(at.error(reason.into()));
+            }
+            if let Some(reason) = unprovided::refusal(canonical_key(&key), &value) {
+                return Err(at.error(reason.into()));
+            }
+            if let Some(message) = unprovided::warning(canonical_key(&key), &value) {
+                warn(format!("{key}: {message}"));
             }
             if config.membership_key(&at, raw_value, &mut servers)? {
                 continue;
@@ -373,6 +384,16 @@ impl Config {
                 // Only exactly "no" turns syncing off in ZooKeeper.
                 "forceSync" => config.force_sync = !at.exactly(&value, "no", "yes", &mut warn),
                 "fsync.warningthresholdms" => config.fsync_warning_threshold_ms = at.java_int(&value, 1000, &mut warn),
+                // ZooKeeper writes uncompressed snapshots for a method it does not know, without a word.
+                "snapshot.compression.method" => {
+                    config.snapshot_compression = Compression::from_method(&value).unwrap_or_else(|| {
+                        warn(format!(
+                            "snapshot.compression.method '{value}' is not gz, snappy or empty; snapshots are \
+                             written uncompressed (as ZooKeeper does)"
+                        ));
+                        Compression::None
+                    })
+                }
                 "ferrokeeper.txnLogDevice" => {
                     config.txn_log_device = match value.as_str() {
                         "auto" | "io_uring" => TxnLogDevice::Auto,
@@ -763,7 +784,14 @@ mod tests {
     fn values_zookeeper_accepts_are_accepted_with_its_meaning() {
         // (lines, what must hold of the result, a warning it must give)
         type Case = (&'static str, fn(&Config) -> bool, Option<&'static str>);
-        let cases: [Case; 21] = [
+        let cases: [Case; 24] = [
+            ("snapshot.compression.method=GZ", |c| c.snapshot_compression == Compression::Gzip, None),
+            ("zookeeper.snapshot.compression.method=snappy", |c| c.snapshot_compression == Compression::Snappy, None),
+            (
+                "snapshot.compression.method=lz4",
+                |c| c.snapshot_compression == Compression::None,
+                Some("'lz4' is not gz"),
+            ),
             ("preAllocSize=0", |c| c.pre_alloc_size_kb == 0, None),
             ("preAllocSize=-5", |c| c.pre_alloc_size_kb == 0, None),
             ("preAllocSize=abc", |c| c.pre_alloc_size_kb == 65_536, Some("'abc' is not a valid number")),

@@ -52,7 +52,12 @@ pub fn run(shared: Arc<Shared>, dirs: Dirs, rx: Receiver<()>, busy: Arc<AtomicBo
 /// redundant are all still there, so nothing durable is at risk.
 pub fn take(shared: &Shared, dirs: &Dirs) {
     let started = Instant::now();
-    match write_snapshot(&SharedTree(&shared.tree), &dirs.snap, shared.config.force_sync) {
+    match write_snapshot(
+        &SharedTree(&shared.tree),
+        &dirs.snap,
+        shared.config.force_sync,
+        shared.config.snapshot_compression,
+    ) {
         Ok(stats) => {
             shared.stats.record_snapshot();
             info!(

@@ -12,9 +12,9 @@ use std::process::ExitCode;
 
 use anyhow::{Context, ensure};
 use clap::Args;
-use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, file_name, list};
+use fk_engine::files::{LOG_PREFIX, list};
 use fk_engine::recovery::Recovered;
-use fk_engine::snap::{SnapshotStats, TreeAccess, load_snapshot, write_snapshot};
+use fk_engine::snap::{Compression, SnapshotStats, TreeAccess, load_snapshot, write_snapshot};
 use fk_engine::tree::DataTree;
 
 use crate::state::{DataDirs, rebuild, tree_options};
@@ -29,6 +29,14 @@ pub(crate) struct CompactArgs {
     /// Write snapshot.<zxid> into this directory (created if missing) instead of the dataDir's version-2/.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Compress the snapshot as ZooKeeper's snapshot.compression.method does: gz or snappy (the file
+    /// name gets the suffix); uncompressed by default.
+    #[arg(long, value_parser = parse_compression, default_value = "")]
+    compression: Compression,
+}
+
+fn parse_compression(method: &str) -> Result<Compression, String> {
+    Compression::from_method(method).ok_or_else(|| format!("'{method}' is not gz, snappy or empty"))
 }
 
 /// The rebuilt tree, owned: nothing else reads or writes it while the writer walks it.
@@ -48,7 +56,7 @@ pub(crate) fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
     // In place, the purge advice applies; elsewhere, the logs beside the data dir are not ours to judge.
     let in_place = same_file(&out, &dirs.snap);
-    let target = out.join(file_name(SNAPSHOT_PREFIX, zxid));
+    let target = out.join(args.compression.snapshot_name(zxid));
     if recovered.snapshot.as_deref().is_some_and(|loaded| same_file(loaded, &target)) {
         println!("{} already holds the state at zxid 0x{zxid:x}: nothing to compact", target.display());
         if in_place {
@@ -63,7 +71,7 @@ pub(crate) fn run(args: CompactArgs) -> anyhow::Result<ExitCode> {
     let summary = describe_source(&recovered);
     let digest = recovered.tree.digest();
     let progress = crate::progress::spinner(format!("writing {}", target.display()));
-    let written = write_snapshot(&Owned(recovered.tree), &out, true)
+    let written = write_snapshot(&Owned(recovered.tree), &out, true, args.compression)
         .with_context(|| format!("writing a snapshot into {}", out.display()))?;
     progress.finish_and_clear();
     check_written(&written, digest)?;

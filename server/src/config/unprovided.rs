@@ -1,0 +1,75 @@
+//! Fail closed on operational features ferrokeeper does not provide yet: a key that turns one on stops
+//! start-up with the key and what to do, instead of starting a server that silently lacks it (no audit
+//! trail where one was required, no metrics endpoint where alerts expect one, writes refused instead of
+//! read-only service). Keys are compared without the `zookeeper.` prefix.
+//!
+//! The AdminServer is the exception: ZooKeeper runs it unless told not to, so nearly every zoo.cfg
+//! (and the official container image's) says `admin.enableServer=true`; refusing those would refuse
+//! every ensemble. Asking for it explicitly gets a start-up warning that names what answers instead.
+
+/// ZooKeeper's metrics providers that export nothing: naming them asks for nothing.
+const SILENT_METRICS_PROVIDERS: &[&str] = &[
+    "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
+    "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+];
+
+fn is_true(value: &str) -> bool {
+    value.trim().eq_ignore_ascii_case("true")
+}
+
+/// Why `key=value` cannot be honoured, if it cannot.
+pub fn refusal(key: &str, value: &str) -> Option<&'static str> {
+    match key {
+        "readonlymode.enabled" if is_true(value) => Some(
+            "read-only mode is not supported yet: a member cut off from its quorum would refuse clients instead \
+             of serving reads; remove the key or set it to false",
+        ),
+        "audit.enable" if is_true(value) => Some(
+            "the audit log is not supported yet, and ferrokeeper will not run without one where it was asked \
+             for; remove the key or set it to false",
+        ),
+        "metricsProvider.className" if !SILENT_METRICS_PROVIDERS.contains(&value.trim()) => Some(
+            "exporting metrics through a metrics provider (Prometheus) is not supported yet; the same figures \
+             are in the mntr 4-letter word (add mntr to 4lw.commands.whitelist). Remove the metricsProvider.* \
+             keys to start",
+        ),
+        _ => None,
+    }
+}
+
+/// A start-up warning for `key=value`, if it asks for something that will not be there.
+pub fn warning(key: &str, value: &str) -> Option<&'static str> {
+    match key {
+        "admin.enableServer" if is_true(value) => Some(
+            "the AdminServer (HTTP on admin.serverPort) is not supported yet and does not start; the 4-letter \
+             words on the client port answer the same commands (see 4lw.commands.whitelist)",
+        ),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn features_asked_for_are_refused_and_off_switches_accepted() {
+        let prometheus = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+        for (key, value) in
+            [("readonlymode.enabled", "true"), ("audit.enable", "TRUE"), ("metricsProvider.className", prometheus)]
+        {
+            assert!(refusal(key, value).is_some(), "{key}={value}");
+        }
+        for (key, value) in [
+            ("readonlymode.enabled", "false"),
+            ("audit.enable", "false"),
+            ("metricsProvider.className", "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"),
+            ("metricsProvider.httpPort", "7000"),
+            ("admin.enableServer", "true"),
+        ] {
+            assert_eq!(refusal(key, value), None, "{key}={value}");
+        }
+        assert!(warning("admin.enableServer", "true").is_some());
+        assert_eq!(warning("admin.enableServer", "false"), None);
+    }
+}
