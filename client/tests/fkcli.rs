@@ -117,6 +117,46 @@ fn exit_statuses_match_zkcli() {
     }
 }
 
+/// The owner of `path` as a one-shot `stat` prints it (`ephemeralOwner = 0x...`).
+fn ephemeral_owner(run: &Run) -> String {
+    let line = run.stdout.lines().find(|l| l.starts_with("ephemeralOwner = ")).unwrap_or_default();
+    line.trim_start_matches("ephemeralOwner = ").to_owned()
+}
+
+/// A one-shot command, and a piped script ending without `quit`, exit with the session open, as zkCli
+/// does: the ephemeral it made is still there for the next command (until the session times out).
+/// `quit` closes the session first, so its ephemerals go at once.
+#[test]
+fn one_shot_commands_leave_their_session_to_time_out_like_zkcli() {
+    let server = TestServer::with_config("maxSessionTimeout=60000");
+    let programs: Vec<&str> =
+        [env!("CARGO_BIN_EXE_fkcli"), ZKCLI].into_iter().filter(|p| *p != ZKCLI || zkcli_installed()).collect();
+    for (i, program) in programs.iter().enumerate() {
+        let one_shot = |args: &[&str]| -> Run {
+            let mut command = Command::new(program);
+            command.args(["-server", &server.address()]).args(args);
+            command.output().expect("run the shell").into()
+        };
+        let path = format!("/one-shot-{i}");
+        assert_eq!(one_shot(&["create", "-e", &path, "v"]).status, 0, "{program}");
+        let owner = ephemeral_owner(&one_shot(&["stat", &path]));
+        assert!(owner.starts_with("0x") && owner != "0x0", "{program}: the ephemeral outlives the command: {owner:?}");
+    }
+    for program in programs {
+        let at_eof = piped(program, &server, "create -e /piped v\n");
+        assert_eq!(at_eof.status, 0, "{program}: {}", at_eof.stderr);
+        assert!(ephemeral_owner(&fkcli(&server, &["stat", "/piped"])) != "0x0", "{program}: open after EOF");
+        fkcli(&server, &["delete", "/piped"]);
+        piped(program, &server, "create -e /quit v\nquit\n");
+        let after_quit = fkcli(&server, &["stat", "/quit"]);
+        assert!(
+            after_quit.stderr.contains("Node does not exist: /quit"),
+            "{program}: quit closed: {}",
+            after_quit.stdout
+        );
+    }
+}
+
 /// Every command zkCli has, in one session, with its errors and watch events along the way.
 const SCRIPT: &str = "\
 create /app hello

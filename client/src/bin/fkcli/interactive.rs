@@ -76,8 +76,8 @@ fn history_file() -> Option<PathBuf> {
     std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".fkcli_history"))
 }
 
-/// Reads lines until EOF or `quit`.
-pub fn run(shell: &mut Shell) -> anyhow::Result<()> {
+/// Reads lines until EOF or `quit`; which of the two ended it.
+pub fn run(shell: &mut Shell) -> anyhow::Result<Flow> {
     let config = rustyline::Config::builder().max_history_size(HISTORY_LINES_MAX)?.auto_add_history(true).build();
     let mut editor: Editor<ShellHelper, DefaultHistory> = Editor::with_config(config)?;
     editor.set_helper(Some(ShellHelper { client: Arc::clone(&shell.client) }));
@@ -107,13 +107,12 @@ pub fn run(shell: &mut Shell) -> anyhow::Result<()> {
                     let _ = editor.save_history(path);
                 }
                 if flow == Flow::Quit {
-                    break;
+                    return Ok(Flow::Quit);
                 }
             }
             Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
+            Err(ReadlineError::Eof) => return Ok(Flow::Continue),
             Err(e) => return Err(e.into()),
         }
     }
-    Ok(())
 }

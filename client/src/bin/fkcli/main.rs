@@ -23,7 +23,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use fk_client::Options;
 
-use crate::shell::Shell;
+use crate::shell::{Flow, Shell};
 
 /// zkCli's defaults.
 const DEFAULT_SERVER: &str = "localhost:2181";
@@ -70,15 +70,21 @@ fn main() -> anyhow::Result<()> {
     if !invocation.json {
         println!("Connecting to {}", invocation.server);
     }
-    if invocation.command.is_empty() {
-        interactive::run(&mut shell)?;
+    let flow = if invocation.command.is_empty() {
+        interactive::run(&mut shell)?
     } else {
         shell.connect(&invocation.server).map_err(|e| anyhow::anyhow!(e.message))?;
         shell.wait_for_session(timeout);
-        shell.process(&invocation.command);
-    }
+        shell.process(&invocation.command)
+    };
     let status = shell.exit_status();
-    // Closing the session before exiting removes its ephemerals at once, as zkCli's quit does.
-    drop(shell);
+    if flow == Flow::Quit {
+        // `quit` closes the session first, so its ephemerals go at once, as zkCli's quit does.
+        drop(shell);
+    }
+    // Otherwise the process ends with the session open, as zkCli ends after a one-shot command or at
+    // the end of its input: the server expires it after its timeout, and until then an ephemeral made
+    // by `fkcli -server H create -e /x v` is there for the next command to see. (Exiting runs no
+    // destructor, so nothing sends closeSession.)
     std::process::exit(status);
 }
