@@ -1,5 +1,6 @@
 //! Fail closed on operational features not provided yet: the real binary refuses a zoo.cfg that turns on
-//! read-only mode, the audit log or a metrics provider, naming the file, line and key, and never serves;
+//! read-only mode, the audit log or a custom metrics provider, naming the file, line and key, and never
+//! serves;
 //! an explicit `admin.enableServer=true` (in nearly every zoo.cfg) starts with a warning.
 
 use fk_tests::TestServer;
@@ -10,8 +11,8 @@ fn operational_features_asked_for_stop_start_up_naming_file_line_and_key() {
         ("readonlymode.enabled=true", "readonlymode.enabled: read-only mode is not supported yet"),
         ("audit.enable=true", "audit.enable: the audit log is not supported yet"),
         (
-            "metricsProvider.className=org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider",
-            "metricsProvider.className: exporting metrics through a metrics provider (Prometheus) is not supported",
+            "metricsProvider.className=com.example.StatsdMetricsProvider",
+            "metricsProvider.className: this metrics provider is not available",
         ),
     ];
     for (line, expected) in cases {

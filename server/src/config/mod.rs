@@ -118,6 +118,8 @@ pub struct Config {
     pub fsync_warning_threshold_ms: i64,
     /// `snapshot.compression.method`: how snapshots are written (any kind is read).
     pub snapshot_compression: Compression,
+    /// Where `/metrics` is served, when `metricsProvider.className` names ZooKeeper's Prometheus provider.
+    pub prometheus: Option<PrometheusEndpoint>,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
     /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
@@ -163,6 +165,23 @@ pub struct Config {
 }
 
 /// Keys accepted and kept raw: ZooKeeper options this server does not act on (yet).
+/// ZooKeeper's Prometheus metrics provider, whose `/metrics` endpoint ferrokeeper serves.
+pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+
+/// `metricsProvider.httpHost` and `metricsProvider.httpPort`, with ZooKeeper's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrometheusEndpoint {
+    /// A host name or address, as ZooKeeper's Jetty connector takes it.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Default for PrometheusEndpoint {
+    fn default() -> Self {
+        PrometheusEndpoint { host: "0.0.0.0".into(), port: 7000 }
+    }
+}
+
 const KNOWN_UNUSED: &[&str] = &[
     "admin.enableServer",
     "admin.serverAddress",
@@ -181,7 +200,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "digest.enabled",
     "maxCnxns",
     "connectToLearnerMasterLimit",
-    "metricsProvider.className",
     "audit.enable",
     "snapshot.trust.empty",
     "closeSessionTxn.enabled",
@@ -226,6 +244,7 @@ impl Config {
             force_sync: true,
             fsync_warning_threshold_ms: 1000,
             snapshot_compression: Compression::None,
+            prometheus: None,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             txn_log_device: TxnLogDevice::Auto,
@@ -276,6 +295,7 @@ impl Config {
         let mut min_timeout: Option<i64> = None;
         let mut max_timeout: Option<i64> = None;
         let mut warnings = Vec::new();
+        let (mut prometheus_host, mut prometheus_port) = (None, None);
         let entries = properties(text);
         let mut servers = Vec::new();
         for (line, key, raw_value) in &entries {
@@ -384,6 +404,13 @@ impl Config {
                 // Only exactly "no" turns syncing off in ZooKeeper.
                 "forceSync" => config.force_sync = !at.exactly(&value, "no", "yes", &mut warn),
                 "fsync.warningthresholdms" => config.fsync_warning_threshold_ms = at.java_int(&value, 1000, &mut warn),
+                "metricsProvider.className" => {
+                    // Anything but these two was refused above.
+                    config.prometheus = (value == PROMETHEUS_PROVIDER).then(PrometheusEndpoint::default);
+                }
+                // The provider's own keys; read whichever line comes first (ZooKeeper reads them all at once).
+                "metricsProvider.httpHost" => prometheus_host = Some(value.clone()),
+                "metricsProvider.httpPort" => prometheus_port = Some(at.int(&value, 0, 65535)? as u16),
                 // ZooKeeper writes uncompressed snapshots for a method it does not know, without a word.
                 "snapshot.compression.method" => {
                     config.snapshot_compression = Compression::from_method(&value).unwrap_or_else(|| {
@@ -420,6 +447,10 @@ impl Config {
                  pipelines large reads may be disconnected",
                 config.max_queued_output_bytes, config.jute_max_buffer
             ));
+        }
+        if let Some(endpoint) = &mut config.prometheus {
+            endpoint.host = prometheus_host.unwrap_or(endpoint.host.clone());
+            endpoint.port = prometheus_port.unwrap_or(endpoint.port);
         }
         config.warnings = warnings;
         config.data_dir = data_dir

@@ -3,14 +3,18 @@
 //! trail where one was required, no metrics endpoint where alerts expect one, writes refused instead of
 //! read-only service). Keys are compared without the `zookeeper.` prefix.
 //!
+//! Metrics providers: ZooKeeper's Prometheus provider is served ([`crate::ops::prometheus`]); a custom
+//! provider class cannot be loaded here, and is refused.
+//!
 //! The AdminServer is the exception: ZooKeeper runs it unless told not to, so nearly every zoo.cfg
 //! (and the official container image's) says `admin.enableServer=true`; refusing those would refuse
 //! every ensemble. Asking for it explicitly gets a start-up warning that names what answers instead.
 
-/// ZooKeeper's metrics providers that export nothing: naming them asks for nothing.
-const SILENT_METRICS_PROVIDERS: &[&str] = &[
+/// ZooKeeper's metrics providers that are provided: two that export nothing, and Prometheus.
+const PROVIDED_METRICS_PROVIDERS: &[&str] = &[
     "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider",
     "org.apache.zookeeper.metrics.impl.NullMetricsProvider",
+    super::PROMETHEUS_PROVIDER,
 ];
 
 fn is_true(value: &str) -> bool {
@@ -28,10 +32,9 @@ pub fn refusal(key: &str, value: &str) -> Option<&'static str> {
             "the audit log is not supported yet, and ferrokeeper will not run without one where it was asked \
              for; remove the key or set it to false",
         ),
-        "metricsProvider.className" if !SILENT_METRICS_PROVIDERS.contains(&value.trim()) => Some(
-            "exporting metrics through a metrics provider (Prometheus) is not supported yet; the same figures \
-             are in the mntr 4-letter word (add mntr to 4lw.commands.whitelist). Remove the metricsProvider.* \
-             keys to start",
+        "metricsProvider.className" if !PROVIDED_METRICS_PROVIDERS.contains(&value.trim()) => Some(
+            "this metrics provider is not available; ZooKeeper's PrometheusMetricsProvider is (its /metrics), \
+             and the same figures are in the mntr 4-letter word",
         ),
         _ => None,
     }
@@ -54,9 +57,9 @@ mod tests {
 
     #[test]
     fn features_asked_for_are_refused_and_off_switches_accepted() {
-        let prometheus = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
+        let custom = "com.example.StatsdMetricsProvider";
         for (key, value) in
-            [("readonlymode.enabled", "true"), ("audit.enable", "TRUE"), ("metricsProvider.className", prometheus)]
+            [("readonlymode.enabled", "true"), ("audit.enable", "TRUE"), ("metricsProvider.className", custom)]
         {
             assert!(refusal(key, value).is_some(), "{key}={value}");
         }
@@ -64,6 +67,7 @@ mod tests {
             ("readonlymode.enabled", "false"),
             ("audit.enable", "false"),
             ("metricsProvider.className", "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"),
+            ("metricsProvider.className", super::super::PROMETHEUS_PROVIDER),
             ("metricsProvider.httpPort", "7000"),
             ("admin.enableServer", "true"),
         ] {

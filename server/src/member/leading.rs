@@ -9,7 +9,7 @@ use fk_net::quorum::{QuorumPacket, ServerState};
 use tracing::info;
 
 use super::recent::{HISTORY_COMMITTED_MAX, RecentLog};
-use super::{Context, DiskFacts, Effect, LeaderFigures, MemberSettings};
+use super::{Context, DiskFacts, Effect, LeaderFigures, MemberSettings, Tally};
 use crate::auth::AuthIds;
 use crate::sequencer::handoff::Sequencing;
 use crate::sequencer::{Now, Sequencer, SequencerInput};
@@ -224,6 +224,7 @@ impl Leading {
                 self.from_learners.push(SequencerInput::Revalidate { link, session_id, timeout_ms })
             }
             LeaderOutput::Abandon(reason) => return Err(reason),
+            LeaderOutput::Counted(count) => cx.out.push(Effect::Tally(Tally::Leader(count))),
         }
         Ok(())
     }

@@ -33,6 +33,7 @@ use tracing::{debug, info, warn};
 
 use crate::election::{Decision, Election, ElectionSettings, MyFacts, Output};
 use crate::sequencer::{Notice, Now, PendingRoute, Sequencer, SequencerInput, SequencerSettings};
+use crate::zab::leader::LeaderCount;
 use crate::zab::{Limits, LinkId, Sid};
 use following::Following;
 use leading::Leading;
@@ -111,6 +112,20 @@ pub enum Effect {
     EpochStart(i64),
     /// The role ended: close clients, settle the pipeline, then call [`MemberCore::look`].
     RoleEnded(String),
+    /// Something operators count happened.
+    Tally(Tally),
+}
+
+/// What a member counts for `mntr` and `/metrics` (ZooKeeper's names in brackets).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tally {
+    /// An election began (`looking_count`).
+    Looking,
+    /// An election decided this member's role, `took_ms` after it began (`election_time`).
+    Elected {
+        took_ms: u64,
+    },
+    Leader(LeaderCount),
 }
 
 /// What a leader reports for 4lw (`zk_learners`, `zk_synced_followers`, ...).
@@ -172,6 +187,8 @@ pub struct MemberCore {
     ever_connected: BTreeSet<Sid>,
     recent: RecentLog,
     proposal_sizes: ProposalSizes,
+    /// When the current (or last) election began.
+    looking_since_ms: u64,
 }
 
 impl MemberCore {
@@ -187,6 +204,7 @@ impl MemberCore {
             ever_connected: BTreeSet::new(),
             recent: RecentLog::new(replayed),
             proposal_sizes: ProposalSizes { last: -1, min: -1, max: -1 },
+            looking_since_ms: 0,
         }
     }
 
@@ -240,6 +258,8 @@ impl MemberCore {
         self.role = Role::Looking { ended: false };
         self.facts = facts;
         out.push(Effect::Status { state: ServerState::Looking, serving: false });
+        out.push(Effect::Tally(Tally::Looking));
+        self.looking_since_ms = now_ms;
         info!(last_zxid = format!("0x{:x}", facts.last_zxid), epoch = facts.current_epoch, "LOOKING");
         self.tell_election_who_is_reachable(connected);
         let my = MyFacts { last_zxid: facts.last_zxid, current_epoch: facts.current_epoch };
@@ -416,6 +436,7 @@ impl MemberCore {
         let Decision { state, vote, election_epoch } = decision;
         let now_ms = now.mono_ms;
         info!(leader = vote.leader, zxid = format!("0x{:x}", vote.zxid), election_epoch, "elected: {}", state.name());
+        out.push(Effect::Tally(Tally::Elected { took_ms: now_ms.saturating_sub(self.looking_since_ms) }));
         match state {
             ServerState::Leading => {
                 let leading = Leading::start(&self.settings, self.facts, &self.recent, now_ms);

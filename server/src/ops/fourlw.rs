@@ -10,6 +10,7 @@ use crossbeam_channel::Receiver;
 use tracing::debug;
 
 use super::figures::{ConnectionFigures, Figures};
+use super::metrics::java_double;
 use crate::sequencer::Origin;
 
 /// Every 4-letter word ZooKeeper 3.8 knows.
@@ -167,13 +168,8 @@ fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
 }
 
 /// ZooKeeper's node map holds the root under both "" and "/", and its reports count both.
-fn zookeeper_node_count(tree: &fk_engine::tree::DataTree) -> usize {
+pub(super) fn zookeeper_node_count(tree: &fk_engine::tree::DataTree) -> usize {
     tree.node_count() + 1
-}
-
-/// Formats like Java's `Double.toString` for the values we print (always a decimal point).
-fn java_double(value: f64) -> String {
-    if value.fract() == 0.0 { format!("{value:.1}") } else { format!("{value}") }
 }
 
 fn conf(shared: &dyn Figures) -> String {
@@ -302,103 +298,8 @@ fn environment() -> String {
     )
 }
 
-fn open_file_descriptors() -> usize {
-    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
-}
-
-fn max_file_descriptors() -> u64 {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
-    // SAFETY: getrlimit writes into the struct we pass and nothing else.
-    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 0 }
-}
-
 fn monitor(shared: &dyn Figures) -> String {
-    let stats = shared.stats();
-    let latency = stats.latency();
-    let watches = shared.watches();
-    let sessions = shared.sessions().map_or(0, |s| s.count);
-    let (fsyncs, logged, fsync_total_us, fsync_max_us, snapshots) = stats.storage();
-    let tree = shared.tree();
-    let metrics: Vec<(&str, String)> = vec![
-        ("zk_version", version()),
-        ("zk_server_state", shared.mode().0.into()),
-        ("zk_avg_latency", java_double(latency.avg_ms)),
-        ("zk_max_latency", latency.max_ms.to_string()),
-        ("zk_min_latency", latency.min_ms.to_string()),
-        ("zk_packets_received", stats.packets_received().to_string()),
-        ("zk_packets_sent", stats.packets_sent().to_string()),
-        ("zk_num_alive_connections", stats.connections.load(std::sync::atomic::Ordering::Relaxed).to_string()),
-        ("zk_outstanding_requests", stats.outstanding().to_string()),
-        ("zk_znode_count", zookeeper_node_count(&tree).to_string()),
-        ("zk_watch_count", watches.entries.to_string()),
-        ("zk_watched_paths", watches.paths.to_string()),
-        ("zk_ephemerals_count", tree.ephemeral_count().to_string()),
-        ("zk_approximate_data_size", tree.approximate_data_size().to_string()),
-        ("zk_open_file_descriptor_count", open_file_descriptors().to_string()),
-        ("zk_max_file_descriptor_count", max_file_descriptors().to_string()),
-        ("zk_global_sessions", sessions.to_string()),
-        ("zk_local_sessions", "0".into()),
-        ("zk_uptime", stats.started.elapsed().as_millis().to_string()),
-        ("zk_last_processed_zxid", tree.last_processed_zxid().to_string()),
-        ("zk_cnt_fsynctime", fsyncs.to_string()),
-        ("zk_sum_fsynctime", (fsync_total_us / 1000).to_string()),
-        ("zk_max_fsynctime", (fsync_max_us / 1000).to_string()),
-        ("zk_avg_fsynctime", java_double(fsync_total_us.checked_div(fsyncs).unwrap_or(0) as f64 / 1000.0)),
-        ("zk_cnt_sync_processor_batch_size", fsyncs.to_string()),
-        ("zk_sum_sync_processor_batch_size", logged.to_string()),
-        ("zk_avg_sync_processor_batch_size", java_double(logged.checked_div(fsyncs).unwrap_or(0) as f64)),
-        ("zk_snap_count", snapshots.to_string()),
-        ("zk_digest_mismatches_count", stats.digest_mismatches().to_string()),
-        // Ours: appends to the txn log that failed (a full disk, EIO) since start.
-        ("fk_txn_log_write_failures", stats.log_write_failures().to_string()),
-    ];
-    let mut metrics = metrics;
-    if shared.mode().0 == "leader" {
-        let leader = &stats.leader;
-        let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed).to_string();
-        let (last, min, max) = leader.proposal_sizes();
-        metrics.extend([
-            // zk_followers is the 3.4 name of zk_learners; monitoring scripts still ask for it.
-            ("zk_followers", count(&leader.learners)),
-            ("zk_learners", count(&leader.learners)),
-            ("zk_synced_followers", count(&leader.synced_followers)),
-            ("zk_synced_non_voting_followers", "0".into()),
-            ("zk_synced_observers", count(&leader.synced_observers)),
-            ("zk_pending_syncs", count(&leader.pending_syncs)),
-            ("zk_last_proposal_size", last.to_string()),
-            ("zk_max_proposal_size", max.to_string()),
-            ("zk_min_proposal_size", min.to_string()),
-        ]);
-    }
-    let mut out: String = metrics.into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect();
-    out.push_str(&quota_metrics(&tree));
-    out
-}
-
-/// ZooKeeper 3.8's quota gauges (`QuotaMetricsUtils`), one line per top-level namespace that has a quota
-/// node: `zk_<namespace>_quota_count_limit_per_namespace` and so on; and the writes refused for a hard
-/// limit, per namespace that had one refused.
-fn quota_metrics(tree: &fk_engine::tree::DataTree) -> String {
-    let metrics = tree.quota_metrics();
-    let mut out = String::new();
-    type Pick = fn(&fk_engine::tree::quota::NamespaceQuota) -> Option<i64>;
-    let figures: [(&str, Pick); 4] = [
-        ("quota_count_limit", |q| q.count_limit),
-        ("quota_bytes_limit", |q| q.bytes_limit),
-        ("quota_count_usage", |q| q.count_usage),
-        ("quota_bytes_usage", |q| q.bytes_usage),
-    ];
-    for (name, pick) in figures {
-        for (namespace, quota) in &metrics {
-            if let Some(value) = pick(quota) {
-                out.push_str(&format!("zk_{namespace}_{name}_per_namespace\t{value}\n"));
-            }
-        }
-    }
-    for (namespace, refused) in tree.quota_exceeded_counts() {
-        out.push_str(&format!("zk_{namespace}_quota_exceeded_error_per_namespace\t{refused}\n"));
-    }
-    out
+    super::metrics::render_mntr(&super::metrics::collect(shared))
 }
 
 fn watches(shared: &dyn Figures, command: &str) -> String {

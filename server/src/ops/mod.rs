@@ -1,5 +1,8 @@
-//! Operator interfaces: the 4-letter words and the counters behind them.
+//! Operator interfaces: the 4-letter words, the Prometheus endpoint, and the figures behind them.
 
 pub mod figures;
 pub mod fourlw;
+pub mod metrics;
+pub mod prometheus;
 pub mod stats;
+pub mod summary;

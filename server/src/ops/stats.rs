@@ -1,9 +1,12 @@
-//! Server-wide counters read by the 4-letter words and `mntr`. Relaxed atomics: each counter is
-//! independent, and a report that is a few requests stale is fine.
+//! Server-wide counters read by the 4-letter words, `mntr` and `/metrics`. Relaxed atomics: each counter
+//! is independent, and a report that is a few requests stale is fine. Per-batch distributions are
+//! [`Summary`]s.
 
 use std::sync::atomic::Ordering::{self, Relaxed};
 use std::sync::atomic::{AtomicI64, AtomicU64};
 use std::time::Instant;
+
+use super::summary::{self, Summary, SummaryFigures};
 
 #[derive(Debug)]
 pub struct ServerStats {
@@ -17,12 +20,19 @@ pub struct ServerStats {
     /// Requests received and not yet answered.
     outstanding: AtomicU64,
     pub connections: AtomicU64,
-    fsyncs: AtomicU64,
-    logged_txns: AtomicU64,
-    fsync_total_us: AtomicU64,
-    fsync_max_us: AtomicU64,
-    snapshots: AtomicU64,
+    /// Write and fsync of each log batch, in ms (ZooKeeper's `fsynctime`), recorded in µs.
+    fsync_time: Summary,
+    /// Txns per log batch (ZooKeeper's `sync_processor_batch_size`).
+    log_batch_size: Summary,
+    /// Per shard (indexed by shard): latency of reads (and pings) and of writes, in ms (ZooKeeper's
+    /// `readlatency` and `updatelatency`), recorded in µs.
+    request_latency: Vec<RequestLatency>,
+    /// Snapshots written, in ms (ZooKeeper's `snapshottime`), recorded in µs.
+    snapshot_time: Summary,
     digest_mismatches: AtomicU64,
+    /// Elections begun (`looking_count`), and how long each took to decide, in ms (`election_time`).
+    looking_count: AtomicU64,
+    election_time: Summary,
     /// Appends to the txn log that failed (a full disk, EIO), since start.
     log_write_failures: AtomicU64,
     /// Why the last append failed, until one succeeds again.
@@ -42,6 +52,14 @@ pub struct LeaderStats {
     last_proposal_size: AtomicI64,
     min_proposal_size: AtomicI64,
     max_proposal_size: AtomicI64,
+    /// Learners synchronised by snapshot (`snap_count`) and by DIFF or TRUNC (`diff_count`).
+    pub snap_syncs: AtomicU64,
+    pub diff_syncs: AtomicU64,
+    /// Txns proposed and committed while leading (`proposal_count`, `commit_count`).
+    pub proposals: AtomicU64,
+    pub commits: AtomicU64,
+    /// When this member's current leadership was established (`leader_uptime`).
+    established: parking_lot::Mutex<Option<Instant>>,
 }
 
 impl Default for LeaderStats {
@@ -54,6 +72,11 @@ impl Default for LeaderStats {
             last_proposal_size: AtomicI64::new(-1),
             min_proposal_size: AtomicI64::new(-1),
             max_proposal_size: AtomicI64::new(-1),
+            snap_syncs: AtomicU64::new(0),
+            diff_syncs: AtomicU64::new(0),
+            proposals: AtomicU64::new(0),
+            commits: AtomicU64::new(0),
+            established: parking_lot::Mutex::new(None),
         }
     }
 }
@@ -67,15 +90,45 @@ impl LeaderStats {
     }
 
     /// (last, min, max) proposal sizes; -1 each before the first proposal.
+    /// Leading from `at` on (`None`: not leading).
+    pub fn set_established(&self, at: Option<Instant>) {
+        *self.established.lock() = at;
+    }
+
+    /// Milliseconds since the current leadership was established; 0 when not leading.
+    pub fn uptime_ms(&self) -> u64 {
+        self.established.lock().map_or(0, |at| at.elapsed().as_millis() as u64)
+    }
+
     pub fn proposal_sizes(&self) -> (i64, i64, i64) {
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
         (load(&self.last_proposal_size), load(&self.min_proposal_size), load(&self.max_proposal_size))
     }
 }
 
-impl Default for ServerStats {
-    fn default() -> Self {
+/// Which of ZooKeeper's latency summaries a request counts in: `updatelatency` for those that became
+/// txns, `readlatency` for the rest (pings included, as in ZooKeeper).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RequestKind {
+    Read,
+    Update,
+}
+
+#[derive(Debug)]
+struct RequestLatency {
+    read: Summary,
+    update: Summary,
+}
+
+impl ServerStats {
+    /// Counters for a server whose requests are answered by `shards` threads.
+    pub fn new(shards: usize) -> Self {
+        let latency = || RequestLatency {
+            read: Summary::new(0.001, summary::ADVANCED),
+            update: Summary::new(0.001, summary::ADVANCED),
+        };
         ServerStats {
+            request_latency: (0..shards.max(1)).map(|_| latency()).collect(),
             started: Instant::now(),
             packets_received: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
@@ -86,11 +139,11 @@ impl Default for ServerStats {
             outstanding: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             leader: LeaderStats::default(),
-            fsyncs: AtomicU64::new(0),
-            logged_txns: AtomicU64::new(0),
-            fsync_total_us: AtomicU64::new(0),
-            fsync_max_us: AtomicU64::new(0),
-            snapshots: AtomicU64::new(0),
+            fsync_time: Summary::new(0.001, summary::BASIC),
+            log_batch_size: Summary::new(1.0, summary::BASIC),
+            snapshot_time: Summary::new(0.001, summary::BASIC),
+            looking_count: AtomicU64::new(0),
+            election_time: Summary::new(1.0, summary::BASIC),
             digest_mismatches: AtomicU64::new(0),
             log_write_failures: AtomicU64::new(0),
             log_failure: parking_lot::Mutex::new(None),
@@ -121,21 +174,50 @@ impl ServerStats {
     }
 
     /// A request answered after `latency_us`.
-    pub fn request_finished(&self, latency_us: u64) {
+    /// A request answered by shard `shard` at `now`, `latency_us` after it arrived.
+    pub fn request_finished(&self, shard: usize, kind: RequestKind, latency_us: u64, now: Instant) {
         self.outstanding.fetch_sub(1, Relaxed);
         self.latency_count.fetch_add(1, Relaxed);
         self.latency_total_us.fetch_add(latency_us, Relaxed);
         self.latency_min_us.fetch_min(latency_us, Relaxed);
         self.latency_max_us.fetch_max(latency_us, Relaxed);
+        let latency = &self.request_latency[shard];
+        match kind {
+            RequestKind::Read => latency.read.observe_at(latency_us, now),
+            RequestKind::Update => latency.update.observe_at(latency_us, now),
+        }
+    }
+
+    /// A request that will not be answered (its connection closed first).
+    pub fn request_abandoned(&self) {
+        self.outstanding.fetch_sub(1, Relaxed);
+    }
+
+    /// ZooKeeper's `readlatency` or `updatelatency`, over every shard.
+    pub fn request_latency(&self, kind: RequestKind) -> SummaryFigures {
+        let parts: Vec<&Summary> = self
+            .request_latency
+            .iter()
+            .map(|l| match kind {
+                RequestKind::Read => &l.read,
+                RequestKind::Update => &l.update,
+            })
+            .collect();
+        summary::figures_of(&parts, Instant::now())
     }
 
     /// One group commit: `txns` made durable by one write + fdatasync taking `elapsed`.
     pub fn record_log_batch(&self, txns: u64, elapsed: std::time::Duration) {
-        let us = elapsed.as_micros() as u64;
-        self.fsyncs.fetch_add(1, Relaxed);
-        self.logged_txns.fetch_add(txns, Relaxed);
-        self.fsync_total_us.fetch_add(us, Relaxed);
-        self.fsync_max_us.fetch_max(us, Relaxed);
+        self.fsync_time.observe(elapsed.as_micros() as u64);
+        self.log_batch_size.observe(txns);
+    }
+
+    pub fn fsync_time(&self) -> SummaryFigures {
+        self.fsync_time.figures()
+    }
+
+    pub fn log_batch_size(&self) -> SummaryFigures {
+        self.log_batch_size.figures()
     }
 
     /// An append to the txn log failed; the reason stays until [`ServerStats::log_writable`].
@@ -166,19 +248,28 @@ impl ServerStats {
         self.digest_mismatches.load(Relaxed)
     }
 
-    pub fn record_snapshot(&self) {
-        self.snapshots.fetch_add(1, Relaxed);
+    pub fn record_snapshot(&self, took: std::time::Duration) {
+        self.snapshot_time.observe(took.as_micros() as u64);
     }
 
-    /// (fsyncs, txns logged, total fsync µs, max fsync µs, snapshots).
-    pub fn storage(&self) -> (u64, u64, u64, u64, u64) {
-        (
-            self.fsyncs.load(Relaxed),
-            self.logged_txns.load(Relaxed),
-            self.fsync_total_us.load(Relaxed),
-            self.fsync_max_us.load(Relaxed),
-            self.snapshots.load(Relaxed),
-        )
+    pub fn snapshot_time(&self) -> SummaryFigures {
+        self.snapshot_time.figures()
+    }
+
+    pub fn record_looking(&self) {
+        self.looking_count.fetch_add(1, Relaxed);
+    }
+
+    pub fn looking_count(&self) -> u64 {
+        self.looking_count.load(Relaxed)
+    }
+
+    pub fn record_election(&self, took_ms: u64) {
+        self.election_time.observe(took_ms);
+    }
+
+    pub fn election_time(&self) -> SummaryFigures {
+        self.election_time.figures()
     }
 
     pub fn packets_received(&self) -> u64 {

@@ -45,8 +45,8 @@ use mio::{Poll, Waker};
 use parking_lot::RwLock;
 
 use crate::config::Config;
-use crate::ops::fourlw;
 use crate::ops::stats::ServerStats;
+use crate::ops::{fourlw, prometheus};
 use crate::peers::admission::{Gate, GateLimits, PENDING_MAX};
 use crate::storage::Dirs;
 use acceptor::ConnectionLimiter;
@@ -199,6 +199,15 @@ impl Server {
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
+        let metrics = match &config.prometheus {
+            Some(at) => Some(prometheus::Endpoint::bind(&at.host, at.port).with_context(|| {
+                format!(
+                    "cannot serve /metrics on metricsProvider.httpHost={} metricsProvider.httpPort={}",
+                    at.host, at.port
+                )
+            })?),
+            None => None,
+        };
         let ensemble = !config.is_standalone();
         // Far more than the shards ever have in flight; a bounded channel's slots are allocated (and
         // touched) up front, and 64Ki of them were half of an idle server's memory.
@@ -232,7 +241,7 @@ impl Server {
             config,
             client_addr,
             tree: RwLock::new(tree),
-            stats: ServerStats::default(),
+            stats: ServerStats::new(shard_count),
             shards: shard_handles,
             sequencer: sequencer_tx.clone(),
         });
@@ -287,6 +296,12 @@ impl Server {
         })?;
         let s = shared.clone();
         threads.spawn("fk-acceptor", move || acceptor::run(s, listener))?;
+        if let Some(endpoint) = metrics {
+            let at = endpoint.local_addr().map_or_else(|| "?".into(), |a| a.to_string());
+            tracing::info!("serving Prometheus metrics at http://{at}/metrics");
+            let s = shared.clone();
+            threads.spawn("fk-metrics", move || endpoint.run(&*s))?;
+        }
         tracing::info!(
             "txn log: {device_name}{}, preAllocSize {} KiB, in {}",
             if shared.config.force_sync { "" } else { " WITHOUT fsync (forceSync=no)" },

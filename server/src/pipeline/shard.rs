@@ -23,6 +23,7 @@ use super::Shared;
 use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
+use crate::ops::stats::RequestKind;
 use crate::read::Reader;
 use crate::watch::{ConnId, WatchKind, WatchTable};
 
@@ -289,10 +290,12 @@ impl Shard {
         match reply {
             ShardReply::Response { conn, xid, zxid, err, response, close_after } => {
                 let Some(c) = self.state.conns.get_mut(&conn) else { return };
-                let received = match c.pending.pop_front() {
+                let (received, kind) = match c.pending.pop_front() {
                     Some(Pending::Write { xid: expected, op, received }) if expected == xid => {
                         c.stats.last_op = op.short_name();
-                        received
+                        // In ZooKeeper's figures a request with a txn is an update (failed ones too:
+                        // they log an error txn); a sync, which has none, counts as a read.
+                        (received, if op == OpCode::Sync { RequestKind::Read } else { RequestKind::Update })
                     }
                     other => {
                         warn!(conn, xid, "reply does not match the oldest pending request {other:?}; closing");
@@ -303,9 +306,10 @@ impl Shard {
                 };
                 c.push_reply(xid, zxid, err, &response);
                 let op = c.stats.last_op;
-                let latency_us = c.record_response(xid, zxid, op, received, Instant::now());
+                let now = Instant::now();
+                let latency_us = c.record_response(xid, zxid, op, received, now);
                 self.shared.stats.sent(1);
-                self.shared.stats.request_finished(latency_us);
+                self.shared.stats.request_finished(self.state.index, kind, latency_us, now);
                 if close_after {
                     c.close("client closed its session");
                 }
@@ -590,7 +594,7 @@ impl Shard {
 
     /// Answers the reads at the head of the connection's queue, up to its first pending write.
     fn answer_ready_reads(&mut self, id: ConnId, tree: &DataTree) {
-        let ShardState { conns, watches, .. } = &mut self.state;
+        let ShardState { conns, watches, index, .. } = &mut self.state;
         let Some(conn) = conns.get_mut(&id) else { return };
         while matches!(conn.pending.front(), Some(Pending::Read { .. } | Pending::Error { .. })) {
             let now = Instant::now();
@@ -615,7 +619,7 @@ impl Shard {
             };
             let latency_us = conn.record_response(xid, zxid, op, received, now);
             self.shared.stats.sent(1);
-            self.shared.stats.request_finished(latency_us);
+            self.shared.stats.request_finished(*index, RequestKind::Read, latency_us, now);
         }
     }
 
@@ -709,7 +713,7 @@ impl Shard {
         }
         for pending in &conn.pending {
             if !matches!(pending, Pending::Write { .. }) {
-                self.shared.stats.request_finished(0);
+                self.shared.stats.request_abandoned();
             }
         }
         let reason = conn.closing.unwrap_or("peer closed the connection");

@@ -59,7 +59,7 @@ pub fn take(shared: &Shared, dirs: &Dirs) {
         shared.config.snapshot_compression,
     ) {
         Ok(stats) => {
-            shared.stats.record_snapshot();
+            shared.stats.record_snapshot(started.elapsed());
             info!(
                 "wrote {} ({} nodes, {} bytes) in {} ms",
                 stats.path.display(),

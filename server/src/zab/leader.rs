@@ -103,6 +103,19 @@ pub enum LeaderOutput {
     },
     /// Leadership is over; the reason is for the log.
     Abandon(String),
+    /// Something operators count happened (ZooKeeper's leader metrics).
+    Counted(LeaderCount),
+}
+
+/// What a leader counts for `mntr` and `/metrics`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaderCount {
+    /// A learner was synchronised: by snapshot (`snap_count`) or by DIFF/TRUNC (`diff_count`).
+    LearnerSync { snapshot: bool },
+    /// Txns proposed (`proposal_count`).
+    Proposed(u64),
+    /// Txns committed (`commit_count`).
+    Committed(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -419,6 +432,8 @@ impl Leader {
         }
         let observer = link.observer;
         let sync = plan(link.peer_last_zxid, &self.history);
+        let snapshot = sync.steps.iter().any(|s| matches!(s, SyncStep::Snap(_)));
+        self.out.push(LeaderOutput::Counted(LeaderCount::LearnerSync { snapshot }));
         for step in sync.steps {
             let packet = match step {
                 SyncStep::Diff(zxid) => QuorumPacket::new(PacketType::Diff, zxid, None),
@@ -498,6 +513,7 @@ impl Leader {
         let epoch = self.new_epoch.expect("established");
         let followers: Vec<LinkId> =
             self.links.iter().filter(|(_, l)| l.forwarding() && !l.observer).map(|(id, _)| *id).collect();
+        self.out.push(LeaderOutput::Counted(LeaderCount::Proposed(entries.len() as u64)));
         for entry in entries {
             assert_eq!(epoch_of(entry.zxid), epoch, "proposals carry this leadership's epoch");
             let packet = proposal(&entry);
@@ -533,6 +549,7 @@ impl Leader {
                 self.send(link, packet);
             }
         }
+        self.out.push(LeaderOutput::Counted(LeaderCount::Committed(newly.len() as u64)));
         self.out.push(LeaderOutput::Committed(point));
         self.answer_syncs();
     }

@@ -578,7 +578,8 @@ impl SimMember {
                 }
             }
             Effect::Routes(routes) => live.apply.add_routes(routes),
-            Effect::WakeApplier => {}
+            // Counted for operators; nothing to simulate.
+            Effect::WakeApplier | Effect::Tally(_) => {}
             Effect::CommitThrough(zxid) => live.apply.commit_through(zxid),
             Effect::Notice(notice) => notice_to_client(cx, live, notice),
             Effect::Status { state: _, serving } => live.serving = serving,

@@ -32,10 +32,12 @@ pub use super::quorum_link::QuorumEvent;
 use super::quorum_link::{Link, LinkContext, Outgoing, connect_to_leader, start_leader_side};
 use super::sequencer::{BATCH_MAX, Clock, SequencerState, notify_shard, settings};
 use crate::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
-use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings};
+use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings, Tally};
+use crate::ops::stats::ServerStats;
 use crate::peers::admission::Admitted;
 use crate::peers::election_link::{ElectionLinks, Incoming, IncomingReceiver};
 use crate::storage::Dirs;
+use crate::zab::leader::LeaderCount;
 use crate::zab::{Limits, LinkId, Sid};
 
 /// The pipeline's channels the member thread uses.
@@ -300,8 +302,17 @@ impl MemberThread {
                 self.applier.send(ApplierMsg::CommitThrough(zxid)).map_err(|_| gone("applier"))?
             }
             Effect::Notice(notice) => notify_shard(&self.shared, notice),
-            Effect::Status { state, serving } => self.shared.status.set(mode_of(state), serving),
-            Effect::EpochStart(zxid) => self.shared.status.set_epoch_zxid(zxid),
+            Effect::Status { state, serving } => {
+                if state != ServerState::Leading {
+                    self.shared.stats.leader.set_established(None);
+                }
+                self.shared.status.set(mode_of(state), serving)
+            }
+            Effect::EpochStart(zxid) => {
+                self.shared.stats.leader.set_established(Some(std::time::Instant::now()));
+                self.shared.status.set_epoch_zxid(zxid)
+            }
+            Effect::Tally(tally) => record_tally(&self.shared.stats, tally),
             Effect::RoleEnded(_) => unreachable!("handled by carry_out"),
         }
         Ok(())
@@ -456,4 +467,17 @@ fn remove_snapshots_after(dirs: &Dirs, zxid: i64) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Counts what the member core reports for `mntr` and `/metrics`.
+fn record_tally(stats: &ServerStats, tally: Tally) {
+    let (counter, n) = match tally {
+        Tally::Looking => return stats.record_looking(),
+        Tally::Elected { took_ms } => return stats.record_election(took_ms),
+        Tally::Leader(LeaderCount::LearnerSync { snapshot: true }) => (&stats.leader.snap_syncs, 1),
+        Tally::Leader(LeaderCount::LearnerSync { snapshot: false }) => (&stats.leader.diff_syncs, 1),
+        Tally::Leader(LeaderCount::Proposed(n)) => (&stats.leader.proposals, n),
+        Tally::Leader(LeaderCount::Committed(n)) => (&stats.leader.commits, n),
+    };
+    counter.fetch_add(n, Ordering::Relaxed);
 }

@@ -1,0 +1,198 @@
+//! The figures `mntr` reports and `/metrics` exports, as one list: ZooKeeper 3.8's metric names (the
+//! `ServerMetrics` and the gauges its servers register), kinds and labels, so that a dashboard built on
+//! either of ZooKeeper's outputs reads ours. `mntr` prints each as `zk_<name>\t<value>` (a labelled one
+//! as `zk_<label>_<name>`, a summary as its avg/min/max/cnt/sum lines); the Prometheus text format (see
+//! [`super::prometheus`]) prints the same names with their types, leaving out the text-valued ones.
+
+use super::figures::Figures;
+use super::stats::RequestKind;
+use super::summary::SummaryFigures;
+
+/// What a metric measures, as ZooKeeper's metrics providers type it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind {
+    /// A value sampled when reported.
+    Gauge(f64),
+    /// A count that only grows (until `srst` or a restart).
+    Counter(f64),
+    /// A distribution: count, sum, extremes and quantiles of what was observed.
+    Summary(SummaryFigures),
+    /// Text (the version, the server state): `mntr` only.
+    Text(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Metric {
+    /// ZooKeeper's name, without `mntr`'s `zk_` prefix (ours start with `fk_` and keep it there too).
+    pub name: String,
+    /// A per-namespace metric's label (ZooKeeper's `key`): the top-level znode it is about.
+    pub key: Option<String>,
+    pub kind: Kind,
+}
+
+impl Metric {
+    fn new(name: &str, kind: Kind) -> Metric {
+        Metric { name: name.to_owned(), key: None, kind }
+    }
+
+    pub fn gauge(name: &str, value: impl Into<f64>) -> Metric {
+        Metric::new(name, Kind::Gauge(value.into()))
+    }
+
+    pub fn counter(name: &str, value: impl Into<f64>) -> Metric {
+        Metric::new(name, Kind::Counter(value.into()))
+    }
+
+    pub fn text(name: &str, value: impl Into<String>) -> Metric {
+        Metric::new(name, Kind::Text(value.into()))
+    }
+
+    pub fn summary(name: &str, figures: SummaryFigures) -> Metric {
+        Metric::new(name, Kind::Summary(figures))
+    }
+
+    fn keyed(mut self, key: &str) -> Metric {
+        self.key = Some(key.to_owned());
+        self
+    }
+}
+
+/// Every metric a server reports now, in `mntr`'s order.
+pub fn collect(shared: &dyn Figures) -> Vec<Metric> {
+    let stats = shared.stats();
+    let latency = stats.latency();
+    let watches = shared.watches();
+    let sessions = shared.sessions().map_or(0, |s| s.count);
+    let tree = shared.tree();
+    let (mode, _) = shared.mode();
+    let leader = &stats.leader;
+    let count = |a: &std::sync::atomic::AtomicU64| a.load(std::sync::atomic::Ordering::Relaxed) as f64;
+    let mut metrics = vec![
+        Metric::text("version", super::fourlw::version()),
+        Metric::text("server_state", mode),
+        Metric::gauge("avg_latency", latency.avg_ms),
+        Metric::gauge("max_latency", latency.max_ms as f64),
+        Metric::gauge("min_latency", latency.min_ms as f64),
+        Metric::gauge("packets_received", stats.packets_received() as f64),
+        Metric::gauge("packets_sent", stats.packets_sent() as f64),
+        Metric::gauge("num_alive_connections", stats.connections.load(std::sync::atomic::Ordering::Relaxed) as f64),
+        Metric::gauge("outstanding_requests", stats.outstanding() as f64),
+        Metric::gauge("znode_count", super::fourlw::zookeeper_node_count(&tree) as f64),
+        Metric::gauge("watch_count", watches.entries as f64),
+        Metric::gauge("watched_paths", watches.paths as f64),
+        Metric::gauge("ephemerals_count", tree.ephemeral_count() as f64),
+        Metric::gauge("approximate_data_size", tree.approximate_data_size() as f64),
+        Metric::gauge("open_file_descriptor_count", open_file_descriptors() as f64),
+        Metric::gauge("max_file_descriptor_count", max_file_descriptors() as f64),
+        Metric::gauge("global_sessions", sessions as f64),
+        Metric::gauge("local_sessions", 0),
+        Metric::gauge("uptime", stats.started.elapsed().as_millis() as f64),
+        Metric::gauge("last_processed_zxid", tree.last_processed_zxid() as f64),
+        Metric::summary("readlatency", stats.request_latency(RequestKind::Read)),
+        Metric::summary("updatelatency", stats.request_latency(RequestKind::Update)),
+        Metric::summary("fsynctime", stats.fsync_time()),
+        Metric::summary("sync_processor_batch_size", stats.log_batch_size()),
+        Metric::summary("snapshottime", stats.snapshot_time()),
+        Metric::summary("election_time", stats.election_time()),
+        Metric::counter("looking_count", stats.looking_count() as f64),
+        Metric::counter("snap_count", count(&leader.snap_syncs)),
+        Metric::counter("diff_count", count(&leader.diff_syncs)),
+        Metric::counter("proposal_count", count(&leader.proposals)),
+        Metric::counter("commit_count", count(&leader.commits)),
+        Metric::counter("digest_mismatches_count", stats.digest_mismatches() as f64),
+        // Ours: appends to the txn log that failed (a full disk, EIO) since start.
+        Metric::counter("fk_txn_log_write_failures", stats.log_write_failures() as f64),
+    ];
+    if !shared.config().is_standalone() {
+        metrics.push(Metric::gauge("quorum_size", shared.config().voter_ids().len() as f64));
+    }
+    if mode == "leader" {
+        let (last, min, max) = leader.proposal_sizes();
+        metrics.extend([
+            Metric::gauge("leader_uptime", leader.uptime_ms() as f64),
+            // followers is the 3.4 name of learners; monitoring scripts still ask for it.
+            Metric::gauge("followers", count(&leader.learners)),
+            Metric::gauge("learners", count(&leader.learners)),
+            Metric::gauge("synced_followers", count(&leader.synced_followers)),
+            Metric::gauge("synced_non_voting_followers", 0),
+            Metric::gauge("synced_observers", count(&leader.synced_observers)),
+            Metric::gauge("pending_syncs", count(&leader.pending_syncs)),
+            Metric::gauge("last_proposal_size", last as f64),
+            Metric::gauge("max_proposal_size", max as f64),
+            Metric::gauge("min_proposal_size", min as f64),
+        ]);
+    }
+    metrics.extend(quota_metrics(&tree));
+    metrics
+}
+
+/// ZooKeeper 3.8's quota gauges (`QuotaMetricsUtils`), one per top-level namespace that has a quota
+/// node; and the writes refused for a hard limit, per namespace that had one refused.
+fn quota_metrics(tree: &fk_engine::tree::DataTree) -> Vec<Metric> {
+    let quotas = tree.quota_metrics();
+    type Pick = fn(&fk_engine::tree::quota::NamespaceQuota) -> Option<i64>;
+    let figures: [(&str, Pick); 4] = [
+        ("quota_count_limit_per_namespace", |q| q.count_limit),
+        ("quota_bytes_limit_per_namespace", |q| q.bytes_limit),
+        ("quota_count_usage_per_namespace", |q| q.count_usage),
+        ("quota_bytes_usage_per_namespace", |q| q.bytes_usage),
+    ];
+    let mut metrics = Vec::new();
+    for (name, pick) in figures {
+        for (namespace, quota) in &quotas {
+            if let Some(value) = pick(quota) {
+                metrics.push(Metric::gauge(name, value as f64).keyed(namespace));
+            }
+        }
+    }
+    for (namespace, refused) in tree.quota_exceeded_counts() {
+        metrics.push(Metric::counter("quota_exceeded_error_per_namespace", refused as f64).keyed(&namespace));
+    }
+    metrics
+}
+
+/// The `mntr` answer: `zk_<name>\t<value>` per line, numbers as ZooKeeper prints them (longs as
+/// integers, doubles with a decimal point).
+pub fn render_mntr(metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    for metric in metrics {
+        let name = |prefix: &str| {
+            let label = metric.key.as_ref().map(|k| format!("{k}_")).unwrap_or_default();
+            match metric.name.strip_prefix("fk_") {
+                Some(_) => format!("{prefix}{}", metric.name),
+                None => format!("zk_{prefix}{label}{}", metric.name),
+            }
+        };
+        match &metric.kind {
+            Kind::Text(text) => out.push_str(&format!("{}\t{text}\n", name(""))),
+            // avg_latency is a double in ZooKeeper; every other gauge and counter is a long.
+            Kind::Gauge(v) if metric.name == "avg_latency" => {
+                out.push_str(&format!("{}\t{}\n", name(""), java_double(*v)))
+            }
+            Kind::Gauge(v) | Kind::Counter(v) => out.push_str(&format!("{}\t{}\n", name(""), *v as i64)),
+            Kind::Summary(s) => {
+                out.push_str(&format!("{}\t{}\n", name("avg_"), java_double(s.avg())));
+                out.push_str(&format!("{}\t{}\n", name("min_"), s.min));
+                out.push_str(&format!("{}\t{}\n", name("max_"), s.max));
+                out.push_str(&format!("{}\t{}\n", name("cnt_"), s.count));
+                out.push_str(&format!("{}\t{}\n", name("sum_"), s.sum));
+            }
+        }
+    }
+    out
+}
+
+/// Formats like Java's `Double.toString` for the values we print (always a decimal point).
+pub fn java_double(value: f64) -> String {
+    if value.fract() == 0.0 { format!("{value:.1}") } else { format!("{value}") }
+}
+
+fn open_file_descriptors() -> usize {
+    std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count())
+}
+
+fn max_file_descriptors() -> u64 {
+    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass and nothing else.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0 { limit.rlim_cur } else { 0 }
+}
