@@ -138,6 +138,36 @@ pub fn server_binary() -> &'static Path {
     })
 }
 
+/// What [`http_request`] got back.
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request with an empty body, the connection closed after it (the `/metrics` and
+/// AdminServer endpoints need nothing more).
+pub fn http_request(address: &str, method: &str, path: &str) -> HttpResponse {
+    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connect to {address}: {e}"));
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+        .expect("send the request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read the response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a complete response");
+    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
+    let content_type = head
+        .lines()
+        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim()))
+        .unwrap_or_default()
+        .to_owned();
+    HttpResponse { status, content_type, body: body.to_owned() }
+}
+
+/// The line of a test server's zoo.cfg where the test's own lines begin.
+pub const EXTRA_FIRST_LINE: usize = 9;
+
 /// A running server process, killed when dropped.
 pub struct TestServer {
     pub port: u16,
@@ -177,10 +207,11 @@ impl TestServer {
         Self::start_with_file(dir, &cfg)
     }
 
+    /// The minimal zoo.cfg has `EXTRA_FIRST_LINE - 1` lines; `extra` follows.
     fn write_config(dir: &tempfile::TempDir, extra: &str) -> PathBuf {
         let cfg = dir.path().join("zoo.cfg");
         let text = format!(
-            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nmaxSessionTimeout=60000\n4lw.commands.whitelist=*\npreAllocSize=1024\n{extra}\n",
+            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nmaxSessionTimeout=60000\n4lw.commands.whitelist=*\npreAllocSize=1024\nadmin.enableServer=false\n{extra}\n",
             dir.path().join("data").display()
         );
         std::fs::write(&cfg, text).expect("write zoo.cfg");
@@ -237,6 +268,16 @@ impl TestServer {
         let (mut child, log) = Self::spawn(&dir, &cfg, 0);
         let status = child.wait().expect("wait for ferrokeeper");
         (status.code(), std::fs::read_to_string(log).unwrap_or_default())
+    }
+
+    /// Panics unless the binary, given `line` after the minimal zoo.cfg, refuses to start (exit status
+    /// 1) naming the file and that line with `expected`, and never serves.
+    pub fn assert_start_refused(line: &str, expected: &str) {
+        let (code, log) = Self::expect_start_failure(|_| {}, line);
+        assert_eq!(code, Some(1), "{line}: exit status\n{log}");
+        let at = format!("zoo.cfg:{EXTRA_FIRST_LINE}: ");
+        assert!(log.contains(&at) && log.contains(expected), "{line}: {log}");
+        assert!(!log.contains("serving clients"), "{line}: it served\n{log}");
     }
 
     /// Reads the port the server reports once it listens (it binds port 0).

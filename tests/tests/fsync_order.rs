@@ -88,7 +88,7 @@ struct InProcess {
 fn start() -> InProcess {
     let dir = tempfile::tempdir().unwrap();
     let text = format!(
-        "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\npreAllocSize=64\n",
+        "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\npreAllocSize=64\nadmin.enableServer=false\n",
         dir.path().display()
     );
     let config = Config::parse(&text, "test.cfg").unwrap();

@@ -44,7 +44,7 @@ fn listen(lab: &Lab, i: usize) -> Listener {
     let dir = tempfile::tempdir().expect("temp dir");
     let cfg = dir.path().join("zoo.cfg");
     let text = format!(
-        "tickTime=2000\nclientPort={PORT}\nclientPortAddress={}\ndataDir={}\n4lw.commands.whitelist=*\npreAllocSize=1024\n",
+        "tickTime=2000\nclientPort={PORT}\nclientPortAddress={}\ndataDir={}\n4lw.commands.whitelist=*\npreAllocSize=1024\nadmin.enableServer=false\n",
         lab.ip(i),
         dir.path().join("data").display()
     );

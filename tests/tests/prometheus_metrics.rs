@@ -3,8 +3,6 @@
 //! load a real client (`zookeeper-client`) puts on a standalone server and on a three-member ensemble.
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use fk_tests::TestServer;
@@ -21,23 +19,6 @@ fn metrics_address(log: &str) -> String {
     at.split('/').next().expect("host:port").to_owned()
 }
 
-/// One `GET path` over HTTP/1.1: (status line, content type, body).
-fn get(address: &str, path: &str) -> (String, String, String) {
-    let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connect to {address}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n").unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").expect("a complete response");
-    let status = head.lines().next().unwrap_or_default().to_owned();
-    let content_type = head
-        .lines()
-        .find_map(|l| l.strip_prefix("Content-Type: ").or_else(|| l.strip_prefix("content-type: ")))
-        .unwrap_or_default()
-        .to_owned();
-    (status, content_type, body.to_owned())
-}
-
 /// The samples of one scrape by name (labelled ones as `name{labels}`), typed as declared.
 struct Metrics {
     values: HashMap<String, Value>,
@@ -45,8 +26,8 @@ struct Metrics {
 
 impl Metrics {
     fn scrape(address: &str) -> Metrics {
-        let (status, content_type, body) = get(address, "/metrics");
-        assert_eq!(status, "HTTP/1.1 200 OK");
+        let fk_tests::HttpResponse { status, content_type, body } = fk_tests::http_request(address, "GET", "/metrics");
+        assert_eq!(status, 200);
         assert_eq!(content_type, "text/plain; version=0.0.4; charset=utf-8");
         let scrape = Scrape::parse(body.lines().map(|l| Ok(l.to_owned()))).expect("Prometheus text format");
         for (name, help) in &scrape.docs {
@@ -159,7 +140,7 @@ fn a_standalone_server_serves_zookeepers_metrics_and_they_move_with_load() {
     });
 
     // ZooKeeper's Jetty context serves /metrics only.
-    assert!(get(&address, "/").0.starts_with("HTTP/1.1 404"));
+    assert_eq!(fk_tests::http_request(&address, "GET", "/").status, 404);
 }
 
 #[test]

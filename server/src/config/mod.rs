@@ -120,6 +120,10 @@ pub struct Config {
     pub snapshot_compression: Compression,
     /// Where `/metrics` is served, when `metricsProvider.className` names ZooKeeper's Prometheus provider.
     pub prometheus: Option<PrometheusEndpoint>,
+    /// ZooKeeper's AdminServer (`admin.enableServer`, on unless turned off, as in ZooKeeper).
+    pub admin: Option<AdminEndpoint>,
+    /// The text of the file read at start-up (the AdminServer's `initial_configuration`).
+    pub initial_text: Option<String>,
     pub autopurge_snap_retain_count: u32,
     pub autopurge_purge_interval_hours: u32,
     /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
@@ -182,11 +186,22 @@ impl Default for PrometheusEndpoint {
     }
 }
 
+/// `admin.serverAddress`, `admin.serverPort` and `admin.commandURL`, with ZooKeeper's defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminEndpoint {
+    pub host: String,
+    pub port: u16,
+    pub command_url: String,
+}
+
+impl Default for AdminEndpoint {
+    fn default() -> Self {
+        AdminEndpoint { host: "0.0.0.0".into(), port: 8080, command_url: "/commands".into() }
+    }
+}
+
 const KNOWN_UNUSED: &[&str] = &[
-    "admin.enableServer",
-    "admin.serverAddress",
-    "admin.serverPort",
-    "admin.commandURL",
+    // Jetty's idle timeout for AdminServer connections; ours answers each request and closes.
     "admin.idleTimeout",
     "clientPortListenBacklog",
     "syncEnabled",
@@ -245,6 +260,8 @@ impl Config {
             fsync_warning_threshold_ms: 1000,
             snapshot_compression: Compression::None,
             prometheus: None,
+            admin: Some(AdminEndpoint::default()),
+            initial_text: None,
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             txn_log_device: TxnLogDevice::Auto,
@@ -275,6 +292,7 @@ impl Config {
             .map_err(|source| ConfigError::Unreadable { path: path.display().to_string(), source })?;
         let mut config = Config::parse(&text, &path.display().to_string())?;
         config.source = Some(path.to_owned());
+        config.initial_text = Some(text);
         let myid_path = config.data_dir.join("myid");
         let my_id = read_my_id(&myid_path)?;
         if !config.is_standalone() {
@@ -296,6 +314,7 @@ impl Config {
         let mut max_timeout: Option<i64> = None;
         let mut warnings = Vec::new();
         let (mut prometheus_host, mut prometheus_port) = (None, None);
+        let (mut admin_enabled, mut admin) = (None, AdminEndpoint::default());
         let entries = properties(text);
         let mut servers = Vec::new();
         for (line, key, raw_value) in &entries {
@@ -310,9 +329,6 @@ impl Config {
             }
             if let Some(reason) = unprovided::refusal(canonical_key(&key), &value) {
                 return Err(at.error(reason.into()));
-            }
-            if let Some(message) = unprovided::warning(canonical_key(&key), &value) {
-                warn(format!("{key}: {message}"));
             }
             if config.membership_key(&at, raw_value, &mut servers)? {
                 continue;
@@ -410,6 +426,11 @@ impl Config {
                 }
                 // The provider's own keys; read whichever line comes first (ZooKeeper reads them all at once).
                 "metricsProvider.httpHost" => prometheus_host = Some(value.clone()),
+                // Boolean.parseBoolean: only "true" (any case) turns it on.
+                "admin.enableServer" => admin_enabled = Some(value.eq_ignore_ascii_case("true")),
+                "admin.serverAddress" => admin.host = value.clone(),
+                "admin.serverPort" => admin.port = at.int(&value, 0, 65535)? as u16,
+                "admin.commandURL" => admin.command_url = value.clone(),
                 "metricsProvider.httpPort" => prometheus_port = Some(at.int(&value, 0, 65535)? as u16),
                 // ZooKeeper writes uncompressed snapshots for a method it does not know, without a word.
                 "snapshot.compression.method" => {
@@ -452,6 +473,7 @@ impl Config {
             endpoint.host = prometheus_host.unwrap_or(endpoint.host.clone());
             endpoint.port = prometheus_port.unwrap_or(endpoint.port);
         }
+        config.admin = admin_enabled.unwrap_or(true).then_some(admin);
         config.warnings = warnings;
         config.data_dir = data_dir
             .ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
@@ -765,10 +787,21 @@ mod tests {
         assert_eq!(c.super_digest.as_deref(), Some("super:abc="));
         assert_eq!((c.snap_count, c.pre_alloc_size_kb, c.fsync_warning_threshold_ms), (10, 64, 5));
         assert_eq!((c.autopurge_snap_retain_count, c.autopurge_purge_interval_hours), (3, 2));
-        assert_eq!(c.extra.get("admin.enableServer").map(String::as_str), Some("false"));
+        assert_eq!(c.admin, None, "admin.enableServer=false");
         assert_eq!(c.txn_log_device, TxnLogDevice::Pwrite);
         assert_eq!(c.warnings.len(), 2, "{:?}", c.warnings);
         assert!(c.warnings[1].contains("zoo.cfg:23: unknown key 'foo.bar'"));
+    }
+
+    #[test]
+    fn the_admin_server_is_on_unless_turned_off_as_in_zookeeper() {
+        let parse =
+            |extra: &str| Config::parse(&format!("dataDir=/d\nclientPort=2181\n{extra}"), "zoo.cfg").unwrap().admin;
+        assert_eq!(parse(""), Some(AdminEndpoint::default()));
+        assert_eq!(parse("admin.enableServer=yes"), None, "Boolean.parseBoolean: only true is true");
+        let custom = parse("admin.serverAddress=127.0.0.1\nadmin.serverPort=9090\nadmin.commandURL=/admin");
+        assert_eq!(custom, Some(AdminEndpoint { host: "127.0.0.1".into(), port: 9090, command_url: "/admin".into() }));
+        assert!(Config::parse("dataDir=/d\nclientPort=2181\nadmin.serverPort=x", "zoo.cfg").is_err());
     }
 
     #[test]

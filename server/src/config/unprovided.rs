@@ -5,10 +5,6 @@
 //!
 //! Metrics providers: ZooKeeper's Prometheus provider is served ([`crate::ops::prometheus`]); a custom
 //! provider class cannot be loaded here, and is refused.
-//!
-//! The AdminServer is the exception: ZooKeeper runs it unless told not to, so nearly every zoo.cfg
-//! (and the official container image's) says `admin.enableServer=true`; refusing those would refuse
-//! every ensemble. Asking for it explicitly gets a start-up warning that names what answers instead.
 
 /// ZooKeeper's metrics providers that are provided: two that export nothing, and Prometheus.
 const PROVIDED_METRICS_PROVIDERS: &[&str] = &[
@@ -40,17 +36,6 @@ pub fn refusal(key: &str, value: &str) -> Option<&'static str> {
     }
 }
 
-/// A start-up warning for `key=value`, if it asks for something that will not be there.
-pub fn warning(key: &str, value: &str) -> Option<&'static str> {
-    match key {
-        "admin.enableServer" if is_true(value) => Some(
-            "the AdminServer (HTTP on admin.serverPort) is not supported yet and does not start; the 4-letter \
-             words on the client port answer the same commands (see 4lw.commands.whitelist)",
-        ),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -69,11 +54,8 @@ mod tests {
             ("metricsProvider.className", "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"),
             ("metricsProvider.className", super::super::PROMETHEUS_PROVIDER),
             ("metricsProvider.httpPort", "7000"),
-            ("admin.enableServer", "true"),
         ] {
             assert_eq!(refusal(key, value), None, "{key}={value}");
         }
-        assert!(warning("admin.enableServer", "true").is_some());
-        assert_eq!(warning("admin.enableServer", "false"), None);
     }
 }

@@ -56,6 +56,8 @@ pub trait Figures: Send + Sync {
     /// The server's mode as `srvr` names it (`standalone`, `leader`, `follower`, `observer`, or
     /// `looking` between roles), and whether it serves clients.
     fn mode(&self) -> (&'static str, bool);
+    /// The leader this member follows or is; `None` while looking, and for a standalone server.
+    fn leader_id(&self) -> Option<u64>;
     /// The zxid `srvr` shows: the tree's, or on a new leader its epoch's start.
     fn zxid(&self, tree_zxid: i64) -> i64;
 }

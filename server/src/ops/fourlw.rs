@@ -38,17 +38,16 @@ pub struct FourLetterJob {
 /// Answers each job from gathered figures and hands the text to `answer`. It never touches a socket, so
 /// a peer that is slow to send or to read delays nobody.
 pub fn run(figures: &dyn Figures, rx: Receiver<FourLetterJob>, answer: impl Fn(Origin, String)) {
-    let mut trace_mask: i64 = 0;
     while let Ok(job) = rx.recv() {
         let command = String::from_utf8_lossy(&job.command).into_owned();
         debug!(peer = %job.peer, command, "4-letter word");
         let text = if !figures.config().four_letter_words.allows(&command) {
             format!("{command} is not executed because it is not in the whitelist.\n")
         } else if let Some(mask) = job.mask {
-            trace_mask = mask;
-            trace_mask.to_string()
+            figures.stats().set_trace_mask(mask);
+            mask.to_string()
         } else {
-            report(figures, &command, trace_mask)
+            report(figures, &command)
         };
         answer(job.origin, text);
     }
@@ -58,7 +57,7 @@ pub fn run(figures: &dyn Figures, rx: Receiver<FourLetterJob>, answer: impl Fn(O
 /// between roles, or still looking for a leader).
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests\n";
 
-fn report(shared: &dyn Figures, command: &str, trace_mask: i64) -> String {
+fn report(shared: &dyn Figures, command: &str) -> String {
     let needs_server = !matches!(command, "ruok" | "conf" | "envi" | "gtmk" | "isro" | "dirs");
     if needs_server && !shared.mode().1 {
         // ZooKeeper's line, then why, when this member knows (its log cannot be written).
@@ -87,7 +86,7 @@ fn report(shared: &dyn Figures, command: &str, trace_mask: i64) -> String {
         "wchs" | "wchc" | "wchp" => watches(shared, command),
         "dirs" => dirs(shared),
         "isro" => "rw".to_owned(),
-        "gtmk" => trace_mask.to_string(),
+        "gtmk" => shared.stats().trace_mask().to_string(),
         "hash" => String::new(),
         _ => unreachable!("{command} passed is_command"),
     }
@@ -104,7 +103,7 @@ struct ConnReport {
     line: String,
 }
 
-fn epoch_ms(at: Instant) -> u128 {
+pub(super) fn epoch_ms(at: Instant) -> u128 {
     let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     (now.saturating_sub(at.elapsed())).as_millis()
 }
@@ -207,7 +206,7 @@ fn quorum_conf(c: &crate::config::Config) -> String {
     )
 }
 
-fn dir_size(dir: &std::path::Path) -> u64 {
+pub(super) fn dir_size(dir: &std::path::Path) -> u64 {
     std::fs::read_dir(dir)
         .map(|entries| {
             entries.flatten().filter_map(|e| e.metadata().ok()).filter(|m| m.is_file()).map(|m| m.len()).sum()
@@ -281,21 +280,37 @@ fn java_date(epoch_ms: i64) -> String {
 }
 
 fn environment() -> String {
+    let lines: String = environment_pairs().into_iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+    format!("Environment:\n{lines}")
+}
+
+/// `envi`'s entries: ZooKeeper's keys, the JVM's marked `n/a` (there is none) and the rest of the process.
+pub(super) fn environment_pairs() -> Vec<(&'static str, String)> {
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
     let cwd = std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_default();
-    let user = std::env::var("USER").unwrap_or_default();
-    let home = std::env::var("HOME").unwrap_or_default();
     let uname =
         |f: &str| std::fs::read_to_string(format!("/proc/sys/kernel/{f}")).unwrap_or_default().trim().to_owned();
-    format!(
-        "Environment:\nzookeeper.version={}\nhost.name={}\njava.version=n/a\njava.vendor=n/a\njava.home=n/a\njava.class.path=n/a\njava.library.path=n/a\njava.io.tmpdir={}\njava.compiler=<NA>\nos.name={}\nos.arch={}\nos.version={}\nuser.name={user}\nuser.home={home}\nuser.dir={cwd}\nos.memory.free=n/a\nos.memory.max=n/a\nos.memory.total=n/a\n",
-        version(),
-        host.trim(),
-        std::env::temp_dir().display(),
-        uname("ostype"),
-        std::env::consts::ARCH,
-        uname("osrelease"),
-    )
+    let na = || "n/a".to_owned();
+    vec![
+        ("zookeeper.version", version()),
+        ("host.name", host.trim().to_owned()),
+        ("java.version", na()),
+        ("java.vendor", na()),
+        ("java.home", na()),
+        ("java.class.path", na()),
+        ("java.library.path", na()),
+        ("java.io.tmpdir", std::env::temp_dir().display().to_string()),
+        ("java.compiler", "<NA>".to_owned()),
+        ("os.name", uname("ostype")),
+        ("os.arch", std::env::consts::ARCH.to_owned()),
+        ("os.version", uname("osrelease")),
+        ("user.name", std::env::var("USER").unwrap_or_default()),
+        ("user.home", std::env::var("HOME").unwrap_or_default()),
+        ("user.dir", cwd),
+        ("os.memory.free", na()),
+        ("os.memory.max", na()),
+        ("os.memory.total", na()),
+    ]
 }
 
 fn monitor(shared: &dyn Figures) -> String {

@@ -151,33 +151,54 @@ fn quota_metrics(tree: &fk_engine::tree::DataTree) -> Vec<Metric> {
     metrics
 }
 
-/// The `mntr` answer: `zk_<name>\t<value>` per line, numbers as ZooKeeper prints them (longs as
-/// integers, doubles with a decimal point).
-pub fn render_mntr(metrics: &[Metric]) -> String {
-    let mut out = String::new();
+/// A value as `mntr` reports it: ZooKeeper's longs, doubles and strings.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MntrValue {
+    Long(i64),
+    Double(f64),
+    Text(String),
+}
+
+/// The `mntr` entries: `zk_<name>` (a labelled metric `zk_<label>_<name>`; ours keep their `fk_`), a
+/// summary as its `avg_`, `min_`, `max_`, `cnt_` and `sum_` entries.
+pub fn mntr_entries(metrics: &[Metric]) -> Vec<(String, MntrValue)> {
+    let mut out = Vec::new();
     for metric in metrics {
         let name = |prefix: &str| {
-            let label = metric.key.as_ref().map(|k| format!("{k}_")).unwrap_or_default();
-            match metric.name.strip_prefix("fk_") {
-                Some(_) => format!("{prefix}{}", metric.name),
-                None => format!("zk_{prefix}{label}{}", metric.name),
+            if metric.name.starts_with("fk_") {
+                return metric.name.clone();
             }
+            let label = metric.key.as_ref().map(|k| format!("{k}_")).unwrap_or_default();
+            format!("zk_{prefix}{label}{}", metric.name)
         };
         match &metric.kind {
-            Kind::Text(text) => out.push_str(&format!("{}\t{text}\n", name(""))),
+            Kind::Text(text) => out.push((name(""), MntrValue::Text(text.clone()))),
             // avg_latency is a double in ZooKeeper; every other gauge and counter is a long.
-            Kind::Gauge(v) if metric.name == "avg_latency" => {
-                out.push_str(&format!("{}\t{}\n", name(""), java_double(*v)))
-            }
-            Kind::Gauge(v) | Kind::Counter(v) => out.push_str(&format!("{}\t{}\n", name(""), *v as i64)),
-            Kind::Summary(s) => {
-                out.push_str(&format!("{}\t{}\n", name("avg_"), java_double(s.avg())));
-                out.push_str(&format!("{}\t{}\n", name("min_"), s.min));
-                out.push_str(&format!("{}\t{}\n", name("max_"), s.max));
-                out.push_str(&format!("{}\t{}\n", name("cnt_"), s.count));
-                out.push_str(&format!("{}\t{}\n", name("sum_"), s.sum));
-            }
+            Kind::Gauge(v) if metric.name == "avg_latency" => out.push((name(""), MntrValue::Double(*v))),
+            Kind::Gauge(v) | Kind::Counter(v) => out.push((name(""), MntrValue::Long(*v as i64))),
+            Kind::Summary(s) => out.extend([
+                (name("avg_"), MntrValue::Double(s.avg())),
+                (name("min_"), MntrValue::Long(s.min as i64)),
+                (name("max_"), MntrValue::Long(s.max as i64)),
+                (name("cnt_"), MntrValue::Long(s.count as i64)),
+                (name("sum_"), MntrValue::Long(s.sum as i64)),
+            ]),
         }
+    }
+    out
+}
+
+/// The `mntr` answer: `<entry>\t<value>` per line, numbers as ZooKeeper prints them (doubles with a
+/// decimal point).
+pub fn render_mntr(metrics: &[Metric]) -> String {
+    let mut out = String::new();
+    for (name, value) in mntr_entries(metrics) {
+        let value = match value {
+            MntrValue::Long(v) => v.to_string(),
+            MntrValue::Double(v) => java_double(v),
+            MntrValue::Text(t) => t,
+        };
+        out.push_str(&format!("{name}\t{value}\n"));
     }
     out
 }

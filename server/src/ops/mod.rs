@@ -1,5 +1,6 @@
 //! Operator interfaces: the 4-letter words, the Prometheus endpoint, and the figures behind them.
 
+pub mod admin;
 pub mod figures;
 pub mod fourlw;
 pub mod metrics;

@@ -8,6 +8,9 @@ use std::time::Instant;
 
 use super::summary::{self, Summary, SummaryFigures};
 
+/// ZooKeeper's default trace mask (`ZooTrace`: client requests, server packets, sessions, warnings).
+const DEFAULT_TRACE_MASK: i64 = 2 | 16 | 32 | 256;
+
 #[derive(Debug)]
 pub struct ServerStats {
     pub started: Instant,
@@ -30,6 +33,10 @@ pub struct ServerStats {
     /// Snapshots written, in ms (ZooKeeper's `snapshottime`), recorded in µs.
     snapshot_time: Summary,
     digest_mismatches: AtomicU64,
+    /// Log batches whose write and fsync took longer than `fsync.warningthresholdms`.
+    fsync_threshold_exceeded: AtomicU64,
+    /// ZooKeeper's trace mask (`gtmk`/`stmk`); nothing is traced by it here, but it reads back as set.
+    trace_mask: AtomicI64,
     /// Elections begun (`looking_count`), and how long each took to decide, in ms (`election_time`).
     looking_count: AtomicU64,
     election_time: Summary,
@@ -143,6 +150,8 @@ impl ServerStats {
             log_batch_size: Summary::new(1.0, summary::BASIC),
             snapshot_time: Summary::new(0.001, summary::BASIC),
             looking_count: AtomicU64::new(0),
+            fsync_threshold_exceeded: AtomicU64::new(0),
+            trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
             election_time: Summary::new(1.0, summary::BASIC),
             digest_mismatches: AtomicU64::new(0),
             log_write_failures: AtomicU64::new(0),
@@ -254,6 +263,22 @@ impl ServerStats {
 
     pub fn snapshot_time(&self) -> SummaryFigures {
         self.snapshot_time.figures()
+    }
+
+    pub fn record_slow_fsync(&self) {
+        self.fsync_threshold_exceeded.fetch_add(1, Relaxed);
+    }
+
+    pub fn fsync_threshold_exceeded(&self) -> u64 {
+        self.fsync_threshold_exceeded.load(Relaxed)
+    }
+
+    pub fn trace_mask(&self) -> i64 {
+        self.trace_mask.load(Relaxed)
+    }
+
+    pub fn set_trace_mask(&self, mask: i64) {
+        self.trace_mask.store(mask, Relaxed);
     }
 
     pub fn record_looking(&self) {

@@ -32,6 +32,10 @@ impl Figures for Shared {
         (self.status.mode().name(), self.status.is_serving())
     }
 
+    fn leader_id(&self) -> Option<u64> {
+        self.status.leader()
+    }
+
     fn zxid(&self, tree_zxid: i64) -> i64 {
         self.status.zxid(tree_zxid)
     }

@@ -252,6 +252,7 @@ impl LogStage {
         self.shared.stats.record_log_batch(stats.txns as u64, stats.write_and_sync);
         let elapsed_ms = stats.write_and_sync.as_millis() as i64;
         if elapsed_ms > self.shared.config.fsync_warning_threshold_ms {
+            self.shared.stats.record_slow_fsync();
             warn!(
                 "fsync-ing the write ahead log took {elapsed_ms}ms which will adversely effect operation latency \
                  ({} txns, {} bytes)",

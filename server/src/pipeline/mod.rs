@@ -46,7 +46,7 @@ use parking_lot::RwLock;
 
 use crate::config::Config;
 use crate::ops::stats::ServerStats;
-use crate::ops::{fourlw, prometheus};
+use crate::ops::{admin, fourlw, prometheus};
 use crate::peers::admission::{Gate, GateLimits, PENDING_MAX};
 use crate::storage::Dirs;
 use acceptor::ConnectionLimiter;
@@ -75,6 +75,8 @@ pub struct MemberStatus {
     /// A leader's zxid before its first txn of the epoch: the epoch's start (ZooKeeper's leader sets
     /// its zxid so, and `srvr` shows it).
     epoch_zxid: std::sync::atomic::AtomicI64,
+    /// The leader this member follows or is (-1: none, while looking or standalone).
+    leader: std::sync::atomic::AtomicI64,
 }
 
 /// A server's mode, as `srvr` and `mntr` name it.
@@ -108,6 +110,7 @@ impl MemberStatus {
             mode: AtomicU8::new(mode as u8),
             serving: AtomicBool::new(mode == Mode::Standalone),
             epoch_zxid: std::sync::atomic::AtomicI64::new(0),
+            leader: std::sync::atomic::AtomicI64::new(-1),
         }
     }
 
@@ -125,6 +128,14 @@ impl MemberStatus {
         if mode != Mode::Leading {
             self.epoch_zxid.store(0, Ordering::Release);
         }
+    }
+
+    pub fn set_leader(&self, sid: Option<u64>) {
+        self.leader.store(sid.map_or(-1, |s| s as i64), Ordering::Release);
+    }
+
+    pub fn leader(&self) -> Option<u64> {
+        u64::try_from(self.leader.load(Ordering::Acquire)).ok()
     }
 
     /// A leader established its epoch, whose txns start after `zxid`.
@@ -203,6 +214,16 @@ impl Server {
             Some(at) => Some(prometheus::Endpoint::bind(&at.host, at.port).with_context(|| {
                 format!(
                     "cannot serve /metrics on metricsProvider.httpHost={} metricsProvider.httpPort={}",
+                    at.host, at.port
+                )
+            })?),
+            None => None,
+        };
+        let admin = match &config.admin {
+            Some(at) => Some(admin::AdminServer::bind(at).with_context(|| {
+                format!(
+                    "cannot start the AdminServer on admin.serverAddress={} admin.serverPort={} (set \
+                     admin.enableServer=false to run without it)",
                     at.host, at.port
                 )
             })?),
@@ -301,6 +322,13 @@ impl Server {
             tracing::info!("serving Prometheus metrics at http://{at}/metrics");
             let s = shared.clone();
             threads.spawn("fk-metrics", move || endpoint.run(&*s))?;
+        }
+        if let Some(server) = admin {
+            let at = server.local_addr().map_or_else(|| "?".into(), |a| a.to_string());
+            let url = shared.config.admin.as_ref().map_or("", |a| a.command_url.as_str());
+            tracing::info!("AdminServer at http://{at}{url}");
+            let s = shared.clone();
+            threads.spawn("fk-admin", move || server.run(&*s))?;
         }
         tracing::info!(
             "txn log: {device_name}{}, preAllocSize {} KiB, in {}",

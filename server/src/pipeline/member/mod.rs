@@ -267,7 +267,10 @@ impl MemberThread {
         let gone = |what: &str| format!("the {what} is gone");
         match effect {
             Effect::Notify { to, notification } => self.election_links.send(to, notification.to_bytes()),
-            Effect::ConnectToLeader { link, leader } => self.connect_to_leader(link, leader)?,
+            Effect::ConnectToLeader { link, leader } => {
+                self.shared.status.set_leader(Some(leader as u64));
+                self.connect_to_leader(link, leader)?
+            }
             Effect::AdoptLearner(link) => self.adopt(link),
             Effect::Send(link, packet) => self.send(link, Outgoing::Packet(packet)),
             Effect::SendSnapshot(link, zxid) => self.send(link, Outgoing::Snapshot(zxid)),
@@ -305,6 +308,11 @@ impl MemberThread {
             Effect::Status { state, serving } => {
                 if state != ServerState::Leading {
                     self.shared.stats.leader.set_established(None);
+                }
+                match state {
+                    ServerState::Leading => self.shared.status.set_leader(self.shared.config.my_id),
+                    ServerState::Looking => self.shared.status.set_leader(None),
+                    ServerState::Following | ServerState::Observing => {}
                 }
                 self.shared.status.set(mode_of(state), serving)
             }
