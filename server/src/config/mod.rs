@@ -168,7 +168,6 @@ pub struct Config {
     member_order: Vec<u64>,
 }
 
-/// Keys accepted and kept raw: ZooKeeper options this server does not act on (yet).
 /// ZooKeeper's Prometheus metrics provider, whose `/metrics` endpoint ferrokeeper serves.
 pub const PROMETHEUS_PROVIDER: &str = "org.apache.zookeeper.metrics.prometheus.PrometheusMetricsProvider";
 
@@ -200,6 +199,7 @@ impl Default for AdminEndpoint {
     }
 }
 
+/// Keys accepted and kept raw: ZooKeeper options this server does not act on (yet).
 const KNOWN_UNUSED: &[&str] = &[
     // Jetty's idle timeout for AdminServer connections; ours answers each request and closes.
     "admin.idleTimeout",

@@ -116,7 +116,7 @@ pub enum Effect {
     Tally(Tally),
 }
 
-/// What a member counts for `mntr` and `/metrics` (ZooKeeper's names in brackets).
+/// What a member counts for `mntr` and `/metrics` (ZooKeeper's names in parentheses).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tally {
     /// An election began (`looking_count`).

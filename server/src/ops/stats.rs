@@ -96,7 +96,6 @@ impl LeaderStats {
         self.max_proposal_size.store(max, Ordering::Relaxed);
     }
 
-    /// (last, min, max) proposal sizes; -1 each before the first proposal.
     /// Leading from `at` on (`None`: not leading).
     pub fn set_established(&self, at: Option<Instant>) {
         *self.established.lock() = at;
@@ -107,6 +106,7 @@ impl LeaderStats {
         self.established.lock().map_or(0, |at| at.elapsed().as_millis() as u64)
     }
 
+    /// (last, min, max) proposal sizes; -1 each before the first proposal.
     pub fn proposal_sizes(&self) -> (i64, i64, i64) {
         let load = |a: &AtomicI64| a.load(Ordering::Relaxed);
         (load(&self.last_proposal_size), load(&self.min_proposal_size), load(&self.max_proposal_size))
@@ -182,7 +182,6 @@ impl ServerStats {
         self.outstanding.fetch_add(1, Relaxed);
     }
 
-    /// A request answered after `latency_us`.
     /// A request answered by shard `shard` at `now`, `latency_us` after it arrived.
     pub fn request_finished(&self, shard: usize, kind: RequestKind, latency_us: u64, now: Instant) {
         self.outstanding.fetch_sub(1, Relaxed);
