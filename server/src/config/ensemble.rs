@@ -210,6 +210,25 @@ impl Config {
 
     /// `clientPortAddress:clientPort` (the wildcard when no address), if clientPort is set; 0 is unset, as
     /// in ZooKeeper.
+    /// ZooKeeper's `setupClientPort` on a server that runs standalone on a single `server.N` line (the
+    /// official container image's default is `server.1=localhost:2888:3888;2181` and no `clientPort`):
+    /// when `myid` names that line, its client address is where clients connect.
+    pub(super) fn take_client_address_from_server_line(&mut self, my_id: Option<i64>) -> Result<(), ConfigError> {
+        let Some(line) = my_id.and_then(|id| u64::try_from(id).ok()).and_then(|id| self.peer(id)) else {
+            return Ok(());
+        };
+        let Some((host, port)) = line.client_addr.clone() else { return Ok(()) };
+        if let Some(host) = host {
+            let address = HostPort::new(host.clone(), port).to_socket_addr().map_err(|e| ConfigError::Invalid {
+                origin: self.origin.clone(),
+                reason: format!("server.{}: client address {host}: {e}", line.id),
+            })?;
+            self.client_port_address = Some(address.ip());
+        }
+        self.client_port = Some(port);
+        Ok(())
+    }
+
     fn static_client_address(&self) -> Option<HostPort> {
         let port = self.client_port.filter(|p| *p != 0)?;
         let host = self.client_port_address.map_or_else(|| "0.0.0.0".to_owned(), |ip| ip.to_string());

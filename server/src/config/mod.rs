@@ -297,6 +297,8 @@ impl Config {
         let my_id = read_my_id(&myid_path)?;
         if !config.is_standalone() {
             config.join_ensemble(my_id, &myid_path)?;
+        } else {
+            config.take_client_address_from_server_line(my_id)?;
         }
         Ok(config)
     }
