@@ -24,6 +24,7 @@ pub mod figures;
 pub mod log_stage;
 pub mod member;
 pub mod messages;
+mod notify;
 pub mod quorum_link;
 pub mod sequencer;
 pub mod shard;
@@ -77,6 +78,8 @@ pub struct MemberStatus {
     epoch_zxid: std::sync::atomic::AtomicI64,
     /// The leader this member follows or is (-1: none, while looking or standalone).
     leader: std::sync::atomic::AtomicI64,
+    /// Tells systemd when this server serves and what it is doing.
+    notifier: notify::Notifier,
 }
 
 /// A server's mode, as `srvr` and `mntr` name it.
@@ -111,6 +114,7 @@ impl MemberStatus {
             serving: AtomicBool::new(mode == Mode::Standalone),
             epoch_zxid: std::sync::atomic::AtomicI64::new(0),
             leader: std::sync::atomic::AtomicI64::new(-1),
+            notifier: notify::Notifier::from_env(),
         }
     }
 
@@ -124,9 +128,22 @@ impl MemberStatus {
 
     pub fn set(&self, mode: Mode, serving: bool) {
         self.mode.store(mode as u8, Ordering::Release);
-        self.serving.store(serving, Ordering::Release);
+        let was_serving = self.serving.swap(serving, Ordering::AcqRel);
         if mode != Mode::Leading {
             self.epoch_zxid.store(0, Ordering::Release);
+        }
+        if serving != was_serving || !serving {
+            self.announce();
+        }
+    }
+
+    /// Tells systemd the mode, and that this server is ready the first time it serves.
+    pub fn announce(&self) {
+        let mode = self.mode();
+        if self.is_serving() {
+            self.notifier.serving(&format!("serving clients ({})", mode.name()));
+        } else {
+            self.notifier.status(&format!("{}: not serving clients until in a quorum", mode.name()));
         }
     }
 
@@ -345,6 +362,8 @@ impl Server {
             snapshot_busy.store(true, std::sync::atomic::Ordering::Release);
             let _ = snapshot_tx.send(());
         }
+        // A standalone server serves from here on; a member announces when it joins a quorum.
+        shared.status.announce();
         Ok(Server { client_addr, shared, threads })
     }
 
