@@ -84,7 +84,14 @@ fn every_command_answers_with_zookeepers_keys() {
                     .cloned()
                     .collect();
                 assert!(extra.is_empty(), "monitor keys ZooKeeper does not have: {extra:?}");
-                for key in ["znode_count", "num_alive_connections", "avg_readlatency", "cnt_fsynctime", "snap_count"] {
+                for key in [
+                    "znode_count",
+                    "num_alive_connections",
+                    "avg_readlatency",
+                    "p99_readlatency",
+                    "cnt_fsynctime",
+                    "snap_count",
+                ] {
                     assert!(ours.get(key).is_some(), "monitor lacks {key}");
                 }
             }

@@ -176,13 +176,17 @@ pub fn mntr_entries(metrics: &[Metric]) -> Vec<(String, MntrValue)> {
             // avg_latency is a double in ZooKeeper; every other gauge and counter is a long.
             Kind::Gauge(v) if metric.name == "avg_latency" => out.push((name(""), MntrValue::Double(*v))),
             Kind::Gauge(v) | Kind::Counter(v) => out.push((name(""), MntrValue::Long(*v as i64))),
-            Kind::Summary(s) => out.extend([
-                (name("avg_"), MntrValue::Double(s.avg())),
-                (name("min_"), MntrValue::Long(s.min as i64)),
-                (name("max_"), MntrValue::Long(s.max as i64)),
-                (name("cnt_"), MntrValue::Long(s.count as i64)),
-                (name("sum_"), MntrValue::Long(s.sum as i64)),
-            ]),
+            Kind::Summary(s) => out.extend(
+                [
+                    (name("avg_"), MntrValue::Double(s.avg())),
+                    (name("min_"), MntrValue::Long(s.min as i64)),
+                    (name("max_"), MntrValue::Long(s.max as i64)),
+                    (name("cnt_"), MntrValue::Long(s.count as i64)),
+                    (name("sum_"), MntrValue::Long(s.sum as i64)),
+                ]
+                .into_iter()
+                .chain(s.percentiles.iter().map(|(p, v)| (name(&format!("{p}_")), MntrValue::Long(*v as i64)))),
+            ),
         }
     }
     out

@@ -117,7 +117,14 @@ mod tests {
             Metric::counter("snap_count", 2),
             Metric::summary(
                 "fsynctime",
-                SummaryFigures { count: 3, sum: 1.5, min: 0.25, max: 1.0, quantiles: vec![(0.5, 0.25)] },
+                SummaryFigures {
+                    count: 3,
+                    sum: 1.5,
+                    min: 0.25,
+                    max: 1.0,
+                    quantiles: vec![(0.5, 0.25)],
+                    percentiles: vec![],
+                },
             ),
             Metric::summary(
                 "sync_processor_batch_size",

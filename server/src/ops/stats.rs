@@ -131,8 +131,8 @@ impl ServerStats {
     /// Counters for a server whose requests are answered by `shards` threads.
     pub fn new(shards: usize) -> Self {
         let latency = || RequestLatency {
-            read: Summary::new(0.001, summary::ADVANCED),
-            update: Summary::new(0.001, summary::ADVANCED),
+            read: Summary::new(0.001, &summary::ADVANCED),
+            update: Summary::new(0.001, &summary::ADVANCED),
         };
         ServerStats {
             request_latency: (0..shards.max(1)).map(|_| latency()).collect(),
@@ -146,13 +146,13 @@ impl ServerStats {
             outstanding: AtomicU64::new(0),
             connections: AtomicU64::new(0),
             leader: LeaderStats::default(),
-            fsync_time: Summary::new(0.001, summary::BASIC),
-            log_batch_size: Summary::new(1.0, summary::BASIC),
-            snapshot_time: Summary::new(0.001, summary::BASIC),
+            fsync_time: Summary::new(0.001, &summary::BASIC),
+            log_batch_size: Summary::new(1.0, &summary::BASIC),
+            snapshot_time: Summary::new(0.001, &summary::BASIC),
             looking_count: AtomicU64::new(0),
             fsync_threshold_exceeded: AtomicU64::new(0),
             trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
-            election_time: Summary::new(1.0, summary::BASIC),
+            election_time: Summary::new(1.0, &summary::BASIC),
             digest_mismatches: AtomicU64::new(0),
             log_write_failures: AtomicU64::new(0),
             log_failure: parking_lot::Mutex::new(None),

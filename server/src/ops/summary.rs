@@ -15,10 +15,18 @@ use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
 
-/// ZooKeeper's Prometheus summaries: the median for BASIC metrics, and the 90th and 99th percentiles
-/// too for ADVANCED ones.
-pub const BASIC: &[f64] = &[0.5];
-pub const ADVANCED: &[f64] = &[0.5, 0.9, 0.99];
+/// How much a summary reports, as ZooKeeper's `DetailLevel`: the quantiles its Prometheus provider
+/// exports, and the percentiles its default provider prints in `mntr` (`zk_p50_<name>`, ...).
+pub struct Detail {
+    pub quantiles: &'static [f64],
+    pub percentiles: &'static [(&'static str, f64)],
+}
+
+pub const BASIC: Detail = Detail { quantiles: &[0.5], percentiles: &[] };
+pub const ADVANCED: Detail = Detail {
+    quantiles: &[0.5, 0.9, 0.99],
+    percentiles: &[("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999)],
+};
 
 const AGE_BUCKETS: usize = 5;
 const BUCKET_AGE: Duration = Duration::from_secs(120);
@@ -36,6 +44,8 @@ pub struct SummaryFigures {
     /// (quantile, value) over the window; a value is NaN while the window is empty (as the Prometheus
     /// client exports it).
     pub quantiles: Vec<(f64, f64)>,
+    /// `mntr`'s (name, value) percentiles over the window, for ADVANCED summaries; 0 while it is empty.
+    pub percentiles: Vec<(&'static str, f64)>,
 }
 
 impl SummaryFigures {
@@ -47,7 +57,7 @@ impl SummaryFigures {
 pub struct Summary {
     /// Reported values are recorded values times this (µs recorded, ms reported: 0.001).
     scale: f64,
-    quantiles: &'static [f64],
+    detail: &'static Detail,
     inner: parking_lot::Mutex<Inner>,
 }
 
@@ -74,10 +84,10 @@ fn histogram() -> Histogram<u64> {
 }
 
 impl Summary {
-    pub fn new(scale: f64, quantiles: &'static [f64]) -> Summary {
+    pub fn new(scale: f64, detail: &'static Detail) -> Summary {
         Summary {
             scale,
-            quantiles,
+            detail,
             inner: parking_lot::Mutex::new(Inner {
                 count: 0,
                 sum: 0,
@@ -128,17 +138,17 @@ pub fn figures_of(parts: &[&Summary], now: Instant) -> SummaryFigures {
         }
     }
     let scale = first.scale;
-    let quantiles = first
-        .quantiles
-        .iter()
-        .map(|&q| (q, if merged.is_empty() { f64::NAN } else { merged.value_at_quantile(q) as f64 * scale }))
-        .collect();
+    let at = |q: f64| merged.value_at_quantile(q) as f64 * scale;
+    let quantiles =
+        first.detail.quantiles.iter().map(|&q| (q, if merged.is_empty() { f64::NAN } else { at(q) })).collect();
+    let percentiles = first.detail.percentiles.iter().map(|&(name, q)| (name, at(q))).collect();
     SummaryFigures {
         count,
         sum: sum as f64 * scale,
         min: if count == 0 { 0.0 } else { min as f64 * scale },
         max: max as f64 * scale,
         quantiles,
+        percentiles,
     }
 }
 
@@ -169,7 +179,7 @@ mod tests {
 
     #[test]
     fn counts_extremes_and_quantiles_in_the_reported_unit() {
-        let summary = Summary::new(0.001, ADVANCED);
+        let summary = Summary::new(0.001, &ADVANCED);
         assert_eq!(summary.figures().count, 0);
         assert!(summary.figures().quantiles.iter().all(|(_, v)| v.is_nan()));
         for us in 1..=1000 {
@@ -181,11 +191,17 @@ mod tests {
         for ((q, value), expected) in f.quantiles.iter().zip([500.0, 900.0, 990.0]) {
             assert!((value - expected).abs() <= expected * 0.01, "q{q}: {value}, expected {expected}");
         }
+        let names: Vec<&str> = f.percentiles.iter().map(|(name, _)| *name).collect();
+        assert_eq!(names, ["p50", "p95", "p99", "p999"]);
+        for ((name, value), expected) in f.percentiles.iter().zip([500.0, 950.0, 990.0, 999.0]) {
+            assert!((value - expected).abs() <= expected * 0.01, "{name}: {value}, expected {expected}");
+        }
+        assert!(Summary::new(1.0, &BASIC).figures().percentiles.is_empty(), "mntr percentiles are ADVANCED only");
     }
 
     #[test]
     fn quantiles_cover_the_last_eight_to_ten_minutes() {
-        let summary = Summary::new(1.0, BASIC);
+        let summary = Summary::new(1.0, &BASIC);
         let start = Instant::now();
         let at = |minutes: u64| start + Duration::from_secs(minutes * 60);
         summary.observe_at(100, at(0));
@@ -203,7 +219,7 @@ mod tests {
 
     #[test]
     fn parts_report_together() {
-        let parts = [Summary::new(1.0, BASIC), Summary::new(1.0, BASIC)];
+        let parts = [Summary::new(1.0, &BASIC), Summary::new(1.0, &BASIC)];
         for v in [1, 2, 3] {
             parts[0].observe(v);
         }
