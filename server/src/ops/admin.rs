@@ -22,8 +22,9 @@ use serde_json::{Map, Value, json};
 
 use super::figures::{ConnectionFigures, Figures};
 use super::fourlw::{dir_size, environment_pairs, epoch_ms, version, zookeeper_node_count};
+use super::http::{Reply, Request};
 use super::metrics::{self, MntrValue};
-use crate::config::{AdminEndpoint, PeerRole, ServerSpec};
+use crate::config::{PeerRole, ServerSpec};
 
 const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
@@ -66,46 +67,18 @@ const COMMANDS: &[Command] = &[
     Command { names: &["zabstate"], server_required: false, run: zabstate },
 ];
 
-/// A bound AdminServer, ready to serve.
-pub struct AdminServer {
-    server: tiny_http::Server,
-    command_url: String,
-}
-
-impl AdminServer {
-    /// Binds now, so that a port in use stops start-up (as ZooKeeper exits when its AdminServer cannot
-    /// start) rather than a thread later.
-    pub fn bind(at: &AdminEndpoint) -> std::io::Result<AdminServer> {
-        let server = tiny_http::Server::http((at.host.as_str(), at.port)).map_err(std::io::Error::other)?;
-        Ok(AdminServer { server, command_url: at.command_url.trim_end_matches('/').to_owned() })
-    }
-
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.server.server_addr().to_ip()
-    }
-
-    /// Answers requests until the process ends.
-    pub fn run(self, figures: &dyn Figures) {
-        for request in self.server.incoming_requests() {
-            let (path, query) = request.url().split_once('?').unwrap_or((request.url(), ""));
-            let (status, content_type, body) = match path.strip_prefix(&self.command_url) {
-                // As Jetty's servlet: GET only.
-                Some(_) if *request.method() != tiny_http::Method::Get => {
-                    (405, "text/plain", "HTTP method not allowed\n".to_owned())
-                }
-                Some("" | "/") => (200, "text/html", listing(&self.command_url)),
-                Some(rest) if rest.starts_with('/') => {
-                    let response = run_command(figures, &rest[1..], &parse_query(query));
-                    (200, "application/json", serde_json::to_string_pretty(&response).expect("JSON of JSON values"))
-                }
-                _ => (404, "text/plain", "Not Found\n".to_owned()),
-            };
-            let header = tiny_http::Header::from_bytes("Content-Type", content_type).expect("a valid header");
-            let response = tiny_http::Response::from_string(body).with_status_code(status).with_header(header);
-            if let Err(e) = request.respond(response) {
-                tracing::debug!("an AdminServer client went away: {e}");
-            }
+/// Answers a request under `command_url` (`/commands`): GET only, as Jetty's servlet; the listing at the
+/// URL itself, a command's JSON below it.
+pub fn handle(figures: &dyn Figures, command_url: &str, request: Request<'_>) -> Reply {
+    let command_url = command_url.trim_end_matches('/');
+    match request.path.strip_prefix(command_url) {
+        Some(_) if !request.get => Reply::method_not_allowed(),
+        Some("" | "/") => Reply::ok("text/html", listing(command_url)),
+        Some(rest) if rest.starts_with('/') => {
+            let response = run_command(figures, &rest[1..], &parse_query(request.query));
+            Reply::ok("application/json", serde_json::to_string_pretty(&response).expect("JSON of JSON values"))
         }
+        _ => Reply::not_found(),
     }
 }
 
@@ -190,8 +163,8 @@ fn connection(c: &ConnectionFigures, brief: bool) -> Value {
         info.insert("last_zxid".into(), json!(s.last_zxid));
         info.insert("last_response_time".into(), json!(s.last_response.map_or(0, |t| epoch_ms(t) as u64)));
         info.insert("last_latency".into(), json!(s.last_latency_ms));
-        info.insert("min_latency".into(), json!(if s.count == 0 { 0 } else { s.min_latency_ms }));
-        info.insert("avg_latency".into(), json!(s.total_latency_ms.checked_div(s.count).unwrap_or(0)));
+        info.insert("min_latency".into(), json!(s.min_latency()));
+        info.insert("avg_latency".into(), json!(s.avg_latency()));
         info.insert("max_latency".into(), json!(s.max_latency_ms));
     }
     Value::Object(info)
@@ -423,12 +396,10 @@ fn watches_by_path(figures: &dyn Figures, _: Args<'_>, out: Out<'_>) {
 }
 
 fn watch_summary(figures: &dyn Figures, _: Args<'_>, out: Out<'_>) {
-    let pairs = figures.watches().data_watches;
-    let sessions: std::collections::HashSet<i64> = pairs.iter().map(|(s, _)| *s).collect();
-    let paths: std::collections::HashSet<&String> = pairs.iter().map(|(_, p)| p).collect();
-    put(out, "num_connections", json!(sessions.len()));
-    put(out, "num_paths", json!(paths.len()));
-    put(out, "num_total_watches", json!(pairs.len()));
+    let (sessions, paths, watches) = figures.watches().summary();
+    put(out, "num_connections", json!(sessions));
+    put(out, "num_paths", json!(paths));
+    put(out, "num_total_watches", json!(watches));
 }
 
 /// ZooKeeper's ZAB phase: `election` while looking, `broadcast` while serving; between the two this

@@ -41,6 +41,15 @@ pub struct WatchFigures {
     pub data_watches: Vec<(i64, String)>,
 }
 
+impl WatchFigures {
+    /// `wchs`'s figures: (sessions watching, paths watched, watches) in the data watch manager.
+    pub fn summary(&self) -> (usize, usize, usize) {
+        let sessions: std::collections::HashSet<i64> = self.data_watches.iter().map(|(s, _)| *s).collect();
+        let paths: std::collections::HashSet<&String> = self.data_watches.iter().map(|(_, p)| p).collect();
+        (sessions.len(), paths.len(), self.data_watches.len())
+    }
+}
+
 /// The figures a running server reports.
 pub trait Figures: Send + Sync {
     fn config(&self) -> &Config;

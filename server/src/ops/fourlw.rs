@@ -2,7 +2,7 @@
 //! gets a plain-text report and is closed. They run on their own thread, which gathers what it needs
 //! from the shards and the sequencer through inspection closures, so no shard ever blocks on one.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -112,8 +112,7 @@ fn conn_report(c: &ConnectionFigures, full: bool) -> ConnReport {
     let s = &c.stats;
     let mut line = format!(" /{}[1](queued={},recved={},sent={}", c.peer, c.queued, s.received, s.sent);
     if full && let Some((session_id, timeout_ms)) = c.session {
-        let avg = s.total_latency_ms.checked_div(s.count).unwrap_or(0);
-        let min = if s.count == 0 { 0 } else { s.min_latency_ms };
+        let (avg, min) = (s.avg_latency(), s.min_latency());
         line.push_str(&format!(
             ",sid=0x{session_id:x},lop={},est={},to={timeout_ms},lcxid=0x{:x},lzxid=0x{:x},lresp={},llat={},minlat={min},avglat={avg},maxlat={}",
             s.last_op,
@@ -318,15 +317,14 @@ fn monitor(shared: &dyn Figures) -> String {
 }
 
 fn watches(shared: &dyn Figures, command: &str) -> String {
-    let pairs = shared.watches().data_watches;
+    let figures = shared.watches();
     match command {
         "wchs" => {
-            let sessions: HashSet<i64> = pairs.iter().map(|(s, _)| *s).collect();
-            let paths: HashSet<&String> = pairs.iter().map(|(_, p)| p).collect();
-            format!("{} connections watching {} paths\nTotal watches:{}\n", sessions.len(), paths.len(), pairs.len())
+            let (sessions, paths, watches) = figures.summary();
+            format!("{sessions} connections watching {paths} paths\nTotal watches:{watches}\n")
         }
-        "wchc" => grouped(pairs.into_iter().map(|(s, p)| (format!("0x{s:x}"), p))),
-        _ => grouped(pairs.into_iter().map(|(s, p)| (p, format!("0x{s:x}")))),
+        "wchc" => grouped(figures.data_watches.into_iter().map(|(s, p)| (format!("0x{s:x}"), p))),
+        _ => grouped(figures.data_watches.into_iter().map(|(s, p)| (p, format!("0x{s:x}")))),
     }
 }
 

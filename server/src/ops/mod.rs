@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod figures;
 pub mod fourlw;
+pub mod http;
 pub mod metrics;
 pub mod prometheus;
 pub mod stats;

@@ -4,49 +4,24 @@
 //! metrics labelled `key`; summaries as `name{quantile="…"}`, `name_count` and `name_sum`.
 //!
 //! The figures are gathered when scraped, from the same counters `mntr` reads ([`super::metrics`]), so
-//! serving them costs the request path nothing. One thread answers the requests in turn: a scrape takes
-//! microseconds, and Prometheus scrapes every few seconds at most.
+//! serving them costs the request path nothing; [`super::http`] serves the requests.
 
 use std::fmt::Write as _;
 
 use super::figures::Figures;
+use super::http::{Reply, Request};
 use super::metrics::{Kind, Metric};
 
 /// The content type of the text format Prometheus scrapes.
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// A bound endpoint, ready to serve.
-pub struct Endpoint {
-    server: tiny_http::Server,
-}
-
-impl Endpoint {
-    /// Binds `host:port` now, so that a port in use stops start-up rather than a thread later.
-    pub fn bind(host: &str, port: u16) -> std::io::Result<Endpoint> {
-        let server = tiny_http::Server::http((host, port)).map_err(std::io::Error::other)?;
-        Ok(Endpoint { server })
-    }
-
-    /// The address bound (the OS's choice of port when asked for 0).
-    pub fn local_addr(&self) -> Option<std::net::SocketAddr> {
-        self.server.server_addr().to_ip()
-    }
-
-    /// Answers requests until the process ends: `GET /metrics` with the figures, anything else 404
-    /// (ZooKeeper's Jetty context serves nothing else).
-    pub fn run(self, figures: &dyn Figures) {
-        for request in self.server.incoming_requests() {
-            let path = request.url().split('?').next().unwrap_or_default();
-            let response = if path == "/metrics" && *request.method() == tiny_http::Method::Get {
-                let header = tiny_http::Header::from_bytes("Content-Type", CONTENT_TYPE).expect("a valid header");
-                tiny_http::Response::from_string(render(&super::metrics::collect(figures))).with_header(header)
-            } else {
-                tiny_http::Response::from_string("Not Found\n").with_status_code(404)
-            };
-            if let Err(e) = request.respond(response) {
-                tracing::debug!("a /metrics client went away: {e}");
-            }
-        }
+/// `GET /metrics` with the figures gathered now; anything else 404 (ZooKeeper's Jetty context serves
+/// nothing else).
+pub fn handle(figures: &dyn Figures, request: Request<'_>) -> Reply {
+    if request.get && request.path == "/metrics" {
+        Reply::ok(CONTENT_TYPE, render(&super::metrics::collect(figures)))
+    } else {
+        Reply::not_found()
     }
 }
 

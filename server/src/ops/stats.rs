@@ -350,6 +350,16 @@ pub struct ConnStats {
 }
 
 impl ConnStats {
+    /// The smallest latency, 0 before the first response (as ZooKeeper reports it).
+    pub fn min_latency(&self) -> u64 {
+        if self.count == 0 { 0 } else { self.min_latency_ms }
+    }
+
+    /// The mean latency in whole ms, 0 before the first response.
+    pub fn avg_latency(&self) -> u64 {
+        self.total_latency_ms.checked_div(self.count).unwrap_or(0)
+    }
+
     pub fn new(now: Instant) -> Self {
         ConnStats {
             established: now,

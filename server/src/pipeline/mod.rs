@@ -46,6 +46,7 @@ use mio::{Poll, Waker};
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::ops::http::HttpEndpoint;
 use crate::ops::stats::ServerStats;
 use crate::ops::{admin, fourlw, prometheus};
 use crate::peers::admission::{Gate, GateLimits, PENDING_MAX};
@@ -228,7 +229,7 @@ impl Server {
         let listener = acceptor::bind(&config).context("cannot bind the client port")?;
         let client_addr = listener.local_addr()?;
         let metrics = match &config.prometheus {
-            Some(at) => Some(prometheus::Endpoint::bind(&at.host, at.port).with_context(|| {
+            Some(at) => Some(HttpEndpoint::bind(&at.host, at.port).with_context(|| {
                 format!(
                     "cannot serve /metrics on metricsProvider.httpHost={} metricsProvider.httpPort={}",
                     at.host, at.port
@@ -237,7 +238,7 @@ impl Server {
             None => None,
         };
         let admin = match &config.admin {
-            Some(at) => Some(admin::AdminServer::bind(at).with_context(|| {
+            Some(at) => Some(HttpEndpoint::bind(&at.host, at.port).with_context(|| {
                 format!(
                     "cannot start the AdminServer on admin.serverAddress={} admin.serverPort={} (set \
                      admin.enableServer=false to run without it)",
@@ -335,17 +336,14 @@ impl Server {
         let s = shared.clone();
         threads.spawn("fk-acceptor", move || acceptor::run(s, listener))?;
         if let Some(endpoint) = metrics {
-            let at = endpoint.local_addr().map_or_else(|| "?".into(), |a| a.to_string());
-            tracing::info!("serving Prometheus metrics at http://{at}/metrics");
+            tracing::info!("serving Prometheus metrics at http://{}/metrics", endpoint.local_addr());
             let s = shared.clone();
-            threads.spawn("fk-metrics", move || endpoint.run(&*s))?;
+            threads.spawn("fk-metrics", move || endpoint.serve(|request| prometheus::handle(&*s, request)))?;
         }
-        if let Some(server) = admin {
-            let at = server.local_addr().map_or_else(|| "?".into(), |a| a.to_string());
-            let url = shared.config.admin.as_ref().map_or("", |a| a.command_url.as_str());
-            tracing::info!("AdminServer at http://{at}{url}");
-            let s = shared.clone();
-            threads.spawn("fk-admin", move || server.run(&*s))?;
+        if let (Some(endpoint), Some(at)) = (admin, &shared.config.admin) {
+            tracing::info!("AdminServer at http://{}{}", endpoint.local_addr(), at.command_url);
+            let (s, url) = (shared.clone(), at.command_url.clone());
+            threads.spawn("fk-admin", move || endpoint.serve(|request| admin::handle(&*s, &url, request)))?;
         }
         tracing::info!(
             "txn log: {device_name}{}, preAllocSize {} KiB, in {}",
