@@ -58,6 +58,8 @@ pub enum RecoveryError {
     NoSnapshot { dir: PathBuf, detail: String, first_log: i64 },
     #[error("cannot truncate the torn tail of {path}: {source}")]
     Truncate { path: PathBuf, source: std::io::Error },
+    #[error("cannot remove {path}, a log whose header was never written: {source}")]
+    RemoveNeverWritten { path: PathBuf, source: std::io::Error },
     #[error("cannot rewrite the end-of-record marker at offset {offset} of {path}: {source}")]
     RepairMarker { path: PathBuf, offset: u64, source: std::io::Error },
 }
@@ -70,6 +72,9 @@ pub struct Recovered {
     pub replayed: usize,
     /// A torn tail that was cut (or, read-only, would have been): (file, offset).
     pub truncated: Option<(PathBuf, u64)>,
+    /// Logs whose header was never written (a crash while creating them): they hold no txn and were
+    /// removed (or, read-only, would have been).
+    pub never_written: Vec<PathBuf>,
     /// Records whose end-of-record byte was damaged while their checksum held, rewritten.
     pub end_markers_repaired: usize,
     /// Whether the data directory held nothing at all (a first start).
@@ -113,7 +118,8 @@ pub fn recover_with(
 ) -> Result<Recovered, RecoveryError> {
     let snapshots =
         list(snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
-    let logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
+    let mut logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
+    let never_written = set_aside_never_written(&mut logs, log_dir, limits.read_only)?;
     let fresh = snapshots.is_empty() && logs.is_empty();
     let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options, limits.up_to_zxid);
     if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
@@ -135,6 +141,7 @@ pub fn recover_with(
         recent: replayed.recent.into(),
         replayed: replayed.txns,
         truncated: replayed.truncated,
+        never_written,
         end_markers_repaired: replayed.end_markers_repaired,
         fresh,
         digests_checked: digests.checked,
@@ -349,6 +356,38 @@ fn replay(
     Ok(done)
 }
 
+/// Takes the logs whose header was never written out of `logs` and returns them: the writer makes a header durable before
+/// any record goes into its file, so such a file holds no txn, and nothing is lost by skipping it (the zxid
+/// continuity check still sees any txn missing). ZooKeeper fails on an empty log with an EOFException; and
+/// left in place, one would be refused at the next start as damage once a newer log follows it, so
+/// start-up removes them.
+fn set_aside_never_written(
+    logs: &mut Vec<(i64, PathBuf)>,
+    log_dir: &Path,
+    read_only: bool,
+) -> Result<Vec<PathBuf>, RecoveryError> {
+    let mut never_written = Vec::new();
+    logs.retain(|(_, path)| match LogReader::open(path) {
+        Err(error @ LogError::NeverWritten { .. }) => {
+            warn!("{error}: {}", if read_only { "skipping it" } else { "removing it" });
+            never_written.push(path.clone());
+            false
+        }
+        // Other errors are replay's to report, if it needs the file at all.
+        _ => true,
+    });
+    if !read_only && !never_written.is_empty() {
+        let remove = |path: &PathBuf| {
+            std::fs::remove_file(path)
+                .map_err(|source| RecoveryError::RemoveNeverWritten { path: path.clone(), source })
+        };
+        never_written.iter().try_for_each(remove)?;
+        crate::files::sync_dir(log_dir)
+            .map_err(|source| RecoveryError::RemoveNeverWritten { path: log_dir.into(), source })?;
+    }
+    Ok(never_written)
+}
+
 /// Rewrites the end-of-record byte of a record whose checksum proved it intact, so that the file reads
 /// cleanly again (ZooKeeper itself would stop at the bad byte and drop every record after it).
 fn repair_end_marker(path: &Path, offset: u64) -> Result<(), RecoveryError> {
@@ -436,5 +475,29 @@ mod tests {
         assert_eq!(std::fs::metadata(&log).unwrap().len(), before, "read-only leaves the file alone");
         // Stopping before the torn record never reaches it.
         assert_eq!(at(scratch.path(), Some(0x213)).truncated, None);
+    }
+
+    #[test]
+    fn logs_whose_header_was_never_written_are_skipped_and_removed_at_start_up() {
+        let scratch = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(fixture("datadir")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), scratch.path().join(entry.file_name())).unwrap();
+        }
+        // The newest log created by a process killed before its header was written, and an older one
+        // left by an earlier such crash whose txn was then written under another name.
+        let newest = scratch.path().join("log.216");
+        std::fs::write(&newest, b"").unwrap();
+        let older = scratch.path().join("log.1e7");
+        std::fs::write(&older, [0x5a, 0x4b]).unwrap();
+        let read_only = at(scratch.path(), None);
+        assert_eq!(read_only.never_written, vec![older.clone(), newest.clone()]);
+        assert_eq!(read_only.tree.last_processed_zxid(), 0x215);
+        assert!(newest.exists() && older.exists(), "read-only leaves them");
+        let dir = scratch.path();
+        let recovered = recover(dir, dir, TreeOptions::fixed_seed(true)).unwrap();
+        assert_eq!((recovered.tree.last_processed_zxid(), recovered.replayed), (0x215, read_only.replayed));
+        assert_eq!(recovered.digest_mismatches, 0);
+        assert!(!newest.exists() && !older.exists(), "start-up removes them");
     }
 }

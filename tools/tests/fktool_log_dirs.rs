@@ -165,6 +165,19 @@ fn verify_judges_whole_directories() {
 }
 
 #[test]
+fn a_log_whose_header_was_never_written_is_handled_not_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    engine_logs(dir.path(), &[&[1, 2, 3]]);
+    std::fs::write(dir.path().join("log.4"), b"").unwrap();
+    let verify = fktool(&["log", "verify", s(dir.path())]);
+    assert_eq!(verify.code, 1, "start-up removes it: {}", verify.stdout);
+    assert!(verify.stdout.contains("log.4: no header (0 bytes: empty), so it holds no txn"), "{}", verify.stdout);
+    assert_eq!(recovered_zxid(dir.path()), 3);
+    let repair = fktool(&["log", "repair", s(dir.path()), "--yes"]);
+    assert!(repair.stdout.contains("nothing to repair"), "{}{}", repair.stdout, repair.stderr);
+}
+
+#[test]
 fn verify_on_the_zookeeper_fixtures_names_the_first_bad_offset() {
     // (fixture, exit status, first bad place)
     let cases = [

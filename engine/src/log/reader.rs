@@ -28,6 +28,14 @@ pub enum LogError {
     Io { path: PathBuf, source: std::io::Error },
     #[error("{path}: not a txn log (bad header at offset 0: {reason})")]
     BadHeader { path: PathBuf, reason: String },
+    /// The header was never written: the file is empty, holds only the start of a header, or only zeros.
+    /// The writer makes a new log's header durable before any record goes into it, so such a file is one
+    /// whose creation a crash interrupted, and it holds no txn.
+    #[error(
+        "{path}: no header ({len} bytes: {}), so it holds no txn; a crash interrupted its creation",
+        if *len == 0 { "empty" } else { "only the start of a header, or zeros" }
+    )]
+    NeverWritten { path: PathBuf, len: u64 },
     #[error(
         "{path}: the record at offset {offset} ({zxid}) is damaged ({reason}), but a valid record follows it at \
          offset {valid_offset} (zxid 0x{valid_zxid:x}): this is corruption inside durable data, not a torn tail"
@@ -42,7 +50,7 @@ impl LogError {
     pub fn offset(&self) -> Option<u64> {
         match self {
             LogError::Corrupt { offset, .. } | LogError::Undecodable { offset, .. } => Some(*offset),
-            LogError::Io { .. } | LogError::BadHeader { .. } => None,
+            LogError::Io { .. } | LogError::BadHeader { .. } | LogError::NeverWritten { .. } => None,
         }
     }
 }
@@ -198,6 +206,9 @@ fn header_zxid(entry: &[u8]) -> Option<i64> {
 }
 
 fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
+    if never_written(bytes) {
+        return Err(LogError::NeverWritten { path: path.to_owned(), len: bytes.len() as u64 });
+    }
     let bad = |reason: String| LogError::BadHeader { path: path.to_owned(), reason };
     let mut r = JuteReader::new(bytes);
     let magic = r.read_i32().map_err(|_| bad(format!("file is only {} bytes", bytes.len())))?;
@@ -210,6 +221,15 @@ fn check_header(path: &Path, bytes: &[u8]) -> Result<(), LogError> {
         return Err(bad(format!("version {version}, expected {FORMAT_VERSION}")));
     }
     Ok(())
+}
+
+/// Whether a file's bytes show its header was never written: shorter than a header and the start of one
+/// (a write cut short by the crash, or nothing at all), or zeros only (padding whose header write was
+/// lost). Anything else without a valid header is damage, not an interrupted creation.
+fn never_written(bytes: &[u8]) -> bool {
+    let mut header = Vec::with_capacity(HEADER_LEN);
+    super::format::encode_header(&mut header);
+    (bytes.len() < HEADER_LEN && header.starts_with(bytes)) || bytes.iter().all(|&b| b == 0)
 }
 
 /// One record's framing, judged without decoding the entry.
@@ -390,6 +410,27 @@ mod tests {
                 Err(e) => panic!("{what} at record {index}: unexpected {e}"),
             };
             assert_eq!(verdict, expected, "{what} at record {index}");
+        }
+    }
+
+    #[test]
+    fn a_header_never_written_is_told_apart_from_a_bad_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("log.7");
+        let mut header = Vec::new();
+        crate::log::format::encode_header(&mut header);
+        let never_written = [Vec::new(), header[..5].to_vec(), vec![0u8; 4096]];
+        for bytes in never_written {
+            std::fs::write(&path, &bytes).unwrap();
+            let error = read_log(&path).err().unwrap();
+            assert!(matches!(error, LogError::NeverWritten { len, .. } if len == bytes.len() as u64), "{error}");
+        }
+        let mut damaged = header.clone();
+        damaged[1] ^= 0x20;
+        for bytes in [damaged, b"ZKX".to_vec(), [&header[..], &[1]].concat()[1..].to_vec()] {
+            std::fs::write(&path, &bytes).unwrap();
+            let error = read_log(&path).err().unwrap();
+            assert!(matches!(error, LogError::BadHeader { .. }), "{error}");
         }
     }
 

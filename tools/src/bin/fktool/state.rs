@@ -52,6 +52,9 @@ pub(crate) fn rebuild(dirs: &DataDirs, at_zxid: Option<i64>) -> anyhow::Result<R
             path.display()
         );
     }
+    for path in &recovered.never_written {
+        eprintln!("note: {} has no header and holds no txn; recovery would remove it (left as is)", path.display());
+    }
     let reached = recovered.tree.last_processed_zxid();
     if let Some(zxid) = at_zxid.filter(|z| *z > reached) {
         eprintln!("note: the logs end at zxid 0x{reached:x}, before 0x{zxid:x}; this is the tree at 0x{reached:x}");

@@ -98,7 +98,7 @@ fn copy_range(logs: &LogFiles, args: &ChopArgs, out: File) -> anyhow::Result<Vec
         match stop {
             Stop::Early => break,
             Stop::Broken(e) => bail!("the range reaches damage, so the copy would miss txns: {e}"),
-            Stop::End(_) => {}
+            Stop::End(_) | Stop::NeverWritten(_) => {}
         }
     }
     bar.finish_and_clear();

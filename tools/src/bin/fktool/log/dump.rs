@@ -106,6 +106,7 @@ fn dump(logs: &LogFiles, filter: &Filter, json: bool, out: &mut impl Write) -> s
         let note = match stop {
             Stop::Early => None,
             Stop::End(end) => Some(end_text(&end)),
+            Stop::NeverWritten(e) => Some(format!("{e}; start-up removes it")),
             Stop::Broken(e) => {
                 broken = true;
                 Some(format!("CORRUPT: {e}"))

@@ -71,7 +71,7 @@ fn find_damage(logs: &LogFiles) -> anyhow::Result<Option<(CutPlan, String)>> {
             Stop::End(LogEnd::Torn { offset, reason }) if is_last => {
                 (offset, format!("torn tail of {} at offset {offset} ({reason})", path.display()))
             }
-            Stop::End(_) | Stop::Early => continue,
+            Stop::End(_) | Stop::NeverWritten(_) | Stop::Early => continue,
         };
         bar.finish_and_clear();
         let next_first = logs.files.get(index + 1).map(|(name, _)| *name);

@@ -67,6 +67,9 @@ pub(crate) enum Stop {
     End(LogEnd),
     /// Unreadable: I/O, a bad header, or corruption (a damaged record with valid data after it).
     Broken(LogError),
+    /// A log whose header was never written (a crash while creating it): it holds no txn, and start-up
+    /// recovery removes it.
+    NeverWritten(LogError),
     /// The caller had seen enough.
     Early,
 }
@@ -82,6 +85,7 @@ pub(crate) fn scan_file(path: &Path, bar: &ProgressBar, mut each: impl FnMut(Log
     let file_len = std::fs::metadata(path).map_or(0, |m| m.len());
     let mut done = 0;
     let stop = match LogReader::open(path) {
+        Err(e @ LogError::NeverWritten { .. }) => Stop::NeverWritten(e),
         Err(e) => Stop::Broken(e),
         Ok(mut reader) => loop {
             match reader.read_next() {

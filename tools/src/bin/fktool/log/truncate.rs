@@ -113,7 +113,7 @@ fn plan_offset(file: &Path, offset: u64) -> anyhow::Result<CutPlan> {
     match stop {
         Stop::End(end) => boundaries.push(end.offset()),
         Stop::Broken(e) => boundaries.extend(e.offset()),
-        Stop::Early => {}
+        Stop::Early | Stop::NeverWritten(_) => {}
     }
     if !boundaries.contains(&offset) {
         let near: Vec<String> = boundaries.iter().rev().take(3).rev().map(u64::to_string).collect();

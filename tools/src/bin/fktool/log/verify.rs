@@ -100,6 +100,7 @@ pub(crate) fn verify(logs: &LogFiles) -> Vec<Finding> {
                 println!("CORRUPT: {e}");
                 note_unread(logs, index, &snapshots);
             }
+            Stop::NeverWritten(e) => println!("{e}; start-up removes it"),
             Stop::Early => unreachable!("verify reads every file to its end"),
         }
         let is_last = index + 1 == logs.files.len();
@@ -204,6 +205,7 @@ fn stop_finding(path: &Path, scan: &FileScan, is_last: bool, snapshots: &[i64]) 
                 _ => Finding { severity: Severity::Handled, text: String::new(), at: at(*offset) },
             })
         }
+        Stop::NeverWritten(_) => Some(Finding { severity: Severity::Handled, text: String::new(), at: None }),
         Stop::End(LogEnd::Clean { .. }) | Stop::Early => None,
     }
 }
