@@ -54,10 +54,22 @@ impl AuthIds {
         }
     }
 
+    /// The identities in the order ZooKeeper lists them (`whoAmI`, the audit log's users): its set of a
+    /// connection's ids is backed by a `ConcurrentHashMap`, hashed by jute's `Id.hashCode`.
+    pub fn in_java_order(&self) -> Vec<&Id> {
+        let hash = |id: &Id| {
+            let scheme = crate::java_order::java_string_hash(&id.scheme);
+            let value = crate::java_order::java_string_hash(&id.id);
+            (17i32.wrapping_mul(37).wrapping_add(scheme)).wrapping_mul(37).wrapping_add(value)
+        };
+        let keyed: Vec<(i32, &Id)> = self.ids.iter().map(|id| (hash(id), id)).collect();
+        crate::java_order::concurrent_hash_map_order(&keyed)
+    }
+
     /// `whoAmI`: (scheme, user) per identity; a digest's user is the part before ':'.
     pub fn client_infos(&self) -> Vec<fk_net::client::ClientInfo> {
-        self.ids
-            .iter()
+        self.in_java_order()
+            .into_iter()
             .map(|id| fk_net::client::ClientInfo {
                 auth_scheme: id.scheme.clone(),
                 user: match id.scheme.as_str() {

@@ -15,7 +15,9 @@
 //! - [`storage`]: opening and recovering the data directories.
 //! - [`pipeline`]: the threads that drive the pure parts — acceptor, shards, sequencer, log stage
 //!   (group commit), applier, snapshotter.
-//! - [`ops`]: 4-letter words and server statistics.
+//! - [`ops`]: 4-letter words, the Prometheus endpoint, the AdminServer, the audit log, and server
+//!   statistics.
+//! - [`java_order`]: the order Java's hash tables list things in, where ZooKeeper shows it.
 //! - [`peers`]: links to the other members — the election port's connection manager (a driver).
 
 pub mod apply;
@@ -24,6 +26,7 @@ pub mod commit;
 
 pub mod config;
 pub mod election;
+pub mod java_order;
 pub mod member;
 pub mod ops;
 pub mod peers;

@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::netns::Lab;
-use crate::server_binary;
+use crate::{server_binary, signal};
 
 /// How long a member may take to open its client port (a JVM on a busy 2-core machine is slow).
 const START_TIMEOUT: Duration = Duration::from_secs(60);
@@ -608,11 +608,6 @@ pub fn four_letter(address: SocketAddr, command: &str) -> String {
     let mut answer = String::new();
     let _ = stream.read_to_string(&mut answer);
     answer
-}
-
-fn signal(pid: u32, name: &str) {
-    let status = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
-    assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
 }
 
 fn lab_address(lab: &Lab, i: usize) -> (IpAddr, Ports) {

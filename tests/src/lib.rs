@@ -117,6 +117,12 @@ use std::time::{Duration, Instant};
 const START_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The `ferrokeeper` binary of this build, built on first use if `cargo test` did not build it.
+/// Sends signal `name` (`STOP`, `TERM`, …) to `pid`, as kill(1) does.
+pub fn signal(pid: u32, name: &str) {
+    let status = std::process::Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).status();
+    assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
+}
+
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {

@@ -8,9 +8,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::java_order::{long_hash_map_order, properties_order};
 use super::members::{HostPort, ServerLine, is_wildcard, java_host_string, java_ip_literal, wildcard_for};
 use super::{Config, ConfigError, PeerRole, ServerSpec};
+use crate::java_order::{long_hash_map_order, properties_order};
 
 /// One `server.N` line as read, before duplicates are resolved.
 #[derive(Debug, Clone)]

@@ -10,12 +10,10 @@
 //! - [`members`]: `server.N` values and hosts as Java prints them.
 //! - `ensemble`: membership checks, `myid`, and what the ensemble code asks of a configuration
 //!   (`Config::me`, `voter_ids`, `client_address`, `quorum_config_text`, ...).
-//! - `java_order`: the hash-table order in which ZooKeeper lists members.
 //! - [`security`]: the security keys, refused while they ask for what is not provided (fail closed).
 //! - `unprovided`: the same for operational features (read-only mode, audit log, metrics providers).
 
 mod ensemble;
-mod java_order;
 pub mod members;
 pub mod security;
 mod unprovided;
@@ -136,6 +134,9 @@ pub struct Config {
     /// (`ferrokeeper.maxQueuedOutputBytes`, our own key): a client that stops reading cannot make the
     /// server hold an unbounded backlog for it.
     pub max_queued_output_bytes: usize,
+    /// The audit log's file when `audit.enable=true` (ZooKeeper's `zookeeper.auditlog.file`, by default
+    /// `zookeeper_audit.log`, under `zookeeper.log.dir` if set, else under dataDir).
+    pub audit_log: Option<PathBuf>,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
     pub servers: Vec<ServerSpec>,
     /// This member's id, set by `join_ensemble` (from `dataDir/myid`); `None` when standalone.
@@ -215,7 +216,6 @@ const KNOWN_UNUSED: &[&str] = &[
     "digest.enabled",
     "maxCnxns",
     "connectToLearnerMasterLimit",
-    "audit.enable",
     "snapshot.trust.empty",
     "closeSessionTxn.enabled",
     "txnLogSizeLimitInKb",
@@ -267,6 +267,7 @@ impl Config {
             txn_log_device: TxnLogDevice::Auto,
             sessionless_cnxn_timeout_ms: 10_000,
             max_queued_output_bytes: 64 << 20,
+            audit_log: None,
             servers: Vec::new(),
             my_id: None,
             peer_type: PeerRole::Participant,
@@ -317,6 +318,7 @@ impl Config {
         let mut warnings = Vec::new();
         let (mut prometheus_host, mut prometheus_port) = (None, None);
         let (mut admin_enabled, mut admin) = (None, AdminEndpoint::default());
+        let (mut audit_enabled, mut audit_file, mut log_dir) = (false, None, None);
         let entries = properties(text);
         let mut servers = Vec::new();
         for (line, key, raw_value) in &entries {
@@ -444,6 +446,12 @@ impl Config {
                         Compression::None
                     })
                 }
+                // Boolean.getBoolean, as ZooKeeper reads its system property.
+                "audit.enable" => audit_enabled = value.eq_ignore_ascii_case("true"),
+                "auditlog.file" => audit_file = Some(at.path(&value)?),
+                "log.dir" => log_dir = Some(at.path(&value)?),
+                // The only logger there is; any other class was refused above.
+                "audit.impl.class" => {}
                 "ferrokeeper.txnLogDevice" => {
                     config.txn_log_device = match value.as_str() {
                         "auto" | "io_uring" => TxnLogDevice::Auto,
@@ -480,6 +488,10 @@ impl Config {
         config.data_dir = data_dir
             .ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
         config.apply_session_timeouts(origin, min_timeout, max_timeout)?;
+        if audit_enabled {
+            let file = audit_file.unwrap_or_else(|| PathBuf::from("zookeeper_audit.log"));
+            config.audit_log = Some(log_dir.unwrap_or_else(|| config.data_dir.clone()).join(file));
+        }
         let mut keys: Vec<&str> = Vec::new();
         for (_, key, _) in &entries {
             if !keys.contains(&key.as_str()) {

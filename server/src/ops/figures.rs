@@ -69,4 +69,6 @@ pub trait Figures: Send + Sync {
     fn leader_id(&self) -> Option<u64>;
     /// The zxid `srvr` shows: the tree's, or on a new leader its epoch's start.
     fn zxid(&self, tree_zxid: i64) -> i64;
+    /// Audit events dropped because the audit log's writer fell behind; `None` with the log off.
+    fn audit_events_dropped(&self) -> Option<u64>;
 }

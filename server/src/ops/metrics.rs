@@ -103,6 +103,10 @@ pub fn collect(shared: &dyn Figures) -> Vec<Metric> {
         // Ours: appends to the txn log that failed (a full disk, EIO) since start.
         Metric::counter("fk_txn_log_write_failures", stats.log_write_failures() as f64),
     ];
+    if let Some(dropped) = shared.audit_events_dropped() {
+        // Ours: audit events the writer could not keep up with (audit.enable=true only).
+        metrics.push(Metric::counter("fk_audit_events_dropped", dropped as f64));
+    }
     if !shared.config().is_standalone() {
         metrics.push(Metric::gauge("quorum_size", shared.config().voter_ids().len() as f64));
     }

@@ -1,6 +1,8 @@
-//! Operator interfaces: the 4-letter words, the Prometheus endpoint, and the figures behind them.
+//! Operator interfaces: the 4-letter words, the Prometheus endpoint, the AdminServer, the audit log, and
+//! the figures behind them.
 
 pub mod admin;
+pub mod audit;
 pub mod figures;
 pub mod fourlw;
 pub mod http;

@@ -6,11 +6,14 @@
 use std::sync::Arc;
 
 use crossbeam_channel::Receiver;
-use fk_net::txn::Txn;
+use fk_engine::tree::WatchTrigger;
+use fk_net::client::watch::EventType;
+use fk_net::txn::{Txn, TxnBody};
 
 use super::Shared;
 use super::messages::*;
 use crate::apply::{Applied, ApplyCore};
+use crate::ops::audit::{AuditEvent, AuditLog};
 
 /// Txns applied under one lock hold.
 const BATCH_MAX: usize = 4096;
@@ -60,9 +63,30 @@ fn flush(shared: &Shared, core: &mut ApplyCore, routes: &Receiver<Vec<PendingRou
         let replies = core.release_due_barriers(&tree);
         deliver(shared, Applied { replies, ..Applied::default() }, tree);
     } else {
+        let ending = shared.audit.as_ref().map(|_| ending_sessions(&batch)).unwrap_or_default();
         let mut tree = shared.tree.write();
         let applied = core.apply(&mut tree, batch);
+        if let Some(log) = shared.audit.as_ref().filter(|_| !ending.is_empty()) {
+            audit_removed_ephemerals(log, &ending, &applied.triggers);
+        }
         deliver(shared, applied, tree);
+    }
+}
+
+/// The sessions `batch` ends: (position in the batch, session id).
+fn ending_sessions(batch: &[Txn]) -> Vec<(u32, i64)> {
+    let ends = |(seq, txn): (usize, &Txn)| {
+        matches!(txn.body, TxnBody::CloseSession { .. }).then_some((seq as u32, txn.header.client_id))
+    };
+    batch.iter().enumerate().filter_map(ends).collect()
+}
+
+/// Audits the ephemerals removed with their sessions: the deletions among the triggers of those txns.
+fn audit_removed_ephemerals(log: &AuditLog, ending: &[(u32, i64)], triggers: &[(u32, WatchTrigger)]) {
+    for (seq, trigger) in triggers.iter().filter(|(_, t)| t.event == EventType::NodeDeleted) {
+        if let Some((_, session)) = ending.iter().find(|(at, _)| at == seq) {
+            log.record(AuditEvent::ephemeral_removed(*session, &trigger.path));
+        }
     }
 }
 

@@ -42,7 +42,8 @@ pub enum Phase {
 #[derive(Debug)]
 pub enum Pending {
     /// In the write pipeline; its reply comes back from the applier.
-    Write { xid: i32, op: OpCode, received: Instant },
+    /// `audit`: what the audit log needs of it once the reply is known (only when the log is on).
+    Write { xid: i32, op: OpCode, received: Instant, audit: Option<Box<crate::ops::audit::AuditDraft>> },
     /// To be answered here once every write before it is answered.
     Read { xid: i32, request: Request, received: Instant },
     /// An error decided on arrival (e.g. an undecodable body), sent in its turn.

@@ -40,6 +40,10 @@ impl Figures for Shared {
         self.status.zxid(tree_zxid)
     }
 
+    fn audit_events_dropped(&self) -> Option<u64> {
+        self.audit.as_ref().map(|log| log.dropped())
+    }
+
     fn client_port(&self) -> u16 {
         self.client_addr.port()
     }

@@ -46,6 +46,7 @@ use mio::{Poll, Waker};
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::ops::audit::{self, AuditEvent, AuditLog, Outcome};
 use crate::ops::http::HttpEndpoint;
 use crate::ops::stats::ServerStats;
 use crate::ops::{admin, fourlw, prometheus};
@@ -67,6 +68,8 @@ pub struct Shared {
     pub shards: Vec<ShardHandle>,
     pub sequencer: Sender<messages::SequencerMsg>,
     pub status: MemberStatus,
+    /// The audit log, when `audit.enable=true`.
+    pub audit: Option<Arc<crate::ops::audit::AuditLog>>,
 }
 
 /// What this server is doing: its mode (standalone, or its role in the ensemble) and whether it serves
@@ -247,6 +250,15 @@ impl Server {
             })?),
             None => None,
         };
+        let audit = match &config.audit_log {
+            Some(path) => {
+                Some(AuditLog::open(path).map(|(log, writer)| (Arc::new(log), writer)).with_context(|| {
+                    format!("cannot open the audit log {} (audit.enable=true, zookeeper.auditlog.file)", path.display())
+                })?)
+            }
+            None => None,
+        };
+        let (audit, audit_writer) = audit.unzip();
         let ensemble = !config.is_standalone();
         // Far more than the shards ever have in flight; a bounded channel's slots are allocated (and
         // touched) up front, and 64Ki of them were half of an idle server's memory.
@@ -283,8 +295,19 @@ impl Server {
             stats: ServerStats::new(shard_count),
             shards: shard_handles,
             sequencer: sequencer_tx.clone(),
+            audit,
         });
         let mut threads = Threads::new();
+        if let (Some(writer), Some(log)) = (audit_writer, &shared.audit) {
+            tracing::info!("audit log: {}", log.path().display());
+            threads.spawn("fk-audit", move || {
+                if let Err(e) = writer.run() {
+                    tracing::error!("cannot write the audit log: {e}");
+                }
+            })?;
+            log.record(AuditEvent::server("serverStart", Outcome::Success));
+            audit::log_stop_on_signal(log.clone())?;
+        }
         for (index, (poll, rx)) in polls.into_iter().zip(shard_rxs).enumerate() {
             let shard = shard::Shard::new(index, shared.clone(), poll, rx, sequencer_tx.clone(), fourlw_tx.clone());
             threads.spawn(&format!("fk-shard-{index}"), move || shard.run())?;

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
+use crate::ops::audit::{self, Requester, events};
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
@@ -291,7 +292,12 @@ impl Shard {
             ShardReply::Response { conn, xid, zxid, err, response, close_after } => {
                 let Some(c) = self.state.conns.get_mut(&conn) else { return };
                 let (received, kind) = match c.pending.pop_front() {
-                    Some(Pending::Write { xid: expected, op, received }) if expected == xid => {
+                    Some(Pending::Write { xid: expected, op, received, audit }) if expected == xid => {
+                        if let (Some(draft), Some(log)) = (audit, &self.shared.audit) {
+                            let Some(session) = c.session_id() else { unreachable!("a write needs a session") };
+                            let who = Requester { session, auth: &c.auth, ip: c.peer.ip() };
+                            events(&draft, err, &response, &who).into_iter().for_each(|e| log.record(e));
+                        }
                         c.stats.last_op = op.short_name();
                         // In ZooKeeper's figures a request with a txn is an update (failed ones too:
                         // they log an error txn); a sync, which has none, counts as a read.
@@ -558,7 +564,13 @@ impl Shard {
             }
             Request::Write(_) | Request::Multi(_) | Request::Sync(_) | Request::CloseSession | Request::Reconfig(_) => {
                 let op = request.op_code();
+                let draft = self.shared.audit.as_ref().and_then(|_| audit::draft(&request));
                 self.sequence(id, session_id, xid, op, Sequenced::Request(request), received);
+                if let Some(draft) = draft {
+                    let conn = self.state.conns.get_mut(&id).expect("caller checked");
+                    let Some(Pending::Write { audit, .. }) = conn.pending.back_mut() else { unreachable!("just sent") };
+                    *audit = Some(Box::new(draft));
+                }
             }
             // Only the server's reaper may delete containers; ZooKeeper refuses a client's with BadArguments.
             Request::DeleteContainer(_) => {
@@ -573,7 +585,7 @@ impl Shard {
     fn sequence(&mut self, id: ConnId, session_id: i64, xid: i32, op: OpCode, work: Sequenced, received: Instant) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
         self.shared.stats.request_started();
-        conn.pending.push_back(Pending::Write { xid, op, received });
+        conn.pending.push_back(Pending::Write { xid, op, received, audit: None });
         if op == OpCode::CloseSession {
             // Nothing after closeSession is served; the reply closes the connection.
             conn.closing_session = true;

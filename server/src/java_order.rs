@@ -1,17 +1,20 @@
-//! The order in which ZooKeeper 3.8 (on Java 17) lists the members of a configuration.
+//! The order in which Java 17's hash tables list what ZooKeeper 3.8 keeps in them, where that order
+//! shows: the members of a configuration, and the identities of a connection.
 //!
 //! `QuorumMaj.toString()` walks a `HashMap<Long, QuorumServer>` that was filled while walking the
 //! `Properties` of zoo.cfg, and `Properties` (Java 9+) is a `ConcurrentHashMap<Object, Object>`. The text a
 //! Java member puts in its election notifications therefore lists `server.N` lines in hash-table order,
 //! not file order: ids 0..15 come out ascending, but e.g. `server.33`, `server.1`, `server.17` share a
 //! bucket and come out in the order the properties table yielded them. Both tables are emulated here so
-//! that `Config::quorum_config_text` matches a Java member byte for byte.
+//! that `Config::quorum_config_text` matches a Java member byte for byte. A connection's identities are a
+//! set backed by a `ConcurrentHashMap<Id, Boolean>`, so `whoAmI` and the audit log's `user` list them in
+//! that table's order ([`crate::auth::AuthIds::in_java_order`]).
 //!
 //! Not emulated (no realistic zoo.cfg reaches them): a bucket of 8+ entries, which Java turns into a tree
 //! (or answers with an early resize) and then iterates in another order.
 
 /// Java's `String.hashCode` (over UTF-16 code units, wrapping).
-fn java_string_hash(text: &str) -> i32 {
+pub fn java_string_hash(text: &str) -> i32 {
     text.encode_utf16().fold(0i32, |h, unit| h.wrapping_mul(31).wrapping_add(unit as i32))
 }
 
@@ -20,12 +23,19 @@ fn java_string_hash(text: &str) -> i32 {
 /// appended at the tail on insert; a resize splits each chain, keeping the longest tail run (`lastRun`)
 /// in place and prepending the nodes before it — which reverses them.
 pub fn properties_order<'a>(keys: &[&'a str]) -> Vec<&'a str> {
-    // `new Properties()` is `new ConcurrentHashMap<>(8)`: a 16-bin table, resized when its size
-    // reaches three quarters of the bins.
-    let mut table: Vec<Vec<(u32, &'a str)>> = vec![Vec::new(); 16];
+    let hashed: Vec<(i32, &str)> = keys.iter().map(|&key| (java_string_hash(key), key)).collect();
+    concurrent_hash_map_order(&hashed)
+}
+
+/// The iteration order of a `ConcurrentHashMap` of 16 bins to start with (`new ConcurrentHashMap<>()`,
+/// and `new Properties()`'s `ConcurrentHashMap<>(8)`), filled with `keys` (their Java `hashCode`, and the
+/// key) in this order; a repeated key keeps its first place.
+pub fn concurrent_hash_map_order<T: PartialEq + Copy>(keys: &[(i32, T)]) -> Vec<T> {
+    // Resized when its size reaches three quarters of the bins.
+    let mut table: Vec<Vec<(u32, T)>> = vec![Vec::new(); 16];
     let mut size = 0;
-    for &key in keys {
-        let raw = java_string_hash(key) as u32;
+    for &(raw, key) in keys {
+        let raw = raw as u32;
         let hash = (raw ^ (raw >> 16)) & 0x7fff_ffff;
         let n = table.len();
         let bin = &mut table[hash as usize & (n - 1)];
@@ -42,7 +52,7 @@ pub fn properties_order<'a>(keys: &[&'a str]) -> Vec<&'a str> {
 }
 
 /// `ConcurrentHashMap.transfer` for one thread: bin `i` of `n` splits into bins `i` and `i + n`.
-fn concurrent_resize(table: Vec<Vec<(u32, &str)>>) -> Vec<Vec<(u32, &str)>> {
+fn concurrent_resize<T: Copy>(table: Vec<Vec<(u32, T)>>) -> Vec<Vec<(u32, T)>> {
     let n = table.len();
     let mut next = vec![Vec::new(); 2 * n];
     for (i, chain) in table.into_iter().enumerate() {
