@@ -416,7 +416,7 @@ mod tests {
 
     fn lines(draft: &AuditDraft, err: ErrorCode, response: &Response) -> Vec<String> {
         let auth = alice();
-        let who = Requester { session: 0x1934_4730_000, auth: &auth, ip: "10.1.2.3".parse().unwrap() };
+        let who = Requester { session: 0x0193_4473_0000, auth: &auth, ip: "10.1.2.3".parse().unwrap() };
         events(draft, err, response, &who).iter().map(ToString::to_string).collect()
     }
 
