@@ -1,5 +1,5 @@
 //! Fail closed on operational features not provided yet: the real binary refuses a zoo.cfg that turns on
-//! read-only mode, a custom audit logger or a custom metrics provider, naming the file, line and key, and never
+//! a custom audit logger or a custom metrics provider, naming the file, line and key, and never
 //! serves.
 
 use fk_tests::TestServer;
@@ -7,7 +7,6 @@ use fk_tests::TestServer;
 #[test]
 fn operational_features_asked_for_stop_start_up_naming_file_line_and_key() {
     let cases = [
-        ("readonlymode.enabled=true", "readonlymode.enabled: read-only mode is not supported yet"),
         (
             "audit.impl.class=com.example.KafkaAuditLogger",
             "audit.impl.class: a custom audit logger class cannot be loaded here",

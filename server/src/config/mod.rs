@@ -11,7 +11,7 @@
 //! - `ensemble`: membership checks, `myid`, and what the ensemble code asks of a configuration
 //!   (`Config::me`, `voter_ids`, `client_address`, `quorum_config_text`, ...).
 //! - [`security`]: the security keys, refused while they ask for what is not provided (fail closed).
-//! - `unprovided`: the same for operational features (read-only mode, audit log, metrics providers).
+//! - `unprovided`: the same for operational features (custom audit loggers and metrics providers).
 
 mod ensemble;
 pub mod members;
@@ -137,6 +137,9 @@ pub struct Config {
     /// The audit log's file when `audit.enable=true` (ZooKeeper's `zookeeper.auditlog.file`, by default
     /// `zookeeper_audit.log`, under `zookeeper.log.dir` if set, else under dataDir).
     pub audit_log: Option<PathBuf>,
+    /// `readonlymode.enabled`: a member cut off from its quorum serves read-only clients (ZooKeeper reads
+    /// it from the JVM's `readonlymode.enabled` property only; here it is a zoo.cfg key too).
+    pub read_only_mode: bool,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
     pub servers: Vec<ServerSpec>,
     /// This member's id, set by `join_ensemble` (from `dataDir/myid`); `None` when standalone.
@@ -212,7 +215,6 @@ const KNOWN_UNUSED: &[&str] = &[
     // Which Java connection factory serves clients; ferrokeeper has its own (TLS is refused above).
     "serverCnxnFactory",
     "globalOutstandingLimit",
-    "readonlymode.enabled",
     "digest.enabled",
     "maxCnxns",
     "connectToLearnerMasterLimit",
@@ -268,6 +270,7 @@ impl Config {
             sessionless_cnxn_timeout_ms: 10_000,
             max_queued_output_bytes: 64 << 20,
             audit_log: None,
+            read_only_mode: false,
             servers: Vec::new(),
             my_id: None,
             peer_type: PeerRole::Participant,
@@ -447,6 +450,7 @@ impl Config {
                     })
                 }
                 // Boolean.getBoolean, as ZooKeeper reads its system property.
+                "readonlymode.enabled" => config.read_only_mode = value.eq_ignore_ascii_case("true"),
                 "audit.enable" => audit_enabled = value.eq_ignore_ascii_case("true"),
                 "auditlog.file" => audit_file = Some(at.path(&value)?),
                 "log.dir" => log_dir = Some(at.path(&value)?),
@@ -488,6 +492,10 @@ impl Config {
         config.data_dir = data_dir
             .ok_or_else(|| ConfigError::Invalid { origin: origin.into(), reason: "dataDir is not set".into() })?;
         config.apply_session_timeouts(origin, min_timeout, max_timeout)?;
+        // ZooKeeper lets `isro` through whatever the whitelist says while read-only mode is on.
+        if let (true, FourLetterWhitelist::Only(words)) = (config.read_only_mode, &mut config.four_letter_words) {
+            words.insert("isro".into());
+        }
         if audit_enabled {
             let file = audit_file.unwrap_or_else(|| PathBuf::from("zookeeper_audit.log"));
             config.audit_log = Some(log_dir.unwrap_or_else(|| config.data_dir.clone()).join(file));

@@ -1,7 +1,7 @@
-//! Fail closed on operational features ferrokeeper does not provide yet: a key that turns one on stops
-//! start-up with the key and what to do, instead of starting a server that silently lacks it (no audit
-//! trail in the form that was asked for, no metrics endpoint where alerts expect one, writes refused instead of
-//! read-only service). Keys are compared without the `zookeeper.` prefix.
+//! Fail closed on operational features ferrokeeper does not provide: a key that asks for one stops start-up
+//! with the key and what to do, instead of starting a server that silently lacks it (no audit trail in the
+//! form that was asked for, no metrics where alerts expect them). Keys are compared without the
+//! `zookeeper.` prefix.
 //!
 //! Metrics providers: ZooKeeper's Prometheus provider is served ([`crate::ops::prometheus`]); a custom
 //! provider class cannot be loaded here, and is refused.
@@ -16,17 +16,9 @@ const PROVIDED_METRICS_PROVIDERS: &[&str] = &[
 /// ZooKeeper's audit logger, whose lines ferrokeeper writes ([`crate::ops::audit`]).
 const AUDIT_LOGGER: &str = "org.apache.zookeeper.audit.Slf4jAuditLogger";
 
-fn is_true(value: &str) -> bool {
-    value.trim().eq_ignore_ascii_case("true")
-}
-
 /// Why `key=value` cannot be honoured, if it cannot.
 pub fn refusal(key: &str, value: &str) -> Option<&'static str> {
     match key {
-        "readonlymode.enabled" if is_true(value) => Some(
-            "read-only mode is not supported yet: a member cut off from its quorum would refuse clients instead \
-             of serving reads; remove the key or set it to false",
-        ),
         "audit.impl.class" if value.trim() != AUDIT_LOGGER => Some(
             "a custom audit logger class cannot be loaded here; ferrokeeper writes ZooKeeper's own audit lines \
              (org.apache.zookeeper.audit.Slf4jAuditLogger) to zookeeper.auditlog.file: remove the key",
@@ -46,15 +38,11 @@ mod tests {
     #[test]
     fn features_asked_for_are_refused_and_off_switches_accepted() {
         let custom = "com.example.StatsdMetricsProvider";
-        for (key, value) in [
-            ("readonlymode.enabled", "true"),
-            ("audit.impl.class", "com.example.Kafka"),
-            ("metricsProvider.className", custom),
-        ] {
+        for (key, value) in [("audit.impl.class", "com.example.Kafka"), ("metricsProvider.className", custom)] {
             assert!(refusal(key, value).is_some(), "{key}={value}");
         }
         for (key, value) in [
-            ("readonlymode.enabled", "false"),
+            ("readonlymode.enabled", "true"),
             ("audit.enable", "true"),
             ("audit.impl.class", AUDIT_LOGGER),
             ("metricsProvider.className", "org.apache.zookeeper.metrics.impl.DefaultMetricsProvider"),

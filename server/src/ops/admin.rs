@@ -232,8 +232,8 @@ fn initial_configuration(figures: &dyn Figures, _: Args<'_>, out: Out<'_>) {
     put(out, "initial_configuration", json!(figures.config().initial_text.clone().unwrap_or_default()));
 }
 
-fn is_read_only(_: &dyn Figures, _: Args<'_>, out: Out<'_>) {
-    put(out, "read_only", json!(false));
+fn is_read_only(figures: &dyn Figures, _: Args<'_>, out: Out<'_>) {
+    put(out, "read_only", json!(figures.read_only()));
 }
 
 /// The newest snapshot: its zxid in hex (no `0x`, as `Long.toHexString`) and its modification time in
@@ -312,7 +312,7 @@ fn client_response() -> Value {
 
 fn server_stats(figures: &dyn Figures, _: Args<'_>, out: Out<'_>) {
     put(out, "version", json!(version()));
-    put(out, "read_only", json!(false));
+    put(out, "read_only", json!(figures.read_only()));
     put(out, "server_stats", server_stats_object(figures));
     put(out, "client_response", client_response());
     put(out, "node_count", json!(zookeeper_node_count(&figures.tree())));

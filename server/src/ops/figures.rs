@@ -62,9 +62,11 @@ pub trait Figures: Send + Sync {
     /// `None` if the session tracker did not answer in time.
     fn sessions(&self) -> Option<SessionFigures>;
     fn watches(&self) -> WatchFigures;
-    /// The server's mode as `srvr` names it (`standalone`, `leader`, `follower`, `observer`, or
-    /// `looking` between roles), and whether it serves clients.
+    /// The server's mode as `srvr` names it (`standalone`, `leader`, `follower`, `observer`,
+    /// `read-only`, or `looking` between roles), and whether it serves clients.
     fn mode(&self) -> (&'static str, bool);
+    /// Serving read-only clients, cut off from the quorum (`readonlymode.enabled`).
+    fn read_only(&self) -> bool;
     /// The leader this member follows or is; `None` while looking, and for a standalone server.
     fn leader_id(&self) -> Option<u64>;
     /// The zxid `srvr` shows: the tree's, or on a new leader its epoch's start.

@@ -85,7 +85,7 @@ fn report(shared: &dyn Figures, command: &str) -> String {
         "mntr" => monitor(shared),
         "wchs" | "wchc" | "wchp" => watches(shared, command),
         "dirs" => dirs(shared),
-        "isro" => "rw".to_owned(),
+        "isro" => if shared.read_only() { "ro" } else { "rw" }.to_owned(),
         "gtmk" => shared.stats().trace_mask().to_string(),
         "hash" => String::new(),
         _ => unreachable!("{command} passed is_command"),

@@ -21,20 +21,14 @@ pub enum Phase {
     /// Waiting for the ConnectRequest (or a 4-letter word).
     Handshake,
     /// The ConnectRequest went to the sequencer; later frames wait in the buffer.
-    Connecting {
-        read_only_byte: bool,
-    },
-    Session {
-        session_id: i64,
-        timeout_ms: u32,
-    },
+    Connecting { read_only_byte: bool },
+    /// `read_only`: a session of a member cut off from its quorum (`readonlymode.enabled`), known to this
+    /// connection only: writes are refused with NotReadOnly, and it ends with the connection.
+    Session { session_id: i64, timeout_ms: u32, read_only: bool },
     /// The first four bytes named a 4-letter word: waiting for stmk's 8-byte mask (`asked` false), or for
     /// the 4lw thread's answer (`asked` true). The answer is written like any output, then the
     /// connection closes.
-    FourLetter {
-        command: [u8; 4],
-        asked: bool,
-    },
+    FourLetter { command: [u8; 4], asked: bool },
 }
 
 /// A request waiting for its turn: replies leave in request order, and a read waits behind its own
@@ -150,14 +144,21 @@ impl Connection {
         self.stats.sent += 1;
     }
 
-    /// Appends a ConnectResponse; `read_only_byte` says whether the client's request carried one.
-    pub fn push_connect_response(&mut self, timeout_ms: u32, session_id: i64, passwd: Vec<u8>, read_only_byte: bool) {
+    /// Appends a ConnectResponse; `read_only` is its readOnly byte, `None` for a client whose request
+    /// carried none (an old client).
+    pub fn push_connect_response(
+        &mut self,
+        timeout_ms: u32,
+        session_id: i64,
+        passwd: Vec<u8>,
+        read_only: Option<bool>,
+    ) {
         let response = ConnectResponse {
             protocol_version: PROTOCOL_VERSION,
             timeout_ms: timeout_ms as i32,
             session_id,
             passwd,
-            read_only: read_only_byte.then_some(false),
+            read_only,
         };
         let out = self.buffers.output();
         let start = begin_frame(out);

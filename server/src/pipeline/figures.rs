@@ -29,7 +29,15 @@ impl Figures for Shared {
     }
 
     fn mode(&self) -> (&'static str, bool) {
+        if self.status.is_read_only() {
+            // ZooKeeper's read-only server is a running server whose state is "read-only".
+            return ("read-only", true);
+        }
         (self.status.mode().name(), self.status.is_serving())
+    }
+
+    fn read_only(&self) -> bool {
+        self.status.is_read_only()
     }
 
     fn leader_id(&self) -> Option<u64> {
@@ -63,7 +71,7 @@ impl Figures for Shared {
                     peer: c.peer,
                     queued: c.pending.len(),
                     session: match c.phase {
-                        Phase::Session { session_id, timeout_ms } => Some((session_id, timeout_ms)),
+                        Phase::Session { session_id, timeout_ms, .. } => Some((session_id, timeout_ms)),
                         _ => None,
                     },
                     stats: c.stats.clone(),

@@ -89,6 +89,9 @@ pub enum ShardMsg {
     CloseClients {
         reason: &'static str,
     },
+    /// Read-only service ended (this member found its quorum, or is synchronising with it): close the
+    /// read-only sessions' connections, as ZooKeeper's ReadOnlyZooKeeperServer closes them on shutdown.
+    EndReadOnly,
 }
 
 pub struct AppliedBatch {

@@ -82,6 +82,11 @@ pub struct MemberStatus {
     epoch_zxid: std::sync::atomic::AtomicI64,
     /// The leader this member follows or is (-1: none, while looking or standalone).
     leader: std::sync::atomic::AtomicI64,
+    /// Cut off from its quorum, this member serves read-only clients (`readonlymode.enabled`).
+    read_only: AtomicBool,
+    /// The next id of a read-only session (ZooKeeper's `SessionTrackerImpl` layout: the member id in the
+    /// top byte, the time below), set when read-only service starts.
+    next_read_only_session: std::sync::atomic::AtomicI64,
     /// Tells systemd when this server serves and what it is doing.
     notifier: notify::Notifier,
 }
@@ -118,6 +123,8 @@ impl MemberStatus {
             serving: AtomicBool::new(mode == Mode::Standalone),
             epoch_zxid: std::sync::atomic::AtomicI64::new(0),
             leader: std::sync::atomic::AtomicI64::new(-1),
+            read_only: AtomicBool::new(false),
+            next_read_only_session: std::sync::atomic::AtomicI64::new(0),
             notifier: notify::Notifier::from_env(),
         }
     }
@@ -149,6 +156,31 @@ impl MemberStatus {
         } else {
             self.notifier.status(&format!("{}: not serving clients until in a quorum", mode.name()));
         }
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only.load(Ordering::Acquire)
+    }
+
+    /// Starts read-only service (`my_id` and the wall clock seed its session ids) or ends it.
+    pub fn set_read_only(&self, read_only: bool, my_id: u64) {
+        if read_only {
+            let now_ms =
+                std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let first = ((now_ms << 24) as u64 >> 8) as i64 | ((my_id as i64) << 56);
+            self.next_read_only_session.store(first, Ordering::Release);
+        }
+        self.read_only.store(read_only, Ordering::Release);
+        if read_only {
+            self.notifier.status("read-only: cut off from the quorum, serving read-only clients");
+        } else {
+            self.announce();
+        }
+    }
+
+    /// A new read-only session's id.
+    pub fn read_only_session_id(&self) -> i64 {
+        self.next_read_only_session.fetch_add(1, Ordering::AcqRel)
     }
 
     pub fn set_leader(&self, sid: Option<u64>) {

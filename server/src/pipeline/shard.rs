@@ -227,6 +227,13 @@ impl Shard {
                         self.close_later(conn, reason);
                     }
                 }
+                ShardMsg::EndReadOnly => {
+                    let read_only = |c: &&Connection| matches!(c.phase, Phase::Session { read_only: true, .. });
+                    let clients: Vec<ConnId> = self.state.clients().filter(read_only).map(|c| c.id).collect();
+                    for conn in clients {
+                        self.close_later(conn, "read-only service ended");
+                    }
+                }
             }
         }
     }
@@ -343,9 +350,9 @@ impl Shard {
             timeout_ms,
             session_id,
             crate::session::session_password(session_id).to_vec(),
-            read_only_byte,
+            read_only_byte.then_some(false),
         );
-        c.phase = Phase::Session { session_id, timeout_ms };
+        c.phase = Phase::Session { session_id, timeout_ms, read_only: false };
         c.deadline = None;
         self.shared.stats.sent(1);
         debug!(peer = %c.peer, session = format!("0x{session_id:x}"), timeout_ms, "session established");
@@ -357,7 +364,7 @@ impl Shard {
     fn refuse_connect(&mut self, conn: ConnId) {
         let Some(c) = self.state.conns.get_mut(&conn) else { return };
         let Phase::Connecting { read_only_byte } = c.phase else { return };
-        c.push_connect_response(0, 0, vec![0; PASSWORD_LEN], read_only_byte);
+        c.push_connect_response(0, 0, vec![0; PASSWORD_LEN], read_only_byte.then_some(false));
         c.close("session expired or invalid password");
         self.state.output_dirty.push(conn);
     }
@@ -398,7 +405,7 @@ impl Shard {
                 }
             };
             match conn.phase {
-                Phase::Handshake => self.handle_connect(id, &frame),
+                Phase::Handshake => self.handle_connect(id, &frame, tree),
                 Phase::Session { session_id, .. } => self.handle_request(id, session_id, &frame, tree),
                 Phase::Connecting { .. } | Phase::FourLetter { .. } => unreachable!("checked above"),
             }
@@ -451,11 +458,14 @@ impl Shard {
         self.state.output_dirty.push(id);
     }
 
-    fn handle_connect(&mut self, id: ConnId, frame: &[u8]) {
+    fn handle_connect(&mut self, id: ConnId, frame: &[u8], tree: &DataTree) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
         self.shared.stats.received(1);
         conn.stats.received += 1;
         match ConnectRequest::decode(&mut JuteReader::new(frame)) {
+            Ok(request) if !self.shared.status.is_serving() && self.shared.status.is_read_only() => {
+                self.connect_read_only(id, request, tree)
+            }
             // ZooKeeper closes a client's connection while the server is not running (a member between
             // roles): the client tries another member.
             Ok(_) if !self.shared.status.is_serving() => {
@@ -474,11 +484,75 @@ impl Shard {
         }
     }
 
+    /// A member cut off from its quorum, in read-only mode, takes new sessions of clients that allow
+    /// read-only service, as ZooKeeper's ReadOnlyZooKeeperServer does with local sessions: they live on
+    /// this connection only. It closes the connections of the other clients and of those resuming one
+    /// of the ensemble's sessions (which cannot be renewed here); a session it does not know is answered
+    /// as expired. (ZooKeeper 3.8 needs `localSessionsEnabled=true` for any of this: without it, it
+    /// answers a new session's request with a bare NotReadOnly reply header that clients cannot read.)
+    fn connect_read_only(&mut self, id: ConnId, request: ConnectRequest, tree: &DataTree) {
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        let refusal = if request.read_only != Some(true) {
+            Some("not a read-only client, and this member is read-only (cut off from its quorum)".to_owned())
+        } else if request.last_zxid_seen > tree.last_processed_zxid() {
+            Some(format!(
+                "the client has seen zxid 0x{:x}, this read-only member has only 0x{:x}",
+                request.last_zxid_seen,
+                tree.last_processed_zxid()
+            ))
+        } else if tree.session_timeout(request.session_id).is_some() {
+            Some(format!("refusing to resume the ensemble's session 0x{:x} in read-only mode", request.session_id))
+        } else {
+            None
+        };
+        if let Some(reason) = refusal {
+            info!(peer = %conn.peer, "closing connection: {reason}");
+            conn.close("refused in read-only mode");
+            return;
+        }
+        if request.session_id != 0 {
+            conn.push_connect_response(0, 0, vec![0; PASSWORD_LEN], Some(true));
+            conn.close("session expired or invalid password");
+            self.state.output_dirty.push(id);
+            return;
+        }
+        let config = &self.shared.config;
+        let timeout_ms = crate::sequencer::negotiate_timeout(
+            request.timeout_ms,
+            config.min_session_timeout_ms,
+            config.max_session_timeout_ms,
+        );
+        let session_id = self.shared.status.read_only_session_id();
+        let password = crate::session::session_password(session_id).to_vec();
+        conn.push_connect_response(timeout_ms, session_id, password, Some(true));
+        conn.phase = Phase::Session { session_id, timeout_ms, read_only: true };
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms as u64);
+        conn.deadline = Some(deadline);
+        self.state.deadlines.push(Reverse((deadline, id)));
+        self.shared.stats.sent(1);
+        info!(peer = %conn.peer, session = format!("0x{session_id:x}"), timeout_ms, "read-only session established");
+        self.state.output_dirty.push(id);
+        self.state.input_ready.push(id);
+    }
+
     fn handle_request(&mut self, id: ConnId, session_id: i64, frame: &[u8], tree: &DataTree) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
         self.shared.stats.received(1);
         conn.stats.received += 1;
-        self.state.touched.insert(session_id);
+        let received = Instant::now();
+        let read_only = match conn.phase {
+            Phase::Session { read_only: true, timeout_ms, .. } => {
+                // Known to this connection only: it ends after a session timeout of silence.
+                let deadline = received + Duration::from_millis(timeout_ms as u64);
+                conn.deadline = Some(deadline);
+                self.state.deadlines.push(Reverse((deadline, id)));
+                true
+            }
+            _ => {
+                self.state.touched.insert(session_id);
+                false
+            }
+        };
         let mut r = JuteReader::new(frame);
         let header = match RequestHeader::decode(&mut r) {
             Ok(header) => header,
@@ -488,7 +562,16 @@ impl Shard {
                 return;
             }
         };
-        let received = Instant::now();
+        if read_only
+            && let Some(op) = OpCode::from_i32(header.op)
+            && (is_txn_op(op) || matches!(op, OpCode::Sync | OpCode::CloseSession))
+        {
+            // As ZooKeeper's ReadOnlyRequestProcessor, before the body is read: changes get NotReadOnly,
+            // and closeSession ends the session (answered, then the connection closes).
+            let (err, close) =
+                if op == OpCode::CloseSession { (ErrorCode::Ok, true) } else { (ErrorCode::NotReadOnly, false) };
+            return self.enqueue(id, Pending::Error { xid: header.xid, err, close, received }, tree);
+        }
         let body = &frame[r.position()..];
         let request = match Request::decode(header.op, body) {
             Ok(request) => request,
@@ -661,6 +744,7 @@ impl Shard {
                 _ if conn.closing.is_some() => "its output was not read",
                 Phase::Handshake | Phase::Connecting { .. } => "no session was established",
                 Phase::FourLetter { .. } => "its 4-letter word was not completed",
+                Phase::Session { read_only: true, .. } => "its read-only session timed out",
                 Phase::Session { .. } => unreachable!("a session connection has a deadline only while closing"),
             };
             info!(peer = %conn.peer, "closing connection: {what} within {timeout_ms} ms (sessionlessCnxnTimeout)");

@@ -114,7 +114,11 @@ impl Forwarder {
         if refuse_if_ahead(origin, &request, last_zxid, &mut out.notices) {
             return;
         }
-        let timeout_ms = negotiate_timeout(&self.settings, request.timeout_ms);
+        let timeout_ms = negotiate_timeout(
+            request.timeout_ms,
+            self.settings.min_session_timeout_ms,
+            self.settings.max_session_timeout_ms,
+        );
         if request.session_id == 0 {
             let session_id = self.next_session_id;
             self.next_session_id += 1;

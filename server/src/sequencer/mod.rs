@@ -361,7 +361,11 @@ impl Sequencer {
         if refuse_if_ahead(origin, &request, tree.last_processed_zxid(), &mut out.notices) {
             return;
         }
-        let timeout_ms = negotiate_timeout(&self.settings, request.timeout_ms);
+        let timeout_ms = negotiate_timeout(
+            request.timeout_ms,
+            self.settings.min_session_timeout_ms,
+            self.settings.max_session_timeout_ms,
+        );
         if request.session_id == 0 {
             let session_id = self.tracker.create(timeout_ms, now.mono_ms);
             self.owners.insert(session_id, origin);
@@ -431,8 +435,8 @@ impl Sequencer {
 }
 
 /// The session timeout a client gets: what it asked for, within the server's bounds.
-fn negotiate_timeout(settings: &SequencerSettings, requested_ms: i32) -> u32 {
-    (requested_ms.max(0) as u32).clamp(settings.min_session_timeout_ms, settings.max_session_timeout_ms)
+pub fn negotiate_timeout(requested_ms: i32, min_ms: u32, max_ms: u32) -> u32 {
+    (requested_ms.max(0) as u32).clamp(min_ms, max_ms)
 }
 
 /// ZooKeeper refuses a client that has seen a newer zxid than this server has (it must try another

@@ -9,6 +9,8 @@
 //! `fastForwardDataBase` leaves it, and the core looks again with what the disk now says. A learner
 //! told to TRUNC, or given a snapshot, rebuilds the tree from disk instead.
 
+mod read_only;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -39,6 +41,7 @@ use crate::peers::election_link::{ElectionLinks, Incoming, IncomingReceiver};
 use crate::storage::Dirs;
 use crate::zab::leader::LeaderCount;
 use crate::zab::{Limits, LinkId, Sid};
+use read_only::{ReadOnlyChange, ReadOnlyTimer};
 
 /// The pipeline's channels the member thread uses.
 pub struct MemberChannels {
@@ -87,6 +90,7 @@ pub struct MemberThread {
     /// Client inputs gathered this turn.
     inputs: Vec<SequencerInput>,
     effects: Vec<Effect>,
+    read_only: ReadOnlyTimer,
 }
 
 /// The member core's settings from the configuration.
@@ -118,6 +122,7 @@ impl MemberThread {
         let core = MemberCore::new(member_settings(&shared.config), &recent_txns);
         let link_context = LinkContext { shared: shared.clone(), member: member_tx, dirs: dirs.clone() };
         let log_failures_seen = shared.stats.log_write_failures();
+        let read_only = ReadOnlyTimer::new(shared.config.read_only_mode, shared.config.tick_time_ms as u64);
         MemberThread {
             core,
             shared,
@@ -137,6 +142,7 @@ impl MemberThread {
             log_failures_seen,
             inputs: Vec::with_capacity(BATCH_MAX),
             effects: Vec::new(),
+            read_only,
         }
     }
 
@@ -145,10 +151,8 @@ impl MemberThread {
         self.carry_out();
         loop {
             let now = self.clock.now().mono_ms;
-            let wait = self
-                .core
-                .next_deadline_ms()
-                .map_or(Duration::from_millis(500), |at| Duration::from_millis(at.saturating_sub(now)));
+            let next = [self.core.next_deadline_ms(), self.read_only.deadline_ms()].into_iter().flatten().min();
+            let wait = next.map_or(Duration::from_millis(500), |at| Duration::from_millis(at.saturating_sub(now)));
             crossbeam_channel::select! {
                 recv(self.rx) -> msg => match msg {
                     Ok(msg) => self.take(msg),
@@ -171,6 +175,27 @@ impl MemberThread {
                 }
             }
             self.turn();
+            let change = self.read_only.poll(self.clock.now().mono_ms);
+            self.read_only_changed(change);
+        }
+    }
+
+    /// Starts or ends read-only service; the shards take read-only sessions while it runs.
+    fn read_only_changed(&self, change: Option<ReadOnlyChange>) {
+        let my_id = self.shared.config.my_id.expect("an ensemble member has a myid");
+        match change {
+            Some(ReadOnlyChange::Start) => {
+                info!("no quorum for a while: serving read-only clients (readonlymode.enabled)");
+                self.shared.status.set_read_only(true, my_id);
+            }
+            Some(ReadOnlyChange::End) => {
+                info!("the election ended: read-only service stops");
+                self.shared.status.set_read_only(false, my_id);
+                for shard in &self.shared.shards {
+                    shard.send(ShardMsg::EndReadOnly);
+                }
+            }
+            None => {}
         }
     }
 
@@ -314,6 +339,8 @@ impl MemberThread {
                     ServerState::Looking => self.shared.status.set_leader(None),
                     ServerState::Following | ServerState::Observing => {}
                 }
+                let change = self.read_only.looking(self.clock.now().mono_ms, state == ServerState::Looking);
+                self.read_only_changed(change);
                 self.shared.status.set(mode_of(state), serving)
             }
             Effect::EpochStart(zxid) => {
