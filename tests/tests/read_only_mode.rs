@@ -81,6 +81,8 @@ struct Seen {
     resumed_session_refused: bool,
     unknown_session_timeout: Option<i32>,
     sync_err: i32,
+    /// A read-only session silent for longer than its timeout has its connection closed.
+    silent_session_closed: bool,
     kazoo_read_write: Option<Value>,
     isro_after: String,
 }
@@ -153,12 +155,16 @@ fn run(implementation: Implementation) -> Option<Seen> {
     let resumed_session_refused = RawClient::connect_with(&address, resuming).is_none();
     let unknown = ConnectRequest { session_id: 0x1234_5678, read_only: Some(true), ..plain.clone() };
     let unknown_session_timeout = RawClient::connect_with(&address, unknown).map(|c| c.timeout_ms);
-    let mut raw = RawClient::connect_with(&address, ConnectRequest { read_only: Some(true), ..plain })
+    let mut raw = RawClient::connect_with(&address, ConnectRequest { read_only: Some(true), ..plain.clone() })
         .expect("a read-only client gets a session");
     let sync_err = raw.call(&Request::Sync(PathRequest { path: "/ro".into() })).0.err();
     let read = raw.call(&Request::Exists(fk_net::client::PathWatchRequest { path: "/ro".into(), watch: false })).0;
     assert_eq!(read.err(), 0, "reads are served");
     drop(raw);
+    let short = ConnectRequest { timeout_ms: 1_000, read_only: Some(true), ..plain };
+    let mut silent = RawClient::connect_with(&address, short).expect("a short read-only session");
+    std::thread::sleep(Duration::from_millis(3_500));
+    let silent_session_closed = silent.try_send(&Request::Ping).is_err() || silent.recv().is_none();
 
     for i in (0..3).filter(|&i| i != keep) {
         ensemble.resume(i);
@@ -182,6 +188,7 @@ fn run(implementation: Implementation) -> Option<Seen> {
         resumed_session_refused,
         unknown_session_timeout,
         sync_err,
+        silent_session_closed,
         kazoo_read_write,
         isro_after,
     })
@@ -199,6 +206,7 @@ fn a_member_cut_off_from_its_quorum_serves_read_only_clients_as_zookeeper_does()
     assert!(ours.plain_client_refused && ours.resumed_session_refused, "{ours:?}");
     assert_eq!(ours.unknown_session_timeout, Some(0), "answered as expired");
     assert_eq!(ours.sync_err, -119, "NotReadOnly");
+    assert!(ours.silent_session_closed);
     if let Some(answer) = &ours.kazoo_read_write {
         assert_eq!((&answer["state"], &answer["data"]), (&Value::from("CONNECTED"), &Value::from("y")), "{answer}");
     }

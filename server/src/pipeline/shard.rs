@@ -542,10 +542,9 @@ impl Shard {
         let received = Instant::now();
         let read_only = match conn.phase {
             Phase::Session { read_only: true, timeout_ms, .. } => {
-                // Known to this connection only: it ends after a session timeout of silence.
-                let deadline = received + Duration::from_millis(timeout_ms as u64);
-                conn.deadline = Some(deadline);
-                self.state.deadlines.push(Reverse((deadline, id)));
+                // Known to this connection only: it ends after a session timeout of silence (the entry
+                // in the deadline queue is moved on when it comes due).
+                conn.deadline = Some(received + Duration::from_millis(timeout_ms as u64));
                 true
             }
             _ => {
@@ -736,8 +735,16 @@ impl Shard {
             }
             self.state.deadlines.pop();
             let Some(conn) = self.state.conns.get_mut(&id) else { continue };
-            if conn.deadline.is_none_or(|d| d > now) {
-                continue;
+            match conn.deadline {
+                None => continue,
+                // A read-only session heard from since: its deadline moved on.
+                Some(later) if later > now => {
+                    if matches!(conn.phase, Phase::Session { read_only: true, .. }) {
+                        self.state.deadlines.push(Reverse((later, id)));
+                    }
+                    continue;
+                }
+                Some(_) => {}
             }
             let timeout_ms = self.shared.config.sessionless_cnxn_timeout_ms;
             let what = match conn.phase {
