@@ -17,8 +17,9 @@ pub struct AuthIds {
 }
 
 impl AuthIds {
+    /// The address as ZooKeeper writes it (Java's `getHostAddress`: IPv6 uncompressed).
     pub fn for_peer(addr: IpAddr) -> AuthIds {
-        AuthIds { ids: vec![Id::new("ip", &addr.to_string())] }
+        AuthIds { ids: vec![Id::new("ip", &crate::config::members::java_host_string(&addr.to_string()))] }
     }
 
     pub fn is_super(&self) -> bool {

@@ -52,6 +52,9 @@ pub struct Connection {
     pub phase: Phase,
     /// Replaced (not mutated) on auth, so requests already in the pipeline keep the ids they were sent with.
     pub auth: Arc<AuthIds>,
+    /// The audit log's `user` (for `auth`) and `ip`, worked out on first use; emptied whenever `auth` is
+    /// replaced.
+    pub audit_identity: std::cell::OnceCell<(Option<Arc<str>>, Arc<str>)>,
     pub pending: VecDeque<Pending>,
     pub stats: ConnStats,
     /// Set when the connection must close once its output is flushed; the reason is logged.
@@ -79,6 +82,7 @@ impl Connection {
             buffers: Buffers::new(),
             phase: Phase::Handshake,
             auth: Arc::new(AuthIds::for_peer(peer.ip())),
+            audit_identity: std::cell::OnceCell::new(),
             pending: VecDeque::new(),
             stats: ConnStats::new(now),
             closing: None,

@@ -302,7 +302,9 @@ impl Shard {
                     Some(Pending::Write { xid: expected, op, received, audit }) if expected == xid => {
                         if let (Some(draft), Some(log)) = (audit, &self.shared.audit) {
                             let Some(session) = c.session_id() else { unreachable!("a write needs a session") };
-                            let who = Requester { session, auth: &c.auth, ip: c.peer.ip() };
+                            let (users, ip) =
+                                c.audit_identity.get_or_init(|| audit::identity(&c.auth, c.peer.ip())).clone();
+                            let who = Requester { session, users, ip };
                             events(&draft, err, &response, &who).into_iter().for_each(|e| log.record(e));
                         }
                         c.stats.last_op = op.short_name();
@@ -631,6 +633,7 @@ impl Shard {
                         Err(code) => code,
                     };
                 conn.auth = Arc::new(auth);
+                conn.audit_identity = std::cell::OnceCell::new();
                 // ZooKeeper echoes the request's xid (-4 from the Java client, but not from every client).
                 conn.push_reply(xid, 0, err, &Response::Empty);
                 self.shared.stats.sent(1);
