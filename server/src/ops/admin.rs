@@ -76,7 +76,7 @@ pub fn handle(figures: &dyn Figures, command_url: &str, request: Request<'_>) ->
         Some("" | "/") => Reply::ok("text/html", listing(command_url)),
         Some(rest) if rest.starts_with('/') => {
             let response = run_command(figures, &rest[1..], &parse_query(request.query));
-            Reply::ok("application/json", serde_json::to_string_pretty(&response).expect("JSON of JSON values"))
+            Reply::ok("application/json", super::jackson::to_string(&response))
         }
         _ => Reply::not_found(),
     }

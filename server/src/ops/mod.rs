@@ -6,6 +6,7 @@ pub mod audit;
 pub mod figures;
 pub mod fourlw;
 pub mod http;
+pub mod jackson;
 pub mod metrics;
 pub mod prometheus;
 pub mod stats;
