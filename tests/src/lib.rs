@@ -155,20 +155,50 @@ pub struct HttpResponse {
 /// One HTTP/1.1 request with an empty body, the connection closed after it (the `/metrics` and
 /// AdminServer endpoints need nothing more).
 pub fn http_request(address: &str, method: &str, path: &str) -> HttpResponse {
+    let exchange = http_exchange(address, method, path, &[], &[]);
+    let content_type = exchange.header("content-type").unwrap_or_default().to_owned();
+    HttpResponse { status: exchange.status, content_type, body: String::from_utf8_lossy(&exchange.body).into_owned() }
+}
+
+/// What [`http_exchange`] got back: the status, the headers in order, the body's bytes.
+#[derive(Debug)]
+pub struct HttpExchange {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpExchange {
+    /// The first header named `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request with `headers` and `body`, the connection closed after it.
+pub fn http_exchange(address: &str, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpExchange {
     let mut stream = TcpStream::connect(address).unwrap_or_else(|e| panic!("connect to {address}: {e}"));
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("read timeout");
-    write!(stream, "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-        .expect("send the request");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read the response");
-    let (head, body) = response.split_once("\r\n\r\n").expect("a complete response");
+    stream.set_read_timeout(Some(Duration::from_secs(60))).expect("read timeout");
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {address}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    stream.write_all(head.as_bytes()).and_then(|()| stream.write_all(body)).expect("send the request");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).expect("read the response");
+    let split = response.windows(4).position(|w| w == b"\r\n\r\n").expect("a complete response");
+    let head = String::from_utf8_lossy(&response[..split]).into_owned();
     let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).expect("a status code");
-    let content_type = head
+    let headers = head
         .lines()
-        .find_map(|l| l.split_once(':').filter(|(k, _)| k.eq_ignore_ascii_case("content-type")).map(|(_, v)| v.trim()))
-        .unwrap_or_default()
-        .to_owned();
-    HttpResponse { status, content_type, body: body.to_owned() }
+        .skip(1)
+        .filter_map(|l| l.split_once(':').map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned())))
+        .collect();
+    HttpExchange { status, headers, body: response[split + 4..].to_vec() }
 }
 
 /// The line of a test server's zoo.cfg where the test's own lines begin.

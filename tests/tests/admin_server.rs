@@ -152,6 +152,12 @@ fn ensemble_members_answer_the_quorum_commands_and_refuse_while_not_serving() {
     assert_eq!((&lead["is_leader"], &lead["leader_id"]), (&Value::from(false), &Value::from(leader as u64 + 1)));
     assert_eq!(lead["leader_ip"], "127.0.0.1");
     assert_eq!(command(&at(&ensemble, leader), "lead")["is_leader"], true);
+    // A member restored alone would hold a history its ensemble does not have: refused, nothing changed.
+    let auth = [("Authorization", "digest alice:secret")];
+    let restore = fk_tests::http_exchange(&at(&ensemble, follower), "POST", "/commands/restore", &auth, b"snapshot");
+    let answer: Value = serde_json::from_slice(&restore.body).expect("JSON");
+    assert_eq!(restore.status, 500, "{answer}");
+    assert!(answer["error"].as_str().is_some_and(|e| e.contains("standalone server only")), "{answer}");
     let zab = command(&at(&ensemble, leader), "zabstate");
     let zab_keys = [
         "client_address",

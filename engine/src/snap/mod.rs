@@ -18,4 +18,4 @@ pub mod xerial;
 pub use compression::Compression;
 pub use reader::{SnapError, SnapshotInfo, load_snapshot, looks_complete};
 pub use stream::{SIGNATURE, StreamError, StreamItem, StreamStats, receive_snapshot, send_snapshot};
-pub use writer::{SnapshotStats, TreeAccess, write_snapshot};
+pub use writer::{SnapshotStats, TreeAccess, WriteOptions, write_snapshot, write_snapshot_with};

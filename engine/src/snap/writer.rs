@@ -52,6 +52,23 @@ pub fn write_snapshot(
     force_sync: bool,
     compression: Compression,
 ) -> io::Result<SnapshotStats> {
+    write_snapshot_with(tree, dir, WriteOptions { force_sync, compression, last_zxid_trailer: false })
+}
+
+/// How [`write_snapshot_with`] writes.
+#[derive(Debug, Clone, Copy)]
+pub struct WriteOptions {
+    pub force_sync: bool,
+    pub compression: Compression,
+    /// End the file with ZooKeeper 3.9's last-processed-zxid record (and its seal), so that the file
+    /// says its zxid without its name (a snapshot streamed over HTTP); ZooKeeper 3.8 ignores it. Only for
+    /// a tree that does not change while it is written: a fuzzy snapshot has no single zxid.
+    pub last_zxid_trailer: bool,
+}
+
+/// [`write_snapshot`] with every option.
+pub fn write_snapshot_with(tree: &impl TreeAccess, dir: &Path, options: WriteOptions) -> io::Result<SnapshotStats> {
+    let WriteOptions { force_sync, compression, last_zxid_trailer } = options;
     let (zxid, sessions) = tree.read(|t| (t.last_processed_zxid(), t.sessions().collect::<Vec<_>>()));
     let name = compression.snapshot_name(zxid);
     let final_path = dir.join(&name);
@@ -65,7 +82,9 @@ pub fn write_snapshot(
         let digest = tree.read(|t| (t.last_processed_zxid(), t.digest()));
         let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp_path)?;
         let sink = FileSink::new(file, IO_BUFFER_BYTES, compression)?;
-        let bytes = assemble(sink, &sessions, &acls, &nodes_path, digest, force_sync)?;
+        let trailer = last_zxid_trailer.then_some(digest.0);
+        assert!(trailer.is_none_or(|z| z == zxid), "a snapshot with a zxid trailer was written from a changing tree");
+        let bytes = assemble(sink, &sessions, &acls, &nodes_path, (digest, trailer), force_sync)?;
         std::fs::rename(&tmp_path, &final_path)?;
         if force_sync {
             sync_dir(dir)?;
@@ -209,7 +228,7 @@ fn assemble(
     sessions: &[(i64, i32)],
     acls: &UsedAcls,
     nodes_path: &Path,
-    digest: (i64, u64),
+    (digest, last_zxid): ((i64, u64), Option<i64>),
     force_sync: bool,
 ) -> io::Result<u64> {
     let mut out = Checked::new(sink);
@@ -223,6 +242,10 @@ fn assemble(
     zxid_digest.put_i64(digest.1 as i64);
     out.write_all(&zxid_digest)?;
     seal(&mut out)?;
+    if let Some(zxid) = last_zxid {
+        out.write_all(&zxid.to_be_bytes())?;
+        seal(&mut out)?;
+    }
     let written = out.written;
     let file = out.inner.finish()?;
     if force_sync {
@@ -273,6 +296,22 @@ mod tests {
         assert_eq!(loaded.acl(loaded.get("/zookeeper/config").unwrap())[0].perms, perms::READ);
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(leftovers.len(), 1, "only the snapshot remains: {leftovers:?}");
+    }
+
+    #[test]
+    fn the_zxid_trailer_names_the_state_without_the_file_name() {
+        let dir = tempfile::tempdir().unwrap();
+        for compression in [Compression::None, Compression::Gzip] {
+            let mut tree = DataTree::new(crate::tree::TreeOptions::fixed_seed(true));
+            tree.create_node("/a", Some(b"x"), &[Acl::new(perms::ALL, "world", "anyone")], 0, 1, 1, 10).unwrap();
+            tree.set_last_processed_zxid(0x1_0000_0007);
+            let digest = tree.digest();
+            let options = WriteOptions { force_sync: false, compression, last_zxid_trailer: true };
+            let stats = write_snapshot_with(&Plain(std::sync::Mutex::new(tree)), dir.path(), options).unwrap();
+            let (loaded, info) = load_snapshot(&stats.path, 0, crate::tree::TreeOptions::fixed_seed(true)).unwrap();
+            assert_eq!((info.last_processed_zxid, loaded.last_processed_zxid()), (Some(0x1_0000_0007), 0x1_0000_0007));
+            assert_eq!(loaded.digest(), digest, "{compression:?}");
+        }
     }
 
     #[test]

@@ -189,17 +189,30 @@ impl Default for PrometheusEndpoint {
     }
 }
 
-/// `admin.serverAddress`, `admin.serverPort` and `admin.commandURL`, with ZooKeeper's defaults.
+/// `admin.serverAddress`, `admin.serverPort` and `admin.commandURL`, and ZooKeeper 3.9's switches for its
+/// `snapshot` and `restore` commands, with ZooKeeper's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminEndpoint {
     pub host: String,
     pub port: u16,
     pub command_url: String,
+    /// `admin.rateLimiterIntervalInMS`: at most one `snapshot` and one `restore` per interval.
+    pub rate_limit_interval_ms: u64,
+    /// `admin.snapshot.enabled`, `admin.restore.enabled`.
+    pub snapshot_enabled: bool,
+    pub restore_enabled: bool,
 }
 
 impl Default for AdminEndpoint {
     fn default() -> Self {
-        AdminEndpoint { host: "0.0.0.0".into(), port: 8080, command_url: "/commands".into() }
+        AdminEndpoint {
+            host: "0.0.0.0".into(),
+            port: 8080,
+            command_url: "/commands".into(),
+            rate_limit_interval_ms: 300_000,
+            snapshot_enabled: true,
+            restore_enabled: true,
+        }
     }
 }
 
@@ -438,6 +451,12 @@ impl Config {
                 "admin.serverAddress" => admin.host = value.clone(),
                 "admin.serverPort" => admin.port = at.int(&value, 0, 65535)? as u16,
                 "admin.commandURL" => admin.command_url = value.clone(),
+                "admin.rateLimiterIntervalInMS" => {
+                    admin.rate_limit_interval_ms = at.int(&value, 0, i32::MAX as i64)? as u64
+                }
+                // Boolean.parseBoolean, as ZooKeeper reads them.
+                "admin.snapshot.enabled" => admin.snapshot_enabled = value.eq_ignore_ascii_case("true"),
+                "admin.restore.enabled" => admin.restore_enabled = value.eq_ignore_ascii_case("true"),
                 "metricsProvider.httpPort" => prometheus_port = Some(at.int(&value, 0, 65535)? as u16),
                 // ZooKeeper writes uncompressed snapshots for a method it does not know, without a word.
                 "snapshot.compression.method" => {
@@ -821,8 +840,19 @@ mod tests {
             |extra: &str| Config::parse(&format!("dataDir=/d\nclientPort=2181\n{extra}"), "zoo.cfg").unwrap().admin;
         assert_eq!(parse(""), Some(AdminEndpoint::default()));
         assert_eq!(parse("admin.enableServer=yes"), None, "Boolean.parseBoolean: only true is true");
-        let custom = parse("admin.serverAddress=127.0.0.1\nadmin.serverPort=9090\nadmin.commandURL=/admin");
-        assert_eq!(custom, Some(AdminEndpoint { host: "127.0.0.1".into(), port: 9090, command_url: "/admin".into() }));
+        let custom = parse(
+            "admin.serverAddress=127.0.0.1\nadmin.serverPort=9090\nadmin.commandURL=/admin\n\
+             zookeeper.admin.rateLimiterIntervalInMS=1000\nadmin.restore.enabled=false",
+        );
+        let expected = AdminEndpoint {
+            host: "127.0.0.1".into(),
+            port: 9090,
+            command_url: "/admin".into(),
+            rate_limit_interval_ms: 1000,
+            snapshot_enabled: true,
+            restore_enabled: false,
+        };
+        assert_eq!(custom, Some(expected));
         assert!(Config::parse("dataDir=/d\nclientPort=2181\nadmin.serverPort=x", "zoo.cfg").is_err());
     }
 

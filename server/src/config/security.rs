@@ -85,6 +85,8 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     ("client.certReload", Asks::WhenTrue, Refusal::ClientTls),
     ("admin.forceHttps", Asks::WhenTrue, Refusal::ClientTls),
     ("admin.portUnification", Asks::WhenTrue, Refusal::ClientTls),
+    // x509 client certificates for the AdminServer's authenticated commands.
+    ("admin.needClientAuth", Asks::WhenTrue, Refusal::ClientTls),
     ("X509AuthenticationProvider.superUser", Asks::Always, Refusal::ClientTls),
     ("sslQuorum", Asks::WhenTrue, Refusal::QuorumTls),
     ("portUnification", Asks::WhenTrue, Refusal::QuorumTls),
@@ -189,6 +191,8 @@ mod tests {
             ("client.certReload", "false", None),
             ("admin.forceHttps", "true", Some(ClientTls)),
             ("admin.portUnification", "true", Some(ClientTls)),
+            ("admin.needClientAuth", "true", Some(ClientTls)),
+            ("admin.needClientAuth", "false", None),
             ("ssl.keyStore.location", "/etc/zk/keystore.jks", Some(ClientTls)),
             ("ssl.keyStore.password", "secret", Some(ClientTls)),
             ("ssl.keyStore.passwordPath", "/etc/zk/pw", Some(ClientTls)),

@@ -11,6 +11,9 @@
 //! `zabstate` always answer. Arguments come as query parameters (`set_trace_mask?traceMask=N`). The
 //! listing at the command URL itself links every primary name, as ZooKeeper's does.
 //!
+//! ZooKeeper 3.9's `snapshot` and `restore`, which need authentication and move whole databases, are in
+//! [`super::admin_data`].
+//!
 //! Where ferrokeeper has no such figure the answer says so in ZooKeeper's own terms: no JVM (`n/a` in
 //! `environment`), no TLS connections (`secure_connections: []`), no response-size tracking (-1, the
 //! value ZooKeeper reports before its first response).
@@ -20,13 +23,14 @@ use std::time::UNIX_EPOCH;
 
 use serde_json::{Map, Value, json};
 
+use super::admin_data::DataCommands;
 use super::figures::{ConnectionFigures, Figures};
 use super::fourlw::{dir_size, environment_pairs, epoch_ms, version, zookeeper_node_count};
-use super::http::{Reply, Request};
+use super::http::{Method, Reply, Request};
 use super::metrics::{self, MntrValue};
 use crate::config::{PeerRole, ServerSpec};
 
-const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
+pub const NOT_SERVING: &str = "This ZooKeeper instance is not currently serving requests";
 
 /// What a command adds to its response, given the figures and the request's arguments.
 type Run = fn(&dyn Figures, Args<'_>, Out<'_>);
@@ -69,10 +73,15 @@ const COMMANDS: &[Command] = &[
 
 /// Answers a request under `command_url` (`/commands`): GET only, as Jetty's servlet; the listing at the
 /// URL itself, a command's JSON below it.
-pub fn handle(figures: &dyn Figures, command_url: &str, request: Request<'_>) -> Reply {
+pub fn handle(figures: &dyn Figures, command_url: &str, data: &DataCommands, request: Request<'_>) -> Reply {
     let command_url = command_url.trim_end_matches('/');
+    if let Some(name) = request.path.strip_prefix(command_url).and_then(|rest| rest.strip_prefix('/'))
+        && DataCommands::serves(name)
+    {
+        return data.handle(figures, name, request);
+    }
     match request.path.strip_prefix(command_url) {
-        Some(_) if !request.get => Reply::method_not_allowed(),
+        Some(_) if request.method != Method::Get => Reply::method_not_allowed(),
         Some("" | "/") => Reply::ok("text/html", listing(command_url)),
         Some(rest) if rest.starts_with('/') => {
             let response = run_command(figures, &rest[1..], &parse_query(request.query));
@@ -85,6 +94,7 @@ pub fn handle(figures: &dyn Figures, command_url: &str, request: Request<'_>) ->
 /// Every primary name, linked, in ZooKeeper's order (sorted).
 fn listing(command_url: &str) -> String {
     let mut names: Vec<&str> = COMMANDS.iter().map(|c| c.names[0]).collect();
+    names.extend([super::admin_data::SNAPSHOT[0], super::admin_data::RESTORE[0]]);
     names.sort_unstable();
     names.iter().map(|n| format!("<a href=\"{command_url}/{n}\">{n}</a>\n<br/>\n")).collect()
 }

@@ -73,4 +73,10 @@ pub trait Figures: Send + Sync {
     fn zxid(&self, tree_zxid: i64) -> i64;
     /// Audit events dropped because the audit log's writer fell behind; `None` with the log off.
     fn audit_events_dropped(&self) -> Option<u64>;
+    /// Writes a snapshot of one state of the tree into the data directory (the AdminServer's `snapshot`).
+    fn take_snapshot(&self) -> Result<fk_engine::snap::SnapshotStats, String>;
+    /// Where an uploaded snapshot is put before it is restored (the snapshot directory: same filesystem).
+    fn snapshot_dir(&self) -> std::path::PathBuf;
+    /// Restores from the snapshot in `upload` (the AdminServer's `restore`): the restored zxid.
+    fn restore(&self, upload: std::path::PathBuf) -> Result<i64, String>;
 }

@@ -2,6 +2,7 @@
 //! the figures behind them.
 
 pub mod admin;
+pub mod admin_data;
 pub mod audit;
 pub mod figures;
 pub mod fourlw;

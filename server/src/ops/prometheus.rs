@@ -9,7 +9,7 @@
 use std::fmt::Write as _;
 
 use super::figures::Figures;
-use super::http::{Reply, Request};
+use super::http::{Method, Reply, Request};
 use super::metrics::{Kind, Metric};
 
 /// The content type of the text format Prometheus scrapes.
@@ -18,7 +18,7 @@ const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// `GET /metrics` with the figures gathered now; anything else 404 (ZooKeeper's Jetty context serves
 /// nothing else).
 pub fn handle(figures: &dyn Figures, request: Request<'_>) -> Reply {
-    if request.get && request.path == "/metrics" {
+    if request.method == Method::Get && request.path == "/metrics" {
         Reply::ok(CONTENT_TYPE, render(&super::metrics::collect(figures)))
     } else {
         Reply::not_found()

@@ -48,6 +48,29 @@ impl Figures for Shared {
         self.status.zxid(tree_zxid)
     }
 
+    fn take_snapshot(&self) -> Result<fk_engine::snap::SnapshotStats, String> {
+        let (answer, written) = crossbeam_channel::bounded(1);
+        self.snapshots
+            .send(super::snapshotter::SnapshotRequest::Consistent(answer))
+            .map_err(|_| "the snapshot thread is gone".to_owned())?;
+        written.recv().map_err(|_| "the snapshot thread is gone".to_owned())?
+    }
+
+    fn snapshot_dir(&self) -> std::path::PathBuf {
+        crate::storage::Dirs::of(&self.config).snap
+    }
+
+    fn restore(&self, upload: std::path::PathBuf) -> Result<i64, String> {
+        if !self.config.is_standalone() {
+            let _ = std::fs::remove_file(&upload);
+            return Err(super::member::RESTORE_IN_ENSEMBLE.into());
+        }
+        let (answer, restored) = crossbeam_channel::bounded(1);
+        let request = super::restore::RestoreRequest { upload, answer };
+        self.sequencer.send(SequencerMsg::Restore(request)).map_err(|_| "the sequencer is gone".to_owned())?;
+        restored.recv().map_err(|_| "the sequencer is gone".to_owned())?
+    }
+
     fn audit_events_dropped(&self) -> Option<u64> {
         self.audit.as_ref().map(|log| log.dropped())
     }

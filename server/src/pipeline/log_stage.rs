@@ -40,7 +40,7 @@ impl SplitMix {
 
 /// How the log stage asks for a snapshot: the request channel, and whether one is running.
 pub struct Snapshots {
-    pub tx: Sender<()>,
+    pub tx: Sender<super::snapshotter::SnapshotRequest>,
     pub busy: Arc<AtomicBool>,
 }
 
@@ -230,7 +230,15 @@ impl LogStage {
                 self.failed = false;
                 let _ = done.send(());
             }
-            LogMsg::Restart { last_zxid } => self.writer.restart(last_zxid),
+            LogMsg::Restart { last_zxid } => {
+                self.writer.restart(last_zxid);
+                // Standalone, this stage is the quorum: its commit point starts over with the log (a
+                // restore may set it back).
+                if let CommitRule::Standalone(commit, uncommitted) = &mut self.commit {
+                    assert!(uncommitted.is_empty(), "the log restarted with txns waiting to be committed");
+                    *commit = crate::commit::Commit::standalone(last_zxid);
+                }
+            }
             LogMsg::Txns(_) => unreachable!("txns are batched, not controls"),
         }
     }
@@ -299,6 +307,6 @@ impl LogStage {
         // The snapshot covers everything applied when it starts; later txns go to a new log.
         self.writer.roll();
         info!("rolling the txn log and taking a snapshot");
-        let _ = self.snapshots.tx.send(());
+        let _ = self.snapshots.tx.send(super::snapshotter::SnapshotRequest::Fuzzy);
     }
 }

@@ -55,6 +55,8 @@ pub enum SequencerMsg {
     Inspect(Box<dyn FnOnce(&SequencerState<'_>) + Send>),
     /// Something from the quorum port or the election (ensembles).
     Quorum(super::member::QuorumEvent),
+    /// The AdminServer's `restore` (a standalone server's sequencer runs it between two steps).
+    Restore(super::restore::RestoreRequest),
 }
 
 /// What a shard is told.

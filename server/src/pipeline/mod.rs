@@ -26,7 +26,9 @@ pub mod member;
 pub mod messages;
 mod notify;
 pub mod quorum_link;
+pub mod restore;
 pub mod sequencer;
+mod settle;
 pub mod shard;
 pub mod snapshotter;
 
@@ -68,6 +70,8 @@ pub struct Shared {
     pub shards: Vec<ShardHandle>,
     pub sequencer: Sender<messages::SequencerMsg>,
     pub status: MemberStatus,
+    /// Asks the snapshot thread for a snapshot (the AdminServer's `snapshot` command).
+    pub snapshots: Sender<snapshotter::SnapshotRequest>,
     /// The audit log, when `audit.enable=true`.
     pub audit: Option<Arc<crate::ops::audit::AuditLog>>,
 }
@@ -299,7 +303,8 @@ impl Server {
         let (applier_tx, applier_rx) = bounded(1024);
         applier_tx.send(ApplierMsg::TreeLoaded(recovered.fuzziness)).expect("the applier's channel has room");
         let (routes_tx, routes_rx) = bounded(1024);
-        let (snapshot_tx, snapshot_rx) = bounded(1);
+        // Room for the log stage's request and an AdminServer one.
+        let (snapshot_tx, snapshot_rx) = bounded(2);
         let tree = recovered.tree;
         let recent_txns = recovered.recent;
         let last_zxid = tree.last_processed_zxid();
@@ -327,6 +332,7 @@ impl Server {
             stats: ServerStats::new(shard_count),
             shards: shard_handles,
             sequencer: sequencer_tx.clone(),
+            snapshots: snapshot_tx.clone(),
             audit,
         });
         let mut threads = Threads::new();
@@ -360,7 +366,7 @@ impl Server {
             log_stage::CommitRule::Replicated(signal)
         } else {
             let outlets = sequencer::Outlets { log: log_tx, routes: routes_tx, applier: applier_tx.clone() };
-            let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, outlets);
+            let sequencer = sequencer::SequencerThread::new(shared.clone(), sequencer_rx, outlets, dirs.clone());
             threads.spawn("fk-sequencer", move || sequencer.run())?;
             log_stage::CommitRule::standalone(last_zxid)
         };
@@ -398,7 +404,8 @@ impl Server {
         if let (Some(endpoint), Some(at)) = (admin, &shared.config.admin) {
             tracing::info!("AdminServer at http://{}{}", endpoint.local_addr(), at.command_url);
             let (s, url) = (shared.clone(), at.command_url.clone());
-            threads.spawn("fk-admin", move || endpoint.serve(|request| admin::handle(&*s, &url, request)))?;
+            let data = crate::ops::admin_data::DataCommands::new(at);
+            threads.spawn("fk-admin", move || endpoint.serve(|request| admin::handle(&*s, &url, &data, request)))?;
         }
         tracing::info!(
             "txn log: {device_name}{}, preAllocSize {} KiB, in {}",
@@ -413,7 +420,7 @@ impl Server {
             snapshotter::take(&shared, &dirs);
         } else if recovered.replayed > 0 || recovered.snapshot.is_none() {
             snapshot_busy.store(true, std::sync::atomic::Ordering::Release);
-            let _ = snapshot_tx.send(());
+            let _ = snapshot_tx.send(snapshotter::SnapshotRequest::Fuzzy);
         }
         // A standalone server serves from here on; a member announces when it joins a quorum.
         shared.status.announce();

@@ -11,8 +11,10 @@ use fk_net::txn::Txn;
 
 use super::Shared;
 use super::messages::*;
+use super::restore::RestoreRequest;
 use crate::sequencer::handoff::Sequencing;
 use crate::sequencer::{Notice, Now, Sequencer, SequencerInput, SequencerSettings};
+use crate::storage::Dirs;
 
 /// Messages taken per batch: enough to amortise the tree lock and the hand-off, small enough to keep
 /// latency low under a flood.
@@ -110,15 +112,42 @@ pub struct SequencerThread {
     clock: Clock,
     shared: Arc<Shared>,
     rx: Receiver<SequencerMsg>,
+    dirs: Dirs,
+    /// A restore asked for, run after the step of the inputs that came before it.
+    restore: Option<RestoreRequest>,
 }
 
 impl SequencerThread {
-    pub fn new(shared: Arc<Shared>, rx: Receiver<SequencerMsg>, outlets: Outlets) -> Self {
+    pub fn new(shared: Arc<Shared>, rx: Receiver<SequencerMsg>, outlets: Outlets, dirs: Dirs) -> Self {
         let clock = Clock::start();
+        let sequencing = Self::sequencing(&shared, clock);
+        SequencerThread { sequencing, outlets, clock, shared, rx, dirs, restore: None }
+    }
+
+    /// The sequencer's state for the tree as it is (sessions, zxids, containers).
+    fn sequencing(shared: &Shared, clock: Clock) -> Sequencing {
         let tree = shared.tree.read();
-        let sequencing = Sequencing::new(Sequencer::new(settings(&shared.config), &tree, clock.now()), &tree);
-        drop(tree);
-        SequencerThread { sequencing, outlets, clock, shared, rx }
+        Sequencing::new(Sequencer::new(settings(&shared.config), &tree, clock.now()), &tree)
+    }
+
+    /// Runs a restore ([`super::restore`]) and starts over from the restored tree; every client is
+    /// disconnected (its session belonged to the replaced state).
+    fn run_restore(&mut self, request: RestoreRequest) {
+        let restored = super::restore::restore(
+            &self.shared,
+            &self.dirs,
+            &request.upload,
+            &self.outlets.log,
+            &self.outlets.applier,
+        );
+        let _ = std::fs::remove_file(&request.upload);
+        if restored.is_ok() {
+            self.sequencing = Self::sequencing(&self.shared, self.clock);
+            for shard in &self.shared.shards {
+                shard.send(ShardMsg::CloseClients { reason: "the database was restored from a snapshot" });
+            }
+        }
+        let _ = request.answer.send(restored.map_err(|e| format!("{e:#}")));
     }
 
     pub fn run(mut self) {
@@ -149,16 +178,24 @@ impl SequencerThread {
                 self.outlets.wake_applier();
             }
             self.outlets.log(handoff.txns);
+            if let Some(request) = self.restore.take() {
+                self.run_restore(request);
+            }
         }
     }
 
     /// Queues an input; an inspection runs at once, on the state as of the last step.
-    fn take(&self, msg: SequencerMsg, inputs: &mut Vec<SequencerInput>) {
+    fn take(&mut self, msg: SequencerMsg, inputs: &mut Vec<SequencerInput>) {
         match msg {
             SequencerMsg::Input(input) => inputs.push(input),
             SequencerMsg::Inspect(f) => f(&SequencerState { core: Some(&self.sequencing.core), now: self.clock.now() }),
             SequencerMsg::Quorum(_) => {
                 unreachable!("a standalone server has no quorum")
+            }
+            SequencerMsg::Restore(request) => {
+                if let Some(earlier) = self.restore.replace(request) {
+                    let _ = earlier.answer.send(Err("another restore came right after it".into()));
+                }
             }
         }
     }

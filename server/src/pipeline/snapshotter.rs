@@ -1,13 +1,15 @@
-//! The snapshot thread: writes fuzzy snapshots on request and purges old files on a timer.
+//! The snapshot thread: writes fuzzy snapshots when the log stage asks, consistent ones for the
+//! AdminServer's `snapshot` command, and purges old files on a timer. One thread, so two snapshots
+//! never write the same file at once.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError};
-use fk_engine::snap::{TreeAccess, write_snapshot};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use fk_engine::snap::{SnapshotStats, TreeAccess, WriteOptions, write_snapshot, write_snapshot_with};
 use fk_engine::tree::DataTree;
-use parking_lot::RwLock;
+use parking_lot::{RwLock, RwLockReadGuard};
 use tracing::{error, info};
 
 use super::Shared;
@@ -22,7 +24,25 @@ impl TreeAccess for SharedTree<'_> {
     }
 }
 
-pub fn run(shared: Arc<Shared>, dirs: Dirs, rx: Receiver<()>, busy: Arc<AtomicBool>) {
+/// What the snapshot thread is asked for.
+pub enum SnapshotRequest {
+    /// A fuzzy snapshot, written while the tree changes (the log stage's, every `snapCount` txns).
+    Fuzzy,
+    /// A snapshot of one state of the tree, for the AdminServer: written under the tree's read lock, so
+    /// writes wait for it (and reads behind them). The answer names the file.
+    Consistent(Sender<Result<SnapshotStats, String>>),
+}
+
+/// The shared tree, read under one hold of its lock for a whole snapshot.
+struct HeldTree<'a>(RwLockReadGuard<'a, DataTree>);
+
+impl TreeAccess for HeldTree<'_> {
+    fn read<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        f(&self.0)
+    }
+}
+
+pub fn run(shared: Arc<Shared>, dirs: Dirs, rx: Receiver<SnapshotRequest>, busy: Arc<AtomicBool>) {
     let purge_every = match shared.config.autopurge_purge_interval_hours {
         0 => None,
         hours => Some(Duration::from_secs(hours as u64 * 3600)),
@@ -31,9 +51,32 @@ pub fn run(shared: Arc<Shared>, dirs: Dirs, rx: Receiver<()>, busy: Arc<AtomicBo
     loop {
         let wait = next_purge.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
         match rx.recv_timeout(wait) {
-            Ok(()) => {
+            Ok(SnapshotRequest::Fuzzy) => {
                 take(&shared, &dirs);
                 busy.store(false, Ordering::Release);
+            }
+            Ok(SnapshotRequest::Consistent(answer)) => {
+                let started = Instant::now();
+                let held = HeldTree(shared.tree.read());
+                let options = WriteOptions {
+                    force_sync: shared.config.force_sync,
+                    compression: shared.config.snapshot_compression,
+                    // One state: the file says its zxid, so it can be restored from a stream.
+                    last_zxid_trailer: true,
+                };
+                let written = write_snapshot_with(&held, &dirs.snap, options);
+                drop(held);
+                if let Ok(stats) = &written {
+                    shared.stats.record_snapshot(started.elapsed());
+                    info!(
+                        "wrote {} for the AdminServer ({} nodes) in {} ms",
+                        stats.path.display(),
+                        stats.nodes,
+                        started.elapsed().as_millis()
+                    );
+                }
+                let _ = answer
+                    .send(written.map_err(|e| format!("cannot write a snapshot in {}: {e}", dirs.snap.display())));
             }
             Err(RecvTimeoutError::Timeout) => {
                 if let (Some(at), Some(every)) = (next_purge, purge_every)

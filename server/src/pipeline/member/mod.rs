@@ -43,6 +43,8 @@ use crate::zab::leader::LeaderCount;
 use crate::zab::{Limits, LinkId, Sid};
 use read_only::{ReadOnlyChange, ReadOnlyTimer};
 
+use super::settle::settle;
+
 /// The pipeline's channels the member thread uses.
 pub struct MemberChannels {
     /// Where the link threads send their events (the other end is `rx`).
@@ -92,6 +94,12 @@ pub struct MemberThread {
     effects: Vec<Effect>,
     read_only: ReadOnlyTimer,
 }
+
+/// Why an ensemble member does not restore from a snapshot (ZooKeeper swaps the member's database and
+/// nothing else, which breaks what the ensemble knows of its history).
+pub const RESTORE_IN_ENSEMBLE: &str = "restore is supported on a standalone server only: a member restored \
+    alone would hold a history its ensemble does not have. Restore a standalone server, or stop every member \
+    and give each the same snapshot as its only data";
 
 /// The member core's settings from the configuration.
 fn member_settings(config: &crate::config::Config) -> MemberSettings {
@@ -205,6 +213,9 @@ impl MemberThread {
             SequencerMsg::Input(input) => self.inputs.push(input),
             SequencerMsg::Inspect(f) => f(&SequencerState { core: self.core.sequencer(), now: self.clock.now() }),
             SequencerMsg::Quorum(event) => self.on_quorum(event),
+            SequencerMsg::Restore(request) => {
+                let _ = request.answer.send(Err(RESTORE_IN_ENSEMBLE.into()));
+            }
         }
     }
 
@@ -450,18 +461,6 @@ fn mode_of(state: ServerState) -> Mode {
         ServerState::Following => Mode::Following,
         ServerState::Observing => Mode::Observing,
     }
-}
-
-/// Everything sent to the log is durable and handed on; then the applier drops every waiting route
-/// and applies what was logged, so the tree holds exactly the log.
-fn settle(log: &Sender<LogMsg>, applier: &Sender<ApplierMsg>) -> anyhow::Result<()> {
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-    log.send(LogMsg::Flush(done_tx)).map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
-    done_rx.recv().map_err(|_| anyhow::anyhow!("the log stage is gone"))?;
-    let (done_tx, done_rx) = crossbeam_channel::bounded(1);
-    applier.send(ApplierMsg::Reset(done_tx)).map_err(|_| anyhow::anyhow!("the applier is gone"))?;
-    done_rx.recv().map_err(|_| anyhow::anyhow!("the applier is gone"))?;
-    Ok(())
 }
 
 /// Replaces the shared tree with what the disk holds and restarts the log after its last zxid.
