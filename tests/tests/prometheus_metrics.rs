@@ -113,6 +113,7 @@ fn a_standalone_server_serves_zookeepers_metrics_and_they_move_with_load() {
         ("sync_processor_batch_size", vec![0.5]),
         ("snapshottime", vec![0.5]),
         ("election_time", vec![0.5]),
+        ("quorum_ack_latency", vec![0.5]),
     ] {
         assert_eq!(before.summary(summary).1, quantiles, "{summary}");
     }
@@ -121,6 +122,10 @@ fn a_standalone_server_serves_zookeepers_metrics_and_they_move_with_load() {
         "text is mntr's only"
     );
     assert!(!before.values.contains_key("quorum_size"), "a standalone server has no quorum");
+    // Ours, beside ZooKeeper's: the log device, each shard's backlog, reply bytes waiting.
+    assert!([0.0, 1.0].contains(&before.gauge("fk_txn_log_io_uring")));
+    assert!(before.gauge("fk_shard_queue_depth{key=shard0}") >= 0.0);
+    assert!(before.gauge("fk_reply_bytes_queued") >= 0.0);
 
     runtime().block_on(async {
         let c = connect(&server.address()).await;
@@ -165,6 +170,7 @@ fn ensemble_members_serve_the_quorum_figures() {
     assert_eq!(at_leader.counter("diff_count") + at_leader.counter("snap_count"), 2.0, "two learners synchronised");
     assert!(at_leader.counter("looking_count") >= 1.0);
     assert!(at_leader.summary("election_time").0 >= 1.0);
+    assert!(at_leader.summary("quorum_ack_latency").0 >= 20.0, "every txn proposed was acked by a quorum");
     let at_follower = Metrics::scrape(&address(&ensemble, follower));
     assert_eq!(at_follower.gauge("quorum_size"), 3.0);
     assert!(!at_follower.values.contains_key("learners"), "leader gauges are the leader's");

@@ -16,6 +16,8 @@ pub struct ConnectionFigures {
     pub peer: SocketAddr,
     /// Requests received and not yet answered.
     pub queued: usize,
+    /// Bytes of replies and watch events written for it and not yet sent.
+    pub output_bytes: usize,
     /// (session id, negotiated timeout) once the handshake is done.
     pub session: Option<(i64, u32)>,
     pub stats: ConnStats,
@@ -71,6 +73,8 @@ pub trait Figures: Send + Sync {
     fn leader_id(&self) -> Option<u64>;
     /// The zxid `srvr` shows: the tree's, or on a new leader its epoch's start.
     fn zxid(&self, tree_zxid: i64) -> i64;
+    /// Messages waiting in each shard's channel (replies, new connections, controls).
+    fn shard_queue_depths(&self) -> Vec<usize>;
     /// Audit events dropped because the audit log's writer fell behind; `None` with the log off.
     fn audit_events_dropped(&self) -> Option<u64>;
     /// Writes a snapshot of one state of the tree into the data directory (the AdminServer's `snapshot`).

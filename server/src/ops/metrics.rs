@@ -94,6 +94,7 @@ pub fn collect(shared: &dyn Figures) -> Vec<Metric> {
         Metric::summary("sync_processor_batch_size", stats.log_batch_size()),
         Metric::summary("snapshottime", stats.snapshot_time()),
         Metric::summary("election_time", stats.election_time()),
+        Metric::summary("quorum_ack_latency", stats.quorum_ack_latency()),
         Metric::counter("looking_count", stats.looking_count() as f64),
         Metric::counter("snap_count", count(&leader.snap_syncs)),
         Metric::counter("diff_count", count(&leader.diff_syncs)),
@@ -103,6 +104,16 @@ pub fn collect(shared: &dyn Figures) -> Vec<Metric> {
         // Ours: appends to the txn log that failed (a full disk, EIO) since start.
         Metric::counter("fk_txn_log_write_failures", stats.log_write_failures() as f64),
     ];
+    // Ours: whether the txn log goes through io_uring (1) or pwrite (0); each shard's channel backlog;
+    // reply and watch-event bytes waiting to be sent, over every client connection.
+    if let Some(device) = stats.txn_log_device() {
+        metrics.push(Metric::gauge("fk_txn_log_io_uring", if device.starts_with("io_uring") { 1 } else { 0 }));
+    }
+    for (shard, depth) in shared.shard_queue_depths().into_iter().enumerate() {
+        metrics.push(Metric::gauge("fk_shard_queue_depth", depth as f64).keyed(&format!("shard{shard}")));
+    }
+    let queued: usize = shared.connections().iter().map(|c| c.output_bytes).sum();
+    metrics.push(Metric::gauge("fk_reply_bytes_queued", queued as f64));
     if let Some(dropped) = shared.audit_events_dropped() {
         // Ours: audit events the writer could not keep up with (audit.enable=true only).
         metrics.push(Metric::counter("fk_audit_events_dropped", dropped as f64));
@@ -170,7 +181,7 @@ pub fn mntr_entries(metrics: &[Metric]) -> Vec<(String, MntrValue)> {
     for metric in metrics {
         let name = |prefix: &str| {
             if metric.name.starts_with("fk_") {
-                return metric.name.clone();
+                return metric.key.as_ref().map_or_else(|| metric.name.clone(), |k| format!("{}_{k}", metric.name));
             }
             let label = metric.key.as_ref().map(|k| format!("{k}_")).unwrap_or_default();
             format!("zk_{prefix}{label}{}", metric.name)

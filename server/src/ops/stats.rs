@@ -14,6 +14,8 @@ const DEFAULT_TRACE_MASK: i64 = 2 | 16 | 32 | 256;
 #[derive(Debug)]
 pub struct ServerStats {
     pub started: Instant,
+    /// How the txn log reaches the disk (`io_uring` or `pwrite`), set at start.
+    txn_log_device: std::sync::OnceLock<&'static str>,
     packets_received: AtomicU64,
     packets_sent: AtomicU64,
     latency_count: AtomicU64,
@@ -40,6 +42,8 @@ pub struct ServerStats {
     /// Elections begun (`looking_count`), and how long each took to decide, in ms (`election_time`).
     looking_count: AtomicU64,
     election_time: Summary,
+    /// From a leader's proposal to its quorum's acknowledgement, in ms, per txn (`quorum_ack_latency`).
+    quorum_ack_latency: Summary,
     /// Appends to the txn log that failed (a full disk, EIO), since start.
     log_write_failures: AtomicU64,
     /// Why the last append failed, until one succeeds again.
@@ -137,6 +141,7 @@ impl ServerStats {
         ServerStats {
             request_latency: (0..shards.max(1)).map(|_| latency()).collect(),
             started: Instant::now(),
+            txn_log_device: std::sync::OnceLock::new(),
             packets_received: AtomicU64::new(0),
             packets_sent: AtomicU64::new(0),
             latency_count: AtomicU64::new(0),
@@ -153,6 +158,7 @@ impl ServerStats {
             fsync_threshold_exceeded: AtomicU64::new(0),
             trace_mask: AtomicI64::new(DEFAULT_TRACE_MASK),
             election_time: Summary::new(1.0, &summary::BASIC),
+            quorum_ack_latency: Summary::new(1.0, &summary::BASIC),
             digest_mismatches: AtomicU64::new(0),
             log_write_failures: AtomicU64::new(0),
             log_failure: parking_lot::Mutex::new(None),
@@ -290,6 +296,22 @@ impl ServerStats {
 
     pub fn record_election(&self, took_ms: u64) {
         self.election_time.observe(took_ms);
+    }
+
+    pub fn set_txn_log_device(&self, name: &'static str) {
+        let _ = self.txn_log_device.set(name);
+    }
+
+    pub fn txn_log_device(&self) -> Option<&'static str> {
+        self.txn_log_device.get().copied()
+    }
+
+    pub fn record_quorum_ack(&self, latency_ms: u64, txns: u64) {
+        self.quorum_ack_latency.observe_many(latency_ms, txns, std::time::Instant::now());
+    }
+
+    pub fn quorum_ack_latency(&self) -> SummaryFigures {
+        self.quorum_ack_latency.figures()
     }
 
     pub fn election_time(&self) -> SummaryFigures {

@@ -101,19 +101,27 @@ impl Summary {
     }
 
     pub fn observe(&self, value: u64) {
-        self.observe_at(value, Instant::now());
+        self.observe_many(value, 1, Instant::now());
     }
 
     /// Records `value`, observed at `now` (a caller that has the time saves reading the clock again).
     pub fn observe_at(&self, value: u64, now: Instant) {
+        self.observe_many(value, 1, now);
+    }
+
+    /// Records `value` `times` times at once (a batch of txns that took as long), observed at `now`.
+    pub fn observe_many(&self, value: u64, times: u64, now: Instant) {
+        if times == 0 {
+            return;
+        }
         let mut inner = self.inner.lock();
         inner.rotate(now);
-        inner.count += 1;
-        inner.sum = inner.sum.saturating_add(value);
+        inner.count += times;
+        inner.sum = inner.sum.saturating_add(value.saturating_mul(times));
         inner.min = inner.min.min(value);
         inner.max = inner.max.max(value);
         let current = inner.current;
-        inner.window[current].saturating_record(value);
+        inner.window[current].saturating_record_n(value, times);
     }
 
     pub fn figures(&self) -> SummaryFigures {

@@ -71,6 +71,10 @@ impl Figures for Shared {
         restored.recv().map_err(|_| "the sequencer is gone".to_owned())?
     }
 
+    fn shard_queue_depths(&self) -> Vec<usize> {
+        self.shards.iter().map(|s| s.queue_depth()).collect()
+    }
+
     fn audit_events_dropped(&self) -> Option<u64> {
         self.audit.as_ref().map(|log| log.dropped())
     }
@@ -93,6 +97,7 @@ impl Figures for Shared {
                 .map(|c| ConnectionFigures {
                     peer: c.peer,
                     queued: c.pending.len(),
+                    output_bytes: c.buffers.pending_output(),
                     session: match c.phase {
                         Phase::Session { session_id, timeout_ms, .. } => Some((session_id, timeout_ms)),
                         _ => None,

@@ -224,6 +224,11 @@ impl ShardHandle {
         let _ = self.tx.send(msg);
     }
 
+    /// Messages waiting in its channel.
+    pub fn queue_depth(&self) -> usize {
+        self.tx.len()
+    }
+
     pub fn wake(&self) {
         if let Err(e) = self.waker.wake() {
             tracing::error!("cannot wake shard: {e}");
@@ -309,6 +314,8 @@ impl Server {
         let recent_txns = recovered.recent;
         let last_zxid = tree.last_processed_zxid();
         let device_name = device.name();
+        let stats = ServerStats::new(shard_count);
+        stats.set_txn_log_device(device_name);
         let prealloc = config.pre_alloc_size_kb * 1024;
         let writer = LogWriter::new(&dirs.log, device, prealloc, config.force_sync, last_zxid);
         let (fourlw_tx, fourlw_rx) = unbounded();
@@ -329,7 +336,7 @@ impl Server {
             config,
             client_addr,
             tree: RwLock::new(tree),
-            stats: ServerStats::new(shard_count),
+            stats,
             shards: shard_handles,
             sequencer: sequencer_tx.clone(),
             snapshots: snapshot_tx.clone(),

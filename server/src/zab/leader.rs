@@ -116,6 +116,9 @@ pub enum LeaderCount {
     Proposed(u64),
     /// Txns committed (`commit_count`).
     Committed(u64),
+    /// A batch of `txns` proposals acknowledged by a quorum `latency_ms` after it was proposed
+    /// (`quorum_ack_latency`).
+    QuorumAcked { latency_ms: u64, txns: u64 },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +180,10 @@ pub struct Leader {
     commit: Commit,
     /// Learners' syncs waiting for their zxid to commit.
     pending_syncs: Vec<(i64, LinkId)>,
+    /// Batches proposed and not yet committed: (last zxid, when, txns), for `quorum_ack_latency`.
+    proposed_at: std::collections::VecDeque<(i64, u64, u64)>,
+    /// The time of the step being taken.
+    now_ms: u64,
     out: Vec<LeaderOutput>,
 }
 
@@ -198,6 +205,8 @@ impl Leader {
             history: start.history,
             commit: Commit::new(&voters, committed),
             pending_syncs: Vec::new(),
+            proposed_at: std::collections::VecDeque::new(),
+            now_ms,
             out: Vec::new(),
             settings,
         };
@@ -244,6 +253,7 @@ impl Leader {
     }
 
     pub fn step(&mut self, now_ms: u64, input: LeaderInput) -> Vec<LeaderOutput> {
+        self.now_ms = now_ms;
         match input {
             LeaderInput::Linked(link) => {
                 let fresh =
@@ -514,6 +524,9 @@ impl Leader {
         let followers: Vec<LinkId> =
             self.links.iter().filter(|(_, l)| l.forwarding() && !l.observer).map(|(id, _)| *id).collect();
         self.out.push(LeaderOutput::Counted(LeaderCount::Proposed(entries.len() as u64)));
+        if let Some(last) = entries.last() {
+            self.proposed_at.push_back((last.zxid, self.now_ms, entries.len() as u64));
+        }
         for entry in entries {
             assert_eq!(epoch_of(entry.zxid), epoch, "proposals carry this leadership's epoch");
             let packet = proposal(&entry);
@@ -550,6 +563,13 @@ impl Leader {
             }
         }
         self.out.push(LeaderOutput::Counted(LeaderCount::Committed(newly.len() as u64)));
+        while let Some(&(last, at, txns)) = self.proposed_at.front()
+            && last <= point
+        {
+            self.proposed_at.pop_front();
+            let latency_ms = self.now_ms.saturating_sub(at);
+            self.out.push(LeaderOutput::Counted(LeaderCount::QuorumAcked { latency_ms, txns }));
+        }
         self.out.push(LeaderOutput::Committed(point));
         self.answer_syncs();
     }

@@ -512,6 +512,9 @@ fn record_tally(stats: &ServerStats, tally: Tally) {
         Tally::Leader(LeaderCount::LearnerSync { snapshot: false }) => (&stats.leader.diff_syncs, 1),
         Tally::Leader(LeaderCount::Proposed(n)) => (&stats.leader.proposals, n),
         Tally::Leader(LeaderCount::Committed(n)) => (&stats.leader.commits, n),
+        Tally::Leader(LeaderCount::QuorumAcked { latency_ms, txns }) => {
+            return stats.record_quorum_ack(latency_ms, txns);
+        }
     };
     counter.fetch_add(n, Ordering::Relaxed);
 }
