@@ -7,7 +7,7 @@ use fk_net::quorum::packet::{ForwardedRequest, SessionTouch, decode_int_body, in
 use fk_net::quorum::{LearnerInfo, PacketType, QuorumPacket};
 
 use super::history::History;
-use super::leader::{Leader, LeaderInput, LeaderOutput, LeaderSettings, LeaderStart};
+use super::leader::{Leader, LeaderCount, LeaderInput, LeaderOutput, LeaderSettings, LeaderStart};
 use super::learner::{Learner, LearnerInput, LearnerOutput, LearnerSettings, LearnerStart};
 use super::sync::{SyncStep, plan};
 use super::*;
@@ -201,8 +201,16 @@ fn a_proposal_commits_on_a_quorum_of_durable_copies_in_order() {
     let out = leader.step(12, LeaderInput::Persisted(z(2, 1)));
     assert_eq!(sent(&out), [(10, PacketType::Commit, z(2, 1)), (11, PacketType::Commit, z(2, 1))]);
     assert_eq!(out.last(), Some(&LeaderOutput::Committed(z(2, 1))));
+    let acked = |out: &[LeaderOutput]| {
+        out.iter().find_map(|o| match o {
+            LeaderOutput::Counted(LeaderCount::QuorumAcked { latency_ms, txns }) => Some((*latency_ms, *txns)),
+            _ => None,
+        })
+    };
+    assert_eq!(acked(&out), None, "the batch is not all committed yet");
     let out = leader.step(13, LeaderInput::Packet(11, ack(z(2, 2))));
     assert_eq!(out.last(), Some(&LeaderOutput::Committed(z(2, 2))));
+    assert_eq!(acked(&out), Some((3, 2)), "quorum_ack_latency: proposed at 10, committed at 13");
     assert!(leader.step(14, LeaderInput::Packet(11, ack(z(1, 1)))).is_empty(), "old acks change nothing");
 }
 
