@@ -22,6 +22,14 @@ impl AuthIds {
         AuthIds { ids: vec![Id::new("ip", &crate::config::members::java_host_string(&addr.to_string()))] }
     }
 
+    /// A SASL exchange completed as `identity`; `is_super` when it is the configured `superUser`.
+    pub fn add_sasl(&mut self, identity: &str, is_super: bool) {
+        self.add(Id::new("sasl", identity));
+        if is_super {
+            self.add(Id::new("super", ""));
+        }
+    }
+
     pub fn is_super(&self) -> bool {
         self.ids.iter().any(|id| id.scheme == "super")
     }
@@ -100,15 +108,18 @@ pub fn check_acl(acl: &[Acl], auth: &AuthIds, perm: i32, skip_acl: bool) -> bool
             "world" => id == "anyone",
             "digest" => auth.ids.iter().any(|c| c.scheme == "digest" && &c.id == id),
             "ip" => auth.ids.iter().any(|c| c.scheme == "ip" && ip_matches(&c.id, id)),
+            // Only a connection that authenticated with SASL holds such an id.
+            "sasl" => auth.ids.iter().any(|c| c.scheme == "sasl" && &c.id == id),
             _ => false,
         }
     })
 }
 
 /// Validates and expands an ACL list for create/setACL (`PrepRequestProcessor.fixupACL`): duplicates
-/// removed, `auth` replaced by the caller's authenticated (digest) ids, every other id checked by its
-/// scheme. Any violation is InvalidACL.
-pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
+/// removed, `auth` replaced by the caller's authenticated ids (digest, and SASL ones), every other id
+/// checked by its scheme. `sasl`: ZooKeeper's SASLAuthenticationProvider is configured, without which
+/// the `sasl` scheme is unknown. Any violation is InvalidACL.
+pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, sasl: bool) -> Result<Vec<Acl>, ErrorCode> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !unique.contains(&a) {
@@ -124,7 +135,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
             "world" if a.id.id == "anyone" => fixed.push(a.clone()),
             "auth" => {
                 let mut any = false;
-                for id in auth.ids.iter().filter(|id| id.scheme == "digest") {
+                for id in auth.ids.iter().filter(|id| id.scheme == "digest" || (sasl && id.scheme == "sasl")) {
                     any = true;
                     fixed.push(Acl { perms: a.perms, id: id.clone() });
                 }
@@ -134,6 +145,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds) -> Result<Vec<Acl>, ErrorCode> {
             }
             "digest" if is_valid_digest_id(&a.id.id) => fixed.push(a.clone()),
             "ip" if parse_ip_acl(&a.id.id).is_some() => fixed.push(a.clone()),
+            "sasl" if sasl && !a.id.id.is_empty() => fixed.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -222,13 +234,13 @@ mod tests {
         let mut alice = AuthIds::for_peer("127.0.0.1".parse().unwrap());
         let anon = alice.clone();
         alice.authenticate("digest", b"alice:secret", None).unwrap();
-        let ok = |acl: Acl, auth: &AuthIds| fixup_acl(&[acl], auth);
+        let ok = |acl: Acl, auth: &AuthIds| fixup_acl(&[acl], auth, false);
         assert_eq!(
             ok(Acl::new(31, "auth", ""), &alice).unwrap(),
             vec![Acl::new(31, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")]
         );
         assert_eq!(ok(Acl::new(31, "auth", ""), &anon), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup_acl(&[], &anon), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&[], &anon, false), Err(ErrorCode::InvalidAcl));
         assert!(ok(Acl::new(31, "ip", "1.2.3.4/32"), &anon).is_ok());
         for bad in [
             ("ip", "fe80::1/64"),
@@ -243,6 +255,6 @@ mod tests {
             assert_eq!(ok(Acl::new(31, bad.0, bad.1), &anon), Err(ErrorCode::InvalidAcl), "{bad:?}");
         }
         let dup = [Acl::new(31, "world", "anyone"), Acl::new(31, "world", "anyone")];
-        assert_eq!(fixup_acl(&dup, &anon).unwrap().len(), 1);
+        assert_eq!(fixup_acl(&dup, &anon, false).unwrap().len(), 1);
     }
 }

@@ -47,7 +47,9 @@ fn run() -> anyhow::Result<()> {
         [path] => Config::from_file(&PathBuf::from(path))?,
         _ => anyhow::bail!("usage: ferrokeeper [path/to/zoo.cfg]"),
     };
-    refuse_security_flags_from_environment()?;
+    let mut config = config;
+    security_settings_from_environment(&mut config)?;
+    config.load_sasl()?;
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -78,20 +80,29 @@ fn run() -> anyhow::Result<()> {
 }
 
 /// ZooKeeper's scripts pass `-D` flags from these variables to its JVM, and its JAAS file path may also
-/// come from the environment; a service definition written for ZooKeeper may secure it that way. They
-/// are refused like the same keys in zoo.cfg, naming the variable.
-fn refuse_security_flags_from_environment() -> anyhow::Result<()> {
-    use ferrokeeper::config::security::{JVM_FLAG_VARIABLES, check_jvm_flags, refusal};
+/// come from the environment; a service definition written for ZooKeeper may secure it that way. A flag
+/// asking for what is not provided is refused like the same key in zoo.cfg, naming the variable; the SASL
+/// settings that are provided are taken where zoo.cfg does not set them.
+fn security_settings_from_environment(config: &mut Config) -> anyhow::Result<()> {
+    use ferrokeeper::config::security::{JVM_FLAG_VARIABLES, jvm_properties, refusal};
+    const JAAS: &str = "java.security.auth.login.config";
+    let mut properties = Vec::new();
     for variable in JVM_FLAG_VARIABLES {
-        if let Some((key, why)) = std::env::var(variable).ok().as_deref().and_then(check_jvm_flags) {
-            anyhow::bail!("environment variable {variable}: -D{key}: {why}");
+        for (key, value) in jvm_properties(&std::env::var(variable).unwrap_or_default()) {
+            properties.push((format!("environment variable {variable}: -D{key}"), key, value));
         }
     }
-    const JAAS: &str = "java.security.auth.login.config";
-    if let Some(value) = std::env::var_os(JAAS)
-        && let Some(why) = refusal(JAAS, &value.to_string_lossy())
-    {
-        anyhow::bail!("environment variable {JAAS}: {why}");
+    if let Some(value) = std::env::var_os(JAAS) {
+        properties.push((format!("environment variable {JAAS}"), JAAS.to_owned(), value.to_string_lossy().into()));
+    }
+    for (source, key, value) in properties {
+        let bare = key.strip_prefix("zookeeper.").unwrap_or(&key);
+        if let Some(why) = refusal(bare, &value) {
+            anyhow::bail!("{source}: {why}");
+        }
+        if !config.has_key(bare) && config.set_sasl_property(bare, &value) {
+            info!("{source}: taken as {bare}={}", if bare.ends_with("Password") { "…" } else { &value });
+        }
     }
     Ok(())
 }

@@ -14,11 +14,11 @@ fn security_keys_stop_start_up_naming_file_line_and_key() {
         ("ssl.keyStore.location=/etc/zookeeper/keystore.p12", "ssl.keyStore.location: TLS for client"),
         ("sslQuorum=true", "sslQuorum: TLS between ensemble members"),
         (
-            "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
-            "authProvider.1: this authentication provider is not available",
+            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
+            "authProvider.x509: this authentication provider is not available",
         ),
         ("quorum.auth.enableSasl=true", "quorum.auth.enableSasl: SASL between ensemble members"),
-        ("zookeeper.sessionRequireClientSASLAuth=true", "sessionRequireClientSASLAuth: SASL authentication"),
+        ("zookeeper.sessionRequireClientSASLAuth=true", "sessionRequireClientSASLAuth: this part of SASL"),
     ];
     for (line, expected) in cases {
         TestServer::assert_start_refused(line, expected);
@@ -46,7 +46,8 @@ fn jvm_flags_from_zookeepers_scripts_are_refused() {
     )
     .unwrap();
     let flags = "-Xmx512m -Djava.security.auth.login.config=/etc/zookeeper/jaas.conf \
-                 -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+                 -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider \
+                 -Dzookeeper.kerberos.removeRealmFromPrincipal=true";
     let output = Command::new(server_binary())
         .arg(&cfg)
         .env("SERVER_JVMFLAGS", flags)
@@ -56,7 +57,7 @@ fn jvm_flags_from_zookeepers_scripts_are_refused() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(
-        log.contains("environment variable SERVER_JVMFLAGS: -Djava.security.auth.login.config: SASL authentication"),
+        log.contains("environment variable SERVER_JVMFLAGS: -Dzookeeper.kerberos.removeRealmFromPrincipal: this part"),
         "{log}"
     );
     assert!(!log.contains("serving clients"), "{log}");

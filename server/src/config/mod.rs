@@ -140,6 +140,11 @@ pub struct Config {
     /// `readonlymode.enabled`: a member cut off from its quorum serves read-only clients (ZooKeeper reads
     /// it from the JVM's `readonlymode.enabled` property only; here it is a zoo.cfg key too).
     pub read_only_mode: bool,
+    /// SASL for clients (`authProvider.N=…SASLAuthenticationProvider`, the JAAS file and its options),
+    /// as read; [`Config::load_sasl`] reads the JAAS file.
+    pub sasl: SaslSettings,
+    /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
+    pub sasl_users: Option<std::sync::Arc<crate::sasl::jaas::DigestUsers>>,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
     pub servers: Vec<ServerSpec>,
     /// This member's id, set by `join_ensemble` (from `dataDir/myid`); `None` when standalone.
@@ -170,6 +175,26 @@ pub struct Config {
     server_lines: BTreeMap<u64, usize>,
     /// Member ids in the order ZooKeeper lists them (its `HashMap` order).
     member_order: Vec<u64>,
+}
+
+/// ZooKeeper's SASL authentication provider.
+pub const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+
+/// SASL settings as ZooKeeper names them (zoo.cfg keys here; JVM properties there, which
+/// `SERVER_JVMFLAGS`/`JVMFLAGS` and the `java.security.auth.login.config` environment variable may
+/// also give: see [`Config::set_sasl_property`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaslSettings {
+    /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`: `sasl` ACLs work.
+    pub provider: bool,
+    /// `java.security.auth.login.config`.
+    pub jaas: Option<PathBuf>,
+    /// `zookeeper.sasl.serverconfig`: the JAAS section (default `Server`).
+    pub section: Option<String>,
+    /// `zookeeper.superUser`: the SASL identity that bypasses every ACL.
+    pub super_user: Option<String>,
+    /// `zookeeper.SASLAuthenticationProvider.superPassword`: DIGEST-MD5 user `super`'s password.
+    pub super_password: Option<String>,
 }
 
 /// ZooKeeper's Prometheus metrics provider, whose `/metrics` endpoint ferrokeeper serves.
@@ -284,6 +309,8 @@ impl Config {
             max_queued_output_bytes: 64 << 20,
             audit_log: None,
             read_only_mode: false,
+            sasl: SaslSettings::default(),
+            sasl_users: None,
             servers: Vec::new(),
             my_id: None,
             peer_type: PeerRole::Participant,
@@ -318,6 +345,52 @@ impl Config {
             config.take_client_address_from_server_line(my_id)?;
         }
         Ok(config)
+    }
+
+    /// Whether the file set `key` (its name without the `zookeeper.` prefix).
+    pub fn has_key(&self, key: &str) -> bool {
+        self.key_lines.contains_key(key)
+    }
+
+    /// Takes a SASL setting (the key without its `zookeeper.` prefix); false if `key` is not one.
+    pub fn set_sasl_property(&mut self, key: &str, value: &str) -> bool {
+        let sasl = &mut self.sasl;
+        match key {
+            k if k.starts_with("authProvider.") && value.trim() == SASL_PROVIDER => sasl.provider = true,
+            "java.security.auth.login.config" => sasl.jaas = Some(PathBuf::from(value)),
+            "sasl.serverconfig" => sasl.section = Some(value.to_owned()),
+            "superUser" => sasl.super_user = Some(value.to_owned()),
+            "SASLAuthenticationProvider.superPassword" => sasl.super_password = Some(value.to_owned()),
+            _ => return false,
+        }
+        true
+    }
+
+    /// Reads the JAAS file's server section, if one is configured: its DIGEST-MD5 users (and `super`,
+    /// given `SASLAuthenticationProvider.superPassword`). A file that cannot serve (unreadable, no
+    /// such section, Kerberos) stops start-up; SASL settings without a JAAS file ask for SASL that
+    /// could not work, and stop it too.
+    pub fn load_sasl(&mut self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
+        let Some(jaas) = &self.sasl.jaas else {
+            if self.sasl.provider {
+                return Err(invalid(
+                    "authProvider names org.apache.zookeeper.server.auth.SASLAuthenticationProvider but no JAAS \
+                     file is given (java.security.auth.login.config): no client could authenticate with SASL"
+                        .into(),
+                ));
+            }
+            return Ok(());
+        };
+        let section = self.sasl.section.as_deref().unwrap_or("Server");
+        let users = crate::sasl::jaas::digest_users(jaas, section)
+            .map_err(|e| invalid(format!("java.security.auth.login.config: {e}")))?;
+        let users = match &self.sasl.super_password {
+            Some(password) => users.with_user("super", password),
+            None => users,
+        };
+        self.sasl_users = Some(std::sync::Arc::new(users));
+        Ok(())
     }
 
     /// Parses zoo.cfg text; `origin` names it in messages. Does not read `myid`.
@@ -470,6 +543,7 @@ impl Config {
                 }
                 // Boolean.getBoolean, as ZooKeeper reads its system property.
                 "readonlymode.enabled" => config.read_only_mode = value.eq_ignore_ascii_case("true"),
+                k if config.set_sasl_property(k, &value) => {}
                 "audit.enable" => audit_enabled = value.eq_ignore_ascii_case("true"),
                 "auditlog.file" => audit_file = Some(at.path(&value)?),
                 "log.dir" => log_dir = Some(at.path(&value)?),
@@ -884,7 +958,7 @@ mod tests {
             ("dataDir=/d\nclientPort=1\nsecureClientPort=2281\n", "zoo.cfg:3: secureClientPort: TLS for client"),
             ("dataDir=/d\nclientPort=1\nzookeeper.sslQuorum=true\n", "zoo.cfg:3: zookeeper.sslQuorum: TLS between"),
             (
-                "dataDir=/d\nclientPort=1\nauthProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n",
+                "dataDir=/d\nclientPort=1\nauthProvider.1=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
                 "zoo.cfg:3: authProvider.1: this authentication provider is not available",
             ),
             ("dataDir=/d\nclientPort=1\nquorum.auth.enableSasl=true\n", "zoo.cfg:3: quorum.auth.enableSasl: SASL"),

@@ -43,9 +43,11 @@ impl Refusal {
                  sslQuorumReloadCertFiles=false) and remove the ssl.quorum.* keys"
             }
             Refusal::ClientSasl => {
-                "SASL authentication of clients is not supported yet; ferrokeeper refuses to start rather than \
-                 serve clients unauthenticated. To run without it, remove the SASL and Kerberos keys (JAAS file, \
-                 superUser, kerberos.*) and turn sessionRequireClientSASLAuth and enforce.auth.enabled off"
+                "this part of SASL authentication of clients is not supported yet (DIGEST-MD5 against a JAAS \
+                 file is; Kerberos, its principal mapping and requiring authentication are not); ferrokeeper \
+                 refuses to start rather than serve clients less protected than asked. Remove the kerberos.*, \
+                 security.auth_to_local and server.principal keys, and turn sessionRequireClientSASLAuth and \
+                 enforce.auth.enabled off"
             }
             Refusal::QuorumSasl => {
                 "SASL between ensemble members is not supported yet; ferrokeeper refuses to start rather than \
@@ -55,9 +57,9 @@ impl Refusal {
             }
             Refusal::AuthProvider => {
                 "this authentication provider is not available in ferrokeeper, whose ACLs know the world, auth, \
-                 digest, ip and super schemes only; an ACL relying on it could not be enforced. Remove the key \
-                 (org.apache.zookeeper.server.auth.DigestAuthenticationProvider and IPAuthenticationProvider \
-                 are built in and may stay)"
+                 digest, ip, sasl and super schemes only; an ACL relying on it could not be enforced. Remove the \
+                 key (org.apache.zookeeper.server.auth.DigestAuthenticationProvider and IPAuthenticationProvider \
+                 are built in, SASLAuthenticationProvider is provided)"
             }
             Refusal::Digest => {
                 "ferrokeeper's digest authentication is ZooKeeper's default (SHA1, enabled); another algorithm or \
@@ -91,13 +93,9 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     ("sslQuorum", Asks::WhenTrue, Refusal::QuorumTls),
     ("portUnification", Asks::WhenTrue, Refusal::QuorumTls),
     ("sslQuorumReloadCertFiles", Asks::WhenTrue, Refusal::QuorumTls),
-    ("java.security.auth.login.config", Asks::Always, Refusal::ClientSasl),
-    ("sasl.serverconfig", Asks::Always, Refusal::ClientSasl),
     ("sessionRequireClientSASLAuth", Asks::WhenTrue, Refusal::ClientSasl),
     ("enforce.auth.enabled", Asks::WhenTrue, Refusal::ClientSasl),
     ("enforce.auth.schemes", Asks::Always, Refusal::ClientSasl),
-    ("superUser", Asks::Always, Refusal::ClientSasl),
-    ("SASLAuthenticationProvider.superPassword", Asks::Always, Refusal::ClientSasl),
     ("security.auth_to_local", Asks::Always, Refusal::ClientSasl),
     ("kerberos.removeHostFromPrincipal", Asks::Always, Refusal::ClientSasl),
     ("kerberos.removeRealmFromPrincipal", Asks::Always, Refusal::ClientSasl),
@@ -139,7 +137,8 @@ fn refused_family(key: &str, value: &str) -> Option<Refusal> {
         return Some(Refusal::ClientTls);
     }
     if key.starts_with("authProvider.") {
-        return (!BUILT_IN_PROVIDERS.contains(&value)).then_some(Refusal::AuthProvider);
+        let provided = BUILT_IN_PROVIDERS.contains(&value) || value == super::SASL_PROVIDER;
+        return (!provided).then_some(Refusal::AuthProvider);
     }
     match key {
         // Java's MessageDigest names are case-insensitive; ZooKeeper's default is SHA1.
@@ -166,11 +165,22 @@ pub const JVM_FLAG_VARIABLES: &[&str] = &["SERVER_JVMFLAGS", "JVMFLAGS"];
 /// The first `-Dkey=value` in a JVM flags variable that asks for a security property, as
 /// `(key, why)`. Other flags (heap size, jute.maxbuffer, …) are not ours to judge here.
 pub fn check_jvm_flags(flags: &str) -> Option<(String, &'static str)> {
-    flags.split_whitespace().filter_map(|flag| flag.strip_prefix("-D")).find_map(|property| {
-        let (key, value) = property.split_once('=').unwrap_or((property, ""));
-        let bare = key.strip_prefix("zookeeper.").unwrap_or(key);
-        refusal(bare, value).map(|why| (key.to_owned(), why))
+    jvm_properties(flags).into_iter().find_map(|(key, value)| {
+        let bare = key.strip_prefix("zookeeper.").unwrap_or(&key);
+        refusal(bare, &value).map(|why| (key.clone(), why))
     })
+}
+
+/// The `-Dkey=value` properties of a JVM flags variable, in order.
+pub fn jvm_properties(flags: &str) -> Vec<(String, String)> {
+    flags
+        .split_whitespace()
+        .filter_map(|flag| flag.strip_prefix("-D"))
+        .map(|property| {
+            let (key, value) = property.split_once('=').unwrap_or((property, ""));
+            (key.to_owned(), value.to_owned())
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -223,15 +233,11 @@ mod tests {
             ("ssl.quorum.trustStore.location", "/etc/zk/qt.p12", Some(QuorumTls)),
             ("ssl.quorum.hostnameVerification", "false", Some(QuorumTls)),
             ("ssl.quorum.clientAuth", "need", Some(QuorumTls)),
-            ("java.security.auth.login.config", "/etc/zk/jaas.conf", Some(ClientSasl)),
-            ("sasl.serverconfig", "Server", Some(ClientSasl)),
             ("sessionRequireClientSASLAuth", "true", Some(ClientSasl)),
             ("sessionRequireClientSASLAuth", "false", None),
             ("enforce.auth.enabled", "true", Some(ClientSasl)),
             ("enforce.auth.enabled", "false", None),
             ("enforce.auth.schemes", "sasl", Some(ClientSasl)),
-            ("superUser", "admin", Some(ClientSasl)),
-            ("SASLAuthenticationProvider.superPassword", "pw", Some(ClientSasl)),
             ("security.auth_to_local", "RULE:[1:$1]", Some(ClientSasl)),
             ("kerberos.removeHostFromPrincipal", "true", Some(ClientSasl)),
             ("kerberos.removeRealmFromPrincipal", "true", Some(ClientSasl)),
@@ -246,7 +252,12 @@ mod tests {
             ("quorum.auth.kerberos.servicePrincipal", "zkquorum/localhost", Some(QuorumSasl)),
             ("quorum.auth.learner.saslLoginContext", "QuorumLearner", Some(QuorumSasl)),
             ("quorum.auth.server.saslLoginContext", "QuorumServer", Some(QuorumSasl)),
-            ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider", Some(AuthProvider)),
+            // Provided: SASL (DIGEST-MD5; the JAAS file's checks are Config::load_sasl's).
+            ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider", None),
+            ("java.security.auth.login.config", "/etc/zk/jaas.conf", None),
+            ("sasl.serverconfig", "Server", None),
+            ("superUser", "admin", None),
+            ("SASLAuthenticationProvider.superPassword", "pw", None),
             ("authProvider.x509", "org.apache.zookeeper.server.auth.X509AuthenticationProvider", Some(AuthProvider)),
             ("authProvider.2", "com.example.MyProvider", Some(AuthProvider)),
             ("authProvider.1", "org.apache.zookeeper.server.auth.DigestAuthenticationProvider", None),
@@ -276,9 +287,10 @@ mod tests {
     #[test]
     fn jvm_flags_that_ask_for_security_are_found() {
         let kafka = "-Xmx512m -Djava.security.auth.login.config=/etc/kafka/zk_jaas.conf \
-                     -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+                     -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider \
+                     -Dzookeeper.kerberos.removeHostFromPrincipal=true";
         let (key, why) = check_jvm_flags(kafka).unwrap();
-        assert_eq!(key, "java.security.auth.login.config");
+        assert_eq!(key, "zookeeper.kerberos.removeHostFromPrincipal");
         assert!(why.contains("SASL"));
         let (key, _) = check_jvm_flags("-Dzookeeper.sslQuorum=true").unwrap();
         assert_eq!(key, "zookeeper.sslQuorum");

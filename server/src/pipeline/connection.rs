@@ -55,6 +55,8 @@ pub struct Connection {
     /// The audit log's `user` (for `auth`) and `ip`, worked out on first use; emptied whenever `auth` is
     /// replaced.
     pub audit_identity: std::cell::OnceCell<(Option<Arc<str>>, Arc<str>)>,
+    /// A SASL exchange under way (or done), once the client sent its first token.
+    pub sasl: Option<crate::sasl::digest_md5::DigestMd5Server>,
     pub pending: VecDeque<Pending>,
     pub stats: ConnStats,
     /// Set when the connection must close once its output is flushed; the reason is logged.
@@ -83,6 +85,7 @@ impl Connection {
             phase: Phase::Handshake,
             auth: Arc::new(AuthIds::for_peer(peer.ip())),
             audit_identity: std::cell::OnceCell::new(),
+            sasl: None,
             pending: VecDeque::new(),
             stats: ConnStats::new(now),
             closing: None,

@@ -26,6 +26,7 @@ use crate::ops::audit::{self, Requester, events};
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
+use crate::sasl::digest_md5::DigestMd5Server;
 use crate::watch::{ConnId, WatchKind, WatchTable};
 
 pub const WAKER_TOKEN: Token = Token(0);
@@ -642,6 +643,9 @@ impl Shard {
                     conn.close("authentication failed");
                 }
             }
+            Request::Sasl(SaslRequest { token: Some(token) }) if self.shared.config.sasl_users.is_some() => {
+                self.sasl_step(id, xid, &token);
+            }
             // ZooKeeper fails on a null SASL token and drops the connection without a reply.
             Request::Sasl(SaslRequest { token: None }) => {
                 info!(peer = %conn.peer, "closing connection: sasl packet without a token");
@@ -664,6 +668,35 @@ impl Shard {
             }
             request => self.enqueue(id, Pending::Read { xid, request, received }, tree),
         }
+    }
+
+    /// One token of a client's SASL exchange (DIGEST-MD5 against the JAAS file's users), answered at once
+    /// as ZooKeeper answers it. Once complete the connection holds `sasl:<user>` (and `super` for
+    /// `superUser`); a failure is AuthFailed and the connection closes (ZooKeeper's default, without
+    /// `zookeeper.allowSaslFailedClients`).
+    fn sasl_step(&mut self, id: ConnId, xid: i32, token: &[u8]) {
+        let users = self.shared.config.sasl_users.clone().expect("checked by the caller");
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        let server = conn.sasl.get_or_insert_with(|| DigestMd5Server::new(sasl_nonce()));
+        match server.step(token, |user| users.password(user).map(str::to_owned)) {
+            Ok(step) => {
+                if let Some(identity) = &step.identity {
+                    let is_super = self.shared.config.sasl.super_user.as_deref() == Some(identity.as_str());
+                    let mut auth = (*conn.auth).clone();
+                    auth.add_sasl(identity, is_super);
+                    conn.auth = Arc::new(auth);
+                    conn.audit_identity = std::cell::OnceCell::new();
+                    info!(peer = %conn.peer, user = identity.as_str(), "SASL (DIGEST-MD5) authentication succeeded");
+                }
+                conn.push_reply(xid, 0, ErrorCode::Ok, &Response::Sasl(SaslRequest { token: Some(step.token) }));
+            }
+            Err(e) => {
+                info!(peer = %conn.peer, "SASL authentication failed, closing: {e}");
+                conn.push_reply(xid, 0, ErrorCode::AuthFailed, &Response::Empty);
+                conn.close("SASL authentication failed");
+            }
+        }
+        self.shared.stats.sent(1);
     }
 
     /// Sends a request down the write pipeline; its reply comes back in order through the applier.
@@ -871,6 +904,13 @@ fn finished(conn: &Connection) -> bool {
 }
 
 /// Ops whose requests become txns in ZooKeeper even when their body cannot be decoded.
+/// A DIGEST-MD5 nonce: 16 bytes from the OS's generator, in hex.
+fn sasl_nonce() -> String {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).expect("the OS random number generator");
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn is_txn_op(op: OpCode) -> bool {
     matches!(
         op,

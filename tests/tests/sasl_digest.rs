@@ -1,0 +1,129 @@
+//! SASL DIGEST-MD5 for clients, beside ZooKeeper 3.8 doing the same: users from a JAAS file's `Server`
+//! section (`DigestLoginModule`, `user_bob="bobsecret"`) and
+//! `authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`. kazoo (with Debian's
+//! python3-pure-sasl) authenticates as bob and creates a znode only `sasl:bob` may read, and one with the
+//! `auth` scheme; an anonymous client is refused it; a wrong password is refused. Both servers give the
+//! same outcomes. ZooKeeper takes the JAAS path as a JVM flag, ferrokeeper as the zoo.cfg key
+//! `java.security.auth.login.config` (and from `SERVER_JVMFLAGS`, checked here too). Skips with a printed
+//! reason where kazoo, Java or Debian's package is missing.
+
+use std::process::Command;
+
+use fk_tests::TestServer;
+use fk_tests::java::JavaStandalone;
+use serde_json::Value;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/kazoo/sasl_digest.py");
+const JAAS: &str = r#"Server {
+    org.apache.zookeeper.server.auth.DigestLoginModule required
+    user_super="adminsecret"
+    user_bob="bobsecret";
+};
+"#;
+const PROVIDER: &str = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
+
+fn kazoo(hosts: &str) -> Option<Value> {
+    if !Command::new("/usr/bin/python3").args(["-c", "import kazoo, puresasl"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: /usr/bin/python3 cannot import kazoo and puresasl (python3-kazoo, python3-pure-sasl)");
+        return None;
+    }
+    let output = Command::new("/usr/bin/python3").args([SCRIPT, hosts]).output().expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kazoo: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    Some(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("kazoo said {stdout:?}: {e}")))
+}
+
+#[test]
+fn digest_md5_users_and_sasl_acls_as_in_zookeeper() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(&jaas, JAAS).unwrap();
+    let server = TestServer::with_config(&format!("{PROVIDER}\njava.security.auth.login.config={}", jaas.display()));
+    let Some(ours) = kazoo(&server.address()) else { return };
+    assert_eq!(ours["create_sasl_acl"], "/secret", "{ours}");
+    assert_eq!(ours["bob_reads"], "for bob", "{ours}");
+    assert_eq!(ours["acl"], "sasl:bob:31", "{ours}");
+    assert_eq!(ours["auth_acl_is"], "sasl:bob", "the auth scheme takes the SASL identity: {ours}");
+    assert_eq!(ours["anonymous_reads"], "NoAuthError", "{ours}");
+    assert_ne!(ours["wrong_password"], "ok", "{ours}");
+    if let Some(java) =
+        JavaStandalone::start_with(None, PROVIDER, &[&format!("-Djava.security.auth.login.config={}", jaas.display())])
+    {
+        let theirs = kazoo(&java.address()).expect("kazoo ran above");
+        eprintln!("ferrokeeper: {ours}\nZooKeeper 3.8: {theirs}");
+        assert_eq!(ours, theirs, "ferrokeeper (left) and ZooKeeper 3.8 (right)");
+    }
+}
+
+#[test]
+fn the_jaas_file_fails_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let kerberos = dir.path().join("kerberos.conf");
+    std::fs::write(
+        &kerberos,
+        "Server {\n  com.sun.security.auth.module.Krb5LoginModule required\n  useKeyTab=true\n  \
+         keyTab=\"/etc/zk.keytab\"\n  principal=\"zookeeper/host@EXAMPLE.COM\";\n};\n",
+    )
+    .unwrap();
+    let cases = [
+        (format!("java.security.auth.login.config={}", kerberos.display()), "Krb5LoginModule"),
+        (format!("java.security.auth.login.config={}", dir.path().join("missing.conf").display()), "cannot read"),
+        (PROVIDER.to_owned(), "no JAAS file is given"),
+    ];
+    for (line, expected) in cases {
+        let (code, log) = TestServer::expect_start_failure(|_| {}, &line);
+        assert_ne!(code, Some(0), "{line}");
+        assert!(log.contains(expected), "{line}: {log}");
+    }
+}
+
+/// ZooKeeper's scripts take the JAAS path and the provider as JVM flags (`SERVER_JVMFLAGS`), as Kafka's
+/// guides and container images set them: the same service definition configures ferrokeeper.
+#[test]
+fn the_jaas_file_from_zookeepers_jvm_flags() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(&jaas, JAAS).unwrap();
+    let cfg = dir.path().join("zoo.cfg");
+    std::fs::write(
+        &cfg,
+        format!(
+            "tickTime=100\nclientPort=0\nclientPortAddress=127.0.0.1\ndataDir={}\nadmin.enableServer=false\n",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let flags = |jaas: &std::path::Path| {
+        format!(
+            "-Xmx512m -Djava.security.auth.login.config={} \
+             -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider",
+            jaas.display()
+        )
+    };
+    let mut child = Command::new(fk_tests::server_binary())
+        .arg(&cfg)
+        .env("SERVER_JVMFLAGS", flags(&jaas))
+        .stdin(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run ferrokeeper");
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines().map_while(Result::ok);
+    let log: Vec<String> = lines.by_ref().take_while(|l| !l.contains("serving clients")).collect();
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = log.join("\n");
+    assert!(log.contains("-Djava.security.auth.login.config: taken as java.security.auth.login.config="), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
+    let missing = dir.path().join("missing.conf");
+    let output = Command::new(fk_tests::server_binary())
+        .arg(&cfg)
+        .env("SERVER_JVMFLAGS", flags(&missing))
+        .stdin(Stdio::null())
+        .output()
+        .expect("run ferrokeeper");
+    let log = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("cannot read the JAAS file"), "{log}");
+}
