@@ -100,7 +100,7 @@ fn security_settings_from_environment(config: &mut Config) -> anyhow::Result<()>
         if let Some(why) = refusal(bare, &value) {
             anyhow::bail!("{source}: {why}");
         }
-        if !config.has_key(bare) && config.set_sasl_property(bare, &value) {
+        if !config.has_key(bare) && config.set_authentication_property(bare, &value) {
             info!("{source}: taken as {bare}={}", if bare.ends_with("Password") { "…" } else { &value });
         }
     }

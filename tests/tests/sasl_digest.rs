@@ -127,3 +127,40 @@ fn the_jaas_file_from_zookeepers_jvm_flags() {
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(log.contains("cannot read the JAAS file"), "{log}");
 }
+
+/// What a raw client sees of `enforce.auth.enabled=true` with `enforce.auth.schemes=digest`: an
+/// anonymous session's first request is answered SessionClosedRequireSaslAuth (-124) and the connection
+/// closes; one that authenticated first is served.
+fn enforced(address: &str) -> (i32, bool, i32) {
+    use fk_net::client::{AuthPacket, PathWatchRequest, Request};
+    use fk_tests::raw::RawClient;
+    let exists = Request::Exists(PathWatchRequest { path: "/".into(), watch: false });
+    let mut anonymous = RawClient::connect(address);
+    let refused = anonymous.call(&exists).0.err();
+    let closed = anonymous.recv().is_none();
+    let mut alice = RawClient::connect(address);
+    let auth =
+        Request::Auth(AuthPacket { auth_type: 0, scheme: "digest".into(), auth: Some(b"alice:secret".to_vec()) });
+    assert_eq!(alice.call(&auth).0.err(), 0);
+    (refused, closed, alice.call(&exists).0.err())
+}
+
+#[test]
+fn required_authentication_as_in_zookeeper() {
+    const ENFORCE: &str = "enforce.auth.enabled=true\nenforce.auth.schemes=digest";
+    let server = TestServer::with_config(ENFORCE);
+    let ours = enforced(&server.address());
+    assert_eq!(ours, (-124, true, 0));
+    if let Some(java) = JavaStandalone::start(None, ENFORCE) {
+        assert_eq!(enforced(&java.address()), ours, "ZooKeeper 3.8");
+    }
+    for (line, expected) in [
+        ("enforce.auth.enabled=true", "enforce.auth.schemes must be configured"),
+        ("enforce.auth.enabled=true\nenforce.auth.schemes=sasl", "authentication scheme sasl is not available"),
+        ("sessionRequireClientSASLAuth=true", "authentication scheme sasl is not available"),
+    ] {
+        let (code, log) = TestServer::expect_start_failure(|_| {}, line);
+        assert_ne!(code, Some(0), "{line}");
+        assert!(log.contains(expected), "{line}: {log}");
+    }
+}

@@ -18,7 +18,7 @@ fn security_keys_stop_start_up_naming_file_line_and_key() {
             "authProvider.x509: this authentication provider is not available",
         ),
         ("quorum.auth.enableSasl=true", "quorum.auth.enableSasl: SASL between ensemble members"),
-        ("zookeeper.sessionRequireClientSASLAuth=true", "sessionRequireClientSASLAuth: this part of SASL"),
+        ("zookeeper.kerberos.removeHostFromPrincipal=true", "kerberos.removeHostFromPrincipal: this part of SASL"),
     ];
     for (line, expected) in cases {
         TestServer::assert_start_refused(line, expected);

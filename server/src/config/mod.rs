@@ -143,6 +143,10 @@ pub struct Config {
     /// SASL for clients (`authProvider.N=…SASLAuthenticationProvider`, the JAAS file and its options),
     /// as read; [`Config::load_sasl`] reads the JAAS file.
     pub sasl: SaslSettings,
+    /// ZooKeeper's `enforce.auth.enabled` with `enforce.auth.schemes` (or `sessionRequireClientSASLAuth`,
+    /// which means `sasl`): a connection must hold an identity of one of these schemes before any
+    /// request but auth and SASL; checked by [`Config::load_sasl`].
+    pub enforce_auth: EnforceAuth,
     /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
     pub sasl_users: Option<std::sync::Arc<crate::sasl::jaas::DigestUsers>>,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
@@ -177,12 +181,31 @@ pub struct Config {
     member_order: Vec<u64>,
 }
 
+/// `enforce.auth.*` and `sessionRequireClientSASLAuth`, as read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnforceAuth {
+    pub enabled: bool,
+    pub schemes: Vec<String>,
+    pub require_sasl: bool,
+}
+
+impl EnforceAuth {
+    /// The schemes a connection must hold one of, if authentication is required
+    /// (`sessionRequireClientSASLAuth=true` wins, as in ZooKeeper's AuthenticationHelper).
+    pub fn required_schemes(&self) -> Option<Vec<String>> {
+        if self.require_sasl {
+            return Some(vec!["sasl".into()]);
+        }
+        self.enabled.then(|| self.schemes.clone())
+    }
+}
+
 /// ZooKeeper's SASL authentication provider.
 pub const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 
 /// SASL settings as ZooKeeper names them (zoo.cfg keys here; JVM properties there, which
 /// `SERVER_JVMFLAGS`/`JVMFLAGS` and the `java.security.auth.login.config` environment variable may
-/// also give: see [`Config::set_sasl_property`]).
+/// also give: see [`Config::set_authentication_property`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaslSettings {
     /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`: `sasl` ACLs work.
@@ -311,6 +334,7 @@ impl Config {
             read_only_mode: false,
             sasl: SaslSettings::default(),
             sasl_users: None,
+            enforce_auth: EnforceAuth::default(),
             servers: Vec::new(),
             my_id: None,
             peer_type: PeerRole::Participant,
@@ -352,8 +376,9 @@ impl Config {
         self.key_lines.contains_key(key)
     }
 
-    /// Takes a SASL setting (the key without its `zookeeper.` prefix); false if `key` is not one.
-    pub fn set_sasl_property(&mut self, key: &str, value: &str) -> bool {
+    /// Takes a SASL or `enforce.auth` setting (the key without its `zookeeper.` prefix); false if `key` is
+    /// not one.
+    pub fn set_authentication_property(&mut self, key: &str, value: &str) -> bool {
         let sasl = &mut self.sasl;
         match key {
             k if k.starts_with("authProvider.") && value.trim() == SASL_PROVIDER => sasl.provider = true,
@@ -361,6 +386,14 @@ impl Config {
             "sasl.serverconfig" => sasl.section = Some(value.to_owned()),
             "superUser" => sasl.super_user = Some(value.to_owned()),
             "SASLAuthenticationProvider.superPassword" => sasl.super_password = Some(value.to_owned()),
+            // Boolean.parseBoolean; the schemes split on commas and trimmed.
+            "sessionRequireClientSASLAuth" => {
+                self.enforce_auth.require_sasl = value.trim().eq_ignore_ascii_case("true")
+            }
+            "enforce.auth.enabled" => self.enforce_auth.enabled = value.trim().eq_ignore_ascii_case("true"),
+            "enforce.auth.schemes" => {
+                self.enforce_auth.schemes = value.split(',').map(|s| s.trim().to_owned()).collect();
+            }
             _ => return false,
         }
         true
@@ -372,6 +405,20 @@ impl Config {
     /// could not work, and stop it too.
     pub fn load_sasl(&mut self) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
+        // ZooKeeper's AuthenticationHelper refuses to start on these.
+        if let Some(schemes) = self.enforce_auth.required_schemes() {
+            if schemes.iter().all(|s| s.is_empty()) {
+                return Err(invalid("enforce.auth.enabled is true: enforce.auth.schemes must be configured".into()));
+            }
+            let available =
+                |scheme: &str| ["digest", "ip"].contains(&scheme) || (scheme == "sasl" && self.sasl.provider);
+            if let Some(missing) = schemes.iter().find(|s| !available(s)) {
+                return Err(invalid(format!(
+                    "enforce.auth.schemes: authentication scheme {missing} is not available (sasl needs \
+                     authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider)"
+                )));
+            }
+        }
         let Some(jaas) = &self.sasl.jaas else {
             if self.sasl.provider {
                 return Err(invalid(
@@ -543,7 +590,7 @@ impl Config {
                 }
                 // Boolean.getBoolean, as ZooKeeper reads its system property.
                 "readonlymode.enabled" => config.read_only_mode = value.eq_ignore_ascii_case("true"),
-                k if config.set_sasl_property(k, &value) => {}
+                k if config.set_authentication_property(k, &value) => {}
                 "audit.enable" => audit_enabled = value.eq_ignore_ascii_case("true"),
                 "auditlog.file" => audit_file = Some(at.path(&value)?),
                 "log.dir" => log_dir = Some(at.path(&value)?),

@@ -46,8 +46,7 @@ impl Refusal {
                 "this part of SASL authentication of clients is not supported yet (DIGEST-MD5 against a JAAS \
                  file is; Kerberos, its principal mapping and requiring authentication are not); ferrokeeper \
                  refuses to start rather than serve clients less protected than asked. Remove the kerberos.*, \
-                 security.auth_to_local and server.principal keys, and turn sessionRequireClientSASLAuth and \
-                 enforce.auth.enabled off"
+                 security.auth_to_local and server.principal keys"
             }
             Refusal::QuorumSasl => {
                 "SASL between ensemble members is not supported yet; ferrokeeper refuses to start rather than \
@@ -93,9 +92,6 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     ("sslQuorum", Asks::WhenTrue, Refusal::QuorumTls),
     ("portUnification", Asks::WhenTrue, Refusal::QuorumTls),
     ("sslQuorumReloadCertFiles", Asks::WhenTrue, Refusal::QuorumTls),
-    ("sessionRequireClientSASLAuth", Asks::WhenTrue, Refusal::ClientSasl),
-    ("enforce.auth.enabled", Asks::WhenTrue, Refusal::ClientSasl),
-    ("enforce.auth.schemes", Asks::Always, Refusal::ClientSasl),
     ("security.auth_to_local", Asks::Always, Refusal::ClientSasl),
     ("kerberos.removeHostFromPrincipal", Asks::Always, Refusal::ClientSasl),
     ("kerberos.removeRealmFromPrincipal", Asks::Always, Refusal::ClientSasl),
@@ -233,11 +229,10 @@ mod tests {
             ("ssl.quorum.trustStore.location", "/etc/zk/qt.p12", Some(QuorumTls)),
             ("ssl.quorum.hostnameVerification", "false", Some(QuorumTls)),
             ("ssl.quorum.clientAuth", "need", Some(QuorumTls)),
-            ("sessionRequireClientSASLAuth", "true", Some(ClientSasl)),
-            ("sessionRequireClientSASLAuth", "false", None),
-            ("enforce.auth.enabled", "true", Some(ClientSasl)),
-            ("enforce.auth.enabled", "false", None),
-            ("enforce.auth.schemes", "sasl", Some(ClientSasl)),
+            // Provided: requiring authentication (Config::enforce_auth checks the schemes).
+            ("sessionRequireClientSASLAuth", "true", None),
+            ("enforce.auth.enabled", "true", None),
+            ("enforce.auth.schemes", "sasl", None),
             ("security.auth_to_local", "RULE:[1:$1]", Some(ClientSasl)),
             ("kerberos.removeHostFromPrincipal", "true", Some(ClientSasl)),
             ("kerberos.removeRealmFromPrincipal", "true", Some(ClientSasl)),

@@ -83,6 +83,9 @@ pub struct Shard {
     rx: Receiver<ShardMsg>,
     sequencer: Sender<SequencerMsg>,
     fourlw: Sender<FourLetterJob>,
+    /// The schemes a connection must have authenticated with before its requests are served
+    /// (`enforce.auth.*`, `sessionRequireClientSASLAuth`).
+    required_auth: Option<Vec<String>>,
 }
 
 impl Shard {
@@ -108,7 +111,8 @@ impl Shard {
             deadlines: BinaryHeap::new(),
             pool: BufferPool::default(),
         };
-        Shard { state, shared, poll, rx, sequencer, fourlw }
+        let required_auth = shared.config.enforce_auth.required_schemes();
+        Shard { state, shared, poll, rx, sequencer, fourlw, required_auth }
     }
 
     /// How often touched sessions are reported to the session tracker: often enough that the delay is
@@ -564,6 +568,19 @@ impl Shard {
                 return;
             }
         };
+        // ZooKeeper's AuthenticationHelper: every request but auth and SASL needs an identity of a
+        // required scheme; without one the answer is SessionClosedRequireSaslAuth and the connection closes.
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        if let Some(schemes) = &self.required_auth
+            && ![OpCode::Auth.as_i32(), OpCode::Sasl.as_i32()].contains(&header.op)
+            && !conn.auth.ids.iter().any(|id| schemes.contains(&id.scheme))
+        {
+            info!(peer = %conn.peer, "closing connection: not authenticated with {}, which is required", schemes.join(" or "));
+            conn.push_reply(header.xid, 0, ErrorCode::SessionClosedRequireSaslAuth, &Response::Empty);
+            conn.close("authentication required");
+            self.shared.stats.sent(1);
+            return;
+        }
         if read_only
             && let Some(op) = OpCode::from_i32(header.op)
             && (is_txn_op(op) || matches!(op, OpCode::Sync | OpCode::CloseSession))
@@ -692,7 +709,10 @@ impl Shard {
             }
             Err(e) => {
                 info!(peer = %conn.peer, "SASL authentication failed, closing: {e}");
-                conn.push_reply(xid, 0, ErrorCode::AuthFailed, &Response::Empty);
+                // ZooKeeper's code when SASL is what the server requires.
+                let required = self.required_auth.as_ref().is_some_and(|s| s.iter().any(|s| s == "sasl"));
+                let err = if required { ErrorCode::SessionClosedRequireSaslAuth } else { ErrorCode::AuthFailed };
+                conn.push_reply(xid, 0, err, &Response::Empty);
                 conn.close("SASL authentication failed");
             }
         }
