@@ -26,12 +26,15 @@ pub struct Options {
     /// How long `connect` waits for the first session, and the longest an operation waits for a
     /// connection (it fails sooner, with ConnectionLoss, when a round over every host found no server).
     pub connect_wait: Duration,
+    /// SASL DIGEST-MD5 credentials (user, password), authenticated on every connection before anything
+    /// else is sent, as the Java client does with its JAAS `Client` section.
+    pub sasl_digest: Option<(String, String)>,
 }
 
 impl Default for Options {
     /// zkCli's defaults: a 30 s session.
     fn default() -> Options {
-        Options { session_timeout: Duration::from_secs(30), connect_wait: Duration::from_secs(30) }
+        Options { session_timeout: Duration::from_secs(30), connect_wait: Duration::from_secs(30), sasl_digest: None }
     }
 }
 
@@ -58,7 +61,7 @@ impl Client {
         // Unbounded: the I/O thread must never block on a caller that reads events slowly, or pings
         // stop and the session dies (the Java client's event queue is unbounded for the same reason).
         let (events_tx, events) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(connect, options.session_timeout, events_tx));
+        let shared = Arc::new(Shared::new(connect, options.session_timeout, events_tx, options.sasl_digest));
         let io_shared = Arc::clone(&shared);
         let io_thread = std::thread::Builder::new()
             .name("fk-client-io".into())

@@ -61,6 +61,10 @@ impl Error {
         Error::ConnectionLoss { path: String::new() }
     }
 
+    pub(crate) fn auth_failed() -> Error {
+        Error::Server { code: ErrorCode::AuthFailed, path: String::new() }
+    }
+
     pub(crate) fn session_expired() -> Error {
         Error::SessionExpired { path: String::new() }
     }

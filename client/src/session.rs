@@ -74,10 +74,17 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub changed: Condvar,
     pub events: Sender<WatchedEvent>,
+    /// SASL DIGEST-MD5 credentials, authenticated on each connection before callers are let in.
+    pub sasl_digest: Option<(String, String)>,
 }
 
 impl Shared {
-    pub fn new(connect: ConnectString, timeout: Duration, events: Sender<WatchedEvent>) -> Shared {
+    pub fn new(
+        connect: ConnectString,
+        timeout: Duration,
+        events: Sender<WatchedEvent>,
+        sasl_digest: Option<(String, String)>,
+    ) -> Shared {
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         Shared {
             connect,
@@ -97,6 +104,7 @@ impl Shared {
             }),
             changed: Condvar::new(),
             events,
+            sasl_digest,
         }
     }
 
@@ -206,6 +214,13 @@ pub(crate) fn run(shared: Arc<Shared>) {
                 shared.emit(WatchedEvent::state_change(KeeperState::Expired));
                 return;
             }
+            // The server refused the credentials: retrying would only be refused again (Java's client
+            // stops too, in its AUTH_FAILED state).
+            Establish::AuthFailed => {
+                shared.drop_connection(Phase::Expired, Error::auth_failed);
+                shared.emit(WatchedEvent::state_change(KeeperState::AuthFailed));
+                return;
+            }
             Establish::Unreachable => {
                 shared.state().failed_rounds += 1;
                 shared.changed.notify_all();
@@ -219,6 +234,7 @@ pub(crate) fn run(shared: Arc<Shared>) {
 enum Establish {
     Connected(Reader),
     Expired,
+    AuthFailed,
     Unreachable,
 }
 
@@ -241,11 +257,18 @@ fn establish(shared: &Shared, next_host: &mut usize) -> Establish {
         };
         let connect_timeout = Duration::from_millis(u64::try_from(shared.requested_timeout_ms).unwrap_or(0) / 3)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
-        let Ok((reader, response)) = connection::handshake(host, &request, connect_timeout) else { continue };
+        let Ok((mut reader, response)) = connection::handshake(host, &request, connect_timeout) else { continue };
         // A reconnect to an expired session is answered with timeout 0 (ZooKeeper's `ClientCnxn`
         // reports Expired then).
         if response.timeout_ms <= 0 {
             return Establish::Expired;
+        }
+        if let Some((user, password)) = &shared.sasl_digest {
+            match sasl_digest(&mut reader, user, password) {
+                Ok(()) => {}
+                Err(SaslFailure::Refused) => return Establish::AuthFailed,
+                Err(SaslFailure::Io) => continue,
+            }
         }
         if start_session(shared, &reader, response).is_ok() {
             return Establish::Connected(reader);
@@ -253,6 +276,44 @@ fn establish(shared: &Shared, next_host: &mut usize) -> Establish {
     }
     Establish::Unreachable
 }
+
+enum SaslFailure {
+    /// The server refused the credentials, or could not prove it knows them.
+    Refused,
+    /// The connection broke or went silent.
+    Io,
+}
+
+/// A DIGEST-MD5 exchange on a fresh connection, before anything else is sent (the Java client's
+/// `ZooKeeperSaslClient` order): an empty token, the challenge, the digest-response, the server's proof.
+fn sasl_digest(reader: &mut Reader, user: &str, password: &str) -> Result<(), SaslFailure> {
+    use fk_net::client::SaslRequest;
+    use fk_net::jute::Jute;
+    use fk_net::sasl::digest_md5::DigestMd5Client;
+    let mut stream = reader.writer().map_err(|_| SaslFailure::Io)?;
+    let mut exchange = |token: Vec<u8>| -> Result<Vec<u8>, SaslFailure> {
+        let request = Request::Sasl(SaslRequest { token: Some(token) });
+        connection::write_request(&mut stream, SASL_XID, &request).map_err(|_| SaslFailure::Io)?;
+        let frame = reader.next_frame().map_err(|_| SaslFailure::Io)?.ok_or(SaslFailure::Io)?;
+        if frame.header.err != 0 {
+            return Err(SaslFailure::Refused);
+        }
+        let answer =
+            SaslRequest::decode(&mut fk_net::jute::JuteReader::new(&frame.body)).map_err(|_| SaslFailure::Io)?;
+        Ok(answer.token.unwrap_or_default())
+    };
+    let challenge = exchange(Vec::new())?;
+    let mut cnonce = [0u8; 12];
+    getrandom::fill(&mut cnonce).map_err(|_| SaslFailure::Io)?;
+    let cnonce: String = cnonce.iter().map(|b| format!("{b:02x}")).collect();
+    let (response, client) =
+        DigestMd5Client::respond(&challenge, user, password, &cnonce).map_err(|_| SaslFailure::Refused)?;
+    let proof = exchange(response)?;
+    client.check_rspauth(&proof).map_err(|_| SaslFailure::Refused)
+}
+
+/// The xid of SASL packets on a fresh connection (answered before any other request is sent).
+const SASL_XID: i32 = 1;
 
 /// Installs the new connection: restores watches and auth (Java's `primeConnection` order), then lets
 /// callers in.

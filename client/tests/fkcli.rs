@@ -278,3 +278,56 @@ fn a_whole_session_prints_what_zkcli_prints() {
     let (theirs_err, _) = split_events(&theirs.stderr);
     assert_eq!(ours_err, theirs_err, "stderr\n--- fkcli:\n{}\n--- zkCli.sh:\n{}", ours.stderr, theirs.stderr);
 }
+
+/// SASL DIGEST-MD5 from the shell, configured as zkCli.sh is: `CLIENT_JVMFLAGS` names a JAAS file
+/// whose `Client` section holds the credentials. Against a ferrokeeper with SASL on, fkcli and zkCli.sh
+/// (the Java client's own DIGEST-MD5) each authenticate as bob: a znode only `sasl:bob` may read is read
+/// with the credentials and refused without them; fkcli with a wrong password gets no session.
+#[test]
+fn sasl_digest_from_the_shell_as_from_zkcli() {
+    let dir = tempfile::tempdir().unwrap();
+    let server_jaas = dir.path().join("server.conf");
+    std::fs::write(
+        &server_jaas,
+        "Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  user_bob=\"bobsecret\";\n};\n",
+    )
+    .unwrap();
+    let client_jaas = |name: &str, password: &str| {
+        let path = dir.path().join(name);
+        let text = format!(
+            "Client {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  username=\"bob\"\n  \
+             password=\"{password}\";\n}};\n"
+        );
+        std::fs::write(&path, text).unwrap();
+        format!("-Djava.security.auth.login.config={}", path.display())
+    };
+    let (good, wrong) = (client_jaas("client.conf", "bobsecret"), client_jaas("wrong.conf", "nope"));
+    let server = TestServer::with_config(&format!(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         java.security.auth.login.config={}",
+        server_jaas.display()
+    ));
+    let shell = |program: &str, flags: &str, args: &[&str]| -> Run {
+        let mut command = Command::new(program);
+        command.args(["-server", &server.address()]).args(args).env("CLIENT_JVMFLAGS", flags);
+        command.output().expect("run the shell").into()
+    };
+    let fkcli = env!("CARGO_BIN_EXE_fkcli");
+    let made = shell(fkcli, &good, &["create", "/bob", "secret", "sasl:bob:cdrwa"]);
+    assert_eq!(made.status, 0, "{}{}", made.stdout, made.stderr);
+    assert!(shell(fkcli, &good, &["get", "/bob"]).stdout.contains("secret"));
+    let anonymous = shell(fkcli, "", &["get", "/bob"]);
+    assert!(anonymous.stderr.contains("Insufficient permission"), "{}{}", anonymous.stdout, anonymous.stderr);
+    // The server refuses the credentials and closes the connection; the session never serves this shell
+    // (zkCli.sh then reports ConnectionLoss).
+    let refused = shell(fkcli, &wrong, &["get", "/bob"]);
+    let said = refused.stdout + &refused.stderr;
+    assert!(!said.contains("secret") && said.contains("Not connected"), "{said}");
+    if zkcli_installed() {
+        let java = shell(ZKCLI, &good, &["get", "/bob"]);
+        assert!(java.stdout.contains("secret"), "zkCli.sh with SASL: {}{}", java.stdout, java.stderr);
+        let java_anonymous = shell(ZKCLI, "", &["get", "/bob"]);
+        let said = java_anonymous.stdout + &java_anonymous.stderr;
+        assert!(said.contains("Insufficient permission"), "zkCli.sh without SASL: {said}");
+    }
+}

@@ -12,7 +12,7 @@ use fk_tests::TestServer;
 const EVENT_WAIT: Duration = Duration::from_secs(10);
 
 fn options() -> Options {
-    Options { session_timeout: Duration::from_secs(10), connect_wait: Duration::from_secs(10) }
+    Options { session_timeout: Duration::from_secs(10), connect_wait: Duration::from_secs(10), ..Options::default() }
 }
 
 fn connect(server: &TestServer) -> Client {
@@ -203,7 +203,11 @@ fn requests_fail_with_connection_loss_when_no_server_answers() {
     let mut server = TestServer::start();
     let client = Client::connect(
         &server.address(),
-        Options { session_timeout: Duration::from_secs(10), connect_wait: Duration::from_millis(300) },
+        Options {
+            session_timeout: Duration::from_secs(10),
+            connect_wait: Duration::from_millis(300),
+            ..Options::default()
+        },
     )
     .unwrap();
     server.kill();
@@ -236,7 +240,11 @@ fn closing_the_session_removes_its_ephemerals() {
 #[test]
 fn pings_keep_an_idle_session_alive() {
     let server = TestServer::start();
-    let options = Options { session_timeout: Duration::from_secs(2), connect_wait: Duration::from_secs(10) };
+    let options = Options {
+        session_timeout: Duration::from_secs(2),
+        connect_wait: Duration::from_secs(10),
+        ..Options::default()
+    };
     let client = Client::connect(&server.address(), options).unwrap();
     assert_eq!(client.session_timeout_ms(), 2000);
     client.create("/idle", None, &open_acl_unsafe(), CreateMode::Ephemeral).unwrap();

@@ -9,6 +9,7 @@
 //! - [`path`]: ZooKeeper's path validation.
 //! - [`quorum`]: the election and Zab ports' records.
 //! - [`reactor`]: a non-blocking connection's read and write buffers over mio.
+//! - [`sasl`]: SASL DIGEST-MD5 (both sides) and the JAAS files that configure it.
 
 pub mod client;
 pub mod frame;
@@ -16,4 +17,5 @@ pub mod jute;
 pub mod path;
 pub mod quorum;
 pub mod reactor;
+pub mod sasl;
 pub mod txn;

@@ -34,7 +34,6 @@ pub mod pipeline;
 pub mod planted;
 pub mod prep;
 pub mod read;
-pub mod sasl;
 pub mod sequencer;
 pub mod session;
 pub mod storage;

@@ -148,7 +148,7 @@ pub struct Config {
     /// request but auth and SASL; checked by [`Config::load_sasl`].
     pub enforce_auth: EnforceAuth,
     /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
-    pub sasl_users: Option<std::sync::Arc<crate::sasl::jaas::DigestUsers>>,
+    pub sasl_users: Option<std::sync::Arc<fk_net::sasl::jaas::DigestUsers>>,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
     pub servers: Vec<ServerSpec>,
     /// This member's id, set by `join_ensemble` (from `dataDir/myid`); `None` when standalone.
@@ -430,7 +430,7 @@ impl Config {
             return Ok(());
         };
         let section = self.sasl.section.as_deref().unwrap_or("Server");
-        let users = crate::sasl::jaas::digest_users(jaas, section)
+        let users = fk_net::sasl::jaas::digest_users(jaas, section)
             .map_err(|e| invalid(format!("java.security.auth.login.config: {e}")))?;
         let users = match &self.sasl.super_password {
             Some(password) => users.with_user("super", password),

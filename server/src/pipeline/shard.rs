@@ -26,8 +26,8 @@ use crate::ops::audit::{self, Requester, events};
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
-use crate::sasl::digest_md5::DigestMd5Server;
 use crate::watch::{ConnId, WatchKind, WatchTable};
+use fk_net::sasl::digest_md5::DigestMd5Server;
 
 pub const WAKER_TOKEN: Token = Token(0);
 

@@ -61,11 +61,37 @@ fn parse_invocation(args: &[String]) -> anyhow::Result<Invocation> {
     Ok(invocation)
 }
 
+/// The SASL credentials zkCli.sh would use: the JVM flags its script passes (`CLIENT_JVMFLAGS`, then
+/// `JVMFLAGS`) or the environment name a JAAS file with `-Djava.security.auth.login.config=…`, and its
+/// `Client` section (`-Dzookeeper.sasl.clientconfig=…`) holds a DIGEST-MD5 username and password; none
+/// with `-Dzookeeper.sasl.client=false`, or without a JAAS file.
+fn sasl_credentials() -> anyhow::Result<Option<(String, String)>> {
+    let mut properties: Vec<(String, String)> = Vec::new();
+    for variable in ["JVMFLAGS", "CLIENT_JVMFLAGS"] {
+        let flags = std::env::var(variable).unwrap_or_default();
+        for flag in flags.split_whitespace().filter_map(|f| f.strip_prefix("-D")) {
+            let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
+            properties.push((key.to_owned(), value.to_owned()));
+        }
+    }
+    // Later flags win, as in the JVM: CLIENT_JVMFLAGS comes after JVMFLAGS in zkCli.sh's command line.
+    let property = |name: &str| properties.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    const JAAS: &str = "java.security.auth.login.config";
+    let Some(jaas) = property(JAAS).or_else(|| std::env::var(JAAS).ok()) else { return Ok(None) };
+    if property("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+        return Ok(None);
+    }
+    let section = property("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into());
+    let credentials = fk_net::sasl::jaas::client_credentials(std::path::Path::new(&jaas), &section)
+        .with_context(|| format!("SASL for this client ({JAAS}={jaas})"))?;
+    Ok(Some(credentials))
+}
+
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let invocation = parse_invocation(&args)?;
     let timeout = Duration::from_millis(invocation.timeout_ms);
-    let options = Options { session_timeout: timeout, connect_wait: timeout };
+    let options = Options { session_timeout: timeout, connect_wait: timeout, sasl_digest: sasl_credentials()? };
     let mut shell = Shell::new(invocation.server.clone(), options, invocation.json);
     if !invocation.json {
         println!("Connecting to {}", invocation.server);

@@ -36,7 +36,9 @@ pub enum JaasError {
          (DIGEST-MD5), or run without SASL"
     )]
     Kerberos { path: String, section: String, module: String },
-    #[error("{path}: section {section:?} has no {DIGEST_LOGIN_MODULE} entry with users (user_<name>=\"<password>\")")]
+    #[error(
+        "{path}: section {section:?} has no {DIGEST_LOGIN_MODULE} entry with credentials (a server's user_<name>=\"<password>\", a client's username and password)"
+    )]
     NoUsers { path: String, section: String },
 }
 
@@ -73,6 +75,24 @@ impl DigestUsers {
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.0.keys().map(String::as_str)
     }
+}
+
+/// A client's DIGEST-MD5 credentials (`username=…`, `password=…` of a `DigestLoginModule` entry) in
+/// `section` (`Client`, or `zookeeper.sasl.clientconfig`) of the JAAS file at `path`.
+pub fn client_credentials(path: &Path, section: &str) -> Result<(String, String), JaasError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| JaasError::Io { path: shown.clone(), source })?;
+    let sections = parse(&text).map_err(|(line, reason)| JaasError::Syntax { path: shown.clone(), line, reason })?;
+    let entries =
+        sections.get(section).ok_or_else(|| JaasError::NoSection { path: shown.clone(), section: section.into() })?;
+    if let Some(kerberos) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
+        return Err(JaasError::Kerberos { path: shown, section: section.into(), module: kerberos.module.clone() });
+    }
+    entries
+        .iter()
+        .filter(|e| e.module == DIGEST_LOGIN_MODULE)
+        .find_map(|e| Some((e.options.get("username")?.clone(), e.options.get("password")?.clone())))
+        .ok_or(JaasError::NoUsers { path: shown, section: section.into() })
 }
 
 /// The DIGEST-MD5 users of `section` in the JAAS file at `path`.
@@ -262,6 +282,7 @@ Client {
         assert!(!format!("{users:?}").contains("secret"), "passwords stay out of logs");
         assert!(matches!(digest_users(&path, "Other"), Err(JaasError::NoSection { .. })));
         assert!(matches!(digest_users(&path, "Client"), Err(JaasError::NoUsers { .. })));
+        assert_eq!(client_credentials(&path, "Client").unwrap(), ("bob".to_owned(), "bobsecret".to_owned()));
         let kerberos = "Server {\n com.sun.security.auth.module.Krb5LoginModule required\n useKeyTab=true\n \
                         keyTab=\"/etc/zk.keytab\"\n principal=\"zookeeper/host@REALM\";\n};\n";
         std::fs::write(&path, kerberos).unwrap();

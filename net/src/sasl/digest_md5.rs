@@ -121,6 +121,55 @@ impl DigestMd5Server {
     }
 }
 
+/// The client side: answers a server's challenge for `user` with `password` (`cnonce`: random, unquoted),
+/// and checks the server's final `rspauth` with [`DigestMd5Client::check_rspauth`].
+pub struct DigestMd5Client {
+    expected_rspauth: String,
+}
+
+impl DigestMd5Client {
+    /// The digest-response to `challenge`, and the client that checks the server's answer to it.
+    pub fn respond(challenge: &[u8], user: &str, password: &str, cnonce: &str) -> Result<(Vec<u8>, Self), DigestError> {
+        let text = std::str::from_utf8(challenge).map_err(|_| DigestError::Malformed("not UTF-8".into()))?;
+        let fields = parse_directives(text)?;
+        let get = |key: &str| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str());
+        let nonce = get("nonce").ok_or_else(|| DigestError::Malformed("no nonce in the challenge".into()))?;
+        let realm = get("realm").unwrap_or(SERVER_NAME);
+        if get("qop").is_some_and(|q| !q.split(',').any(|q| q.trim() == "auth")) {
+            return Err(DigestError::Mismatch("qop"));
+        }
+        let uri = format!("{SERVICE}/{SERVER_NAME}");
+        let exchange = Exchange {
+            username: user,
+            realm,
+            password,
+            nonce,
+            cnonce,
+            nc: "00000001",
+            qop: "auth",
+            uri: &uri,
+            authzid: None,
+        };
+        let response = format!(
+            "charset=utf-8,username=\"{user}\",realm=\"{realm}\",nonce=\"{nonce}\",nc=00000001,cnonce=\"{cnonce}\",\
+             digest-uri=\"{uri}\",maxbuf=65536,response={},qop=auth",
+            exchange.response("AUTHENTICATE")
+        );
+        Ok((response.into_bytes(), DigestMd5Client { expected_rspauth: exchange.response("") }))
+    }
+
+    /// Whether the server's final token proves it knows the password too.
+    pub fn check_rspauth(&self, token: &[u8]) -> Result<(), DigestError> {
+        let text = std::str::from_utf8(token).map_err(|_| DigestError::Malformed("not UTF-8".into()))?;
+        let fields = parse_directives(text)?;
+        let rspauth = fields.iter().find(|(k, _)| k == "rspauth").map(|(_, v)| v.as_bytes());
+        match rspauth {
+            Some(value) if constant_time_eq(value, self.expected_rspauth.as_bytes()) => Ok(()),
+            _ => Err(DigestError::Mismatch("rspauth")),
+        }
+    }
+}
+
 /// The values a response digest is computed from (RFC 2831 §2.1.2.1).
 struct Exchange<'a> {
     username: &'a str,
@@ -229,6 +278,17 @@ mod tests {
              cnonce=\"c1\",digest-uri=\"{uri}\",maxbuf=65536,response={},qop=auth",
             exchange.response("AUTHENTICATE")
         )
+    }
+
+    #[test]
+    fn the_client_side_talks_to_the_server_side() {
+        let mut server = DigestMd5Server::new("n0nce".into());
+        let challenge = server.step(b"", users).unwrap().token;
+        let (response, client) = DigestMd5Client::respond(&challenge, "bob", "bobsecret", "c0nce").unwrap();
+        let done = server.step(&response, users).unwrap();
+        assert_eq!(done.identity.as_deref(), Some("bob"));
+        assert_eq!(client.check_rspauth(&done.token), Ok(()));
+        assert_eq!(client.check_rspauth(b"rspauth=0000"), Err(DigestError::Mismatch("rspauth")));
     }
 
     fn users(name: &str) -> Option<String> {
