@@ -164,3 +164,44 @@ fn required_authentication_as_in_zookeeper() {
         assert!(log.contains(expected), "{line}: {log}");
     }
 }
+
+/// Bad SASL input, each a clear refusal (AuthFailed, the connection closed) while the server keeps
+/// serving: a token where the empty initial one belongs, garbage for the digest-response, a replayed
+/// challenge answer on a new connection (its nonce is another), a token after the exchange completed.
+#[test]
+fn bad_sasl_tokens_are_refused_and_the_server_keeps_serving() {
+    use fk_net::client::{PathWatchRequest, Request, SaslRequest};
+    use fk_net::jute::{Jute, JuteReader};
+    use fk_net::sasl::digest_md5::DigestMd5Client;
+    use fk_tests::raw::RawClient;
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(&jaas, JAAS).unwrap();
+    let server = TestServer::with_config(&format!("{PROVIDER}\njava.security.auth.login.config={}", jaas.display()));
+    let sasl = |token: &[u8]| Request::Sasl(SaslRequest { token: Some(token.to_vec()) });
+    let answer =
+        |reply: &fk_tests::raw::Reply| SaslRequest::decode(&mut JuteReader::new(&reply.body)).unwrap().token.unwrap();
+    let refused = |client: &mut RawClient, token: &[u8]| {
+        let (reply, _) = client.call(&sasl(token));
+        assert_eq!(reply.err(), -115, "AuthFailed");
+        assert!(client.recv().is_none(), "the connection closes");
+    };
+    refused(&mut RawClient::connect(&server.address()), b"username=\"bob\"");
+    let mut garbage = RawClient::connect(&server.address());
+    assert_eq!(garbage.call(&sasl(b"")).0.err(), 0);
+    refused(&mut garbage, &[0xff, 0x00, 0x17]);
+    // A digest-response computed for one connection's nonce does not work on another.
+    let mut first = RawClient::connect(&server.address());
+    let challenge = answer(&first.call(&sasl(b"")).0);
+    let (response, client) = DigestMd5Client::respond(&challenge, "bob", "bobsecret", "c1").unwrap();
+    let done = first.call(&sasl(&response)).0;
+    assert_eq!(done.err(), 0);
+    assert_eq!(client.check_rspauth(&answer(&done)), Ok(()));
+    refused(&mut first, b"");
+    let mut replay = RawClient::connect(&server.address());
+    assert_eq!(replay.call(&sasl(b"")).0.err(), 0);
+    refused(&mut replay, &response);
+    let mut other = RawClient::connect(&server.address());
+    let exists = Request::Exists(PathWatchRequest { path: "/".into(), watch: false });
+    assert_eq!(other.call(&exists).0.err(), 0, "the server serves on");
+}

@@ -29,6 +29,8 @@ pub enum DigestError {
     NotAuthorized { user: String, authzid: String },
     #[error("DIGEST-MD5: a token arrived after the exchange was complete")]
     TooManyTokens,
+    #[error("DIGEST-MD5: the mechanism has no initial response, but the first token was not empty")]
+    InitialResponse,
 }
 
 enum Stage {
@@ -64,6 +66,11 @@ impl DigestMd5Server {
     pub fn step(&mut self, token: &[u8], password: impl Fn(&str) -> Option<String>) -> Result<Step, DigestError> {
         match self.stage {
             Stage::Start => {
+                // As Java's DigestMD5Server: the client speaks second.
+                if !token.is_empty() {
+                    self.stage = Stage::Done;
+                    return Err(DigestError::InitialResponse);
+                }
                 self.stage = Stage::Challenged;
                 let challenge = format!(
                     "realm=\"{SERVER_NAME}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
