@@ -3,6 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -47,6 +48,15 @@ pub struct Reply {
     pub body: Vec<u8>,
 }
 
+/// SASL DIGEST-MD5 credentials (user, password) every session of this run authenticates with before
+/// its first request (`--sasl-digest`), as a Java client with a JAAS `Client` section does.
+static SASL_DIGEST: OnceLock<(String, String)> = OnceLock::new();
+
+/// Sets the credentials of [`SASL_DIGEST`]; once per run.
+pub fn use_sasl_digest(user: &str, password: &str) {
+    let _ = SASL_DIGEST.set((user.to_owned(), password.to_owned()));
+}
+
 /// Picks the server for the next connection from a ZooKeeper connect string (`host:port[,host:port...]`):
 /// in turn, so that an ensemble's members get equal shares of the connections.
 fn next_server(connect_string: &str) -> &str {
@@ -82,7 +92,28 @@ impl Session {
         if response.session_id == 0 {
             bail!("{server} refused the session (timeout 0)");
         }
-        Ok(Session { stream, session_id: response.session_id, next_xid: 1 })
+        let mut session = Session { stream, session_id: response.session_id, next_xid: 1 };
+        if let Some((user, password)) = SASL_DIGEST.get() {
+            session.sasl_digest(user, password).with_context(|| format!("SASL with {server} as {user}"))?;
+        }
+        Ok(session)
+    }
+
+    /// The DIGEST-MD5 exchange: the empty first token, the challenge, the response, the server's proof.
+    fn sasl_digest(&mut self, user: &str, password: &str) -> anyhow::Result<()> {
+        use fk_net::sasl::digest_md5::DigestMd5Client;
+        let mut step = |token: Vec<u8>| -> anyhow::Result<Vec<u8>> {
+            let reply = self.expect(&Request::Sasl(SaslRequest { token: Some(token) }), &[])?;
+            Ok(SaslRequest::decode(&mut JuteReader::new(&reply.body))?.token.unwrap_or_default())
+        };
+        let challenge = step(Vec::new())?;
+        let mut cnonce = [0u8; 12];
+        getrandom::fill(&mut cnonce).map_err(|e| anyhow::anyhow!("the OS random number generator: {e}"))?;
+        let cnonce: String = cnonce.iter().map(|b| format!("{b:02x}")).collect();
+        let (response, client) = DigestMd5Client::respond(&challenge, user, password, &cnonce)?;
+        let proof = step(response)?;
+        client.check_rspauth(&proof)?;
+        Ok(())
     }
 
     pub fn send(&mut self, request: &Request) -> anyhow::Result<i32> {

@@ -102,6 +102,10 @@ struct Cli {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Authenticate every session with SASL DIGEST-MD5 as `user:password` (a server with ZooKeeper's
+    /// SASLAuthenticationProvider and a JAAS file naming the user).
+    #[arg(long, value_name = "USER:PASSWORD")]
+    sasl_digest: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -116,6 +120,11 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
+    if let Some(credentials) = &cli.sasl_digest {
+        let (user, password) =
+            credentials.split_once(':').ok_or_else(|| anyhow::anyhow!("--sasl-digest takes user:password"))?;
+        conn::use_sasl_digest(user, password);
+    }
     let cpu_before = report::cpu_time();
     let progress = Arc::new(Progress::default());
     let bar = (!cli.quiet).then(|| spawn_progress(progress.clone()));

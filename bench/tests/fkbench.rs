@@ -135,3 +135,27 @@ fn a_vanished_server_is_reported_and_exits_non_zero() {
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains(&format!("cannot connect to {address}")));
 }
+
+/// `--sasl-digest user:password`: every session authenticates with SASL DIGEST-MD5 first, so a server
+/// that requires SASL (`sessionRequireClientSASLAuth=true`) serves the run; without it, it refuses.
+#[test]
+fn sasl_digest_sessions_against_a_server_that_requires_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let jaas = dir.path().join("jaas.conf");
+    std::fs::write(
+        &jaas,
+        "Server {\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  user_bench=\"pw\";\n};\n",
+    )
+    .unwrap();
+    let server = TestServer::with_config(&format!(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         java.security.auth.login.config={}\nsessionRequireClientSASLAuth=true",
+        jaas.display()
+    ));
+    let report = json(&fkbench(&server, &["--workload", "set", "--connections", "2", "--sasl-digest", "bench:pw"]));
+    assert_schema(&report);
+    let refused = fkbench(&server, &["--workload", "set", "--connections", "2"]);
+    assert!(!refused.status.success(), "an unauthenticated run is refused");
+    let wrong = fkbench(&server, &["--workload", "set", "--connections", "2", "--sasl-digest", "bench:nope"]);
+    assert!(String::from_utf8_lossy(&wrong.stderr).contains("SASL with"), "{}", String::from_utf8_lossy(&wrong.stderr));
+}
