@@ -80,14 +80,7 @@ impl DigestUsers {
 /// A client's DIGEST-MD5 credentials (`username=…`, `password=…` of a `DigestLoginModule` entry) in
 /// `section` (`Client`, or `zookeeper.sasl.clientconfig`) of the JAAS file at `path`.
 pub fn client_credentials(path: &Path, section: &str) -> Result<(String, String), JaasError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| JaasError::Io { path: shown.clone(), source })?;
-    let sections = parse(&text).map_err(|(line, reason)| JaasError::Syntax { path: shown.clone(), line, reason })?;
-    let entries =
-        sections.get(section).ok_or_else(|| JaasError::NoSection { path: shown.clone(), section: section.into() })?;
-    if let Some(kerberos) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
-        return Err(JaasError::Kerberos { path: shown, section: section.into(), module: kerberos.module.clone() });
-    }
+    let (shown, entries) = digest_section(path, section)?;
     entries
         .iter()
         .filter(|e| e.module == DIGEST_LOGIN_MODULE)
@@ -97,14 +90,7 @@ pub fn client_credentials(path: &Path, section: &str) -> Result<(String, String)
 
 /// The DIGEST-MD5 users of `section` in the JAAS file at `path`.
 pub fn digest_users(path: &Path, section: &str) -> Result<DigestUsers, JaasError> {
-    let shown = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| JaasError::Io { path: shown.clone(), source })?;
-    let sections = parse(&text).map_err(|(line, reason)| JaasError::Syntax { path: shown.clone(), line, reason })?;
-    let entries =
-        sections.get(section).ok_or_else(|| JaasError::NoSection { path: shown.clone(), section: section.into() })?;
-    if let Some(kerberos) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
-        return Err(JaasError::Kerberos { path: shown, section: section.into(), module: kerberos.module.clone() });
-    }
+    let (shown, entries) = digest_section(path, section)?;
     let users: BTreeMap<String, String> = entries
         .iter()
         .filter(|e| e.module == DIGEST_LOGIN_MODULE)
@@ -115,6 +101,22 @@ pub fn digest_users(path: &Path, section: &str) -> Result<DigestUsers, JaasError
         return Err(JaasError::NoUsers { path: shown, section: section.into() });
     }
     Ok(DigestUsers(users))
+}
+
+/// The entries of `section` in the JAAS file at `path` (and the path as messages show it); a section that
+/// asks for Kerberos is refused.
+fn digest_section(path: &Path, section: &str) -> Result<(String, Vec<Entry>), JaasError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| JaasError::Io { path: shown.clone(), source })?;
+    let mut sections =
+        parse(&text).map_err(|(line, reason)| JaasError::Syntax { path: shown.clone(), line, reason })?;
+    let entries = sections
+        .remove(section)
+        .ok_or_else(|| JaasError::NoSection { path: shown.clone(), section: section.into() })?;
+    if let Some(kerberos) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
+        return Err(JaasError::Kerberos { path: shown, section: section.into(), module: kerberos.module.clone() });
+    }
+    Ok((shown, entries))
 }
 
 /// Every section's entries; a syntax error as (line, reason).
