@@ -570,7 +570,6 @@ impl Shard {
         };
         // ZooKeeper's AuthenticationHelper: every request but auth and SASL needs an identity of a
         // required scheme; without one the answer is SessionClosedRequireSaslAuth and the connection closes.
-        let conn = self.state.conns.get_mut(&id).expect("caller checked");
         if let Some(schemes) = &self.required_auth
             && ![OpCode::Auth.as_i32(), OpCode::Sasl.as_i32()].contains(&header.op)
             && !conn.auth.ids.iter().any(|id| schemes.contains(&id.scheme))
