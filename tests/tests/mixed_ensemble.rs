@@ -35,11 +35,35 @@ async fn synced_client(ensemble: &TestEnsemble, i: usize) -> zk::Client {
     zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await
 }
 
+/// `/zookeeper/config` holds the membership as ZooKeeper writes it, on every member alike (data, data
+/// version -1 and mzxid the configuration's version, as `initConfigInZKDatabase` sets them).
+async fn every_member_holds_the_same_config_node(ensemble: &TestEnsemble) {
+    let mut nodes = Vec::new();
+    for i in 0..ensemble.len() {
+        let (data, stat) =
+            client(ensemble, i).await.get_data("/zookeeper/config").await.expect("get /zookeeper/config");
+        let text = String::from_utf8(data).expect("UTF-8");
+        assert!(text.starts_with("server.") && text.ends_with("version=0"), "member {i}: {text:?}");
+        nodes.push((text, stat.version, stat.mzxid));
+    }
+    assert_eq!(nodes[0].1, -1, "data version");
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        assert_eq!(
+            node,
+            &nodes[0],
+            "member {i} ({:?}) and member 0 ({:?})",
+            ensemble.implementation(i),
+            ensemble.implementation(0)
+        );
+    }
+}
+
 /// Under a write load spread over the members (every acknowledged write recorded), writes
 /// `/through-<i>` through every member; then every member has every acknowledged write after a `sync`;
 /// an ephemeral whose session closes is gone everywhere; no Java member saw a digest mismatch.
 async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     let n = ensemble.len();
+    every_member_holds_the_same_config_node(ensemble).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let writer = start_writer(ensemble.connect_string(), stop.clone(), acked.clone());

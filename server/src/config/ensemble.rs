@@ -316,6 +316,21 @@ impl Config {
     /// `server.N=host:quorumPort:electionPort:role[;clientHost:clientPort]` line per member in Java's
     /// hash-table order, hosts as Java prints them, then `version=<hex>` without a newline. A client
     /// address appears only where a server line gives one (one taken from clientPort is not printed).
+    /// Writes the membership into `/zookeeper/config` as ZooKeeper's `ZKDatabase.initConfigInZKDatabase`
+    /// does whenever a member's database is (re)loaded: the text of [`Self::quorum_config_text`], data
+    /// version -1, mzxid the configuration's version, mtime now. A standalone server has no membership
+    /// and leaves the node empty, as ZooKeeper's does. (The node is outside the tree's digest.)
+    pub fn write_config_node(&self, tree: &mut fk_engine::tree::DataTree) {
+        if self.is_standalone() {
+            return;
+        }
+        let now_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let text = self.quorum_config_text();
+        tree.set_data(fk_engine::tree::CONFIG_PATH, Some(text.as_bytes()), -1, self.config_version as i64, now_ms)
+            .expect("every tree has /zookeeper/config");
+    }
+
     pub fn quorum_config_text(&self) -> String {
         let mut text = String::new();
         for id in &self.member_order {

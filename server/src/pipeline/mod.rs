@@ -310,7 +310,8 @@ impl Server {
         let (routes_tx, routes_rx) = bounded(1024);
         // Room for the log stage's request and an AdminServer one.
         let (snapshot_tx, snapshot_rx) = bounded(2);
-        let tree = recovered.tree;
+        let mut tree = recovered.tree;
+        config.write_config_node(&mut tree);
         let recent_txns = recovered.recent;
         let last_zxid = tree.last_processed_zxid();
         let device_name = device.name();

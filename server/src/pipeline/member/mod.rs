@@ -479,7 +479,9 @@ fn reload_tree(
     };
     let recovered = recover(&dirs.snap, &dirs.log, options)?;
     let last_zxid = recovered.tree.last_processed_zxid();
-    *shared.tree.write() = recovered.tree;
+    let mut tree = recovered.tree;
+    shared.config.write_config_node(&mut tree);
+    *shared.tree.write() = tree;
     // Before anything logged from now on reaches the applier (the log stage sends it on later).
     applier.send(ApplierMsg::TreeLoaded(recovered.fuzziness)).map_err(|_| anyhow::anyhow!("the applier is gone"))?;
     persisted.store(last_zxid, Ordering::Release);
