@@ -37,6 +37,12 @@ pub enum ConfigError {
     Invalid { origin: String, reason: String },
 }
 
+/// Every 4-letter word ZooKeeper 3.8 knows (`4lw.commands.whitelist` names them; `ops::fourlw` answers them).
+pub const FOUR_LETTER_WORDS: &[&str] = &[
+    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat",
+    "stmk", "wchc", "wchp", "wchs",
+];
+
 /// Which 4-letter words may run (`4lw.commands.whitelist`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FourLetterWhitelist {
@@ -767,7 +773,7 @@ fn whitelist(value: &str, at: &Location<'_>, warn: &mut impl FnMut(String)) -> F
         if word == "*" {
             return FourLetterWhitelist::All;
         }
-        if crate::ops::fourlw::COMMANDS.contains(&word) {
+        if FOUR_LETTER_WORDS.contains(&word) {
             set.insert(word.to_owned());
         } else {
             warn(format!("{}: '{word}' is not a 4-letter word; ignored", at.key));

@@ -11,16 +11,11 @@ use tracing::debug;
 
 use super::figures::{ConnectionFigures, Figures};
 use super::metrics::java_double;
+use crate::config::FOUR_LETTER_WORDS;
 use crate::sequencer::Origin;
 
-/// Every 4-letter word ZooKeeper 3.8 knows.
-pub const COMMANDS: &[&str] = &[
-    "conf", "cons", "crst", "dirs", "dump", "envi", "gtmk", "hash", "isro", "mntr", "ruok", "srst", "srvr", "stat",
-    "stmk", "wchc", "wchp", "wchs",
-];
-
 pub fn is_command(bytes: &[u8; 4]) -> bool {
-    COMMANDS.iter().any(|c| c.as_bytes() == bytes)
+    FOUR_LETTER_WORDS.iter().any(|c| c.as_bytes() == bytes)
 }
 
 /// The one command followed by an argument: stmk's 8-byte trace mask.
