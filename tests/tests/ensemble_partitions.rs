@@ -529,13 +529,11 @@ const CLIENT_OP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The children of `/` on member i after a `sync`: everything committed before is applied there.
 async fn synced_children(ensemble: &TestEnsemble, i: usize) -> BTreeSet<String> {
-    let read = async {
-        let connect = ensemble.client_address(i).to_string();
-        let c = zk::Client::connector().with_session_timeout(Duration::from_secs(10)).connect(&connect).await?;
-        c.sync("/").await?;
-        c.list_children("/").await
-    };
-    match tokio::time::timeout(CLIENT_OP_TIMEOUT, read).await {
+    // A sync on a loaded machine can outlast the client's request timeout (2/5 of the 4 s session the
+    // members grant): `synced_client` tries again on a fresh session, for up to a minute.
+    let connect = ensemble.client_address(i).to_string();
+    let c = zk::synced_client(&connect, Duration::from_secs(10), "/").await;
+    match tokio::time::timeout(CLIENT_OP_TIMEOUT, c.list_children("/")).await {
         Ok(Ok(children)) => children.into_iter().map(|c| format!("/{c}")).collect(),
         Ok(Err(e)) => panic!("read / on member {i}: {e}"),
         Err(_) => panic!("read / on member {i}: no answer in {CLIENT_OP_TIMEOUT:?}"),
