@@ -33,8 +33,7 @@ pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
         check_writable(dir)?;
         remove_leftovers(dir);
     }
-    let options = TreeOptions { extended_types: config.extended_types_enabled, hash_seed: random_hash_seed() };
-    let recovered = recover(&dirs.snap, &dirs.log, options)?;
+    let recovered = recover(&dirs.snap, &dirs.log, tree_options(config))?;
     info!(
         "recovered to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed{}",
         recovered.tree.last_processed_zxid(),
@@ -48,6 +47,12 @@ pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
 
 /// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim
 /// colliding paths at the tree's tables.
+/// How a tree is built for `config` (at start-up, and whenever it is rebuilt from disk or a snapshot):
+/// its node types, and a fresh hash seed.
+pub fn tree_options(config: &Config) -> TreeOptions {
+    TreeOptions { extended_types: config.extended_types_enabled, hash_seed: random_hash_seed() }
+}
+
 pub fn random_hash_seed() -> HashSeed {
     use std::hash::BuildHasher;
     let keys = std::collections::hash_map::RandomState::new();

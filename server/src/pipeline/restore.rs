@@ -23,7 +23,6 @@ use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list, sync_dir};
 use fk_engine::recovery::Fuzziness;
 use fk_engine::snap::compression::Compression;
 use fk_engine::snap::load_snapshot;
-use fk_engine::tree::TreeOptions;
 use tracing::info;
 
 use super::Shared;
@@ -46,12 +45,8 @@ pub fn restore(
     log: &Sender<LogMsg>,
     applier: &Sender<ApplierMsg>,
 ) -> anyhow::Result<i64> {
-    let options = TreeOptions {
-        extended_types: shared.config.extended_types_enabled,
-        hash_seed: crate::storage::random_hash_seed(),
-    };
-    let (tree, info) =
-        load_snapshot(upload, 0, options).with_context(|| format!("the uploaded snapshot {}", upload.display()))?;
+    let (tree, info) = load_snapshot(upload, 0, crate::storage::tree_options(&shared.config))
+        .with_context(|| format!("the uploaded snapshot {}", upload.display()))?;
     let zxid = info.last_processed_zxid.context(
         "the uploaded snapshot does not say its zxid (ZooKeeper 3.9's last-processed-zxid record, which the \
          AdminServer's snapshot command writes, is missing)",

@@ -23,7 +23,6 @@ use fk_engine::epoch::{
 use fk_engine::files::{SNAPSHOT_PREFIX, list};
 use fk_engine::log::truncate::{TruncateError, truncate_to};
 use fk_engine::recovery::recover;
-use fk_engine::tree::TreeOptions;
 use fk_net::quorum::{Notification, ServerState};
 use tracing::{info, warn};
 
@@ -473,11 +472,7 @@ fn reload_tree(
     applier: &Sender<ApplierMsg>,
     persisted: &AtomicI64,
 ) -> anyhow::Result<()> {
-    let options = TreeOptions {
-        extended_types: shared.config.extended_types_enabled,
-        hash_seed: crate::storage::random_hash_seed(),
-    };
-    let recovered = recover(&dirs.snap, &dirs.log, options)?;
+    let recovered = recover(&dirs.snap, &dirs.log, crate::storage::tree_options(&shared.config))?;
     let last_zxid = recovered.tree.last_processed_zxid();
     let mut tree = recovered.tree;
     shared.config.write_config_node(&mut tree);
