@@ -2,7 +2,8 @@
 //!
 //! Matches ZooKeeper's providers: `world` (anyone), `ip` (remote address under a prefix mask, v4 and v6),
 //! `digest` (`user:base64(sha1("user:password"))`), `super` (digest auth with the configured superDigest
-//! bypasses every check), and the `auth` pseudo-scheme expanded at create/setACL time.
+//! bypasses every check), and the `auth` pseudo-scheme expanded at create/setACL time; `sasl` and `x509`
+//! where their providers are configured.
 
 use std::net::IpAddr;
 
@@ -28,6 +29,15 @@ impl AuthIds {
         if is_super {
             self.add(Id::new("super", ""));
         }
+    }
+
+    /// A TLS client certificate with this subject (Java's RFC 2253 text) was verified; `is_super` when it
+    /// is `X509AuthenticationProvider.superUser`, which ZooKeeper records as `super:<subject>`.
+    pub fn add_x509(&mut self, subject: &str, is_super: bool) {
+        if is_super {
+            self.add(Id::new("super", subject));
+        }
+        self.add(Id::new("x509", subject));
     }
 
     pub fn is_super(&self) -> bool {
@@ -59,6 +69,8 @@ impl AuthIds {
             }
             // The ip provider authenticates a connection as its own address, which it already is.
             "ip" => Ok(()),
+            // ZooKeeper's x509 provider looks at the connection's certificate again, whatever was sent.
+            "x509" if self.ids.iter().any(|id| id.scheme == "x509") => Ok(()),
             _ => Err(ErrorCode::AuthFailed),
         }
     }
@@ -110,16 +122,37 @@ pub fn check_acl(acl: &[Acl], auth: &AuthIds, perm: i32, skip_acl: bool) -> bool
             "ip" => auth.ids.iter().any(|c| c.scheme == "ip" && ip_matches(&c.id, id)),
             // Only a connection that authenticated with SASL holds such an id.
             "sasl" => auth.ids.iter().any(|c| c.scheme == "sasl" && &c.id == id),
+            "x509" => auth.ids.iter().any(|c| c.scheme == "x509" && &c.id == id),
             _ => false,
         }
     })
 }
 
+/// The schemes whose providers are configured beyond the built-in ones; without its provider, ZooKeeper
+/// knows no such scheme (an ACL naming it is invalid, and `auth` does not expand to its ids).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AclSchemes {
+    /// SASLAuthenticationProvider.
+    pub sasl: bool,
+    /// X509AuthenticationProvider.
+    pub x509: bool,
+}
+
+impl AclSchemes {
+    fn has(&self, scheme: &str) -> bool {
+        match scheme {
+            "digest" => true,
+            "sasl" => self.sasl,
+            "x509" => self.x509,
+            _ => false,
+        }
+    }
+}
+
 /// Validates and expands an ACL list for create/setACL (`PrepRequestProcessor.fixupACL`): duplicates
-/// removed, `auth` replaced by the caller's authenticated ids (digest, and SASL ones), every other id
-/// checked by its scheme. `sasl`: ZooKeeper's SASLAuthenticationProvider is configured, without which
-/// the `sasl` scheme is unknown. Any violation is InvalidACL.
-pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, sasl: bool) -> Result<Vec<Acl>, ErrorCode> {
+/// removed, `auth` replaced by the caller's authenticated ids (digest, and those of the configured SASL
+/// and x509 providers), every other id checked by its scheme. Any violation is InvalidACL.
+pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, schemes: AclSchemes) -> Result<Vec<Acl>, ErrorCode> {
     let mut unique: Vec<&Acl> = Vec::with_capacity(acl.len());
     for a in acl {
         if !unique.contains(&a) {
@@ -135,7 +168,7 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, sasl: bool) -> Result<Vec<Acl>, Er
             "world" if a.id.id == "anyone" => fixed.push(a.clone()),
             "auth" => {
                 let mut any = false;
-                for id in auth.ids.iter().filter(|id| id.scheme == "digest" || (sasl && id.scheme == "sasl")) {
+                for id in auth.ids.iter().filter(|id| schemes.has(&id.scheme)) {
                     any = true;
                     fixed.push(Acl { perms: a.perms, id: id.clone() });
                 }
@@ -145,7 +178,8 @@ pub fn fixup_acl(acl: &[Acl], auth: &AuthIds, sasl: bool) -> Result<Vec<Acl>, Er
             }
             "digest" if is_valid_digest_id(&a.id.id) => fixed.push(a.clone()),
             "ip" if parse_ip_acl(&a.id.id).is_some() => fixed.push(a.clone()),
-            "sasl" if sasl && !a.id.id.is_empty() => fixed.push(a.clone()),
+            "sasl" if schemes.sasl && !a.id.id.is_empty() => fixed.push(a.clone()),
+            "x509" if schemes.x509 && is_distinguished_name(&a.id.id) => fixed.push(a.clone()),
             _ => return Err(ErrorCode::InvalidAcl),
         }
     }
@@ -160,6 +194,26 @@ fn is_valid_digest_id(id: &str) -> bool {
         parts.pop();
     }
     parts.len() == 2
+}
+
+/// Whether `id` reads as an X.500 name (`type=value` parts separated by unescaped commas or plus
+/// signs), which ZooKeeper's x509 provider asks of an ACL id by parsing it as an `X500Principal`.
+fn is_distinguished_name(id: &str) -> bool {
+    let mut parts = vec![String::new()];
+    let mut escaped = false;
+    for c in id.chars() {
+        match c {
+            _ if escaped => escaped = false,
+            '\\' => escaped = true,
+            ',' | '+' | ';' => {
+                parts.push(String::new());
+                continue;
+            }
+            _ => {}
+        }
+        parts.last_mut().expect("never empty").push(c);
+    }
+    parts.iter().all(|p| p.split_once('=').is_some_and(|(k, _)| !k.trim().is_empty()))
 }
 
 /// Parses `addr[/bits]` as ZooKeeper 3.8.0's IPAuthenticationProvider does: IPv4 dotted quads only (an
@@ -234,13 +288,13 @@ mod tests {
         let mut alice = AuthIds::for_peer("127.0.0.1".parse().unwrap());
         let anon = alice.clone();
         alice.authenticate("digest", b"alice:secret", None).unwrap();
-        let ok = |acl: Acl, auth: &AuthIds| fixup_acl(&[acl], auth, false);
+        let ok = |acl: Acl, auth: &AuthIds| fixup_acl(&[acl], auth, AclSchemes::default());
         assert_eq!(
             ok(Acl::new(31, "auth", ""), &alice).unwrap(),
             vec![Acl::new(31, "digest", "alice:aYXlLOpEooaV1cRAvUL1fp9Qt7E=")]
         );
         assert_eq!(ok(Acl::new(31, "auth", ""), &anon), Err(ErrorCode::InvalidAcl));
-        assert_eq!(fixup_acl(&[], &anon, false), Err(ErrorCode::InvalidAcl));
+        assert_eq!(fixup_acl(&[], &anon, AclSchemes::default()), Err(ErrorCode::InvalidAcl));
         assert!(ok(Acl::new(31, "ip", "1.2.3.4/32"), &anon).is_ok());
         for bad in [
             ("ip", "fe80::1/64"),
@@ -255,6 +309,24 @@ mod tests {
             assert_eq!(ok(Acl::new(31, bad.0, bad.1), &anon), Err(ErrorCode::InvalidAcl), "{bad:?}");
         }
         let dup = [Acl::new(31, "world", "anyone"), Acl::new(31, "world", "anyone")];
-        assert_eq!(fixup_acl(&dup, &anon, false).unwrap().len(), 1);
+        assert_eq!(fixup_acl(&dup, &anon, AclSchemes::default()).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn x509_ids_with_the_provider() {
+        let subject = "CN=alice,OU=Test,O=Example\\, Inc.,C=US";
+        let mut alice = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        alice.add_x509(subject, false);
+        let x509 = AclSchemes { x509: true, ..AclSchemes::default() };
+        assert_eq!(fixup_acl(&[Acl::new(31, "auth", "")], &alice, x509).unwrap(), vec![Acl::new(31, "x509", subject)]);
+        assert_eq!(fixup_acl(&[Acl::new(31, "auth", "")], &alice, AclSchemes::default()), Err(ErrorCode::InvalidAcl));
+        assert!(fixup_acl(&[Acl::new(31, "x509", "CN=bob+UID=7,O=x")], &alice, x509).is_ok());
+        assert_eq!(fixup_acl(&[Acl::new(31, "x509", "bob")], &alice, x509), Err(ErrorCode::InvalidAcl));
+        assert!(check_acl(&[Acl::new(1, "x509", subject)], &alice, perms::READ, false));
+        assert!(!check_acl(&[Acl::new(1, "x509", "CN=bob")], &alice, perms::READ, false));
+        assert_eq!(alice.authenticate("x509", b"", None), Ok(()));
+        let mut admin = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+        admin.add_x509("CN=admin", true);
+        assert!(check_acl(&[Acl::new(1, "x509", "CN=bob")], &admin, perms::READ, false), "the superUser");
     }
 }

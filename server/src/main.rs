@@ -50,6 +50,7 @@ fn run() -> anyhow::Result<()> {
     let mut config = config;
     security_settings_from_environment(&mut config)?;
     config.load_sasl()?;
+    config.load_client_tls()?;
     for warning in &config.warnings {
         warn!("{warning}");
     }
@@ -100,8 +101,9 @@ fn security_settings_from_environment(config: &mut Config) -> anyhow::Result<()>
         if let Some(why) = refusal(bare, &value) {
             anyhow::bail!("{source}: {why}");
         }
-        if !config.has_key(bare) && config.set_authentication_property(bare, &value) {
-            info!("{source}: taken as {bare}={}", if bare.ends_with("Password") { "…" } else { &value });
+        if !config.has_key(bare) && config.set_security_property(bare, &value, &source) {
+            let secret = bare.ends_with("Password") || bare.ends_with(".password");
+            info!("{source}: taken as {bare}={}", if secret { "…" } else { &value });
         }
     }
     Ok(())

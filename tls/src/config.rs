@@ -4,8 +4,8 @@
 
 use std::sync::Arc;
 
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
@@ -99,7 +99,8 @@ pub fn server_config(settings: &TlsSettings) -> Result<Built<ServerConfig>, TlsE
     })?;
     let keys = store::load_key_store(key_store)?;
     let (provider, notes) = provider(settings)?;
-    let builder = ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&settings.protocols.0)?;
+    let builder =
+        ServerConfig::builder_with_provider(provider.clone()).with_protocol_versions(&settings.protocols.0)?;
     let builder = match settings.client_auth {
         ClientAuth::None => builder.with_no_client_auth(),
         ClientAuth::Want | ClientAuth::Need => {
@@ -111,11 +112,8 @@ pub fn server_config(settings: &TlsSettings) -> Result<Built<ServerConfig>, TlsE
             })?;
             let roots = roots(spec)?;
             let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider);
-            let verifier = if settings.client_auth == ClientAuth::Want {
-                verifier.allow_unauthenticated()
-            } else {
-                verifier
-            };
+            let verifier =
+                if settings.client_auth == ClientAuth::Want { verifier.allow_unauthenticated() } else { verifier };
             let verifier = verifier.build().map_err(|e| TlsError::Setting {
                 key: "ssl.trustStore.location",
                 reason: format!("cannot verify clients with it: {e}"),

@@ -44,15 +44,9 @@ fn attribute(ava: &AttributeTypeAndValue<'_>) -> Result<String, TlsError> {
     let oid = ava.attr_type().to_id_string();
     let keyword = KEYWORDS.iter().find(|(o, _)| *o == oid).map(|(_, k)| *k);
     let value = ava.attr_value();
-    let is_java_string = [
-        Tag::PrintableString,
-        Tag::T61String,
-        Tag::Ia5String,
-        Tag::GeneralString,
-        Tag::BmpString,
-        Tag::Utf8String,
-    ]
-    .contains(&value.tag());
+    let is_java_string =
+        [Tag::PrintableString, Tag::T61String, Tag::Ia5String, Tag::GeneralString, Tag::BmpString, Tag::Utf8String]
+            .contains(&value.tag());
     match keyword {
         Some(keyword) if is_java_string => Ok(format!("{keyword}={}", escape(&String::from_utf8_lossy(value.data)))),
         _ => {

@@ -11,11 +11,13 @@
 //! - `ensemble`: membership checks, `myid`, and what the ensemble code asks of a configuration
 //!   (`Config::me`, `voter_ids`, `client_address`, `quorum_config_text`, ...).
 //! - [`security`]: the security keys, refused while they ask for what is not provided (fail closed).
+//! - [`tls`]: the client port's TLS keys (secure port, port unification, stores, x509 authentication).
 //! - `unprovided`: the same for operational features (custom audit loggers and metrics providers).
 
 mod ensemble;
 pub mod members;
 pub mod security;
+pub mod tls;
 mod unprovided;
 
 pub use members::HostPort;
@@ -155,6 +157,12 @@ pub struct Config {
     pub enforce_auth: EnforceAuth,
     /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
     pub sasl_users: Option<std::sync::Arc<fk_net::sasl::jaas::DigestUsers>>,
+    /// The client TLS keys as read (zoo.cfg, then JVM flags), by name without the `zookeeper.` prefix.
+    pub client_tls_keys: BTreeMap<String, tls::RawValue>,
+    /// `authProvider.N=org.apache.zookeeper.server.auth.X509AuthenticationProvider`.
+    pub x509_provider: bool,
+    /// The client port's TLS, once [`Config::load_client_tls`] resolved the keys; `None`: plaintext only.
+    pub client_tls: Option<tls::ClientTls>,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
     pub servers: Vec<ServerSpec>,
     /// This member's id, set by `join_ensemble` (from `dataDir/myid`); `None` when standalone.
@@ -211,7 +219,7 @@ pub const SASL_PROVIDER: &str = "org.apache.zookeeper.server.auth.SASLAuthentica
 
 /// SASL settings as ZooKeeper names them (zoo.cfg keys here; JVM properties there, which
 /// `SERVER_JVMFLAGS`/`JVMFLAGS` and the `java.security.auth.login.config` environment variable may
-/// also give: see [`Config::set_authentication_property`]).
+/// also give: see [`Config::set_security_property`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SaslSettings {
     /// `authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider`: `sasl` ACLs work.
@@ -340,6 +348,9 @@ impl Config {
             read_only_mode: false,
             sasl: SaslSettings::default(),
             sasl_users: None,
+            client_tls_keys: BTreeMap::new(),
+            x509_provider: false,
+            client_tls: None,
             enforce_auth: EnforceAuth::default(),
             servers: Vec::new(),
             my_id: None,
@@ -382,12 +393,13 @@ impl Config {
         self.key_lines.contains_key(key)
     }
 
-    /// Takes a SASL or `enforce.auth` setting (the key without its `zookeeper.` prefix); false if `key` is
-    /// not one.
-    pub fn set_authentication_property(&mut self, key: &str, value: &str) -> bool {
+    /// Takes a SASL, `enforce.auth`, x509 or client TLS setting (the key without its `zookeeper.` prefix);
+    /// false if `key` is not one. `source` names where it came from, for messages.
+    pub fn set_security_property(&mut self, key: &str, value: &str, source: &str) -> bool {
         let sasl = &mut self.sasl;
         match key {
             k if k.starts_with("authProvider.") && value.trim() == SASL_PROVIDER => sasl.provider = true,
+            k if k.starts_with("authProvider.") && value.trim() == tls::X509_PROVIDER => self.x509_provider = true,
             "java.security.auth.login.config" => sasl.jaas = Some(PathBuf::from(value)),
             "sasl.serverconfig" => sasl.section = Some(value.to_owned()),
             "superUser" => sasl.super_user = Some(value.to_owned()),
@@ -400,9 +412,29 @@ impl Config {
             "enforce.auth.schemes" => {
                 self.enforce_auth.schemes = value.split(',').map(|s| s.trim().to_owned()).collect();
             }
+            k if tls::KEYS.contains(&k) => {
+                let raw = tls::RawValue { value: value.to_owned(), source: source.to_owned() };
+                self.client_tls_keys.insert(k.to_owned(), raw);
+            }
             _ => return false,
         }
         true
+    }
+
+    /// Resolves the client TLS keys (after zoo.cfg and the JVM flags are read). A bad value, or a key
+    /// that needs a TLS port when none is configured, stops start-up; the stores themselves are read
+    /// when the server starts.
+    pub fn load_client_tls(&mut self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
+        self.client_tls = tls::resolve(&self.client_tls_keys, self.x509_provider).map_err(invalid)?;
+        if self.client_tls.is_none() && self.client_tls_keys.keys().any(|k| k.starts_with("ssl.")) {
+            self.warnings.push(format!(
+                "{}: ssl.* keys are set but no client port serves TLS (secureClientPort, \
+                 client.portUnification=true): clients are served in plaintext only",
+                self.origin
+            ));
+        }
+        Ok(())
     }
 
     /// Reads the JAAS file's server section, if one is configured: its DIGEST-MD5 users (and `super`,
@@ -416,12 +448,17 @@ impl Config {
             if schemes.iter().all(|s| s.is_empty()) {
                 return Err(invalid("enforce.auth.enabled is true: enforce.auth.schemes must be configured".into()));
             }
-            let available =
-                |scheme: &str| ["digest", "ip"].contains(&scheme) || (scheme == "sasl" && self.sasl.provider);
+            let available = |scheme: &str| match scheme {
+                "digest" | "ip" => true,
+                "sasl" => self.sasl.provider,
+                "x509" => self.x509_provider,
+                _ => false,
+            };
             if let Some(missing) = schemes.iter().find(|s| !available(s)) {
                 return Err(invalid(format!(
                     "enforce.auth.schemes: authentication scheme {missing} is not available (sasl needs \
-                     authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider)"
+                     authProvider.N=org.apache.zookeeper.server.auth.SASLAuthenticationProvider, x509 needs \
+                     authProvider.N=org.apache.zookeeper.server.auth.X509AuthenticationProvider)"
                 )));
             }
         }
@@ -596,7 +633,7 @@ impl Config {
                 }
                 // Boolean.getBoolean, as ZooKeeper reads its system property.
                 "readonlymode.enabled" => config.read_only_mode = value.eq_ignore_ascii_case("true"),
-                k if config.set_authentication_property(k, &value) => {}
+                k if config.set_security_property(k, &value, &format!("{origin}:{line}")) => {}
                 "audit.enable" => audit_enabled = value.eq_ignore_ascii_case("true"),
                 "auditlog.file" => audit_file = Some(at.path(&value)?),
                 "log.dir" => log_dir = Some(at.path(&value)?),
@@ -704,7 +741,11 @@ impl Config {
     }
 
     fn check_client_port(&self, origin: &str) -> Result<(), ConfigError> {
-        if self.servers.is_empty() && self.client_port.is_none() {
+        // ZooKeeper serves on the secure port alone when only it is set.
+        if self.servers.is_empty()
+            && self.client_port.is_none()
+            && !self.client_tls_keys.contains_key("secureClientPort")
+        {
             return Err(ConfigError::Invalid { origin: origin.into(), reason: "clientPort is not set".into() });
         }
         Ok(())
@@ -1008,10 +1049,10 @@ mod tests {
             ("dataDir=/d\nserver.x=h:1:2\n", "zoo.cfg:2: server.x: 'x' is not a valid server id"),
             ("dataDir=/d\nclientPortAddress=nowhere\nclientPort=1\n", "zoo.cfg:2: clientPortAddress: 'nowhere'"),
             // Fail closed: a security key that asks for what is not provided stops start-up.
-            ("dataDir=/d\nclientPort=1\nsecureClientPort=2281\n", "zoo.cfg:3: secureClientPort: TLS for client"),
+            ("dataDir=/d\nclientPort=1\nssl.crl=true\n", "zoo.cfg:3: ssl.crl: this TLS setting is not supported"),
             ("dataDir=/d\nclientPort=1\nzookeeper.sslQuorum=true\n", "zoo.cfg:3: zookeeper.sslQuorum: TLS between"),
             (
-                "dataDir=/d\nclientPort=1\nauthProvider.1=org.apache.zookeeper.server.auth.X509AuthenticationProvider\n",
+                "dataDir=/d\nclientPort=1\nauthProvider.1=org.example.KerberosNameProvider\n",
                 "zoo.cfg:3: authProvider.1: this authentication provider is not available",
             ),
             ("dataDir=/d\nclientPort=1\nquorum.auth.enableSasl=true\n", "zoo.cfg:3: quorum.auth.enableSasl: SASL"),

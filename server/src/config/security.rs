@@ -33,9 +33,11 @@ impl Refusal {
     fn explain(self) -> &'static str {
         match self {
             Refusal::ClientTls => {
-                "TLS for client connections is not supported yet; ferrokeeper refuses to start rather than serve \
-                 these clients in plaintext. To run without TLS, remove secureClientPort, secureClientPortAddress, \
-                 client.portUnification, client.certReload and the ssl.* keys"
+                "this TLS setting is not supported (certificate revocation checks, a custom SSLContext supplier, \
+                 TLS for the AdminServer); ferrokeeper refuses to start rather than serve with less protection \
+                 than asked. Client TLS itself is provided: secureClientPort, client.portUnification, \
+                 client.certReload, ssl.keyStore.*, ssl.trustStore.*, ssl.clientAuth, ssl.protocol, \
+                 ssl.enabledProtocols, ssl.ciphersuites and x509 authentication"
             }
             Refusal::QuorumTls => {
                 "TLS between ensemble members is not supported yet; ferrokeeper refuses to start rather than talk \
@@ -80,15 +82,13 @@ enum Asks {
 
 /// Every security key ZooKeeper 3.8 reads (without the `zookeeper.` prefix), by exact name.
 const KEYS: &[(&str, Asks, Refusal)] = &[
-    ("secureClientPort", Asks::Always, Refusal::ClientTls),
-    ("secureClientPortAddress", Asks::Always, Refusal::ClientTls),
-    ("client.portUnification", Asks::WhenTrue, Refusal::ClientTls),
-    ("client.certReload", Asks::WhenTrue, Refusal::ClientTls),
     ("admin.forceHttps", Asks::WhenTrue, Refusal::ClientTls),
     ("admin.portUnification", Asks::WhenTrue, Refusal::ClientTls),
     // x509 client certificates for the AdminServer's authenticated commands.
     ("admin.needClientAuth", Asks::WhenTrue, Refusal::ClientTls),
-    ("X509AuthenticationProvider.superUser", Asks::Always, Refusal::ClientTls),
+    // Java's revocation checking fetches CRLs and OCSP answers over the network.
+    ("ssl.crl", Asks::WhenTrue, Refusal::ClientTls),
+    ("ssl.ocsp", Asks::WhenTrue, Refusal::ClientTls),
     ("sslQuorum", Asks::WhenTrue, Refusal::QuorumTls),
     ("portUnification", Asks::WhenTrue, Refusal::QuorumTls),
     ("sslQuorumReloadCertFiles", Asks::WhenTrue, Refusal::QuorumTls),
@@ -129,11 +129,12 @@ fn refused_family(key: &str, value: &str) -> Option<Refusal> {
     if key.starts_with("ssl.quorum.") {
         return Some(Refusal::QuorumTls);
     }
-    if key.starts_with("ssl.") {
+    if key.starts_with("ssl.") && !super::tls::KEYS.contains(&key) {
         return Some(Refusal::ClientTls);
     }
     if key.starts_with("authProvider.") {
-        let provided = BUILT_IN_PROVIDERS.contains(&value) || value == super::SASL_PROVIDER;
+        let provided =
+            BUILT_IN_PROVIDERS.contains(&value) || value == super::SASL_PROVIDER || value == super::tls::X509_PROVIDER;
         return (!provided).then_some(Refusal::AuthProvider);
     }
     match key {
@@ -189,35 +190,37 @@ mod tests {
     fn security_keys_are_refused_when_they_ask_for_a_property() {
         use Refusal::*;
         let cases: &[(&str, &str, Option<Refusal>)] = &[
-            ("secureClientPort", "2281", Some(ClientTls)),
-            ("secureClientPortAddress", "0.0.0.0", Some(ClientTls)),
-            ("client.portUnification", "true", Some(ClientTls)),
-            ("client.portUnification", "false", None),
-            ("client.certReload", "TRUE", Some(ClientTls)),
-            ("client.certReload", "false", None),
+            // Provided: client TLS (config::tls resolves them).
+            ("secureClientPort", "2281", None),
+            ("secureClientPortAddress", "0.0.0.0", None),
+            ("client.portUnification", "true", None),
+            ("client.certReload", "TRUE", None),
+            ("ssl.keyStore.location", "/etc/zk/keystore.p12", None),
+            ("ssl.keyStore.password", "secret", None),
+            ("ssl.keyStore.passwordPath", "/etc/zk/pw", None),
+            ("ssl.keyStore.type", "PKCS12", None),
+            ("ssl.trustStore.location", "/etc/zk/trust.pem", None),
+            ("ssl.trustStore.password", "secret", None),
+            ("ssl.trustStore.type", "PEM", None),
+            ("ssl.clientAuth", "need", None),
+            ("ssl.enabledProtocols", "TLSv1.3", None),
+            ("ssl.ciphersuites", "TLS_AES_128_GCM_SHA256", None),
+            ("ssl.protocol", "TLSv1.2", None),
+            ("ssl.hostnameVerification", "false", None),
+            ("ssl.handshakeDetectionTimeoutMillis", "5000", None),
+            ("ssl.authProvider", "x509", None),
+            ("X509AuthenticationProvider.superUser", "CN=admin", None),
+            ("authProvider.x509", "org.apache.zookeeper.server.auth.X509AuthenticationProvider", None),
+            // Not provided.
             ("admin.forceHttps", "true", Some(ClientTls)),
             ("admin.portUnification", "true", Some(ClientTls)),
             ("admin.needClientAuth", "true", Some(ClientTls)),
             ("admin.needClientAuth", "false", None),
-            ("ssl.keyStore.location", "/etc/zk/keystore.jks", Some(ClientTls)),
-            ("ssl.keyStore.password", "secret", Some(ClientTls)),
-            ("ssl.keyStore.passwordPath", "/etc/zk/pw", Some(ClientTls)),
-            ("ssl.keyStore.type", "PKCS12", Some(ClientTls)),
-            ("ssl.trustStore.location", "/etc/zk/trust.jks", Some(ClientTls)),
-            ("ssl.trustStore.password", "secret", Some(ClientTls)),
-            ("ssl.trustStore.type", "PEM", Some(ClientTls)),
-            ("ssl.clientAuth", "need", Some(ClientTls)),
-            ("ssl.clientAuth", "none", Some(ClientTls)),
-            ("ssl.enabledProtocols", "TLSv1.3", Some(ClientTls)),
-            ("ssl.ciphersuites", "TLS_AES_128_GCM_SHA256", Some(ClientTls)),
-            ("ssl.protocol", "TLSv1.2", Some(ClientTls)),
-            ("ssl.hostnameVerification", "false", Some(ClientTls)),
-            ("ssl.handshakeDetectionTimeoutMillis", "5000", Some(ClientTls)),
-            ("ssl.authProvider", "x509", Some(ClientTls)),
             ("ssl.crl", "true", Some(ClientTls)),
+            ("ssl.crl", "false", None),
             ("ssl.ocsp", "true", Some(ClientTls)),
             ("ssl.context.supplier.class", "com.example.Ctx", Some(ClientTls)),
-            ("X509AuthenticationProvider.superUser", "CN=admin", Some(ClientTls)),
+            ("ssl.fancyNewThing", "on", Some(ClientTls)),
             ("sslQuorum", "true", Some(QuorumTls)),
             ("sslQuorum", "True", Some(QuorumTls)),
             ("sslQuorum", "false", None),
@@ -253,7 +256,6 @@ mod tests {
             ("sasl.serverconfig", "Server", None),
             ("superUser", "admin", None),
             ("SASLAuthenticationProvider.superPassword", "pw", None),
-            ("authProvider.x509", "org.apache.zookeeper.server.auth.X509AuthenticationProvider", Some(AuthProvider)),
             ("authProvider.2", "com.example.MyProvider", Some(AuthProvider)),
             ("authProvider.1", "org.apache.zookeeper.server.auth.DigestAuthenticationProvider", None),
             ("authProvider.ip", "org.apache.zookeeper.server.auth.IPAuthenticationProvider", None),

@@ -1,4 +1,5 @@
-//! Accepts client connections, enforces `maxClientCnxns` per address, and deals them to the shards.
+//! Accepts client connections, enforces `maxClientCnxns` per address, and deals them to the shards. One
+//! acceptor per listener: the client port, and the secure client port when TLS has one of its own.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -9,6 +10,7 @@ use tracing::{error, warn};
 
 use super::Shared;
 use super::messages::ShardMsg;
+use super::tls::Port;
 use crate::config::Config;
 
 /// Connections per client address (ZooKeeper's `maxClientCnxns`; 0 = unlimited).
@@ -44,12 +46,29 @@ impl ConnectionLimiter {
     }
 }
 
-pub fn bind(config: &Config) -> std::io::Result<TcpListener> {
+/// The client listeners: the client port (plaintext, or unified with `client.portUnification`) unless
+/// only a secure port is configured, then the secure port. The first is where clients are told to go.
+pub fn bind_all(config: &Config) -> std::io::Result<Vec<(TcpListener, Port)>> {
+    let tls = config.client_tls.as_ref();
+    let mut listeners = Vec::new();
     // A member's client address may come from its own server line.
-    let addr = match config.client_address() {
-        Some(address) => address.to_socket_addr()?,
-        None => SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 2181),
+    let plain = match config.client_address() {
+        Some(address) => Some(address.to_socket_addr()?),
+        None if tls.is_some_and(|t| t.secure_port.is_some()) => None,
+        None => Some(SocketAddr::new(IpAddr::from([0, 0, 0, 0]), 2181)),
     };
+    if let Some(addr) = plain {
+        let port = if tls.is_some_and(|t| t.port_unification) { Port::Unified } else { Port::Plain };
+        listeners.push((listen(addr)?, port));
+    }
+    if let Some(secure_port) = tls.and_then(|t| t.secure_port) {
+        let ip = tls.and_then(|t| t.secure_address).unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        listeners.push((listen(SocketAddr::new(ip, secure_port))?, Port::Secure));
+    }
+    Ok(listeners)
+}
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
     socket.bind(&addr.into())?;
@@ -57,7 +76,7 @@ pub fn bind(config: &Config) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-pub fn run(shared: Arc<Shared>, listener: TcpListener) {
+pub fn run(shared: Arc<Shared>, listener: TcpListener, port: Port) {
     let mut next_shard = 0;
     loop {
         let (stream, peer) = match listener.accept() {
@@ -77,7 +96,7 @@ pub fn run(shared: Arc<Shared>, listener: TcpListener) {
             shared.limiter.release(peer.ip());
             continue;
         }
-        shared.shards[next_shard].send(ShardMsg::NewConnection(mio::net::TcpStream::from_std(stream), peer));
+        shared.shards[next_shard].send(ShardMsg::NewConnection(mio::net::TcpStream::from_std(stream), peer, port));
         next_shard = (next_shard + 1) % shared.shards.len();
     }
 }

@@ -12,6 +12,7 @@ use fk_net::frame::{begin_frame, end_frame};
 use fk_net::jute::Jute;
 use fk_net::reactor::Buffers;
 
+use super::tls::Transport;
 use crate::auth::AuthIds;
 use crate::ops::stats::ConnStats;
 use crate::watch::ConnId;
@@ -47,6 +48,10 @@ pub enum Pending {
 pub struct Connection {
     pub id: ConnId,
     pub stream: mio::net::TcpStream,
+    /// Plaintext or TLS between the socket and `buffers`.
+    pub transport: Transport,
+    /// A TLS handshake finished and its client certificate was looked at (x509 authentication).
+    pub tls_established: bool,
     pub peer: SocketAddr,
     pub buffers: Buffers,
     pub phase: Phase,
@@ -76,10 +81,12 @@ pub struct Connection {
 }
 
 impl Connection {
-    pub fn new(id: ConnId, stream: mio::net::TcpStream, peer: SocketAddr, now: Instant) -> Self {
+    pub fn new(id: ConnId, stream: mio::net::TcpStream, transport: Transport, peer: SocketAddr, now: Instant) -> Self {
         Connection {
             id,
             stream,
+            transport,
+            tls_established: false,
             peer,
             buffers: Buffers::new(),
             phase: Phase::Handshake,

@@ -61,7 +61,7 @@ pub enum SequencerMsg {
 
 /// What a shard is told.
 pub enum ShardMsg {
-    NewConnection(mio::net::TcpStream, SocketAddr),
+    NewConnection(mio::net::TcpStream, SocketAddr, super::tls::Port),
     /// One applier batch: the watch triggers it caused (shared by all shards) and this shard's replies,
     /// each tagged with its proposal's position so they interleave in apply order.
     Applied(AppliedBatch),

@@ -31,6 +31,7 @@ pub mod sequencer;
 mod settle;
 pub mod shard;
 pub mod snapshotter;
+pub mod tls;
 
 use std::io;
 use std::net::SocketAddr;
@@ -74,6 +75,8 @@ pub struct Shared {
     pub snapshots: Sender<snapshotter::SnapshotRequest>,
     /// The audit log, when `audit.enable=true`.
     pub audit: Option<Arc<crate::ops::audit::AuditLog>>,
+    /// TLS for clients, when a port serves it (`secureClientPort`, `client.portUnification`).
+    pub client_tls: Option<Arc<tls::ClientTlsRuntime>>,
 }
 
 /// What this server is doing: its mode (standalone, or its role in the ensemble) and whether it serves
@@ -270,8 +273,20 @@ impl Server {
     pub fn start(config: Config, storage: Storage) -> anyhow::Result<Server> {
         let Storage { dirs, recovered, device, on_fatal } = storage;
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
-        let listener = acceptor::bind(&config).context("cannot bind the client port")?;
-        let client_addr = listener.local_addr()?;
+        let client_tls = match &config.client_tls {
+            Some(settings) => {
+                Some(Arc::new(tls::ClientTlsRuntime::new(settings.clone()).context("cannot set up TLS for clients")?))
+            }
+            None => None,
+        };
+        let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
+        // Where clients are told to connect: the plaintext (or unified) port, else the secure one.
+        let client_addr = listeners[0].0.local_addr()?;
+        for (listener, port) in &listeners {
+            if *port != tls::Port::Plain {
+                tracing::info!(address = %listener.local_addr()?, "client port takes TLS ({port:?})");
+            }
+        }
         let metrics = match &config.prometheus {
             Some(at) => Some(HttpEndpoint::bind(&at.host, at.port).with_context(|| {
                 format!(
@@ -342,6 +357,7 @@ impl Server {
             sequencer: sequencer_tx.clone(),
             snapshots: snapshot_tx.clone(),
             audit,
+            client_tls,
         });
         let mut threads = Threads::new();
         if let (Some(writer), Some(log)) = (audit_writer, &shared.audit) {
@@ -402,8 +418,14 @@ impl Server {
             };
             fourlw::run(&*s, fourlw_rx, answer)
         })?;
-        let s = shared.clone();
-        threads.spawn("fk-acceptor", move || acceptor::run(s, listener))?;
+        for (listener, port) in listeners {
+            let s = shared.clone();
+            let name = if port == tls::Port::Secure { "fk-acceptor-tls" } else { "fk-acceptor" };
+            threads.spawn(name, move || acceptor::run(s, listener, port))?;
+        }
+        if let Some(tls) = shared.client_tls.clone().filter(|tls| tls.settings.cert_reload) {
+            threads.spawn("fk-cert-reload", move || tls.watch_stores())?;
+        }
         if let Some(endpoint) = metrics {
             tracing::info!("serving Prometheus metrics at http://{}/metrics", endpoint.local_addr());
             let s = shared.clone();

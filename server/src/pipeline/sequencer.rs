@@ -64,7 +64,7 @@ pub fn settings(config: &crate::config::Config) -> SequencerSettings {
             skip_acl: config.skip_acl,
             reconfig_enabled: config.reconfig_enabled,
             enforce_quota: config.enforce_quota,
-            sasl_acls: config.sasl.provider,
+            acl_schemes: crate::auth::AclSchemes { sasl: config.sasl.provider, x509: config.x509_provider },
         },
         server_id: config.my_id.map_or(1, |id| id as u8),
         tick_ms: config.tick_time_ms as u64,

@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
+use super::tls::{Port, TlsFailure, Transport};
 use crate::ops::audit::{self, Requester, events};
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
@@ -184,6 +185,7 @@ impl Shard {
         let cap = self.input_cap();
         let mut ids = std::mem::take(&mut self.state.input_ready);
         let mut reads = 0;
+        let mut established = Vec::new();
         for (index, id) in ids.iter().enumerate() {
             let Some(conn) = self.state.conns.get_mut(id) else { continue };
             if !may_read(conn, cap) {
@@ -195,7 +197,8 @@ impl Shard {
                 break;
             }
             reads += 1;
-            match conn.buffers.fill(&mut conn.stream, cap, &mut self.state.pool) {
+            let tls = self.shared.client_tls.as_deref();
+            match conn.transport.fill(&mut conn.stream, &mut conn.buffers, cap, &mut self.state.pool, tls) {
                 Ok(ReadStatus::Drained) => conn.readable = false,
                 // The socket may hold more: `readable` stays set, and the connection is rescheduled once
                 // its frames are consumed (edge-triggered readiness will not report those bytes again).
@@ -204,12 +207,23 @@ impl Shard {
                     conn.readable = false;
                     conn.peer_closed = true;
                 }
+                Err(e) if e.get_ref().is_some_and(|inner| inner.is::<TlsFailure>()) => {
+                    info!(peer = %conn.peer, "closing connection: {e}");
+                    conn.abort("TLS failure");
+                    self.state.output_dirty.push(*id);
+                }
                 Err(e) => {
                     debug!(peer = %conn.peer, "read failed: {e}");
                     conn.abort("read error");
                     self.state.output_dirty.push(*id);
                 }
             }
+            if conn.transport.is_tls() && !conn.tls_established && !conn.transport.handshaking() && !conn.aborted {
+                established.push(*id);
+            }
+        }
+        for id in established {
+            self.tls_established(id);
         }
         self.state.input_ready = ids;
     }
@@ -217,7 +231,7 @@ impl Shard {
     fn drain_channel(&mut self, tree: &DataTree) {
         while let Ok(msg) = self.rx.try_recv() {
             match msg {
-                ShardMsg::NewConnection(stream, peer) => self.accept(stream, peer),
+                ShardMsg::NewConnection(stream, peer, port) => self.accept(stream, peer, port),
                 ShardMsg::Applied(batch) => self.apply_batch(batch, tree),
                 ShardMsg::Reattached { conn, session_id, timeout_ms } => {
                     self.established(conn, session_id, timeout_ms, tree)
@@ -243,9 +257,17 @@ impl Shard {
         }
     }
 
-    fn accept(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    fn accept(&mut self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr, port: Port) {
         let id = self.state.next_conn;
         self.state.next_conn += 1;
+        let transport = match Transport::for_port(port, self.shared.client_tls.as_deref()) {
+            Ok(transport) => transport,
+            Err(e) => {
+                warn!(%peer, "cannot start TLS for the connection: {e}");
+                self.shared.limiter.release(peer.ip());
+                return;
+            }
+        };
         if let Err(e) = self.poll.registry().register(&mut stream, Token(id as usize), Interest::READABLE) {
             warn!(%peer, "cannot register connection: {e}");
             self.shared.limiter.release(peer.ip());
@@ -253,15 +275,67 @@ impl Shard {
         }
         self.shared.stats.connections.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let now = Instant::now();
-        let mut conn = Connection::new(id, stream, peer, now);
+        let mut conn = Connection::new(id, stream, transport, peer, now);
         // ZooKeeper closes a connection that has not established a session within
-        // sessionlessCnxnTimeout, so half-open handshakes cannot hold maxClientCnxns slots.
-        let deadline = now + Duration::from_millis(self.shared.config.sessionless_cnxn_timeout_ms);
+        // sessionlessCnxnTimeout, so half-open handshakes cannot hold maxClientCnxns slots. A TLS
+        // handshake has the shorter of that and ssl.handshakeDetectionTimeoutMillis.
+        let mut timeout = Duration::from_millis(self.shared.config.sessionless_cnxn_timeout_ms);
+        if let (true, Some(tls)) = (conn.transport.handshaking(), &self.shared.client_tls) {
+            timeout = timeout.min(tls.handshake_timeout());
+        }
+        let deadline = now + timeout;
         conn.deadline = Some(deadline);
         self.state.deadlines.push(Reverse((deadline, id)));
         self.state.conns.insert(id, conn);
         self.state.input_ready.push(id);
-        debug!(%peer, shard = self.state.index, conn = id, "accepted");
+        debug!(%peer, shard = self.state.index, conn = id, ?port, "accepted");
+    }
+
+    /// A TLS handshake finished: the connection has a full sessionless timeout from now for its session,
+    /// and the client certificate it was asked for (`ssl.clientAuth` want or need) becomes its `x509` id.
+    /// As in ZooKeeper, a certificate presented without the x509 provider configured closes the
+    /// connection.
+    fn tls_established(&mut self, id: ConnId) {
+        let tls = self.shared.client_tls.clone().expect("a TLS connection has TLS configured");
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        conn.tls_established = true;
+        let deadline = Instant::now() + Duration::from_millis(self.shared.config.sessionless_cnxn_timeout_ms);
+        conn.deadline = Some(deadline);
+        self.state.deadlines.push(Reverse((deadline, id)));
+        let Transport::Tls(session) = &conn.transport else { unreachable!("established only over TLS") };
+        debug!(peer = %conn.peer, version = ?session.protocol_version(), suite = ?session.negotiated_cipher_suite().map(|s| s.suite()), "TLS handshake done");
+        if tls.settings.settings.client_auth == fk_tls::ClientAuth::None {
+            return;
+        }
+        let Some(leaf) = session.peer_certificates().and_then(|chain| chain.first()) else { return };
+        if !tls.settings.x509 {
+            warn!(
+                peer = %conn.peer,
+                "X509 Auth provider not found: x509 (a client certificate was asked for and presented; set \
+                 authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider); closing"
+            );
+            conn.abort("no x509 authentication provider");
+            self.state.output_dirty.push(id);
+            return;
+        }
+        match fk_tls::java_subject_name(leaf) {
+            Ok(subject) => {
+                let is_super = tls.settings.x509_super_user.as_deref() == Some(subject.as_str());
+                let mut auth = (*conn.auth).clone();
+                auth.add_x509(&subject, is_super);
+                conn.auth = Arc::new(auth);
+                conn.audit_identity = std::cell::OnceCell::new();
+                if is_super {
+                    info!(peer = %conn.peer, "Authenticated Id '{subject}' as super user");
+                }
+                info!(peer = %conn.peer, "Authenticated Id '{subject}' for Scheme 'x509'");
+            }
+            Err(e) => {
+                warn!(peer = %conn.peer, "client certificate refused: {e}; closing");
+                conn.abort("client certificate unreadable");
+                self.state.output_dirty.push(id);
+            }
+        }
     }
 
     fn close_later(&mut self, conn: ConnId, reason: &'static str) {
@@ -804,12 +878,17 @@ impl Shard {
             let timeout_ms = self.shared.config.sessionless_cnxn_timeout_ms;
             let what = match conn.phase {
                 _ if conn.closing.is_some() => "its output was not read",
+                _ if conn.transport.handshaking() => "its TLS handshake did not complete",
                 Phase::Handshake | Phase::Connecting { .. } => "no session was established",
                 Phase::FourLetter { .. } => "its 4-letter word was not completed",
                 Phase::Session { read_only: true, .. } => "its read-only session timed out",
                 Phase::Session { .. } => unreachable!("a session connection has a deadline only while closing"),
             };
-            info!(peer = %conn.peer, "closing connection: {what} within {timeout_ms} ms (sessionlessCnxnTimeout)");
+            if conn.transport.handshaking() {
+                info!(peer = %conn.peer, "closing connection: {what} in time (ssl.handshakeDetectionTimeoutMillis)");
+            } else {
+                info!(peer = %conn.peer, "closing connection: {what} within {timeout_ms} ms (sessionlessCnxnTimeout)");
+            }
             conn.abort("deadline passed");
             self.state.output_dirty.push(id);
         }
@@ -825,7 +904,7 @@ impl Shard {
         for id in ids {
             let Some(conn) = self.state.conns.get_mut(&id) else { continue };
             let flushed = conn.aborted
-                || conn.buffers.flush(&mut conn.stream).unwrap_or_else(|e| {
+                || conn.transport.flush(&mut conn.stream, &mut conn.buffers).unwrap_or_else(|e| {
                     debug!(peer = %conn.peer, "write failed: {e}");
                     conn.abort("write error");
                     true
@@ -863,6 +942,9 @@ impl Shard {
 
     fn remove_connection(&mut self, id: ConnId) {
         let Some(mut conn) = self.state.conns.remove(&id) else { return };
+        if !conn.aborted {
+            conn.transport.close_notify(&mut conn.stream);
+        }
         let _ = self.poll.registry().deregister(&mut conn.stream);
         self.state.watches.remove_connection(id);
         self.shared.limiter.release(conn.peer.ip());

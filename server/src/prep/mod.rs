@@ -29,8 +29,8 @@ pub struct PrepSettings {
     pub reconfig_enabled: bool,
     /// `zookeeper.enforceQuota`: creates and setData below a quota are checked against its limits.
     pub enforce_quota: bool,
-    /// ZooKeeper's SASLAuthenticationProvider is configured: `sasl` ACLs are valid.
-    pub sasl_acls: bool,
+    /// The SASL and x509 providers configured: ACLs of their schemes are valid.
+    pub acl_schemes: crate::auth::AclSchemes,
 }
 
 /// The request's context: who sends it and the txn header values it will get.
@@ -262,7 +262,7 @@ fn prep_create(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, create: Create<'_>
     let mode = validate_create_mode(ctx, &create, flags)?;
     check_session(ctx)?;
     let parent_path = parent_of(create.path)?;
-    let acl = fixup_acl(create.acl, ctx.auth, ctx.settings.sasl_acls)?;
+    let acl = fixup_acl(create.acl, ctx.auth, ctx.settings.acl_schemes)?;
     let mut parent = node(view, parent_path)?;
     check_perm(ctx, &parent.acl, perms::CREATE)?;
     let mut path = create.path.to_owned();
@@ -395,7 +395,7 @@ fn prep_set_data(
 fn prep_set_acl(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, path: &str, acl: &[Acl], version: i32) -> PrepResult {
     check_session(ctx)?;
     valid_path(path)?;
-    let acl = fixup_acl(acl, ctx.auth, ctx.settings.sasl_acls)?;
+    let acl = fixup_acl(acl, ctx.auth, ctx.settings.acl_schemes)?;
     let mut target = node(view, path)?;
     check_perm(ctx, &target.acl, perms::ADMIN)?;
     let new_version = check_and_inc_version(target.stat.aversion, version)?;

@@ -1,0 +1,242 @@
+//! The client port's TLS keys as ZooKeeper 3.8 reads them: `secureClientPort` (and its address), a
+//! plaintext-or-TLS `clientPort` with `client.portUnification`, `client.certReload`, the `ssl.*` stores,
+//! protocols, suites and client authentication, and x509 authentication (`authProvider.N=…
+//! X509AuthenticationProvider`, `ssl.authProvider`, `X509AuthenticationProvider.superUser`).
+//!
+//! Keys are gathered as read (from zoo.cfg, or JVM flags where zoo.cfg does not set them) and resolved
+//! once by [`Config::load_client_tls`](super::Config::load_client_tls), so a password may come from a
+//! file and a store's type from its name whichever order the keys came in.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use fk_tls::{ClientAuth, Protocols, StoreSpec, StoreType, TlsSettings};
+
+/// ZooKeeper's x509 authentication provider.
+pub const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+
+/// Every client TLS key taken here (without the `zookeeper.` prefix).
+pub const KEYS: &[&str] = &[
+    "secureClientPort",
+    "secureClientPortAddress",
+    "client.portUnification",
+    "client.certReload",
+    "ssl.keyStore.location",
+    "ssl.keyStore.password",
+    "ssl.keyStore.passwordPath",
+    "ssl.keyStore.type",
+    "ssl.trustStore.location",
+    "ssl.trustStore.password",
+    "ssl.trustStore.passwordPath",
+    "ssl.trustStore.type",
+    "ssl.clientAuth",
+    "ssl.protocol",
+    "ssl.enabledProtocols",
+    "ssl.ciphersuites",
+    // A client's setting; the server does not check client host names (ZooKeeper's ClientX509Util).
+    "ssl.hostnameVerification",
+    "ssl.handshakeDetectionTimeoutMillis",
+    "ssl.authProvider",
+    "X509AuthenticationProvider.superUser",
+    // Netty's engine choice (JDK or OpenSSL); rustls is the one engine here.
+    "ssl.sslProvider",
+];
+
+/// A key's value and where it came from (`zoo.cfg:12`, or a JVM flag), for messages.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawValue {
+    pub value: String,
+    pub source: String,
+}
+
+/// The client port's TLS, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientTls {
+    /// `secureClientPort`: a port where every connection is TLS.
+    pub secure_port: Option<u16>,
+    /// `secureClientPortAddress` (default: every address).
+    pub secure_address: Option<IpAddr>,
+    /// `client.portUnification`: the plaintext client port also takes TLS, told apart by the first byte.
+    pub port_unification: bool,
+    /// `client.certReload`: the stores are read again when their files change.
+    pub cert_reload: bool,
+    pub settings: TlsSettings,
+    /// The client certificate's subject becomes an `x509` id (`authProvider.N=…X509AuthenticationProvider`).
+    /// Without it, ZooKeeper closes every connection that presented a certificate it asked for.
+    pub x509: bool,
+    /// `X509AuthenticationProvider.superUser`: the subject that bypasses every ACL.
+    pub x509_super_user: Option<String>,
+    /// `ssl.handshakeDetectionTimeoutMillis` (ZooKeeper's default 5 s): how long a TLS handshake may take.
+    pub handshake_timeout_ms: u64,
+}
+
+/// Resolves the gathered keys. `Ok(None)` when no port asks for TLS (ssl.* keys alone serve nothing on
+/// the client port, as in ZooKeeper; the caller warns about them).
+pub fn resolve(raw: &BTreeMap<String, RawValue>, x509_provider: bool) -> Result<Option<ClientTls>, String> {
+    let get = |key: &str| raw.get(key).map(|r| r.value.trim().to_owned()).filter(|v| !v.is_empty());
+    let at = |key: &str, reason: String| match raw.get(key) {
+        Some(r) => format!("{}: {key}: {reason}", r.source),
+        None => format!("{key}: {reason}"),
+    };
+    let is_true = |key: &str| get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let secure_port = match get("secureClientPort") {
+        Some(v) => match v.parse::<u16>() {
+            // 0 is no secure port, as in ZooKeeper.
+            Ok(0) => None,
+            Ok(port) => Some(port),
+            Err(_) => return Err(at("secureClientPort", format!("'{v}' is not a port number"))),
+        },
+        None => None,
+    };
+    let secure_address = match get("secureClientPortAddress") {
+        Some(v) => Some(v.parse().map_err(|_| at("secureClientPortAddress", format!("'{v}' is not an IP address")))?),
+        None => None,
+    };
+    let port_unification = is_true("client.portUnification");
+    if secure_port.is_none() && !port_unification {
+        if let Some(key) = ["secureClientPortAddress", "client.certReload"].into_iter().find(|k| get(k).is_some()) {
+            return Err(at(key, "no port serves TLS: set secureClientPort or client.portUnification=true".into()));
+        }
+        return Ok(None);
+    }
+    let store = |prefix: &str| -> Result<Option<StoreSpec>, String> {
+        let type_key = format!("{prefix}.type");
+        let store_type =
+            match get(&type_key) {
+                Some(name) => Some(StoreType::from_name(&name).ok_or_else(|| {
+                    at(&type_key, format!("'{name}' is not a store type (PEM, PKCS12, JKS or BCFKS)"))
+                })?),
+                None => None,
+            };
+        let Some(location) = get(&format!("{prefix}.location")) else { return Ok(None) };
+        let password = match get(&format!("{prefix}.password")) {
+            Some(password) => Some(password),
+            None => match get(&format!("{prefix}.passwordPath")) {
+                Some(path) => Some(read_secret(&path).map_err(|e| at(&format!("{prefix}.passwordPath"), e))?),
+                None => None,
+            },
+        };
+        Ok(Some(StoreSpec { location: PathBuf::from(location), password, store_type }))
+    };
+    let client_auth = match get("ssl.clientAuth") {
+        Some(v) => {
+            ClientAuth::from_name(&v).ok_or_else(|| at("ssl.clientAuth", format!("'{v}' is not none, want or need")))?
+        }
+        None => ClientAuth::Need,
+    };
+    // ZooKeeper 3.8: the enabled protocols, else the one `ssl.protocol` names (TLSv1.2 by default).
+    let protocols = match (get("ssl.enabledProtocols"), get("ssl.protocol")) {
+        (Some(list), _) => Protocols::from_java_names("ssl.enabledProtocols", &split(&list)),
+        (None, Some(one)) => Protocols::from_java_names("ssl.protocol", &[one]),
+        (None, None) => Ok(Protocols::default()),
+    }
+    .map_err(|e| e.to_string())?;
+    let cipher_suites = get("ssl.ciphersuites").map(|list| split(&list));
+    let settings = TlsSettings {
+        key_store: store("ssl.keyStore")?,
+        trust_store: store("ssl.trustStore")?,
+        client_auth,
+        protocols,
+        cipher_suites,
+        verify_hostname: true,
+    };
+    if let Some(scheme) = get("ssl.authProvider").filter(|s| s != "x509") {
+        return Err(at(
+            "ssl.authProvider",
+            format!(
+                "'{scheme}': x509 (X509AuthenticationProvider) is the only certificate authentication provider here"
+            ),
+        ));
+    }
+    let handshake_timeout_ms = match get("ssl.handshakeDetectionTimeoutMillis") {
+        Some(v) => match v.parse::<u64>() {
+            Ok(ms) if ms > 0 => ms,
+            _ => return Err(at("ssl.handshakeDetectionTimeoutMillis", format!("'{v}' is not a positive integer"))),
+        },
+        None => 5000,
+    };
+    Ok(Some(ClientTls {
+        secure_port,
+        secure_address,
+        port_unification,
+        cert_reload: is_true("client.certReload"),
+        settings,
+        x509: x509_provider,
+        x509_super_user: get("X509AuthenticationProvider.superUser"),
+        handshake_timeout_ms,
+    }))
+}
+
+/// ZooKeeper's comma-separated lists.
+fn split(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// ZooKeeper's `SecretUtils.readSecret`: the file's text, less one trailing line separator.
+fn read_secret(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(pairs: &[(&str, &str)]) -> BTreeMap<String, RawValue> {
+        pairs
+            .iter()
+            .enumerate()
+            .map(|(i, (k, v))| (k.to_string(), RawValue { value: v.to_string(), source: format!("zoo.cfg:{}", i + 1) }))
+            .collect()
+    }
+
+    #[test]
+    fn no_port_no_tls_and_keys_that_need_a_port_say_so() {
+        assert_eq!(resolve(&raw(&[("ssl.keyStore.location", "/k.pem")]), false), Ok(None));
+        let error = resolve(&raw(&[("client.certReload", "true")]), false).unwrap_err();
+        assert!(error.starts_with("zoo.cfg:1: client.certReload: no port serves TLS"), "{error}");
+    }
+
+    #[test]
+    fn zookeepers_defaults_and_spellings() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let tls = resolve(
+            &raw(&[
+                ("secureClientPort", "2281"),
+                ("ssl.keyStore.location", "/etc/zk/server.p12"),
+                ("ssl.keyStore.passwordPath", secret.to_str().unwrap()),
+                ("ssl.trustStore.location", "/etc/zk/ca.pem"),
+                ("ssl.trustStore.type", "pem"),
+            ]),
+            true,
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!(tls.secure_port, Some(2281));
+        assert_eq!(tls.settings.client_auth, ClientAuth::Need);
+        assert_eq!(tls.settings.protocols, Protocols::default());
+        let key_store = tls.settings.key_store.unwrap();
+        assert_eq!(key_store.password.as_deref(), Some("s3cret"));
+        assert_eq!(key_store.store_type, None, "inferred from the name when loaded");
+        assert_eq!(tls.settings.trust_store.unwrap().store_type, Some(StoreType::Pem));
+        assert_eq!(tls.handshake_timeout_ms, 5000);
+    }
+
+    #[test]
+    fn bad_values_name_their_line_and_key() {
+        let cases = [
+            (("ssl.clientAuth", "always"), "zoo.cfg:2: ssl.clientAuth: 'always' is not none, want or need"),
+            (("ssl.keyStore.type", "p12"), "zoo.cfg:2: ssl.keyStore.type: 'p12' is not a store type"),
+            (("ssl.enabledProtocols", "TLSv1"), "ssl.enabledProtocols: no protocol ferrokeeper speaks"),
+            (("ssl.authProvider", "x509custom"), "zoo.cfg:2: ssl.authProvider: 'x509custom'"),
+            (("secureClientPortAddress", "any"), "zoo.cfg:2: secureClientPortAddress: 'any' is not an IP"),
+        ];
+        for ((key, value), expected) in cases {
+            let error = resolve(&raw(&[("secureClientPort", "2281"), (key, value)]), false).unwrap_err();
+            assert!(error.starts_with(expected), "{key}={value}: {error}");
+        }
+    }
+}
