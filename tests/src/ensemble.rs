@@ -35,8 +35,15 @@ const BIND_RETRIES_MAX: u32 = 5;
 /// Lines of each member's log printed when a test panics.
 const LOG_TAIL_LINES: usize = 120;
 /// Debian's zookeeper jar (its manifest's Class-Path brings the other jars) and log4j binding.
-const ZOOKEEPER_JARS: &[&str] =
-    &["/usr/share/java/zookeeper.jar", "/usr/share/java/slf4j-log4j12.jar", "/usr/share/java/log4j-1.2.jar"];
+/// zookeeper.jar's manifest names most of its dependencies; Netty's codec and resolver (which its TLS
+/// handler and Netty connection factory need) it does not.
+const ZOOKEEPER_JARS: &[&str] = &[
+    "/usr/share/java/zookeeper.jar",
+    "/usr/share/java/slf4j-log4j12.jar",
+    "/usr/share/java/log4j-1.2.jar",
+    "/usr/share/java/netty-codec.jar",
+    "/usr/share/java/netty-resolver.jar",
+];
 /// Debian's configuration directory: log4j.properties, read from the classpath.
 const ZOOKEEPER_CONF_DIR: &str = "/etc/zookeeper/conf";
 

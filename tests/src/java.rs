@@ -123,7 +123,7 @@ impl Drop for JavaStandalone {
 
 /// A port free a moment ago; should another process take it before ZooKeeper binds it, ZooKeeper exits
 /// during start-up and says so in the log that the panic prints.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
     listener.local_addr().expect("local address").port()
 }

@@ -1,5 +1,6 @@
 //! Fail closed: the real binary refuses to start on a configuration that asks for a security property it
-//! does not provide (TLS, SASL, other authentication providers), naming the file, line and key — or the
+//! does not provide (quorum TLS, revocation checks, quorum SASL, Kerberos, other authentication
+//! providers), naming the file, line and key — or the
 //! environment variable ZooKeeper's scripts would have passed to the JVM — and never starts serving.
 
 use std::process::{Command, Stdio};
@@ -10,12 +11,12 @@ use fk_tests::{TestServer, server_binary};
 #[test]
 fn security_keys_stop_start_up_naming_file_line_and_key() {
     let cases = [
-        ("secureClientPort=2281", "secureClientPort: TLS for client connections is not supported yet"),
-        ("ssl.keyStore.location=/etc/zookeeper/keystore.p12", "ssl.keyStore.location: TLS for client"),
+        ("ssl.crl=true", "ssl.crl: this TLS setting is not supported"),
+        ("admin.forceHttps=true", "admin.forceHttps: this TLS setting is not supported"),
         ("sslQuorum=true", "sslQuorum: TLS between ensemble members"),
         (
-            "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider",
-            "authProvider.x509: this authentication provider is not available",
+            "authProvider.kerberos=com.example.KerberosNameProvider",
+            "authProvider.kerberos: this authentication provider is not available",
         ),
         ("quorum.auth.enableSasl=true", "quorum.auth.enableSasl: SASL between ensemble members"),
         ("zookeeper.kerberos.removeHostFromPrincipal=true", "kerberos.removeHostFromPrincipal: this part of SASL"),

@@ -1,0 +1,325 @@
+//! TLS for clients, beside ZooKeeper 3.8 (its Netty connection factory) on the same configuration:
+//! `secureClientPort` with PEM stores, `ssl.clientAuth` at its default (need) and x509 authentication.
+//! kazoo over TLS with a client certificate creates a znode with the `auth` scheme (which becomes the
+//! certificate's `x509:` subject, a name with an email address, a multi-valued part and a comma), a
+//! plaintext client on the client port is refused it, and raw connections with no, an untrusted or an
+//! expired certificate, plaintext and garbage on the TLS port are all refused while the server keeps
+//! serving. ZooKeeper's own shell over its Netty TLS socket sees the same ACL and `whoami`. Then the
+//! rest of ZooKeeper's key family: PKCS12 stores with a password file, port unification, clientAuth
+//! want, a stalled handshake, certificate reload, and the start-up refusals.
+//!
+//! Certificates come from `openssl` at test time; skips with a printed reason where openssl, kazoo,
+//! Java or Debian's package is missing.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fk_tests::TestServer;
+use fk_tests::java::{JavaStandalone, free_port};
+use serde_json::Value;
+
+const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/kazoo/client_tls.py");
+const X509_PROVIDER: &str = "authProvider.x509=org.apache.zookeeper.server.auth.X509AuthenticationProvider";
+/// alice's subject, as ZooKeeper 3.8 writes it (Java's X500Principal.getName()).
+const ALICE: &str = "1.2.840.113549.1.9.1=#1611616c696365406578616d706c652e636f6d,CN=alice+UID=a1,OU=Test,\
+                     O=Example\\, Inc.,C=US";
+
+/// A test CA, a server certificate for 127.0.0.1, client certificates (alice; mallory from another CA;
+/// an expired one) and PKCS12 copies, made with openssl.
+struct Pki {
+    dir: tempfile::TempDir,
+}
+
+impl Pki {
+    fn make() -> Option<Pki> {
+        if Command::new("openssl").arg("version").output().is_err() {
+            eprintln!("SKIPPED: openssl cannot run (install Debian's openssl)");
+            return None;
+        }
+        let pki = Pki { dir: tempfile::tempdir().unwrap() };
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes"];
+        for (ca, subject) in [("ca", "/CN=Test CA"), ("other-ca", "/CN=Another CA")] {
+            pki.openssl(
+                &["req", "-x509"],
+                &ec,
+                &["-keyout", &format!("{ca}.key"), "-out", &format!("{ca}.pem")],
+                subject,
+            );
+        }
+        std::fs::write(pki.path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
+        std::fs::write(pki.path("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+        // The expired one first: valid for the second it is made in, long past when it is used.
+        let clients = [
+            ("expired", "/CN=expired", "ca", "0"),
+            ("server", "/CN=localhost", "ca", "3650"),
+            ("alice", "/C=US/O=Example, Inc./OU=Test/CN=alice+UID=a1/emailAddress=alice@example.com", "ca", "3650"),
+            ("mallory", "/CN=mallory", "other-ca", "3650"),
+        ];
+        for (name, subject, ca, days) in clients {
+            pki.openssl(&["req"], &ec, &["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")], subject);
+            let ext = if name == "server" { "server.ext" } else { "client.ext" };
+            pki.run(&[
+                "x509",
+                "-req",
+                "-in",
+                &format!("{name}.csr"),
+                "-CA",
+                &format!("{ca}.pem"),
+                "-CAkey",
+                &format!("{ca}.key"),
+                "-CAcreateserial",
+                "-days",
+                days,
+                "-extfile",
+                ext,
+                "-out",
+                &format!("{name}.crt"),
+            ]);
+            let pem = std::fs::read_to_string(pki.path(&format!("{name}.key"))).unwrap()
+                + &std::fs::read_to_string(pki.path(&format!("{name}.crt"))).unwrap();
+            std::fs::write(pki.path(&format!("{name}.pem")), pem).unwrap();
+        }
+        pki.run(&[
+            "pkcs12",
+            "-export",
+            "-inkey",
+            "server.key",
+            "-in",
+            "server.crt",
+            "-certfile",
+            "ca.pem",
+            "-out",
+            "server.p12",
+            "-passout",
+            "pass:changeit",
+        ]);
+        pki.run(&["pkcs12", "-export", "-nokeys", "-in", "ca.pem", "-out", "trust.p12", "-passout", "pass:trustpw"]);
+        std::fs::write(pki.path("keystore.pw"), "changeit\n").unwrap();
+        Some(pki)
+    }
+
+    fn openssl(&self, command: &[&str], key: &[&str], files: &[&str], subject: &str) {
+        let args: Vec<&str> = command.iter().chain(key).chain(files).copied().chain(["-subj", subject]).collect();
+        self.run(&[&args[..], &["-days", "3650"]].concat());
+    }
+
+    fn run(&self, args: &[&str]) {
+        let output = Command::new("openssl").args(args).current_dir(self.dir.path()).output().expect("run openssl");
+        assert!(output.status.success(), "openssl {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The zoo.cfg lines both servers get: the secure port, PEM stores, x509 authentication.
+    fn server_config(&self, secure_port: u16) -> String {
+        format!(
+            "secureClientPort={secure_port}\nserverCnxnFactory=org.apache.zookeeper.server.NettyServerCnxnFactory\n\
+             ssl.keyStore.location={}\nssl.trustStore.location={}\n{X509_PROVIDER}\n",
+            self.path("server.pem").display(),
+            self.path("ca.pem").display()
+        )
+    }
+}
+
+fn kazoo(pki: &Pki, plain: u16, secure: u16) -> Option<Value> {
+    if !Command::new("/usr/bin/python3").args(["-c", "import kazoo"]).status().is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: /usr/bin/python3 cannot import kazoo (python3-kazoo)");
+        return None;
+    }
+    let output = Command::new("/usr/bin/python3")
+        .arg(SCRIPT)
+        .arg(pki.dir.path())
+        .args([plain.to_string(), secure.to_string()])
+        .output()
+        .expect("run python3");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "kazoo: {stdout}{}", String::from_utf8_lossy(&output.stderr));
+    Some(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("kazoo said {stdout:?}: {e}")))
+}
+
+fn port_of(address: &str) -> u16 {
+    address.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// ZooKeeper's shell over its Netty client socket with TLS and alice's certificate: what it printed,
+/// less log lines.
+fn zkcli_tls(pki: &Pki, secure_port: u16, script: &str) -> Option<String> {
+    let classpath = fk_tests::ensemble::zookeeper_or_skip()?;
+    let mut child = Command::new("java")
+        .args([
+            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
+            "-Dzookeeper.client.secure=true",
+            &format!("-Dzookeeper.ssl.keyStore.location={}", pki.path("alice.pem").display()),
+            &format!("-Dzookeeper.ssl.trustStore.location={}", pki.path("ca.pem").display()),
+            "-cp",
+            &classpath,
+            "org.apache.zookeeper.ZooKeeperMain",
+            "-server",
+            &format!("127.0.0.1:{secure_port}"),
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ZooKeeperMain");
+    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
+    let output = child.wait_with_output().expect("ZooKeeperMain output");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    let is_log = |line: &str| {
+        [" INFO ", " WARN ", " ERROR ", "log4j:"].iter().any(|l| line.contains(l)) || line.starts_with("Connecting to ")
+    };
+    Some(text.lines().filter(|l| !is_log(l) && !l.trim().is_empty()).collect::<Vec<_>>().join("\n"))
+}
+
+#[test]
+fn tls_clients_and_x509_acls_as_in_zookeeper() {
+    let Some(pki) = Pki::make() else { return };
+    let secure = free_port();
+    let server = TestServer::with_config(&pki.server_config(secure));
+    let Some(ours) = kazoo(&pki, port_of(&server.address()), secure) else { return };
+    assert_eq!(ours["alice_creates"], "/x509", "{ours}");
+    assert_eq!(ours["acl"], format!("x509:{ALICE}:31"), "{ours}");
+    assert_eq!(ours["alice_reads"], "for alice", "{ours}");
+    assert_eq!(ours["plaintext_reads"], "NoAuthError", "{ours}");
+    for refused in ["no_certificate", "untrusted_certificate", "expired_certificate", "plaintext_on_tls_port"] {
+        assert_eq!(ours[refused], "refused", "{refused}: {ours}");
+    }
+    assert_eq!(ours["still_serving"], "for alice", "{ours}");
+    let log = server.log_text();
+    assert!(log.contains(&format!("Authenticated Id '{ALICE}' for Scheme 'x509'")), "{log}");
+    let shell = "create /tls v auth::cdrwa\ngetAcl /tls\nwhoami\ndelete /tls\nquit\n";
+    let our_shell = zkcli_tls(&pki, secure, shell);
+    if let Some(shell_out) = &our_shell {
+        assert!(shell_out.contains("Created /tls"), "{shell_out}");
+    }
+
+    let java_secure = free_port();
+    let Some(java) = JavaStandalone::start(None, &pki.server_config(java_secure)) else { return };
+    let theirs = kazoo(&pki, port_of(&java.address()), java_secure).expect("kazoo ran above");
+    eprintln!("ferrokeeper: {ours}\nZooKeeper 3.8: {theirs}");
+    assert_eq!(ours, theirs, "ferrokeeper (left) and ZooKeeper 3.8 (right)");
+    assert_eq!(our_shell, zkcli_tls(&pki, java_secure, shell), "zkCli over TLS: ferrokeeper (left), ZooKeeper (right)");
+}
+
+/// PKCS12 stores (the key store's password from a file), a client port that takes TLS and plaintext
+/// (`client.portUnification`), and `ssl.clientAuth=want`: a client without a certificate gets a session
+/// and no x509 id; TLS 1.3 only.
+#[test]
+fn pkcs12_stores_port_unification_and_client_auth_want() {
+    let Some(pki) = Pki::make() else { return };
+    let config = format!(
+        "client.portUnification=true\nssl.keyStore.location={}\nssl.keyStore.passwordPath={}\n\
+         ssl.trustStore.location={}\nssl.trustStore.password=trustpw\nssl.clientAuth=want\n\
+         ssl.enabledProtocols=TLSv1.3\n{X509_PROVIDER}\n",
+        pki.path("server.p12").display(),
+        pki.path("keystore.pw").display(),
+        pki.path("trust.p12").display()
+    );
+    let server = TestServer::with_config(&config);
+    let port = port_of(&server.address());
+    let Some(seen) = kazoo(&pki, port, port) else { return };
+    assert_eq!(seen["acl"], format!("x509:{ALICE}:31"), "{seen}");
+    assert_eq!(seen["plaintext_reads"], "NoAuthError", "plaintext on the same port: {seen}");
+    assert_eq!(seen["plaintext_on_plain_port"], "session", "{seen}");
+    assert_eq!(seen["no_certificate"], "session", "clientAuth=want: {seen}");
+    assert_eq!(seen["untrusted_certificate"], "refused", "{seen}");
+    assert_eq!(seen["still_serving"], "for alice", "{seen}");
+    // 4-letter words work over either.
+    assert_eq!(server.four_letter("ruok"), "imok");
+}
+
+/// A TLS client that starts a handshake and stalls is closed after ssl.handshakeDetectionTimeoutMillis,
+/// and costs the others nothing meanwhile.
+#[test]
+fn a_stalled_handshake_is_closed_in_time() {
+    let Some(pki) = Pki::make() else { return };
+    let secure = free_port();
+    let server =
+        TestServer::with_config(&format!("{}ssl.handshakeDetectionTimeoutMillis=300\n", pki.server_config(secure)));
+    let mut stalled = TcpStream::connect(("127.0.0.1", secure)).unwrap();
+    // The first bytes of a ClientHello record, and no more.
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    assert_eq!(server.four_letter("ruok"), "imok");
+    stalled.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let started = Instant::now();
+    let mut rest = Vec::new();
+    let _ = stalled.read_to_end(&mut rest);
+    assert!(started.elapsed() < Duration::from_secs(4), "closed only after {:?}", started.elapsed());
+    let log = server.log_text();
+    assert!(log.contains("its TLS handshake did not complete in time (ssl.handshakeDetectionTimeoutMillis)"), "{log}");
+}
+
+/// client.certReload: a new key store file in place is used by the next connections.
+#[test]
+fn certificates_are_reloaded_when_their_files_change() {
+    let Some(pki) = Pki::make() else { return };
+    let secure = free_port();
+    let store = pki.path("live.pem");
+    std::fs::copy(pki.path("alice.pem"), &store).unwrap();
+    let config = format!(
+        "secureClientPort={secure}\nclient.certReload=true\nssl.keyStore.location={}\nssl.trustStore.location={}\n\
+         ssl.clientAuth=none\n",
+        store.display(),
+        pki.path("ca.pem").display()
+    );
+    let server = TestServer::with_config(&config);
+    // alice's certificate is not for 127.0.0.1: a client checking host names refuses it.
+    assert!(!server_name_accepted(&pki, secure), "alice's certificate passed for 127.0.0.1");
+    std::thread::sleep(Duration::from_millis(1100));
+    std::fs::copy(pki.path("server.pem"), &store).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server_name_accepted(&pki, secure) {
+        assert!(Instant::now() < deadline, "the new key store was not taken up:\n{}", server.log_text());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(server.log_text().contains("client.certReload: the key and trust stores were read again"));
+}
+
+/// Whether a TLS client that checks the server's name (127.0.0.1) against the test CA accepts it.
+fn server_name_accepted(pki: &Pki, port: u16) -> bool {
+    let script = "import socket, ssl, sys\nctx = ssl.create_default_context(cafile=sys.argv[1])\n\
+                  s = ctx.wrap_socket(socket.create_connection(('127.0.0.1', int(sys.argv[2])), timeout=5), \
+                  server_hostname='127.0.0.1')\n";
+    Command::new("/usr/bin/python3")
+        .args(["-c", script, &pki.path("ca.pem").display().to_string(), &port.to_string()])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Stores that cannot serve stop start-up with the key and what to do.
+#[test]
+fn unusable_stores_stop_start_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let jks = dir.path().join("keystore.jks");
+    std::fs::write(&jks, b"\xfe\xed\xfe\xed\0\0\0\x02").unwrap();
+    let cases = [
+        (
+            format!("secureClientPort={}\n", free_port()),
+            "ssl.keyStore.location: TLS for clients needs the server's key store",
+        ),
+        (
+            format!("secureClientPort={}\nssl.keyStore.location={}\n", free_port(), jks.display()),
+            "keytool -importkeystore",
+        ),
+        (
+            format!("secureClientPort={}\nssl.keyStore.location={}\nssl.clientAuth=need\n", free_port(), jks.display()),
+            "keytool -importkeystore",
+        ),
+        (
+            "client.portUnification=true\nssl.clientAuth=sometimes\n".to_owned(),
+            "ssl.clientAuth: 'sometimes' is not none",
+        ),
+    ];
+    for (config, expected) in cases {
+        let (code, log) = TestServer::expect_start_failure(|_| {}, &config);
+        assert_ne!(code, Some(0), "{config}: {log}");
+        assert!(log.contains(expected), "{config}: {log}");
+        assert!(!log.contains("serving clients"), "{config}: it served\n{log}");
+    }
+}
