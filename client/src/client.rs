@@ -29,12 +29,20 @@ pub struct Options {
     /// SASL DIGEST-MD5 credentials (user, password), authenticated on every connection before anything
     /// else is sent, as the Java client does with its JAAS `Client` section.
     pub sasl_digest: Option<(String, String)>,
+    /// Connect over TLS (the Java client's `zookeeper.client.secure=true`) with this configuration
+    /// (see `fk_tls::client_config`).
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Default for Options {
     /// zkCli's defaults: a 30 s session.
     fn default() -> Options {
-        Options { session_timeout: Duration::from_secs(30), connect_wait: Duration::from_secs(30), sasl_digest: None }
+        Options {
+            session_timeout: Duration::from_secs(30),
+            connect_wait: Duration::from_secs(30),
+            sasl_digest: None,
+            tls: None,
+        }
     }
 }
 
@@ -61,7 +69,8 @@ impl Client {
         // Unbounded: the I/O thread must never block on a caller that reads events slowly, or pings
         // stop and the session dies (the Java client's event queue is unbounded for the same reason).
         let (events_tx, events) = crossbeam_channel::unbounded();
-        let shared = Arc::new(Shared::new(connect, options.session_timeout, events_tx, options.sasl_digest));
+        let shared =
+            Arc::new(Shared::new(connect, options.session_timeout, events_tx, options.sasl_digest, options.tls));
         let io_shared = Arc::clone(&shared);
         let io_thread = std::thread::Builder::new()
             .name("fk-client-io".into())

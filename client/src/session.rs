@@ -7,7 +7,6 @@
 //! `state` to dispatch a reply, so a caller blocked writing never stops replies from being read.
 
 use std::collections::VecDeque;
-use std::net::{Shutdown, TcpStream};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -62,7 +61,7 @@ pub(crate) struct State {
 }
 
 pub(crate) struct Out {
-    pub stream: Option<TcpStream>,
+    pub stream: Option<connection::Writer>,
     pub next_xid: i32,
     pub last_send: Instant,
 }
@@ -76,6 +75,8 @@ pub(crate) struct Shared {
     pub events: Sender<WatchedEvent>,
     /// SASL DIGEST-MD5 credentials, authenticated on each connection before callers are let in.
     pub sasl_digest: Option<(String, String)>,
+    /// Connect over TLS with this configuration.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
 }
 
 impl Shared {
@@ -84,6 +85,7 @@ impl Shared {
         timeout: Duration,
         events: Sender<WatchedEvent>,
         sasl_digest: Option<(String, String)>,
+        tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Shared {
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
         Shared {
@@ -105,6 +107,7 @@ impl Shared {
             changed: Condvar::new(),
             events,
             sasl_digest,
+            tls,
         }
     }
 
@@ -160,7 +163,7 @@ impl Shared {
         let Some(stream) = out.stream.as_mut() else { return Err(Error::connection_loss()) };
         if connection::write_request(stream, xid, request).is_err() {
             // The I/O thread sees the broken socket too and fails the pending entry with ConnectionLoss.
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shutdown();
         }
         out.last_send = Instant::now();
         Ok(())
@@ -175,7 +178,7 @@ impl Shared {
     fn drop_connection(&self, phase: Phase, error: fn() -> Error) {
         let mut out = self.out();
         if let Some(stream) = out.stream.take() {
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shutdown();
         }
         let mut state = self.state();
         if matches!(state.phase, Phase::Expired | Phase::Closed) {
@@ -257,7 +260,10 @@ fn establish(shared: &Shared, next_host: &mut usize) -> Establish {
         };
         let connect_timeout = Duration::from_millis(u64::try_from(shared.requested_timeout_ms).unwrap_or(0) / 3)
             .clamp(Duration::from_millis(100), Duration::from_secs(10));
-        let Ok((mut reader, response)) = connection::handshake(host, &request, connect_timeout) else { continue };
+        let Ok((mut reader, response)) = connection::handshake(host, &request, connect_timeout, shared.tls.as_ref())
+        else {
+            continue;
+        };
         // A reconnect to an expired session is answered with timeout 0 (ZooKeeper's `ClientCnxn`
         // reports Expired then).
         if response.timeout_ms <= 0 {

@@ -333,3 +333,52 @@ fn sasl_digest_from_the_shell_as_from_zkcli() {
         assert!(said.contains("Insufficient permission"), "zkCli.sh without SASL: {said}");
     }
 }
+
+/// TLS from the shell as the Java client takes it: `zookeeper.client.secure=true` and the
+/// `zookeeper.ssl.*` stores, as JVM flags (CLIENT_JVMFLAGS) or in a `-client-configuration` file. With
+/// alice's certificate, `whoami` lists the same x509 id ZooKeeper's own shell gets over its Netty TLS
+/// socket; a plaintext fkcli gets no session on the TLS port, and one that does not trust the server's
+/// CA neither.
+#[test]
+fn tls_from_the_shell_as_from_zkcli() {
+    let Some(pki) = fk_tests::pki::Pki::make() else { return };
+    let secure = fk_tests::java::free_port();
+    let server = TestServer::with_config(&pki.server_config(secure));
+    let tls_server = format!("127.0.0.1:{secure}");
+    let flags = |key_store: &str, trust_store: &str| {
+        format!(
+            "-Dzookeeper.client.secure=true -Dzookeeper.ssl.keyStore.location={} \
+             -Dzookeeper.ssl.trustStore.location={}",
+            pki.path(key_store).display(),
+            pki.path(trust_store).display()
+        )
+    };
+    let shell = |flags: &str, args: &[&str]| -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fkcli"));
+        command.args(["-server", &tls_server, "-timeout", "3000"]).args(args).env("CLIENT_JVMFLAGS", flags);
+        command.output().expect("run fkcli").into()
+    };
+    let whoami = shell(&flags("alice.pem", "ca.pem"), &["whoami"]);
+    assert_eq!(whoami.status, 0, "{}{}", whoami.stdout, whoami.stderr);
+    let expected = format!("Auth scheme: User\nx509: {}\nip: 127.0.0.1\n", fk_tests::pki::ALICE);
+    assert!(whoami.stdout.contains(&expected), "{}", whoami.stdout);
+    let properties = pki.path("client.properties");
+    std::fs::write(
+        &properties,
+        format!(
+            "zookeeper.client.secure=true\nzookeeper.ssl.keyStore.location={}\nzookeeper.ssl.trustStore.location={}\n",
+            pki.path("alice.pem").display(),
+            pki.path("ca.pem").display()
+        ),
+    )
+    .unwrap();
+    let from_file = shell("", &["-client-configuration", &properties.display().to_string(), "whoami"]);
+    assert!(from_file.stdout.contains(&expected), "{}{}", from_file.stdout, from_file.stderr);
+    for (what, flags) in [("plaintext", String::new()), ("an untrusted server", flags("alice.pem", "other-ca.pem"))] {
+        let refused = shell(&flags, &["whoami"]);
+        let said = refused.stdout + &refused.stderr;
+        let no_session = said.contains("Not connected") || said.contains("ConnectionLoss");
+        assert!(!said.contains("x509:") && no_session, "{what}: {said}");
+    }
+    assert_eq!(server.four_letter("ruok"), "imok");
+}

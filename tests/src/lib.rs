@@ -5,6 +5,7 @@
 pub mod ensemble;
 pub mod java;
 pub mod netns;
+pub mod pki;
 pub mod raw;
 pub mod sim;
 

@@ -44,21 +44,18 @@ pub struct Protocols(Vec<&'static rustls::SupportedProtocolVersion>);
 impl Protocols {
     /// Java protocol names. TLSv1 and TLSv1.1 are skipped as Java 17 disables them; SSLv3 too. An unknown
     /// name, or nothing left, is an error.
-    pub fn from_java_names(key: &'static str, names: &[String]) -> Result<Protocols, TlsError> {
+    pub fn from_java_names(names: &[String]) -> Result<Protocols, String> {
         let mut versions = Vec::new();
         for name in names {
             match name.trim() {
                 "TLSv1.3" => versions.push(&rustls::version::TLS13),
                 "TLSv1.2" => versions.push(&rustls::version::TLS12),
                 "TLSv1.1" | "TLSv1" | "SSLv3" => {}
-                other => return Err(TlsError::Setting { key, reason: format!("unknown protocol '{other}'") }),
+                other => return Err(format!("unknown protocol '{other}'")),
             }
         }
         if versions.is_empty() {
-            return Err(TlsError::Setting {
-                key,
-                reason: "no protocol ferrokeeper speaks (TLSv1.2, TLSv1.3) is enabled".into(),
-            });
+            return Err("no protocol ferrokeeper speaks (TLSv1.2, TLSv1.3) is enabled".into());
         }
         versions.dedup();
         Ok(Protocols(versions))
@@ -83,6 +80,74 @@ pub struct TlsSettings {
     pub cipher_suites: Option<Vec<String>>,
     /// Client side only: `ssl.hostnameVerification` (default true).
     pub verify_hostname: bool,
+}
+
+/// A setting that cannot be taken: its key (with the prefix it was read under) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadKey {
+    pub key: String,
+    pub reason: String,
+}
+
+impl TlsSettings {
+    /// ZooKeeper's X509Util keys under `prefix` (`ssl` for clients, `ssl.quorum` between members): the
+    /// key and trust stores (a password from `*.password` or the file `*.passwordPath` names, the type
+    /// from `*.type` or the file name), `clientAuth` (need by default), the protocols (`enabledProtocols`,
+    /// else `protocol`, else TLSv1.2 as in ZooKeeper 3.8), `ciphersuites` and `hostnameVerification`.
+    /// `get` gives a key's value, trimmed, or `None` when unset or empty.
+    pub fn from_keys(prefix: &str, get: &dyn Fn(&str) -> Option<String>) -> Result<TlsSettings, BadKey> {
+        let key = |name: &str| format!("{prefix}.{name}");
+        let bad = |name: &str, reason: String| BadKey { key: key(name), reason };
+        let store = |store: &str| -> Result<Option<StoreSpec>, BadKey> {
+            let store_type = match get(&key(&format!("{store}.type"))) {
+                Some(name) => Some(store::StoreType::from_name(&name).ok_or_else(|| {
+                    bad(&format!("{store}.type"), format!("'{name}' is not a store type (PEM, PKCS12, JKS or BCFKS)"))
+                })?),
+                None => None,
+            };
+            let Some(location) = get(&key(&format!("{store}.location"))) else { return Ok(None) };
+            let password = match get(&key(&format!("{store}.password"))) {
+                Some(password) => Some(password),
+                None => match get(&key(&format!("{store}.passwordPath"))) {
+                    Some(path) => Some(read_secret(&path).map_err(|e| bad(&format!("{store}.passwordPath"), e))?),
+                    None => None,
+                },
+            };
+            Ok(Some(StoreSpec { location: location.into(), password, store_type }))
+        };
+        let client_auth = match get(&key("clientAuth")) {
+            Some(v) => ClientAuth::from_name(&v)
+                .ok_or_else(|| bad("clientAuth", format!("'{v}' is not none, want or need")))?,
+            None => ClientAuth::Need,
+        };
+        let protocols = match (get(&key("enabledProtocols")), get(&key("protocol"))) {
+            (Some(list), _) => {
+                Protocols::from_java_names(&split(&list)).map_err(|reason| bad("enabledProtocols", reason))?
+            }
+            (None, Some(one)) => Protocols::from_java_names(&[one]).map_err(|reason| bad("protocol", reason))?,
+            (None, None) => Protocols::default(),
+        };
+        Ok(TlsSettings {
+            key_store: store("keyStore")?,
+            trust_store: store("trustStore")?,
+            client_auth,
+            protocols,
+            cipher_suites: get(&key("ciphersuites")).map(|list| split(&list)),
+            // Boolean.parseBoolean of the value, true when unset.
+            verify_hostname: get(&key("hostnameVerification")).is_none_or(|v| v.eq_ignore_ascii_case("true")),
+        })
+    }
+}
+
+/// ZooKeeper's comma-separated lists.
+fn split(list: &str) -> Vec<String> {
+    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+}
+
+/// ZooKeeper's `SecretUtils.readSecret`: the file's text, less one trailing line separator.
+fn read_secret(path: &str) -> Result<String, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned())
 }
 
 /// What was built, and what the operator should be told about it (suites named but not available).
@@ -254,12 +319,40 @@ mod tests {
     #[test]
     fn protocols_by_java_name() {
         let names = |list: &[&str]| list.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        let both = Protocols::from_java_names("ssl.enabledProtocols", &names(&["TLSv1.3", "TLSv1.2", "TLSv1.1"]));
+        let both = Protocols::from_java_names(&names(&["TLSv1.3", "TLSv1.2", "TLSv1.1"]));
         assert_eq!(both.unwrap().0.len(), 2);
-        let old = Protocols::from_java_names("ssl.enabledProtocols", &names(&["TLSv1", "TLSv1.1"]));
-        assert!(old.unwrap_err().to_string().contains("no protocol ferrokeeper speaks"));
-        let bad = Protocols::from_java_names("ssl.protocol", &names(&["TLSv9"]));
-        assert!(bad.unwrap_err().to_string().contains("ssl.protocol: unknown protocol 'TLSv9'"));
+        let old = Protocols::from_java_names(&names(&["TLSv1", "TLSv1.1"]));
+        assert!(old.unwrap_err().contains("no protocol ferrokeeper speaks"));
+        assert_eq!(Protocols::from_java_names(&names(&["TLSv9"])).unwrap_err(), "unknown protocol 'TLSv9'");
+    }
+
+    #[test]
+    fn settings_from_zookeepers_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("pw");
+        std::fs::write(&secret, "s3cret\n").unwrap();
+        let keys = [
+            ("ssl.quorum.keyStore.location", "/etc/zk/server.p12".to_owned()),
+            ("ssl.quorum.keyStore.passwordPath", secret.display().to_string()),
+            ("ssl.quorum.trustStore.location", "/etc/zk/ca.pem".to_owned()),
+            ("ssl.quorum.trustStore.type", "pem".to_owned()),
+            ("ssl.quorum.hostnameVerification", "False".to_owned()),
+        ];
+        let get = |k: &str| keys.iter().find(|(key, _)| *key == k).map(|(_, v)| v.clone());
+        let settings = TlsSettings::from_keys("ssl.quorum", &get).unwrap();
+        assert_eq!(settings.client_auth, ClientAuth::Need);
+        assert_eq!(settings.protocols, Protocols::default());
+        assert!(!settings.verify_hostname);
+        let key_store = settings.key_store.unwrap();
+        assert_eq!(key_store.password.as_deref(), Some("s3cret"));
+        assert_eq!(key_store.store_type, None, "inferred from the name when loaded");
+        assert_eq!(settings.trust_store.unwrap().store_type, Some(store::StoreType::Pem));
+        let bad = [("ssl.clientAuth", "always"), ("ssl.keyStore.type", "p12"), ("ssl.enabledProtocols", "TLSv1")];
+        for (key, value) in bad {
+            let get = |k: &str| (k == key).then(|| value.to_owned());
+            let error = TlsSettings::from_keys("ssl", &get).unwrap_err();
+            assert_eq!(error.key, key, "{error:?}");
+        }
     }
 
     #[test]

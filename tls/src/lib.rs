@@ -7,7 +7,7 @@ pub mod config;
 pub mod store;
 pub mod subject;
 
-pub use config::{ClientAuth, Protocols, TlsSettings, client_config, server_config};
+pub use config::{BadKey, ClientAuth, Protocols, TlsSettings, client_config, server_config};
 pub use store::{StoreSpec, StoreType};
 pub use subject::java_subject_name;
 

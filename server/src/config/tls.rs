@@ -9,9 +9,8 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
-use std::path::PathBuf;
 
-use fk_tls::{ClientAuth, Protocols, StoreSpec, StoreType, TlsSettings};
+use fk_tls::TlsSettings;
 
 /// ZooKeeper's x509 authentication provider.
 pub const X509_PROVIDER: &str = "org.apache.zookeeper.server.auth.X509AuthenticationProvider";
@@ -100,47 +99,7 @@ pub fn resolve(raw: &BTreeMap<String, RawValue>, x509_provider: bool) -> Result<
         }
         return Ok(None);
     }
-    let store = |prefix: &str| -> Result<Option<StoreSpec>, String> {
-        let type_key = format!("{prefix}.type");
-        let store_type =
-            match get(&type_key) {
-                Some(name) => Some(StoreType::from_name(&name).ok_or_else(|| {
-                    at(&type_key, format!("'{name}' is not a store type (PEM, PKCS12, JKS or BCFKS)"))
-                })?),
-                None => None,
-            };
-        let Some(location) = get(&format!("{prefix}.location")) else { return Ok(None) };
-        let password = match get(&format!("{prefix}.password")) {
-            Some(password) => Some(password),
-            None => match get(&format!("{prefix}.passwordPath")) {
-                Some(path) => Some(read_secret(&path).map_err(|e| at(&format!("{prefix}.passwordPath"), e))?),
-                None => None,
-            },
-        };
-        Ok(Some(StoreSpec { location: PathBuf::from(location), password, store_type }))
-    };
-    let client_auth = match get("ssl.clientAuth") {
-        Some(v) => {
-            ClientAuth::from_name(&v).ok_or_else(|| at("ssl.clientAuth", format!("'{v}' is not none, want or need")))?
-        }
-        None => ClientAuth::Need,
-    };
-    // ZooKeeper 3.8: the enabled protocols, else the one `ssl.protocol` names (TLSv1.2 by default).
-    let protocols = match (get("ssl.enabledProtocols"), get("ssl.protocol")) {
-        (Some(list), _) => Protocols::from_java_names("ssl.enabledProtocols", &split(&list)),
-        (None, Some(one)) => Protocols::from_java_names("ssl.protocol", &[one]),
-        (None, None) => Ok(Protocols::default()),
-    }
-    .map_err(|e| e.to_string())?;
-    let cipher_suites = get("ssl.ciphersuites").map(|list| split(&list));
-    let settings = TlsSettings {
-        key_store: store("ssl.keyStore")?,
-        trust_store: store("ssl.trustStore")?,
-        client_auth,
-        protocols,
-        cipher_suites,
-        verify_hostname: true,
-    };
+    let settings = TlsSettings::from_keys("ssl", &get).map_err(|bad| at(&bad.key, bad.reason))?;
     if let Some(scheme) = get("ssl.authProvider").filter(|s| s != "x509") {
         return Err(at(
             "ssl.authProvider",
@@ -168,17 +127,6 @@ pub fn resolve(raw: &BTreeMap<String, RawValue>, x509_provider: bool) -> Result<
     }))
 }
 
-/// ZooKeeper's comma-separated lists.
-fn split(list: &str) -> Vec<String> {
-    list.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
-}
-
-/// ZooKeeper's `SecretUtils.readSecret`: the file's text, less one trailing line separator.
-fn read_secret(path: &str) -> Result<String, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
-    Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,30 +147,21 @@ mod tests {
     }
 
     #[test]
-    fn zookeepers_defaults_and_spellings() {
-        let dir = tempfile::tempdir().unwrap();
-        let secret = dir.path().join("pw");
-        std::fs::write(&secret, "s3cret\n").unwrap();
+    fn ports_and_x509() {
         let tls = resolve(
             &raw(&[
                 ("secureClientPort", "2281"),
                 ("ssl.keyStore.location", "/etc/zk/server.p12"),
-                ("ssl.keyStore.passwordPath", secret.to_str().unwrap()),
-                ("ssl.trustStore.location", "/etc/zk/ca.pem"),
-                ("ssl.trustStore.type", "pem"),
+                ("X509AuthenticationProvider.superUser", "CN=admin"),
             ]),
             true,
         )
         .unwrap()
         .unwrap();
-        assert_eq!(tls.secure_port, Some(2281));
-        assert_eq!(tls.settings.client_auth, ClientAuth::Need);
-        assert_eq!(tls.settings.protocols, Protocols::default());
-        let key_store = tls.settings.key_store.unwrap();
-        assert_eq!(key_store.password.as_deref(), Some("s3cret"));
-        assert_eq!(key_store.store_type, None, "inferred from the name when loaded");
-        assert_eq!(tls.settings.trust_store.unwrap().store_type, Some(StoreType::Pem));
+        assert_eq!((tls.secure_port, tls.port_unification, tls.x509), (Some(2281), false, true));
+        assert_eq!(tls.x509_super_user.as_deref(), Some("CN=admin"));
         assert_eq!(tls.handshake_timeout_ms, 5000);
+        assert_eq!(resolve(&raw(&[("secureClientPort", "0")]), false), Ok(None), "0 is no secure port");
     }
 
     #[test]
@@ -230,7 +169,7 @@ mod tests {
         let cases = [
             (("ssl.clientAuth", "always"), "zoo.cfg:2: ssl.clientAuth: 'always' is not none, want or need"),
             (("ssl.keyStore.type", "p12"), "zoo.cfg:2: ssl.keyStore.type: 'p12' is not a store type"),
-            (("ssl.enabledProtocols", "TLSv1"), "ssl.enabledProtocols: no protocol ferrokeeper speaks"),
+            (("ssl.enabledProtocols", "TLSv1"), "zoo.cfg:2: ssl.enabledProtocols: no protocol ferrokeeper speaks"),
             (("ssl.authProvider", "x509custom"), "zoo.cfg:2: ssl.authProvider: 'x509custom'"),
             (("secureClientPortAddress", "any"), "zoo.cfg:2: secureClientPortAddress: 'any' is not an IP"),
         ];

@@ -33,14 +33,21 @@ struct Invocation {
     server: String,
     timeout_ms: u64,
     json: bool,
+    /// `-client-configuration`: a properties file of client settings (ZooKeeper's ZKClientConfig).
+    client_configuration: Option<String>,
     command: Vec<String>,
 }
 
 /// zkCli's `parseOptions`: options until the first word that is not one; that word and everything
 /// after it are the command.
 fn parse_invocation(args: &[String]) -> anyhow::Result<Invocation> {
-    let mut invocation =
-        Invocation { server: DEFAULT_SERVER.into(), timeout_ms: DEFAULT_TIMEOUT_MS, json: false, command: Vec::new() };
+    let mut invocation = Invocation {
+        server: DEFAULT_SERVER.into(),
+        timeout_ms: DEFAULT_TIMEOUT_MS,
+        json: false,
+        client_configuration: None,
+        command: Vec::new(),
+    };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let mut value = || args.next().with_context(|| format!("Error: no argument found for option {arg}"));
@@ -48,9 +55,9 @@ fn parse_invocation(args: &[String]) -> anyhow::Result<Invocation> {
             "-server" => invocation.server = value()?.clone(),
             "-timeout" => invocation.timeout_ms = value()?.parse().context("-timeout takes milliseconds")?,
             "--json" => invocation.json = true,
-            // Read-only sessions and client configuration files are zkCli options we accept and ignore.
+            // Read-only sessions and waiting for the connection are zkCli options we accept and ignore.
             "-r" | "-waitforconnection" => {}
-            "-client-configuration" => drop(value()?),
+            "-client-configuration" => invocation.client_configuration = Some(value()?.clone()),
             other if other.starts_with('-') => bail!("unknown option {other}"),
             _ => {
                 invocation.command.push(arg.clone());
@@ -61,37 +68,78 @@ fn parse_invocation(args: &[String]) -> anyhow::Result<Invocation> {
     Ok(invocation)
 }
 
-/// The SASL credentials zkCli.sh would use: the JVM flags its script passes (`CLIENT_JVMFLAGS`, then
-/// `JVMFLAGS`) or the environment name a JAAS file with `-Djava.security.auth.login.config=…`, and its
-/// `Client` section (`-Dzookeeper.sasl.clientconfig=…`) holds a DIGEST-MD5 username and password; none
-/// with `-Dzookeeper.sasl.client=false`, or without a JAAS file.
-fn sasl_credentials() -> anyhow::Result<Option<(String, String)>> {
-    let mut properties: Vec<(String, String)> = Vec::new();
-    for variable in ["JVMFLAGS", "CLIENT_JVMFLAGS"] {
-        let flags = std::env::var(variable).unwrap_or_default();
-        for flag in flags.split_whitespace().filter_map(|f| f.strip_prefix("-D")) {
-            let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
-            properties.push((key.to_owned(), value.to_owned()));
+/// The client settings zkCli.sh would see: the JVM flags its script passes (`JVMFLAGS`, then
+/// `CLIENT_JVMFLAGS`, later ones winning as in the JVM), then the `-client-configuration` file's keys
+/// (ZKClientConfig adds the file over the system properties).
+struct ClientProperties(Vec<(String, String)>);
+
+impl ClientProperties {
+    fn read(client_configuration: Option<&str>) -> anyhow::Result<ClientProperties> {
+        let mut properties = Vec::new();
+        for variable in ["JVMFLAGS", "CLIENT_JVMFLAGS"] {
+            let flags = std::env::var(variable).unwrap_or_default();
+            for flag in flags.split_whitespace().filter_map(|f| f.strip_prefix("-D")) {
+                let (key, value) = flag.split_once('=').unwrap_or((flag, ""));
+                properties.push((key.to_owned(), value.to_owned()));
+            }
         }
+        if let Some(path) = client_configuration {
+            let text = std::fs::read_to_string(path).with_context(|| format!("-client-configuration {path}"))?;
+            for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with(['#', '!'])) {
+                let (key, value) = line.split_once(['=', ':']).unwrap_or((line, ""));
+                properties.push((key.trim().to_owned(), value.trim().to_owned()));
+            }
+        }
+        Ok(ClientProperties(properties))
     }
-    // Later flags win, as in the JVM: CLIENT_JVMFLAGS comes after JVMFLAGS in zkCli.sh's command line.
-    let property = |name: &str| properties.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-    const JAAS: &str = "java.security.auth.login.config";
-    let Some(jaas) = property(JAAS).or_else(|| std::env::var(JAAS).ok()) else { return Ok(None) };
-    if property("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
-        return Ok(None);
+
+    fn get(&self, name: &str) -> Option<String> {
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
-    let section = property("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into());
-    let credentials = fk_net::sasl::jaas::client_credentials(std::path::Path::new(&jaas), &section)
-        .with_context(|| format!("SASL for this client ({JAAS}={jaas})"))?;
-    Ok(Some(credentials))
+
+    /// The SASL credentials: a JAAS file (`-Djava.security.auth.login.config=…`, or that environment
+    /// variable) whose `Client` section (`zookeeper.sasl.clientconfig`) holds a DIGEST-MD5 username and
+    /// password; none with `zookeeper.sasl.client=false`, or without a JAAS file.
+    fn sasl_credentials(&self) -> anyhow::Result<Option<(String, String)>> {
+        const JAAS: &str = "java.security.auth.login.config";
+        let Some(jaas) = self.get(JAAS).or_else(|| std::env::var(JAAS).ok()) else { return Ok(None) };
+        if self.get("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
+            return Ok(None);
+        }
+        let section = self.get("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into());
+        let credentials = fk_net::sasl::jaas::client_credentials(std::path::Path::new(&jaas), &section)
+            .with_context(|| format!("SASL for this client ({JAAS}={jaas})"))?;
+        Ok(Some(credentials))
+    }
+
+    /// TLS as the Java client takes it: `zookeeper.client.secure=true` and the `zookeeper.ssl.*` stores
+    /// (PEM or PKCS12), protocols, suites and `zookeeper.ssl.hostnameVerification`.
+    fn tls(&self) -> anyhow::Result<Option<std::sync::Arc<rustls::ClientConfig>>> {
+        if !self.get("zookeeper.client.secure").is_some_and(|v| v.eq_ignore_ascii_case("true")) {
+            return Ok(None);
+        }
+        let get = |key: &str| self.get(&format!("zookeeper.{key}"));
+        let settings = fk_tls::TlsSettings::from_keys("ssl", &get)
+            .map_err(|bad| anyhow::anyhow!("zookeeper.{}: {}", bad.key, bad.reason))?;
+        let built = fk_tls::client_config(&settings).context("TLS for this client (zookeeper.client.secure=true)")?;
+        for note in built.notes {
+            eprintln!("{note}");
+        }
+        Ok(Some(built.config))
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let invocation = parse_invocation(&args)?;
     let timeout = Duration::from_millis(invocation.timeout_ms);
-    let options = Options { session_timeout: timeout, connect_wait: timeout, sasl_digest: sasl_credentials()? };
+    let properties = ClientProperties::read(invocation.client_configuration.as_deref())?;
+    let options = Options {
+        session_timeout: timeout,
+        connect_wait: timeout,
+        sasl_digest: properties.sasl_credentials()?,
+        tls: properties.tls()?,
+    };
     let mut shell = Shell::new(invocation.server.clone(), options, invocation.json);
     if !invocation.json {
         println!("Connecting to {}", invocation.server);
