@@ -37,7 +37,9 @@ impl Pki {
         }
         std::fs::write(pki.path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
         std::fs::write(pki.path("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
-        // The expired one first: valid for the second it is made in, long past when it is used.
+        // The expired one first: valid for the second it is made in (openssl 3.0 cannot date one in the
+        // past), so make() returns only once that second is over.
+        let expired_made = std::time::Instant::now();
         let clients = [
             ("expired", "/CN=expired", "ca", "0"),
             ("server", "/CN=localhost", "ca", "3650"),
@@ -84,6 +86,7 @@ impl Pki {
         ]);
         pki.run(&["pkcs12", "-export", "-nokeys", "-in", "ca.pem", "-out", "trust.p12", "-passout", "pass:trustpw"]);
         std::fs::write(pki.path("keystore.pw"), "changeit\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(1100).saturating_sub(expired_made.elapsed()));
         Some(pki)
     }
 
