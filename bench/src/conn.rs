@@ -3,8 +3,8 @@
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -18,6 +18,8 @@ pub const SESSION_TIMEOUT_MS: i32 = 30_000;
 /// A connected, handshaken, blocking session.
 pub struct Session {
     pub stream: TcpStream,
+    /// Over TLS (`--tls-ca`): the connection's TLS state, in the clear on `stream` otherwise.
+    pub tls: Option<rustls::ClientConnection>,
     pub session_id: i64,
     next_xid: i32,
 }
@@ -30,7 +32,7 @@ pub fn encode_request(out: &mut Vec<u8>, xid: i32, request: &Request) {
     end_frame(out, start);
 }
 
-fn read_frame(stream: &mut TcpStream) -> std::io::Result<Vec<u8>> {
+fn read_frame(stream: &mut impl Read) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
     stream.read_exact(&mut len)?;
     let len = i32::from_be_bytes(len);
@@ -57,6 +59,14 @@ pub fn use_sasl_digest(user: &str, password: &str) {
     let _ = SASL_DIGEST.set((user.to_owned(), password.to_owned()));
 }
 
+/// The TLS configuration every connection of this run uses (`--tls-ca`, `--tls-cert`).
+static TLS: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+
+/// Sets [`TLS`]; once per run.
+pub fn use_tls(config: Arc<rustls::ClientConfig>) {
+    let _ = TLS.set(config);
+}
+
 /// Picks the server for the next connection from a ZooKeeper connect string (`host:port[,host:port...]`):
 /// in turn, so that an ensemble's members get equal shares of the connections.
 fn next_server(connect_string: &str) -> &str {
@@ -72,9 +82,19 @@ impl Session {
     /// Connects to one of the servers in `connect_string` and creates a session.
     pub fn connect(connect_string: &str) -> anyhow::Result<Session> {
         let server = next_server(connect_string);
-        let mut stream = TcpStream::connect(server).with_context(|| format!("cannot connect to {server}"))?;
+        let stream = TcpStream::connect(server).with_context(|| format!("cannot connect to {server}"))?;
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        let tls = match TLS.get() {
+            Some(config) => {
+                let host = server.rsplit_once(':').map_or(server, |(host, _)| host).trim_matches(['[', ']']);
+                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
+                    .with_context(|| format!("{host} is not a name TLS can check"))?;
+                Some(rustls::ClientConnection::new(config.clone(), name)?)
+            }
+            None => None,
+        };
+        let mut session = Session { stream, tls, session_id: 0, next_xid: 1 };
         let request = ConnectRequest {
             timeout_ms: SESSION_TIMEOUT_MS,
             passwd: vec![0; PASSWORD_LEN],
@@ -85,18 +105,34 @@ impl Session {
         let start = begin_frame(&mut out);
         request.encode(&mut out);
         end_frame(&mut out, start);
-        stream.write_all(&out).with_context(|| format!("handshake with {server}"))?;
-        let body =
-            read_frame(&mut stream).with_context(|| format!("{server} closed the connection during the handshake"))?;
+        session.write_all(&out).with_context(|| format!("handshake with {server}"))?;
+        let body = read_frame(&mut session.reader())
+            .with_context(|| format!("{server} closed the connection during the handshake"))?;
         let response = ConnectResponse::decode(&mut JuteReader::new(&body)).context("malformed ConnectResponse")?;
         if response.session_id == 0 {
             bail!("{server} refused the session (timeout 0)");
         }
-        let mut session = Session { stream, session_id: response.session_id, next_xid: 1 };
+        session.session_id = response.session_id;
         if let Some((user, password)) = SASL_DIGEST.get() {
             session.sasl_digest(user, password).with_context(|| format!("SASL with {server} as {user}"))?;
         }
         Ok(session)
+    }
+
+    /// Writes bytes, through TLS if the session has it (the handshake happens on first use).
+    fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        match &mut self.tls {
+            Some(tls) => rustls::Stream::new(tls, &mut self.stream).write_all(bytes),
+            None => self.stream.write_all(bytes),
+        }
+    }
+
+    /// The session's plaintext, to read from.
+    fn reader(&mut self) -> Box<dyn Read + '_> {
+        match &mut self.tls {
+            Some(tls) => Box::new(rustls::Stream::new(tls, &mut self.stream)),
+            None => Box::new(&mut self.stream),
+        }
     }
 
     /// The DIGEST-MD5 exchange: the empty first token, the challenge, the response, the server's proof.
@@ -121,12 +157,12 @@ impl Session {
         self.next_xid += 1;
         let mut out = Vec::new();
         encode_request(&mut out, xid, request);
-        self.stream.write_all(&out).context("connection lost")?;
+        self.write_all(&out).context("connection lost")?;
         Ok(xid)
     }
 
     pub fn recv(&mut self) -> anyhow::Result<Reply> {
-        let body = read_frame(&mut self.stream).context("connection lost")?;
+        let body = read_frame(&mut self.reader()).context("connection lost")?;
         let mut r = JuteReader::new(&body);
         let header = ReplyHeader::decode(&mut r).context("malformed reply header")?;
         Ok(Reply { header, body: body[r.position()..].to_vec() })

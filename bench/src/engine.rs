@@ -13,6 +13,7 @@ use anyhow::{Context, bail};
 use fk_net::client::{ReplyHeader, Request, xid};
 use fk_net::jute::{Jute, JuteReader};
 use fk_net::reactor::{BufferPool, Buffers, ReadStatus};
+use fk_tls::nonblocking::{Plaintext, write_records};
 use hdrhistogram::Histogram;
 use mio::{Events, Interest, Poll, Token};
 
@@ -61,6 +62,8 @@ pub struct Progress {
 
 struct Conn {
     stream: mio::net::TcpStream,
+    /// Over TLS: the session's TLS state, carried over from its blocking handshake.
+    tls: Option<Box<rustls::Connection>>,
     buffers: Buffers,
     generator: Box<dyn RequestGen>,
     /// (xid, when its latency counts from) of requests in flight, oldest first: replies come in order.
@@ -108,10 +111,12 @@ pub fn run(
         let session = Session::connect(&config.server)?;
         session.stream.set_nonblocking(true)?;
         let stream = mio::net::TcpStream::from_std(session.stream);
+        let tls = session.tls.map(|tls| Box::new(rustls::Connection::from(tls)));
         // Spread open-loop schedules so connections do not send in lockstep.
         let offset = interval.map_or(Duration::ZERO, |iv| iv.mul_f64(i as f64 / config.connections as f64));
         let conn = Conn {
             stream,
+            tls,
             buffers: Buffers::new(),
             generator: make(i),
             in_flight: Default::default(),
@@ -196,7 +201,7 @@ fn drive(mut conns: Vec<Conn>, shared: &Shared) -> anyhow::Result<ThreadResult> 
             if sending {
                 fill_pipeline(conn, shared, now, &mut wake_at);
             }
-            if let Err(e) = conn.buffers.flush(&mut conn.stream) {
+            if let Err(e) = flush(conn) {
                 shared.fail(format!("connection {i} to {} lost while sending: {e}", shared.config.server));
                 return Ok(tally);
             }
@@ -255,10 +260,25 @@ fn fill_pipeline(conn: &mut Conn, shared: &Shared, now: Instant, wake_at: &mut O
     }
 }
 
+/// Writes what the connection has queued (through TLS if it has it).
+fn flush(conn: &mut Conn) -> std::io::Result<()> {
+    match &mut conn.tls {
+        Some(tls) => {
+            conn.buffers.flush(&mut Plaintext { tls, socket: &mut conn.stream })?;
+            write_records(tls, &mut conn.stream).map(|_| ())
+        }
+        None => conn.buffers.flush(&mut conn.stream).map(|_| ()),
+    }
+}
+
 fn receive(conn: &mut Conn, shared: &Shared, tally: &mut ThreadResult, pool: &mut BufferPool) -> Result<(), String> {
     // Readiness is edge-triggered: read until the socket would block, or the rest would wait for an
     // event that never comes.
-    let status = conn.buffers.fill(&mut conn.stream, usize::MAX, pool).map_err(|e| format!("read failed: {e}"))?;
+    let status = match &mut conn.tls {
+        Some(tls) => conn.buffers.fill(&mut Plaintext { tls, socket: &mut conn.stream }, usize::MAX, pool),
+        None => conn.buffers.fill(&mut conn.stream, usize::MAX, pool),
+    }
+    .map_err(|e| format!("read failed: {e}"))?;
     // Every reply in this read arrived by now: one clock read and one update of the shared progress
     // counters per read, not per reply, keep fkbench's own cost per op well below a server's.
     let now = Instant::now();

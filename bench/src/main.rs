@@ -106,6 +106,14 @@ struct Cli {
     /// SASLAuthenticationProvider and a JAAS file naming the user).
     #[arg(long, value_name = "USER:PASSWORD")]
     sasl_digest: Option<String>,
+    /// Connect over TLS, trusting the CAs in this PEM (or PKCS12) file; the server's certificate must
+    /// name the host connected to.
+    #[arg(long, value_name = "FILE")]
+    tls_ca: Option<PathBuf>,
+    /// With --tls-ca: present this client certificate (a PEM file with the private key and the
+    /// certificate chain, as ZooKeeper's PEM key stores; or PKCS12).
+    #[arg(long, value_name = "FILE", requires = "tls_ca")]
+    tls_cert: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -124,6 +132,20 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
         let (user, password) =
             credentials.split_once(':').ok_or_else(|| anyhow::anyhow!("--sasl-digest takes user:password"))?;
         conn::use_sasl_digest(user, password);
+    }
+    if let Some(ca) = &cli.tls_ca {
+        let store =
+            |location: &PathBuf| fk_tls::StoreSpec { location: location.clone(), password: None, store_type: None };
+        let settings = fk_tls::TlsSettings {
+            trust_store: Some(store(ca)),
+            key_store: cli.tls_cert.as_ref().map(store),
+            // Both versions: the server picks (ZooKeeper 3.8 speaks TLSv1.2 unless told otherwise).
+            protocols: fk_tls::Protocols::from_java_names(&["TLSv1.3".into(), "TLSv1.2".into()])
+                .map_err(anyhow::Error::msg)?,
+            verify_hostname: true,
+            ..fk_tls::TlsSettings::default()
+        };
+        conn::use_tls(fk_tls::client_config(&settings)?.config);
     }
     let cpu_before = report::cpu_time();
     let progress = Arc::new(Progress::default());

@@ -159,3 +159,39 @@ fn sasl_digest_sessions_against_a_server_that_requires_them() {
     let wrong = fkbench(&server, &["--workload", "set", "--connections", "2", "--sasl-digest", "bench:nope"]);
     assert!(String::from_utf8_lossy(&wrong.stderr).contains("SASL with"), "{}", String::from_utf8_lossy(&wrong.stderr));
 }
+
+/// `--tls-ca` (and `--tls-cert` where the server asks for a certificate): the run goes over TLS, through
+/// the same non-blocking engine, and through the blocking sessions of the event workloads; a run that
+/// does not trust the server's CA is refused.
+#[test]
+fn tls_runs_against_a_tls_only_port() {
+    let Some(pki) = fk_tests::pki::Pki::make() else { return };
+    let secure = fk_tests::java::free_port();
+    let server = TestServer::with_config(&pki.server_config(secure));
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_fkbench"))
+            .args([
+                "--server",
+                &format!("127.0.0.1:{secure}"),
+                "--quiet",
+                "--json",
+                "--warmup",
+                "0.2",
+                "--duration",
+                "1",
+            ])
+            .args(args)
+            .output()
+            .expect("run fkbench")
+    };
+    let (ca, alice, other) = (pki.path("ca.pem"), pki.path("alice.pem"), pki.path("other-ca.pem"));
+    let (ca, alice, other) = (ca.to_str().unwrap(), alice.to_str().unwrap(), other.to_str().unwrap());
+    for workload in ["set", "lock"] {
+        let report = json(&run(&["--workload", workload, "--connections", "4", "--tls-ca", ca, "--tls-cert", alice]));
+        assert_schema(&report);
+        assert!(report["ops"].as_u64().unwrap() > 0 && report["errors"] == 0, "{workload}: {report}");
+    }
+    let untrusted = run(&["--workload", "set", "--connections", "2", "--tls-ca", other, "--tls-cert", alice]);
+    assert!(!untrusted.status.success(), "a server signed by an untrusted CA is refused");
+    assert_eq!(server.four_letter("ruok"), "imok");
+}

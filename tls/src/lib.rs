@@ -1,9 +1,11 @@
 //! TLS for ferrokeeper's client port and its client tools, configured as ZooKeeper 3.8's `ssl.*` keys
 //! describe it: key and trust stores ([`store`]), the rustls configurations built from them
-//! ([`config`]), and a client certificate's subject written as Java writes it ([`subject`]), which
+//! ([`config`]), the plaintext side of a connection in a non-blocking loop ([`nonblocking`]), and a
+//! client certificate's subject written as Java writes it ([`subject`]), which
 //! x509 authentication turns into an ACL id.
 
 pub mod config;
+pub mod nonblocking;
 pub mod store;
 pub mod subject;
 

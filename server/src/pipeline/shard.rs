@@ -22,13 +22,14 @@ use tracing::{debug, info, warn};
 use super::Shared;
 use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
-use super::tls::{Port, TlsFailure, Transport};
+use super::tls::{Port, Transport};
 use crate::ops::audit::{self, Requester, events};
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
 use crate::watch::{ConnId, WatchKind, WatchTable};
 use fk_net::sasl::digest_md5::DigestMd5Server;
+use fk_tls::nonblocking::TlsFailure;
 
 pub const WAKER_TOKEN: Token = Token(0);
 

@@ -7,14 +7,15 @@
 //! thread per connection, and a stalled handshake is bounded by a deadline like any sessionless
 //! connection.
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use fk_net::reactor::{BufferPool, Buffers, ReadStatus};
+use fk_tls::nonblocking::{Plaintext, write_records};
 use parking_lot::RwLock;
-use rustls::{ServerConfig, ServerConnection};
+use rustls::{Connection, ServerConfig, ServerConnection};
 use tracing::{info, warn};
 
 use crate::config::tls::ClientTls;
@@ -56,10 +57,10 @@ impl ClientTlsRuntime {
     }
 
     /// A new connection's TLS state, with the configuration in force now.
-    pub fn accept(&self) -> io::Result<Box<ServerConnection>> {
+    pub fn accept(&self) -> io::Result<Box<Connection>> {
         let mut tls = ServerConnection::new(self.current.read().clone()).map_err(io::Error::other)?;
         tls.set_buffer_limit(Some(TLS_BUFFER_LIMIT_BYTES));
-        Ok(Box::new(tls))
+        Ok(Box::new(tls.into()))
     }
 
     /// How long a handshake may take (`ssl.handshakeDetectionTimeoutMillis`).
@@ -101,7 +102,7 @@ pub enum Transport {
     Plain,
     /// On a unified port, before the first byte arrived.
     Undecided,
-    Tls(Box<ServerConnection>),
+    Tls(Box<Connection>),
 }
 
 impl Transport {
@@ -151,7 +152,7 @@ impl Transport {
         }
         match self {
             Transport::Plain => buffers.fill(stream, limit_bytes, pool),
-            Transport::Tls(tls) => buffers.fill(&mut TlsIo { tls, stream }, limit_bytes, pool),
+            Transport::Tls(tls) => buffers.fill(&mut Plaintext { tls, socket: stream }, limit_bytes, pool),
             Transport::Undecided => unreachable!("decided above"),
         }
     }
@@ -162,7 +163,7 @@ impl Transport {
         match self {
             Transport::Plain | Transport::Undecided => buffers.flush(stream),
             Transport::Tls(tls) => {
-                let all_taken = buffers.flush(&mut TlsIo { tls, stream })?;
+                let all_taken = buffers.flush(&mut Plaintext { tls, socket: stream })?;
                 Ok(all_taken && write_records(tls, stream)?)
             }
         }
@@ -177,71 +178,3 @@ impl Transport {
         }
     }
 }
-
-/// Writes the TLS records rustls holds; true when none is left.
-fn write_records(tls: &mut ServerConnection, stream: &mut mio::net::TcpStream) -> io::Result<bool> {
-    while tls.wants_write() {
-        match tls.write_tls(stream) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(true)
-}
-
-/// The plaintext side of a TLS connection, as the buffers' `fill` and `flush` see a socket.
-struct TlsIo<'a> {
-    tls: &'a mut ServerConnection,
-    stream: &'a mut mio::net::TcpStream,
-}
-
-impl Read for TlsIo<'_> {
-    /// Plaintext rustls holds, else records from the socket until some plaintext comes of them.
-    /// WouldBlock only when the socket is empty (the shard's edge-triggered readiness relies on it).
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.tls.reader().read(buf) {
-                // 0: the peer's close_notify.
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(e) => return Err(e),
-            }
-            if self.tls.read_tls(self.stream)? == 0 {
-                return Ok(0);
-            }
-            if let Err(e) = self.tls.process_new_packets() {
-                // The alert rustls queued for the peer goes out as the connection closes.
-                let _ = write_records(self.tls, self.stream);
-                return Err(io::Error::new(io::ErrorKind::InvalidData, TlsFailure(e)));
-            }
-        }
-    }
-}
-
-impl Write for TlsIo<'_> {
-    /// Hands plaintext to rustls once the records it already made are in the socket, so the bytes it
-    /// holds stay bounded by its buffer limit.
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if !write_records(self.tls, self.stream)? {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        let taken = self.tls.writer().write(buf)?;
-        if taken == 0 {
-            return Err(io::ErrorKind::WouldBlock.into());
-        }
-        write_records(self.tls, self.stream)?;
-        Ok(taken)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
-/// A TLS protocol failure (bad record, failed handshake, untrusted certificate), told apart from socket
-/// errors in the shard's log.
-#[derive(Debug, thiserror::Error)]
-#[error("TLS: {0}")]
-pub struct TlsFailure(pub rustls::Error);
