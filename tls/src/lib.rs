@@ -4,6 +4,7 @@
 //! client certificate's subject written as Java writes it ([`subject`]), which
 //! x509 authentication turns into an ACL id.
 
+pub mod blocking;
 pub mod config;
 pub mod nonblocking;
 pub mod store;
