@@ -50,7 +50,7 @@ fn run() -> anyhow::Result<()> {
     let mut config = config;
     security_settings_from_environment(&mut config)?;
     config.load_sasl()?;
-    config.load_client_tls()?;
+    config.load_tls()?;
     for warning in &config.warnings {
         warn!("{warning}");
     }

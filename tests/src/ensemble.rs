@@ -470,6 +470,17 @@ impl TestEnsemble {
         self.wait_for_client_port(i);
     }
 
+    /// Appends `lines` to member i's zoo.cfg (later keys win), for its next start.
+    pub fn append_config(&mut self, i: usize, lines: &str) {
+        let path = self.members[i].config_path();
+        let mut text = std::fs::read_to_string(&path).expect("read the member's zoo.cfg");
+        text.push_str(lines);
+        if !text.ends_with('\n') {
+            text.push('\n');
+        }
+        std::fs::write(&path, text).expect("write the member's zoo.cfg");
+    }
+
     /// A rolling-migration step: member i is stopped (SIGKILL) and started again as `implementation` on
     /// the same zoo.cfg, `myid` and data directory.
     pub fn replace(&mut self, i: usize, implementation: Implementation) {

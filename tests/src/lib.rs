@@ -29,6 +29,36 @@ pub mod zk {
             .expect("connect")
     }
 
+    /// Writes through a rotating member until told to stop, recording every acknowledged path.
+    pub fn start_writer(
+        connect_string: String,
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    ) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut n = 0;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let Ok(Ok(c)) = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    Client::connector().with_session_timeout(Duration::from_secs(4)).connect(&connect_string),
+                )
+                .await
+                else {
+                    continue;
+                };
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let path = format!("/load-{n}");
+                    n += 1;
+                    match tokio::time::timeout(Duration::from_secs(2), c.create(&path, b"x", &persistent())).await {
+                        Ok(Ok(_)) => acked.lock().unwrap().push(path),
+                        _ => break,
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        })
+    }
+
     /// Every znode but `/zookeeper`'s, with its data and stat.
     pub type Tree = std::collections::BTreeMap<String, (Vec<u8>, Stat)>;
 

@@ -66,7 +66,7 @@ async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     every_member_holds_the_same_config_node(ensemble).await;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
     for i in 0..n {
         let c = client(ensemble, i).await;
         c.create(&format!("/through-{i}"), format!("v{i}").as_bytes(), &zk::persistent())
@@ -160,36 +160,6 @@ async fn the_leader_dies_and_the_survivors_carry_on_across_implementations() {
     }
 }
 
-/// Writes through a rotating member until told to stop, recording every acknowledged path.
-fn start_writer(
-    connect_string: String,
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut n = 0;
-        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-            let Ok(Ok(c)) = tokio::time::timeout(
-                Duration::from_secs(2),
-                zk::Client::connector().with_session_timeout(Duration::from_secs(4)).connect(&connect_string),
-            )
-            .await
-            else {
-                continue;
-            };
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                let path = format!("/load-{n}");
-                n += 1;
-                match tokio::time::timeout(Duration::from_secs(2), c.create(&path, b"x", &zk::persistent())).await {
-                    Ok(Ok(_)) => acked.lock().unwrap().push(path),
-                    _ => break,
-                }
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    })
-}
-
 /// Every member, one at a time, is stopped and started again as `to` on its own data directory while
 /// writes go on and a session with an ephemeral stays open; the same ensemble ends all `to`, with every
 /// acknowledged write and the session's ephemeral on every member.
@@ -209,7 +179,7 @@ async fn rolling_migration(from: Implementation, to: Implementation) {
     let session = lasting.session_id();
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
     for i in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
         let before = acked.lock().unwrap().len();

@@ -224,6 +224,17 @@ pub fn client_config(settings: &TlsSettings) -> Result<Built<ClientConfig>, TlsE
     Ok(Built { config: Arc::new(config), notes })
 }
 
+/// Whether a peer's certificate names the address it connected from (an IP address entry), which
+/// ZooKeeper checks of a member dialling in when `ssl.quorum.hostnameVerification` is on.
+pub fn certificate_names_address(certificate: &CertificateDer<'_>, address: std::net::IpAddr) -> Result<(), String> {
+    let certificate =
+        webpki::EndEntityCert::try_from(certificate).map_err(|e| format!("unreadable certificate: {e}"))?;
+    let name = ServerName::IpAddress(address.into());
+    certificate
+        .verify_is_valid_for_subject_name(&name)
+        .map_err(|e| format!("its certificate is not for {address} ({e:?})"))
+}
+
 fn roots(spec: &StoreSpec) -> Result<Arc<RootCertStore>, TlsError> {
     let mut roots = RootCertStore::empty();
     for certificate in store::load_trust_store(spec)? {

@@ -10,7 +10,7 @@ pub mod nonblocking;
 pub mod store;
 pub mod subject;
 
-pub use config::{BadKey, ClientAuth, Protocols, TlsSettings, client_config, server_config};
+pub use config::{BadKey, ClientAuth, Protocols, TlsSettings, certificate_names_address, client_config, server_config};
 pub use store::{StoreSpec, StoreType};
 pub use subject::java_subject_name;
 

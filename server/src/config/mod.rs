@@ -157,12 +157,15 @@ pub struct Config {
     pub enforce_auth: EnforceAuth,
     /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
     pub sasl_users: Option<std::sync::Arc<fk_net::sasl::jaas::DigestUsers>>,
-    /// The client TLS keys as read (zoo.cfg, then JVM flags), by name without the `zookeeper.` prefix.
-    pub client_tls_keys: BTreeMap<String, tls::RawValue>,
+    /// The TLS keys (clients' and members') as read (zoo.cfg, then JVM flags), by name without the
+    /// `zookeeper.` prefix.
+    pub tls_keys: BTreeMap<String, tls::RawValue>,
     /// `authProvider.N=org.apache.zookeeper.server.auth.X509AuthenticationProvider`.
     pub x509_provider: bool,
-    /// The client port's TLS, once [`Config::load_client_tls`] resolved the keys; `None`: plaintext only.
+    /// The client port's TLS, once [`Config::load_tls`] resolved the keys; `None`: plaintext only.
     pub client_tls: Option<tls::ClientTls>,
+    /// TLS between members, once [`Config::load_tls`] resolved the keys; `None`: plaintext only.
+    pub quorum_tls: Option<tls::QuorumTls>,
     /// Every `server.N` line (duplicates resolved as ZooKeeper does), ascending by id.
     pub servers: Vec<ServerSpec>,
     /// This member's id, set by `join_ensemble` (from `dataDir/myid`); `None` when standalone.
@@ -348,9 +351,10 @@ impl Config {
             read_only_mode: false,
             sasl: SaslSettings::default(),
             sasl_users: None,
-            client_tls_keys: BTreeMap::new(),
+            tls_keys: BTreeMap::new(),
             x509_provider: false,
             client_tls: None,
+            quorum_tls: None,
             enforce_auth: EnforceAuth::default(),
             servers: Vec::new(),
             my_id: None,
@@ -412,22 +416,24 @@ impl Config {
             "enforce.auth.schemes" => {
                 self.enforce_auth.schemes = value.split(',').map(|s| s.trim().to_owned()).collect();
             }
-            k if tls::KEYS.contains(&k) => {
+            k if tls::KEYS.contains(&k) || tls::QUORUM_KEYS.contains(&k) => {
                 let raw = tls::RawValue { value: value.to_owned(), source: source.to_owned() };
-                self.client_tls_keys.insert(k.to_owned(), raw);
+                self.tls_keys.insert(k.to_owned(), raw);
             }
             _ => return false,
         }
         true
     }
 
-    /// Resolves the client TLS keys (after zoo.cfg and the JVM flags are read). A bad value, or a key
-    /// that needs a TLS port when none is configured, stops start-up; the stores themselves are read
-    /// when the server starts.
-    pub fn load_client_tls(&mut self) -> Result<(), ConfigError> {
+    /// Resolves the TLS keys (after zoo.cfg and the JVM flags are read). A bad value, or a key that
+    /// needs a TLS port when none is configured, stops start-up; the stores themselves are read when
+    /// the server starts.
+    pub fn load_tls(&mut self) -> Result<(), ConfigError> {
         let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
-        self.client_tls = tls::resolve(&self.client_tls_keys, self.x509_provider).map_err(invalid)?;
-        if self.client_tls.is_none() && self.client_tls_keys.keys().any(|k| k.starts_with("ssl.")) {
+        self.client_tls = tls::resolve(&self.tls_keys, self.x509_provider).map_err(invalid)?;
+        self.quorum_tls = tls::resolve_quorum(&self.tls_keys).map_err(invalid)?;
+        let client_keys = self.tls_keys.keys().any(|k| k.starts_with("ssl.") && !k.starts_with("ssl.quorum."));
+        if self.client_tls.is_none() && client_keys {
             self.warnings.push(format!(
                 "{}: ssl.* keys are set but no client port serves TLS (secureClientPort, \
                  client.portUnification=true): clients are served in plaintext only",
@@ -742,10 +748,7 @@ impl Config {
 
     fn check_client_port(&self, origin: &str) -> Result<(), ConfigError> {
         // ZooKeeper serves on the secure port alone when only it is set.
-        if self.servers.is_empty()
-            && self.client_port.is_none()
-            && !self.client_tls_keys.contains_key("secureClientPort")
-        {
+        if self.servers.is_empty() && self.client_port.is_none() && !self.tls_keys.contains_key("secureClientPort") {
             return Err(ConfigError::Invalid { origin: origin.into(), reason: "clientPort is not set".into() });
         }
         Ok(())
@@ -1050,7 +1053,10 @@ mod tests {
             ("dataDir=/d\nclientPortAddress=nowhere\nclientPort=1\n", "zoo.cfg:2: clientPortAddress: 'nowhere'"),
             // Fail closed: a security key that asks for what is not provided stops start-up.
             ("dataDir=/d\nclientPort=1\nssl.crl=true\n", "zoo.cfg:3: ssl.crl: this TLS setting is not supported"),
-            ("dataDir=/d\nclientPort=1\nzookeeper.sslQuorum=true\n", "zoo.cfg:3: zookeeper.sslQuorum: TLS between"),
+            (
+                "dataDir=/d\nclientPort=1\nzookeeper.sslQuorumReloadCertFiles=true\n",
+                "zoo.cfg:3: zookeeper.sslQuorumReloadCertFiles: this setting of TLS between members",
+            ),
             (
                 "dataDir=/d\nclientPort=1\nauthProvider.1=org.example.KerberosNameProvider\n",
                 "zoo.cfg:3: authProvider.1: this authentication provider is not available",

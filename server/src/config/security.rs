@@ -40,9 +40,10 @@ impl Refusal {
                  ssl.enabledProtocols, ssl.ciphersuites and x509 authentication"
             }
             Refusal::QuorumTls => {
-                "TLS between ensemble members is not supported yet; ferrokeeper refuses to start rather than talk \
-                 to its peers in plaintext. To run without it, set sslQuorum=false (and portUnification=false, \
-                 sslQuorumReloadCertFiles=false) and remove the ssl.quorum.* keys"
+                "this setting of TLS between members is not supported (reloading their certificates, revocation \
+                 checks, a custom SSLContext supplier); ferrokeeper refuses to start rather than run with less \
+                 protection than asked. TLS between members itself is provided: sslQuorum, portUnification and \
+                 the ssl.quorum.* stores, protocols, suites, clientAuth and hostnameVerification"
             }
             Refusal::ClientSasl => {
                 "this part of SASL authentication of clients is not supported yet (DIGEST-MD5 against a JAAS \
@@ -89,9 +90,9 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     // Java's revocation checking fetches CRLs and OCSP answers over the network.
     ("ssl.crl", Asks::WhenTrue, Refusal::ClientTls),
     ("ssl.ocsp", Asks::WhenTrue, Refusal::ClientTls),
-    ("sslQuorum", Asks::WhenTrue, Refusal::QuorumTls),
-    ("portUnification", Asks::WhenTrue, Refusal::QuorumTls),
     ("sslQuorumReloadCertFiles", Asks::WhenTrue, Refusal::QuorumTls),
+    ("ssl.quorum.crl", Asks::WhenTrue, Refusal::QuorumTls),
+    ("ssl.quorum.ocsp", Asks::WhenTrue, Refusal::QuorumTls),
     ("security.auth_to_local", Asks::Always, Refusal::ClientSasl),
     ("kerberos.removeHostFromPrincipal", Asks::Always, Refusal::ClientSasl),
     ("kerberos.removeRealmFromPrincipal", Asks::Always, Refusal::ClientSasl),
@@ -127,10 +128,10 @@ fn refused_family(key: &str, value: &str) -> Option<Refusal> {
         };
     }
     if key.starts_with("ssl.quorum.") {
-        return Some(Refusal::QuorumTls);
+        return (!super::tls::QUORUM_KEYS.contains(&key)).then_some(Refusal::QuorumTls);
     }
-    if key.starts_with("ssl.") && !super::tls::KEYS.contains(&key) {
-        return Some(Refusal::ClientTls);
+    if key.starts_with("ssl.") {
+        return (!super::tls::KEYS.contains(&key)).then_some(Refusal::ClientTls);
     }
     if key.starts_with("authProvider.") {
         let provided =
@@ -221,17 +222,20 @@ mod tests {
             ("ssl.ocsp", "true", Some(ClientTls)),
             ("ssl.context.supplier.class", "com.example.Ctx", Some(ClientTls)),
             ("ssl.fancyNewThing", "on", Some(ClientTls)),
-            ("sslQuorum", "true", Some(QuorumTls)),
-            ("sslQuorum", "True", Some(QuorumTls)),
+            // Provided: TLS between members (config::tls resolves them).
+            ("sslQuorum", "true", None),
             ("sslQuorum", "false", None),
-            ("portUnification", "true", Some(QuorumTls)),
-            ("portUnification", "false", None),
+            ("portUnification", "true", None),
+            ("ssl.quorum.keyStore.location", "/etc/zk/q.p12", None),
+            ("ssl.quorum.trustStore.location", "/etc/zk/qt.p12", None),
+            ("ssl.quorum.hostnameVerification", "false", None),
+            ("ssl.quorum.clientAuth", "need", None),
+            // Not provided.
             ("sslQuorumReloadCertFiles", "true", Some(QuorumTls)),
             ("sslQuorumReloadCertFiles", "false", None),
-            ("ssl.quorum.keyStore.location", "/etc/zk/q.p12", Some(QuorumTls)),
-            ("ssl.quorum.trustStore.location", "/etc/zk/qt.p12", Some(QuorumTls)),
-            ("ssl.quorum.hostnameVerification", "false", Some(QuorumTls)),
-            ("ssl.quorum.clientAuth", "need", Some(QuorumTls)),
+            ("ssl.quorum.crl", "true", Some(QuorumTls)),
+            ("ssl.quorum.ocsp", "true", Some(QuorumTls)),
+            ("ssl.quorum.context.supplier.class", "com.example.Ctx", Some(QuorumTls)),
             // Provided: requiring authentication (Config::enforce_auth checks the schemes).
             ("sessionRequireClientSASLAuth", "true", None),
             ("enforce.auth.enabled", "true", None),
@@ -289,8 +293,8 @@ mod tests {
         let (key, why) = check_jvm_flags(kafka).unwrap();
         assert_eq!(key, "zookeeper.kerberos.removeHostFromPrincipal");
         assert!(why.contains("SASL"));
-        let (key, _) = check_jvm_flags("-Dzookeeper.sslQuorum=true").unwrap();
-        assert_eq!(key, "zookeeper.sslQuorum");
+        let (key, _) = check_jvm_flags("-Dzookeeper.sslQuorum=true -Dzookeeper.ssl.quorum.ocsp=true").unwrap();
+        assert_eq!(key, "zookeeper.ssl.quorum.ocsp");
         assert_eq!(check_jvm_flags("-Xmx1g -Djute.maxbuffer=4194304 -Dzookeeper.sslQuorum=false"), None);
         assert_eq!(check_jvm_flags(""), None);
     }

@@ -1,10 +1,11 @@
-//! The client port's TLS keys as ZooKeeper 3.8 reads them: `secureClientPort` (and its address), a
+//! TLS keys as ZooKeeper 3.8 reads them. Between members: `sslQuorum`, `portUnification` and the
+//! `ssl.quorum.*` family. For clients: `secureClientPort` (and its address), a
 //! plaintext-or-TLS `clientPort` with `client.portUnification`, `client.certReload`, the `ssl.*` stores,
 //! protocols, suites and client authentication, and x509 authentication (`authProvider.N=…
 //! X509AuthenticationProvider`, `ssl.authProvider`, `X509AuthenticationProvider.superUser`).
 //!
 //! Keys are gathered as read (from zoo.cfg, or JVM flags where zoo.cfg does not set them) and resolved
-//! once by [`Config::load_client_tls`](super::Config::load_client_tls), so a password may come from a
+//! once by [`Config::load_tls`](super::Config::load_tls), so a password may come from a
 //! file and a store's type from its name whichever order the keys came in.
 
 use std::collections::BTreeMap;
@@ -41,6 +42,66 @@ pub const KEYS: &[&str] = &[
     // Netty's engine choice (JDK or OpenSSL); rustls is the one engine here.
     "ssl.sslProvider",
 ];
+
+/// Every quorum TLS key taken here (without the `zookeeper.` prefix).
+pub const QUORUM_KEYS: &[&str] = &[
+    "sslQuorum",
+    "portUnification",
+    "ssl.quorum.keyStore.location",
+    "ssl.quorum.keyStore.password",
+    "ssl.quorum.keyStore.passwordPath",
+    "ssl.quorum.keyStore.type",
+    "ssl.quorum.trustStore.location",
+    "ssl.quorum.trustStore.password",
+    "ssl.quorum.trustStore.passwordPath",
+    "ssl.quorum.trustStore.type",
+    "ssl.quorum.clientAuth",
+    "ssl.quorum.protocol",
+    "ssl.quorum.enabledProtocols",
+    "ssl.quorum.ciphersuites",
+    "ssl.quorum.hostnameVerification",
+    "ssl.quorum.handshakeDetectionTimeoutMillis",
+];
+
+/// TLS between members, resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumTls {
+    /// `sslQuorum`: connections this member makes to others (election and learner) use TLS.
+    pub ssl_quorum: bool,
+    /// `portUnification`: the election and quorum ports take TLS and plaintext alike; without it they
+    /// take only what `sslQuorum` says. Turned on for the rolling move to (or from) TLS.
+    pub port_unification: bool,
+    /// The `ssl.quorum.*` stores and choices; `verify_hostname` applies both ways between members.
+    pub settings: TlsSettings,
+}
+
+/// Resolves the quorum keys. `Ok(None)` when neither `sslQuorum` nor `portUnification` is on.
+pub fn resolve_quorum(raw: &BTreeMap<String, RawValue>) -> Result<Option<QuorumTls>, String> {
+    let get = |key: &str| raw.get(key).map(|r| r.value.trim().to_owned()).filter(|v| !v.is_empty());
+    let at = |key: &str, reason: String| match raw.get(key) {
+        Some(r) => format!("{}: {key}: {reason}", r.source),
+        None => format!("{key}: {reason}"),
+    };
+    let is_true = |key: &str| get(key).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let (ssl_quorum, port_unification) = (is_true("sslQuorum"), is_true("portUnification"));
+    if !ssl_quorum && !port_unification {
+        return Ok(None);
+    }
+    let settings = TlsSettings::from_keys("ssl.quorum", &get).map_err(|bad| at(&bad.key, bad.reason))?;
+    let switch = if ssl_quorum { "sslQuorum" } else { "portUnification" };
+    for (store, key) in [
+        (&settings.key_store, "ssl.quorum.keyStore.location"),
+        (&settings.trust_store, "ssl.quorum.trustStore.location"),
+    ] {
+        if store.is_none() {
+            return Err(at(
+                switch,
+                format!("TLS between members needs {key} (each member proves itself to the others)"),
+            ));
+        }
+    }
+    Ok(Some(QuorumTls { ssl_quorum, port_unification, settings }))
+}
 
 /// A key's value and where it came from (`zoo.cfg:12`, or a JVM flag), for messages.
 #[derive(Debug, Clone, PartialEq, Eq)]

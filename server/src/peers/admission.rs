@@ -13,6 +13,9 @@
 //!
 //! The judge deciding whether the bytes so far make an acceptable opening is the caller's; so is what
 //! happens to an admitted connection (with every byte read so far, which may run past the opening).
+//!
+//! With TLS between members (`peers::tls`), the handshake runs here too, inside the same bounds: the
+//! judge sees the decrypted bytes, and a connection is admitted with its TLS state.
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
@@ -21,9 +24,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use fk_tls::nonblocking::Plaintext;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, info, warn};
+
+use super::tls::{Accepts, PeerTls};
 
 /// Openings in progress at once, by default, on each port.
 pub const PENDING_MAX: usize = 32;
@@ -55,9 +61,10 @@ pub enum Verdict {
 }
 
 /// A connection through the gate: blocking again, with everything read from it so far.
-#[derive(Debug)]
 pub struct Admitted {
     pub stream: std::net::TcpStream,
+    /// Its TLS state, handshake done, when it came over TLS.
+    pub tls: Option<rustls::Connection>,
     pub peer: SocketAddr,
     /// The opening and whatever arrived behind it.
     pub read: Vec<u8>,
@@ -100,10 +107,34 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+impl std::fmt::Debug for Admitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitted")
+            .field("peer", &self.peer)
+            .field("tls", &self.tls.is_some())
+            .field("read", &self.read.len())
+            .field("sequence", &self.sequence)
+            .finish()
+    }
+}
+
+/// How an opening connection's bytes travel.
+enum Transport {
+    Plain,
+    /// On a port that takes both, before the first byte.
+    Undecided,
+    Tls(Box<rustls::Connection>),
+}
+
+/// A TLS record of type handshake starts with this byte; a member's plaintext opening with a packet
+/// type (0) or the election protocol's version (0xff…).
+const TLS_HANDSHAKE_RECORD: u8 = 0x16;
+
 /// A connection still in its opening.
 struct Opening {
     token: Token,
     stream: TcpStream,
+    transport: Transport,
     peer: SocketAddr,
     since: Instant,
     read: Vec<u8>,
@@ -124,11 +155,22 @@ pub struct Gate {
     accept_failed: bool,
     next_sequence: u64,
     counters: Arc<GateCounters>,
+    tls: Option<Arc<PeerTls>>,
 }
 
 impl Gate {
     /// A gate on `listener` (blocking or not); `name` tells its port in the log.
     pub fn new(name: &'static str, listener: std::net::TcpListener, limits: GateLimits) -> io::Result<Gate> {
+        Self::with_tls(name, listener, limits, None)
+    }
+
+    /// A gate whose connections come over TLS, or either way, as `tls` says.
+    pub fn with_tls(
+        name: &'static str,
+        listener: std::net::TcpListener,
+        limits: GateLimits,
+        tls: Option<Arc<PeerTls>>,
+    ) -> io::Result<Gate> {
         assert!(limits.pending_max > 0 && limits.opening_bytes_max > 0, "a gate must admit something");
         listener.set_nonblocking(true)?;
         let mut listener = TcpListener::from_std(listener);
@@ -137,7 +179,18 @@ impl Gate {
         let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
         let counters = Arc::new(GateCounters::default());
         let openings = VecDeque::new();
-        Ok(Gate { name, poll, listener, waker, limits, openings, accept_failed: false, next_sequence: 0, counters })
+        Ok(Gate {
+            name,
+            poll,
+            listener,
+            waker,
+            limits,
+            openings,
+            accept_failed: false,
+            next_sequence: 0,
+            counters,
+            tls,
+        })
     }
 
     /// Wakes the loop so it sees `stopping` (see [`Gate::run`]).
@@ -221,7 +274,19 @@ impl Gate {
             return;
         }
         let sequence = self.next_sequence;
-        self.openings.push_back(Opening { token, stream, peer, since: Instant::now(), read: Vec::new(), sequence });
+        let transport = match self.tls.as_ref().map(|tls| (tls.accepts(), tls)) {
+            None | Some((Accepts::Plaintext, _)) => Transport::Plain,
+            Some((Accepts::Both, _)) => Transport::Undecided,
+            Some((Accepts::Tls, tls)) => match tls.accept() {
+                Ok(session) => Transport::Tls(Box::new(session)),
+                Err(e) => {
+                    warn!(%peer, "{} port: cannot start TLS for a connection: {e}", self.name);
+                    return;
+                }
+            },
+        };
+        let since = Instant::now();
+        self.openings.push_back(Opening { token, stream, transport, peer, since, read: Vec::new(), sequence });
     }
 
     /// Reads what `token`'s connection sent; returns it once its opening is complete and acceptable.
@@ -236,7 +301,7 @@ impl Gate {
         let verdict = loop {
             // Never more than the bound in all: what is past it is refused unread.
             let room = self.limits.opening_bytes_max - opening.read.len();
-            match opening.stream.read(&mut chunk[..room]) {
+            match read_some(opening, &mut chunk[..room], self.tls.as_deref()) {
                 Ok(0) => break Verdict::Refuse("closed by the peer before its opening was complete".into()),
                 Ok(n) => {
                     opening.read.extend_from_slice(&chunk[..n]);
@@ -270,6 +335,19 @@ impl Gate {
     }
 
     fn hand_over(&mut self, mut opening: Opening) -> Option<Admitted> {
+        let tls = match opening.transport {
+            Transport::Tls(session) => Some(*session),
+            Transport::Plain | Transport::Undecided => None,
+        };
+        if let (Some(session), Some(peer_tls)) = (&tls, &self.tls)
+            && let Err(why) = peer_tls.check_dialler(session, opening.peer.ip())
+        {
+            info!(peer = %opening.peer, "{} port: connection refused: {why}", self.name);
+            bump(&self.counters.refused);
+            let _ = self.poll.registry().deregister(&mut opening.stream);
+            let _ = opening.stream.shutdown(std::net::Shutdown::Both);
+            return None;
+        }
         let _ = self.poll.registry().deregister(&mut opening.stream);
         let stream = std::net::TcpStream::from(opening.stream);
         if let Err(e) = stream.set_nonblocking(false) {
@@ -278,7 +356,7 @@ impl Gate {
         }
         let _ = stream.set_nodelay(true);
         bump(&self.counters.admitted);
-        Some(Admitted { stream, peer: opening.peer, read: opening.read, sequence: opening.sequence })
+        Some(Admitted { stream, tls, peer: opening.peer, read: opening.read, sequence: opening.sequence })
     }
 
     fn close_expired(&mut self) {
@@ -301,6 +379,26 @@ impl Gate {
     fn close(&mut self, mut opening: Opening) {
         let _ = self.poll.registry().deregister(&mut opening.stream);
         let _ = opening.stream.shutdown(std::net::Shutdown::Both);
+    }
+}
+
+/// Reads what the connection has (decrypted, over TLS); on a port that takes both, the first byte
+/// decides first. A TLS failure is an error like a failed read.
+fn read_some(opening: &mut Opening, buf: &mut [u8], tls: Option<&PeerTls>) -> io::Result<usize> {
+    if let Transport::Undecided = opening.transport {
+        let mut first = [0u8; 1];
+        if opening.stream.peek(&mut first)? == 0 {
+            return Ok(0);
+        }
+        opening.transport = match (first[0], tls) {
+            (TLS_HANDSHAKE_RECORD, Some(tls)) => Transport::Tls(Box::new(tls.accept()?)),
+            _ => Transport::Plain,
+        };
+    }
+    match &mut opening.transport {
+        Transport::Plain => opening.stream.read(buf),
+        Transport::Tls(session) => Plaintext { tls: session, socket: &mut opening.stream }.read(buf),
+        Transport::Undecided => unreachable!("decided above"),
     }
 }
 

@@ -40,7 +40,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, BufReader, Read};
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
@@ -52,11 +52,14 @@ use mio::Waker;
 use parking_lot::Mutex;
 use tracing::{debug, error, info, warn};
 
+use fk_tls::blocking::{ReadHalf, WriteHalf};
+
 use super::admission::{Admitted, Gate, GateCounters, GateLimits};
 use super::handshake::{
     LinkError, OBSERVER_ID, OPENING_MAX, OnAccept, OnInitiate, is_sendable, judge_opening, on_accept, on_initiate,
     reachable_address, read_frame, write_frame, write_opening,
 };
+use super::tls::{PeerTls, dialled, host_of};
 
 /// ZooKeeper's `cnxTimeout` default.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5000;
@@ -91,6 +94,8 @@ pub struct ElectionLinkSettings {
     pub bind_retries: u32,
     /// How long an accepted connection may take to send its opening message.
     pub handshake_timeout_ms: u64,
+    /// TLS between members, when on.
+    pub tls: Option<Arc<PeerTls>>,
 }
 
 impl ElectionLinkSettings {
@@ -104,6 +109,7 @@ impl ElectionLinkSettings {
             connect_timeout_ms: DEFAULT_CONNECT_TIMEOUT_MS,
             bind_retries: DEFAULT_BIND_RETRIES,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
+            tls: None,
         }
     }
 }
@@ -213,13 +219,13 @@ struct Link {
     id: u64,
     /// For an accepted connection, its place in accept order (see `install_link`).
     accepted: Option<u64>,
-    stream: TcpStream,
+    stream: WriteHalf,
     _stop: Sender<()>,
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
-        let _ = self.stream.shutdown(Shutdown::Both);
+        let _ = self.stream.shutdown();
     }
 }
 
@@ -259,6 +265,7 @@ struct Shared {
     counters: Counters,
     /// The admission's own counts (refusals before a connection reaches us).
     gate: Arc<GateCounters>,
+    tls: Option<Arc<PeerTls>>,
 }
 
 /// The election port's connections to every other member. Dropping it is `shutdown`.
@@ -279,7 +286,7 @@ impl ElectionLinks {
             pending_max: MAX_HANDSHAKES,
             opening_bytes_max: OPENING_MAX,
         };
-        let gate = Gate::new("election", listener, limits)?;
+        let gate = Gate::with_tls("election", listener, limits, settings.tls.clone())?;
         let (incoming_tx, incoming) = bounded(INCOMING_CAPACITY);
         let mut state = State { next_observer_id: -1, ..State::default() };
         for (sid, _) in &settings.peers {
@@ -297,6 +304,7 @@ impl ElectionLinks {
             stopping: AtomicBool::new(false),
             counters: Counters::default(),
             gate: gate.counters(),
+            tls: settings.tls,
         });
         let listening = shared.clone();
         let waker = gate.waker();
@@ -473,7 +481,8 @@ impl Shared {
     /// The accepting side (QuorumCnxManager.handleConnection), once the admission has read a whole
     /// opening message.
     fn opened(self: &Arc<Self>, admitted: Admitted) {
-        let Admitted { stream, peer: from, mut read, sequence: accepted } = admitted;
+        let Admitted { stream, tls, peer: from, mut read, sequence: accepted } = admitted;
+        let Ok(stream) = fk_tls::blocking::split(stream, tls) else { return };
         let Ok(Some((message, used))) = InitialMessage::parse(&read) else {
             unreachable!("admitted on a whole opening message");
         };
@@ -515,7 +524,7 @@ impl Shared {
     fn accept_link(
         self: &Arc<Self>,
         sid: i64,
-        stream: TcpStream,
+        stream: (ReadHalf, WriteHalf),
         address: Option<String>,
         accepted: u64,
         behind: Vec<u8>,
@@ -545,7 +554,13 @@ impl Shared {
     /// (ZooKeeper reads them one at a time on its listener), and a peer that replaced its connection must
     /// not see the replaced one win. A dialled connection (`accepted` None) is never raced by another for
     /// the same sid: one dial at a time, and we only dial sids we do not accept from.
-    fn install_link(self: &Arc<Self>, sid: i64, stream: TcpStream, accepted: Option<u64>, behind: Vec<u8>) -> bool {
+    fn install_link(
+        self: &Arc<Self>,
+        sid: i64,
+        stream: (ReadHalf, WriteHalf),
+        accepted: Option<u64>,
+        behind: Vec<u8>,
+    ) -> bool {
         self.install_locked(&mut self.state.lock(), sid, stream, accepted, behind)
     }
 
@@ -553,7 +568,7 @@ impl Shared {
         self: &Arc<Self>,
         state: &mut State,
         sid: i64,
-        stream: TcpStream,
+        (reader, writer): (ReadHalf, WriteHalf),
         accepted: Option<u64>,
         behind: Vec<u8>,
     ) -> bool {
@@ -573,7 +588,7 @@ impl Shared {
             bump(&self.counters.refused);
             return false;
         }
-        let (Ok(reader), Ok(closer)) = (stream.try_clone(), stream.try_clone()) else { return false };
+        let closer = writer.clone();
         let outbox = state.outboxes.entry(sid).or_insert_with(Outbox::new).clone();
         state.next_id += 1;
         let id = state.next_id;
@@ -584,7 +599,7 @@ impl Shared {
         self.note_up(state, sid);
         let (receiving, sending) = (self.clone(), self.clone());
         let receiver = move || receiving.receive_loop(sid, id, io::Cursor::new(behind).chain(reader));
-        let sender = move || sending.send_loop(sid, id, stream, outbox, stop_rx);
+        let sender = move || sending.send_loop(sid, id, writer, outbox, stop_rx);
         let started = self.spawn(state, format!("election-recv-{sid}"), receiver)
             && self.spawn(state, format!("election-send-{sid}"), sender);
         if !started {
@@ -629,7 +644,7 @@ impl Shared {
     }
 
     /// ZooKeeper's SendWorker: the outbox out, until the connection breaks or is replaced.
-    fn send_loop(&self, sid: i64, id: u64, mut stream: TcpStream, outbox: Outbox, stop: Receiver<()>) {
+    fn send_loop(&self, sid: i64, id: u64, mut stream: WriteHalf, outbox: Outbox, stop: Receiver<()>) {
         let mut scratch = Vec::new();
         // With nothing newer queued, resend the last message: the previous connection may have died
         // before the peer read it, and a duplicate vote is harmless (SendWorker.run does the same).
@@ -707,8 +722,9 @@ impl Shared {
         }
     }
 
-    /// Connects, sends our opening message, and returns the stream if we are the side that keeps it.
-    fn dial(&self, sid: i64, address: &str) -> io::Result<Option<TcpStream>> {
+    /// Connects (over TLS with `sslQuorum`), sends our opening message, and returns the connection if we
+    /// are the side that keeps it.
+    fn dial(&self, sid: i64, address: &str) -> io::Result<Option<(ReadHalf, WriteHalf)>> {
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "the address resolved to nothing");
         let mut connected = None;
         for candidate in address.to_socket_addrs()? {
@@ -720,18 +736,21 @@ impl Shared {
                 Err(e) => last_error = e,
             }
         }
-        let mut stream = connected.ok_or(last_error)?;
+        let stream = connected.ok_or(last_error)?;
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.handshake_timeout))?;
-        write_opening(&mut stream, self.my_id, &self.announced)?;
-        stream.set_write_timeout(None)?;
+        stream.set_read_timeout(Some(self.handshake_timeout))?;
+        let (reader, mut writer) = dialled(self.tls.as_deref(), stream, host_of(address))?;
+        write_opening(&mut writer, self.my_id, &self.announced)?;
+        writer.socket().set_write_timeout(None)?;
+        writer.socket().set_read_timeout(None)?;
         match on_initiate(self.my_id, sid) {
-            OnInitiate::Keep => Ok(Some(stream)),
+            OnInitiate::Keep => Ok(Some((reader, writer))),
             OnInitiate::CloseAfterOpening => Ok(None),
         }
     }
 
-    fn finish_dial(self: &Arc<Self>, sid: i64, address: &str, result: io::Result<Option<TcpStream>>) {
+    fn finish_dial(self: &Arc<Self>, sid: i64, address: &str, result: io::Result<Option<(ReadHalf, WriteHalf)>>) {
         let mut state = self.state.lock();
         // Cleared in the same critical section as the install: the peer's opening message, if handled
         // meanwhile, then finds either the new link (drops it and dials again) or no dial in progress

@@ -10,9 +10,11 @@
 //! - [`election_link`]: [`ElectionLinks`], ZooKeeper's `QuorumCnxManager`: a listener thread, one sender
 //!   and one receiver thread per connected peer, a one-message outbox per peer, and a bounded channel of
 //!   [`Incoming`] notifications for the election.
+//! - [`tls`]: TLS between members (`sslQuorum`, `portUnification`, `ssl.quorum.*`).
 
 pub mod admission;
 pub mod election_link;
 pub mod handshake;
+pub mod tls;
 
 pub use election_link::{ElectionLinkSettings, ElectionLinks, Incoming, IncomingReceiver, LinkStats};

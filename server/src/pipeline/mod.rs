@@ -77,6 +77,8 @@ pub struct Shared {
     pub audit: Option<Arc<crate::ops::audit::AuditLog>>,
     /// TLS for clients, when a port serves it (`secureClientPort`, `client.portUnification`).
     pub client_tls: Option<Arc<tls::ClientTlsRuntime>>,
+    /// TLS between members (`sslQuorum`, `portUnification`), on an ensemble.
+    pub peer_tls: Option<Arc<crate::peers::tls::PeerTls>>,
 }
 
 /// What this server is doing: its mode (standalone, or its role in the ensemble) and whether it serves
@@ -279,6 +281,11 @@ impl Server {
             }
             None => None,
         };
+        let peer_tls = match config.is_standalone() {
+            false => crate::peers::tls::PeerTls::new(config.quorum_tls.as_ref())
+                .context("cannot set up TLS between members")?,
+            true => None,
+        };
         let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
         // Where clients are told to connect: the plaintext (or unified) port, else the secure one.
         let client_addr = listeners[0].0.local_addr()?;
@@ -358,6 +365,7 @@ impl Server {
             snapshots: snapshot_tx.clone(),
             audit,
             client_tls,
+            peer_tls,
         });
         let mut threads = Threads::new();
         if let (Some(writer), Some(log)) = (audit_writer, &shared.audit) {
@@ -487,7 +495,8 @@ fn start_member(
         pending_max: PENDING_MAX,
         opening_bytes_max: quorum_link::LEARNER_OPENING_MAX,
     };
-    let gate = Gate::new("quorum", quorum_listener, limits).context("cannot watch the quorum port")?;
+    let gate = Gate::with_tls("quorum", quorum_listener, limits, shared.peer_tls.clone())
+        .context("cannot watch the quorum port")?;
     let members: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
     let (tx, my_sid) = (channels.member_tx.clone(), me.id);
     threads.spawn("fk-quorum-admission", move || quorum_link::admit_learners(gate, my_sid, members, tx))?;
@@ -505,6 +514,10 @@ fn start_member(
     // ZooKeeper's election socket timeout is syncLimit ticks; never longer than initLimit ticks here, the
     // bound on every connection that has not said who it is.
     settings.handshake_timeout_ms = config.sync_limit_ms().min(config.init_limit_ms()).max(1);
+    settings.tls = shared.peer_tls.clone();
+    if let Some(tls) = &shared.peer_tls {
+        tracing::info!("{}", tls.describe());
+    }
     let (links, election_rx) =
         ElectionLinks::start(settings).with_context(|| format!("cannot listen for elections on {election_addr}"))?;
     tracing::info!(

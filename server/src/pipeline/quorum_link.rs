@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, BufReader, BufWriter, Cursor, Read, Write};
-use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
@@ -25,8 +25,10 @@ use super::Shared;
 use super::messages::SequencerMsg;
 use super::snapshotter::SharedTree;
 use crate::peers::admission::{Admitted, Gate, Verdict};
+use crate::peers::tls::{dialled, host_of};
 use crate::storage::Dirs;
 use crate::zab::LinkId;
+use fk_tls::blocking::{ReadHalf, WriteHalf};
 
 /// Packets queued for one peer before it counts as too slow and is dropped.
 const QUEUE_MAX: usize = 65_536;
@@ -57,7 +59,7 @@ pub enum Outgoing {
 /// One connection's sending side; dropping it closes the connection.
 pub struct Link {
     tx: Sender<Outgoing>,
-    stream: Arc<std::sync::OnceLock<TcpStream>>,
+    stream: Arc<std::sync::OnceLock<WriteHalf>>,
 }
 
 impl Link {
@@ -70,7 +72,7 @@ impl Link {
 impl Drop for Link {
     fn drop(&mut self) {
         if let Some(stream) = self.stream.get() {
-            let _ = stream.shutdown(Shutdown::Both);
+            let _ = stream.shutdown();
         }
     }
 }
@@ -139,22 +141,23 @@ pub fn admit_learners(gate: Gate, my_id: u64, members: Vec<u64>, member: Sender<
     );
 }
 
-/// Starts the threads of a leader's link to a learner that connected; `read` holds the bytes the
-/// admission read (its opening, and anything behind it).
-pub fn start_leader_side(ctx: &LinkContext, id: LinkId, stream: TcpStream, read: Vec<u8>) -> io::Result<Link> {
+/// Starts the threads of a leader's link to a learner that connected, with the bytes the admission
+/// read (its opening, and anything behind it).
+pub fn start_leader_side(ctx: &LinkContext, id: LinkId, admitted: Admitted) -> io::Result<Link> {
     let (tx, rx) = bounded(QUEUE_MAX);
+    let (reader, writer) = fk_tls::blocking::split(admitted.stream, admitted.tls)?;
     let cell = Arc::new(std::sync::OnceLock::new());
-    let _ = cell.set(stream.try_clone()?);
-    let reader = stream.try_clone()?;
-    let c = ctx.clone();
+    let _ = cell.set(writer.clone());
+    let (c, read) = (ctx.clone(), admitted.read);
     spawn(&format!("fk-learner-{id}-in"), move || read_packets(&c, id, reader, read, false))?;
     let c = ctx.clone();
-    spawn(&format!("fk-learner-{id}-out"), move || write_packets(&c, id, stream, rx))?;
+    spawn(&format!("fk-learner-{id}-out"), move || write_packets(&c, id, writer, rx))?;
     Ok(Link { tx, stream: cell })
 }
 
 /// Connects to the leader's quorum port in the background (ZooKeeper tries 5 times, a second apart,
-/// each within `connect_timeout`); `Linked` or `Closed` tells the member thread how it went.
+/// each within `connect_timeout`; over TLS with `sslQuorum`); `Linked` or `Closed` tells the member
+/// thread how it went.
 pub fn connect_to_leader(
     ctx: &LinkContext,
     id: LinkId,
@@ -166,19 +169,24 @@ pub fn connect_to_leader(
     let c = ctx.clone();
     let published = cell.clone();
     spawn(&format!("fk-leader-{id}"), move || {
-        let stream = match connect(&address, connect_timeout) {
-            Ok(stream) => stream,
+        let connected = connect(&address, connect_timeout).and_then(|stream| {
+            stream.set_read_timeout(Some(connect_timeout))?;
+            stream.set_write_timeout(Some(connect_timeout))?;
+            let (reader, writer) = dialled(c.shared.peer_tls.as_deref(), stream, host_of(&address))?;
+            writer.socket().set_read_timeout(None)?;
+            writer.socket().set_write_timeout(None)?;
+            Ok((reader, writer))
+        });
+        let (reader, writer) = match connected {
+            Ok(halves) => halves,
             Err(e) => {
                 return c.tell(QuorumEvent::Closed(id, format!("cannot connect to the leader at {address}: {e}")));
             }
         };
-        let (Ok(reader), Ok(keeper)) = (stream.try_clone(), stream.try_clone()) else {
-            return c.tell(QuorumEvent::Closed(id, "cannot clone the leader's socket".into()));
-        };
-        let _ = published.set(keeper);
+        let _ = published.set(writer.clone());
         c.tell(QuorumEvent::Linked(id));
         let writer_ctx = c.clone();
-        if let Err(e) = spawn(&format!("fk-leader-{id}-out"), move || write_packets(&writer_ctx, id, stream, rx)) {
+        if let Err(e) = spawn(&format!("fk-leader-{id}-out"), move || write_packets(&writer_ctx, id, writer, rx)) {
             return c.tell(QuorumEvent::Closed(id, format!("cannot start a thread: {e}")));
         }
         read_packets(&c, id, reader, Vec::new(), true);
@@ -212,7 +220,7 @@ fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> io::Result<()> {
 /// Reads packets until the connection ends, handing on what each read completed as one batch (the
 /// first batch from `pending`, what was read before); a learner's reader also takes the snapshot after
 /// SNAP (the SNAP packet is handed on once it is stored).
-fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: TcpStream, mut pending: Vec<u8>, learner: bool) {
+fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: ReadHalf, mut pending: Vec<u8>, learner: bool) {
     pending.reserve(READ_CHUNK);
     let mut chunk = vec![0u8; READ_CHUNK];
     let reason = 'link: loop {
@@ -252,8 +260,8 @@ fn read_packets(ctx: &LinkContext, id: LinkId, mut stream: TcpStream, mut pendin
 
 /// Stores the snapshot that follows a SNAP packet; `pending` holds the bytes already read past the
 /// packet, and afterwards those read past the snapshot.
-fn receive_snap(ctx: &LinkContext, stream: &mut TcpStream, pending: &mut Vec<u8>, zxid: i64) -> anyhow::Result<()> {
-    let mut buffered = BufReader::with_capacity(READ_CHUNK, &*stream);
+fn receive_snap(ctx: &LinkContext, stream: &mut ReadHalf, pending: &mut Vec<u8>, zxid: i64) -> anyhow::Result<()> {
+    let mut buffered = BufReader::with_capacity(READ_CHUNK, stream);
     let mut input = Cursor::new(std::mem::take(pending)).chain(&mut buffered);
     let config = &ctx.shared.config;
     let path = receive_snapshot(&mut input, &ctx.dirs.snap, zxid, ctx.max_record(), config.force_sync)?;
@@ -267,8 +275,8 @@ fn receive_snap(ctx: &LinkContext, stream: &mut TcpStream, pending: &mut Vec<u8>
 }
 
 /// Writes queued packets, flushing whenever the queue runs dry.
-fn write_packets(ctx: &LinkContext, id: LinkId, stream: TcpStream, rx: Receiver<Outgoing>) {
-    let shutdown = stream.try_clone();
+fn write_packets(ctx: &LinkContext, id: LinkId, stream: WriteHalf, rx: Receiver<Outgoing>) {
+    let shutdown = stream.clone();
     let mut out = BufWriter::with_capacity(READ_CHUNK, stream);
     let mut encoded = Vec::new();
     let result = (|| -> anyhow::Result<()> {
@@ -294,9 +302,7 @@ fn write_packets(ctx: &LinkContext, id: LinkId, stream: TcpStream, rx: Receiver<
     if let Err(e) = result {
         debug!(link = id, "quorum link writer ends: {e}");
     }
-    if let Ok(s) = shutdown {
-        let _ = s.shutdown(Shutdown::Both);
-    }
+    let _ = shutdown.shutdown();
 }
 
 /// SNAP, then the tree as of at least `zxid` (fuzzy beyond it; the txns after `zxid` follow as

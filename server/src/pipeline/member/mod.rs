@@ -391,7 +391,7 @@ impl MemberThread {
     /// be started is reported closed.
     fn adopt(&mut self, link: LinkId) {
         let Some(admitted) = self.held.remove(&link) else { return };
-        match start_leader_side(&self.link_context, link, admitted.stream, admitted.read) {
+        match start_leader_side(&self.link_context, link, admitted) {
             Ok(started) => {
                 self.links.insert(link, started);
             }
