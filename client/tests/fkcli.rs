@@ -381,4 +381,23 @@ fn tls_from_the_shell_as_from_zkcli() {
         assert!(!said.contains("x509:") && no_session, "{what}: {said}");
     }
     assert_eq!(server.four_letter("ruok"), "imok");
+
+    // A server whose certificate is for another name: refused, unless hostname verification is off
+    // (zookeeper.ssl.hostnameVerification=false, as the Java client takes it).
+    let elsewhere_port = fk_tests::java::free_port();
+    let elsewhere = TestServer::with_config(&format!(
+        "secureClientPort={elsewhere_port}\nssl.keyStore.location={}\nssl.trustStore.location={}\nssl.clientAuth=none\n",
+        pki.path("elsewhere.pem").display(),
+        pki.path("ca.pem").display()
+    ));
+    let run = |flags: &str| -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fkcli"));
+        command.args(["-server", &format!("127.0.0.1:{elsewhere_port}"), "-timeout", "3000", "whoami"]);
+        command.env("CLIENT_JVMFLAGS", flags).output().expect("run fkcli").into()
+    };
+    let checked = run(&flags("alice.pem", "ca.pem"));
+    assert!(!checked.stdout.contains("Auth scheme"), "a certificate for another name was taken: {}", checked.stdout);
+    let unchecked = run(&format!("{} -Dzookeeper.ssl.hostnameVerification=false", flags("alice.pem", "ca.pem")));
+    assert!(unchecked.stdout.contains("ip: 127.0.0.1"), "{}{}", unchecked.stdout, unchecked.stderr);
+    drop(elsewhere);
 }

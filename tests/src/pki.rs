@@ -37,6 +37,7 @@ impl Pki {
         }
         std::fs::write(pki.path("server.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n").unwrap();
         std::fs::write(pki.path("client.ext"), "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n").unwrap();
+        std::fs::write(pki.path("elsewhere.ext"), "subjectAltName=DNS:elsewhere.example\n").unwrap();
         // The expired one first: valid for the second it is made in (openssl 3.0 cannot date one in the
         // past), so make() returns only once that second is over.
         let expired_made = std::time::Instant::now();
@@ -45,10 +46,16 @@ impl Pki {
             ("server", "/CN=localhost", "ca", "3650"),
             ("alice", "/C=US/O=Example, Inc./OU=Test/CN=alice+UID=a1/emailAddress=alice@example.com", "ca", "3650"),
             ("mallory", "/CN=mallory", "other-ca", "3650"),
+            // A server certificate for another host: a client checking names refuses it at 127.0.0.1.
+            ("elsewhere", "/CN=elsewhere.example", "ca", "3650"),
         ];
         for (name, subject, ca, days) in clients {
             pki.openssl(&["req"], &ec, &["-keyout", &format!("{name}.key"), "-out", &format!("{name}.csr")], subject);
-            let ext = if name == "server" { "server.ext" } else { "client.ext" };
+            let ext = match name {
+                "server" => "server.ext",
+                "elsewhere" => "elsewhere.ext",
+                _ => "client.ext",
+            };
             pki.run(&[
                 "x509",
                 "-req",
