@@ -64,7 +64,7 @@ pub enum Verdict {
 pub struct Admitted {
     pub stream: std::net::TcpStream,
     /// Its TLS state, handshake done, when it came over TLS.
-    pub tls: Option<rustls::Connection>,
+    pub tls: Option<Box<rustls::Connection>>,
     pub peer: SocketAddr,
     /// The opening and whatever arrived behind it.
     pub read: Vec<u8>,
@@ -336,7 +336,7 @@ impl Gate {
 
     fn hand_over(&mut self, mut opening: Opening) -> Option<Admitted> {
         let tls = match opening.transport {
-            Transport::Tls(session) => Some(*session),
+            Transport::Tls(session) => Some(session),
             Transport::Plain | Transport::Undecided => None,
         };
         if let (Some(session), Some(peer_tls)) = (&tls, &self.tls)

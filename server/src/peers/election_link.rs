@@ -482,7 +482,7 @@ impl Shared {
     /// opening message.
     fn opened(self: &Arc<Self>, admitted: Admitted) {
         let Admitted { stream, tls, peer: from, mut read, sequence: accepted } = admitted;
-        let Ok(stream) = fk_tls::blocking::split(stream, tls) else { return };
+        let Ok(stream) = fk_tls::blocking::split(stream, tls.map(|tls| *tls)) else { return };
         let Ok(Some((message, used))) = InitialMessage::parse(&read) else {
             unreachable!("admitted on a whole opening message");
         };

@@ -145,7 +145,7 @@ pub fn admit_learners(gate: Gate, my_id: u64, members: Vec<u64>, member: Sender<
 /// read (its opening, and anything behind it).
 pub fn start_leader_side(ctx: &LinkContext, id: LinkId, admitted: Admitted) -> io::Result<Link> {
     let (tx, rx) = bounded(QUEUE_MAX);
-    let (reader, writer) = fk_tls::blocking::split(admitted.stream, admitted.tls)?;
+    let (reader, writer) = fk_tls::blocking::split(admitted.stream, admitted.tls.map(|tls| *tls))?;
     let cell = Arc::new(std::sync::OnceLock::new());
     let _ = cell.set(writer.clone());
     let (c, read) = (ctx.clone(), admitted.read);
