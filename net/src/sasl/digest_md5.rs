@@ -1,5 +1,6 @@
 //! The server side of SASL DIGEST-MD5 (RFC 2831) as ZooKeeper's clients speak it to Java's
-//! `DigestMD5Server`: service `zookeeper`, server name and realm `zk-sasl-md5`, quality of protection
+//! `DigestMD5Server`: service `zookeeper`, server name and realm `zk-sasl-md5` (between members:
+//! `zookeeper-quorum` and `zk-quorum-sasl-md5`, [`Service::QUORUM`]), quality of protection
 //! `auth` only (ZooKeeper asks for no integrity or confidentiality layer), `md5-sess`. Pure: the nonce is
 //! given, the users' passwords are looked up through a closure.
 //!
@@ -11,9 +12,24 @@
 use md5::{Digest, Md5};
 use thiserror::Error;
 
-/// ZooKeeper's protocol and server name for DIGEST-MD5 (`ZooKeeperSaslServer`).
-pub const SERVICE: &str = "zookeeper";
-pub const SERVER_NAME: &str = "zk-sasl-md5";
+/// A protocol and server name DIGEST-MD5 is spoken for: they make the digest-uri, and the server name is
+/// the realm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Service {
+    pub protocol: &'static str,
+    pub server_name: &'static str,
+}
+
+impl Service {
+    /// Clients (`ZooKeeperSaslServer`).
+    pub const CLIENTS: Service = Service { protocol: "zookeeper", server_name: "zk-sasl-md5" };
+    /// Members authenticating to each other (`QuorumAuth`).
+    pub const QUORUM: Service = Service { protocol: "zookeeper-quorum", server_name: "zk-quorum-sasl-md5" };
+
+    fn uri(&self) -> String {
+        format!("{}/{}", self.protocol, self.server_name)
+    }
+}
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum DigestError {
@@ -42,6 +58,7 @@ enum Stage {
 }
 
 pub struct DigestMd5Server {
+    service: Service,
     nonce: String,
     stage: Stage,
 }
@@ -56,10 +73,15 @@ pub struct Step {
 }
 
 impl DigestMd5Server {
-    /// `nonce`: random, unpredictable (the caller draws it from the OS), without quotes or commas.
+    /// For clients. `nonce`: random, unpredictable (the caller draws it from the OS), without quotes or
+    /// commas.
     pub fn new(nonce: String) -> DigestMd5Server {
+        Self::for_service(Service::CLIENTS, nonce)
+    }
+
+    pub fn for_service(service: Service, nonce: String) -> DigestMd5Server {
         assert!(!nonce.contains(['"', ',', '\\']), "a nonce needs no quoting");
-        DigestMd5Server { nonce, stage: Stage::Start }
+        DigestMd5Server { service, nonce, stage: Stage::Start }
     }
 
     /// Takes the client's next token; `password` looks a user's password up.
@@ -73,8 +95,8 @@ impl DigestMd5Server {
                 }
                 self.stage = Stage::Challenged;
                 let challenge = format!(
-                    "realm=\"{SERVER_NAME}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
-                    self.nonce
+                    "realm=\"{}\",nonce=\"{}\",qop=\"auth\",charset=utf-8,algorithm=md5-sess",
+                    self.service.server_name, self.nonce
                 );
                 Ok(Step { token: challenge.into_bytes(), identity: None })
             }
@@ -94,7 +116,7 @@ impl DigestMd5Server {
         let need = |key: &'static str| get(key).ok_or_else(|| DigestError::Malformed(format!("no {key}")));
         let username = need("username")?;
         let realm = get("realm").unwrap_or("");
-        if realm != SERVER_NAME {
+        if realm != self.service.server_name {
             return Err(DigestError::Mismatch("realm"));
         }
         if need("nonce")? != self.nonce {
@@ -110,7 +132,7 @@ impl DigestMd5Server {
             return Err(DigestError::Mismatch("qop"));
         }
         let uri = need("digest-uri")?;
-        if uri.split_once('/').is_none_or(|(service, host)| service != SERVICE || host != SERVER_NAME) {
+        if uri.split_once('/').is_none_or(|(protocol, host)| protocol != self.service.protocol || host != self.service.server_name) {
             return Err(DigestError::Mismatch("digest-uri"));
         }
         let authzid = get("authzid");
@@ -135,17 +157,28 @@ pub struct DigestMd5Client {
 }
 
 impl DigestMd5Client {
-    /// The digest-response to `challenge`, and the client that checks the server's answer to it.
+    /// The digest-response to `challenge` (from a server for clients), and the client that checks the
+    /// server's answer to it.
     pub fn respond(challenge: &[u8], user: &str, password: &str, cnonce: &str) -> Result<(Vec<u8>, Self), DigestError> {
+        Self::respond_for(Service::CLIENTS, challenge, user, password, cnonce)
+    }
+
+    pub fn respond_for(
+        service: Service,
+        challenge: &[u8],
+        user: &str,
+        password: &str,
+        cnonce: &str,
+    ) -> Result<(Vec<u8>, Self), DigestError> {
         let text = std::str::from_utf8(challenge).map_err(|_| DigestError::Malformed("not UTF-8".into()))?;
         let fields = parse_directives(text)?;
         let get = |key: &str| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str());
         let nonce = get("nonce").ok_or_else(|| DigestError::Malformed("no nonce in the challenge".into()))?;
-        let realm = get("realm").unwrap_or(SERVER_NAME);
+        let realm = get("realm").unwrap_or(service.server_name);
         if get("qop").is_some_and(|q| !q.split(',').any(|q| q.trim() == "auth")) {
             return Err(DigestError::Mismatch("qop"));
         }
-        let uri = format!("{SERVICE}/{SERVER_NAME}");
+        let uri = service.uri();
         let exchange = Exchange {
             username: user,
             realm,
@@ -271,7 +304,7 @@ mod tests {
     fn client_response(server_nonce: &str, user: &str, password: &str, uri: &str) -> String {
         let exchange = Exchange {
             username: user,
-            realm: SERVER_NAME,
+            realm: Service::CLIENTS.server_name,
             password,
             nonce: server_nonce,
             cnonce: "c1",
@@ -281,7 +314,7 @@ mod tests {
             authzid: None,
         };
         format!(
-            "charset=utf-8,username=\"{user}\",realm=\"{SERVER_NAME}\",nonce=\"{server_nonce}\",nc=00000001,\
+            "charset=utf-8,username=\"{user}\",realm=\"zk-sasl-md5\",nonce=\"{server_nonce}\",nc=00000001,\
              cnonce=\"c1\",digest-uri=\"{uri}\",maxbuf=65536,response={},qop=auth",
             exchange.response("AUTHENTICATE")
         )
@@ -330,5 +363,23 @@ mod tests {
         );
         assert!(matches!(refused("garbage".into()), DigestError::Malformed(_)));
         assert!(matches!(refused("username=\"bob".into()), DigestError::Malformed(_)));
+    }
+
+    /// Between members the digest-uri and realm are the quorum's; a client of one service does not pass
+    /// the other's server.
+    #[test]
+    fn the_quorum_service_is_its_own() {
+        let mut server = DigestMd5Server::for_service(Service::QUORUM, "n0nce".into());
+        let challenge = server.step(b"", |_| None).unwrap().token;
+        assert!(String::from_utf8_lossy(&challenge).contains("realm=\"zk-quorum-sasl-md5\""));
+        let (response, client) =
+            DigestMd5Client::respond_for(Service::QUORUM, &challenge, "member", "pw", "c0nce").unwrap();
+        assert!(String::from_utf8_lossy(&response).contains("digest-uri=\"zookeeper-quorum/zk-quorum-sasl-md5\""));
+        let step = server.step(&response, |user| (user == "member").then(|| "pw".to_owned())).unwrap();
+        client.check_rspauth(&step.token).unwrap();
+        let mut clients = DigestMd5Server::new("n0nce".into());
+        clients.step(b"", |_| None).unwrap();
+        let refused = clients.step(&response, |_| Some("pw".to_owned())).unwrap_err();
+        assert!(matches!(refused, DigestError::Mismatch(_)), "{refused:?}");
     }
 }
