@@ -19,7 +19,7 @@ fn security_keys_stop_start_up_naming_file_line_and_key() {
             "authProvider.kerberos=com.example.KerberosNameProvider",
             "authProvider.kerberos: this authentication provider is not available",
         ),
-        ("quorum.auth.enableSasl=true", "quorum.auth.enableSasl: SASL between ensemble members"),
+        ("quorum.auth.kerberos.servicePrincipal=zkquorum/localhost", "Kerberos (GSSAPI) between ensemble members"),
         ("zookeeper.kerberos.removeHostFromPrincipal=true", "kerberos.removeHostFromPrincipal: this part of SASL"),
     ];
     for (line, expected) in cases {

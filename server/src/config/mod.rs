@@ -157,6 +157,8 @@ pub struct Config {
     pub enforce_auth: EnforceAuth,
     /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
     pub sasl_users: Option<std::sync::Arc<fk_net::sasl::jaas::DigestUsers>>,
+    /// SASL between members, once loaded (`quorum.auth.enableSasl`).
+    pub quorum_sasl: Option<QuorumSasl>,
     /// The TLS keys (clients' and members') as read (zoo.cfg, then JVM flags), by name without the
     /// `zookeeper.` prefix.
     pub tls_keys: BTreeMap<String, tls::RawValue>,
@@ -235,6 +237,26 @@ pub struct SaslSettings {
     pub super_user: Option<String>,
     /// `zookeeper.SASLAuthenticationProvider.superPassword`: DIGEST-MD5 user `super`'s password.
     pub super_password: Option<String>,
+    /// `quorum.auth.enableSasl`: members authenticate to each other with SASL when asked.
+    pub quorum_enabled: bool,
+    /// `quorum.auth.learnerRequireSasl`: this member authenticates when it dials another.
+    pub quorum_learner_require: bool,
+    /// `quorum.auth.serverRequireSasl`: members dialling this one must authenticate.
+    pub quorum_server_require: bool,
+    /// `quorum.auth.learner.saslLoginContext` (default `QuorumLearner`) and
+    /// `quorum.auth.server.saslLoginContext` (default `QuorumServer`): the JAAS sections.
+    pub quorum_learner_section: Option<String>,
+    pub quorum_server_section: Option<String>,
+}
+
+/// SASL between members, loaded: the users of the JAAS file's server section (whom this member takes)
+/// and the credentials of its learner section (what it proves itself with).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumSasl {
+    pub learner_require: bool,
+    pub server_require: bool,
+    pub users: std::sync::Arc<fk_net::sasl::jaas::DigestUsers>,
+    pub credentials: (String, String),
 }
 
 /// ZooKeeper's Prometheus metrics provider, whose `/metrics` endpoint ferrokeeper serves.
@@ -351,6 +373,7 @@ impl Config {
             read_only_mode: false,
             sasl: SaslSettings::default(),
             sasl_users: None,
+            quorum_sasl: None,
             tls_keys: BTreeMap::new(),
             x509_provider: false,
             client_tls: None,
@@ -408,6 +431,12 @@ impl Config {
             "sasl.serverconfig" => sasl.section = Some(value.to_owned()),
             "superUser" => sasl.super_user = Some(value.to_owned()),
             "SASLAuthenticationProvider.superPassword" => sasl.super_password = Some(value.to_owned()),
+            // Boolean.parseBoolean, as QuorumPeerConfig reads them.
+            "quorum.auth.enableSasl" => sasl.quorum_enabled = value.trim().eq_ignore_ascii_case("true"),
+            "quorum.auth.learnerRequireSasl" => sasl.quorum_learner_require = value.trim().eq_ignore_ascii_case("true"),
+            "quorum.auth.serverRequireSasl" => sasl.quorum_server_require = value.trim().eq_ignore_ascii_case("true"),
+            "quorum.auth.learner.saslLoginContext" => sasl.quorum_learner_section = Some(value.trim().to_owned()),
+            "quorum.auth.server.saslLoginContext" => sasl.quorum_server_section = Some(value.trim().to_owned()),
             // Boolean.parseBoolean; the schemes split on commas and trimmed.
             "sessionRequireClientSASLAuth" => {
                 self.enforce_auth.require_sasl = value.trim().eq_ignore_ascii_case("true")
@@ -448,6 +477,7 @@ impl Config {
     /// such section, Kerberos) stops start-up; SASL settings without a JAAS file ask for SASL that
     /// could not work, and stop it too.
     pub fn load_sasl(&mut self) -> Result<(), ConfigError> {
+        self.load_quorum_sasl()?;
         let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
         // ZooKeeper's AuthenticationHelper refuses to start on these.
         if let Some(schemes) = self.enforce_auth.required_schemes() {
@@ -486,6 +516,50 @@ impl Config {
             None => users,
         };
         self.sasl_users = Some(std::sync::Arc::new(users));
+        Ok(())
+    }
+
+    /// SASL between members (`quorum.auth.*`): ZooKeeper's consistency checks, then the JAAS file's
+    /// `QuorumServer` users and `QuorumLearner` credentials (DIGEST-MD5), both needed once it is on.
+    fn load_quorum_sasl(&mut self) -> Result<(), ConfigError> {
+        let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
+        let sasl = &self.sasl;
+        let order = [
+            (!sasl.quorum_enabled && sasl.quorum_server_require, "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl"),
+            (!sasl.quorum_enabled && sasl.quorum_learner_require, "quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl"),
+            // A member that takes only authenticated peers but does not authenticate itself could never
+            // join the quorum it guards.
+            (
+                !sasl.quorum_learner_require && sasl.quorum_server_require,
+                "quorum.auth.learnerRequireSasl",
+                "quorum.auth.serverRequireSasl",
+            ),
+        ];
+        if let Some((_, off, on)) = order.iter().find(|(wrong, _, _)| *wrong) {
+            return Err(invalid(format!("{off} is disabled, so cannot enable {on}")));
+        }
+        if !sasl.quorum_enabled {
+            return Ok(());
+        }
+        let Some(jaas) = &sasl.jaas else {
+            return Err(invalid(
+                "quorum.auth.enableSasl=true needs a JAAS file (java.security.auth.login.config) with the \
+                 QuorumServer and QuorumLearner sections"
+                    .into(),
+            ));
+        };
+        let server = sasl.quorum_server_section.as_deref().unwrap_or("QuorumServer");
+        let learner = sasl.quorum_learner_section.as_deref().unwrap_or("QuorumLearner");
+        let users = fk_net::sasl::jaas::digest_users(jaas, server)
+            .map_err(|e| invalid(format!("java.security.auth.login.config (quorum.auth.server.saslLoginContext): {e}")))?;
+        let credentials = fk_net::sasl::jaas::client_credentials(jaas, learner)
+            .map_err(|e| invalid(format!("java.security.auth.login.config (quorum.auth.learner.saslLoginContext): {e}")))?;
+        self.quorum_sasl = Some(QuorumSasl {
+            learner_require: sasl.quorum_learner_require,
+            server_require: sasl.quorum_server_require,
+            users: std::sync::Arc::new(users),
+            credentials,
+        });
         Ok(())
     }
 
@@ -1061,7 +1135,10 @@ mod tests {
                 "dataDir=/d\nclientPort=1\nauthProvider.1=org.example.KerberosNameProvider\n",
                 "zoo.cfg:3: authProvider.1: this authentication provider is not available",
             ),
-            ("dataDir=/d\nclientPort=1\nquorum.auth.enableSasl=true\n", "zoo.cfg:3: quorum.auth.enableSasl: SASL"),
+            (
+                "dataDir=/d\nclientPort=1\nquorum.auth.kerberos.servicePrincipal=zkquorum/localhost\n",
+                "zoo.cfg:3: quorum.auth.kerberos.servicePrincipal: Kerberos (GSSAPI) between ensemble members",
+            ),
         ];
         for (text, expected) in cases {
             let err = parse(text).unwrap_err().to_string();

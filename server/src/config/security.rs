@@ -52,10 +52,9 @@ impl Refusal {
                  security.auth_to_local and server.principal keys"
             }
             Refusal::QuorumSasl => {
-                "SASL between ensemble members is not supported yet; ferrokeeper refuses to start rather than \
-                 admit peers unauthenticated. To run without it, set quorum.auth.enableSasl, \
-                 quorum.auth.learnerRequireSasl and quorum.auth.serverRequireSasl to false and remove the other \
-                 quorum.auth.* keys"
+                "Kerberos (GSSAPI) between ensemble members is not supported yet (DIGEST-MD5 is, with \
+                 QuorumServer and QuorumLearner sections of DigestLoginModule in the JAAS file); ferrokeeper \
+                 refuses to start rather than admit peers unauthenticated. Remove the key"
             }
             Refusal::AuthProvider => {
                 "this authentication provider is not available in ferrokeeper, whose ACLs know the world, auth, \
@@ -100,12 +99,8 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     // Read by no ZooKeeper 3.8 code, but Kafka's guides pair it with the SASL provider to require
     // authentication: whoever wrote it asked for that.
     ("requireClientAuthScheme", Asks::Always, Refusal::ClientSasl),
-    ("quorum.auth.enableSasl", Asks::WhenTrue, Refusal::QuorumSasl),
-    ("quorum.auth.learnerRequireSasl", Asks::WhenTrue, Refusal::QuorumSasl),
-    ("quorum.auth.serverRequireSasl", Asks::WhenTrue, Refusal::QuorumSasl),
+    // The principal a learner asks a Kerberos ticket for: Kerberos between members, not provided yet.
     ("quorum.auth.kerberos.servicePrincipal", Asks::Always, Refusal::QuorumSasl),
-    ("quorum.auth.learner.saslLoginContext", Asks::Always, Refusal::QuorumSasl),
-    ("quorum.auth.server.saslLoginContext", Asks::Always, Refusal::QuorumSasl),
 ];
 
 /// Authentication providers every ZooKeeper registers anyway; naming them in `authProvider.N` changes
@@ -245,15 +240,13 @@ mod tests {
             ("kerberos.removeRealmFromPrincipal", "true", Some(ClientSasl)),
             ("server.principal", "zookeeper/host@REALM", Some(ClientSasl)),
             ("requireClientAuthScheme", "sasl", Some(ClientSasl)),
-            ("quorum.auth.enableSasl", "true", Some(QuorumSasl)),
-            ("quorum.auth.enableSasl", "false", None),
-            ("quorum.auth.learnerRequireSasl", "true", Some(QuorumSasl)),
-            ("quorum.auth.learnerRequireSasl", "false", None),
-            ("quorum.auth.serverRequireSasl", "true", Some(QuorumSasl)),
-            ("quorum.auth.serverRequireSasl", "false", None),
+            // Provided: SASL (DIGEST-MD5) between members (Config::load_quorum_sasl checks them).
+            ("quorum.auth.enableSasl", "true", None),
+            ("quorum.auth.learnerRequireSasl", "true", None),
+            ("quorum.auth.serverRequireSasl", "true", None),
+            ("quorum.auth.learner.saslLoginContext", "QuorumLearner", None),
+            ("quorum.auth.server.saslLoginContext", "QuorumServer", None),
             ("quorum.auth.kerberos.servicePrincipal", "zkquorum/localhost", Some(QuorumSasl)),
-            ("quorum.auth.learner.saslLoginContext", "QuorumLearner", Some(QuorumSasl)),
-            ("quorum.auth.server.saslLoginContext", "QuorumServer", Some(QuorumSasl)),
             // Provided: SASL (DIGEST-MD5; the JAAS file's checks are Config::load_sasl's).
             ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider", None),
             ("java.security.auth.login.config", "/etc/zk/jaas.conf", None),

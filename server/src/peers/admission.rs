@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use fk_tls::blocking::{ReadHalf, WriteHalf};
 use fk_tls::nonblocking::Plaintext;
 use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -60,11 +61,11 @@ pub enum Verdict {
     Refuse(String),
 }
 
-/// A connection through the gate: blocking again, with everything read from it so far.
+/// A connection through the gate: blocking again (over TLS if it came so), as its two halves, with
+/// everything read from it so far.
 pub struct Admitted {
-    pub stream: std::net::TcpStream,
-    /// Its TLS state, handshake done, when it came over TLS.
-    pub tls: Option<Box<rustls::Connection>>,
+    pub reader: ReadHalf,
+    pub writer: WriteHalf,
     pub peer: SocketAddr,
     /// The opening and whatever arrived behind it.
     pub read: Vec<u8>,
@@ -111,7 +112,6 @@ impl std::fmt::Debug for Admitted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Admitted")
             .field("peer", &self.peer)
-            .field("tls", &self.tls.is_some())
             .field("read", &self.read.len())
             .field("sequence", &self.sequence)
             .finish()
@@ -356,7 +356,14 @@ impl Gate {
         }
         let _ = stream.set_nodelay(true);
         bump(&self.counters.admitted);
-        Some(Admitted { stream, tls, peer: opening.peer, read: opening.read, sequence: opening.sequence })
+        let (reader, writer) = match fk_tls::blocking::split(stream, tls.map(|tls| *tls)) {
+            Ok(halves) => halves,
+            Err(e) => {
+                warn!(peer = %opening.peer, "{} port: cannot hand a connection on: {e}", self.name);
+                return None;
+            }
+        };
+        Some(Admitted { reader, writer, peer: opening.peer, read: opening.read, sequence: opening.sequence })
     }
 
     fn close_expired(&mut self) {
@@ -466,9 +473,9 @@ mod tests {
         assert_eq!(admitted.peer, client.local_addr().unwrap());
         // Blocking again, and still connected.
         client.write_all(b"x").unwrap();
-        let mut admitted_stream = admitted.stream;
+        let mut admitted_stream = admitted.reader;
         let mut rest = Vec::new();
-        admitted_stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        admitted_stream.socket().set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         while !rest.ends_with(b"x") {
             let mut byte = [0u8; 1];
             admitted_stream.read_exact(&mut byte).unwrap();

@@ -59,6 +59,7 @@ use super::handshake::{
     LinkError, OBSERVER_ID, OPENING_MAX, OnAccept, OnInitiate, is_sendable, judge_opening, on_accept, on_initiate,
     reachable_address, read_frame, write_frame, write_opening,
 };
+use super::sasl::PeerSasl;
 use super::tls::{PeerTls, dialled, host_of};
 
 /// ZooKeeper's `cnxTimeout` default.
@@ -96,6 +97,8 @@ pub struct ElectionLinkSettings {
     pub handshake_timeout_ms: u64,
     /// TLS between members, when on.
     pub tls: Option<Arc<PeerTls>>,
+    /// SASL between members, when on.
+    pub sasl: Option<Arc<PeerSasl>>,
 }
 
 impl ElectionLinkSettings {
@@ -110,6 +113,7 @@ impl ElectionLinkSettings {
             bind_retries: DEFAULT_BIND_RETRIES,
             handshake_timeout_ms: DEFAULT_HANDSHAKE_TIMEOUT_MS,
             tls: None,
+            sasl: None,
         }
     }
 }
@@ -266,6 +270,7 @@ struct Shared {
     /// The admission's own counts (refusals before a connection reaches us).
     gate: Arc<GateCounters>,
     tls: Option<Arc<PeerTls>>,
+    sasl: Option<Arc<PeerSasl>>,
 }
 
 /// The election port's connections to every other member. Dropping it is `shutdown`.
@@ -305,6 +310,7 @@ impl ElectionLinks {
             counters: Counters::default(),
             gate: gate.counters(),
             tls: settings.tls,
+            sasl: settings.sasl,
         });
         let listening = shared.clone();
         let waker = gate.waker();
@@ -481,13 +487,47 @@ impl Shared {
     /// The accepting side (QuorumCnxManager.handleConnection), once the admission has read a whole
     /// opening message.
     fn opened(self: &Arc<Self>, admitted: Admitted) {
-        let Admitted { stream, tls, peer: from, mut read, sequence: accepted } = admitted;
-        let Ok(stream) = fk_tls::blocking::split(stream, tls.map(|tls| *tls)) else { return };
+        let Admitted { reader, writer, peer: from, mut read, sequence: accepted } = admitted;
         let Ok(Some((message, used))) = InitialMessage::parse(&read) else {
             unreachable!("admitted on a whole opening message");
         };
         // Frames the peer sent right behind its opening are the receiver's.
         let behind = read.split_off(used);
+        let Some(sasl) = self.sasl.clone() else {
+            return self.identified(message, (reader, writer), from, accepted, behind);
+        };
+        // SASL comes next (ZooKeeper's handleConnection authenticates before the sid rules); its
+        // exchange blocks, so it runs on a thread of its own, bounded by the handshake timeout.
+        let shared = self.clone();
+        let mut state = self.state.lock();
+        self.spawn(&mut state, format!("election-auth-{}", message.sid), move || {
+            let (mut reader, mut writer) = (reader, writer);
+            let mut behind = behind;
+            let _ = reader.socket().set_read_timeout(Some(shared.handshake_timeout));
+            match sasl.authenticate_from(&mut reader, &mut writer, &mut behind) {
+                Ok(admission) => {
+                    debug!(my_id = shared.my_id, sid = message.sid, ?admission, "election connection: SASL");
+                    let _ = reader.socket().set_read_timeout(None);
+                    shared.identified(message, (reader, writer), from, accepted, behind);
+                }
+                Err(why) => {
+                    warn!(my_id = shared.my_id, %from, sid = message.sid, "election connection refused: SASL: {why}");
+                    bump(&shared.counters.refused);
+                    let _ = writer.shutdown();
+                }
+            }
+        });
+    }
+
+    /// The rest of the accepting side, once the peer is who it says (or need not prove it).
+    fn identified(
+        self: &Arc<Self>,
+        message: InitialMessage,
+        stream: (ReadHalf, WriteHalf),
+        from: SocketAddr,
+        accepted: u64,
+        behind: Vec<u8>,
+    ) {
         let address = reachable_address(&message);
         if message.sid == OBSERVER_ID {
             // ZooKeeper names such an observer with a fresh negative id and then applies the sid rule, which
@@ -740,8 +780,12 @@ impl Shared {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.handshake_timeout))?;
         stream.set_read_timeout(Some(self.handshake_timeout))?;
-        let (reader, mut writer) = dialled(self.tls.as_deref(), stream, host_of(address))?;
+        let (mut reader, mut writer) = dialled(self.tls.as_deref(), stream, host_of(address))?;
         write_opening(&mut writer, self.my_id, &self.announced)?;
+        if let Some(sasl) = &self.sasl {
+            sasl.authenticate_to(&mut reader, &mut writer)
+                .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, format!("SASL: {why}")))?;
+        }
         writer.socket().set_write_timeout(None)?;
         writer.socket().set_read_timeout(None)?;
         match on_initiate(self.my_id, sid) {

@@ -11,10 +11,12 @@
 //!   and one receiver thread per connected peer, a one-message outbox per peer, and a bounded channel of
 //!   [`Incoming`] notifications for the election.
 //! - [`tls`]: TLS between members (`sslQuorum`, `portUnification`, `ssl.quorum.*`).
+//! - [`sasl`]: SASL (DIGEST-MD5) between members (`quorum.auth.*`).
 
 pub mod admission;
 pub mod election_link;
 pub mod handshake;
+pub mod sasl;
 pub mod tls;
 
 pub use election_link::{ElectionLinkSettings, ElectionLinks, Incoming, IncomingReceiver, LinkStats};

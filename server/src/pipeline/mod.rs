@@ -79,6 +79,8 @@ pub struct Shared {
     pub client_tls: Option<Arc<tls::ClientTlsRuntime>>,
     /// TLS between members (`sslQuorum`, `portUnification`), on an ensemble.
     pub peer_tls: Option<Arc<crate::peers::tls::PeerTls>>,
+    /// SASL between members (`quorum.auth.enableSasl`), on an ensemble.
+    pub peer_sasl: Option<Arc<crate::peers::sasl::PeerSasl>>,
 }
 
 /// What this server is doing: its mode (standalone, or its role in the ensemble) and whether it serves
@@ -286,6 +288,7 @@ impl Server {
                 .context("cannot set up TLS between members")?,
             true => None,
         };
+        let peer_sasl = crate::peers::sasl::PeerSasl::new(config.quorum_sasl.as_ref().filter(|_| !config.is_standalone()));
         let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
         // Where clients are told to connect: the plaintext (or unified) port, else the secure one.
         let client_addr = listeners[0].0.local_addr()?;
@@ -366,6 +369,7 @@ impl Server {
             audit,
             client_tls,
             peer_tls,
+            peer_sasl,
         });
         let mut threads = Threads::new();
         if let (Some(writer), Some(log)) = (audit_writer, &shared.audit) {
@@ -499,7 +503,11 @@ fn start_member(
         .context("cannot watch the quorum port")?;
     let members: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
     let (tx, my_sid) = (channels.member_tx.clone(), me.id);
-    threads.spawn("fk-quorum-admission", move || quorum_link::admit_learners(gate, my_sid, members, tx))?;
+    let sasl = shared.peer_sasl.clone();
+    let init_limit = Duration::from_millis(config.init_limit_ms().max(1));
+    threads.spawn("fk-quorum-admission", move || {
+        quorum_link::admit_learners(gate, my_sid, members, tx, sasl, init_limit)
+    })?;
     let election_addr = config.election_bind_address().context("no election address")?.to_socket_addr()?;
     let peers = config
         .servers
@@ -515,8 +523,17 @@ fn start_member(
     // bound on every connection that has not said who it is.
     settings.handshake_timeout_ms = config.sync_limit_ms().min(config.init_limit_ms()).max(1);
     settings.tls = shared.peer_tls.clone();
+    settings.sasl = shared.peer_sasl.clone();
     if let Some(tls) = &shared.peer_tls {
         tracing::info!("{}", tls.describe());
+    }
+    if let Some(sasl) = &config.quorum_sasl {
+        tracing::info!(
+            learner_require = sasl.learner_require,
+            server_require = sasl.server_require,
+            "SASL (DIGEST-MD5) between members, as {}",
+            sasl.credentials.0
+        );
     }
     let (links, election_rx) =
         ElectionLinks::start(settings).with_context(|| format!("cannot listen for elections on {election_addr}"))?;

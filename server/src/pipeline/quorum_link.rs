@@ -18,13 +18,14 @@ use std::time::Duration;
 
 use crossbeam_channel::{Receiver, Sender, bounded};
 use fk_engine::snap::stream::{receive_snapshot, send_snapshot};
-use fk_net::quorum::{LearnerInfo, PacketType, QuorumPacket};
-use tracing::{debug, info};
+use fk_net::quorum::{LearnerInfo, PacketType, QuorumAuthPacket, QuorumPacket};
+use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::messages::SequencerMsg;
 use super::snapshotter::SharedTree;
 use crate::peers::admission::{Admitted, Gate, Verdict};
+use crate::peers::sasl::PeerSasl;
 use crate::peers::tls::{dialled, host_of};
 use crate::storage::Dirs;
 use crate::zab::LinkId;
@@ -132,23 +133,104 @@ pub fn judge_learner_opening(bytes: &[u8], my_id: u64, members: &[u64]) -> Verdi
 
 /// Runs the quorum port's admission for as long as the process lives, handing each learner that sent an
 /// acceptable opening to the member thread (which decides what to do with it: only a leader keeps one).
-pub fn admit_learners(gate: Gate, my_id: u64, members: Vec<u64>, member: Sender<SequencerMsg>) {
+/// With SASL between members, a learner may open with an auth packet instead: the exchange then runs on
+/// a thread of its own (bounded by `init_limit`), and the learner's FOLLOWERINFO is judged after it.
+pub fn admit_learners(
+    gate: Gate,
+    my_id: u64,
+    members: Vec<u64>,
+    member: Sender<SequencerMsg>,
+    sasl: Option<Arc<PeerSasl>>,
+    init_limit: Duration,
+) {
     let never = AtomicBool::new(false);
-    gate.run(
-        &never,
-        |bytes| judge_learner_opening(bytes, my_id, &members),
-        |admitted| member.send(SequencerMsg::Quorum(QuorumEvent::Accepted(admitted))).is_ok(),
-    );
+    let judge = move |bytes: &[u8]| judge_learner_opening(bytes, my_id, &members);
+    let judge_first = {
+        let judge = judge.clone();
+        let sasl = sasl.is_some();
+        move |bytes: &[u8]| match (sasl, QuorumAuthPacket::starts(bytes)) {
+            (true, Some(true)) => match QuorumAuthPacket::parse(bytes, LEARNER_OPENING_MAX) {
+                Ok(Some(_)) => Verdict::Admit,
+                Ok(None) => Verdict::Incomplete,
+                Err(e) => Verdict::Refuse(e.to_string()),
+            },
+            _ => judge(bytes),
+        }
+    };
+    gate.run(&never, judge_first, |admitted| match &sasl {
+        None => member.send(SequencerMsg::Quorum(QuorumEvent::Accepted(admitted))).is_ok(),
+        Some(sasl) => {
+            let (sasl, member, judge) = (sasl.clone(), member.clone(), judge.clone());
+            let peer = admitted.peer;
+            let spawned = spawn(&format!("fk-learner-auth-{peer}"), move || {
+                match authenticate_learner(admitted, &sasl, &judge, init_limit) {
+                    Ok(admitted) => {
+                        let _ = member.send(SequencerMsg::Quorum(QuorumEvent::Accepted(admitted)));
+                    }
+                    Err(why) => info!(%peer, "quorum port: connection refused: {why}"),
+                }
+            });
+            if let Err(e) = spawned {
+                warn!(%peer, "quorum port: cannot start a thread for SASL: {e}");
+            }
+            true
+        }
+    });
+}
+
+/// The SASL exchange with a learner that just connected, then its FOLLOWERINFO or OBSERVERINFO.
+fn authenticate_learner(
+    mut admitted: Admitted,
+    sasl: &PeerSasl,
+    judge: &impl Fn(&[u8]) -> Verdict,
+    init_limit: Duration,
+) -> Result<Admitted, String> {
+    let close = |admitted: &Admitted| {
+        let _ = admitted.writer.shutdown();
+    };
+    let _ = admitted.reader.socket().set_read_timeout(Some(init_limit));
+    let admission = sasl.authenticate_from(&mut admitted.reader, &mut admitted.writer, &mut admitted.read);
+    if let Err(why) = admission {
+        close(&admitted);
+        return Err(format!("SASL: {why}"));
+    }
+    debug!(peer = %admitted.peer, ?admission, "quorum port: SASL");
+    loop {
+        match judge(&admitted.read) {
+            Verdict::Admit => break,
+            Verdict::Refuse(why) => {
+                close(&admitted);
+                return Err(why);
+            }
+            Verdict::Incomplete if admitted.read.len() >= LEARNER_OPENING_MAX => {
+                close(&admitted);
+                return Err(format!("no complete opening in {LEARNER_OPENING_MAX} bytes after SASL"));
+            }
+            Verdict::Incomplete => {}
+        }
+        let mut chunk = [0u8; 256];
+        match admitted.reader.read(&mut chunk) {
+            Ok(0) => return Err("closed by the peer after SASL".into()),
+            Ok(n) => admitted.read.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                close(&admitted);
+                return Err(format!("no opening after SASL: {e}"));
+            }
+        }
+    }
+    let _ = admitted.reader.socket().set_read_timeout(None);
+    Ok(admitted)
 }
 
 /// Starts the threads of a leader's link to a learner that connected, with the bytes the admission
 /// read (its opening, and anything behind it).
 pub fn start_leader_side(ctx: &LinkContext, id: LinkId, admitted: Admitted) -> io::Result<Link> {
     let (tx, rx) = bounded(QUEUE_MAX);
-    let (reader, writer) = fk_tls::blocking::split(admitted.stream, admitted.tls.map(|tls| *tls))?;
+    let Admitted { reader, writer, read, .. } = admitted;
     let cell = Arc::new(std::sync::OnceLock::new());
     let _ = cell.set(writer.clone());
-    let (c, read) = (ctx.clone(), admitted.read);
+    let c = ctx.clone();
     spawn(&format!("fk-learner-{id}-in"), move || read_packets(&c, id, reader, read, false))?;
     let c = ctx.clone();
     spawn(&format!("fk-learner-{id}-out"), move || write_packets(&c, id, writer, rx))?;
@@ -172,7 +254,11 @@ pub fn connect_to_leader(
         let connected = connect(&address, connect_timeout).and_then(|stream| {
             stream.set_read_timeout(Some(connect_timeout))?;
             stream.set_write_timeout(Some(connect_timeout))?;
-            let (reader, writer) = dialled(c.shared.peer_tls.as_deref(), stream, host_of(&address))?;
+            let (mut reader, mut writer) = dialled(c.shared.peer_tls.as_deref(), stream, host_of(&address))?;
+            if let Some(sasl) = &c.shared.peer_sasl {
+                sasl.authenticate_to(&mut reader, &mut writer)
+                    .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, format!("SASL: {why}")))?;
+            }
             writer.socket().set_read_timeout(None)?;
             writer.socket().set_write_timeout(None)?;
             Ok((reader, writer))
