@@ -132,7 +132,10 @@ impl DigestMd5Server {
             return Err(DigestError::Mismatch("qop"));
         }
         let uri = need("digest-uri")?;
-        if uri.split_once('/').is_none_or(|(protocol, host)| protocol != self.service.protocol || host != self.service.server_name) {
+        if uri
+            .split_once('/')
+            .is_none_or(|(protocol, host)| protocol != self.service.protocol || host != self.service.server_name)
+        {
             return Err(DigestError::Mismatch("digest-uri"));
         }
         let authzid = get("authzid");

@@ -509,8 +509,17 @@ impl Config {
             return Ok(());
         };
         let section = self.sasl.section.as_deref().unwrap_or("Server");
-        let users = fk_net::sasl::jaas::digest_users(jaas, section)
-            .map_err(|e| invalid(format!("java.security.auth.login.config: {e}")))?;
+        let users = match fk_net::sasl::jaas::digest_users(jaas, section) {
+            Ok(users) => users,
+            // A JAAS file for members only (QuorumServer, QuorumLearner): no SASL for clients, as in
+            // ZooKeeper, unless something asked for it.
+            Err(fk_net::sasl::jaas::JaasError::NoSection { .. })
+                if !self.sasl.provider && self.sasl.section.is_none() && self.quorum_sasl.is_some() =>
+            {
+                return Ok(());
+            }
+            Err(e) => return Err(invalid(format!("java.security.auth.login.config: {e}"))),
+        };
         let users = match &self.sasl.super_password {
             Some(password) => users.with_user("super", password),
             None => users,
@@ -525,8 +534,16 @@ impl Config {
         let invalid = |reason: String| ConfigError::Invalid { origin: self.origin.clone(), reason };
         let sasl = &self.sasl;
         let order = [
-            (!sasl.quorum_enabled && sasl.quorum_server_require, "quorum.auth.enableSasl", "quorum.auth.serverRequireSasl"),
-            (!sasl.quorum_enabled && sasl.quorum_learner_require, "quorum.auth.enableSasl", "quorum.auth.learnerRequireSasl"),
+            (
+                !sasl.quorum_enabled && sasl.quorum_server_require,
+                "quorum.auth.enableSasl",
+                "quorum.auth.serverRequireSasl",
+            ),
+            (
+                !sasl.quorum_enabled && sasl.quorum_learner_require,
+                "quorum.auth.enableSasl",
+                "quorum.auth.learnerRequireSasl",
+            ),
             // A member that takes only authenticated peers but does not authenticate itself could never
             // join the quorum it guards.
             (
@@ -550,10 +567,12 @@ impl Config {
         };
         let server = sasl.quorum_server_section.as_deref().unwrap_or("QuorumServer");
         let learner = sasl.quorum_learner_section.as_deref().unwrap_or("QuorumLearner");
-        let users = fk_net::sasl::jaas::digest_users(jaas, server)
-            .map_err(|e| invalid(format!("java.security.auth.login.config (quorum.auth.server.saslLoginContext): {e}")))?;
-        let credentials = fk_net::sasl::jaas::client_credentials(jaas, learner)
-            .map_err(|e| invalid(format!("java.security.auth.login.config (quorum.auth.learner.saslLoginContext): {e}")))?;
+        let users = fk_net::sasl::jaas::digest_users(jaas, server).map_err(|e| {
+            invalid(format!("java.security.auth.login.config (quorum.auth.server.saslLoginContext): {e}"))
+        })?;
+        let credentials = fk_net::sasl::jaas::client_credentials(jaas, learner).map_err(|e| {
+            invalid(format!("java.security.auth.login.config (quorum.auth.learner.saslLoginContext): {e}"))
+        })?;
         self.quorum_sasl = Some(QuorumSasl {
             learner_require: sasl.quorum_learner_require,
             server_require: sasl.quorum_server_require,

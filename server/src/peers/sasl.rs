@@ -54,8 +54,9 @@ impl PeerSasl {
             return Err(format!("the member refused to start SASL ({:?})", challenge.status));
         }
         let cnonce = nonce();
-        let (response, client) = DigestMd5Client::respond_for(Service::QUORUM, &challenge.token, user, password, &cnonce)
-            .map_err(|e| e.to_string())?;
+        let (response, client) =
+            DigestMd5Client::respond_for(Service::QUORUM, &challenge.token, user, password, &cnonce)
+                .map_err(|e| e.to_string())?;
         send(writer, AuthStatus::InProgress, response)?;
         let outcome = receive(reader, &mut pending)?;
         match outcome.status {
@@ -95,14 +96,21 @@ impl PeerSasl {
         }
     }
 
-    fn exchange(&self, reader: &mut impl Read, writer: &mut impl Write, pending: &mut Vec<u8>) -> Result<String, String> {
+    fn exchange(
+        &self,
+        reader: &mut impl Read,
+        writer: &mut impl Write,
+        pending: &mut Vec<u8>,
+    ) -> Result<String, String> {
         let users = &self.settings.users;
         let mut server = DigestMd5Server::for_service(Service::QUORUM, nonce());
         let first = receive(reader, pending)?;
-        let challenge = server.step(&first.token, |user| users.password(user).map(str::to_owned)).map_err(|e| e.to_string())?;
+        let challenge =
+            server.step(&first.token, |user| users.password(user).map(str::to_owned)).map_err(|e| e.to_string())?;
         send(writer, AuthStatus::InProgress, challenge.token)?;
         let response = receive(reader, pending)?;
-        let done = server.step(&response.token, |user| users.password(user).map(str::to_owned)).map_err(|e| e.to_string())?;
+        let done =
+            server.step(&response.token, |user| users.password(user).map(str::to_owned)).map_err(|e| e.to_string())?;
         let user = done.identity.ok_or("DIGEST-MD5 did not complete")?;
         send(writer, AuthStatus::Success, done.token)?;
         Ok(user)

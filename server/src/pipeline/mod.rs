@@ -288,7 +288,8 @@ impl Server {
                 .context("cannot set up TLS between members")?,
             true => None,
         };
-        let peer_sasl = crate::peers::sasl::PeerSasl::new(config.quorum_sasl.as_ref().filter(|_| !config.is_standalone()));
+        let peer_sasl =
+            crate::peers::sasl::PeerSasl::new(config.quorum_sasl.as_ref().filter(|_| !config.is_standalone()));
         let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
         // Where clients are told to connect: the plaintext (or unified) port, else the secure one.
         let client_addr = listeners[0].0.local_addr()?;

@@ -1,0 +1,84 @@
+//! SASL (DIGEST-MD5) between members, with an Apache ZooKeeper 3.8 member in the same ensemble, configured
+//! as ZooKeeper documents it: `quorum.auth.enableSasl`, `learnerRequireSasl` and `serverRequireSasl`
+//! true, and a JAAS file whose `QuorumServer` section lists the members' users and whose `QuorumLearner`
+//! section holds this member's own (ZooKeeper takes the file as a JVM flag, ferrokeeper as the zoo.cfg
+//! key). Every member authenticates every election and learner connection; a member with a wrong
+//! password is not admitted and the other two go on serving; given the right one, it joins and catches
+//! up. Skips with a printed reason where Java or Debian's package is missing.
+
+use std::time::Duration;
+
+use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, TestEnsemble};
+use fk_tests::zk;
+
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn jaas(dir: &std::path::Path, name: &str, password: &str) -> std::path::PathBuf {
+    let path = dir.join(name);
+    let text = format!(
+        "QuorumServer {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  user_member=\"secret\";\n}};\n\
+         QuorumLearner {{\n  org.apache.zookeeper.server.auth.DigestLoginModule required\n  username=\"member\"\n  \
+         password=\"{password}\";\n}};\n"
+    );
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_ensemble_authenticates_its_members_and_refuses_a_wrong_password() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (good, wrong) = (jaas(dir.path(), "good.conf", "secret"), jaas(dir.path(), "wrong.conf", "guess"));
+    let members = vec![Implementation::ZooKeeper, Implementation::Ferrokeeper, Implementation::Ferrokeeper];
+    let spec = EnsembleSpec::new(members)
+        .with_ticks(500, 10, 5)
+        .with_extra(&format!(
+            "quorum.auth.enableSasl=true\nquorum.auth.learnerRequireSasl=true\nquorum.auth.serverRequireSasl=true\n\
+             java.security.auth.login.config={}\n",
+            good.display()
+        ))
+        .with_java_option(&format!("-Djava.security.auth.login.config={}", good.display()));
+    let mut ensemble = match TestEnsemble::start(spec) {
+        Ok(ensemble) => ensemble,
+        Err(reason) => return eprintln!("SKIPPED: {reason}"),
+    };
+    let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    eprintln!("leader: member {leader} ({:?})", ensemble.implementation(leader));
+    for i in 0..3 {
+        let c = zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await;
+        c.create(&format!("/sasl-{i}"), b"", &zk::persistent()).await.expect("create");
+    }
+    let java = ensemble.log_text(0);
+    assert!(java.contains("Successfully completed the authentication using SASL"), "{java}");
+    assert!(!java.contains("Maintaining learner connection despite SASL authentication failure"), "{java}");
+
+    // Member 2 (ferrokeeper) comes back with a wrong password: no member admits it, and the other two
+    // (a quorum) go on serving writes.
+    ensemble.append_config(2, &format!("java.security.auth.login.config={}\n", wrong.display()));
+    ensemble.restart(2);
+    let c = zk::synced_client(&ensemble.client_address(0).to_string(), Duration::from_secs(10), "/").await;
+    for n in 0..20 {
+        c.create(&format!("/while-refused-{n}"), b"", &zk::persistent()).await.expect("a write without member 2");
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        !matches!(ensemble.mode(2), Some(Mode::Leader | Mode::Follower)),
+        "member 2 joined with a wrong password:\n{}",
+        ensemble.log_text(2)
+    );
+    let refused = ensemble.log_text(2);
+    assert!(refused.contains("refused our credentials"), "{refused}");
+    let others = ensemble.log_text(0) + &ensemble.log_text(1);
+    assert!(others.contains("wrong password") || others.contains("Failed to authenticate using SASL"), "{others}");
+
+    // With the right password it joins and catches up.
+    ensemble.append_config(2, &format!("java.security.auth.login.config={}\n", good.display()));
+    ensemble.restart(2);
+    ensemble.wait_for_mode(2, Some(Mode::Follower), ELECTION_TIMEOUT);
+    let c = zk::synced_client(&ensemble.client_address(2).to_string(), Duration::from_secs(10), "/").await;
+    for n in 0..20 {
+        assert!(c.check_stat(&format!("/while-refused-{n}")).await.unwrap().is_some(), "member 2 caught up");
+    }
+}
