@@ -1165,6 +1165,31 @@ mod tests {
         }
     }
 
+    /// SASL between members: ZooKeeper's consistency checks, and a JAAS file must be there.
+    #[test]
+    fn quorum_sasl_settings_are_checked_as_zookeeper_checks_them() {
+        let cases = [
+            (
+                "quorum.auth.serverRequireSasl=true",
+                "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ),
+            (
+                "quorum.auth.learnerRequireSasl=true",
+                "quorum.auth.enableSasl is disabled, so cannot enable quorum.auth.learnerRequireSasl",
+            ),
+            (
+                "quorum.auth.enableSasl=true\nquorum.auth.serverRequireSasl=true",
+                "quorum.auth.learnerRequireSasl is disabled, so cannot enable quorum.auth.serverRequireSasl",
+            ),
+            ("quorum.auth.enableSasl=true", "quorum.auth.enableSasl=true needs a JAAS file"),
+        ];
+        for (lines, expected) in cases {
+            let mut config = parse(&format!("dataDir=/d\nclientPort=1\n{lines}\n")).unwrap();
+            let error = config.load_sasl().unwrap_err().to_string();
+            assert!(error.contains(expected), "{lines}: {error}");
+        }
+    }
+
     /// Values ZooKeeper 3.8 starts with (probed side by side), with the meaning it gives them.
     #[test]
     fn values_zookeeper_accepts_are_accepted_with_its_meaning() {
