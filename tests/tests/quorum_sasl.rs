@@ -4,7 +4,8 @@
 //! section holds this member's own (ZooKeeper takes the file as a JVM flag, ferrokeeper as the zoo.cfg
 //! key). Every member authenticates every election and learner connection; a member with a wrong
 //! password is not admitted and the other two go on serving; given the right one, it joins and catches
-//! up. Skips with a printed reason where Java or Debian's package is missing.
+//! up. And ZooKeeper's rolling path to required SASL on a running ensemble under load. Skips with a printed
+//! reason where Java or Debian's package is missing.
 
 use std::time::Duration;
 
@@ -81,4 +82,58 @@ async fn a_mixed_ensemble_authenticates_its_members_and_refuses_a_wrong_password
     for n in 0..20 {
         assert!(c.check_stat(&format!("/while-refused-{n}")).await.unwrap().is_some(), "member 2 caught up");
     }
+}
+
+/// ZooKeeper's rolling path to required SASL on a running mixed ensemble under an acknowledged write
+/// load: enableSasl with nothing required, then learnerRequireSasl, then serverRequireSasl, one restart
+/// at a time; nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_mixed_ensemble_moves_to_required_sasl_one_restart_at_a_time() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let good = jaas(dir.path(), "good.conf", "secret");
+    let members = vec![Implementation::Ferrokeeper, Implementation::ZooKeeper, Implementation::Ferrokeeper];
+    let spec = EnsembleSpec::new(members)
+        .with_ticks(500, 10, 5)
+        .with_java_option(&format!("-Djava.security.auth.login.config={}", good.display()));
+    let mut ensemble = match TestEnsemble::start(spec) {
+        Ok(ensemble) => ensemble,
+        Err(reason) => return eprintln!("SKIPPED: {reason}"),
+    };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let steps = [
+        format!("quorum.auth.enableSasl=true\njava.security.auth.login.config={}\n", good.display()),
+        "quorum.auth.learnerRequireSasl=true\n".to_owned(),
+        "quorum.auth.serverRequireSasl=true\n".to_owned(),
+    ];
+    for step in &steps {
+        for i in 0..3 {
+            let before = acked.lock().unwrap().len();
+            ensemble.append_config(i, step);
+            ensemble.restart(i);
+            ensemble.wait_for_leader(ELECTION_TIMEOUT);
+            let deadline = std::time::Instant::now() + Duration::from_secs(30);
+            while acked.lock().unwrap().len() < before + 10 {
+                assert!(std::time::Instant::now() < deadline, "no writes after restarting member {i} with {step:?}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    writer.await.unwrap();
+    let acked = acked.lock().unwrap().clone();
+    assert!(acked.len() > 90, "writes were acknowledged throughout ({})", acked.len());
+    for i in 0..3 {
+        let c = zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await;
+        for path in &acked {
+            assert!(c.check_stat(path).await.unwrap().is_some(), "member {i} lost acknowledged {path}");
+        }
+    }
+    let java = ensemble.log_text(1);
+    assert!(java.contains("Successfully completed the authentication using SASL"), "{java}");
 }
