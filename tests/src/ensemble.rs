@@ -116,6 +116,8 @@ pub struct EnsembleSpec {
     pub extra: String,
     /// JVM options for ZooKeeper members (e.g. `-Dzookeeper.cnxTimeout=1000`).
     pub java_options: Vec<String>,
+    /// The server list in a `dynamicConfigFile` of this name (beside zoo.cfg) instead of zoo.cfg itself.
+    pub dynamic_file: Option<String>,
 }
 
 impl EnsembleSpec {
@@ -129,6 +131,7 @@ impl EnsembleSpec {
             sync_limit: 5,
             extra: String::new(),
             java_options: Vec::new(),
+            dynamic_file: None,
         }
     }
 
@@ -147,6 +150,13 @@ impl EnsembleSpec {
 
     pub fn with_ticks(mut self, tick_time_ms: u32, init_limit: u32, sync_limit: u32) -> EnsembleSpec {
         (self.tick_time_ms, self.init_limit, self.sync_limit) = (tick_time_ms, init_limit, sync_limit);
+        self
+    }
+
+    /// The server list goes to a dynamic configuration file named `name` (ZooKeeper takes the version
+    /// from its last dot-separated part, in hex).
+    pub fn with_dynamic_file(mut self, name: &str) -> EnsembleSpec {
+        self.dynamic_file = Some(name.to_owned());
         self
     }
 
@@ -682,7 +692,14 @@ fn new_member(spec: &EnsembleSpec, i: usize, addresses: &[(IpAddr, Ports)]) -> M
     let data = dir.path().join("data");
     std::fs::create_dir_all(&data).expect("create dataDir");
     std::fs::write(data.join("myid"), format!("{}\n", i + 1)).expect("write myid");
-    std::fs::write(dir.path().join("zoo.cfg"), zoo_cfg(spec, i, &data, addresses)).expect("write zoo.cfg");
+    let mut text = zoo_cfg(spec, i, &data, addresses);
+    if let Some(name) = &spec.dynamic_file {
+        let (servers, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| l.starts_with("server."));
+        let dynamic = dir.path().join(name);
+        std::fs::write(&dynamic, servers.join("\n") + "\n").expect("write the dynamic file");
+        text = rest.join("\n") + &format!("\ndynamicConfigFile={}\n", dynamic.display());
+    }
+    std::fs::write(dir.path().join("zoo.cfg"), text).expect("write zoo.cfg");
     let (host, ports) = addresses[i];
     Member {
         implementation: spec.members[i],

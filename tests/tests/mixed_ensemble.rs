@@ -275,3 +275,38 @@ async fn a_java_leader_with_two_ferrokeeper_followers() {
     assert_eq!((ensemble.mode(0), ensemble.mode(1)), (Some(Mode::Follower), Some(Mode::Follower)));
     every_member_sees_every_write(&ensemble).await;
 }
+
+/// The membership in a `dynamicConfigFile` (as the Kubernetes operators and `reconfig` write it), not in
+/// zoo.cfg: every member, Java or not, reads the same file layout, elects, replicates, and shows the same
+/// `/zookeeper/config` with the version the file's name carries.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_ensemble_on_a_dynamic_configuration_file() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let members = vec![Implementation::ZooKeeper, Implementation::Ferrokeeper, Implementation::Ferrokeeper];
+    let spec = EnsembleSpec::new(members).with_ticks(500, 10, 5).with_dynamic_file("zoo.cfg.dynamic.100000000");
+    let mut ensemble = match TestEnsemble::start(spec) {
+        Ok(ensemble) => ensemble,
+        Err(reason) => return eprintln!("SKIPPED: {reason}"),
+    };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let mut nodes = Vec::new();
+    for i in 0..3 {
+        let c = synced_client(&ensemble, i).await;
+        c.create(&format!("/dynamic-{i}"), b"", &zk::persistent()).await.expect("create");
+        let (data, stat) = c.get_data("/zookeeper/config").await.expect("get /zookeeper/config");
+        let text = String::from_utf8(data).expect("UTF-8");
+        assert!(text.starts_with("server.") && text.ends_with("version=100000000"), "member {i}: {text:?}");
+        nodes.push((text, stat.version, stat.mzxid));
+    }
+    for (i, node) in nodes.iter().enumerate().skip(1) {
+        assert_eq!(node, &nodes[0], "member {i} ({:?}) and member 0 (ZooKeeper)", ensemble.implementation(i));
+    }
+    for reader in 0..3 {
+        let c = synced_client(&ensemble, reader).await;
+        for writer in 0..3 {
+            assert!(c.check_stat(&format!("/dynamic-{writer}")).await.unwrap().is_some(), "member {reader}");
+        }
+    }
+}

@@ -47,7 +47,7 @@ impl Config {
             if lines.len() > 1 {
                 self.warnings.push(format!(
                     "{}: server.{id} is given on lines {}; line {} is used, as ZooKeeper does",
-                    self.origin,
+                    self.members_origin,
                     lines.join(", "),
                     entry.line
                 ));
@@ -65,7 +65,8 @@ impl Config {
     fn check_membership(&mut self) -> Result<(), ConfigError> {
         let voters = self.voter_ids().len();
         let observers = self.observer_ids().len();
-        let invalid = |reason: &str| ConfigError::Invalid { origin: self.origin.clone(), reason: reason.into() };
+        let invalid =
+            |reason: &str| ConfigError::Invalid { origin: self.members_origin.clone(), reason: reason.into() };
         if voters == 0 {
             if !self.standalone_enabled {
                 return Err(invalid("standaloneEnabled=false needs at least one participant server.N line"));
@@ -83,14 +84,18 @@ impl Config {
             // HBase-style single server line: ZooKeeper logs this and runs standalone.
             self.warnings.push(format!(
                 "{}: invalid configuration, only one server specified (ignoring): running standalone",
-                self.origin
+                self.members_origin
             ));
         } else if voters <= 2 {
-            self.warnings
-                .push(format!("{}: No server failure will be tolerated. You need at least 3 servers.", self.origin));
+            self.warnings.push(format!(
+                "{}: No server failure will be tolerated. You need at least 3 servers.",
+                self.members_origin
+            ));
         } else if voters.is_multiple_of(2) {
-            self.warnings
-                .push(format!("{}: Non-optimal configuration, consider an odd number of servers.", self.origin));
+            self.warnings.push(format!(
+                "{}: Non-optimal configuration, consider an odd number of servers.",
+                self.members_origin
+            ));
         }
         Ok(())
     }
@@ -110,8 +115,10 @@ impl Config {
             }
             for (what, host, port) in addresses {
                 if port == 0 && what != "client" {
-                    warnings
-                        .push(format!("{}:{line}: server.{}: {what} port 0 cannot be reached", self.origin, server.id));
+                    warnings.push(format!(
+                        "{}:{line}: server.{}: {what} port 0 cannot be reached",
+                        self.members_origin, server.id
+                    ));
                     continue;
                 }
                 let name = format!("the {what} address of server.{}", server.id);
@@ -119,7 +126,7 @@ impl Config {
                 match seen.get(&key) {
                     Some(other) => warnings.push(format!(
                         "{}:{line}: server.{}: {what} address {} is also {other}",
-                        self.origin,
+                        self.members_origin,
                         server.id,
                         HostPort::new(host, port)
                     )),
@@ -144,14 +151,14 @@ impl Config {
         let id = u64::try_from(id).map_err(|_| invalid(format!("server id {id} is negative")))?;
         let me = self.peer(id).cloned().ok_or_else(|| {
             let ids: Vec<String> = self.servers.iter().map(|s| format!("server.{}", s.id)).collect();
-            invalid(format!("server id {id} is not in {}'s server list ({})", self.origin, ids.join(", ")))
+            invalid(format!("server id {id} is not in {}'s server list ({})", self.members_origin, ids.join(", ")))
         })?;
         self.check_client_address(&me)?;
         if me.role != self.peer_type {
             // ZooKeeper's setupPeerType: the server list wins.
             self.warnings.push(format!(
                 "{}: Peer type from servers list ({}) doesn't match peerType ({}). Defaulting to servers list.",
-                self.origin,
+                self.members_origin,
                 role_name(me.role),
                 role_name(self.peer_type)
             ));
@@ -171,12 +178,12 @@ impl Config {
         };
         Err(match self.key_lines.get(key) {
             Some(line) => ConfigError::BadValue {
-                origin: self.origin.clone(),
+                origin: self.members_origin.clone(),
                 line: *line,
                 key: key.into(),
                 reason: format!("{ticks} {reason}"),
             },
-            None => ConfigError::Invalid { origin: self.origin.clone(), reason: format!("{key} {reason}") },
+            None => ConfigError::Invalid { origin: self.members_origin.clone(), reason: format!("{key} {reason}") },
         })
     }
 
@@ -197,7 +204,7 @@ impl Config {
             return Ok(());
         }
         Err(ConfigError::BadValue {
-            origin: self.origin.clone(),
+            origin: self.members_origin.clone(),
             line: self.server_lines[&me.id],
             key: format!("server.{}", me.id),
             reason: format!(
@@ -220,7 +227,7 @@ impl Config {
         let Some((host, port)) = line.client_addr.clone() else { return Ok(()) };
         if let Some(host) = host {
             let address = HostPort::new(host.clone(), port).to_socket_addr().map_err(|e| ConfigError::Invalid {
-                origin: self.origin.clone(),
+                origin: self.members_origin.clone(),
                 reason: format!("server.{}: client address {host}: {e}", line.id),
             })?;
             self.client_port_address = Some(address.ip());
@@ -388,6 +395,33 @@ mod tests {
 
     const HEAD: &str = "tickTime=2000\ninitLimit=5\nsyncLimit=2\ndataDir=/d\nclientPort=2181\n";
     const THREE: &str = "server.1=127.0.0.1:2888:3888\nserver.2=127.0.0.1:2889:3889\nserver.3=127.0.0.1:2890:3890\n";
+
+    /// `dynamicConfigFile`: the membership comes from it, the version from its name; what ZooKeeper
+    /// refuses in it is refused, naming it.
+    #[test]
+    fn a_dynamic_file_holds_the_membership() {
+        let dir = tempfile::tempdir().unwrap();
+        let dynamic = dir.path().join("zoo.cfg.dynamic.100000000");
+        std::fs::write(&dynamic, THREE.replace("3890", "3890:observer")).unwrap();
+        let text = format!("{HEAD}dynamicConfigFile={}\nreconfigEnabled=true\n", dynamic.display());
+        let config = member(&text, Some(2)).unwrap();
+        assert_eq!(config.config_version, 0x1_0000_0000);
+        assert_eq!(config.voter_ids(), vec![1, 2]);
+        assert!(config.quorum_config_text().ends_with("server.3=127.0.0.1:2890:3890:observer\nversion=100000000"));
+        let unversioned = dir.path().join("members");
+        std::fs::write(&unversioned, THREE).unwrap();
+        let config = member(&format!("{HEAD}dynamicConfigFile={}\n", unversioned.display()), Some(1)).unwrap();
+        assert_eq!(config.config_version, 0, "no version in the name: 0");
+        for (content, expected) in [
+            (format!("{THREE}version=100000000\n"), "version: dynamic file shouldn't have version inside"),
+            (format!("{THREE}tickTime=2000\n"), "tickTime: Unrecognised parameter: tickTime"),
+            (THREE.replace("2889:3889", "2889:x"), "server.2: 'x' is not a port number"),
+        ] {
+            std::fs::write(&dynamic, content).unwrap();
+            let error = member(&text, Some(2)).unwrap_err().to_string();
+            assert!(error.starts_with(&format!("{}:", dynamic.display())) && error.contains(expected), "{error}");
+        }
+    }
 
     /// zoo.cfg text and a myid (`None`: no myid file) as ZooKeeper's QuorumPeerMain reads them.
     fn member(text: &str, my_id: Option<i64>) -> Result<Config, ConfigError> {
@@ -739,10 +773,16 @@ mod tests {
                 Refused("zoo.cfg:6: version: 'xyz' is not a hexadecimal"),
             ),
             (
-                "dynamic file",
+                "server lines beside a dynamic file",
                 Some(1),
-                format!("{HEAD}dynamicConfigFile=/d/zoo.cfg.dynamic\n"),
-                Refused("zoo.cfg:6: dynamicConfigFile: a dynamic configuration file is not supported"),
+                format!("{HEAD}dynamicConfigFile=/d/zoo.cfg.dynamic\n{THREE}"),
+                Refused("zoo.cfg:7: server.1: parameter: server.1 must be in a separate dynamic config file"),
+            ),
+            (
+                "a dynamic file that is not there",
+                Some(1),
+                format!("{HEAD}dynamicConfigFile=/nonexistent/zoo.cfg.dynamic\n"),
+                Refused("cannot read /nonexistent/zoo.cfg.dynamic (dynamicConfigFile)"),
             ),
             // ZK reads server.N raw: a trailing blank spoils the port.
             (

@@ -198,6 +198,8 @@ pub struct Config {
     server_lines: BTreeMap<u64, usize>,
     /// Member ids in the order ZooKeeper lists them (its `HashMap` order).
     member_order: Vec<u64>,
+    /// The file the `server.N` lines came from: zoo.cfg, or its `dynamicConfigFile`.
+    members_origin: String,
 }
 
 /// `enforce.auth.*` and `sessionRequireClientSASLAuth`, as read.
@@ -393,6 +395,7 @@ impl Config {
             key_lines: BTreeMap::new(),
             server_lines: BTreeMap::new(),
             member_order: Vec::new(),
+            members_origin: String::new(),
         }
     }
 
@@ -590,6 +593,7 @@ impl Config {
         config.init_limit = 0;
         config.sync_limit = 0;
         config.origin = origin.to_owned();
+        config.members_origin = origin.to_owned();
         let mut data_dir = None;
         let mut min_timeout: Option<i64> = None;
         let mut max_timeout: Option<i64> = None;
@@ -599,6 +603,7 @@ impl Config {
         let (mut audit_enabled, mut audit_file, mut log_dir) = (false, None, None);
         let entries = properties(text);
         let mut servers = Vec::new();
+        let mut dynamic_file = None;
         for (line, key, raw_value) in &entries {
             let (line, key) = (*line, key.clone());
             // QuorumPeerConfig trims values; membership keys are read raw (below).
@@ -612,7 +617,12 @@ impl Config {
             if let Some(reason) = unprovided::refusal(canonical_key(&key), &value) {
                 return Err(at.error(reason.into()));
             }
-            if config.membership_key(&at, raw_value, &mut servers)? {
+            // ZooKeeper looks for the exact key (a `zookeeper.` prefix would make it a system property).
+            let dynamic = entries.iter().any(|(_, k, _)| k == "dynamicConfigFile");
+            if dynamic && ["server.", "group", "weight"].iter().any(|p| key.starts_with(p)) {
+                return Err(at.error(format!("parameter: {key} must be in a separate dynamic config file")));
+            }
+            if !(dynamic && key == "version") && config.membership_key(&at, raw_value, &mut servers)? {
                 continue;
             }
             match canonical_key(&key) {
@@ -648,11 +658,9 @@ impl Config {
                 }
                 // ZooKeeper parses it when election starts and dies on a bad value; refuse it here.
                 "cnxTimeout" => config.cnx_timeout_ms = at.int(&value, 0, i32::MAX as i64)? as u32,
-                "dynamicConfigFile" => {
-                    return Err(
-                        at.error("a dynamic configuration file is not supported yet; list server.N here".into())
-                    );
-                }
+                "dynamicConfigFile" => dynamic_file = Some(value.clone()),
+                // With a dynamic file, its name carries the version.
+                "version" => {}
                 "autopurge.snapRetainCount" => {
                     let count = at.int32(&value)?;
                     if count < 3 {
@@ -782,8 +790,13 @@ impl Config {
             let file = audit_file.unwrap_or_else(|| PathBuf::from("zookeeper_audit.log"));
             config.audit_log = Some(log_dir.unwrap_or_else(|| config.data_dir.clone()).join(file));
         }
+        let dynamic_entries = match &dynamic_file {
+            Some(path) => config.read_dynamic_file(path, &mut servers)?,
+            None => Vec::new(),
+        };
         let mut keys: Vec<&str> = Vec::new();
-        for (_, key, _) in &entries {
+        let member_entries = if dynamic_file.is_some() { &dynamic_entries } else { &entries };
+        for (_, key, _) in member_entries {
             if !keys.contains(&key.as_str()) {
                 keys.push(key);
             }
@@ -837,6 +850,34 @@ impl Config {
             return Ok(false);
         }
         Ok(true)
+    }
+
+    /// `dynamicConfigFile`, as ZooKeeper reads it: the membership (`server.N` lines only), its version
+    /// from the file name's last dot-separated part in hex (`zoo.cfg.dynamic.100000000`; 0 without one),
+    /// never from a `version` key inside. Returns its entries, in order.
+    fn read_dynamic_file(
+        &mut self,
+        path: &str,
+        servers: &mut Vec<ensemble::ServerEntry>,
+    ) -> Result<Vec<(usize, String, String)>, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Unreadable { path: format!("{path} (dynamicConfigFile)"), source })?;
+        self.members_origin = path.to_owned();
+        let entries = properties(&text);
+        for (line, key, raw_value) in &entries {
+            let at = Location { origin: path, line: *line, key };
+            match key.as_str() {
+                "version" => return Err(at.error("dynamic file shouldn't have version inside".into())),
+                k if k.starts_with("server.") || k.starts_with("group") || k.starts_with("weight") => {
+                    self.membership_key(&at, raw_value, servers)?;
+                }
+                other => return Err(at.error(format!("Unrecognised parameter: {other}"))),
+            }
+        }
+        // ZooKeeper's getVersionFromFilename: Long.parseLong of what follows the last dot, base 16.
+        let suffix = path.rsplit_once('.').map(|(_, s)| s);
+        self.config_version = suffix.and_then(|s| i64::from_str_radix(s, 16).ok()).map_or(0, |v| v as u64);
+        Ok(entries)
     }
 
     fn check_client_port(&self, origin: &str) -> Result<(), ConfigError> {
