@@ -334,6 +334,26 @@ impl TestEnsemble {
         members.iter().map(|&i| self.client_address(i).to_string()).collect::<Vec<_>>().join(",")
     }
 
+    /// A rolling change of a running ensemble, as ZooKeeper documents them (TLS, SASL): for each step,
+    /// its lines are appended to every member's zoo.cfg and the members restart one at a time; after
+    /// each restart a leader is waited for, and `acknowledged` (the count of a write load's acknowledged
+    /// writes) must grow by 10 within 30 s.
+    pub async fn restart_through(&mut self, steps: &[String], acknowledged: impl Fn() -> usize) {
+        for step in steps {
+            for i in 0..self.len() {
+                let before = acknowledged();
+                self.append_config(i, step);
+                self.restart(i);
+                self.wait_for_leader(Duration::from_secs(60));
+                let deadline = Instant::now() + Duration::from_secs(30);
+                while acknowledged() < before + 10 {
+                    assert!(Instant::now() < deadline, "no writes after restarting member {i} with {step:?}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            }
+        }
+    }
+
     /// Panics unless every path in `acked` (children of `/`) is on every member, each read from the
     /// member itself after a `sync` through the third-party client.
     pub fn assert_every_write_on_every_member(&self, acked: &[String]) {

@@ -111,29 +111,12 @@ async fn a_running_mixed_ensemble_moves_to_required_sasl_one_restart_at_a_time()
         "quorum.auth.learnerRequireSasl=true\n".to_owned(),
         "quorum.auth.serverRequireSasl=true\n".to_owned(),
     ];
-    for step in &steps {
-        for i in 0..3 {
-            let before = acked.lock().unwrap().len();
-            ensemble.append_config(i, step);
-            ensemble.restart(i);
-            ensemble.wait_for_leader(ELECTION_TIMEOUT);
-            let deadline = std::time::Instant::now() + Duration::from_secs(30);
-            while acked.lock().unwrap().len() < before + 10 {
-                assert!(std::time::Instant::now() < deadline, "no writes after restarting member {i} with {step:?}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-        }
-    }
+    ensemble.restart_through(&steps, || acked.lock().unwrap().len()).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
     let acked = acked.lock().unwrap().clone();
     assert!(acked.len() > 90, "writes were acknowledged throughout ({})", acked.len());
-    for i in 0..3 {
-        let c = zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await;
-        for path in &acked {
-            assert!(c.check_stat(path).await.unwrap().is_some(), "member {i} lost acknowledged {path}");
-        }
-    }
+    tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&acked));
     let java = ensemble.log_text(1);
     assert!(java.contains("Successfully completed the authentication using SASL"), "{java}");
 }
