@@ -3,7 +3,8 @@
 //! authenticated TLS with each side's certificate checked against the other's address; plaintext on
 //! those ports is refused. And the rolling move of a running mixed ensemble from plaintext to TLS as
 //! ZooKeeper documents it (portUnification=true everywhere, then sslQuorum=true, then
-//! portUnification=false, one restart at a time) under an acknowledged write load, nothing lost.
+//! portUnification=false, one restart at a time) under an acknowledged write load, nothing lost. With
+//! `sslQuorumReloadCertFiles`, rewritten stores are read again and the next connections use them.
 //! Skips with a printed reason where Java, Debian's package or openssl is missing.
 
 use std::io::{Read, Write};
@@ -76,8 +77,9 @@ async fn writes_reach_every_member(ensemble: &TestEnsemble, tag: &str) {
 async fn a_mixed_ensemble_over_quorum_tls() {
     let Some(pki) = Pki::make() else { return };
     let members = vec![Implementation::ZooKeeper, Implementation::Ferrokeeper, Implementation::Ferrokeeper];
-    let spec =
-        EnsembleSpec::new(members).with_ticks(500, 10, 5).with_extra(&format!("sslQuorum=true\n{}", stores(&pki)));
+    let spec = EnsembleSpec::new(members)
+        .with_ticks(500, 10, 5)
+        .with_extra(&format!("sslQuorum=true\nsslQuorumReloadCertFiles=true\n{}", stores(&pki)));
     let Some(mut ensemble) = start_or_skip(spec) else { return };
     let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
     eprintln!("leader: member {leader} ({:?})", ensemble.implementation(leader));
@@ -87,6 +89,16 @@ async fn a_mixed_ensemble_over_quorum_tls() {
         assert!(plaintext_is_refused(ensemble.quorum_address(i)), "member {i} took a plaintext quorum peer");
         let log = ensemble.log_text(i);
         assert!(log.contains("TLS between members"), "member {i} did not say TLS is on:\n{log}");
+    }
+    // sslQuorumReloadCertFiles: the key store rewritten in place is read again (and still serves).
+    std::thread::sleep(Duration::from_millis(1100));
+    let key_store = pki.path("server.pem");
+    std::fs::write(&key_store, std::fs::read(&key_store).unwrap()).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let reloaded = "sslQuorumReloadCertFiles: the ssl.quorum stores were read again";
+    while !(1..3).all(|i| ensemble.log_text(i).contains(reloaded)) {
+        assert!(std::time::Instant::now() < deadline, "the rewritten key store was not read again");
+        std::thread::sleep(Duration::from_millis(100));
     }
     // The Java member leads, then a ferrokeeper one: kill whoever leads and the others carry on.
     ensemble.kill(leader);

@@ -14,7 +14,7 @@ fn security_keys_stop_start_up_naming_file_line_and_key() {
         ("ssl.crl=true", "ssl.crl: this TLS setting is not supported"),
         ("admin.forceHttps=true", "admin.forceHttps: this TLS setting is not supported"),
         ("sslQuorum=true", "sslQuorum: TLS between members needs ssl.quorum.keyStore.location"),
-        ("sslQuorumReloadCertFiles=true", "sslQuorumReloadCertFiles: this setting of TLS between members"),
+        ("ssl.quorum.crl=true", "ssl.quorum.crl: this setting of TLS between members"),
         (
             "authProvider.kerberos=com.example.KerberosNameProvider",
             "authProvider.kerberos: this authentication provider is not available",

@@ -150,6 +150,13 @@ fn read_secret(path: &str) -> Result<String, String> {
     Ok(text.strip_suffix('\n').unwrap_or(&text).to_owned())
 }
 
+impl TlsSettings {
+    /// The store files, to watch for reloading.
+    pub fn store_files(&self) -> Vec<std::path::PathBuf> {
+        [&self.key_store, &self.trust_store].into_iter().flatten().map(|s| s.location.clone()).collect()
+    }
+}
+
 /// What was built, and what the operator should be told about it (suites named but not available).
 pub struct Built<T> {
     pub config: Arc<T>,

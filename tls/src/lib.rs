@@ -7,6 +7,7 @@
 pub mod blocking;
 pub mod config;
 pub mod nonblocking;
+pub mod reload;
 pub mod store;
 pub mod subject;
 

@@ -1188,8 +1188,8 @@ mod tests {
             // Fail closed: a security key that asks for what is not provided stops start-up.
             ("dataDir=/d\nclientPort=1\nssl.crl=true\n", "zoo.cfg:3: ssl.crl: this TLS setting is not supported"),
             (
-                "dataDir=/d\nclientPort=1\nzookeeper.sslQuorumReloadCertFiles=true\n",
-                "zoo.cfg:3: zookeeper.sslQuorumReloadCertFiles: this setting of TLS between members",
+                "dataDir=/d\nclientPort=1\nzookeeper.ssl.quorum.ocsp=true\n",
+                "zoo.cfg:3: zookeeper.ssl.quorum.ocsp: this setting of TLS between members",
             ),
             (
                 "dataDir=/d\nclientPort=1\nauthProvider.1=org.example.KerberosNameProvider\n",

@@ -40,9 +40,9 @@ impl Refusal {
                  ssl.enabledProtocols, ssl.ciphersuites and x509 authentication"
             }
             Refusal::QuorumTls => {
-                "this setting of TLS between members is not supported (reloading their certificates, revocation \
-                 checks, a custom SSLContext supplier); ferrokeeper refuses to start rather than run with less \
-                 protection than asked. TLS between members itself is provided: sslQuorum, portUnification and \
+                "this setting of TLS between members is not supported (revocation checks, a custom SSLContext \
+                 supplier); ferrokeeper refuses to start rather than run with less protection than asked. TLS \
+                 between members itself is provided: sslQuorum, portUnification, sslQuorumReloadCertFiles and \
                  the ssl.quorum.* stores, protocols, suites, clientAuth and hostnameVerification"
             }
             Refusal::ClientSasl => {
@@ -89,7 +89,6 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     // Java's revocation checking fetches CRLs and OCSP answers over the network.
     ("ssl.crl", Asks::WhenTrue, Refusal::ClientTls),
     ("ssl.ocsp", Asks::WhenTrue, Refusal::ClientTls),
-    ("sslQuorumReloadCertFiles", Asks::WhenTrue, Refusal::QuorumTls),
     ("ssl.quorum.crl", Asks::WhenTrue, Refusal::QuorumTls),
     ("ssl.quorum.ocsp", Asks::WhenTrue, Refusal::QuorumTls),
     ("security.auth_to_local", Asks::Always, Refusal::ClientSasl),
@@ -226,8 +225,7 @@ mod tests {
             ("ssl.quorum.hostnameVerification", "false", None),
             ("ssl.quorum.clientAuth", "need", None),
             // Not provided.
-            ("sslQuorumReloadCertFiles", "true", Some(QuorumTls)),
-            ("sslQuorumReloadCertFiles", "false", None),
+            ("sslQuorumReloadCertFiles", "true", None),
             ("ssl.quorum.crl", "true", Some(QuorumTls)),
             ("ssl.quorum.ocsp", "true", Some(QuorumTls)),
             ("ssl.quorum.context.supplier.class", "com.example.Ctx", Some(QuorumTls)),

@@ -61,6 +61,7 @@ pub const QUORUM_KEYS: &[&str] = &[
     "ssl.quorum.ciphersuites",
     "ssl.quorum.hostnameVerification",
     "ssl.quorum.handshakeDetectionTimeoutMillis",
+    "sslQuorumReloadCertFiles",
 ];
 
 /// TLS between members, resolved.
@@ -73,6 +74,8 @@ pub struct QuorumTls {
     pub port_unification: bool,
     /// The `ssl.quorum.*` stores and choices; `verify_hostname` applies both ways between members.
     pub settings: TlsSettings,
+    /// `sslQuorumReloadCertFiles`: the stores are read again when their files change.
+    pub reload: bool,
 }
 
 /// Resolves the quorum keys. `Ok(None)` when neither `sslQuorum` nor `portUnification` is on.
@@ -100,7 +103,7 @@ pub fn resolve_quorum(raw: &BTreeMap<String, RawValue>) -> Result<Option<QuorumT
             ));
         }
     }
-    Ok(Some(QuorumTls { ssl_quorum, port_unification, settings }))
+    Ok(Some(QuorumTls { ssl_quorum, port_unification, settings, reload: is_true("sslQuorumReloadCertFiles") }))
 }
 
 /// A key's value and where it came from (`zoo.cfg:12`, or a JVM flag), for messages.

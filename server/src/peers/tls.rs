@@ -14,6 +14,7 @@ use std::net::{IpAddr, TcpStream};
 use std::sync::Arc;
 
 use fk_tls::blocking::{ReadHalf, WriteHalf};
+use parking_lot::RwLock;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
 
@@ -33,20 +34,17 @@ pub enum Accepts {
 pub struct PeerTls {
     dial_tls: bool,
     accepts: Accepts,
-    server: Arc<ServerConfig>,
-    client: Arc<ClientConfig>,
+    /// The configurations in force; replaced whole when `sslQuorumReloadCertFiles` sees the stores change.
+    current: RwLock<(Arc<ServerConfig>, Arc<ClientConfig>)>,
     verify_hostname: bool,
+    settings: QuorumTls,
 }
 
 impl PeerTls {
     /// Reads the `ssl.quorum.*` stores; `None` when TLS between members is off.
     pub fn new(settings: Option<&QuorumTls>) -> Result<Option<Arc<PeerTls>>, fk_tls::TlsError> {
         let Some(settings) = settings else { return Ok(None) };
-        let server = fk_tls::server_config(&settings.settings)?;
-        let client = fk_tls::client_config(&settings.settings)?;
-        for note in server.notes.iter().chain(&client.notes) {
-            tracing::warn!("{}", note.replacen("ssl.", "ssl.quorum.", 1));
-        }
+        let (server, client) = Self::build(settings)?;
         let accepts = match (settings.port_unification, settings.ssl_quorum) {
             (true, _) => Accepts::Both,
             (false, true) => Accepts::Tls,
@@ -55,10 +53,36 @@ impl PeerTls {
         Ok(Some(Arc::new(PeerTls {
             dial_tls: settings.ssl_quorum,
             accepts,
-            server: server.config,
-            client: client.config,
+            current: RwLock::new((server, client)),
             verify_hostname: settings.settings.verify_hostname,
+            settings: settings.clone(),
         })))
+    }
+
+    fn build(settings: &QuorumTls) -> Result<(Arc<ServerConfig>, Arc<ClientConfig>), fk_tls::TlsError> {
+        let server = fk_tls::server_config(&settings.settings)?;
+        let client = fk_tls::client_config(&settings.settings)?;
+        for note in server.notes.iter().chain(&client.notes) {
+            tracing::warn!("{}", note.replacen("ssl.", "ssl.quorum.", 1));
+        }
+        Ok((server.config, client.config))
+    }
+
+    /// Whether `sslQuorumReloadCertFiles` asks for [`PeerTls::watch_stores`].
+    pub fn reloads(&self) -> bool {
+        self.settings.reload
+    }
+
+    /// `sslQuorumReloadCertFiles`: when a store's file changes, the configurations are built again and
+    /// connections made from then on use them; stores that no longer load leave the old ones in force.
+    pub fn watch_stores(self: Arc<Self>) {
+        fk_tls::reload::watch(self.settings.settings.store_files(), || match Self::build(&self.settings) {
+            Ok(built) => {
+                *self.current.write() = built;
+                tracing::info!("sslQuorumReloadCertFiles: the ssl.quorum stores were read again");
+            }
+            Err(e) => tracing::error!("sslQuorumReloadCertFiles: keeping the stores in force: {e}"),
+        })
     }
 
     pub fn accepts(&self) -> Accepts {
@@ -78,7 +102,8 @@ impl PeerTls {
 
     /// A new accepted connection's TLS state.
     pub fn accept(&self) -> io::Result<Connection> {
-        Ok(ServerConnection::new(self.server.clone()).map_err(io::Error::other)?.into())
+        let server = self.current.read().0.clone();
+        Ok(ServerConnection::new(server).map_err(io::Error::other)?.into())
     }
 
     /// After an accepted handshake: the dialling member's certificate must name the address it came
@@ -105,8 +130,8 @@ pub fn dialled(tls: Option<&PeerTls>, mut stream: TcpStream, host: &str) -> io::
             let host = host.trim_matches(['[', ']']);
             let name =
                 ServerName::try_from(host.to_owned()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
-            let mut session: Connection =
-                ClientConnection::new(tls.client.clone(), name).map_err(io::Error::other)?.into();
+            let client = tls.current.read().1.clone();
+            let mut session: Connection = ClientConnection::new(client, name).map_err(io::Error::other)?.into();
             fk_tls::blocking::handshake(&mut session, &mut stream)?;
             Some(session)
         }

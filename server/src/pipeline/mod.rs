@@ -439,6 +439,9 @@ impl Server {
         if let Some(tls) = shared.client_tls.clone().filter(|tls| tls.settings.cert_reload) {
             threads.spawn("fk-cert-reload", move || tls.watch_stores())?;
         }
+        if let Some(tls) = shared.peer_tls.clone().filter(|tls| tls.reloads()) {
+            threads.spawn("fk-quorum-cert-reload", move || tls.watch_stores())?;
+        }
         if let Some(endpoint) = metrics {
             tracing::info!("serving Prometheus metrics at http://{}/metrics", endpoint.local_addr());
             let s = shared.clone();

@@ -8,9 +8,8 @@
 //! connection.
 
 use std::io;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fk_net::reactor::{BufferPool, Buffers, ReadStatus};
 use fk_tls::nonblocking::{Plaintext, write_records};
@@ -26,8 +25,6 @@ const TLS_HANDSHAKE_RECORD: u8 = 0x16;
 /// Plaintext rustls may hold for one connection beyond what the socket took: the connection's own
 /// output buffer is where replies wait, and its limits apply there.
 const TLS_BUFFER_LIMIT_BYTES: usize = 64 << 10;
-/// How often `client.certReload` looks at the stores' modification times.
-const RELOAD_POLL: Duration = Duration::from_secs(1);
 
 /// The listener a connection came in on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,24 +65,11 @@ impl ClientTlsRuntime {
         Duration::from_millis(self.settings.handshake_timeout_ms)
     }
 
-    /// `client.certReload`: watches the stores' files and, when one changes, builds the configuration
-    /// again; connections made from then on use it. A store that no longer loads keeps the old one in
-    /// force, with an error logged (ZooKeeper does the same).
+    /// `client.certReload`: when a store's file changes, builds the configuration again; connections
+    /// made from then on use it. A store that no longer loads keeps the old one in force, with an error
+    /// logged (ZooKeeper does the same).
     pub fn watch_stores(self: Arc<Self>) {
-        let files: Vec<PathBuf> = [&self.settings.settings.key_store, &self.settings.settings.trust_store]
-            .into_iter()
-            .flatten()
-            .map(|store| store.location.clone())
-            .collect();
-        let stamps = || files.iter().map(|f| std::fs::metadata(f).and_then(|m| m.modified()).ok()).collect::<Vec<_>>();
-        let mut seen: Vec<Option<SystemTime>> = stamps();
-        loop {
-            std::thread::sleep(RELOAD_POLL);
-            let now = stamps();
-            if now == seen {
-                continue;
-            }
-            seen = now;
+        fk_tls::reload::watch(self.settings.settings.store_files(), || {
             match fk_tls::server_config(&self.settings.settings) {
                 Ok(built) => {
                     *self.current.write() = built.config;
@@ -93,7 +77,7 @@ impl ClientTlsRuntime {
                 }
                 Err(e) => tracing::error!("client.certReload: keeping the stores in force: {e}"),
             }
-        }
+        })
     }
 }
 
