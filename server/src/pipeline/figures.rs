@@ -1,21 +1,17 @@
-//! The pipeline's side of [`Figures`]: each figure is gathered by asking the thread that owns it — a
-//! closure run on every shard, or on the sequencer thread — and waiting a bounded time for the answer.
-//! No thread ever blocks on an inspection.
+//! The pipeline's side of [`Figures`]: each figure is gathered by asking the thread that owns it — every
+//! shard, or the sequencer thread — a typed question ([`ShardQuery`], [`SequencerMsg::Sessions`]) and
+//! waiting a bounded time for the answer. No thread ever blocks on an inspection.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::bounded;
+use crossbeam_channel::{Sender, bounded};
 use fk_engine::tree::DataTree;
 use parking_lot::RwLockReadGuard;
 use tracing::warn;
 
 use super::Shared;
-use super::connection::Phase;
-use super::messages::{SequencerMsg, ShardMsg};
-use super::sequencer::SequencerState;
-use super::shard::ShardState;
+use super::messages::{SequencerMsg, ShardMsg, ShardQuery};
 use crate::config::Config;
 use crate::ops::figures::{ConnectionFigures, Figures, SessionFigures, WatchFigures};
 use crate::ops::stats::ServerStats;
@@ -92,89 +88,45 @@ impl Figures for Shared {
     }
 
     fn connections(&self) -> Vec<ConnectionFigures> {
-        on_shards(self, |s| {
-            s.clients()
-                .map(|c| ConnectionFigures {
-                    peer: c.peer,
-                    queued: c.pending.len(),
-                    output_bytes: c.buffers.pending_output(),
-                    session: match c.phase {
-                        Phase::Session { session_id, timeout_ms, .. } => Some((session_id, timeout_ms)),
-                        _ => None,
-                    },
-                    stats: c.stats.clone(),
-                })
-                .collect::<Vec<_>>()
-        })
-        .into_iter()
-        .flatten()
-        .collect()
+        ask_shards(self, ShardQuery::Connections).into_iter().flatten().collect()
     }
 
     fn reset_connection_stats(&self) {
-        on_shards(self, |s| s.conns.values_mut().for_each(|c| c.stats.reset()));
+        for shard in &self.shards {
+            shard.send(ShardMsg::Query(ShardQuery::ResetConnectionStats));
+        }
     }
 
     fn sessions(&self) -> Option<SessionFigures> {
-        // Only a server that prepares txns (standalone, or a leader) tracks session expiry.
-        on_sequencer(self, |s| {
-            let core = s.core?;
-            let expiry_buckets = core.tracker.buckets().map(|(at, ids)| (s.wall_ms_at(at), ids)).collect();
-            Some(SessionFigures { count: core.tracker.len(), expiry_buckets })
-        })
-        .flatten()
+        let (tx, rx) = bounded(1);
+        let _ = self.sequencer.send(SequencerMsg::Sessions(tx));
+        rx.recv_timeout(INSPECT_TIMEOUT).ok().flatten()
     }
 
     fn watches(&self) -> WatchFigures {
-        let per_shard = on_shards(self, |s| {
-            let paths: HashSet<String> = s.watches.entries().map(|(p, _, _)| p.to_owned()).collect();
-            let data_watches: Vec<(i64, String)> = s
-                .watches
-                .entries()
-                .filter(|(_, _, in_data_manager)| *in_data_manager)
-                .filter_map(|(path, conn, _)| {
-                    s.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned()))
-                })
-                .collect();
-            (s.watches.entries().count(), paths, data_watches)
-        });
         let mut figures = WatchFigures::default();
         let mut paths = HashSet::new();
-        for (entries, shard_paths, data_watches) in per_shard {
-            figures.entries += entries;
-            paths.extend(shard_paths);
-            figures.data_watches.extend(data_watches);
+        for shard in ask_shards(self, ShardQuery::Watches) {
+            figures.entries += shard.entries;
+            paths.extend(shard.paths);
+            figures.data_watches.extend(shard.data_watches);
         }
         figures.paths = paths.len();
         figures
     }
 }
 
-/// Runs `f` on every shard and collects the answers.
-fn on_shards<T: Send + 'static>(shared: &Shared, f: impl Fn(&mut ShardState) -> T + Send + Sync + 'static) -> Vec<T> {
-    let f = Arc::new(f);
+/// Asks every shard the question `query` makes of an answer channel, and collects the answers that
+/// come within [`INSPECT_TIMEOUT`].
+fn ask_shards<T: Send + 'static>(shared: &Shared, query: impl Fn(Sender<T>) -> ShardQuery) -> Vec<T> {
     let mut answers = Vec::new();
     for shard in &shared.shards {
         let (tx, rx) = bounded(1);
-        let f = f.clone();
-        shard.send(ShardMsg::Inspect(Box::new(move |state| {
-            let _ = tx.send(f(state));
-        })));
+        shard.send(ShardMsg::Query(query(tx)));
         match rx.recv_timeout(INSPECT_TIMEOUT) {
             Ok(answer) => answers.push(answer),
             Err(_) => warn!("a shard did not answer a 4lw inspection in time"),
         }
     }
     answers
-}
-
-fn on_sequencer<T: Send + 'static>(
-    shared: &Shared,
-    f: impl FnOnce(&SequencerState<'_>) -> T + Send + 'static,
-) -> Option<T> {
-    let (tx, rx) = bounded(1);
-    let _ = shared.sequencer.send(SequencerMsg::Inspect(Box::new(move |state| {
-        let _ = tx.send(f(state));
-    })));
-    rx.recv_timeout(INSPECT_TIMEOUT).ok()
 }

@@ -10,8 +10,10 @@ use fk_engine::tree::WatchTrigger;
 
 use crate::watch::ConnId;
 
-use super::sequencer::SequencerState;
-use super::shard::ShardState;
+use crate::ops::figures::{ConnectionFigures, SessionFigures};
+use crate::peers::admission::Admitted;
+use crate::zab::LinkId;
+use fk_net::quorum::QuorumPacket;
 
 pub use crate::apply::replies::ShardReply;
 pub use crate::sequencer::{Origin, PendingRoute, Proposal, Route, Sequenced, SequencerInput, Wait, WriteRequest};
@@ -51,12 +53,50 @@ pub enum ApplierMsg {
 pub enum SequencerMsg {
     /// For the sequencer's core.
     Input(SequencerInput),
-    /// Runs on the sequencer thread with its state (4lw inspection).
-    Inspect(Box<dyn FnOnce(&SequencerState<'_>) + Send>),
+    /// The sessions the sequencer's core tracks (4lw `dump`, `mntr`); `None` where no core prepares
+    /// txns (a learner, or between roles).
+    Sessions(Sender<Option<SessionFigures>>),
     /// Something from the quorum port or the election (ensembles).
-    Quorum(super::member::QuorumEvent),
+    Quorum(QuorumEvent),
     /// The AdminServer's `restore` (a standalone server's sequencer runs it between two steps).
-    Restore(super::restore::RestoreRequest),
+    Restore(RestoreRequest),
+}
+
+/// What happened on the quorum port, for the member thread.
+#[derive(Debug)]
+pub enum QuorumEvent {
+    /// A learner connected to our quorum port and sent its opening (the first bytes read).
+    Accepted(Admitted),
+    /// A link is up (a learner's link to its leader: connected).
+    Linked(LinkId),
+    /// Every packet one read completed, in order.
+    Packets(LinkId, Vec<QuorumPacket>),
+    Closed(LinkId, String),
+}
+
+/// A restore asked of the sequencer thread: the uploaded file (in the snapshot directory), and where
+/// the answer goes (the restored zxid, or why nothing changed / what failed).
+pub struct RestoreRequest {
+    pub upload: std::path::PathBuf,
+    pub answer: Sender<Result<i64, String>>,
+}
+
+/// What the 4lw and admin figures ask of a shard.
+pub enum ShardQuery {
+    /// Its client connections (not those carrying a 4-letter word).
+    Connections(Sender<Vec<ConnectionFigures>>),
+    /// `crst`: every connection's statistics start again.
+    ResetConnectionStats,
+    Watches(Sender<ShardWatches>),
+}
+
+/// A shard's watches: how many registrations, on which paths, and the data watches by session.
+#[derive(Debug, Default)]
+pub struct ShardWatches {
+    pub entries: usize,
+    pub paths: std::collections::HashSet<String>,
+    /// (session, path) of each watch ZooKeeper keeps in its data watch manager.
+    pub data_watches: Vec<(i64, String)>,
 }
 
 /// What a shard is told.
@@ -85,7 +125,8 @@ pub enum ShardMsg {
         conn: ConnId,
         text: String,
     },
-    Inspect(Box<dyn FnOnce(&mut ShardState) + Send>),
+    /// A 4lw or admin figure's question.
+    Query(ShardQuery),
     /// This member stopped serving (its role in the ensemble ended): close every client connection;
     /// clients reconnect, to this member once it serves again or to another.
     CloseClients {

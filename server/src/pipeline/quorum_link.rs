@@ -22,7 +22,7 @@ use fk_net::quorum::{LearnerInfo, PacketType, QuorumAuthPacket, QuorumPacket};
 use tracing::{debug, info, warn};
 
 use super::Shared;
-use super::messages::SequencerMsg;
+use super::messages::{QuorumEvent, SequencerMsg};
 use super::snapshotter::SharedTree;
 use crate::peers::admission::{Admitted, Gate, Verdict};
 use crate::peers::sasl::PeerSasl;
@@ -37,18 +37,6 @@ const QUEUE_MAX: usize = 65_536;
 const READ_CHUNK: usize = 64 * 1024;
 /// Room above a packet's data limit for its own fields.
 const PACKET_OVERHEAD: usize = 1024;
-
-/// What happened on the quorum port, for the member thread.
-#[derive(Debug)]
-pub enum QuorumEvent {
-    /// A learner connected to our quorum port and sent its opening (the first bytes read).
-    Accepted(Admitted),
-    /// A link is up (a learner's link to its leader: connected).
-    Linked(LinkId),
-    /// Every packet one read completed, in order.
-    Packets(LinkId, Vec<QuorumPacket>),
-    Closed(LinkId, String),
-}
 
 /// What a link's writer is asked to send.
 pub enum Outgoing {

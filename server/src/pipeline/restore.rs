@@ -26,16 +26,10 @@ use fk_engine::snap::load_snapshot;
 use tracing::info;
 
 use super::Shared;
+pub use super::messages::RestoreRequest;
 use super::messages::{ApplierMsg, LogMsg};
 use super::settle::settle;
 use crate::storage::Dirs;
-
-/// A restore asked of the sequencer thread: the uploaded file (in the snapshot directory), and where
-/// the answer goes (the restored zxid, or why nothing changed / what failed).
-pub struct RestoreRequest {
-    pub upload: PathBuf,
-    pub answer: Sender<Result<i64, String>>,
-}
 
 /// Restores from `upload`; returns the restored zxid.
 pub fn restore(

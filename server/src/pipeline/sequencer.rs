@@ -11,7 +11,7 @@ use fk_net::txn::Txn;
 
 use super::Shared;
 use super::messages::*;
-use super::restore::RestoreRequest;
+use crate::ops::figures::SessionFigures;
 use crate::sequencer::handoff::Sequencing;
 use crate::sequencer::{Notice, Now, Sequencer, SequencerInput, SequencerSettings};
 use crate::storage::Dirs;
@@ -42,18 +42,13 @@ impl Clock {
     }
 }
 
-/// What a 4lw inspection sees: the core (none on a learner, or between roles), and the time, to turn
-/// its monotonic times into dates.
-pub struct SequencerState<'a> {
-    pub core: Option<&'a Sequencer>,
-    pub now: Now,
-}
-
-impl SequencerState<'_> {
-    /// Wall-clock ms of a monotonic time, for the `dump` 4lw.
-    pub fn wall_ms_at(&self, mono_ms: u64) -> i64 {
-        self.now.wall_ms + mono_ms as i64 - self.now.mono_ms as i64
-    }
+/// The sessions `core` tracks, for the 4lw `dump` and `mntr` (none where no core prepares txns: a
+/// learner, or between roles); `now` turns its monotonic expiry times into dates.
+pub fn session_figures(core: Option<&Sequencer>, now: Now) -> Option<SessionFigures> {
+    let core = core?;
+    let wall_ms_at = |mono_ms: u64| now.wall_ms + mono_ms as i64 - now.mono_ms as i64;
+    let expiry_buckets = core.tracker.buckets().map(|(at, ids)| (wall_ms_at(at), ids)).collect();
+    Some(SessionFigures { count: core.tracker.len(), expiry_buckets })
 }
 
 /// The sequencer's settings from the configuration.
@@ -189,7 +184,9 @@ impl SequencerThread {
     fn take(&mut self, msg: SequencerMsg, inputs: &mut Vec<SequencerInput>) {
         match msg {
             SequencerMsg::Input(input) => inputs.push(input),
-            SequencerMsg::Inspect(f) => f(&SequencerState { core: Some(&self.sequencing.core), now: self.clock.now() }),
+            SequencerMsg::Sessions(answer) => {
+                let _ = answer.send(session_figures(Some(&self.sequencing.core), self.clock.now()));
+            }
             SequencerMsg::Quorum(_) => {
                 unreachable!("a standalone server has no quorum")
             }

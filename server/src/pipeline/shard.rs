@@ -24,6 +24,7 @@ use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
 use super::tls::{Port, Transport};
 use crate::ops::audit::{self, Requester, events};
+use crate::ops::figures::ConnectionFigures;
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
@@ -49,7 +50,7 @@ const FRAMES_PER_TURN: usize = 256;
 /// once would otherwise take 64 KiB each for a moment, and the allocator keeps what it was given).
 const READS_PER_TURN: usize = POOL_BUFFERS_MAX;
 
-/// The shard's state; `pub` for 4lw inspection closures.
+/// The shard's state.
 pub struct ShardState {
     pub index: usize,
     pub conns: HashMap<ConnId, Connection>,
@@ -75,6 +76,43 @@ impl ShardState {
     /// Client connections, as `cons` and `stat` list them: not the ones carrying a 4-letter word.
     pub fn clients(&self) -> impl Iterator<Item = &Connection> {
         self.conns.values().filter(|c| !matches!(c.phase, Phase::FourLetter { .. }))
+    }
+
+    /// Answers a 4lw or admin figure's question from this shard's state.
+    fn answer(&mut self, query: ShardQuery) {
+        match query {
+            ShardQuery::Connections(answer) => {
+                let connections = self
+                    .clients()
+                    .map(|c| ConnectionFigures {
+                        peer: c.peer,
+                        queued: c.pending.len(),
+                        output_bytes: c.buffers.pending_output(),
+                        session: match c.phase {
+                            Phase::Session { session_id, timeout_ms, .. } => Some((session_id, timeout_ms)),
+                            _ => None,
+                        },
+                        stats: c.stats.clone(),
+                    })
+                    .collect();
+                let _ = answer.send(connections);
+            }
+            ShardQuery::ResetConnectionStats => self.conns.values_mut().for_each(|c| c.stats.reset()),
+            ShardQuery::Watches(answer) => {
+                let entries = self.watches.entries();
+                let data_watches = entries
+                    .filter(|(_, _, in_data_manager)| *in_data_manager)
+                    .filter_map(|(path, conn, _)| {
+                        self.conns.get(&conn).and_then(|c| c.session_id()).map(|id| (id, path.to_owned()))
+                    })
+                    .collect();
+                let _ = answer.send(ShardWatches {
+                    entries: self.watches.entries().count(),
+                    paths: self.watches.entries().map(|(p, _, _)| p.to_owned()).collect(),
+                    data_watches,
+                });
+            }
+        }
     }
 }
 
@@ -240,7 +278,7 @@ impl Shard {
                 ShardMsg::ConnectRefused { conn } => self.refuse_connect(conn),
                 ShardMsg::Close { conn, reason } => self.close_later(conn, reason),
                 ShardMsg::FourLetterAnswer { conn, text } => self.answer_four_letter(conn, &text),
-                ShardMsg::Inspect(f) => f(&mut self.state),
+                ShardMsg::Query(query) => self.state.answer(query),
                 ShardMsg::CloseClients { reason } => {
                     let clients: Vec<ConnId> = self.state.clients().map(|c| c.id).collect();
                     for conn in clients {

@@ -28,10 +28,10 @@ use tracing::{info, warn};
 
 use super::Mode;
 use super::Shared;
+pub use super::messages::QuorumEvent;
 use super::messages::*;
-pub use super::quorum_link::QuorumEvent;
 use super::quorum_link::{Link, LinkContext, Outgoing, connect_to_leader, start_leader_side};
-use super::sequencer::{BATCH_MAX, Clock, SequencerState, notify_shard, settings};
+use super::sequencer::{BATCH_MAX, Clock, notify_shard, session_figures, settings};
 use crate::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings, Tally};
 use crate::ops::stats::ServerStats;
@@ -210,7 +210,9 @@ impl MemberThread {
     fn take(&mut self, msg: SequencerMsg) {
         match msg {
             SequencerMsg::Input(input) => self.inputs.push(input),
-            SequencerMsg::Inspect(f) => f(&SequencerState { core: self.core.sequencer(), now: self.clock.now() }),
+            SequencerMsg::Sessions(answer) => {
+                let _ = answer.send(session_figures(self.core.sequencer(), self.clock.now()));
+            }
             SequencerMsg::Quorum(event) => self.on_quorum(event),
             SequencerMsg::Restore(request) => {
                 let _ = request.answer.send(Err(RESTORE_IN_ENSEMBLE.into()));
