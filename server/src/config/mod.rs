@@ -16,6 +16,7 @@
 
 mod ensemble;
 pub mod members;
+pub mod rewrite;
 pub mod security;
 pub mod tls;
 mod unprovided;
