@@ -500,6 +500,11 @@ impl TestEnsemble {
         self.wait_for_client_port(i);
     }
 
+    /// Member i's zoo.cfg (the directory holds what the member writes beside it, e.g. dynamic files).
+    pub fn config_path(&self, i: usize) -> PathBuf {
+        self.members[i].config_path()
+    }
+
     /// Appends `lines` to member i's zoo.cfg (later keys win), for its next start.
     pub fn append_config(&mut self, i: usize, lines: &str) {
         let path = self.members[i].config_path();

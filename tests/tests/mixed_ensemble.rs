@@ -310,3 +310,62 @@ async fn a_mixed_ensemble_on_a_dynamic_configuration_file() {
         }
     }
 }
+
+/// With `reconfigEnabled=true`, an initial membership (version 0, servers listed in zoo.cfg) takes the
+/// first epoch's zxid as its version once a quorum is established (ZooKeeper's ZOOKEEPER-1783), and every
+/// member writes it down as ZooKeeper does: zoo.cfg backed up to zoo.cfg.bak, zoo.cfg.dynamic.100000000
+/// with the membership, zoo.cfg rewritten to point at it. Java and ferrokeeper members end with the same
+/// `/zookeeper/config` and the same files (paths aside); a restarted ferrokeeper member starts from them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_enabled_versions_the_initial_membership_as_zookeeper_does() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let members = vec![Implementation::ZooKeeper, Implementation::Ferrokeeper, Implementation::Ferrokeeper];
+    let spec = EnsembleSpec::new(members).with_ticks(500, 10, 5).with_extra("reconfigEnabled=true");
+    let mut ensemble = match TestEnsemble::start(spec) {
+        Ok(ensemble) => ensemble,
+        Err(reason) => return eprintln!("SKIPPED: {reason}"),
+    };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let java = config_node(&ensemble, 0).await;
+    assert!(java.0.ends_with("version=100000000") && java.2 == 0x1_0000_0000, "ZooKeeper: {java:?}");
+    for i in 1..3 {
+        // Learners adopt it with UPTODATE; the leader once a quorum acknowledged NEWLEADER.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let ours = config_node(&ensemble, i).await;
+            if ours == java {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "member {i}: {ours:?}, ZooKeeper {java:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    let files = |i: usize| {
+        let cfg = ensemble.config_path(i);
+        let dir = cfg.parent().unwrap().to_owned();
+        let read =
+            |name: &str| std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("member {i}: {name}: {e}"));
+        let canonical = std::fs::canonicalize(&dir).unwrap();
+        let normal = |text: String| {
+            text.replace(&canonical.display().to_string(), "<dir>").replace(&dir.display().to_string(), "<dir>")
+        };
+        (normal(read("zoo.cfg")), normal(read("zoo.cfg.bak")), read("zoo.cfg.dynamic.100000000"))
+    };
+    let theirs = files(0);
+    assert!(theirs.0.contains("dynamicConfigFile=<dir>/zoo.cfg.dynamic.100000000"), "{}", theirs.0);
+    for i in 1..3 {
+        assert_eq!(files(i), theirs, "member {i}'s files (left), ZooKeeper's (right)");
+    }
+    ensemble.restart(2);
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    assert_eq!(config_node(&ensemble, 2).await, java, "a restarted member reads the dynamic file");
+}
+
+/// Member i's `/zookeeper/config`: its text, data version and mzxid.
+async fn config_node(ensemble: &TestEnsemble, i: usize) -> (String, i32, i64) {
+    let c = synced_client(ensemble, i).await;
+    let (data, stat) = c.get_data("/zookeeper/config").await.expect("get /zookeeper/config");
+    (String::from_utf8(data).expect("UTF-8"), stat.version, stat.mzxid)
+}

@@ -331,11 +331,13 @@ impl Config {
         if self.is_standalone() {
             return;
         }
-        let now_ms =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-        let text = self.quorum_config_text();
-        tree.set_data(fk_engine::tree::CONFIG_PATH, Some(text.as_bytes()), -1, self.config_version as i64, now_ms)
-            .expect("every tree has /zookeeper/config");
+        set_config_node(tree, self.quorum_config_text().as_bytes(), self.config_version as i64);
+    }
+
+    /// Whether this member's server line gives its client address (ZooKeeper then keeps `clientPort` and
+    /// `clientPortAddress` out of a rewritten static file).
+    pub fn client_address_in_server_line(&self) -> bool {
+        self.me().is_some_and(|me| me.client_addr.is_some())
     }
 
     pub fn quorum_config_text(&self) -> String {
@@ -387,6 +389,14 @@ fn same_host(a: &str, b: &str) -> bool {
         (Some(x), Some(y)) => x == y,
         _ => a == b,
     }
+}
+
+/// `/zookeeper/config` as ZooKeeper sets it for a membership: its text, data version -1, and the
+/// membership's version as mzxid.
+pub fn set_config_node(tree: &mut fk_engine::tree::DataTree, text: &[u8], version: i64) {
+    let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    tree.set_data(fk_engine::tree::CONFIG_PATH, Some(text), -1, version, now_ms)
+        .expect("every tree has /zookeeper/config");
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ pub mod security;
 pub mod tls;
 mod unprovided;
 
+pub use ensemble::set_config_node;
 pub use members::HostPort;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -201,6 +202,8 @@ pub struct Config {
     member_order: Vec<u64>,
     /// The file the `server.N` lines came from: zoo.cfg, or its `dynamicConfigFile`.
     members_origin: String,
+    /// `dynamicConfigFile`, when the membership came from one.
+    pub dynamic_file: Option<String>,
 }
 
 /// `enforce.auth.*` and `sessionRequireClientSASLAuth`, as read.
@@ -397,6 +400,7 @@ impl Config {
             server_lines: BTreeMap::new(),
             member_order: Vec::new(),
             members_origin: String::new(),
+            dynamic_file: None,
         }
     }
 
@@ -795,6 +799,7 @@ impl Config {
             Some(path) => config.read_dynamic_file(path, &mut servers)?,
             None => Vec::new(),
         };
+        config.dynamic_file = dynamic_file.clone();
         let mut keys: Vec<&str> = Vec::new();
         let member_entries = if dynamic_file.is_some() { &dynamic_entries } else { &entries };
         for (_, key, _) in member_entries {

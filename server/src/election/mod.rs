@@ -209,6 +209,11 @@ pub struct Election {
 impl Election {
     /// # Panics
     /// If `settings` fail [`ElectionSettings::validate`].
+    /// The config text sent in notifications from now on (a membership version was adopted).
+    pub fn set_config(&mut self, config: Vec<u8>) {
+        self.settings.config = config;
+    }
+
     pub fn new(settings: ElectionSettings) -> Election {
         if let Err(error) = settings.validate() {
             panic!("election settings for server {}: {error}", settings.my_id);

@@ -197,6 +197,7 @@ impl Following {
                 }
             }
             LearnerOutput::Commit(zxid) => self.commit_to = Some(self.commit_to.map_or(zxid, |c| c.max(zxid))),
+            LearnerOutput::LeaderConfig(config) => cx.out.push(Effect::AdoptConfig(config)),
             LearnerOutput::Serve => {
                 cx.out.push(Effect::Status { state: self.state(), serving: true });
                 info!("{}: synchronised with leader {}; serving clients", self.state().name(), self.leader_sid);

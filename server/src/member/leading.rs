@@ -39,6 +39,7 @@ impl Leading {
             voters,
             limits: settings.limits,
             config: settings.election.config.clone(),
+            version_initial_config: settings.sequencer.prep.reconfig_enabled,
         };
         let last_zxid = facts.last_zxid;
         let start = LeaderStart {
@@ -202,6 +203,7 @@ impl Leading {
             }
             LeaderOutput::PersistAcceptedEpoch(epoch) => cx.out.push(Effect::PersistAcceptedEpoch(epoch)),
             LeaderOutput::PersistCurrentEpoch(epoch) => cx.out.push(Effect::PersistCurrentEpoch(epoch)),
+            LeaderOutput::ConfigVersioned(config) => cx.out.push(Effect::AdoptConfig(config)),
             LeaderOutput::Established { epoch } => {
                 let (now, tree) = state.expect("establishment follows a learner's packet or a tick");
                 let mut sequencing = Sequencing::new(Sequencer::new(cx.settings.sequencer, tree, now), tree);

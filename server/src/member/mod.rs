@@ -114,6 +114,9 @@ pub enum Effect {
     RoleEnded(String),
     /// Something operators count happened.
     Tally(Tally),
+    /// A membership the quorum established (an initial configuration versioned by the leader's epoch,
+    /// with `reconfigEnabled`): the driver adopts it if it is this member's membership, newer.
+    AdoptConfig(Vec<u8>),
 }
 
 /// What a member counts for `mntr` and `/metrics` (ZooKeeper's names in parentheses).
@@ -222,6 +225,13 @@ impl MemberCore {
     }
 
     /// The leader's sequencer core, once established (for 4lw inspection).
+    /// The membership text this member sends from now on (its election notifications, NEWLEADER when
+    /// it leads next): the driver adopted a versioned one.
+    pub fn adopt_config(&mut self, config: Vec<u8>) {
+        self.settings.election.config = config.clone();
+        self.election.set_config(config);
+    }
+
     pub fn sequencer(&self) -> Option<&Sequencer> {
         match &self.role {
             Role::Leading(l) => l.sequencer(),

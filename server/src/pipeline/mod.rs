@@ -81,6 +81,9 @@ pub struct Shared {
     pub peer_tls: Option<Arc<crate::peers::tls::PeerTls>>,
     /// SASL between members (`quorum.auth.enableSasl`), on an ensemble.
     pub peer_sasl: Option<Arc<crate::peers::sasl::PeerSasl>>,
+    /// The membership's version in force (`config_version` at start; a versioned initial configuration
+    /// once the quorum established it, with `reconfigEnabled`).
+    pub membership_version: std::sync::atomic::AtomicI64,
 }
 
 /// What this server is doing: its mode (standalone, or its role in the ensemble) and whether it serves
@@ -288,6 +291,15 @@ impl Server {
                 .context("cannot set up TLS between members")?,
             true => None,
         };
+        let membership_version = config.config_version as i64;
+        // ZooKeeper keeps a copy of a zoo.cfg it may rewrite (a member with reconfigEnabled whose servers
+        // are still listed in it).
+        if let (false, true, None, Some(path)) =
+            (config.is_standalone(), config.reconfig_enabled, &config.dynamic_file, &config.source)
+        {
+            crate::config::rewrite::backup_static(path)
+                .with_context(|| format!("cannot back {} up", path.display()))?;
+        }
         let peer_sasl =
             crate::peers::sasl::PeerSasl::new(config.quorum_sasl.as_ref().filter(|_| !config.is_standalone()));
         let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
@@ -371,6 +383,7 @@ impl Server {
             client_tls,
             peer_tls,
             peer_sasl,
+            membership_version: std::sync::atomic::AtomicI64::new(membership_version),
         });
         let mut threads = Threads::new();
         if let (Some(writer), Some(log)) = (audit_writer, &shared.audit) {

@@ -20,7 +20,7 @@ use fk_net::quorum::{LearnerInfo, PacketType, QuorumPacket};
 
 use super::history::History;
 use super::sync::{SyncStep, plan};
-use super::{Entry, Limits, LinkId, Sid, epoch_of, epoch_start};
+use super::{Entry, Limits, LinkId, Sid, config_text, epoch_of, epoch_start};
 use crate::commit::Commit;
 use crate::planted::{self, PlantedBug};
 
@@ -32,6 +32,9 @@ pub struct LeaderSettings {
     pub limits: Limits,
     /// Our membership as text, sent with NEWLEADER.
     pub config: Vec<u8>,
+    /// `reconfigEnabled`: an initial configuration (version 0) takes the new epoch's first zxid as its
+    /// version once a quorum has acknowledged NEWLEADER, which carries it (ZooKeeper's ZOOKEEPER-1783).
+    pub version_initial_config: bool,
 }
 
 /// What the leader starts from: its epochs on disk and its history (everything logged counts as
@@ -79,6 +82,9 @@ pub enum LeaderOutput {
     PersistAcceptedEpoch(i64),
     /// Write `currentEpoch` before anything after this output.
     PersistCurrentEpoch(i64),
+    /// The membership a quorum established with NEWLEADER, versioned (see
+    /// `LeaderSettings::version_initial_config`): adopt it.
+    ConfigVersioned(Vec<u8>),
     /// A quorum acknowledged NEWLEADER: serve clients; the sequencer's zxids continue from
     /// `epoch_start(epoch)`.
     Established {
@@ -466,9 +472,19 @@ impl Leader {
             }
         }
         let epoch = self.new_epoch.expect("decided before synchronisation");
-        let config = Some(self.settings.config.clone());
+        let config = Some(self.newleader_config(epoch));
         self.send(link_id, QuorumPacket::new(PacketType::NewLeader, epoch_start(epoch), config));
         self.links.get_mut(&link_id).expect("present").stage = Stage::NewLeaderAck;
+    }
+
+    /// The membership NEWLEADER carries: ours, versioned by the epoch when it is an initial one and
+    /// `version_initial_config` is on.
+    fn newleader_config(&self, epoch: i64) -> Vec<u8> {
+        let config = &self.settings.config;
+        match self.settings.version_initial_config && config_text::version_of(config) == Some(0) {
+            true => config_text::with_version(config, epoch_start(epoch)),
+            false => config.clone(),
+        }
     }
 
     fn on_newleader_ack(&mut self, link_id: LinkId, zxid: i64) {
@@ -495,6 +511,12 @@ impl Leader {
         self.phase = Phase::Broadcast;
         let epoch = self.new_epoch.expect("decided");
         self.out.push(LeaderOutput::Established { epoch });
+        let config = self.newleader_config(epoch);
+        if config != self.settings.config {
+            // A quorum holds the versioned membership now: it is ours too.
+            self.settings.config = config.clone();
+            self.out.push(LeaderOutput::ConfigVersioned(config));
+        }
         let waiting: Vec<LinkId> =
             self.links.iter().filter(|(_, l)| l.stage == Stage::AwaitStart).map(|(id, _)| *id).collect();
         for link in waiting {

@@ -78,6 +78,8 @@ pub enum LearnerOutput {
     Commit(i64),
     /// Synchronised: serve clients.
     Serve,
+    /// The membership the leader's NEWLEADER carried, now established (sent before `Serve`).
+    LeaderConfig(Vec<u8>),
     /// Answer the leader's PING with this zxid and the sessions touched since the last one.
     ReplyToPing(i64),
     /// The leader answered our oldest forwarded sync: reply to it once everything received before
@@ -122,6 +124,8 @@ pub struct Learner {
     /// Proposals logged but not yet acknowledged (followers ack only after NEWLEADER).
     unacked: VecDeque<i64>,
     last_heard_ms: u64,
+    /// The membership NEWLEADER carried, handed on at UPTODATE.
+    leader_config: Option<Vec<u8>>,
     out: Vec<LearnerOutput>,
 }
 
@@ -130,6 +134,7 @@ impl Learner {
     pub fn connect(settings: LearnerSettings, start: LearnerStart, now_ms: u64) -> Learner {
         let mut learner = Learner {
             phase: Phase::LeaderInfo,
+            leader_config: None,
             accepted_epoch: start.accepted_epoch,
             current_epoch: start.current_epoch,
             new_epoch: -1,
@@ -210,9 +215,15 @@ impl Learner {
             (Phase::Syncing | Phase::NewLeaderDurable | Phase::UpToDate | Phase::Broadcast, Commit) => {
                 self.out.push(LearnerOutput::Commit(packet.zxid))
             }
-            (Phase::Syncing, NewLeader) => self.on_new_leader(packet.zxid),
+            (Phase::Syncing, NewLeader) => {
+                self.leader_config = packet.data;
+                self.on_new_leader(packet.zxid)
+            }
             (Phase::UpToDate, UpToDate) => {
                 self.phase = Phase::Broadcast;
+                if let Some(config) = self.leader_config.take() {
+                    self.out.push(LearnerOutput::LeaderConfig(config));
+                }
                 self.out.push(LearnerOutput::Serve);
                 self.send(QuorumPacket::new(Ack, epoch_start(self.new_epoch), None));
             }

@@ -35,6 +35,7 @@
 //! - [`leader`]: the leader.
 //! - [`learner`]: a follower or an observer.
 
+pub mod config_text;
 pub mod history;
 pub mod leader;
 pub mod learner;

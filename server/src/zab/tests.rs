@@ -103,7 +103,13 @@ fn history_keeps_the_newest_committed_and_every_outstanding_entry() {
 }
 
 fn leader_settings(voters: &[Sid]) -> LeaderSettings {
-    LeaderSettings { my_id: 3, voters: voters.iter().copied().collect(), limits: LIMITS, config: b"cfg".to_vec() }
+    LeaderSettings {
+        my_id: 3,
+        voters: voters.iter().copied().collect(),
+        limits: LIMITS,
+        config: b"cfg".to_vec(),
+        version_initial_config: false,
+    }
 }
 
 fn info(kind: PacketType, sid: Sid, accepted_epoch: i64) -> QuorumPacket {
@@ -148,8 +154,12 @@ fn discovery_waits_for_a_quorum_then_proposes_one_past_every_accepted_epoch() {
 /// A leader (sid 3) of voters 1, 2, 3 with followers 1 and 2 linked as 10 and 11, synchronised and
 /// established; returns it with the outputs of the last step.
 fn established_leader() -> (Leader, Vec<LeaderOutput>) {
+    established_leader_with(leader_settings(&[1, 2, 3]))
+}
+
+fn established_leader_with(settings: LeaderSettings) -> (Leader, Vec<LeaderOutput>) {
     let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[z(1, 1), z(1, 2)]) };
-    let mut leader = Leader::new(leader_settings(&[1, 2, 3]), start, 0);
+    let mut leader = Leader::new(settings, start, 0);
     for (link, sid) in [(10, 1), (11, 2)] {
         leader.step(0, LeaderInput::Linked(link));
         leader.step(0, LeaderInput::Packet(link, info(PacketType::FollowerInfo, sid, 1)));
@@ -181,6 +191,41 @@ fn synchronisation_then_a_quorum_of_newleader_acks_establishes_the_leader() {
     let (leader, _) = established_leader();
     assert!(leader.is_established());
     assert_eq!(leader.synced_followers(), 2);
+}
+
+/// ZOOKEEPER-1783 with reconfigEnabled: an initial configuration (version 0) goes out with NEWLEADER
+/// versioned by the new epoch, and becomes the leader's own once a quorum acknowledged it; a configured
+/// version, or reconfig off, is sent as it is.
+#[test]
+fn an_initial_configuration_takes_the_new_epoch_as_its_version() {
+    let config = b"server.1=a:1:2:participant\nversion=0".to_vec();
+    let settings =
+        LeaderSettings { config: config.clone(), version_initial_config: true, ..leader_settings(&[1, 2, 3]) };
+    let (mut leader, _) = established_leader_with(settings);
+    let versioned = b"server.1=a:1:2:participant\nversion=200000000".to_vec();
+    leader.step(4, LeaderInput::Linked(12));
+    leader.step(4, LeaderInput::Packet(12, info(PacketType::FollowerInfo, 1, 1)));
+    let out =
+        leader.step(5, LeaderInput::Packet(12, QuorumPacket::new(PacketType::AckEpoch, z(1, 2), Some(int_body(1)))));
+    let newleader = out.iter().find_map(|o| match o {
+        LeaderOutput::Send(12, p) if p.kind == PacketType::NewLeader => p.data.clone(),
+        _ => None,
+    });
+    assert_eq!(newleader, Some(versioned.clone()), "a later learner gets the established version");
+    for (config, version_initial_config) in [(b"server.1=a\nversion=5".to_vec(), true), (config, false)] {
+        let settings = LeaderSettings { config: config.clone(), version_initial_config, ..leader_settings(&[1, 2, 3]) };
+        let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[z(1, 1)]) };
+        let mut leader = Leader::new(settings, start, 0);
+        leader.step(0, LeaderInput::Linked(10));
+        leader.step(0, LeaderInput::Packet(10, info(PacketType::FollowerInfo, 1, 1)));
+        let out = leader
+            .step(1, LeaderInput::Packet(10, QuorumPacket::new(PacketType::AckEpoch, z(1, 1), Some(int_body(1)))));
+        let sent_config = out.iter().find_map(|o| match o {
+            LeaderOutput::Send(_, p) if p.kind == PacketType::NewLeader => p.data.clone(),
+            _ => None,
+        });
+        assert_eq!(sent_config, Some(config));
+    }
 }
 
 #[test]
@@ -381,7 +426,7 @@ impl Member {
 #[test]
 fn leader_and_followers_in_memory_replicate_and_commit_everything() {
     let voters: BTreeSet<Sid> = [1, 2, 3].into();
-    let settings = LeaderSettings { my_id: 3, voters, limits: LIMITS, config: vec![] };
+    let settings = LeaderSettings { my_id: 3, voters, limits: LIMITS, config: vec![], version_initial_config: false };
     let start = LeaderStart { accepted_epoch: 0, current_epoch: 0, history: history(&[]) };
     let mut leader = Leader::new(settings, start, 0);
     let mut members: BTreeMap<LinkId, Member> = BTreeMap::new();

@@ -579,7 +579,8 @@ impl SimMember {
             }
             Effect::Routes(routes) => live.apply.add_routes(routes),
             // Counted for operators; nothing to simulate.
-            Effect::WakeApplier | Effect::Tally(_) => {}
+            // The simulator's members run with reconfigEnabled off: the membership is never versioned.
+            Effect::WakeApplier | Effect::Tally(_) | Effect::AdoptConfig(_) => {}
             Effect::CommitThrough(zxid) => live.apply.commit_through(zxid),
             Effect::Notice(notice) => notice_to_client(cx, live, notice),
             Effect::Status { state: _, serving } => live.serving = serving,

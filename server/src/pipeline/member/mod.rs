@@ -360,9 +360,43 @@ impl MemberThread {
                 self.shared.status.set_epoch_zxid(zxid)
             }
             Effect::Tally(tally) => record_tally(&self.shared.stats, tally),
+            Effect::AdoptConfig(text) => self.adopt_config(text),
             Effect::RoleEnded(_) => unreachable!("handled by carry_out"),
         }
         Ok(())
+    }
+
+    /// A membership the quorum established, versioned (ZooKeeper's ZOOKEEPER-1783 with
+    /// `reconfigEnabled`): if it is this member's own membership with a newer version, it becomes the
+    /// one in force — in `/zookeeper/config` (as ZooKeeper's processReconfig leaves it), in what this
+    /// member sends its peers, and on disk (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it), so a
+    /// restart keeps it. Another membership would be a reconfiguration, which is not supported yet.
+    fn adopt_config(&mut self, text: Vec<u8>) {
+        use crate::zab::config_text::{members_of, version_of};
+        let config = &self.shared.config;
+        let Some(version) = version_of(&text) else { return };
+        let current = self.shared.membership_version.load(std::sync::atomic::Ordering::Relaxed);
+        if !config.reconfig_enabled || version <= current {
+            return;
+        }
+        let ours = config.quorum_config_text();
+        if members_of(ours.as_bytes()) != members_of(&text) {
+            warn!(
+                "the quorum's membership (version {version:#x}) is not ours; not adopted: reconfig is not supported yet"
+            );
+            return;
+        }
+        self.shared.membership_version.store(version, std::sync::atomic::Ordering::Relaxed);
+        self.core.adopt_config(text.clone());
+        crate::config::set_config_node(&mut self.shared.tree.write(), &text, version);
+        info!("membership version {version:#x} established");
+        let Some(static_path) = &config.source else { return };
+        let members: Vec<String> = members_of(&text).into_iter().map(str::to_owned).collect();
+        let erase = config.client_address_in_server_line();
+        match crate::config::rewrite::adopt_version(static_path, &members, version as u64, erase) {
+            Ok(dynamic) => info!("wrote {} and pointed {} at it", dynamic.display(), static_path.display()),
+            Err(e) => warn!("cannot write the configuration files for version {version:#x}: {e}"),
+        }
     }
 
     fn publish_figures(&self) {
