@@ -6,7 +6,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use fk_engine::tree::WatchTrigger;
+use fk_engine::tree::{HashSeed, WatchTrigger};
 use fk_net::client::watch::{EventType, WatcherType};
 use fk_net::path;
 
@@ -28,6 +28,21 @@ enum Slot {
 }
 
 const SLOTS: [Slot; 5] = [Slot::Data, Slot::Child, Slot::PersistentData, Slot::PersistentChild, Slot::Recursive];
+
+impl WatchTable {
+    pub fn new(seed: HashSeed) -> WatchTable {
+        WatchTable {
+            by_path: Map::with_hasher(seed.state()),
+            by_conn: Map::with_hasher(seed.state()),
+            recursive_count: 0,
+            seed,
+        }
+    }
+
+    fn set<T>(&self) -> HashSet<T, ahash::RandomState> {
+        HashSet::with_hasher(self.seed.state())
+    }
+}
 
 impl Slot {
     fn is_one_shot(self) -> bool {
@@ -52,11 +67,14 @@ pub enum WatchKind {
 
 type Map<K, V> = HashMap<K, V, ahash::RandomState>;
 
-#[derive(Debug, Default)]
+/// The tables' hash seed is injected, as the tree's: a server draws a random one (clients cannot aim
+/// colliding paths at it), a simulation passes its own, so that what iterates the tables replays.
+#[derive(Debug)]
 pub struct WatchTable {
     by_path: Map<(Slot, Box<str>), HashSet<ConnId, ahash::RandomState>>,
     by_conn: Map<ConnId, HashSet<(Slot, Box<str>), ahash::RandomState>>,
     recursive_count: usize,
+    seed: HashSeed,
 }
 
 /// One notification to send: (connection, event type, path).
@@ -76,8 +94,9 @@ impl WatchTable {
     }
 
     fn insert(&mut self, conn: ConnId, slot: Slot, path: &str) {
-        if self.by_path.entry((slot, path.into())).or_default().insert(conn) {
-            self.by_conn.entry(conn).or_default().insert((slot, path.into()));
+        let (by_path, by_conn) = (self.set(), self.set());
+        if self.by_path.entry((slot, path.into())).or_insert(by_path).insert(conn) {
+            self.by_conn.entry(conn).or_insert(by_conn).insert((slot, path.into()));
             if slot == Slot::Recursive {
                 self.recursive_count += 1;
             }
@@ -213,7 +232,7 @@ mod tests {
 
     #[test]
     fn one_shot_watches_fire_once() {
-        let mut t = WatchTable::default();
+        let mut t = WatchTable::new(HashSeed::FIXED);
         t.add(1, "/a", WatchKind::Data);
         t.add(1, "/a", WatchKind::Child);
         assert_eq!(fire(&mut t, EventType::NodeDeleted, "/a"), vec![(1, EventType::NodeDeleted, "/a".into())]);
@@ -223,7 +242,7 @@ mod tests {
 
     #[test]
     fn persistent_and_recursive_watches_stay() {
-        let mut t = WatchTable::default();
+        let mut t = WatchTable::new(HashSeed::FIXED);
         t.add(1, "/a", WatchKind::Persistent);
         t.add(2, "/a", WatchKind::PersistentRecursive);
         assert_eq!(
@@ -238,7 +257,7 @@ mod tests {
 
     #[test]
     fn removal_by_type_follows_zookeepers_managers() {
-        let mut t = WatchTable::default();
+        let mut t = WatchTable::new(HashSeed::FIXED);
         t.add(1, "/a", WatchKind::Persistent);
         assert!(t.contains(1, "/a", WatcherType::Children));
         assert!(t.remove(1, "/a", WatcherType::Children));

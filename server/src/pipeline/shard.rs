@@ -140,7 +140,7 @@ impl Shard {
         let state = ShardState {
             index,
             conns: HashMap::new(),
-            watches: WatchTable::default(),
+            watches: WatchTable::new(crate::storage::random_hash_seed()),
             next_conn: 1,
             touched: HashSet::new(),
             last_touch_report: Instant::now(),

@@ -283,7 +283,7 @@ impl SimMember {
             conns: BTreeMap::new(),
             inputs: Vec::new(),
             touched: BTreeSet::new(),
-            watches: WatchTable::default(),
+            watches: WatchTable::new(self.tree_seed),
             serving: false,
             effects: Vec::new(),
         });
@@ -642,7 +642,7 @@ impl SimMember {
         for conn in std::mem::take(&mut live.conns).into_keys() {
             cx.out.push(Out::Client { conn, msg: ToClient::Closed });
         }
-        live.watches = WatchTable::default();
+        live.watches = WatchTable::new(self.tree_seed);
         for (_, link) in std::mem::take(&mut live.links) {
             if let (peer, Some(theirs)) = (link.peer, link.peer_link) {
                 cx.out.push(Out::Peer { to: peer, msg: PeerMsg::QuorumClosed { link: theirs } });
