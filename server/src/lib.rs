@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod planted;
 pub mod prep;
 pub mod read;
+pub mod rng;
 pub mod sequencer;
 pub mod session;
 pub mod storage;

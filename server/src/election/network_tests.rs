@@ -5,23 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::*;
-
-/// splitmix64: enough randomness for delays and choices, reproducible from a seed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: u64) -> u64 {
-        self.next() % bound
-    }
-}
+use crate::rng::Rng;
 
 /// How the network and the start behave in one run.
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +74,7 @@ impl Net {
     /// Members `voters` (participants) and `observers`, each with random facts, starting within the
     /// weather's spread.
     fn new(seed: u64, weather: Weather, voters: &[i64], observers: &[i64]) -> Net {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let voter_set: BTreeSet<i64> = voters.iter().copied().collect();
         let mut members = BTreeMap::new();
         for &id in voters.iter().chain(observers) {

@@ -25,19 +25,6 @@ use crate::commit::{Commit, VoterId};
 /// Proposals written per batch at most, so that one huge burst does not delay its first replies.
 const BATCH_MAX: usize = 8192;
 
-/// splitmix64: enough randomness to spread snapshot points, seeded from the clock.
-struct SplitMix(u64);
-
-impl SplitMix {
-    fn below(&mut self, bound: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        (z ^ (z >> 31)) % bound.max(1)
-    }
-}
-
 /// How the log stage asks for a snapshot: the request channel, and whether one is running.
 pub struct Snapshots {
     pub tx: Sender<super::snapshotter::SnapshotRequest>,
@@ -117,7 +104,8 @@ pub struct LogStage {
     bytes_since_snapshot: u64,
     txn_threshold: u64,
     byte_threshold: Option<u64>,
-    rng: SplitMix,
+    /// Spreads snapshot points (seeded from the clock).
+    rng: crate::rng::Rng,
 }
 
 impl LogStage {
@@ -145,7 +133,7 @@ impl LogStage {
             bytes_since_snapshot: 0,
             txn_threshold: 0,
             byte_threshold: None,
-            rng: SplitMix(seed),
+            rng: crate::rng::Rng::new(seed),
         };
         stage.draw_thresholds();
         stage
