@@ -8,7 +8,8 @@
 //! - [`frame`]: the `int32` length prefix every packet carries.
 //! - [`path`]: ZooKeeper's path validation.
 //! - [`quorum`]: the election and Zab ports' records.
-//! - [`reactor`]: a non-blocking connection's read and write buffers over mio.
+//! - [`reactor`]: a non-blocking connection's read and write buffers (over any `Read`/`Write`: mio
+//!   sockets in the server and fkbench, TLS plaintext sides).
 //! - [`sasl`]: SASL DIGEST-MD5 (both sides) and the JAAS files that configure it.
 
 pub mod client;
