@@ -264,6 +264,12 @@ pub struct TestEnsemble {
 impl TestEnsemble {
     /// Starts every member on loopback and waits until each accepts client connections (not until a
     /// leader is elected: see [`TestEnsemble::wait_for_leader`]).
+    /// As [`TestEnsemble::start`], or `None` after printing why the calling test skips (Java or Debian's
+    /// package missing for a ZooKeeper member).
+    pub fn start_or_skip(spec: EnsembleSpec) -> Option<TestEnsemble> {
+        TestEnsemble::start(spec).map_err(|reason| eprintln!("SKIPPED: {reason}")).ok()
+    }
+
     pub fn start(spec: EnsembleSpec) -> Result<TestEnsemble, Unavailable> {
         Self::launch(spec, None)
     }

@@ -29,8 +29,36 @@ pub mod zk {
             .expect("connect")
     }
 
+    /// A write load on an ensemble (writes through a rotating member) and the paths it got acknowledged.
+    pub struct WriteLoad {
+        stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+        acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        writer: tokio::task::JoinHandle<()>,
+    }
+
+    impl WriteLoad {
+        pub fn start(connect_string: String) -> WriteLoad {
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+            let writer = start_writer(connect_string, stop.clone(), acked.clone());
+            WriteLoad { stop, acked, writer }
+        }
+
+        /// How many writes were acknowledged so far.
+        pub fn acknowledged(&self) -> usize {
+            self.acked.lock().expect("the writer never panics holding it").len()
+        }
+
+        /// Stops the load; the paths it got acknowledged.
+        pub async fn finish(self) -> Vec<String> {
+            self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            self.writer.await.expect("the writer task");
+            self.acked.lock().expect("the writer never panics holding it").clone()
+        }
+    }
+
     /// Writes through a rotating member until told to stop, recording every acknowledged path.
-    pub fn start_writer(
+    fn start_writer(
         connect_string: String,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
         acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,

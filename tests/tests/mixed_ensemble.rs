@@ -64,9 +64,7 @@ async fn every_member_holds_the_same_config_node(ensemble: &TestEnsemble) {
 async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     let n = ensemble.len();
     every_member_holds_the_same_config_node(ensemble).await;
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let load = zk::WriteLoad::start(ensemble.connect_string());
     for i in 0..n {
         let c = client(ensemble, i).await;
         c.create(&format!("/through-{i}"), format!("v{i}").as_bytes(), &zk::persistent())
@@ -78,9 +76,7 @@ async fn every_member_sees_every_write(ensemble: &TestEnsemble) {
     ephemeral.create("/ephemeral", b"", &mode).await.expect("ephemeral");
     drop(ephemeral);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish().await;
     assert!(acked.len() > 10, "the load got writes acknowledged ({})", acked.len());
     for reader in 0..n {
         let c = synced_client(ensemble, reader).await;
@@ -177,17 +173,15 @@ async fn rolling_migration(from: Implementation, to: Implementation) {
     let mode = zk::CreateMode::Ephemeral.with_acls(zk::Acls::anyone_all());
     lasting.create("/lasting", b"", &mode).await.expect("its ephemeral");
     let session = lasting.session_id();
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let load = zk::WriteLoad::start(ensemble.connect_string());
     for i in 0..3 {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let before = acked.lock().unwrap().len();
+        let before = load.acknowledged();
         ensemble.replace(i, to);
         ensemble.wait_for_leader(ELECTION_TIMEOUT);
         // Writes go on through the mixed ensemble.
         let deadline = std::time::Instant::now() + Duration::from_secs(20);
-        while acked.lock().unwrap().len() < before + 10 {
+        while load.acknowledged() < before + 10 {
             assert!(std::time::Instant::now() < deadline, "no writes after replacing member {i}");
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -196,9 +190,7 @@ async fn rolling_migration(from: Implementation, to: Implementation) {
             assert!(mntr.contains("zk_digest_mismatches_count\t0"), "member {j} after replacing {i}: {mntr}");
         }
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    let acked = acked.lock().unwrap().clone();
+    let acked = load.finish().await;
     assert!(acked.len() > 30, "writes were acknowledged throughout ({})", acked.len());
     for i in 0..3 {
         assert_eq!(ensemble.implementation(i), to);
@@ -286,10 +278,7 @@ async fn a_mixed_ensemble_on_a_dynamic_configuration_file() {
     }
     let members = vec![Implementation::ZooKeeper, Implementation::Ferrokeeper, Implementation::Ferrokeeper];
     let spec = EnsembleSpec::new(members).with_ticks(500, 10, 5).with_dynamic_file("zoo.cfg.dynamic.100000000");
-    let mut ensemble = match TestEnsemble::start(spec) {
-        Ok(ensemble) => ensemble,
-        Err(reason) => return eprintln!("SKIPPED: {reason}"),
-    };
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
     ensemble.wait_for_leader(ELECTION_TIMEOUT);
     let mut nodes = Vec::new();
     for i in 0..3 {
@@ -323,10 +312,7 @@ async fn reconfig_enabled_versions_the_initial_membership_as_zookeeper_does() {
     }
     let members = vec![Implementation::ZooKeeper, Implementation::Ferrokeeper, Implementation::Ferrokeeper];
     let spec = EnsembleSpec::new(members).with_ticks(500, 10, 5).with_extra("reconfigEnabled=true");
-    let mut ensemble = match TestEnsemble::start(spec) {
-        Ok(ensemble) => ensemble,
-        Err(reason) => return eprintln!("SKIPPED: {reason}"),
-    };
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
     ensemble.wait_for_leader(ELECTION_TIMEOUT);
     let java = config_node(&ensemble, 0).await;
     assert!(java.0.ends_with("version=100000000") && java.2 == 0x1_0000_0000, "ZooKeeper: {java:?}");

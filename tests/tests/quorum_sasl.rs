@@ -41,10 +41,7 @@ async fn a_mixed_ensemble_authenticates_its_members_and_refuses_a_wrong_password
             good.display()
         ))
         .with_java_option(&format!("-Djava.security.auth.login.config={}", good.display()));
-    let mut ensemble = match TestEnsemble::start(spec) {
-        Ok(ensemble) => ensemble,
-        Err(reason) => return eprintln!("SKIPPED: {reason}"),
-    };
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
     let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
     eprintln!("leader: member {leader} ({:?})", ensemble.implementation(leader));
     for i in 0..3 {
@@ -98,23 +95,16 @@ async fn a_running_mixed_ensemble_moves_to_required_sasl_one_restart_at_a_time()
     let spec = EnsembleSpec::new(members)
         .with_ticks(500, 10, 5)
         .with_java_option(&format!("-Djava.security.auth.login.config={}", good.display()));
-    let mut ensemble = match TestEnsemble::start(spec) {
-        Ok(ensemble) => ensemble,
-        Err(reason) => return eprintln!("SKIPPED: {reason}"),
-    };
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
     ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let load = zk::WriteLoad::start(ensemble.connect_string());
     let steps = [
         format!("quorum.auth.enableSasl=true\njava.security.auth.login.config={}\n", good.display()),
         "quorum.auth.learnerRequireSasl=true\n".to_owned(),
         "quorum.auth.serverRequireSasl=true\n".to_owned(),
     ];
-    ensemble.restart_through(&steps, || acked.lock().unwrap().len()).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    let acked = acked.lock().unwrap().clone();
+    ensemble.restart_through(&steps, || load.acknowledged()).await;
+    let acked = load.finish().await;
     assert!(acked.len() > 90, "writes were acknowledged throughout ({})", acked.len());
     tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&acked));
     let java = ensemble.log_text(1);

@@ -28,13 +28,7 @@ fn stores(pki: &Pki) -> String {
 
 fn start_or_skip(spec: EnsembleSpec) -> Option<TestEnsemble> {
     fk_tests::ensemble::zookeeper_or_skip()?;
-    match TestEnsemble::start(spec) {
-        Ok(ensemble) => Some(ensemble),
-        Err(reason) => {
-            eprintln!("SKIPPED: {reason}");
-            None
-        }
-    }
+    TestEnsemble::start_or_skip(spec)
 }
 
 /// Whether a plaintext peer is refused at `address`: it sends an election opening (protocol version,
@@ -119,18 +113,14 @@ async fn a_running_mixed_ensemble_moves_to_quorum_tls_one_restart_at_a_time() {
     let members = vec![Implementation::Ferrokeeper, Implementation::ZooKeeper, Implementation::Ferrokeeper];
     let Some(mut ensemble) = start_or_skip(EnsembleSpec::new(members).with_ticks(500, 10, 5)) else { return };
     ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let writer = zk::start_writer(ensemble.connect_string(), stop.clone(), acked.clone());
+    let load = zk::WriteLoad::start(ensemble.connect_string());
     let steps = [
         format!("portUnification=true\n{}", stores(&pki)),
         "sslQuorum=true\n".into(),
         "portUnification=false\n".into(),
     ];
-    ensemble.restart_through(&steps, || acked.lock().unwrap().len()).await;
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
-    writer.await.unwrap();
-    let acked = acked.lock().unwrap().clone();
+    ensemble.restart_through(&steps, || load.acknowledged()).await;
+    let acked = load.finish().await;
     assert!(acked.len() > 90, "writes were acknowledged throughout ({})", acked.len());
     tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&acked));
     for i in [0, 2] {

@@ -60,6 +60,8 @@ pub const QUORUM_KEYS: &[&str] = &[
     "ssl.quorum.enabledProtocols",
     "ssl.quorum.ciphersuites",
     "ssl.quorum.hostnameVerification",
+    // The election and quorum ports' admission deadlines (syncLimit and initLimit ticks) bound every
+    // opening, a TLS handshake or its detection included, tighter than ZooKeeper's default 5 s.
     "ssl.quorum.handshakeDetectionTimeoutMillis",
     "sslQuorumReloadCertFiles",
 ];
