@@ -60,8 +60,8 @@ pub const QUORUM_KEYS: &[&str] = &[
     "ssl.quorum.enabledProtocols",
     "ssl.quorum.ciphersuites",
     "ssl.quorum.hostnameVerification",
-    // The election and quorum ports' admission deadlines (syncLimit and initLimit ticks) bound every
-    // opening, a TLS handshake or its detection included, tighter than ZooKeeper's default 5 s.
+    // Accepted without its own bound: the election and quorum ports' admission deadlines (syncLimit and
+    // initLimit ticks) bound every opening there, a TLS handshake and its detection included.
     "ssl.quorum.handshakeDetectionTimeoutMillis",
     "sslQuorumReloadCertFiles",
 ];
