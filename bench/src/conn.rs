@@ -86,12 +86,7 @@ impl Session {
         stream.set_nodelay(true)?;
         stream.set_read_timeout(Some(Duration::from_secs(30)))?;
         let tls = match TLS.get() {
-            Some(config) => {
-                let host = server.rsplit_once(':').map_or(server, |(host, _)| host).trim_matches(['[', ']']);
-                let name = rustls::pki_types::ServerName::try_from(host.to_owned())
-                    .with_context(|| format!("{host} is not a name TLS can check"))?;
-                Some(rustls::ClientConnection::new(config.clone(), name)?)
-            }
+            Some(config) => Some(rustls::ClientConnection::new(config.clone(), fk_tls::server_name(server)?)?),
             None => None,
         };
         let mut session = Session { stream, tls, session_id: 0, next_xid: 1 };

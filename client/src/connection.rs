@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use fk_tls::blocking::{ReadHalf, WriteHalf};
 use rustls::ClientConfig;
-use rustls::pki_types::ServerName;
 
 use fk_net::client::{ConnectRequest, ConnectResponse, ReplyHeader, Request, RequestHeader};
 use fk_net::frame::{LENGTH_PREFIX, begin_frame, complete_frame, end_frame};
@@ -52,14 +51,7 @@ pub fn handshake(
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     let tls = match tls {
-        Some(config) => {
-            let name = host.rsplit_once(':').map_or(host, |(name, _)| name).trim_matches(['[', ']']);
-            let name = ServerName::try_from(name.to_owned()).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
-            let session = rustls::ClientConnection::new(config.clone(), name).map_err(io::Error::other)?;
-            let mut session = rustls::Connection::from(session);
-            fk_tls::blocking::handshake(&mut session, &mut stream)?;
-            Some(session)
-        }
+        Some(config) => Some(fk_tls::blocking::connect(config.clone(), &mut stream, host)?),
         None => None,
     };
     let mut out = Vec::new();

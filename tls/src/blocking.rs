@@ -27,6 +27,18 @@ pub fn split(socket: TcpStream, tls: Option<rustls::Connection>) -> io::Result<(
     Ok((ReadHalf { socket, tls: tls.map(|tls| (tls, Vec::new())) }, writer))
 }
 
+/// A client's TLS on a connected blocking socket to `host_port`, its handshake done.
+pub fn connect(
+    config: Arc<rustls::ClientConfig>,
+    socket: &mut TcpStream,
+    host_port: &str,
+) -> io::Result<rustls::Connection> {
+    let name = crate::server_name(host_port).map_err(|e| io::Error::new(ErrorKind::InvalidInput, e))?;
+    let mut tls = rustls::ClientConnection::new(config, name).map_err(io::Error::other)?.into();
+    handshake(&mut tls, socket)?;
+    Ok(tls)
+}
+
 /// Runs a TLS handshake to its end on a blocking socket (bounded by the socket's timeouts).
 pub fn handshake(tls: &mut rustls::Connection, socket: &mut TcpStream) -> io::Result<()> {
     while tls.is_handshaking() {

@@ -231,6 +231,14 @@ pub fn client_config(settings: &TlsSettings) -> Result<Built<ClientConfig>, TlsE
     Ok(Built { config: Arc::new(config), notes })
 }
 
+/// The name a client checks the server's certificate against: the host of `host:port` (an IP address
+/// or a DNS name; an IPv6 address in brackets).
+pub fn server_name(host_port: &str) -> Result<ServerName<'static>, TlsError> {
+    let host = host_port.rsplit_once(':').map_or(host_port, |(host, _)| host).trim_matches(['[', ']']);
+    ServerName::try_from(host.to_owned())
+        .map_err(|e| TlsError::Certificate(format!("{host} is not a name a certificate can be checked against: {e}")))
+}
+
 /// Whether a peer's certificate names the address it connected from (an IP address entry), which
 /// ZooKeeper checks of a member dialling in when `ssl.quorum.hostnameVerification` is on.
 pub fn certificate_names_address(certificate: &CertificateDer<'_>, address: std::net::IpAddr) -> Result<(), String> {

@@ -11,7 +11,9 @@ pub mod reload;
 pub mod store;
 pub mod subject;
 
-pub use config::{BadKey, ClientAuth, Protocols, TlsSettings, certificate_names_address, client_config, server_config};
+pub use config::{
+    BadKey, ClientAuth, Protocols, TlsSettings, certificate_names_address, client_config, server_config, server_name,
+};
 pub use store::{StoreSpec, StoreType};
 pub use subject::java_subject_name;
 

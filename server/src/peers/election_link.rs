@@ -60,7 +60,7 @@ use super::handshake::{
     reachable_address, read_frame, write_frame, write_opening,
 };
 use super::sasl::PeerSasl;
-use super::tls::{PeerTls, dialled, host_of};
+use super::tls::{PeerTls, dialled};
 
 /// ZooKeeper's `cnxTimeout` default.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5000;
@@ -780,7 +780,7 @@ impl Shared {
         stream.set_nodelay(true)?;
         stream.set_write_timeout(Some(self.handshake_timeout))?;
         stream.set_read_timeout(Some(self.handshake_timeout))?;
-        let (mut reader, mut writer) = dialled(self.tls.as_deref(), stream, host_of(address))?;
+        let (mut reader, mut writer) = dialled(self.tls.as_deref(), stream, address)?;
         write_opening(&mut writer, self.my_id, &self.announced)?;
         if let Some(sasl) = &self.sasl {
             sasl.authenticate_to(&mut reader, &mut writer)

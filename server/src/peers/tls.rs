@@ -15,8 +15,7 @@ use std::sync::Arc;
 
 use fk_tls::blocking::{ReadHalf, WriteHalf};
 use parking_lot::RwLock;
-use rustls::pki_types::ServerName;
-use rustls::{ClientConfig, ClientConnection, Connection, ServerConfig, ServerConnection};
+use rustls::{ClientConfig, Connection, ServerConfig, ServerConnection};
 
 use crate::config::tls::QuorumTls;
 
@@ -122,25 +121,15 @@ impl PeerTls {
 }
 
 /// Splits a dialled connection into its halves, over TLS when `sslQuorum` (the handshake first, bounded
-/// by the socket's timeouts; `host` is the name or address dialled, which the peer's certificate must
-/// name unless hostname verification is off).
-pub fn dialled(tls: Option<&PeerTls>, mut stream: TcpStream, host: &str) -> io::Result<(ReadHalf, WriteHalf)> {
+/// by the socket's timeouts; `address` is the `host:port` dialled, whose host the peer's certificate
+/// must name unless hostname verification is off).
+pub fn dialled(tls: Option<&PeerTls>, mut stream: TcpStream, address: &str) -> io::Result<(ReadHalf, WriteHalf)> {
     let session = match tls {
         Some(tls) if tls.dial_tls => {
-            let host = host.trim_matches(['[', ']']);
-            let name =
-                ServerName::try_from(host.to_owned()).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
             let client = tls.current.read().1.clone();
-            let mut session: Connection = ClientConnection::new(client, name).map_err(io::Error::other)?.into();
-            fk_tls::blocking::handshake(&mut session, &mut stream)?;
-            Some(session)
+            Some(fk_tls::blocking::connect(client, &mut stream, address)?)
         }
         _ => None,
     };
     fk_tls::blocking::split(stream, session)
-}
-
-/// The host part of `host:port` (IPv6 in brackets too).
-pub fn host_of(address: &str) -> &str {
-    address.rsplit_once(':').map_or(address, |(host, _)| host)
 }

@@ -26,7 +26,7 @@ use super::messages::{QuorumEvent, SequencerMsg};
 use super::snapshotter::SharedTree;
 use crate::peers::admission::{Admitted, Gate, Verdict};
 use crate::peers::sasl::PeerSasl;
-use crate::peers::tls::{dialled, host_of};
+use crate::peers::tls::dialled;
 use crate::storage::Dirs;
 use crate::zab::LinkId;
 use fk_tls::blocking::{ReadHalf, WriteHalf};
@@ -242,7 +242,7 @@ pub fn connect_to_leader(
         let connected = connect(&address, connect_timeout).and_then(|stream| {
             stream.set_read_timeout(Some(connect_timeout))?;
             stream.set_write_timeout(Some(connect_timeout))?;
-            let (mut reader, mut writer) = dialled(c.shared.peer_tls.as_deref(), stream, host_of(&address))?;
+            let (mut reader, mut writer) = dialled(c.shared.peer_tls.as_deref(), stream, &address)?;
             if let Some(sasl) = &c.shared.peer_sasl {
                 sasl.authenticate_to(&mut reader, &mut writer)
                     .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, format!("SASL: {why}")))?;
