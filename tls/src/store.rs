@@ -267,4 +267,23 @@ mod tests {
         let message = load_trust_store(&spec).unwrap_err().to_string();
         assert!(message.contains("PEM block 1"), "{message}");
     }
+
+    /// A PEM key store whose PKCS#8 key is encrypted (openssl's PBES2, AES-256-CBC), as ZooKeeper's
+    /// PemReader takes one with `ssl.keyStore.password`.
+    #[test]
+    fn an_encrypted_pem_key_is_decrypted_with_the_password() {
+        let location = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/encrypted-key.pem");
+        let spec = |password: Option<&str>| StoreSpec {
+            location: location.clone(),
+            password: password.map(str::to_owned),
+            store_type: None,
+        };
+        let store = load_key_store(&spec(Some("secret"))).unwrap();
+        assert_eq!(store.chain.len(), 1);
+        assert!(matches!(store.key, PrivateKeyDer::Pkcs8(_)));
+        let wrong = load_key_store(&spec(Some("guess"))).unwrap_err().to_string();
+        assert!(wrong.contains("cannot be decrypted with the password given"), "{wrong}");
+        let none = load_key_store(&spec(None)).unwrap_err().to_string();
+        assert!(none.contains("encrypted and no password is given"), "{none}");
+    }
 }
