@@ -35,6 +35,7 @@ pub mod planted;
 pub mod prep;
 pub mod read;
 pub mod rng;
+pub mod sasl;
 pub mod sequencer;
 pub mod session;
 pub mod storage;

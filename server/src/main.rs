@@ -49,6 +49,7 @@ fn run() -> anyhow::Result<()> {
     };
     let mut config = config;
     security_settings_from_environment(&mut config)?;
+    use_kerberos_configuration(&config)?;
     config.load_sasl()?;
     config.load_tls()?;
     for warning in &config.warnings {
@@ -106,6 +107,19 @@ fn security_settings_from_environment(config: &mut Config) -> anyhow::Result<()>
             info!("{source}: taken as {bare}={}", if secret { "…" } else { &value });
         }
     }
+    Ok(())
+}
+
+/// `java.security.krb5.conf` (Java's name for the Kerberos configuration file, in zoo.cfg or a JVM
+/// flag) becomes `KRB5_CONFIG`, where MIT's library looks; before any Kerberos login is made.
+fn use_kerberos_configuration(config: &Config) -> anyhow::Result<()> {
+    let Some(path) = &config.sasl.krb5_conf else { return Ok(()) };
+    std::fs::File::open(path).with_context(|| {
+        format!("java.security.krb5.conf: cannot read the Kerberos configuration {}", path.display())
+    })?;
+    // SAFETY: the server has started no thread yet, so nothing reads the environment concurrently.
+    unsafe { std::env::set_var("KRB5_CONFIG", path) };
+    info!("Kerberos configuration: {} (java.security.krb5.conf)", path.display());
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod ensemble;
 pub mod java;
+pub mod kdc;
 pub mod netns;
 pub mod pki;
 pub mod raw;

@@ -9,13 +9,13 @@
 //! ```
 //!
 //! Sections of login modules, each a class name, a control flag and `key=value` options (values quoted
-//! or not), ending with `;`; `//` and `/* */` comments. Only what the server needs is interpreted: the
-//! users (`user_<name>="<password>"`) of a `DigestLoginModule` entry in its section (`Server`, or
-//! `zookeeper.sasl.serverconfig`). A section that asks for Kerberos is refused by name: GSSAPI is not
-//! provided yet.
+//! or not), ending with `;`; `//` and `/* */` comments. Only what ZooKeeper's SASL reads is interpreted:
+//! a section with a `Krb5LoginModule` entry means Kerberos (GSSAPI) with that entry's principal and key
+//! source, as ZooKeeper decides by the login's principals; otherwise its `DigestLoginModule` entry gives
+//! a server's users (`user_<name>="<password>"`) or a client's `username` and `password`.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -31,11 +31,10 @@ pub enum JaasError {
     #[error("{path}: no section {section:?} (the server's SASL login, zookeeper.sasl.serverconfig)")]
     NoSection { path: String, section: String },
     #[error(
-        "{path}: section {section:?} uses {module}: SASL with Kerberos (GSSAPI) is not supported yet; \
-         ferrokeeper refuses to start rather than serve clients unauthenticated. Use {DIGEST_LOGIN_MODULE} \
-         (DIGEST-MD5), or run without SASL"
+        "{path}: section {section:?}: a Krb5LoginModule entry must say where its key comes from without a \
+         prompt: useKeyTab=true (with keyTab=\"<file>\") or useTicketCache=true"
     )]
-    Kerberos { path: String, section: String, module: String },
+    KerberosSource { path: String, section: String },
     #[error(
         "{path}: section {section:?} has no {DIGEST_LOGIN_MODULE} entry with credentials (a server's user_<name>=\"<password>\", a client's username and password)"
     )]
@@ -77,20 +76,54 @@ impl DigestUsers {
     }
 }
 
-/// A client's DIGEST-MD5 credentials (`username=…`, `password=…` of a `DigestLoginModule` entry) in
-/// `section` (`Client`, or `zookeeper.sasl.clientconfig`) of the JAAS file at `path`.
-pub fn client_credentials(path: &Path, section: &str) -> Result<(String, String), JaasError> {
-    let (shown, entries) = digest_section(path, section)?;
-    entries
-        .iter()
-        .filter(|e| e.module == DIGEST_LOGIN_MODULE)
-        .find_map(|e| Some((e.options.get("username")?.clone(), e.options.get("password")?.clone())))
-        .ok_or(JaasError::NoUsers { path: shown, section: section.into() })
+/// What a server section says: the DIGEST-MD5 users it takes, or (a `Krb5LoginModule` entry, which
+/// ZooKeeper then takes to mean GSSAPI) the Kerberos principal it accepts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerLogin {
+    Digest(DigestUsers),
+    Kerberos(KerberosLogin),
 }
 
-/// The DIGEST-MD5 users of `section` in the JAAS file at `path`.
-pub fn digest_users(path: &Path, section: &str) -> Result<DigestUsers, JaasError> {
-    let (shown, entries) = digest_section(path, section)?;
+/// What a client section says: DIGEST-MD5 credentials, or the Kerberos principal it authenticates as.
+#[derive(Clone, PartialEq, Eq)]
+pub enum ClientLogin {
+    Digest { user: String, password: String },
+    Kerberos(KerberosLogin),
+}
+
+impl std::fmt::Debug for ClientLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // Never the password.
+            ClientLogin::Digest { user, .. } => f.debug_struct("Digest").field("user", user).finish_non_exhaustive(),
+            ClientLogin::Kerberos(login) => f.debug_tuple("Kerberos").field(login).finish(),
+        }
+    }
+}
+
+/// A `com.sun.security.auth.module.Krb5LoginModule` entry: whose key, and where it comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KerberosLogin {
+    /// `principal`: `service/host@REALM` for a server, any principal for a client.
+    pub principal: Option<String>,
+    pub source: KeySource,
+}
+
+/// Where a Kerberos login takes its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `useKeyTab=true`: the key from `keyTab` (the Kerberos configuration's default keytab if absent).
+    Keytab(Option<PathBuf>),
+    /// `useTicketCache=true` without a keytab: a ticket from `ticketCache` (else the default cache).
+    TicketCache(Option<PathBuf>),
+}
+
+/// The login of the server section `section` (`Server`, `QuorumServer`, …) in the JAAS file at `path`.
+pub fn server_login(path: &Path, section: &str) -> Result<ServerLogin, JaasError> {
+    let (shown, entries) = read_section(path, section)?;
+    if let Some(entry) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
+        return kerberos_login(&shown, section, entry).map(ServerLogin::Kerberos);
+    }
     let users: BTreeMap<String, String> = entries
         .iter()
         .filter(|e| e.module == DIGEST_LOGIN_MODULE)
@@ -100,12 +133,52 @@ pub fn digest_users(path: &Path, section: &str) -> Result<DigestUsers, JaasError
     if users.is_empty() {
         return Err(JaasError::NoUsers { path: shown, section: section.into() });
     }
-    Ok(DigestUsers(users))
+    Ok(ServerLogin::Digest(DigestUsers(users)))
 }
 
-/// The entries of `section` in the JAAS file at `path` (and the path as messages show it); a section that
-/// asks for Kerberos is refused.
-fn digest_section(path: &Path, section: &str) -> Result<(String, Vec<Entry>), JaasError> {
+/// The login of the client section `section` (`Client`, `QuorumLearner`, …) in the JAAS file at `path`.
+pub fn client_login(path: &Path, section: &str) -> Result<ClientLogin, JaasError> {
+    let (shown, entries) = read_section(path, section)?;
+    if let Some(entry) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
+        return kerberos_login(&shown, section, entry).map(ClientLogin::Kerberos);
+    }
+    entries
+        .iter()
+        .filter(|e| e.module == DIGEST_LOGIN_MODULE)
+        .find_map(|e| {
+            Some(ClientLogin::Digest {
+                user: e.options.get("username")?.clone(),
+                password: e.options.get("password")?.clone(),
+            })
+        })
+        .ok_or(JaasError::NoUsers { path: shown, section: section.into() })
+}
+
+/// A `Krb5LoginModule` entry's options, as Java's module reads them for a login without a prompt.
+fn kerberos_login(shown: &str, section: &str, entry: &Entry) -> Result<KerberosLogin, JaasError> {
+    let option = |name: &str| entry.options.get(name).map(String::as_str);
+    let enabled = |name: &str| option(name).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let source = if enabled("useKeyTab") {
+        KeySource::Keytab(option("keyTab").map(PathBuf::from))
+    } else if enabled("useTicketCache") {
+        KeySource::TicketCache(option("ticketCache").map(PathBuf::from))
+    } else {
+        return Err(JaasError::KerberosSource { path: shown.into(), section: section.into() });
+    };
+    Ok(KerberosLogin { principal: option("principal").map(str::to_owned), source })
+}
+
+/// Whether the JAAS file at `path` has a section `section`.
+pub fn has_section(path: &Path, section: &str) -> Result<bool, JaasError> {
+    match read_section(path, section) {
+        Ok(_) => Ok(true),
+        Err(JaasError::NoSection { .. }) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// The entries of `section` in the JAAS file at `path`, and the path as messages show it.
+fn read_section(path: &Path, section: &str) -> Result<(String, Vec<Entry>), JaasError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| JaasError::Io { path: shown.clone(), source })?;
     let mut sections =
@@ -113,9 +186,6 @@ fn digest_section(path: &Path, section: &str) -> Result<(String, Vec<Entry>), Ja
     let entries = sections
         .remove(section)
         .ok_or_else(|| JaasError::NoSection { path: shown.clone(), section: section.into() })?;
-    if let Some(kerberos) = entries.iter().find(|e| KERBEROS_MODULES.contains(&e.module.as_str())) {
-        return Err(JaasError::Kerberos { path: shown, section: section.into(), module: kerberos.module.clone() });
-    }
     Ok((shown, entries))
 }
 
@@ -273,6 +343,13 @@ Client {
 };
 "#;
 
+    fn digest_users(path: &Path, section: &str) -> Result<DigestUsers, JaasError> {
+        match server_login(path, section)? {
+            ServerLogin::Digest(users) => Ok(users),
+            ServerLogin::Kerberos(login) => panic!("Kerberos: {login:?}"),
+        }
+    }
+
     #[test]
     fn digest_users_of_the_server_section() {
         let dir = tempfile::tempdir().unwrap();
@@ -282,14 +359,31 @@ Client {
         assert_eq!(users.password("bob"), Some("bob secret"));
         assert_eq!(users.names().collect::<Vec<_>>(), ["bob", "super"]);
         assert!(!format!("{users:?}").contains("secret"), "passwords stay out of logs");
-        assert!(matches!(digest_users(&path, "Other"), Err(JaasError::NoSection { .. })));
-        assert!(matches!(digest_users(&path, "Client"), Err(JaasError::NoUsers { .. })));
-        assert_eq!(client_credentials(&path, "Client").unwrap(), ("bob".to_owned(), "bobsecret".to_owned()));
-        let kerberos = "Server {\n com.sun.security.auth.module.Krb5LoginModule required\n useKeyTab=true\n \
-                        keyTab=\"/etc/zk.keytab\"\n principal=\"zookeeper/host@REALM\";\n};\n";
-        std::fs::write(&path, kerberos).unwrap();
-        let refused = digest_users(&path, "Server").unwrap_err().to_string();
-        assert!(refused.contains("Krb5LoginModule") && refused.contains("not supported yet"), "{refused}");
+        assert!(matches!(server_login(&path, "Other"), Err(JaasError::NoSection { .. })));
+        assert!(matches!(server_login(&path, "Client"), Err(JaasError::NoUsers { .. })));
+        let client = client_login(&path, "Client").unwrap();
+        assert_eq!(client, ClientLogin::Digest { user: "bob".into(), password: "bobsecret".into() });
+        assert!(!format!("{client:?}").contains("secret"), "passwords stay out of logs");
+    }
+
+    #[test]
+    fn kerberos_sections_name_a_principal_and_where_its_key_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("jaas.conf");
+        let text = "Server {\n com.sun.security.auth.module.Krb5LoginModule required\n useKeyTab=true\n \
+                    keyTab=\"/etc/zk.keytab\"\n storeKey=true\n principal=\"zookeeper/host@REALM\";\n};\n\
+                    Client {\n com.sun.security.auth.module.Krb5LoginModule required useTicketCache=true;\n};\n\
+                    Prompt {\n com.sun.security.auth.module.Krb5LoginModule required principal=\"a@R\";\n};\n";
+        std::fs::write(&path, text).unwrap();
+        let server = KerberosLogin {
+            principal: Some("zookeeper/host@REALM".into()),
+            source: KeySource::Keytab(Some("/etc/zk.keytab".into())),
+        };
+        assert_eq!(server_login(&path, "Server").unwrap(), ServerLogin::Kerberos(server));
+        let client = KerberosLogin { principal: None, source: KeySource::TicketCache(None) };
+        assert_eq!(client_login(&path, "Client").unwrap(), ClientLogin::Kerberos(client));
+        let refused = client_login(&path, "Prompt").unwrap_err().to_string();
+        assert!(refused.contains("useKeyTab=true") && refused.contains("\"Prompt\""), "{refused}");
     }
 
     #[test]

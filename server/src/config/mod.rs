@@ -15,6 +15,7 @@
 //! - `unprovided`: the same for operational features (custom audit loggers and metrics providers).
 
 mod ensemble;
+pub mod kerberos;
 pub mod members;
 pub mod rewrite;
 pub mod security;
@@ -157,8 +158,8 @@ pub struct Config {
     /// which means `sasl`): a connection must hold an identity of one of these schemes before any
     /// request but auth and SASL; checked by [`Config::load_sasl`].
     pub enforce_auth: EnforceAuth,
-    /// The users of the JAAS file's server section, once loaded: clients may authenticate with SASL.
-    pub sasl_users: Option<std::sync::Arc<fk_net::sasl::jaas::DigestUsers>>,
+    /// The JAAS file's server section, once loaded: clients may authenticate with SASL.
+    pub sasl_service: Option<SaslService>,
     /// SASL between members, once loaded (`quorum.auth.enableSasl`).
     pub quorum_sasl: Option<QuorumSasl>,
     /// The TLS keys (clients' and members') as read (zoo.cfg, then JVM flags), by name without the
@@ -253,16 +254,62 @@ pub struct SaslSettings {
     /// `quorum.auth.server.saslLoginContext` (default `QuorumServer`): the JAAS sections.
     pub quorum_learner_section: Option<String>,
     pub quorum_server_section: Option<String>,
+    /// `kerberos.removeHostFromPrincipal`, `kerberos.removeRealmFromPrincipal`.
+    pub kerberos_rules: fk_gssapi::IdentityRules,
+    /// `quorum.auth.kerberos.servicePrincipal`: the principal a learner asks a ticket for (`_HOST` is the
+    /// dialled member's host); ZooKeeper's default `zkquorum/localhost`.
+    pub quorum_service_principal: Option<String>,
+    /// `zookeeper.server.realm`: the realm of `quorum_service_principal` when it names none (else the
+    /// learner's own realm).
+    pub server_realm: Option<String>,
+    /// `java.security.krb5.conf`: the Kerberos configuration file (else `KRB5_CONFIG`, else
+    /// `/etc/krb5.conf`).
+    pub krb5_conf: Option<PathBuf>,
 }
 
-/// SASL between members, loaded: the users of the JAAS file's server section (whom this member takes)
-/// and the credentials of its learner section (what it proves itself with).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How clients authenticate with SASL: DIGEST-MD5 against the server section's users, or Kerberos
+/// (GSSAPI) with its service key.
+#[derive(Debug, Clone)]
+pub enum SaslService {
+    Digest(std::sync::Arc<fk_net::sasl::jaas::DigestUsers>),
+    Kerberos(std::sync::Arc<kerberos::KerberosService>),
+}
+
+impl SaslService {
+    /// The server section `section` of the JAAS file `jaas`, made ready.
+    fn load(jaas: &Path, section: &str, rules: fk_gssapi::IdentityRules) -> Result<SaslService, String> {
+        match fk_net::sasl::jaas::server_login(jaas, section).map_err(|e| e.to_string())? {
+            fk_net::sasl::jaas::ServerLogin::Digest(users) => Ok(SaslService::Digest(std::sync::Arc::new(users))),
+            fk_net::sasl::jaas::ServerLogin::Kerberos(login) => kerberos::KerberosService::load(&login, rules)
+                .map(|service| SaslService::Kerberos(std::sync::Arc::new(service)))
+                .map_err(|e| format!("{}: section {section:?}: {e}", jaas.display())),
+        }
+    }
+}
+
+/// How this member proves itself when it dials another.
+#[derive(Debug, Clone)]
+pub enum LearnerLogin {
+    Digest {
+        user: String,
+        password: String,
+    },
+    /// Kerberos, asking for a ticket to `service_principal` (`_HOST` still in it).
+    Kerberos {
+        identity: std::sync::Arc<kerberos::KerberosIdentity>,
+        service_principal: String,
+        server_realm: Option<String>,
+    },
+}
+
+/// SASL between members, loaded: the JAAS file's server section (whom this member takes) and its learner
+/// section (what it proves itself with).
+#[derive(Debug, Clone)]
 pub struct QuorumSasl {
     pub learner_require: bool,
     pub server_require: bool,
-    pub users: std::sync::Arc<fk_net::sasl::jaas::DigestUsers>,
-    pub credentials: (String, String),
+    pub server: SaslService,
+    pub learner: LearnerLogin,
 }
 
 /// ZooKeeper's Prometheus metrics provider, whose `/metrics` endpoint ferrokeeper serves.
@@ -378,7 +425,7 @@ impl Config {
             audit_log: None,
             read_only_mode: false,
             sasl: SaslSettings::default(),
-            sasl_users: None,
+            sasl_service: None,
             quorum_sasl: None,
             tls_keys: BTreeMap::new(),
             x509_provider: false,
@@ -445,6 +492,15 @@ impl Config {
             "quorum.auth.serverRequireSasl" => sasl.quorum_server_require = value.trim().eq_ignore_ascii_case("true"),
             "quorum.auth.learner.saslLoginContext" => sasl.quorum_learner_section = Some(value.trim().to_owned()),
             "quorum.auth.server.saslLoginContext" => sasl.quorum_server_section = Some(value.trim().to_owned()),
+            "kerberos.removeHostFromPrincipal" => {
+                sasl.kerberos_rules.remove_host = value.trim().eq_ignore_ascii_case("true")
+            }
+            "kerberos.removeRealmFromPrincipal" => {
+                sasl.kerberos_rules.remove_realm = value.trim().eq_ignore_ascii_case("true")
+            }
+            "quorum.auth.kerberos.servicePrincipal" => sasl.quorum_service_principal = Some(value.trim().to_owned()),
+            "server.realm" => sasl.server_realm = Some(value.trim().to_owned()),
+            "java.security.krb5.conf" => sasl.krb5_conf = Some(PathBuf::from(value.trim())),
             // Boolean.parseBoolean; the schemes split on commas and trimmed.
             "sessionRequireClientSASLAuth" => {
                 self.enforce_auth.require_sasl = value.trim().eq_ignore_ascii_case("true")
@@ -517,22 +573,20 @@ impl Config {
             return Ok(());
         };
         let section = self.sasl.section.as_deref().unwrap_or("Server");
-        let users = match fk_net::sasl::jaas::digest_users(jaas, section) {
-            Ok(users) => users,
-            // A JAAS file for members only (QuorumServer, QuorumLearner): no SASL for clients, as in
-            // ZooKeeper, unless something asked for it.
-            Err(fk_net::sasl::jaas::JaasError::NoSection { .. })
-                if !self.sasl.provider && self.sasl.section.is_none() && self.quorum_sasl.is_some() =>
-            {
-                return Ok(());
+        // A JAAS file for members only (QuorumServer, QuorumLearner): no SASL for clients, as in ZooKeeper,
+        // unless something asked for it.
+        let members_only = !self.sasl.provider && self.sasl.section.is_none() && self.quorum_sasl.is_some();
+        if members_only && fk_net::sasl::jaas::has_section(jaas, section).is_ok_and(|has| !has) {
+            return Ok(());
+        }
+        let service = SaslService::load(jaas, section, self.sasl.kerberos_rules)
+            .map_err(|e| invalid(format!("java.security.auth.login.config: {e}")))?;
+        self.sasl_service = Some(match (service, &self.sasl.super_password) {
+            (SaslService::Digest(users), Some(password)) => {
+                SaslService::Digest(std::sync::Arc::new((*users).clone().with_user("super", password)))
             }
-            Err(e) => return Err(invalid(format!("java.security.auth.login.config: {e}"))),
-        };
-        let users = match &self.sasl.super_password {
-            Some(password) => users.with_user("super", password),
-            None => users,
-        };
-        self.sasl_users = Some(std::sync::Arc::new(users));
+            (service, _) => service,
+        });
         Ok(())
     }
 
@@ -575,17 +629,29 @@ impl Config {
         };
         let server = sasl.quorum_server_section.as_deref().unwrap_or("QuorumServer");
         let learner = sasl.quorum_learner_section.as_deref().unwrap_or("QuorumLearner");
-        let users = fk_net::sasl::jaas::digest_users(jaas, server).map_err(|e| {
+        let server_service = SaslService::load(jaas, server, sasl.kerberos_rules).map_err(|e| {
             invalid(format!("java.security.auth.login.config (quorum.auth.server.saslLoginContext): {e}"))
         })?;
-        let credentials = fk_net::sasl::jaas::client_credentials(jaas, learner).map_err(|e| {
-            invalid(format!("java.security.auth.login.config (quorum.auth.learner.saslLoginContext): {e}"))
-        })?;
+        let learner_context =
+            |e: String| invalid(format!("java.security.auth.login.config (quorum.auth.learner.saslLoginContext): {e}"));
+        let learner_login = match fk_net::sasl::jaas::client_login(jaas, learner)
+            .map_err(|e| learner_context(e.to_string()))?
+        {
+            fk_net::sasl::jaas::ClientLogin::Digest { user, password } => LearnerLogin::Digest { user, password },
+            fk_net::sasl::jaas::ClientLogin::Kerberos(login) => LearnerLogin::Kerberos {
+                identity: std::sync::Arc::new(
+                    kerberos::KerberosIdentity::load(&login)
+                        .map_err(|e| learner_context(format!("{}: section {learner:?}: {e}", jaas.display())))?,
+                ),
+                service_principal: sasl.quorum_service_principal.clone().unwrap_or_else(|| "zkquorum/localhost".into()),
+                server_realm: sasl.server_realm.clone(),
+            },
+        };
         self.quorum_sasl = Some(QuorumSasl {
             learner_require: sasl.quorum_learner_require,
             server_require: sasl.quorum_server_require,
-            users: std::sync::Arc::new(users),
-            credentials,
+            server: server_service,
+            learner: learner_login,
         });
         Ok(())
     }

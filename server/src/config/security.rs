@@ -1,6 +1,6 @@
 //! Fail closed on security keys: every ZooKeeper 3.8 setting that asks for a security property
-//! ferrokeeper does not provide yet (TLS, SASL, x509, other authentication providers, Kerberos name
-//! mapping) stops start-up with the key and what to do. Accepting such a key and ignoring it would start
+//! ferrokeeper does not provide (certificate revocation, other authentication providers, Kerberos name
+//! mapping rules, other digest algorithms) stops start-up with the key and what to do. Accepting such a key and ignoring it would start
 //! a server that looks secured and serves in plaintext, unauthenticated.
 //!
 //! Each key is judged on its value where the value can turn the property off (`sslQuorum=false` asks for
@@ -21,8 +21,6 @@ pub enum Refusal {
     QuorumTls,
     /// SASL (DIGEST-MD5 or Kerberos) for clients, and what requires clients to authenticate.
     ClientSasl,
-    /// SASL between members (`quorum.auth.*`).
-    QuorumSasl,
     /// An `authProvider.N` class other than the built-in digest and ip providers.
     AuthProvider,
     /// Digest authentication other than ZooKeeper's default (SHA1, enabled).
@@ -46,15 +44,10 @@ impl Refusal {
                  the ssl.quorum.* stores, protocols, suites, clientAuth and hostnameVerification"
             }
             Refusal::ClientSasl => {
-                "this part of SASL authentication of clients is not supported yet (DIGEST-MD5 against a JAAS \
-                 file is; Kerberos, its principal mapping and requiring authentication are not); ferrokeeper \
-                 refuses to start rather than serve clients less protected than asked. Remove the kerberos.*, \
-                 security.auth_to_local and server.principal keys"
-            }
-            Refusal::QuorumSasl => {
-                "Kerberos (GSSAPI) between ensemble members is not supported yet (DIGEST-MD5 is, with \
-                 QuorumServer and QuorumLearner sections of DigestLoginModule in the JAAS file); ferrokeeper \
-                 refuses to start rather than admit peers unauthenticated. Remove the key"
+                "this part of SASL authentication is not supported (DIGEST-MD5 and Kerberos against a JAAS file \
+                 are, with kerberos.removeHostFromPrincipal and removeRealmFromPrincipal; auth_to_local rules \
+                 other than DEFAULT are not); ferrokeeper refuses to start rather than give clients identities \
+                 other than those asked for. Remove the key, or write security.auth_to_local=DEFAULT"
             }
             Refusal::AuthProvider => {
                 "this authentication provider is not available in ferrokeeper, whose ACLs know the world, auth, \
@@ -91,15 +84,12 @@ const KEYS: &[(&str, Asks, Refusal)] = &[
     ("ssl.ocsp", Asks::WhenTrue, Refusal::ClientTls),
     ("ssl.quorum.crl", Asks::WhenTrue, Refusal::QuorumTls),
     ("ssl.quorum.ocsp", Asks::WhenTrue, Refusal::QuorumTls),
-    ("security.auth_to_local", Asks::Always, Refusal::ClientSasl),
-    ("kerberos.removeHostFromPrincipal", Asks::Always, Refusal::ClientSasl),
-    ("kerberos.removeRealmFromPrincipal", Asks::Always, Refusal::ClientSasl),
+    // The principal a client expects of the server: a client setting, whose meaning on a server (which
+    // takes its own from the JAAS file) would be a guess.
     ("server.principal", Asks::Always, Refusal::ClientSasl),
     // Read by no ZooKeeper 3.8 code, but Kafka's guides pair it with the SASL provider to require
     // authentication: whoever wrote it asked for that.
     ("requireClientAuthScheme", Asks::Always, Refusal::ClientSasl),
-    // The principal a learner asks a Kerberos ticket for: Kerberos between members, not provided yet.
-    ("quorum.auth.kerberos.servicePrincipal", Asks::Always, Refusal::QuorumSasl),
 ];
 
 /// Authentication providers every ZooKeeper registers anyway; naming them in `authProvider.N` changes
@@ -133,6 +123,8 @@ fn refused_family(key: &str, value: &str) -> Option<Refusal> {
         return (!provided).then_some(Refusal::AuthProvider);
     }
     match key {
+        // Kerberos principals map to identities by the DEFAULT rule only (fk_gssapi::IdentityRules).
+        "security.auth_to_local" => (value != "DEFAULT").then_some(Refusal::ClientSasl),
         // Java's MessageDigest names are case-insensitive; ZooKeeper's default is SHA1.
         "DigestAuthenticationProvider.digestAlg" => {
             (!["SHA1", "SHA-1"].iter().any(|a| a.eq_ignore_ascii_case(value))).then_some(Refusal::Digest)
@@ -149,6 +141,7 @@ pub fn is_security_key(key: &str) -> bool {
     KEYS.iter().any(|(name, _, _)| *name == key)
         || ["ssl.", "authProvider."].iter().any(|prefix| key.starts_with(prefix))
         || key.starts_with("DigestAuthenticationProvider.")
+        || key == "security.auth_to_local"
 }
 
 /// The environment variables ZooKeeper's scripts pass to its JVM.
@@ -234,18 +227,20 @@ mod tests {
             ("enforce.auth.enabled", "true", None),
             ("enforce.auth.schemes", "sasl", None),
             ("security.auth_to_local", "RULE:[1:$1]", Some(ClientSasl)),
-            ("kerberos.removeHostFromPrincipal", "true", Some(ClientSasl)),
-            ("kerberos.removeRealmFromPrincipal", "true", Some(ClientSasl)),
+            ("security.auth_to_local", "DEFAULT", None),
+            // Provided: Kerberos (Config::load_sasl makes its logins ready).
+            ("kerberos.removeHostFromPrincipal", "true", None),
+            ("kerberos.removeRealmFromPrincipal", "true", None),
             ("server.principal", "zookeeper/host@REALM", Some(ClientSasl)),
             ("requireClientAuthScheme", "sasl", Some(ClientSasl)),
-            // Provided: SASL (DIGEST-MD5) between members (Config::load_quorum_sasl checks them).
+            // Provided: SASL (DIGEST-MD5 and Kerberos) between members (Config::load_quorum_sasl checks them).
             ("quorum.auth.enableSasl", "true", None),
             ("quorum.auth.learnerRequireSasl", "true", None),
             ("quorum.auth.serverRequireSasl", "true", None),
             ("quorum.auth.learner.saslLoginContext", "QuorumLearner", None),
             ("quorum.auth.server.saslLoginContext", "QuorumServer", None),
-            ("quorum.auth.kerberos.servicePrincipal", "zkquorum/localhost", Some(QuorumSasl)),
-            // Provided: SASL (DIGEST-MD5; the JAAS file's checks are Config::load_sasl's).
+            ("quorum.auth.kerberos.servicePrincipal", "zkquorum/localhost", None),
+            // Provided: SASL (DIGEST-MD5 and Kerberos; the JAAS file's checks are Config::load_sasl's).
             ("authProvider.1", "org.apache.zookeeper.server.auth.SASLAuthenticationProvider", None),
             ("java.security.auth.login.config", "/etc/zk/jaas.conf", None),
             ("sasl.serverconfig", "Server", None),
@@ -280,9 +275,9 @@ mod tests {
     fn jvm_flags_that_ask_for_security_are_found() {
         let kafka = "-Xmx512m -Djava.security.auth.login.config=/etc/kafka/zk_jaas.conf \
                      -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider \
-                     -Dzookeeper.kerberos.removeHostFromPrincipal=true";
+                     -Dzookeeper.security.auth_to_local=RULE:[2:$1]";
         let (key, why) = check_jvm_flags(kafka).unwrap();
-        assert_eq!(key, "zookeeper.kerberos.removeHostFromPrincipal");
+        assert_eq!(key, "zookeeper.security.auth_to_local");
         assert!(why.contains("SASL"));
         let (key, _) = check_jvm_flags("-Dzookeeper.sslQuorum=true -Dzookeeper.ssl.quorum.ocsp=true").unwrap();
         assert_eq!(key, "zookeeper.ssl.quorum.ocsp");

@@ -783,7 +783,7 @@ impl Shared {
         let (mut reader, mut writer) = dialled(self.tls.as_deref(), stream, address)?;
         write_opening(&mut writer, self.my_id, &self.announced)?;
         if let Some(sasl) = &self.sasl {
-            sasl.authenticate_to(&mut reader, &mut writer)
+            sasl.authenticate_to(&mut reader, &mut writer, super::sasl::host_of(address))
                 .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, format!("SASL: {why}")))?;
         }
         writer.socket().set_write_timeout(None)?;

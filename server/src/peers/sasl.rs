@@ -9,59 +9,101 @@
 //! not require SASL. A member with wrong credentials is refused and the ensemble goes on without it.
 //! Blocking, on the connection's own thread.
 
+use std::collections::BTreeSet;
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
+use fk_gssapi::GssapiClient;
 use fk_net::quorum::{AuthStatus, QuorumAuthPacket};
-use fk_net::sasl::digest_md5::{DigestMd5Client, DigestMd5Server, Service};
+use fk_net::sasl::digest_md5::{DigestMd5Client, Service};
 
-use crate::config::QuorumSasl;
+use crate::config::{LearnerLogin, QuorumSasl, SaslService};
+use crate::sasl::{Authenticated, ServerExchange};
 
-/// The largest token either side sends (a DIGEST-MD5 challenge or response is a few hundred bytes).
-const TOKEN_MAX: usize = 4096;
+/// The largest token either side sends: a DIGEST-MD5 challenge or response is a few hundred bytes, a
+/// Kerberos ticket a few kilobytes (more with a large authorization-data field).
+const TOKEN_MAX: usize = 64 * 1024;
+/// Tokens an accepting member takes before giving up (ZooKeeper's `MAX_RETRIES`): DIGEST-MD5 needs two,
+/// GSSAPI three.
+const MAX_ROUNDS: usize = 5;
 
 /// SASL between members, loaded.
 #[derive(Debug)]
 pub struct PeerSasl {
     settings: QuorumSasl,
+    /// The members' hosts as the configuration names them: a Kerberos peer is admitted only with a
+    /// principal `service/<one of these>@REALM` (ZooKeeper's `authzHosts`, fixed at start-up there too).
+    member_hosts: BTreeSet<String>,
 }
 
 /// How an accepting exchange ended.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Admission {
-    /// Authenticated as this user.
+    /// Authenticated as this user or principal.
     Authenticated(String),
     /// The peer sent no auth packet (or failed), and this member does not require SASL.
     LetThrough(String),
 }
 
 impl PeerSasl {
-    pub fn new(settings: Option<&QuorumSasl>) -> Option<Arc<PeerSasl>> {
-        settings.map(|settings| Arc::new(PeerSasl { settings: settings.clone() }))
+    pub fn new(settings: Option<&QuorumSasl>, member_hosts: impl IntoIterator<Item = String>) -> Option<Arc<PeerSasl>> {
+        let member_hosts = member_hosts.into_iter().collect();
+        settings.map(|settings| Arc::new(PeerSasl { settings: settings.clone(), member_hosts }))
     }
 
-    /// The dialling side: nothing unless `learnerRequireSasl` (ZooKeeper's learner skips SASL then);
-    /// otherwise the whole exchange, which must end in SUCCESS with the server's proof.
-    pub fn authenticate_to(&self, reader: &mut impl Read, writer: &mut impl Write) -> Result<(), String> {
+    /// The dialling side, to the member at `host` (as the configuration names it): nothing unless
+    /// `learnerRequireSasl` (ZooKeeper's learner skips SASL then); otherwise the whole exchange, which
+    /// must end in SUCCESS (with the server's proof, for DIGEST-MD5).
+    pub fn authenticate_to(&self, reader: &mut impl Read, writer: &mut impl Write, host: &str) -> Result<(), String> {
         if !self.settings.learner_require {
             return Ok(());
         }
-        let (user, password) = &self.settings.credentials;
         let mut pending = Vec::new();
-        send(writer, AuthStatus::InProgress, Vec::new())?;
-        let challenge = receive(reader, &mut pending)?;
-        if challenge.status != AuthStatus::InProgress {
-            return Err(format!("the member refused to start SASL ({:?})", challenge.status));
-        }
-        let cnonce = nonce();
-        let (response, client) =
-            DigestMd5Client::respond_for(Service::QUORUM, &challenge.token, user, password, &cnonce)
-                .map_err(|e| e.to_string())?;
-        send(writer, AuthStatus::InProgress, response)?;
-        let outcome = receive(reader, &mut pending)?;
-        match outcome.status {
-            AuthStatus::Success => client.check_rspauth(&outcome.token).map_err(|e| format!("the member's proof: {e}")),
-            status => Err(format!("the member refused our credentials (user {user}): {status:?}")),
+        match &self.settings.learner {
+            LearnerLogin::Digest { user, password } => {
+                send(writer, AuthStatus::InProgress, Vec::new())?;
+                let challenge = receive(reader, &mut pending)?;
+                if challenge.status != AuthStatus::InProgress {
+                    return Err(format!("the member refused to start SASL ({:?})", challenge.status));
+                }
+                let cnonce = crate::sasl::nonce();
+                let (response, client) =
+                    DigestMd5Client::respond_for(Service::QUORUM, &challenge.token, user, password, &cnonce)
+                        .map_err(|e| e.to_string())?;
+                send(writer, AuthStatus::InProgress, response)?;
+                let outcome = receive(reader, &mut pending)?;
+                match outcome.status {
+                    AuthStatus::Success => {
+                        client.check_rspauth(&outcome.token).map_err(|e| format!("the member's proof: {e}"))
+                    }
+                    status => Err(format!("the member refused our credentials (user {user}): {status:?}")),
+                }
+            }
+            LearnerLogin::Kerberos { identity, service_principal, server_realm } => {
+                let target = service_target(service_principal, host, server_realm.as_deref(), &identity.principal);
+                let refused = |status| {
+                    format!(
+                        "the member refused our Kerberos authentication as {} to {target}: {status:?}",
+                        identity.principal
+                    )
+                };
+                let credential = &identity.credential;
+                let (mut client, first) =
+                    GssapiClient::start(credential, &target, &identity.principal).map_err(|e| e.to_string())?;
+                send(writer, AuthStatus::InProgress, first)?;
+                for _ in 0..MAX_ROUNDS {
+                    let packet = receive(reader, &mut pending)?;
+                    match packet.status {
+                        AuthStatus::InProgress if !client.is_complete() => {
+                            let token = client.step(credential, &packet.token).map_err(|e| e.to_string())?;
+                            send(writer, AuthStatus::InProgress, token)?;
+                        }
+                        AuthStatus::Success if client.is_complete() => return Ok(()),
+                        status => return Err(refused(status)),
+                    }
+                }
+                Err(format!("the member did not complete Kerberos authentication within {MAX_ROUNDS} tokens"))
+            }
         }
     }
 
@@ -102,18 +144,67 @@ impl PeerSasl {
         writer: &mut impl Write,
         pending: &mut Vec<u8>,
     ) -> Result<String, String> {
-        let users = &self.settings.users;
-        let mut server = DigestMd5Server::for_service(Service::QUORUM, nonce());
-        let first = receive(reader, pending)?;
-        let challenge =
-            server.step(&first.token, |user| users.password(user).map(str::to_owned)).map_err(|e| e.to_string())?;
-        send(writer, AuthStatus::InProgress, challenge.token)?;
-        let response = receive(reader, pending)?;
-        let done =
-            server.step(&response.token, |user| users.password(user).map(str::to_owned)).map_err(|e| e.to_string())?;
-        let user = done.identity.ok_or("DIGEST-MD5 did not complete")?;
-        send(writer, AuthStatus::Success, done.token)?;
-        Ok(user)
+        let service = &self.settings.server;
+        let mut exchange = ServerExchange::new(service, Service::QUORUM)?;
+        let mut token = receive(reader, pending)?.token;
+        for _ in 0..MAX_ROUNDS {
+            let step = exchange.step(service, &token)?;
+            if let Some(who) = step.authenticated {
+                let user = self.admit(&who)?;
+                send(writer, AuthStatus::Success, step.token.unwrap_or_default())?;
+                return Ok(user);
+            }
+            send(writer, AuthStatus::InProgress, step.token.unwrap_or_default())?;
+            token = receive(reader, pending)?.token;
+        }
+        Err(format!("SASL did not complete within {MAX_ROUNDS} tokens"))
+    }
+
+    /// ZooKeeper's `SaslQuorumServerCallbackHandler`: a DIGEST-MD5 user is admitted as it is; a Kerberos
+    /// principal must ask to be itself and be `service/host@REALM` with the host of a member.
+    fn admit(&self, who: &Authenticated) -> Result<String, String> {
+        match &self.settings.server {
+            SaslService::Digest(_) => Ok(who.authorization_id.clone()),
+            SaslService::Kerberos(_) => {
+                let principal = &who.authentication_id;
+                if *principal != who.authorization_id {
+                    return Err(format!("{principal} asked to be authorized as {}", who.authorization_id));
+                }
+                let parts: Vec<&str> = principal.split(['/', '@']).collect();
+                if parts.len() != 3 || !self.member_hosts.contains(parts[1]) {
+                    return Err(format!(
+                        "{principal} is not authorized to connect: not service/host@REALM with a member's host"
+                    ));
+                }
+                Ok(principal.clone())
+            }
+        }
+    }
+}
+
+/// The host of a dialled `host:port` (`[v6]:port`) address.
+pub fn host_of(address: &str) -> &str {
+    let host = address.rsplit_once(':').map_or(address, |(host, _)| host);
+    host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(host)
+}
+
+/// The principal a learner asks a ticket for: `quorum.auth.kerberos.servicePrincipal` with `_HOST`
+/// replaced by the dialled member's host (lower case) when the principal has all three parts, and the
+/// realm (`zookeeper.server.realm`, else the learner's own) added when it has none — ZooKeeper's
+/// `SecurityUtils.getServerPrincipal` and `createSaslClient`.
+fn service_target(configured: &str, host: &str, server_realm: Option<&str>, own_principal: &str) -> String {
+    let parts: Vec<&str> = configured.split(['/', '@']).collect();
+    let principal = match parts.as_slice() {
+        [service, "_HOST", realm] => format!("{service}/{}@{realm}", host.to_lowercase()),
+        _ => configured.to_owned(),
+    };
+    if principal.contains('@') {
+        return principal;
+    }
+    let own_realm = own_principal.split_once('@').map(|(_, realm)| realm);
+    match server_realm.or(own_realm) {
+        Some(realm) => format!("{principal}@{realm}"),
+        None => principal,
     }
 }
 
@@ -143,13 +234,6 @@ fn receive(reader: &mut impl Read, pending: &mut Vec<u8>) -> Result<QuorumAuthPa
     }
 }
 
-/// A DIGEST-MD5 nonce from the OS's generator, in hex.
-fn nonce() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random number generator");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -163,14 +247,18 @@ mod tests {
             "QuorumServer {\n org.apache.zookeeper.server.auth.DigestLoginModule required\n user_member=\"pw\";\n};\n",
         )
         .unwrap();
-        let users = fk_net::sasl::jaas::digest_users(&jaas, "QuorumServer").unwrap();
+        let fk_net::sasl::jaas::ServerLogin::Digest(users) =
+            fk_net::sasl::jaas::server_login(&jaas, "QuorumServer").unwrap()
+        else {
+            unreachable!("a DigestLoginModule section")
+        };
         let settings = QuorumSasl {
             learner_require,
             server_require,
-            users: Arc::new(users),
-            credentials: (user.into(), password.into()),
+            server: SaslService::Digest(Arc::new(users)),
+            learner: LearnerLogin::Digest { user: user.into(), password: password.into() },
         };
-        PeerSasl { settings }
+        PeerSasl { settings, member_hosts: BTreeSet::new() }
     }
 
     /// The two sides over a socket pair: what the acceptor concluded and what the dialler was told.
@@ -178,7 +266,7 @@ mod tests {
         let (a, b) = UnixStream::pair().unwrap();
         let dialling = std::thread::spawn(move || {
             let (mut r, mut w) = (b.try_clone().unwrap(), b);
-            let result = dialler.authenticate_to(&mut r, &mut w);
+            let result = dialler.authenticate_to(&mut r, &mut w, "localhost");
             // What a learner sends next (FOLLOWERINFO's first bytes), or closes.
             let _ = w.write_all(&[0, 0, 0, 11, 0, 0, 0, 0]);
             result
@@ -223,5 +311,15 @@ mod tests {
         // learner connection despite SASL authentication failure").
         let (accepted, _) = run(sasl(true, true, "member", "wrong"), sasl(true, false, "member", "pw"));
         assert!(matches!(accepted, Ok(Admission::LetThrough(_))), "{accepted:?}");
+    }
+
+    #[test]
+    fn a_learner_asks_for_the_service_principal_zookeeper_would() {
+        let own = "zkquorum/host1@EXAMPLE.COM";
+        assert_eq!(service_target("zkquorum/localhost", "h", None, own), "zkquorum/localhost@EXAMPLE.COM");
+        assert_eq!(service_target("zkquorum/_HOST@EXAMPLE.COM", "Host2", None, own), "zkquorum/host2@EXAMPLE.COM");
+        // `_HOST` is replaced only in a principal with a realm, as ZooKeeper's getServerPrincipal does.
+        assert_eq!(service_target("zkquorum/_HOST", "h", Some("OTHER.ORG"), own), "zkquorum/_HOST@OTHER.ORG");
+        assert_eq!(service_target("zkquorum/a@R", "h", Some("OTHER.ORG"), own), "zkquorum/a@R");
     }
 }

@@ -61,7 +61,7 @@ pub struct Connection {
     /// replaced.
     pub audit_identity: std::cell::OnceCell<(Option<Arc<str>>, Arc<str>)>,
     /// A SASL exchange under way (or done), once the client sent its first token.
-    pub sasl: Option<fk_net::sasl::digest_md5::DigestMd5Server>,
+    pub sasl: Option<crate::sasl::ServerExchange>,
     pub pending: VecDeque<Pending>,
     pub stats: ConnStats,
     /// Set when the connection must close once its output is flushed; the reason is logged.

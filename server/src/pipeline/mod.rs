@@ -300,8 +300,10 @@ impl Server {
             crate::config::rewrite::backup_static(path)
                 .with_context(|| format!("cannot back {} up", path.display()))?;
         }
-        let peer_sasl =
-            crate::peers::sasl::PeerSasl::new(config.quorum_sasl.as_ref().filter(|_| !config.is_standalone()));
+        let peer_sasl = crate::peers::sasl::PeerSasl::new(
+            config.quorum_sasl.as_ref().filter(|_| !config.is_standalone()),
+            config.servers.iter().map(|server| server.host.clone()),
+        );
         let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
         // Where clients are told to connect: the plaintext (or unified) port, else the secure one.
         let client_addr = listeners[0].0.local_addr()?;
@@ -548,8 +550,12 @@ fn start_member(
         tracing::info!(
             learner_require = sasl.learner_require,
             server_require = sasl.server_require,
-            "SASL (DIGEST-MD5) between members, as {}",
-            sasl.credentials.0
+            "SASL between members, as {}",
+            match &sasl.learner {
+                crate::config::LearnerLogin::Digest { user, .. } => format!("DIGEST-MD5 user {user}"),
+                crate::config::LearnerLogin::Kerberos { identity, .. } =>
+                    format!("Kerberos principal {}", identity.principal),
+            }
         );
     }
     let (links, election_rx) =

@@ -244,7 +244,7 @@ pub fn connect_to_leader(
             stream.set_write_timeout(Some(connect_timeout))?;
             let (mut reader, mut writer) = dialled(c.shared.peer_tls.as_deref(), stream, &address)?;
             if let Some(sasl) = &c.shared.peer_sasl {
-                sasl.authenticate_to(&mut reader, &mut writer)
+                sasl.authenticate_to(&mut reader, &mut writer, crate::peers::sasl::host_of(&address))
                     .map_err(|why| io::Error::new(io::ErrorKind::PermissionDenied, format!("SASL: {why}")))?;
             }
             writer.socket().set_read_timeout(None)?;

@@ -16,6 +16,7 @@ use fk_net::client::*;
 use fk_net::frame::LENGTH_PREFIX;
 use fk_net::jute::{Jute, JuteReader};
 use fk_net::reactor::{BufferPool, POOL_BUFFERS_MAX, ReadStatus};
+use fk_net::sasl::digest_md5::Service;
 use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, info, warn};
 
@@ -23,13 +24,14 @@ use super::Shared;
 use super::connection::{Connection, Pending, Phase};
 use super::messages::*;
 use super::tls::{Port, Transport};
+use crate::config::SaslService;
 use crate::ops::audit::{self, Requester, events};
 use crate::ops::figures::ConnectionFigures;
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
+use crate::sasl::{Authenticated, ServerExchange};
 use crate::watch::{ConnId, WatchKind, WatchTable};
-use fk_net::sasl::digest_md5::DigestMd5Server;
 use fk_tls::nonblocking::TlsFailure;
 
 pub const WAKER_TOKEN: Token = Token(0);
@@ -772,7 +774,7 @@ impl Shard {
                     conn.close("authentication failed");
                 }
             }
-            Request::Sasl(SaslRequest { token: Some(token) }) if self.shared.config.sasl_users.is_some() => {
+            Request::Sasl(SaslRequest { token: Some(token) }) if self.shared.config.sasl_service.is_some() => {
                 self.sasl_step(id, xid, &token);
             }
             // ZooKeeper fails on a null SASL token and drops the connection without a reply.
@@ -799,25 +801,36 @@ impl Shard {
         }
     }
 
-    /// One token of a client's SASL exchange (DIGEST-MD5 against the JAAS file's users), answered at once
-    /// as ZooKeeper answers it. Once complete the connection holds `sasl:<user>` (and `super` for
-    /// `superUser`); a failure is AuthFailed and the connection closes (ZooKeeper's default, without
-    /// `zookeeper.allowSaslFailedClients`).
+    /// One token of a client's SASL exchange (DIGEST-MD5 against the JAAS file's users, or Kerberos),
+    /// answered at once as ZooKeeper answers it. Once complete the connection holds `sasl:<identity>` (and
+    /// `super` for `superUser`); a failure is AuthFailed and the connection closes (ZooKeeper's default,
+    /// without `zookeeper.allowSaslFailedClients`).
     fn sasl_step(&mut self, id: ConnId, xid: i32, token: &[u8]) {
-        let users = self.shared.config.sasl_users.clone().expect("checked by the caller");
+        let service = self.shared.config.sasl_service.clone().expect("checked by the caller");
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
-        let server = conn.sasl.get_or_insert_with(|| DigestMd5Server::new(sasl_nonce()));
-        match server.step(token, |user| users.password(user).map(str::to_owned)) {
+        let step = match &mut conn.sasl {
+            Some(exchange) => exchange.step(&service, token),
+            None => ServerExchange::new(&service, Service::CLIENTS)
+                .and_then(|exchange| conn.sasl.insert(exchange).step(&service, token)),
+        };
+        match step {
             Ok(step) => {
-                if let Some(identity) = &step.identity {
+                if let Some(authenticated) = &step.authenticated {
+                    let identity = client_identity(&service, authenticated);
                     let is_super = self.shared.config.sasl.super_user.as_deref() == Some(identity.as_str());
                     let mut auth = (*conn.auth).clone();
-                    auth.add_sasl(identity, is_super);
+                    auth.add_sasl(&identity, is_super);
                     conn.auth = Arc::new(auth);
                     conn.audit_identity = std::cell::OnceCell::new();
-                    info!(peer = %conn.peer, user = identity.as_str(), "SASL (DIGEST-MD5) authentication succeeded");
+                    let mechanism = conn.sasl.as_ref().map_or("", ServerExchange::mechanism);
+                    info!(
+                        peer = %conn.peer,
+                        principal = authenticated.authentication_id.as_str(),
+                        identity = identity.as_str(),
+                        "SASL ({mechanism}) authentication succeeded"
+                    );
                 }
-                conn.push_reply(xid, 0, ErrorCode::Ok, &Response::Sasl(SaslRequest { token: Some(step.token) }));
+                conn.push_reply(xid, 0, ErrorCode::Ok, &Response::Sasl(SaslRequest { token: step.token }));
             }
             Err(e) => {
                 info!(peer = %conn.peer, "SASL authentication failed, closing: {e}");
@@ -1044,11 +1057,17 @@ fn finished(conn: &Connection) -> bool {
 }
 
 /// Ops whose requests become txns in ZooKeeper even when their body cannot be decoded.
-/// A DIGEST-MD5 nonce: 16 bytes from the OS's generator, in hex.
-fn sasl_nonce() -> String {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes).expect("the OS random number generator");
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+/// The `sasl` identity of an authenticated client: a DIGEST-MD5 user as it is, a Kerberos principal
+/// mapped as ZooKeeper's `SaslServerCallbackHandler` maps it (`kerberos.remove*FromPrincipal`).
+fn client_identity(service: &SaslService, authenticated: &Authenticated) -> String {
+    match service {
+        SaslService::Digest(_) => authenticated.authorization_id.clone(),
+        SaslService::Kerberos(kerberos) => kerberos.rules.identity(
+            &authenticated.authentication_id,
+            &authenticated.authorization_id,
+            &kerberos.default_realm,
+        ),
+    }
 }
 
 fn is_txn_op(op: OpCode) -> bool {
