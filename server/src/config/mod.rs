@@ -1268,8 +1268,8 @@ mod tests {
                 "zoo.cfg:3: authProvider.1: this authentication provider is not available",
             ),
             (
-                "dataDir=/d\nclientPort=1\nquorum.auth.kerberos.servicePrincipal=zkquorum/localhost\n",
-                "zoo.cfg:3: quorum.auth.kerberos.servicePrincipal: Kerberos (GSSAPI) between ensemble members",
+                "dataDir=/d\nclientPort=1\nsecurity.auth_to_local=RULE:[2:$1]\n",
+                "zoo.cfg:3: security.auth_to_local: this part of SASL authentication is not supported",
             ),
         ];
         for (text, expected) in cases {
