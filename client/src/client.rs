@@ -26,9 +26,9 @@ pub struct Options {
     /// How long `connect` waits for the first session, and the longest an operation waits for a
     /// connection (it fails sooner, with ConnectionLoss, when a round over every host found no server).
     pub connect_wait: Duration,
-    /// SASL DIGEST-MD5 credentials (user, password), authenticated on every connection before anything
-    /// else is sent, as the Java client does with its JAAS `Client` section.
-    pub sasl_digest: Option<(String, String)>,
+    /// SASL (DIGEST-MD5 or Kerberos), authenticated on every connection before anything else is sent,
+    /// as the Java client does with its JAAS `Client` section.
+    pub sasl: Option<crate::sasl::Sasl>,
     /// Connect over TLS (the Java client's `zookeeper.client.secure=true`) with this configuration
     /// (see `fk_tls::client_config`).
     pub tls: Option<Arc<rustls::ClientConfig>>,
@@ -40,7 +40,7 @@ impl Default for Options {
         Options {
             session_timeout: Duration::from_secs(30),
             connect_wait: Duration::from_secs(30),
-            sasl_digest: None,
+            sasl: None,
             tls: None,
         }
     }
@@ -69,8 +69,7 @@ impl Client {
         // Unbounded: the I/O thread must never block on a caller that reads events slowly, or pings
         // stop and the session dies (the Java client's event queue is unbounded for the same reason).
         let (events_tx, events) = crossbeam_channel::unbounded();
-        let shared =
-            Arc::new(Shared::new(connect, options.session_timeout, events_tx, options.sasl_digest, options.tls));
+        let shared = Arc::new(Shared::new(connect, options.session_timeout, events_tx, options.sasl, options.tls));
         let io_shared = Arc::clone(&shared);
         let io_thread = std::thread::Builder::new()
             .name("fk-client-io".into())

@@ -22,6 +22,7 @@ pub mod connect_string;
 pub mod connection;
 pub mod create_mode;
 pub mod error;
+pub mod sasl;
 mod session;
 pub mod watches;
 

@@ -18,6 +18,7 @@ use fk_net::jute::Jute;
 use crate::connect_string::ConnectString;
 use crate::connection::{self, Frame, Reader};
 use crate::error::{Error, Result};
+use crate::sasl::{Sasl, SaslFailure};
 use crate::watches::{KeeperState, WatchKind, WatchRegistry, WatchedEvent};
 
 /// Longest pause between two rounds over every host while disconnected.
@@ -73,8 +74,8 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub changed: Condvar,
     pub events: Sender<WatchedEvent>,
-    /// SASL DIGEST-MD5 credentials, authenticated on each connection before callers are let in.
-    pub sasl_digest: Option<(String, String)>,
+    /// SASL, authenticated on each connection before callers are let in.
+    pub sasl: Option<Sasl>,
     /// Connect over TLS with this configuration.
     pub tls: Option<Arc<rustls::ClientConfig>>,
 }
@@ -84,7 +85,7 @@ impl Shared {
         connect: ConnectString,
         timeout: Duration,
         events: Sender<WatchedEvent>,
-        sasl_digest: Option<(String, String)>,
+        sasl: Option<Sasl>,
         tls: Option<Arc<rustls::ClientConfig>>,
     ) -> Shared {
         let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
@@ -106,7 +107,7 @@ impl Shared {
             }),
             changed: Condvar::new(),
             events,
-            sasl_digest,
+            sasl,
             tls,
         }
     }
@@ -269,8 +270,8 @@ fn establish(shared: &Shared, next_host: &mut usize) -> Establish {
         if response.timeout_ms <= 0 {
             return Establish::Expired;
         }
-        if let Some((user, password)) = &shared.sasl_digest {
-            match sasl_digest(&mut reader, user, password) {
+        if let Some(sasl) = &shared.sasl {
+            match crate::sasl::authenticate(&mut reader, host, sasl) {
                 Ok(()) => {}
                 Err(SaslFailure::Refused) => return Establish::AuthFailed,
                 Err(SaslFailure::Io) => continue,
@@ -282,44 +283,6 @@ fn establish(shared: &Shared, next_host: &mut usize) -> Establish {
     }
     Establish::Unreachable
 }
-
-enum SaslFailure {
-    /// The server refused the credentials, or could not prove it knows them.
-    Refused,
-    /// The connection broke or went silent.
-    Io,
-}
-
-/// A DIGEST-MD5 exchange on a fresh connection, before anything else is sent (the Java client's
-/// `ZooKeeperSaslClient` order): an empty token, the challenge, the digest-response, the server's proof.
-fn sasl_digest(reader: &mut Reader, user: &str, password: &str) -> Result<(), SaslFailure> {
-    use fk_net::client::SaslRequest;
-    use fk_net::jute::Jute;
-    use fk_net::sasl::digest_md5::DigestMd5Client;
-    let mut stream = reader.writer().map_err(|_| SaslFailure::Io)?;
-    let mut exchange = |token: Vec<u8>| -> Result<Vec<u8>, SaslFailure> {
-        let request = Request::Sasl(SaslRequest { token: Some(token) });
-        connection::write_request(&mut stream, SASL_XID, &request).map_err(|_| SaslFailure::Io)?;
-        let frame = reader.next_frame().map_err(|_| SaslFailure::Io)?.ok_or(SaslFailure::Io)?;
-        if frame.header.err != 0 {
-            return Err(SaslFailure::Refused);
-        }
-        let answer =
-            SaslRequest::decode(&mut fk_net::jute::JuteReader::new(&frame.body)).map_err(|_| SaslFailure::Io)?;
-        Ok(answer.token.unwrap_or_default())
-    };
-    let challenge = exchange(Vec::new())?;
-    let mut cnonce = [0u8; 12];
-    getrandom::fill(&mut cnonce).map_err(|_| SaslFailure::Io)?;
-    let cnonce: String = cnonce.iter().map(|b| format!("{b:02x}")).collect();
-    let (response, client) =
-        DigestMd5Client::respond(&challenge, user, password, &cnonce).map_err(|_| SaslFailure::Refused)?;
-    let proof = exchange(response)?;
-    client.check_rspauth(&proof).map_err(|_| SaslFailure::Refused)
-}
-
-/// The xid of SASL packets on a fresh connection (answered before any other request is sent).
-const SASL_XID: i32 = 1;
 
 /// Installs the new connection: restores watches and auth (Java's `primeConnection` order), then lets
 /// callers in.

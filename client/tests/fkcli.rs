@@ -401,3 +401,46 @@ fn tls_from_the_shell_as_from_zkcli() {
     assert!(unchecked.stdout.contains("ip: 127.0.0.1"), "{}{}", unchecked.stdout, unchecked.stderr);
     drop(elsewhere);
 }
+
+/// Kerberos from the shell against a real MIT KDC (tests/src/kdc.rs), configured as zkCli.sh is:
+/// `CLIENT_JVMFLAGS` names a JAAS file whose `Client` section is a `Krb5LoginModule` keytab login and the
+/// realm's krb5.conf. fkcli authenticates as client@EXAMPLE.COM (whoami, a znode only that principal may
+/// use); `zookeeper.server.principal` naming a principal the server does not hold gets no session.
+#[test]
+fn kerberos_from_the_shell_as_from_zkcli() {
+    use fk_tests::kdc::Kdc;
+    let Some(kdc) = Kdc::start() else { return };
+    let jaas = kdc.path("jaas.conf");
+    let text = Kdc::jaas_section("Server", "zookeeper/localhost", &kdc.principal("zookeeper/localhost"))
+        + &Kdc::jaas_section("Client", "client", &kdc.principal("client"));
+    std::fs::write(&jaas, text).unwrap();
+    kdc.principal("zookeeper/elsewhere");
+    let server = TestServer::with_config(&format!(
+        "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider\n\
+         java.security.auth.login.config={}\njava.security.krb5.conf={}",
+        jaas.display(),
+        kdc.krb5_conf().display()
+    ));
+    let port = server.address().rsplit(':').next().unwrap().to_owned();
+    let flags = format!(
+        "-Djava.security.auth.login.config={} -Djava.security.krb5.conf={}",
+        jaas.display(),
+        kdc.krb5_conf().display()
+    );
+    let shell = |flags: &str, args: &[&str]| -> Run {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_fkcli"));
+        command.args(["-server", &format!("localhost:{port}")]).args(args).env("CLIENT_JVMFLAGS", flags);
+        command.output().expect("run the shell").into()
+    };
+    let whoami = shell(&flags, &["whoami"]);
+    assert!(whoami.stdout.contains("sasl: client@EXAMPLE.COM"), "{}{}", whoami.stdout, whoami.stderr);
+    let made = shell(&flags, &["create", "/k", "secret", "sasl:client@EXAMPLE.COM:cdrwa"]);
+    assert_eq!(made.status, 0, "{}{}", made.stdout, made.stderr);
+    assert!(shell(&flags, &["get", "/k"]).stdout.contains("secret"));
+    let anonymous = shell("", &["get", "/k"]);
+    assert!(anonymous.stderr.contains("Insufficient permission"), "{}{}", anonymous.stdout, anonymous.stderr);
+    let elsewhere = format!("{flags} -Dzookeeper.server.principal=zookeeper/elsewhere@EXAMPLE.COM");
+    let refused = shell(&elsewhere, &["get", "/k"]);
+    let said = refused.stdout + &refused.stderr;
+    assert!(!said.contains("secret") && said.contains("Not connected"), "{said}");
+}

@@ -112,5 +112,10 @@ impl Drop for Kdc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(self.path("kdc.log")).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("---- KDC log tail ----\n{}", lines[lines.len().saturating_sub(40)..].join("\n"));
+        }
     }
 }

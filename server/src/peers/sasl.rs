@@ -189,13 +189,12 @@ pub fn host_of(address: &str) -> &str {
 }
 
 /// The principal a learner asks a ticket for: `quorum.auth.kerberos.servicePrincipal` with `_HOST`
-/// replaced by the dialled member's host (lower case) when the principal has all three parts, and the
-/// realm (`zookeeper.server.realm`, else the learner's own) added when it has none — ZooKeeper's
+/// replaced by the dialled member's host (lower case) when the principal is exactly `service/_HOST`, and
+/// the realm (`zookeeper.server.realm`, else the learner's own) added when it names none — ZooKeeper's
 /// `SecurityUtils.getServerPrincipal` and `createSaslClient`.
 fn service_target(configured: &str, host: &str, server_realm: Option<&str>, own_principal: &str) -> String {
-    let parts: Vec<&str> = configured.split(['/', '@']).collect();
-    let principal = match parts.as_slice() {
-        [service, "_HOST", realm] => format!("{service}/{}@{realm}", host.to_lowercase()),
+    let principal = match configured.split('/').collect::<Vec<_>>().as_slice() {
+        [service, "_HOST"] => format!("{service}/{}", host.to_lowercase()),
         _ => configured.to_owned(),
     };
     if principal.contains('@') {
@@ -317,9 +316,10 @@ mod tests {
     fn a_learner_asks_for_the_service_principal_zookeeper_would() {
         let own = "zkquorum/host1@EXAMPLE.COM";
         assert_eq!(service_target("zkquorum/localhost", "h", None, own), "zkquorum/localhost@EXAMPLE.COM");
-        assert_eq!(service_target("zkquorum/_HOST@EXAMPLE.COM", "Host2", None, own), "zkquorum/host2@EXAMPLE.COM");
-        // `_HOST` is replaced only in a principal with a realm, as ZooKeeper's getServerPrincipal does.
-        assert_eq!(service_target("zkquorum/_HOST", "h", Some("OTHER.ORG"), own), "zkquorum/_HOST@OTHER.ORG");
+        assert_eq!(service_target("zkquorum/_HOST", "Host2", None, own), "zkquorum/host2@EXAMPLE.COM");
+        assert_eq!(service_target("zkquorum/_HOST", "h", Some("OTHER.ORG"), own), "zkquorum/h@OTHER.ORG");
+        // `_HOST` is replaced only in exactly `service/_HOST`, as ZooKeeper's getServerPrincipal does.
+        assert_eq!(service_target("zkquorum/_HOST@EXAMPLE.COM", "h", None, own), "zkquorum/_HOST@EXAMPLE.COM");
         assert_eq!(service_target("zkquorum/a@R", "h", Some("OTHER.ORG"), own), "zkquorum/a@R");
     }
 }

@@ -97,19 +97,35 @@ impl ClientProperties {
         self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    /// The SASL credentials: a JAAS file (`-Djava.security.auth.login.config=…`, or that environment
-    /// variable) whose `Client` section (`zookeeper.sasl.clientconfig`) holds a DIGEST-MD5 username and
-    /// password; none with `zookeeper.sasl.client=false`, or without a JAAS file.
-    fn sasl_credentials(&self) -> anyhow::Result<Option<(String, String)>> {
+    /// SASL: a JAAS file (`-Djava.security.auth.login.config=…`, or that environment variable) whose
+    /// `Client` section (`zookeeper.sasl.clientconfig`) holds a DIGEST-MD5 username and password or a
+    /// Kerberos login (with the Java client's `zookeeper.server.principal`, `zookeeper.sasl.client.username`,
+    /// `zookeeper.server.realm` and `zookeeper.sasl.client.canonicalize.hostname`, and
+    /// `java.security.krb5.conf`); none with `zookeeper.sasl.client=false`, or without a JAAS file.
+    fn sasl(&self) -> anyhow::Result<Option<fk_client::sasl::Sasl>> {
         const JAAS: &str = "java.security.auth.login.config";
         let Some(jaas) = self.get(JAAS).or_else(|| std::env::var(JAAS).ok()) else { return Ok(None) };
         if self.get("zookeeper.sasl.client").is_some_and(|v| v.eq_ignore_ascii_case("false")) {
             return Ok(None);
         }
         let section = self.get("zookeeper.sasl.clientconfig").unwrap_or_else(|| "Client".into());
-        let credentials = fk_net::sasl::jaas::client_credentials(std::path::Path::new(&jaas), &section)
+        let login = fk_net::sasl::jaas::client_login(std::path::Path::new(&jaas), &section)
             .with_context(|| format!("SASL for this client ({JAAS}={jaas})"))?;
-        Ok(Some(credentials))
+        if let Some(krb5) = self.get("java.security.krb5.conf") {
+            // SAFETY: the shell has started no thread yet; MIT's library reads this when it first runs.
+            unsafe { std::env::set_var("KRB5_CONFIG", krb5) };
+        }
+        let settings = fk_client::sasl::KerberosSettings {
+            server_principal: self.get("zookeeper.server.principal"),
+            service: self.get("zookeeper.sasl.client.username"),
+            server_realm: self.get("zookeeper.server.realm"),
+            canonicalize: !self
+                .get("zookeeper.sasl.client.canonicalize.hostname")
+                .is_some_and(|v| v.eq_ignore_ascii_case("false")),
+        };
+        let sasl = fk_client::sasl::Sasl::from_login(login, settings)
+            .map_err(|e| anyhow::anyhow!("SASL for this client ({JAAS}={jaas}, section {section}): {e}"))?;
+        Ok(Some(sasl))
     }
 
     /// TLS as the Java client takes it: `zookeeper.client.secure=true` and the `zookeeper.ssl.*` stores
@@ -134,12 +150,8 @@ fn main() -> anyhow::Result<()> {
     let invocation = parse_invocation(&args)?;
     let timeout = Duration::from_millis(invocation.timeout_ms);
     let properties = ClientProperties::read(invocation.client_configuration.as_deref())?;
-    let options = Options {
-        session_timeout: timeout,
-        connect_wait: timeout,
-        sasl_digest: properties.sasl_credentials()?,
-        tls: properties.tls()?,
-    };
+    let options =
+        Options { session_timeout: timeout, connect_wait: timeout, sasl: properties.sasl()?, tls: properties.tls()? };
     let mut shell = Shell::new(invocation.server.clone(), options, invocation.json);
     if !invocation.json {
         println!("Connecting to {}", invocation.server);
