@@ -28,6 +28,7 @@ pub mod config;
 pub mod election;
 pub mod java_order;
 pub mod member;
+pub mod membership;
 pub mod ops;
 pub mod peers;
 pub mod pipeline;

@@ -344,24 +344,30 @@ impl Config {
         let mut text = String::new();
         for id in &self.member_order {
             let server = self.peer(*id).expect("member_order lists configured members");
-            text.push_str(&format!(
-                "server.{id}={}:{}:{}",
-                HostPort::new(server.host.clone(), server.quorum_port),
-                server.election_port,
-                role_name(server.role).to_ascii_lowercase()
-            ));
-            if let Some((host, port)) = &server.client_addr {
-                let host = host.clone().unwrap_or_else(|| "0.0.0.0".into());
-                text.push_str(&format!(";{}", HostPort::new(host, *port)));
-            }
-            text.push('\n');
+            text.push_str(&format!("server.{id}={}\n", server_text(server)));
         }
         text.push_str(&format!("version={:x}", self.config_version));
         text
     }
 }
 
-fn server_spec(id: u64, line: &ServerLine) -> ServerSpec {
+/// A member as ZooKeeper's `QuorumServer.toString` writes it after `server.N=`:
+/// `host:quorumPort:electionPort:role[;clientHost:clientPort]`.
+pub fn server_text(server: &ServerSpec) -> String {
+    let mut text = format!(
+        "{}:{}:{}",
+        HostPort::new(server.host.clone(), server.quorum_port),
+        server.election_port,
+        role_name(server.role).to_ascii_lowercase()
+    );
+    if let Some((host, port)) = &server.client_addr {
+        let host = host.clone().unwrap_or_else(|| "0.0.0.0".into());
+        text.push_str(&format!(";{}", HostPort::new(host, *port)));
+    }
+    text
+}
+
+pub fn server_spec(id: u64, line: &ServerLine) -> ServerSpec {
     ServerSpec {
         id,
         host: line.host.clone(),
@@ -382,7 +388,7 @@ fn role_name(role: PeerRole) -> &'static str {
 
 /// Java's `InetSocketAddress.equals` on two resolved hosts: the same IP. Names other than literals and
 /// `localhost` are compared as written (no DNS while reading the configuration).
-fn same_host(a: &str, b: &str) -> bool {
+pub fn same_host(a: &str, b: &str) -> bool {
     let ip =
         |h: &str| java_ip_literal(h).or_else(|| h.eq_ignore_ascii_case("localhost").then(|| [127, 0, 0, 1].into()));
     match (ip(a), ip(b)) {

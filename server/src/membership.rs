@@ -1,0 +1,270 @@
+//! An ensemble's membership as ZooKeeper's `QuorumMaj` holds it — every member with its role and
+//! addresses, and the configuration's version — read from and written as the text of `/zookeeper/config`,
+//! and the next membership a `reconfig` request asks for (ZooKeeper 3.8's `PrepRequestProcessor`). Pure.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use fk_net::client::ErrorCode;
+
+use crate::config::{PeerRole, ServerSpec};
+
+/// One membership, at one version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Membership {
+    servers: BTreeMap<u64, ServerSpec>,
+    /// The order ZooKeeper writes the members in (its `HashMap<Long, …>` iteration order).
+    order: Vec<u64>,
+    pub version: i64,
+}
+
+/// What a `reconfig` request asks (ZooKeeper's `ReconfigRequest`, absent fields as `None`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ReconfigAsk<'a> {
+    /// Incremental: `server.N=host:quorumPort:electionPort[:role];[clientHost:]clientPort`, comma separated.
+    pub joining: Option<&'a str>,
+    /// Incremental: server ids, comma separated.
+    pub leaving: Option<&'a str>,
+    /// Non-incremental: the whole membership, `server.N=…` separated by commas or newlines.
+    pub new_members: Option<&'a str>,
+}
+
+/// Why a reconfig is refused: ZooKeeper's error code and, for the log, what was wrong.
+pub type Refusal = (ErrorCode, String);
+
+impl Membership {
+    /// Members in ZooKeeper's order of `insertion` (ids), at `version`.
+    pub fn new(servers: impl IntoIterator<Item = ServerSpec>, version: i64) -> Membership {
+        let servers: Vec<ServerSpec> = servers.into_iter().collect();
+        let insertion: Vec<i64> = servers.iter().map(|s| s.id as i64).collect();
+        let order = crate::java_order::long_hash_map_order(&insertion).into_iter().map(|id| id as u64).collect();
+        Membership { servers: servers.into_iter().map(|s| (s.id, s)).collect(), order, version }
+    }
+
+    /// The text of `/zookeeper/config` (`server.N=…` lines, `version=<hex>`).
+    pub fn parse(text: &str) -> Result<Membership, String> {
+        let mut servers = Vec::new();
+        let mut version = 0;
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let (key, value) = line.split_once('=').ok_or_else(|| format!("'{line}' is not key=value"))?;
+            let key = key.trim();
+            if key == "version" {
+                version = i64::from_str_radix(value.trim(), 16).map_err(|_| format!("'{value}' is not a hex version"))?;
+            } else if let Some(id) = key.strip_prefix("server.") {
+                servers.push(server(id, value)?);
+            } else {
+                return Err(format!("Unrecognised parameter: {key}"));
+            }
+        }
+        Ok(Membership::new(servers, version))
+    }
+
+    /// As ZooKeeper's `QuorumMaj.toString` writes it.
+    pub fn text(&self) -> String {
+        let mut text = String::new();
+        for id in &self.order {
+            text.push_str(&format!("server.{id}={}\n", crate::config::server_text(&self.servers[id])));
+        }
+        text.push_str(&format!("version={:x}", self.version));
+        text
+    }
+
+    pub fn servers(&self) -> impl Iterator<Item = &ServerSpec> {
+        self.order.iter().map(|id| &self.servers[id])
+    }
+
+    pub fn server(&self, id: u64) -> Option<&ServerSpec> {
+        self.servers.get(&id)
+    }
+
+    /// The voting members' ids.
+    pub fn voters(&self) -> BTreeSet<i64> {
+        self.servers.values().filter(|s| s.role == PeerRole::Participant).map(|s| s.id as i64).collect()
+    }
+
+    /// Whether `sids` hold a majority of the voters.
+    pub fn is_quorum(&self, sids: &BTreeSet<i64>) -> bool {
+        let voters = self.voters();
+        sids.iter().filter(|s| voters.contains(s)).count() > voters.len() / 2
+    }
+
+    /// The same members at another version.
+    pub fn with_version(&self, version: i64) -> Membership {
+        Membership { version, ..self.clone() }
+    }
+
+    /// The membership a `reconfig` asks for, from the last one seen, at `version` (the reconfig txn's
+    /// zxid), with ZooKeeper's checks of what was asked: BadArguments for what it cannot read or accept,
+    /// MarshallingError where ZooKeeper's parser fails with an unchecked exception.
+    pub fn reconfigured(&self, ask: ReconfigAsk, version: i64, standalone_enabled: bool) -> Result<Membership, Refusal> {
+        let bad = |why: String| (ErrorCode::BadArguments, why);
+        let next = match ask.new_members.filter(|m| !m.is_empty()) {
+            Some(members) => {
+                // Commas or newlines separate the members; a Properties file otherwise.
+                let mut servers: Vec<ServerSpec> = Vec::new();
+                for line in members.replace(',', "\n").lines().map(str::trim).filter(|l| !l.is_empty()) {
+                    let (key, value) = line.split_once('=').ok_or_else(|| bad(format!("'{line}' is not key=value")))?;
+                    match key.trim() {
+                        "version" => {}
+                        key => {
+                            let id = key.strip_prefix("server.").ok_or_else(|| bad(format!("Unrecognised parameter: {key}")))?;
+                            let spec = server(id, value).map_err(bad)?;
+                            servers.retain(|s| s.id != spec.id);
+                            servers.push(spec);
+                        }
+                    }
+                }
+                let voters = servers.iter().filter(|s| s.role == PeerRole::Participant).count();
+                let observers = servers.len() - voters;
+                // QuorumPeerConfig.parseDynamicConfig's IllegalArgumentExceptions.
+                if observers > 0 && (voters == 0 || (voters == 1 && standalone_enabled)) {
+                    return Err((ErrorCode::MarshallingError, "observers without a quorum".into()));
+                }
+                if voters == 0 && !standalone_enabled {
+                    return Err((ErrorCode::MarshallingError, "no participants".into()));
+                }
+                Membership::new(servers, version)
+            }
+            None => {
+                let mut next: Vec<ServerSpec> = self.servers().cloned().collect();
+                for leaving in ask.leaving.unwrap_or_default().split(',').map(str::trim).filter(|l| !l.is_empty()) {
+                    let id: u64 = leaving.parse().map_err(|_| bad(format!("'{leaving}' is not a server id")))?;
+                    next.retain(|s| s.id != id);
+                }
+                for joiner in ask.joining.unwrap_or_default().split(',').map(str::trim).filter(|j| !j.is_empty()) {
+                    let parts: Vec<&str> = joiner.split('=').filter(|p| !p.is_empty()).collect();
+                    let [key, value] = parts.as_slice() else {
+                        return Err(bad("Wrong format of server string".into()));
+                    };
+                    let id = key.rsplit('.').next().unwrap_or_default();
+                    let joining = server(id, value).map_err(|_| bad("Reconfiguration failed".into()))?;
+                    if joining.client_addr.is_none() {
+                        return Err(bad(
+                            "Wrong format of server string - each server should have 3 ports specified".into(),
+                        ));
+                    }
+                    if let Some(other) = next.iter().find(|s| s.id != joining.id && conflicts(&joining, s)) {
+                        return Err(bad(format!("server.{} conflicts with server.{}", joining.id, other.id)));
+                    }
+                    next.retain(|s| s.id != joining.id);
+                    next.push(joining);
+                }
+                Membership::new(next, version)
+            }
+        };
+        let voters = next.voters().len();
+        if standalone_enabled && voters < 2 {
+            return Err(bad("Reconfig failed - new configuration must include at least 2 followers".into()));
+        }
+        if voters < 1 {
+            return Err(bad("Reconfig failed - new configuration must include at least 1 follower".into()));
+        }
+        Ok(next)
+    }
+}
+
+/// One `server.N` value, as ZooKeeper's `QuorumServer(sid, value)` reads it.
+fn server(id: &str, value: &str) -> Result<ServerSpec, String> {
+    let id: u64 = id.trim().parse().map_err(|_| format!("'server.{id}' has no valid server id"))?;
+    let line = crate::config::members::parse_server_line(id as i64, value)?;
+    Ok(crate::config::server_spec(id, &line))
+}
+
+/// ZooKeeper's `checkAddressDuplicate`: a joining member's quorum, election or client address is another
+/// member's (wildcard client addresses aside).
+fn conflicts(a: &ServerSpec, b: &ServerSpec) -> bool {
+    let addresses = |s: &ServerSpec| {
+        let mut list = vec![(s.host.clone(), s.quorum_port), (s.host.clone(), s.election_port)];
+        if let Some((host, port)) = &s.client_addr {
+            // A bare client port binds the wildcard address, which conflicts with nothing.
+            if let Some(host) = host.as_ref().filter(|h| !crate::config::members::is_wildcard(h)) {
+                list.push((host.clone(), *port));
+            }
+        }
+        list
+    };
+    let theirs = addresses(b);
+    addresses(a).iter().any(|(host, port)| theirs.iter().any(|(h, p)| p == port && crate::config::same_host(host, h)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const THREE: &str = "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+                         server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+                         server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\nversion=100000000";
+
+    fn three() -> Membership {
+        Membership::parse(THREE).unwrap()
+    }
+
+    #[test]
+    fn the_config_node_text_reads_and_writes_back() {
+        let membership = three();
+        assert_eq!(membership.text(), THREE);
+        assert_eq!(membership.version, 0x1_0000_0000);
+        assert_eq!(membership.voters(), BTreeSet::from([1, 2, 3]));
+        assert!(membership.is_quorum(&BTreeSet::from([1, 3])));
+        assert!(!membership.is_quorum(&BTreeSet::from([3, 4, 5])));
+    }
+
+    /// What zkCli's `reconfig -add`, `-remove` and `-members` send, and the text ZooKeeper 3.8 writes for
+    /// the result (QuorumMaj.toString, as in config::ensemble's tests).
+    #[test]
+    fn reconfigs_give_the_membership_zookeeper_gives() {
+        let add = ReconfigAsk {
+            joining: Some("server.4=127.0.0.1:2891:3891;2184,server.5=127.0.0.1:2892:3892:observer;127.0.0.1:2185"),
+            ..Default::default()
+        };
+        let five = three().reconfigured(add, 0x1_0000_0005, true).unwrap();
+        assert_eq!(
+            five.text(),
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+             server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\n\
+             server.4=127.0.0.1:2891:3891:participant;0.0.0.0:2184\n\
+             server.5=127.0.0.1:2892:3892:observer;127.0.0.1:2185\nversion=100000005"
+        );
+        let remove = ReconfigAsk { leaving: Some("1,5"), ..Default::default() };
+        let three_again = five.reconfigured(remove, 0x1_0000_0006, true).unwrap();
+        assert_eq!(three_again.voters(), BTreeSet::from([2, 3, 4]));
+        let members = ReconfigAsk {
+            new_members: Some("server.1=127.0.0.1:2888:3888;2181,server.2=127.0.0.1:2889:3889;2182"),
+            ..Default::default()
+        };
+        let two = five.reconfigured(members, 7, true).unwrap();
+        assert_eq!(two.text(), "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\nversion=7");
+    }
+
+    #[test]
+    fn what_zookeeper_refuses_is_refused_with_its_code() {
+        let cases: &[(ReconfigAsk, ErrorCode)] = &[
+            // A joiner without its client port.
+            (ReconfigAsk { joining: Some("server.4=127.0.0.1:2891:3891"), ..Default::default() }, ErrorCode::BadArguments),
+            (ReconfigAsk { joining: Some("server.4"), ..Default::default() }, ErrorCode::BadArguments),
+            // Another member's quorum port.
+            (
+                ReconfigAsk { joining: Some("server.4=127.0.0.1:2888:3891;2184"), ..Default::default() },
+                ErrorCode::BadArguments,
+            ),
+            (ReconfigAsk { leaving: Some("x"), ..Default::default() }, ErrorCode::BadArguments),
+            // Fewer than 2 voters left (standaloneEnabled).
+            (ReconfigAsk { leaving: Some("1,2"), ..Default::default() }, ErrorCode::BadArguments),
+            (ReconfigAsk { new_members: Some("group.1=1:2"), ..Default::default() }, ErrorCode::BadArguments),
+            (
+                ReconfigAsk {
+                    new_members: Some("server.1=127.0.0.1:2888:3888;2181,server.9=127.0.0.1:1:2:observer;3"),
+                    ..Default::default()
+                },
+                ErrorCode::MarshallingError,
+            ),
+        ];
+        for (ask, code) in cases {
+            let refused = three().reconfigured(*ask, 9, true).unwrap_err();
+            assert_eq!(refused.0, *code, "{ask:?}: {}", refused.1);
+        }
+        // Without standaloneEnabled, one voter is enough.
+        let one = three().reconfigured(ReconfigAsk { leaving: Some("1,2"), ..Default::default() }, 9, false);
+        assert_eq!(one.unwrap().voters(), BTreeSet::from([3]));
+    }
+}
