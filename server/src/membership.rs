@@ -48,7 +48,8 @@ impl Membership {
             let (key, value) = line.split_once('=').ok_or_else(|| format!("'{line}' is not key=value"))?;
             let key = key.trim();
             if key == "version" {
-                version = i64::from_str_radix(value.trim(), 16).map_err(|_| format!("'{value}' is not a hex version"))?;
+                version =
+                    i64::from_str_radix(value.trim(), 16).map_err(|_| format!("'{value}' is not a hex version"))?;
             } else if let Some(id) = key.strip_prefix("server.") {
                 servers.push(server(id, value)?);
             } else {
@@ -95,7 +96,12 @@ impl Membership {
     /// The membership a `reconfig` asks for, from the last one seen, at `version` (the reconfig txn's
     /// zxid), with ZooKeeper's checks of what was asked: BadArguments for what it cannot read or accept,
     /// MarshallingError where ZooKeeper's parser fails with an unchecked exception.
-    pub fn reconfigured(&self, ask: ReconfigAsk, version: i64, standalone_enabled: bool) -> Result<Membership, Refusal> {
+    pub fn reconfigured(
+        &self,
+        ask: ReconfigAsk,
+        version: i64,
+        standalone_enabled: bool,
+    ) -> Result<Membership, Refusal> {
         let bad = |why: String| (ErrorCode::BadArguments, why);
         let next = match ask.new_members.filter(|m| !m.is_empty()) {
             Some(members) => {
@@ -106,7 +112,9 @@ impl Membership {
                     match key.trim() {
                         "version" => {}
                         key => {
-                            let id = key.strip_prefix("server.").ok_or_else(|| bad(format!("Unrecognised parameter: {key}")))?;
+                            let id = key
+                                .strip_prefix("server.")
+                                .ok_or_else(|| bad(format!("Unrecognised parameter: {key}")))?;
                             let spec = server(id, value).map_err(bad)?;
                             servers.retain(|s| s.id != spec.id);
                             servers.push(spec);
@@ -139,7 +147,7 @@ impl Membership {
                     let joining = server(id, value).map_err(|_| bad("Reconfiguration failed".into()))?;
                     if joining.client_addr.is_none() {
                         return Err(bad(
-                            "Wrong format of server string - each server should have 3 ports specified".into(),
+                            "Wrong format of server string - each server should have 3 ports specified".into()
                         ));
                     }
                     if let Some(other) = next.iter().find(|s| s.id != joining.id && conflicts(&joining, s)) {
@@ -233,14 +241,20 @@ mod tests {
             ..Default::default()
         };
         let two = five.reconfigured(members, 7, true).unwrap();
-        assert_eq!(two.text(), "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\nversion=7");
+        assert_eq!(
+            two.text(),
+            "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\nversion=7"
+        );
     }
 
     #[test]
     fn what_zookeeper_refuses_is_refused_with_its_code() {
         let cases: &[(ReconfigAsk, ErrorCode)] = &[
             // A joiner without its client port.
-            (ReconfigAsk { joining: Some("server.4=127.0.0.1:2891:3891"), ..Default::default() }, ErrorCode::BadArguments),
+            (
+                ReconfigAsk { joining: Some("server.4=127.0.0.1:2891:3891"), ..Default::default() },
+                ErrorCode::BadArguments,
+            ),
             (ReconfigAsk { joining: Some("server.4"), ..Default::default() }, ErrorCode::BadArguments),
             // Another member's quorum port.
             (

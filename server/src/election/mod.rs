@@ -214,6 +214,13 @@ impl Election {
         self.settings.config = config;
     }
 
+    /// A reconfiguration activated: its voters count from now on, its text goes in notifications.
+    pub fn set_membership(&mut self, voters: BTreeSet<i64>, observer: bool, config: Vec<u8>) {
+        self.settings.voters = voters;
+        self.settings.observer = observer;
+        self.settings.config = config;
+    }
+
     pub fn new(settings: ElectionSettings) -> Election {
         if let Err(error) = settings.validate() {
             panic!("election settings for server {}: {error}", settings.my_id);

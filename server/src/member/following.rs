@@ -198,6 +198,22 @@ impl Following {
             }
             LearnerOutput::Commit(zxid) => self.commit_to = Some(self.commit_to.map_or(zxid, |c| c.max(zxid))),
             LearnerOutput::LeaderConfig(config) => cx.out.push(Effect::AdoptConfig(config)),
+            LearnerOutput::Activate { config, designated_leader } => {
+                // The reconfig's commit is applied before the membership changes under it.
+                self.flush(cx);
+                let membership = crate::membership::Membership::parse(&String::from_utf8_lossy(&config))
+                    .map_err(|e| format!("an unreadable membership in a reconfig: {e}"))?;
+                let me = cx.settings.my_id() as u64;
+                let observes = membership.server(me).is_some_and(|s| s.role == crate::config::PeerRole::Observer);
+                cx.out.push(Effect::Activate(config));
+                // ZooKeeper's processReconfig: a new leader or a new role for this member is a major
+                // change, which ends this role; the next election starts from the new membership.
+                let role_changed = membership.server(me).is_some() && observes != self.settings.observer;
+                if designated_leader != self.leader_sid || role_changed {
+                    return Err("changes proposed in reconfig".into());
+                }
+                info!(version = format!("{:#x}", membership.version), "reconfiguration activated");
+            }
             LearnerOutput::Serve => {
                 cx.out.push(Effect::Status { state: self.state(), serving: true });
                 info!("{}: synchronised with leader {}; serving clients", self.state().name(), self.leader_sid);

@@ -117,6 +117,9 @@ pub enum Effect {
     /// A membership the quorum established (an initial configuration versioned by the leader's epoch,
     /// with `reconfigEnabled`): the driver adopts it if it is this member's membership, newer.
     AdoptConfig(Vec<u8>),
+    /// A reconfiguration committed: this membership is the one in force (the driver then calls
+    /// [`MemberCore::activate`] and writes its files).
+    Activate(Vec<u8>),
 }
 
 /// What a member counts for `mntr` and `/metrics` (ZooKeeper's names in parentheses).
@@ -230,6 +233,18 @@ impl MemberCore {
     pub fn adopt_config(&mut self, config: Vec<u8>) {
         self.settings.election.config = config.clone();
         self.election.set_config(config);
+    }
+
+    /// A reconfiguration activated (ZooKeeper's `processReconfig`): elections from now on count the new
+    /// voters and send the new membership, and this member's role in it is its role.
+    pub fn activate(&mut self, membership: &crate::membership::Membership) {
+        let me = self.settings.my_id();
+        let election = &mut self.settings.election;
+        election.voters = membership.voters();
+        election.observer = membership.server(me as u64).is_some_and(|s| s.role == crate::config::PeerRole::Observer);
+        election.config = membership.text().into_bytes();
+        self.settings.peers = membership.servers().map(|s| s.id as i64).filter(|&id| id != me).collect();
+        self.election.set_membership(election.voters.clone(), election.observer, election.config.clone());
     }
 
     pub fn sequencer(&self) -> Option<&Sequencer> {

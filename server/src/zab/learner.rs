@@ -82,6 +82,12 @@ pub enum LearnerOutput {
     LeaderConfig(Vec<u8>),
     /// Answer the leader's PING with this zxid and the sessions touched since the last one.
     ReplyToPing(i64),
+    /// A reconfiguration committed (COMMITANDACTIVATE, an observer's INFORMANDACTIVATE), after its
+    /// `Commit`: the membership it activates, and the member the leader designates to lead under it.
+    Activate {
+        config: Vec<u8>,
+        designated_leader: Sid,
+    },
     /// The leader answered our oldest forwarded sync: reply to it once everything received before
     /// (through this zxid) is applied.
     SyncAnswered {
@@ -126,7 +132,17 @@ pub struct Learner {
     last_heard_ms: u64,
     /// The membership NEWLEADER carried, handed on at UPTODATE.
     leader_config: Option<Vec<u8>>,
+    /// The memberships of reconfig proposals received and not yet activated, by zxid.
+    reconfigs: std::collections::BTreeMap<i64, Vec<u8>>,
     out: Vec<LearnerOutput>,
+}
+
+/// The membership a reconfig txn (its entry bytes) sets `/zookeeper/config` to; `None` for other txns.
+pub fn reconfig_membership(entry: &[u8]) -> Option<Vec<u8>> {
+    match fk_net::txn::Txn::decode(entry).ok()?.body {
+        fk_net::txn::TxnBody::Reconfig(set) => set.data,
+        _ => None,
+    }
 }
 
 impl Learner {
@@ -135,6 +151,7 @@ impl Learner {
         let mut learner = Learner {
             phase: Phase::LeaderInfo,
             leader_config: None,
+            reconfigs: std::collections::BTreeMap::new(),
             accepted_epoch: start.accepted_epoch,
             current_epoch: start.current_epoch,
             new_epoch: -1,
@@ -215,6 +232,11 @@ impl Learner {
             (Phase::Syncing | Phase::NewLeaderDurable | Phase::UpToDate | Phase::Broadcast, Commit) => {
                 self.out.push(LearnerOutput::Commit(packet.zxid))
             }
+            (Phase::Syncing | Phase::NewLeaderDurable | Phase::UpToDate | Phase::Broadcast, CommitAndActivate)
+                if !self.settings.observer =>
+            {
+                self.on_commit_and_activate(packet.zxid, packet.data.as_deref().unwrap_or_default())
+            }
             (Phase::Syncing, NewLeader) => {
                 self.leader_config = packet.data;
                 self.on_new_leader(packet.zxid)
@@ -231,6 +253,15 @@ impl Learner {
                 let zxid = packet.zxid;
                 self.on_proposal(packet);
                 self.out.push(LearnerOutput::Commit(zxid));
+            }
+            (Phase::UpToDate | Phase::Broadcast, InformAndActivate) if self.settings.observer => {
+                let data = packet.data.unwrap_or_default();
+                let Some(txn) = data.get(8..) else {
+                    return self.abandon("an INFORMANDACTIVATE shorter than its designated leader".into());
+                };
+                let zxid = packet.zxid;
+                self.on_proposal(QuorumPacket::new(Inform, zxid, Some(txn.to_vec())));
+                self.on_commit_and_activate(zxid, &data[..8]);
             }
             (Phase::UpToDate | Phase::Broadcast, Ping) => self.out.push(LearnerOutput::ReplyToPing(packet.zxid)),
             (Phase::Broadcast, Sync) => self.out.push(LearnerOutput::SyncAnswered { after: self.last_received }),
@@ -276,11 +307,28 @@ impl Learner {
             ));
         }
         let bytes: Arc<[u8]> = packet.data.unwrap_or_default().into();
+        if let Some(config) = reconfig_membership(&bytes) {
+            self.reconfigs.insert(packet.zxid, config);
+        }
         self.last_received = packet.zxid;
         if !self.settings.observer {
             self.unacked.push_back(packet.zxid);
         }
         self.out.push(LearnerOutput::Append(vec![Entry { zxid: packet.zxid, bytes }]));
+    }
+
+    /// ZooKeeper's `Follower`: COMMITANDACTIVATE commits the reconfig proposal `zxid` and activates its
+    /// membership; its data is the designated leader's id.
+    fn on_commit_and_activate(&mut self, zxid: i64, data: &[u8]) {
+        let Some(designated_leader) = data.get(..8).map(|b| i64::from_be_bytes(b.try_into().expect("8 bytes"))) else {
+            return self.abandon("a COMMITANDACTIVATE without its designated leader".into());
+        };
+        let Some(config) = self.reconfigs.remove(&zxid) else {
+            return self.abandon(format!("COMMITANDACTIVATE for {zxid:#x}, which was not a reconfig proposal"));
+        };
+        self.reconfigs.retain(|&pending, _| pending > zxid);
+        self.out.push(LearnerOutput::Commit(zxid));
+        self.out.push(LearnerOutput::Activate { config, designated_leader });
     }
 
     fn on_new_leader(&mut self, zxid: i64) {

@@ -581,6 +581,8 @@ impl SimMember {
             // Counted for operators; nothing to simulate.
             // The simulator's members run with reconfigEnabled off: the membership is never versioned.
             Effect::WakeApplier | Effect::Tally(_) | Effect::AdoptConfig(_) => {}
+            // No simulated client sends reconfig yet (issue 18: the simulator gains reconfig actions).
+            Effect::Activate(_) => unreachable!("the simulator's ensembles do not reconfigure"),
             Effect::CommitThrough(zxid) => live.apply.commit_through(zxid),
             Effect::Notice(notice) => notice_to_client(cx, live, notice),
             Effect::Status { state: _, serving } => live.serving = serving,

@@ -361,6 +361,7 @@ impl MemberThread {
             }
             Effect::Tally(tally) => record_tally(&self.shared.stats, tally),
             Effect::AdoptConfig(text) => self.adopt_config(text),
+            Effect::Activate(text) => self.activate(text),
             Effect::RoleEnded(_) => unreachable!("handled by carry_out"),
         }
         Ok(())
@@ -392,6 +393,33 @@ impl MemberThread {
         info!("membership version {version:#x} established");
         let Some(static_path) = &config.source else { return };
         let members: Vec<String> = members_of(&text).into_iter().map(str::to_owned).collect();
+        let erase = config.client_address_in_server_line();
+        match crate::config::rewrite::adopt_version(static_path, &members, version as u64, erase) {
+            Ok(dynamic) => info!("wrote {} and pointed {} at it", dynamic.display(), static_path.display()),
+            Err(e) => warn!("cannot write the configuration files for version {version:#x}: {e}"),
+        }
+    }
+
+    /// A reconfiguration committed (ZooKeeper's `processReconfig`, which does nothing without
+    /// `reconfigEnabled`): its membership is the one in force — for elections, in what this member sends
+    /// its peers, and on disk (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it). `/zookeeper/config`
+    /// got it when the reconfig txn was applied.
+    fn activate(&mut self, text: Vec<u8>) {
+        let config = &self.shared.config;
+        if !config.reconfig_enabled {
+            warn!("a reconfiguration was committed, but reconfigEnabled is false here: not activated");
+            return;
+        }
+        let membership = match crate::membership::Membership::parse(&String::from_utf8_lossy(&text)) {
+            Ok(membership) => membership,
+            Err(e) => return warn!("a reconfiguration's membership is unreadable, not activated: {e}"),
+        };
+        let version = membership.version;
+        self.shared.membership_version.store(version, std::sync::atomic::Ordering::Relaxed);
+        self.core.activate(&membership);
+        info!(version = format!("{version:#x}"), "membership activated:\n{}", membership.text());
+        let Some(static_path) = &config.source else { return };
+        let members: Vec<String> = crate::zab::config_text::members_of(&text).into_iter().map(str::to_owned).collect();
         let erase = config.client_address_in_server_line();
         match crate::config::rewrite::adopt_version(static_path, &members, version as u64, erase) {
             Ok(dynamic) => info!("wrote {} and pointed {} at it", dynamic.display(), static_path.display()),
