@@ -66,7 +66,8 @@ fn the_jaas_file_fails_closed() {
     )
     .unwrap();
     let cases = [
-        (format!("java.security.auth.login.config={}", kerberos.display()), "Krb5LoginModule"),
+        // Kerberos with a keytab that is not there: refused naming it (tests/tests/kerberos.rs has more).
+        (format!("java.security.auth.login.config={}", kerberos.display()), "keytab /etc/zk.keytab"),
         (format!("java.security.auth.login.config={}", dir.path().join("missing.conf").display()), "cannot read"),
         (PROVIDER.to_owned(), "no JAAS file is given"),
     ];

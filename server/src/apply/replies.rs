@@ -93,6 +93,12 @@ fn response_for(op: OpCode, body: &TxnBody, result: &TxnResult) -> (ErrorCode, R
             OpCode::Create => (ErrorCode::Ok, Response::Create(CreateResponse { path: path.clone() })),
             _ => (ErrorCode::Ok, Response::Create2(Create2Response { path: path.clone(), stat: stat.clone() })),
         },
+        // A reconfig is answered with the membership it set and /zookeeper/config's stat.
+        TxnResult::SetData(stat) if op == OpCode::Reconfig => {
+            let TxnBody::Reconfig(txn) = body else { unreachable!("reconfig result for a {} txn", body.txn_type()) };
+            let data = txn.data.clone();
+            (ErrorCode::Ok, Response::GetData(GetDataResponse { data, stat: stat.clone() }))
+        }
         TxnResult::SetData(stat) | TxnResult::SetAcl(stat) => (ErrorCode::Ok, Response::Stat(stat.clone())),
         TxnResult::Multi(results) => {
             let TxnBody::Multi(txns) = body else { unreachable!("multi result for a {} txn", body.txn_type()) };

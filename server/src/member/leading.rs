@@ -11,6 +11,7 @@ use tracing::info;
 use super::recent::{HISTORY_COMMITTED_MAX, RecentLog};
 use super::{Context, DiskFacts, Effect, LeaderFigures, MemberSettings, Tally};
 use crate::auth::AuthIds;
+use crate::membership::Membership;
 use crate::sequencer::handoff::Sequencing;
 use crate::sequencer::{Now, Sequencer, SequencerInput};
 use crate::zab::history::History;
@@ -170,6 +171,10 @@ impl Leading {
         if let Some(zxid) = self.commit_to.take() {
             cx.out.push(Effect::CommitThrough(zxid));
         }
+        // What a reconfig's quorum check sees (ZooKeeper's isQuorumSynced reads it live).
+        if let Some(sequencing) = &mut self.sequencing {
+            sequencing.core.set_synced(self.leader.synced_members());
+        }
     }
 
     /// One input to the leader machine and what it decides; `state` (the time and the tree) is needed
@@ -208,6 +213,10 @@ impl Leading {
                 let (now, tree) = state.expect("establishment follows a learner's packet or a tick");
                 let mut sequencing = Sequencing::new(Sequencer::new(cx.settings.sequencer, tree, now), tree);
                 sequencing.core.start_epoch(epoch);
+                let membership = Membership::parse(&String::from_utf8_lossy(self.leader.config()))
+                    .map_err(|e| format!("this leader's membership is unreadable: {e}"))?;
+                let synced = self.leader.synced_members();
+                sequencing.core.set_ensemble(cx.settings.my_id(), membership, synced, cx.settings.standalone_enabled);
                 self.sequencing = Some(sequencing);
                 cx.election.update_election_vote(epoch);
                 cx.out.push(Effect::Status { state: ServerState::Leading, serving: true });
@@ -215,6 +224,19 @@ impl Leading {
                 info!("LEADING: established epoch {epoch} with a quorum; serving clients");
             }
             LeaderOutput::Committed(zxid) => self.commit_to = Some(self.commit_to.map_or(zxid, |c| c.max(zxid))),
+            LeaderOutput::Activate(config) => {
+                // The reconfig's commit is applied before the membership changes under it.
+                self.flush(cx);
+                let membership = Membership::parse(&String::from_utf8_lossy(&config))
+                    .map_err(|e| format!("an unreadable membership in a reconfig: {e}"))?;
+                info!(version = format!("{:#x}", membership.version), "reconfiguration activated");
+                if let Some(sequencing) = &mut self.sequencing {
+                    let synced = self.leader.synced_members();
+                    let standalone_enabled = cx.settings.standalone_enabled;
+                    sequencing.core.set_ensemble(cx.settings.my_id(), membership, synced, standalone_enabled);
+                }
+                cx.out.push(Effect::Activate(config));
+            }
             LeaderOutput::Request { link, sid: _, request, auth } => {
                 self.from_learners.push(SequencerInput::Forwarded { link, request, auth: AuthIds { ids: auth } })
             }

@@ -47,6 +47,8 @@ pub struct MemberSettings {
     pub peers: BTreeSet<Sid>,
     pub limits: Limits,
     pub sequencer: SequencerSettings,
+    /// `standaloneEnabled`: a reconfiguration must leave at least 2 voters.
+    pub standalone_enabled: bool,
 }
 
 impl MemberSettings {

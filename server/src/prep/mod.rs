@@ -33,6 +33,20 @@ pub struct PrepSettings {
     pub acl_schemes: crate::auth::AclSchemes,
 }
 
+/// What prep knows of the ensemble to prepare a reconfig: the leader's view (`None` standalone).
+#[derive(Debug, Clone, Copy)]
+pub struct EnsembleView<'a> {
+    pub my_id: i64,
+    /// The membership in force.
+    pub current: &'a crate::membership::Membership,
+    /// The newest membership proposed (the one in force unless a reconfig is under way).
+    pub last_seen: &'a crate::membership::Membership,
+    /// This leader and the followers synchronised with it.
+    pub synced: &'a std::collections::BTreeSet<i64>,
+    /// `standaloneEnabled`: a membership needs at least 2 voters.
+    pub standalone_enabled: bool,
+}
+
 /// The request's context: who sends it and the txn header values it will get.
 pub struct RequestCtx<'a> {
     pub session_id: i64,
@@ -42,6 +56,7 @@ pub struct RequestCtx<'a> {
     pub time_ms: i64,
     pub auth: &'a AuthIds,
     pub settings: PrepSettings,
+    pub ensemble: Option<EnsembleView<'a>>,
 }
 
 /// A write the sequencer asks prep to turn into a txn.
@@ -51,7 +66,7 @@ pub enum Write<'a> {
     CloseSession,
     /// Issued by the container/TTL reaper, never accepted from a client.
     DeleteContainer(&'a str),
-    Reconfig,
+    Reconfig(&'a fk_net::client::ReconfigRequest),
 }
 
 type PrepResult = Result<TxnBody, ErrorCode>;
@@ -63,12 +78,7 @@ pub fn prep_write(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, write: Write<'_
         Write::Multi(ops) => Ok(prep_multi(view, ctx, ops)),
         Write::CloseSession => Ok(prep_close_session(view, ctx)),
         Write::DeleteContainer(path) => prep_delete_container(view, ctx, path),
-        Write::Reconfig => Err(if ctx.settings.reconfig_enabled {
-            // A standalone server cannot change membership (ZooKeeper: "standalone mode").
-            ErrorCode::Unimplemented
-        } else {
-            ErrorCode::ReconfigDisabled
-        }),
+        Write::Reconfig(request) => prep_reconfig(view, ctx, request),
     };
     result.unwrap_or_else(|code| TxnBody::Error(ErrorTxn { err: code.as_i32() }))
 }
@@ -390,6 +400,55 @@ fn prep_set_data(
     target.data = NodeData::Pending(data.as_deref().map(Arc::from));
     view.put(path, ctx.zxid, target);
     Ok(TxnBody::SetData(SetDataTxn { path: path.to_owned(), data: data.clone(), version: new_version }))
+}
+
+/// ZooKeeper's reconfig prep, its checks in its order: reconfigEnabled, the session, standalone
+/// (Unimplemented), a reconfig under way, `curConfigId`, what was asked, a synced quorum of the new
+/// membership, then WRITE on `/zookeeper/config`. The txn sets `/zookeeper/config` to the new membership,
+/// versioned by the txn's zxid, with data version -1.
+fn prep_reconfig(
+    view: &mut PrepView<'_>,
+    ctx: &RequestCtx<'_>,
+    request: &fk_net::client::ReconfigRequest,
+) -> PrepResult {
+    use crate::membership::ReconfigAsk;
+    if !ctx.settings.reconfig_enabled {
+        return Err(ErrorCode::ReconfigDisabled);
+    }
+    check_session(ctx)?;
+    let Some(ensemble) = ctx.ensemble else { return Err(ErrorCode::Unimplemented) };
+    if ensemble.last_seen.version != ensemble.current.version {
+        return Err(ErrorCode::ReconfigInProgress);
+    }
+    if request.cur_config_id != -1 && request.cur_config_id != ensemble.last_seen.version {
+        return Err(ErrorCode::BadVersion);
+    }
+    // The Java client sends absent fields as null, which reads as empty.
+    let given = |field: &str| Some(field.to_owned()).filter(|f| !f.is_empty());
+    let (joining, leaving, new_members) =
+        (given(&request.joining_servers), given(&request.leaving_servers), given(&request.new_members));
+    let ask =
+        ReconfigAsk { joining: joining.as_deref(), leaving: leaving.as_deref(), new_members: new_members.as_deref() };
+    let next = ensemble.last_seen.reconfigured(ask, ctx.zxid, ensemble.standalone_enabled).map_err(|(code, why)| {
+        tracing::info!("reconfig refused ({code:?}): {why}");
+        code
+    })?;
+    if !next.is_quorum(ensemble.synced) {
+        return Err(ErrorCode::NewConfigNoQuorum);
+    }
+    let mut target = node(view, tree::CONFIG_PATH)?;
+    check_perm(ctx, &target.acl, perms::WRITE)?;
+    if !next.voters().contains(&ensemble.my_id) {
+        tracing::warn!("reconfig refused: removing the leader from the voters is not supported yet");
+        return Err(ErrorCode::Unimplemented);
+    }
+    let text = next.text().into_bytes();
+    target.stat.version = -1;
+    target.stat.mtime = ctx.time_ms;
+    target.stat.mzxid = ctx.zxid;
+    target.data = NodeData::Pending(Some(Arc::from(text.as_slice())));
+    view.put(tree::CONFIG_PATH, ctx.zxid, target);
+    Ok(TxnBody::Reconfig(SetDataTxn { path: tree::CONFIG_PATH.to_owned(), data: Some(text), version: -1 }))
 }
 
 fn prep_set_acl(view: &mut PrepView<'_>, ctx: &RequestCtx<'_>, path: &str, acl: &[Acl], version: i32) -> PrepResult {

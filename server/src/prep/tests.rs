@@ -34,6 +34,7 @@ fn ctx(auth: &AuthIds) -> RequestCtx<'_> {
         time_ms: 5000,
         auth,
         settings: PrepSettings { extended_types: true, ..Default::default() },
+        ensemble: None,
     }
 }
 
@@ -207,7 +208,9 @@ fn expired_sessions_and_reconfig() {
     let mut view = PrepView::new(&tree, &mut changes);
     let dead = RequestCtx { session_live: false, ..ctx(&auth) };
     assert_eq!(error_of(&prep_write(&mut view, &dead, Write::Op(&create("/x", 0)))), Some(ErrorCode::SessionExpired));
-    assert_eq!(error_of(&prep_write(&mut view, &ctx(&auth), Write::Reconfig)), Some(ErrorCode::ReconfigDisabled));
+    let reconfig = fk_net::client::ReconfigRequest::default();
+    let asked = Write::Reconfig(&reconfig);
+    assert_eq!(error_of(&prep_write(&mut view, &ctx(&auth), asked)), Some(ErrorCode::ReconfigDisabled));
     assert_eq!(
         error_of(&prep_write(&mut view, &ctx(&auth), Write::DeleteContainer("/eph"))),
         Some(ErrorCode::BadVersion)
@@ -294,4 +297,61 @@ fn creates_in_a_multi_are_logged_as_zookeeper_rebuilds_them() {
         let TxnBody::Multi(txns) = &body else { panic!("{body:?}") };
         assert_eq!(txns[0].txn_type(), logged.as_i32(), "{op:?} with flags {flags}: {body:?}");
     }
+}
+
+/// A reconfig's checks in ZooKeeper's order, and the txn it becomes: /zookeeper/config set to the new
+/// membership, versioned by the txn's zxid, data version -1.
+#[test]
+fn reconfig_checks_in_zookeepers_order() {
+    use crate::membership::Membership;
+    use std::collections::BTreeSet;
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let mut view = PrepView::new(&tree, &mut changes);
+    let three = Membership::parse(
+        "server.1=127.0.0.1:2888:3888:participant;0.0.0.0:2181\nserver.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+         server.3=127.0.0.1:2890:3890:participant;0.0.0.0:2183\nversion=100000000",
+    )
+    .unwrap();
+    let pending = three.with_version(0x1_0000_0005);
+    let all = BTreeSet::from([1, 2, 3]);
+    let leader_only = BTreeSet::from([1]);
+    let ensemble =
+        |last_seen, synced| EnsembleView { my_id: 1, current: &three, last_seen, synced, standalone_enabled: true };
+    let enabled = PrepSettings { reconfig_enabled: true, skip_acl: false, ..Default::default() };
+    fn with<'a>(auth: &'a AuthIds, settings: PrepSettings, ensemble: Option<EnsembleView<'a>>) -> RequestCtx<'a> {
+        RequestCtx { settings, ensemble, ..ctx(auth) }
+    }
+    let remove = |config: i64| fk_net::client::ReconfigRequest {
+        leaving_servers: "3".into(),
+        cur_config_id: config,
+        ..Default::default()
+    };
+    let cases: Vec<(RequestCtx<'_>, fk_net::client::ReconfigRequest, ErrorCode)> = vec![
+        (with(&auth, enabled, None), remove(-1), ErrorCode::Unimplemented),
+        (with(&auth, enabled, Some(ensemble(&pending, &all))), remove(-1), ErrorCode::ReconfigInProgress),
+        (with(&auth, enabled, Some(ensemble(&three, &all))), remove(0x1234), ErrorCode::BadVersion),
+        (with(&auth, enabled, Some(ensemble(&three, &leader_only))), remove(-1), ErrorCode::NewConfigNoQuorum),
+        // /zookeeper/config is world-readable only: writing it takes skipACL or a super user.
+        (with(&auth, enabled, Some(ensemble(&three, &all))), remove(-1), ErrorCode::NoAuth),
+    ];
+    for (request_ctx, request, code) in cases {
+        assert_eq!(
+            error_of(&prep_write(&mut view, &request_ctx, Write::Reconfig(&request))),
+            Some(code),
+            "{request:?}"
+        );
+    }
+    let skip = PrepSettings { skip_acl: true, ..enabled };
+    let request = remove(0x1_0000_0000);
+    let TxnBody::Reconfig(txn) =
+        prep_write(&mut view, &with(&auth, skip, Some(ensemble(&three, &all))), Write::Reconfig(&request))
+    else {
+        panic!("a reconfig txn")
+    };
+    assert_eq!(txn.path, "/zookeeper/config");
+    assert_eq!(txn.version, -1);
+    let next = Membership::parse(std::str::from_utf8(txn.data.as_deref().unwrap()).unwrap()).unwrap();
+    assert_eq!((next.voters(), next.version), (BTreeSet::from([1, 2]), 100), "versioned by the txn's zxid");
 }

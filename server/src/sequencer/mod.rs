@@ -13,7 +13,7 @@ pub mod proposal;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use fk_engine::tree::digest::DIGEST_VERSION;
 use fk_engine::tree::{DataTree, EphemeralKind};
@@ -25,7 +25,8 @@ use tracing::{info, warn};
 pub use proposal::{Answerer, Origin, PendingRoute, Proposal, Route, Sequenced, Wait, WriteRequest};
 
 use crate::auth::AuthIds;
-use crate::prep::{PendingChanges, PrepSettings, PrepView, RequestCtx, Write, prep_write};
+use crate::membership::Membership;
+use crate::prep::{EnsembleView, PendingChanges, PrepSettings, PrepView, RequestCtx, Write, prep_write};
 use crate::session::{SessionTracker, session_password};
 use crate::zab::{LinkId, epoch_start};
 
@@ -126,6 +127,21 @@ pub struct Sequencer {
     next_container_check_ms: u64,
     /// Whose requests carry no identity (the reaper's).
     server_auth: AuthIds,
+    /// The ensemble, for reconfig requests: a leader's view (`None` standalone).
+    ensemble: Option<LeaderEnsemble>,
+}
+
+/// The ensemble as a leader's sequencer sees it, for reconfig requests.
+#[derive(Debug, Clone)]
+pub struct LeaderEnsemble {
+    pub my_id: i64,
+    /// The membership in force.
+    pub current: Membership,
+    /// The newest membership proposed; a reconfig is under way while it is newer than `current`.
+    pub last_seen: Membership,
+    /// This leader and the followers synchronised with it.
+    pub synced: BTreeSet<i64>,
+    pub standalone_enabled: bool,
 }
 
 impl Sequencer {
@@ -145,6 +161,24 @@ impl Sequencer {
             settings,
             next_container_check_ms: now.mono_ms + settings.container_check_interval_ms,
             server_auth: AuthIds { ids: Vec::new() },
+            ensemble: None,
+        }
+    }
+
+    /// A leader's ensemble: the membership in force (established, or just activated) and the members
+    /// synchronised with it.
+    pub fn set_ensemble(&mut self, my_id: i64, current: Membership, synced: BTreeSet<i64>, standalone_enabled: bool) {
+        let last_seen = match self.ensemble.take() {
+            Some(ensemble) if ensemble.last_seen.version > current.version => ensemble.last_seen,
+            _ => current.clone(),
+        };
+        self.ensemble = Some(LeaderEnsemble { my_id, current, last_seen, synced, standalone_enabled });
+    }
+
+    /// The members synchronised with this leader changed.
+    pub fn set_synced(&mut self, synced: BTreeSet<i64>) {
+        if let Some(ensemble) = &mut self.ensemble {
+            ensemble.synced = synced;
         }
     }
 
@@ -246,8 +280,20 @@ impl Sequencer {
             time_ms: now.wall_ms,
             auth,
             settings: self.settings.prep,
+            ensemble: self.ensemble.as_ref().map(|e| EnsembleView {
+                my_id: e.my_id,
+                current: &e.current,
+                last_seen: &e.last_seen,
+                synced: &e.synced,
+                standalone_enabled: e.standalone_enabled,
+            }),
         };
-        prep_write(&mut PrepView::new(tree, &mut self.changes), &ctx, write)
+        let body = prep_write(&mut PrepView::new(tree, &mut self.changes), &ctx, write);
+        if let (TxnBody::Reconfig(txn), Some(ensemble)) = (&body, &mut self.ensemble) {
+            let text = String::from_utf8_lossy(txn.data.as_deref().unwrap_or_default());
+            ensemble.last_seen = Membership::parse(&text).expect("prep writes memberships it can read");
+        }
+        body
     }
 
     fn write(&mut self, now: Now, w: Incoming, auth: &AuthIds, tree: &DataTree, out: &mut SequencerOutput) {
@@ -298,7 +344,7 @@ impl Sequencer {
             }
             Request::Write(op) => self.prep(now, tree, session_id, xid, auth, Write::Op(op)),
             Request::Multi(ops) => self.prep(now, tree, session_id, xid, auth, Write::Multi(ops)),
-            Request::Reconfig(_) => self.prep(now, tree, session_id, xid, auth, Write::Reconfig),
+            Request::Reconfig(r) => self.prep(now, tree, session_id, xid, auth, Write::Reconfig(r)),
             other => unreachable!("{:?} is not sequenced", other.op_code()),
         };
         out.proposals.push(Proposal { txn: Some(txn), route: answerer.reply(xid, op) });

@@ -85,6 +85,8 @@ pub enum LeaderOutput {
     /// The membership a quorum established with NEWLEADER, versioned (see
     /// `LeaderSettings::version_initial_config`): adopt it.
     ConfigVersioned(Vec<u8>),
+    /// A reconfiguration committed and activated (after its `Committed`): this membership is in force.
+    Activate(Vec<u8>),
     /// A quorum acknowledged NEWLEADER: serve clients; the sequencer's zxids continue from
     /// `epoch_start(epoch)`.
     Established {
@@ -184,6 +186,10 @@ pub struct Leader {
     links: BTreeMap<LinkId, Link>,
     history: History,
     commit: Commit,
+    /// The voters in force (this leader among them).
+    voters: BTreeSet<Sid>,
+    /// Reconfig proposals not yet committed, in zxid order: their zxid, membership text and voters.
+    reconfigs: std::collections::VecDeque<(i64, Vec<u8>, BTreeSet<Sid>)>,
     /// Learners' syncs waiting for their zxid to commit.
     pending_syncs: Vec<(i64, LinkId)>,
     /// Batches proposed and not yet committed: (last zxid, when, txns), for `quorum_ack_latency`.
@@ -210,6 +216,8 @@ impl Leader {
             links: BTreeMap::new(),
             history: start.history,
             commit: Commit::new(&voters, committed),
+            voters: settings.voters.clone(),
+            reconfigs: std::collections::VecDeque::new(),
             pending_syncs: Vec::new(),
             proposed_at: std::collections::VecDeque::new(),
             now_ms,
@@ -236,6 +244,17 @@ impl Leader {
 
     pub fn committed(&self) -> i64 {
         self.history.committed()
+    }
+
+    /// This leader and the followers synchronised and active with it (ZooKeeper's `isQuorumSynced` set).
+    pub fn synced_members(&self) -> BTreeSet<Sid> {
+        let followers = self.links.values().filter(|l| l.stage == Stage::Active && !l.observer);
+        followers.filter_map(|l| l.sid).chain([self.settings.my_id]).collect()
+    }
+
+    /// The membership in force, as NEWLEADER carries it.
+    pub fn config(&self) -> &[u8] {
+        &self.settings.config
     }
 
     /// Voters (followers) that are synchronised and active, for `mntr`'s `zk_synced_followers`.
@@ -334,10 +353,9 @@ impl Leader {
         if info.protocol_version < ZAB_PROTOCOL_VERSION {
             return self.close(link_id, format!("learner {} speaks pre-1.0 Zab", info.sid));
         }
-        let voter = !observer && self.settings.voters.contains(&info.sid);
-        if !observer && !voter {
-            return self.close(link_id, format!("{} says it follows but is not a voter", info.sid));
-        }
+        // A follower outside the voters is a member about to be added by a reconfig (ZooKeeper's
+        // non-voting follower): it gets the proposals and its ACKs count for the configurations it is in.
+        let voter = !observer && self.voters.contains(&info.sid);
         // A member connects again when it lost its link; whatever is left of the older one is stale. (ZooKeeper
         // keeps both until the older one's socket fails; replacing it bounds the links at one a member.)
         let older: Vec<LinkId> =
@@ -552,6 +570,13 @@ impl Leader {
         for entry in entries {
             assert_eq!(epoch_of(entry.zxid), epoch, "proposals carry this leadership's epoch");
             let packet = proposal(&entry);
+            if let Some(config) = super::learner::reconfig_membership(&entry.bytes) {
+                let voters = crate::membership::Membership::parse(&String::from_utf8_lossy(&config))
+                    .expect("the sequencer proposes memberships it wrote")
+                    .voters();
+                self.commit.require(entry.zxid, &voters);
+                self.reconfigs.push_back((entry.zxid, config, voters));
+            }
             self.history.propose(entry);
             for &link in &followers {
                 self.send(link, packet.clone());
@@ -575,13 +600,33 @@ impl Leader {
         let newly = self.history.commit_through(point);
         let targets: Vec<(LinkId, bool)> =
             self.links.iter().filter(|(_, l)| l.forwarding()).map(|(id, l)| (*id, l.observer)).collect();
+        let mut activated = Vec::new();
         for entry in &newly {
+            let reconfig = self.reconfigs.front().is_some_and(|(zxid, _, _)| *zxid == entry.zxid);
+            // The leader this membership is led by: this one (a reconfig that removes the leader is refused
+            // before it is proposed).
+            let designated = self.settings.my_id.to_be_bytes();
             for &(link, observer) in &targets {
-                let packet = match observer {
-                    true => QuorumPacket::new(PacketType::Inform, entry.zxid, Some(entry.bytes.to_vec())),
-                    false => QuorumPacket::new(PacketType::Commit, entry.zxid, None),
+                let packet = match (observer, reconfig) {
+                    (true, false) => QuorumPacket::new(PacketType::Inform, entry.zxid, Some(entry.bytes.to_vec())),
+                    (false, false) => QuorumPacket::new(PacketType::Commit, entry.zxid, None),
+                    (true, true) => {
+                        let data = [&designated[..], &entry.bytes[..]].concat();
+                        QuorumPacket::new(PacketType::InformAndActivate, entry.zxid, Some(data))
+                    }
+                    (false, true) => {
+                        QuorumPacket::new(PacketType::CommitAndActivate, entry.zxid, Some(designated.to_vec()))
+                    }
                 };
                 self.send(link, packet);
+            }
+            if reconfig {
+                let (_, config, voters) = self.reconfigs.pop_front().expect("checked");
+                assert!(voters.contains(&self.settings.my_id), "a reconfig that removes the leader was proposed");
+                self.commit.activate_newest(self.history.last_proposed());
+                self.voters = voters;
+                self.settings.config = config.clone();
+                activated.push(config);
             }
         }
         self.out.push(LeaderOutput::Counted(LeaderCount::Committed(newly.len() as u64)));
@@ -593,6 +638,7 @@ impl Leader {
             self.out.push(LeaderOutput::Counted(LeaderCount::QuorumAcked { latency_ms, txns }));
         }
         self.out.push(LeaderOutput::Committed(point));
+        self.out.extend(activated.into_iter().map(LeaderOutput::Activate));
         self.answer_syncs();
     }
 
@@ -655,9 +701,11 @@ impl Leader {
         }
     }
 
-    fn is_quorum<'a>(&self, sids: impl Iterator<Item = &'a Sid>) -> bool {
-        let votes = sids.filter(|s| self.settings.voters.contains(s)).count();
-        votes > self.settings.voters.len() / 2
+    /// Whether `sids` hold a quorum of the configuration in force, and of a proposed one too while a
+    /// reconfiguration is pending (ZooKeeper's leader checks both).
+    fn is_quorum<'a>(&self, sids: impl Iterator<Item = &'a Sid> + Clone) -> bool {
+        let majority = |voters: &BTreeSet<Sid>| sids.clone().filter(|s| voters.contains(s)).count() > voters.len() / 2;
+        majority(&self.voters) && self.reconfigs.iter().all(|(_, _, voters)| majority(voters))
     }
 
     fn send(&mut self, link: LinkId, packet: QuorumPacket) {

@@ -182,6 +182,7 @@ fn member_settings(index: usize, options: &Options) -> MemberSettings {
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
         },
+        standalone_enabled: true,
     }
 }
 

@@ -119,6 +119,7 @@ fn member_settings(config: &crate::config::Config) -> MemberSettings {
             sync_limit_ticks: config.sync_limit.max(1) as u64,
         },
         sequencer: settings(config),
+        standalone_enabled: config.standalone_enabled,
     }
 }
 
@@ -371,7 +372,7 @@ impl MemberThread {
     /// `reconfigEnabled`): if it is this member's own membership with a newer version, it becomes the
     /// one in force — in `/zookeeper/config` (as ZooKeeper's processReconfig leaves it), in what this
     /// member sends its peers, and on disk (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it), so a
-    /// restart keeps it. Another membership would be a reconfiguration, which is not supported yet.
+    /// restart keeps it. Another membership is a reconfiguration this member missed: it is activated.
     fn adopt_config(&mut self, text: Vec<u8>) {
         use crate::zab::config_text::{members_of, version_of};
         let config = &self.shared.config;
@@ -382,10 +383,9 @@ impl MemberThread {
         }
         let ours = config.quorum_config_text();
         if members_of(ours.as_bytes()) != members_of(&text) {
-            warn!(
-                "the quorum's membership (version {version:#x}) is not ours; not adopted: reconfig is not supported yet"
-            );
-            return;
+            // The leader's membership came from a reconfiguration this member missed (its txn came with
+            // the synchronisation): ZooKeeper's learner activates it at UPTODATE.
+            return self.activate(text);
         }
         self.shared.membership_version.store(version, std::sync::atomic::Ordering::Relaxed);
         self.core.adopt_config(text.clone());
