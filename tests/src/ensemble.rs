@@ -383,6 +383,28 @@ impl TestEnsemble {
     }
 
     /// Member i's quorum port (where learners connect to a leader).
+    /// Member i's `/zookeeper/config`: its text, data version and mzxid.
+    pub async fn config_node(&self, i: usize) -> (String, i32, i64) {
+        let address = self.client_address(i).to_string();
+        let c = crate::zk::synced_client(&address, Duration::from_secs(10), "/").await;
+        let (data, stat) = c.get_data("/zookeeper/config").await.expect("get /zookeeper/config");
+        (String::from_utf8(data).expect("UTF-8"), stat.version, stat.mzxid)
+    }
+
+    /// Member i's `/zookeeper/config` once it is the same as member `other`'s (within 10 s).
+    pub async fn config_node_once_as(&self, i: usize, other: usize) -> (String, i32, i64) {
+        let theirs = self.config_node(other).await;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let ours = self.config_node(i).await;
+            if ours == theirs {
+                return theirs;
+            }
+            assert!(Instant::now() < deadline, "member {i}: {ours:?}, member {other}: {theirs:?}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub fn quorum_address(&self, i: usize) -> SocketAddr {
         SocketAddr::new(self.members[i].host, self.members[i].ports.quorum)
     }

@@ -127,3 +127,19 @@ pub fn free_port() -> u16 {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind a free port");
     listener.local_addr().expect("local address").port()
 }
+
+/// ZooKeeper's shell (Java's `ZooKeeperMain`, Debian's package) running one command against `address`:
+/// what it printed, less log and watcher lines. The caller has checked that the package is there.
+pub fn shell(address: SocketAddr, command: &str) -> String {
+    let classpath = ensemble::zookeeper_or_skip().expect("checked by the caller");
+    let output = Command::new("java")
+        .args(["-cp", &classpath, "org.apache.zookeeper.ZooKeeperMain", "-server", &address.to_string()])
+        .args(command.split(' '))
+        .output()
+        .expect("run ZooKeeperMain");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    let is_log =
+        |l: &str| [" INFO ", " WARN ", " ERROR ", "log4j:", "WATCHER::", "WatchedEvent"].iter().any(|p| l.contains(p));
+    let said = |l: &&str| !is_log(l) && !l.trim().is_empty() && !l.starts_with("Connecting to ");
+    text.lines().filter(said).collect::<Vec<_>>().join("\n")
+}

@@ -314,13 +314,13 @@ async fn reconfig_enabled_versions_the_initial_membership_as_zookeeper_does() {
     let spec = EnsembleSpec::new(members).with_ticks(500, 10, 5).with_extra("reconfigEnabled=true");
     let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
     ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    let java = config_node(&ensemble, 0).await;
+    let java = ensemble.config_node(0).await;
     assert!(java.0.ends_with("version=100000000") && java.2 == 0x1_0000_0000, "ZooKeeper: {java:?}");
     for i in 1..3 {
         // Learners adopt it with UPTODATE; the leader once a quorum acknowledged NEWLEADER.
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {
-            let ours = config_node(&ensemble, i).await;
+            let ours = ensemble.config_node(i).await;
             if ours == java {
                 break;
             }
@@ -346,29 +346,7 @@ async fn reconfig_enabled_versions_the_initial_membership_as_zookeeper_does() {
     }
     ensemble.restart(2);
     ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    assert_eq!(config_node(&ensemble, 2).await, java, "a restarted member reads the dynamic file");
-}
-
-/// Member i's `/zookeeper/config`: its text, data version and mzxid.
-async fn config_node(ensemble: &TestEnsemble, i: usize) -> (String, i32, i64) {
-    let c = synced_client(ensemble, i).await;
-    let (data, stat) = c.get_data("/zookeeper/config").await.expect("get /zookeeper/config");
-    (String::from_utf8(data).expect("UTF-8"), stat.version, stat.mzxid)
-}
-
-/// ZooKeeper's shell (Java's `ZooKeeperMain`) running one command against `address`: what it printed,
-/// less log lines.
-fn java_shell(address: std::net::SocketAddr, command: &str) -> String {
-    let classpath = fk_tests::ensemble::zookeeper_or_skip().expect("checked by the caller");
-    let output = std::process::Command::new("java")
-        .args(["-cp", &classpath, "org.apache.zookeeper.ZooKeeperMain", "-server", &address.to_string()])
-        .args(command.split(' '))
-        .output()
-        .expect("run ZooKeeperMain");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    let is_log =
-        |l: &str| [" INFO ", " WARN ", " ERROR ", "log4j:", "WATCHER::", "WatchedEvent"].iter().any(|p| l.contains(p));
-    text.lines().filter(|l| !is_log(l) && !l.trim().is_empty()).collect::<Vec<_>>().join("\n")
+    assert_eq!(ensemble.config_node(2).await, java, "a restarted member reads the dynamic file");
 }
 
 /// A reconfiguration run by a Java leader reaches a ferrokeeper follower as ZooKeeper's followers get
@@ -388,9 +366,9 @@ async fn a_ferrokeeper_follower_activates_a_java_leaders_reconfigurations() {
     assert_ne!(leader, 0, "a Java member leads");
     let follower = if leader == 1 { 2 } else { 1 };
     let leader_address = ensemble.client_address(leader);
-    let removed = java_shell(leader_address, &format!("reconfig -remove {}", follower + 1));
+    let removed = fk_tests::java::shell(leader_address, &format!("reconfig -remove {}", follower + 1));
     assert!(removed.contains("Committed new configuration"), "{removed}");
-    let (text, _, version) = same_config_as(&ensemble, leader).await;
+    let (text, _, version) = ensemble.config_node_once_as(0, leader).await;
     assert!(!text.contains(&format!("server.{}=", follower + 1)), "{text}");
     let dir = ensemble.config_path(0).parent().unwrap().to_owned();
     let dynamic = std::fs::read_to_string(dir.join(format!("zoo.cfg.dynamic.{version:x}"))).expect("the dynamic file");
@@ -408,25 +386,11 @@ async fn a_ferrokeeper_follower_activates_a_java_leaders_reconfigurations() {
         ensemble.election_address(follower).port(),
         ensemble.client_address(follower)
     );
-    let added = java_shell(leader_address, &format!("reconfig -add {line}"));
+    let added = fk_tests::java::shell(leader_address, &format!("reconfig -add {line}"));
     assert!(added.contains("Committed new configuration"), "{added}");
-    let (text, _, _) = same_config_as(&ensemble, leader).await;
+    let (text, _, _) = ensemble.config_node_once_as(0, leader).await;
     assert!(text.contains(&format!("server.{}=", follower + 1)), "{text}");
     for n in 0..10 {
         c.create(&format!("/after-add-{n}"), b"", &zk::persistent()).await.expect("a write after the add");
-    }
-}
-
-/// Member 0's `/zookeeper/config` once it is the same as member `leader`'s (within 10 s).
-async fn same_config_as(ensemble: &TestEnsemble, leader: usize) -> (String, i32, i64) {
-    let java = config_node(ensemble, leader).await;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let ours = config_node(ensemble, 0).await;
-        if ours == java {
-            return java;
-        }
-        assert!(std::time::Instant::now() < deadline, "ferrokeeper: {ours:?}, the Java leader: {java:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }

@@ -1,0 +1,151 @@
+//! Dynamic reconfiguration (`reconfig`) on a ferrokeeper leader, beside ZooKeeper 3.8 doing the same
+//! steps through its own shell: a follower removed and added back (the leader proposes the new
+//! membership, a quorum of the old and the new one acknowledges it, COMMITANDACTIVATE activates it on
+//! every member), writes acknowledged throughout; a stale `-v` answered BadVersion, a membership without a
+//! synced quorum NewConfigNoQuorum, a server without `reconfigEnabled` ReconfigDisabled; and a mixed
+//! ensemble whose Java followers activate a ferrokeeper leader's reconfigurations. Skips with a printed
+//! reason where Java or Debian's package is missing.
+
+use std::time::Duration;
+
+use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, TestEnsemble};
+use fk_tests::java::{self, JavaStandalone};
+use fk_tests::zk;
+
+const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
+const RECONFIG: &str = "reconfigEnabled=true\nskipACL=yes\n";
+
+/// `server.N=…` as zkCli's `reconfig -add` takes it, for member i of `ensemble`.
+fn server_line(ensemble: &TestEnsemble, i: usize) -> String {
+    format!(
+        "server.{}={}:{}:participant;{}",
+        i + 1,
+        ensemble.quorum_address(i),
+        ensemble.election_address(i).port(),
+        ensemble.client_address(i)
+    )
+}
+
+/// The shell's answer to `command` at `address`, kept in `said` with the ensemble's ports taken out.
+fn shell(ensemble: &TestEnsemble, address: std::net::SocketAddr, said: &mut Vec<String>, command: String) -> String {
+    let out = java::shell(address, &command);
+    let mut normal = out.clone();
+    for i in 0..ensemble.len() {
+        for a in [ensemble.quorum_address(i), ensemble.client_address(i)] {
+            normal = normal.replace(&a.port().to_string(), &format!("<port{i}>"));
+        }
+        normal = normal.replace(&ensemble.election_address(i).port().to_string(), &format!("<eport{i}>"));
+    }
+    said.push(normal);
+    out
+}
+
+/// What one ensemble says to the same reconfig steps through its leader, as the shell printed it with
+/// this ensemble's addresses and versions taken out.
+async fn reconfig_steps(ensemble: &mut TestEnsemble) -> Vec<String> {
+    let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let (f1, f2) = match leader {
+        0 => (1, 2),
+        1 => (0, 2),
+        _ => (0, 1),
+    };
+    let address = ensemble.client_address(leader);
+    let mut said = Vec::new();
+    // f2 stopped: {leader, f1} still make a quorum of the three, but a membership of {leader, f2} would
+    // have no synced quorum.
+    ensemble.kill(f2);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    shell(ensemble, address, &mut said, format!("reconfig -remove {}", f1 + 1));
+    ensemble.restart(f2);
+    ensemble.wait_for_mode(f2, Some(Mode::Follower), ELECTION_TIMEOUT);
+    let removed = shell(ensemble, address, &mut said, format!("reconfig -remove {}", f1 + 1));
+    assert!(removed.contains("Committed new configuration"), "{removed}");
+    let c = zk::synced_client(&address.to_string(), Duration::from_secs(10), "/").await;
+    for n in 0..10 {
+        c.create(&format!("/after-remove-{n}"), b"", &zk::persistent()).await.expect("a write under {leader, f2}");
+    }
+    // Every remaining member activated it.
+    ensemble.config_node_once_as(f2, leader).await;
+    // A stale version.
+    shell(ensemble, address, &mut said, format!("reconfig -add {} -v 1", server_line(ensemble, f1)));
+    let added = shell(ensemble, address, &mut said, format!("reconfig -add {}", server_line(ensemble, f1)));
+    assert!(added.contains("Committed new configuration"), "{added}");
+    for i in [f1, f2] {
+        ensemble.config_node_once_as(i, leader).await;
+    }
+    for n in 0..10 {
+        c.create(&format!("/after-add-{n}"), b"", &zk::persistent()).await.expect("a write after the add");
+    }
+    // Versions differ between the two ensembles (they are zxids): only their presence is compared.
+    said.iter().map(|s| s.lines().filter(|l| !l.starts_with("version=")).collect::<Vec<_>>().join("\n")).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_on_a_ferrokeeper_leader_as_on_zookeeper() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let spec = |implementation| EnsembleSpec::uniform(implementation, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG);
+    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
+    let ours_said = reconfig_steps(&mut ours).await;
+    drop(ours);
+    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
+    let theirs_said = reconfig_steps(&mut theirs).await;
+    eprintln!("ferrokeeper:\n{}\nZooKeeper 3.8:\n{}", ours_said.join("\n--\n"), theirs_said.join("\n--\n"));
+    // zkCli's words for NewConfigNoQuorum and BadVersion.
+    assert!(ours_said[0].contains("No quorum of new config is connected"), "{}", ours_said[0]);
+    assert!(ours_said[2].contains("version No is not valid"), "{}", ours_said[2]);
+    assert_eq!(ours_said, theirs_said, "ferrokeeper (left) and ZooKeeper 3.8 (right)");
+}
+
+/// Without `reconfigEnabled` every server refuses reconfig with ReconfigDisabled; a standalone server
+/// with it answers Unimplemented.
+#[test]
+fn reconfig_refused_where_zookeeper_refuses_it() {
+    let ours = fk_tests::TestServer::start();
+    let ours_enabled = fk_tests::TestServer::with_config("reconfigEnabled=true");
+    let Some(theirs) = JavaStandalone::start(None, "") else { return };
+    let Some(theirs_enabled) = JavaStandalone::start(None, "reconfigEnabled=true") else { return };
+    let ask = "reconfig -remove 3";
+    let address = |a: String| a.parse().unwrap();
+    let disabled = java::shell(address(ours.address()), ask);
+    assert!(disabled.contains("ReconfigDisabled") || disabled.contains("Reconfig is disabled"), "{disabled}");
+    assert_eq!(disabled, java::shell(address(theirs.address()), ask));
+    let standalone = java::shell(address(ours_enabled.address()), ask);
+    assert_eq!(standalone, java::shell(address(theirs_enabled.address()), ask));
+}
+
+/// Java followers activate a ferrokeeper leader's reconfigurations: the membership they end with is
+/// the leader's (text, version and mzxid alike), and the ensemble goes on acknowledging writes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn java_followers_activate_a_ferrokeeper_leaders_reconfigurations() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    // Member 2 (sid 3) wins the first election against two Java members with lower ids.
+    let members = vec![Implementation::ZooKeeper, Implementation::ZooKeeper, Implementation::Ferrokeeper];
+    let spec = EnsembleSpec::new(members).with_ticks(500, 10, 5).with_extra(RECONFIG);
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
+    let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    if leader != 2 {
+        eprintln!("SKIPPED: a Java member won the first election (member {leader}); this test needs ours to lead");
+        return;
+    }
+    let address = ensemble.client_address(leader);
+    let removed = java::shell(address, "reconfig -remove 2");
+    assert!(removed.contains("Committed new configuration"), "{removed}\n{}", ensemble.log_text(leader));
+    let (text, version, _) = ensemble.config_node_once_as(0, leader).await;
+    assert!(!text.contains("server.2=") && version == -1, "{text}");
+    let c = zk::synced_client(&address.to_string(), Duration::from_secs(10), "/").await;
+    for n in 0..10 {
+        c.create(&format!("/after-remove-{n}"), b"", &zk::persistent()).await.expect("a write under {1, 3}");
+    }
+    let added = java::shell(address, &format!("reconfig -add {}", server_line(&ensemble, 1)));
+    assert!(added.contains("Committed new configuration"), "{added}\n{}", ensemble.log_text(leader));
+    for i in [0, 1] {
+        ensemble.config_node_once_as(i, leader).await;
+    }
+    for n in 0..10 {
+        c.create(&format!("/after-add-{n}"), b"", &zk::persistent()).await.expect("a write after the add");
+    }
+}
