@@ -52,6 +52,11 @@ impl Commit {
         self.committed
     }
 
+    /// What `voter` is known to have persisted through, if it counts in a configuration in force.
+    pub fn watermark(&self, voter: VoterId) -> Option<i64> {
+        self.persisted.get(&voter).copied()
+    }
+
     /// A reconfiguration proposed at `zxid`: from it on, a quorum of `voters` is needed too. Voters new
     /// to the count have persisted nothing known yet.
     pub fn require(&mut self, zxid: i64, voters: &BTreeSet<VoterId>) {

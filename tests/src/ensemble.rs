@@ -363,8 +363,13 @@ impl TestEnsemble {
     /// Panics unless every path in `acked` (children of `/`) is on every member, each read from the
     /// member itself after a `sync` through the third-party client.
     pub fn assert_every_write_on_every_member(&self, acked: &[String]) {
+        self.assert_every_write_on(acked, &(0..self.len()).collect::<Vec<_>>());
+    }
+
+    /// As [`assert_every_write_on_every_member`](Self::assert_every_write_on_every_member), for `members`.
+    pub fn assert_every_write_on(&self, acked: &[String], members: &[usize]) {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        for i in 0..self.len() {
+        for &i in members {
             let children = runtime.block_on(async {
                 let address = self.client_address(i).to_string();
                 let client = crate::zk::synced_client(&address, Duration::from_secs(20), "/").await;
@@ -382,7 +387,6 @@ impl TestEnsemble {
         }
     }
 
-    /// Member i's quorum port (where learners connect to a leader).
     /// Member i's `/zookeeper/config`: its text, data version and mzxid.
     pub async fn config_node(&self, i: usize) -> (String, i32, i64) {
         let address = self.client_address(i).to_string();
@@ -405,6 +409,7 @@ impl TestEnsemble {
         }
     }
 
+    /// Member i's quorum port (where learners connect to a leader).
     pub fn quorum_address(&self, i: usize) -> SocketAddr {
         SocketAddr::new(self.members[i].host, self.members[i].ports.quorum)
     }

@@ -34,6 +34,8 @@ pub mod zk {
     pub struct WriteLoad {
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
         acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        /// The longest time between two acknowledged writes so far.
+        longest_gap: std::sync::Arc<std::sync::Mutex<Duration>>,
         writer: tokio::task::JoinHandle<()>,
     }
 
@@ -41,8 +43,14 @@ pub mod zk {
         pub fn start(connect_string: String) -> WriteLoad {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let writer = start_writer(connect_string, stop.clone(), acked.clone());
-            WriteLoad { stop, acked, writer }
+            let longest_gap = std::sync::Arc::new(std::sync::Mutex::new(Duration::ZERO));
+            let writer = start_writer(connect_string, stop.clone(), acked.clone(), longest_gap.clone());
+            WriteLoad { stop, acked, longest_gap, writer }
+        }
+
+        /// The longest time between two acknowledged writes so far (the write gap a failover makes).
+        pub fn longest_gap(&self) -> Duration {
+            *self.longest_gap.lock().expect("the writer never panics holding it")
         }
 
         /// How many writes were acknowledged so far.
@@ -63,9 +71,11 @@ pub mod zk {
         connect_string: String,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
         acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        longest_gap: std::sync::Arc<std::sync::Mutex<Duration>>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut n = 0;
+            let mut last_ack: Option<std::time::Instant> = None;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                 let Ok(Ok(c)) = tokio::time::timeout(
                     Duration::from_secs(2),
@@ -79,7 +89,15 @@ pub mod zk {
                     let path = format!("/load-{n}");
                     n += 1;
                     match tokio::time::timeout(Duration::from_secs(2), c.create(&path, b"x", &persistent())).await {
-                        Ok(Ok(_)) => acked.lock().unwrap().push(path),
+                        Ok(Ok(_)) => {
+                            acked.lock().unwrap().push(path);
+                            let now = std::time::Instant::now();
+                            if let Some(last) = last_ack {
+                                let mut longest = longest_gap.lock().unwrap();
+                                *longest = (*longest).max(now - last);
+                            }
+                            last_ack = Some(now);
+                        }
                         _ => break,
                     }
                     tokio::time::sleep(Duration::from_millis(10)).await;

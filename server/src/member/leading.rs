@@ -216,7 +216,7 @@ impl Leading {
                 let membership = Membership::parse(&String::from_utf8_lossy(self.leader.config()))
                     .map_err(|e| format!("this leader's membership is unreadable: {e}"))?;
                 let synced = self.leader.synced_members();
-                sequencing.core.set_ensemble(cx.settings.my_id(), membership, synced, cx.settings.standalone_enabled);
+                sequencing.core.set_ensemble(membership, synced, cx.settings.standalone_enabled);
                 self.sequencing = Some(sequencing);
                 cx.election.update_election_vote(epoch);
                 cx.out.push(Effect::Status { state: ServerState::Leading, serving: true });
@@ -233,7 +233,7 @@ impl Leading {
                 if let Some(sequencing) = &mut self.sequencing {
                     let synced = self.leader.synced_members();
                     let standalone_enabled = cx.settings.standalone_enabled;
-                    sequencing.core.set_ensemble(cx.settings.my_id(), membership, synced, standalone_enabled);
+                    sequencing.core.set_ensemble(membership, synced, standalone_enabled);
                 }
                 cx.out.push(Effect::Activate(config));
             }

@@ -36,7 +36,6 @@ pub struct PrepSettings {
 /// What prep knows of the ensemble to prepare a reconfig: the leader's view (`None` standalone).
 #[derive(Debug, Clone, Copy)]
 pub struct EnsembleView<'a> {
-    pub my_id: i64,
     /// The membership in force.
     pub current: &'a crate::membership::Membership,
     /// The newest membership proposed (the one in force unless a reconfig is under way).
@@ -438,10 +437,6 @@ fn prep_reconfig(
     }
     let mut target = node(view, tree::CONFIG_PATH)?;
     check_perm(ctx, &target.acl, perms::WRITE)?;
-    if !next.voters().contains(&ensemble.my_id) {
-        tracing::warn!("reconfig refused: removing the leader from the voters is not supported yet");
-        return Err(ErrorCode::Unimplemented);
-    }
     let text = next.text().into_bytes();
     target.stat.version = -1;
     target.stat.mtime = ctx.time_ms;

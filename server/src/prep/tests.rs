@@ -317,8 +317,7 @@ fn reconfig_checks_in_zookeepers_order() {
     let pending = three.with_version(0x1_0000_0005);
     let all = BTreeSet::from([1, 2, 3]);
     let leader_only = BTreeSet::from([1]);
-    let ensemble =
-        |last_seen, synced| EnsembleView { my_id: 1, current: &three, last_seen, synced, standalone_enabled: true };
+    let ensemble = |last_seen, synced| EnsembleView { current: &three, last_seen, synced, standalone_enabled: true };
     let enabled = PrepSettings { reconfig_enabled: true, skip_acl: false, ..Default::default() };
     fn with<'a>(auth: &'a AuthIds, settings: PrepSettings, ensemble: Option<EnsembleView<'a>>) -> RequestCtx<'a> {
         RequestCtx { settings, ensemble, ..ctx(auth) }

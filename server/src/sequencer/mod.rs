@@ -134,7 +134,6 @@ pub struct Sequencer {
 /// The ensemble as a leader's sequencer sees it, for reconfig requests.
 #[derive(Debug, Clone)]
 pub struct LeaderEnsemble {
-    pub my_id: i64,
     /// The membership in force.
     pub current: Membership,
     /// The newest membership proposed; a reconfig is under way while it is newer than `current`.
@@ -167,12 +166,12 @@ impl Sequencer {
 
     /// A leader's ensemble: the membership in force (established, or just activated) and the members
     /// synchronised with it.
-    pub fn set_ensemble(&mut self, my_id: i64, current: Membership, synced: BTreeSet<i64>, standalone_enabled: bool) {
+    pub fn set_ensemble(&mut self, current: Membership, synced: BTreeSet<i64>, standalone_enabled: bool) {
         let last_seen = match self.ensemble.take() {
             Some(ensemble) if ensemble.last_seen.version > current.version => ensemble.last_seen,
             _ => current.clone(),
         };
-        self.ensemble = Some(LeaderEnsemble { my_id, current, last_seen, synced, standalone_enabled });
+        self.ensemble = Some(LeaderEnsemble { current, last_seen, synced, standalone_enabled });
     }
 
     /// The members synchronised with this leader changed.
@@ -281,7 +280,6 @@ impl Sequencer {
             auth,
             settings: self.settings.prep,
             ensemble: self.ensemble.as_ref().map(|e| EnsembleView {
-                my_id: e.my_id,
                 current: &e.current,
                 last_seen: &e.last_seen,
                 synced: &e.synced,

@@ -190,6 +190,9 @@ pub struct Leader {
     voters: BTreeSet<Sid>,
     /// Reconfig proposals not yet committed, in zxid order: their zxid, membership text and voters.
     reconfigs: std::collections::VecDeque<(i64, Vec<u8>, BTreeSet<Sid>)>,
+    /// A reconfiguration removed this leader: it commits nothing more, and leads on only until its
+    /// followers, told whom it designated, leave for the new leader (ZooKeeper's `allowedToCommit`).
+    handed_over: bool,
     /// Learners' syncs waiting for their zxid to commit.
     pending_syncs: Vec<(i64, LinkId)>,
     /// Batches proposed and not yet committed: (last zxid, when, txns), for `quorum_ack_latency`.
@@ -218,6 +221,7 @@ impl Leader {
             commit: Commit::new(&voters, committed),
             voters: settings.voters.clone(),
             reconfigs: std::collections::VecDeque::new(),
+            handed_over: false,
             pending_syncs: Vec::new(),
             proposed_at: std::collections::VecDeque::new(),
             now_ms,
@@ -597,15 +601,26 @@ impl Leader {
             }
             None => return,
         };
+        if self.handed_over {
+            return;
+        }
+        // A reconfiguration that removes this leader is the last txn it commits.
+        let point =
+            match self.reconfigs.iter().find(|(r, _, voters)| *r <= point && !voters.contains(&self.settings.my_id)) {
+                Some((r, _, _)) => *r,
+                None => point,
+            };
         let newly = self.history.commit_through(point);
         let targets: Vec<(LinkId, bool)> =
             self.links.iter().filter(|(_, l)| l.forwarding()).map(|(id, l)| (*id, l.observer)).collect();
         let mut activated = Vec::new();
         for entry in &newly {
             let reconfig = self.reconfigs.front().is_some_and(|(zxid, _, _)| *zxid == entry.zxid);
-            // The leader this membership is led by: this one (a reconfig that removes the leader is refused
-            // before it is proposed).
-            let designated = self.settings.my_id.to_be_bytes();
+            let designated = match reconfig {
+                true => self.designated_leader(entry.zxid),
+                false => self.settings.my_id,
+            }
+            .to_be_bytes();
             for &(link, observer) in &targets {
                 let packet = match (observer, reconfig) {
                     (true, false) => QuorumPacket::new(PacketType::Inform, entry.zxid, Some(entry.bytes.to_vec())),
@@ -622,7 +637,9 @@ impl Leader {
             }
             if reconfig {
                 let (_, config, voters) = self.reconfigs.pop_front().expect("checked");
-                assert!(voters.contains(&self.settings.my_id), "a reconfig that removes the leader was proposed");
+                if !voters.contains(&self.settings.my_id) {
+                    self.handed_over = true;
+                }
                 self.commit.activate_newest(self.history.last_proposed());
                 self.voters = voters;
                 self.settings.config = config.clone();
@@ -640,6 +657,23 @@ impl Leader {
         self.out.push(LeaderOutput::Committed(point));
         self.out.extend(activated.into_iter().map(LeaderOutput::Activate));
         self.answer_syncs();
+    }
+
+    /// Who leads once the reconfiguration at `zxid` is active (ZooKeeper's `getDesignatedLeader`): this
+    /// leader if it is a voter of it, else the new configuration's voter that has persisted the most
+    /// (the lowest id among equals), so that the fewest proposals are dropped.
+    fn designated_leader(&self, zxid: i64) -> Sid {
+        let (_, _, voters) = self.reconfigs.front().expect("a reconfig is committing");
+        if voters.contains(&self.settings.my_id) {
+            return self.settings.my_id;
+        }
+        voters
+            .iter()
+            .filter_map(|&v| Some((self.commit.watermark(v)?, v)))
+            .filter(|&(mark, _)| mark >= zxid)
+            .max_by_key(|&(mark, v)| (mark, std::cmp::Reverse(v)))
+            .map(|(_, v)| v)
+            .expect("a quorum of the new configuration acknowledged it")
     }
 
     fn answer_syncs(&mut self) {
