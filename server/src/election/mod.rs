@@ -204,6 +204,8 @@ pub struct Election {
     self_inbox: VecDeque<Notification>,
     /// The voters the driver currently has an election connection with.
     connected: BTreeSet<i64>,
+    /// The leader a reconfiguration designated, taken without a round at the next look.
+    designated: Option<i64>,
 }
 
 impl Election {
@@ -212,6 +214,11 @@ impl Election {
     /// The config text sent in notifications from now on (a membership version was adopted).
     pub fn set_config(&mut self, config: Vec<u8>) {
         self.settings.config = config;
+    }
+
+    /// A reconfiguration activated with `leader` designated to lead it: the next look takes it.
+    pub fn designate(&mut self, leader: i64) {
+        self.designated = Some(leader);
     }
 
     /// A reconfiguration activated: its voters count from now on, its text goes in notifications.
@@ -238,6 +245,7 @@ impl Election {
             self_inbox: VecDeque::new(),
             // Until the driver says otherwise, every voter counts as connected: the full finalize wait.
             connected: settings.voters.clone(),
+            designated: None,
             settings,
         }
     }
@@ -250,6 +258,14 @@ impl Election {
     /// Starts a round (`lookForLeader`): logical clock + 1, propose myself (a non-voter proposes
     /// [`NON_VOTER_VOTE`]), notify every voter. My own notification is handled internally.
     pub fn look(&mut self, now_ms: u64, facts: MyFacts) -> Vec<Output> {
+        if let Some(leader) = self.designated.take().filter(|&l| l == self.settings.my_id || self.is_voter(l)) {
+            // ZooKeeper's updateVote + updateServerState: a reconfiguration named the leader; every member
+            // it reached goes straight to it, without a round.
+            let mut out = Vec::new();
+            let vote = Vote { leader, zxid: facts.last_zxid, peer_epoch: facts.current_epoch };
+            self.decide(vote, self.logical_clock, &mut out);
+            return out;
+        }
         if self.phase == Phase::Idle {
             // QuorumPeer.startLeaderElection: the vote shown to others until the first decision.
             let vote = Vote { leader: self.settings.my_id, zxid: facts.last_zxid, peer_epoch: facts.current_epoch };

@@ -210,6 +210,7 @@ impl Following {
                 // change, which ends this role; the next election starts from the new membership.
                 let role_changed = membership.server(me).is_some() && observes != self.settings.observer;
                 if designated_leader != self.leader_sid || role_changed {
+                    cx.election.designate(designated_leader);
                     return Err("changes proposed in reconfig".into());
                 }
                 info!(version = format!("{:#x}", membership.version), "reconfiguration activated");
