@@ -118,6 +118,9 @@ pub struct EnsembleSpec {
     pub java_options: Vec<String>,
     /// The server list in a `dynamicConfigFile` of this name (beside zoo.cfg) instead of zoo.cfg itself.
     pub dynamic_file: Option<String>,
+    /// How many of the last members join later ([`TestEnsemble::start_joiner`]): the others' configs do not
+    /// list them, theirs lists the others and themselves, as a member about to be added by `reconfig`.
+    pub joiners: usize,
 }
 
 impl EnsembleSpec {
@@ -132,6 +135,7 @@ impl EnsembleSpec {
             extra: String::new(),
             java_options: Vec::new(),
             dynamic_file: None,
+            joiners: 0,
         }
     }
 
@@ -158,6 +162,18 @@ impl EnsembleSpec {
     pub fn with_dynamic_file(mut self, name: &str) -> EnsembleSpec {
         self.dynamic_file = Some(name.to_owned());
         self
+    }
+
+    /// The last `joiners` members start only when asked, to be added by `reconfig`.
+    pub fn with_joiners(mut self, joiners: usize) -> EnsembleSpec {
+        assert!(joiners < self.members.len(), "an ensemble to join");
+        self.joiners = joiners;
+        self
+    }
+
+    /// The members started with the ensemble.
+    fn initial(&self) -> usize {
+        self.members.len() - self.joiners
     }
 
     pub fn with_extra(mut self, lines: &str) -> EnsembleSpec {
@@ -259,6 +275,8 @@ pub struct TestEnsemble {
     java_options: Vec<String>,
     classpath: Option<String>,
     lab: Option<Lab>,
+    /// Joiners' reserved ports, let go when each starts.
+    joiner_ports: Vec<Vec<TcpListener>>,
 }
 
 impl TestEnsemble {
@@ -290,15 +308,17 @@ impl TestEnsemble {
             None => reserve_loopback(spec.members.len()),
         };
         let members = (0..spec.members.len()).map(|i| new_member(&spec, i, &addresses)).collect();
-        let mut ensemble = TestEnsemble { members, java_options: spec.java_options, classpath, lab };
-        for i in 0..ensemble.members.len() {
+        let initial = spec.initial();
+        let joiner_ports = reservations.split_off(initial.min(reservations.len()));
+        let mut ensemble = TestEnsemble { members, java_options: spec.java_options, classpath, lab, joiner_ports };
+        for i in 0..initial {
             // Released only now: this member binds them within the next moments.
             if let Some(held) = reservations.get_mut(i) {
                 held.clear();
             }
             ensemble.spawn(i);
         }
-        for i in 0..ensemble.members.len() {
+        for i in 0..initial {
             ensemble.wait_for_client_port(i);
         }
         Ok(ensemble)
@@ -306,6 +326,29 @@ impl TestEnsemble {
 
     pub fn len(&self) -> usize {
         self.members.len()
+    }
+
+    /// Starts joiner i (see [`EnsembleSpec::with_joiners`]) and waits until it accepts clients.
+    pub fn start_joiner(&mut self, i: usize) {
+        assert_eq!(self.members[i].starts, 0, "member {i} started before");
+        let first_joiner = self.members.len() - self.joiner_ports.len();
+        if let Some(held) = self.joiner_ports.get_mut(i - first_joiner) {
+            held.clear();
+        }
+        self.spawn(i);
+        self.wait_for_client_port(i);
+    }
+
+    /// Member i's `server.N=…` line as `reconfig -add` takes it:
+    /// `host:quorumPort:electionPort:participant;host:clientPort`.
+    pub fn server_line(&self, i: usize) -> String {
+        format!(
+            "server.{}={}:{}:participant;{}",
+            i + 1,
+            self.quorum_address(i),
+            self.election_address(i).port(),
+            self.client_address(i)
+        )
     }
 
     pub fn is_empty(&self) -> bool {
@@ -782,6 +825,10 @@ fn zoo_cfg(spec: &EnsembleSpec, i: usize, data_dir: &Path, addresses: &[(IpAddr,
         data_dir.display()
     );
     for (k, (host, ports)) in addresses.iter().enumerate() {
+        // The initial members know each other; a joiner knows them and itself.
+        if k >= spec.initial() && k != i {
+            continue;
+        }
         let role = if spec.role(k) == Role::Observer { ":observer" } else { "" };
         let Ports { client, quorum, election } = ports;
         text += &format!("server.{}={host}:{quorum}:{election}{role};{host}:{client}\n", k + 1);

@@ -15,17 +15,6 @@ use fk_tests::zk;
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
 const RECONFIG: &str = "reconfigEnabled=true\nskipACL=yes\n";
 
-/// `server.N=…` as zkCli's `reconfig -add` takes it, for member i of `ensemble`.
-fn server_line(ensemble: &TestEnsemble, i: usize) -> String {
-    format!(
-        "server.{}={}:{}:participant;{}",
-        i + 1,
-        ensemble.quorum_address(i),
-        ensemble.election_address(i).port(),
-        ensemble.client_address(i)
-    )
-}
-
 /// The shell's answer to `command` at `address`, kept in `said` with the ensemble's ports taken out.
 fn shell(ensemble: &TestEnsemble, address: std::net::SocketAddr, said: &mut Vec<String>, command: String) -> String {
     let out = java::shell(address, &command);
@@ -67,8 +56,8 @@ async fn reconfig_steps(ensemble: &mut TestEnsemble) -> Vec<String> {
     // Every remaining member activated it.
     ensemble.config_node_once_as(f2, leader).await;
     // A stale version.
-    shell(ensemble, address, &mut said, format!("reconfig -add {} -v 1", server_line(ensemble, f1)));
-    let added = shell(ensemble, address, &mut said, format!("reconfig -add {}", server_line(ensemble, f1)));
+    shell(ensemble, address, &mut said, format!("reconfig -add {} -v 1", ensemble.server_line(f1)));
+    let added = shell(ensemble, address, &mut said, format!("reconfig -add {}", ensemble.server_line(f1)));
     assert!(added.contains("Committed new configuration"), "{added}");
     for i in [f1, f2] {
         ensemble.config_node_once_as(i, leader).await;
@@ -140,7 +129,7 @@ async fn java_followers_activate_a_ferrokeeper_leaders_reconfigurations() {
     for n in 0..10 {
         c.create(&format!("/after-remove-{n}"), b"", &zk::persistent()).await.expect("a write under {1, 3}");
     }
-    let added = java::shell(address, &format!("reconfig -add {}", server_line(&ensemble, 1)));
+    let added = java::shell(address, &format!("reconfig -add {}", ensemble.server_line(1)));
     assert!(added.contains("Committed new configuration"), "{added}\n{}", ensemble.log_text(leader));
     for i in [0, 1] {
         ensemble.config_node_once_as(i, leader).await;
@@ -189,4 +178,55 @@ async fn removing_the_leader_hands_over_as_on_zookeeper() {
     let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
     let (their_gap, _) = remove_the_leader(&mut theirs).await;
     eprintln!("longest write gap when the leader is removed: ferrokeeper {our_gap:?}, ZooKeeper 3.8 {their_gap:?}");
+}
+
+/// Growing 3 → 5 → 3 twice under an acknowledged write load, the way ZooKeeper's Kubernetes operators
+/// do it: a new member starts with a configuration listing the current members and itself, follows the
+/// leader as a non-voting follower, and is then added (`reconfig -add`); on scale-down a member is
+/// removed (`reconfig -remove`) before it is stopped. Every step leaves every running member with the
+/// same `/zookeeper/config`, and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_to_five_and_back_twice_under_load() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    // Members 3..7 join later: 3 and 4 in the first round, 5 and 6 in the second.
+    let spec = EnsembleSpec::uniform(Implementation::Ferrokeeper, 7, 0)
+        .with_joiners(4)
+        .with_ticks(500, 10, 5)
+        .with_extra(RECONFIG);
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
+    ensemble.wait_for_leader_among(&[0, 1, 2], ELECTION_TIMEOUT);
+    let load = zk::WriteLoad::start(ensemble.connect_string_of(&[0, 1, 2]));
+    let shell = |ensemble: &TestEnsemble, command: String| {
+        let said = java::shell(ensemble.client_address(0), &command);
+        assert!(said.contains("Committed new configuration"), "{command}: {said}");
+    };
+    for joiners in [[3, 4], [5, 6]] {
+        for j in joiners {
+            ensemble.start_joiner(j);
+            ensemble.wait_for_mode(j, Some(Mode::Follower), ELECTION_TIMEOUT);
+            shell(&ensemble, format!("reconfig -add {}", ensemble.server_line(j)));
+        }
+        let running: Vec<usize> = [0, 1, 2].into_iter().chain(joiners).collect();
+        for &i in &running[1..] {
+            ensemble.config_node_once_as(i, 0).await;
+        }
+        let (five, _, _) = ensemble.config_node(0).await;
+        assert_eq!(five.matches("server.").count(), 5, "{five}");
+        for j in joiners.into_iter().rev() {
+            shell(&ensemble, format!("reconfig -remove {}", j + 1));
+            ensemble.kill(j);
+        }
+        for i in [1, 2] {
+            ensemble.config_node_once_as(i, 0).await;
+        }
+        let (three, _, _) = ensemble.config_node(0).await;
+        assert_eq!(three.matches("server.").count(), 3, "{three}");
+    }
+    let gap = load.longest_gap();
+    let acked = load.finish().await;
+    assert!(acked.len() > 100, "writes were acknowledged throughout ({})", acked.len());
+    tokio::task::block_in_place(|| ensemble.assert_every_write_on(&acked, &[0, 1, 2]));
+    eprintln!("3 → 5 → 3 twice: {} writes acknowledged, longest gap {gap:?}", acked.len());
 }

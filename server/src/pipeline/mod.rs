@@ -520,7 +520,9 @@ fn start_member(
     };
     let gate = Gate::with_tls("quorum", quorum_listener, limits, shared.peer_tls.clone())
         .context("cannot watch the quorum port")?;
-    let members: Vec<u64> = config.servers.iter().map(|s| s.id).collect();
+    // With reconfigEnabled the members change, and a member about to be added connects before any
+    // configuration lists it.
+    let members: Option<Vec<u64>> = (!config.reconfig_enabled).then(|| config.servers.iter().map(|s| s.id).collect());
     let (tx, my_sid) = (channels.member_tx.clone(), me.id);
     let sasl = shared.peer_sasl.clone();
     let init_limit = Duration::from_millis(config.init_limit_ms().max(1));

@@ -98,8 +98,10 @@ pub const LEARNER_OPENING_MAX: usize = 1024;
 /// Whether `bytes`, the start of a quorum-port connection, are a learner's acceptable opening: a
 /// FOLLOWERINFO or OBSERVERINFO from a member of `members` other than `my_id`. ZooKeeper also takes an
 /// observer its configuration does not list (and logs it); without authentication the configured sid
-/// is all a peer can show, so here only members get a link and its memory.
-pub fn judge_learner_opening(bytes: &[u8], my_id: u64, members: &[u64]) -> Verdict {
+/// is all a peer can show, so here only members get a link and its memory — unless `members` is `None`
+/// (`reconfigEnabled`): a member about to be added is in no configuration yet, and any sid is taken,
+/// as ZooKeeper takes it, within the gate's bounds.
+pub fn judge_learner_opening(bytes: &[u8], my_id: u64, members: Option<&[u64]>) -> Verdict {
     let packet = match QuorumPacket::parse(bytes, LEARNER_OPENING_MAX) {
         Ok(Some((packet, _))) => packet,
         Ok(None) => return Verdict::Incomplete,
@@ -114,7 +116,7 @@ pub fn judge_learner_opening(bytes: &[u8], my_id: u64, members: &[u64]) -> Verdi
     };
     match u64::try_from(info.sid) {
         Ok(sid) if sid == my_id => Verdict::Refuse(format!("a learner claims this member's own sid {sid}")),
-        Ok(sid) if members.contains(&sid) => Verdict::Admit,
+        Ok(sid) if sid > 0 && members.is_none_or(|members| members.contains(&sid)) => Verdict::Admit,
         _ => Verdict::Refuse(format!("sid {} is not a member of this ensemble", info.sid)),
     }
 }
@@ -126,13 +128,13 @@ pub fn judge_learner_opening(bytes: &[u8], my_id: u64, members: &[u64]) -> Verdi
 pub fn admit_learners(
     gate: Gate,
     my_id: u64,
-    members: Vec<u64>,
+    members: Option<Vec<u64>>,
     member: Sender<SequencerMsg>,
     sasl: Option<Arc<PeerSasl>>,
     init_limit: Duration,
 ) {
     let never = AtomicBool::new(false);
-    let judge = move |bytes: &[u8]| judge_learner_opening(bytes, my_id, &members);
+    let judge = move |bytes: &[u8]| judge_learner_opening(bytes, my_id, members.as_deref());
     let judge_first = {
         let judge = judge.clone();
         let sasl = sasl.is_some();
@@ -409,7 +411,7 @@ mod tests {
         let members = [1, 2, 3, 4];
         let follower = opening(PacketType::FollowerInfo, 2);
         for end in 0..follower.len() {
-            assert_eq!(judge_learner_opening(&follower[..end], 1, &members), Verdict::Incomplete, "{end} bytes");
+            assert_eq!(judge_learner_opening(&follower[..end], 1, Some(&members)), Verdict::Incomplete, "{end} bytes");
         }
         let mut overlong = Vec::new();
         QuorumPacket::new(PacketType::FollowerInfo, 0, Some(vec![0; 4096])).encode(&mut overlong);
@@ -427,12 +429,17 @@ mod tests {
             (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n".to_vec(), Some("")),
         ];
         for (bytes, refusal) in table {
-            match (judge_learner_opening(&bytes, 1, &members), refusal) {
+            match (judge_learner_opening(&bytes, 1, Some(&members)), refusal) {
                 (Verdict::Admit, None) => {}
                 (Verdict::Refuse(why), Some(expected)) => assert!(why.contains(expected), "{why}"),
                 (verdict, expected) => panic!("{bytes:?}: {verdict:?}, expected refusal {expected:?}"),
             }
         }
         assert!(follower.len() <= LEARNER_OPENING_MAX);
+        // With reconfigEnabled, a sid no configuration lists yet (a member about to be added).
+        assert_eq!(judge_learner_opening(&opening(PacketType::FollowerInfo, 7), 1, None), Verdict::Admit);
+        for refused in [opening(PacketType::FollowerInfo, 1), opening(PacketType::FollowerInfo, -1)] {
+            assert!(matches!(judge_learner_opening(&refused, 1, None), Verdict::Refuse(_)));
+        }
     }
 }
