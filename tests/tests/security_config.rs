@@ -1,6 +1,6 @@
 //! Fail closed: the real binary refuses to start on a configuration that asks for a security property it
-//! does not provide (quorum TLS, revocation checks, quorum SASL, Kerberos, other authentication
-//! providers), naming the file, line and key — or the
+//! does not provide (revocation checks, Kerberos name-mapping rules, other authentication providers),
+//! naming the file, line and key — or the
 //! environment variable ZooKeeper's scripts would have passed to the JVM — and never starts serving.
 
 use std::process::{Command, Stdio};
@@ -19,8 +19,7 @@ fn security_keys_stop_start_up_naming_file_line_and_key() {
             "authProvider.kerberos=com.example.KerberosNameProvider",
             "authProvider.kerberos: this authentication provider is not available",
         ),
-        ("quorum.auth.kerberos.servicePrincipal=zkquorum/localhost", "Kerberos (GSSAPI) between ensemble members"),
-        ("zookeeper.kerberos.removeHostFromPrincipal=true", "kerberos.removeHostFromPrincipal: this part of SASL"),
+        ("zookeeper.security.auth_to_local=RULE:[2:$1]", "security.auth_to_local: this part of SASL"),
     ];
     for (line, expected) in cases {
         TestServer::assert_start_refused(line, expected);
@@ -49,7 +48,7 @@ fn jvm_flags_from_zookeepers_scripts_are_refused() {
     .unwrap();
     let flags = "-Xmx512m -Djava.security.auth.login.config=/etc/zookeeper/jaas.conf \
                  -Dzookeeper.authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider \
-                 -Dzookeeper.kerberos.removeRealmFromPrincipal=true";
+                 -Dzookeeper.security.auth_to_local=RULE:[2:$1]";
     let output = Command::new(server_binary())
         .arg(&cfg)
         .env("SERVER_JVMFLAGS", flags)
@@ -59,7 +58,7 @@ fn jvm_flags_from_zookeepers_scripts_are_refused() {
     let log = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{log}");
     assert!(
-        log.contains("environment variable SERVER_JVMFLAGS: -Dzookeeper.kerberos.removeRealmFromPrincipal: this part"),
+        log.contains("environment variable SERVER_JVMFLAGS: -Dzookeeper.security.auth_to_local: this part"),
         "{log}"
     );
     assert!(!log.contains("serving clients"), "{log}");
