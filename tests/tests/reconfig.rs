@@ -230,3 +230,76 @@ async fn three_to_five_and_back_twice_under_load() {
     tokio::task::block_in_place(|| ensemble.assert_every_write_on(&acked, &[0, 1, 2]));
     eprintln!("3 → 5 → 3 twice: {} writes acknowledged, longest gap {gap:?}", acked.len());
 }
+
+/// The steps of issue 18's acceptance, on one ensemble of 3 voters and 2 joiners, under a write load:
+/// 3 → 5 (`reconfig -add` of two members started with the current members and themselves), the leader
+/// removed, a follower made an observer and a participant again, `reconfig -members` back to 3, the
+/// others stopped. Returns the longest write gap, the load's count, and the three that remain.
+async fn acceptance_steps(ensemble: &mut TestEnsemble) -> (Duration, usize, Vec<usize>) {
+    let first_leader = ensemble.wait_for_leader_among(&[0, 1, 2], ELECTION_TIMEOUT);
+    let load = zk::WriteLoad::start(ensemble.connect_string_of(&[0, 1, 2, 3, 4]));
+    let run = |ensemble: &TestEnsemble, through: usize, command: String| {
+        let said = java::shell(ensemble.client_address(through), &command);
+        assert!(said.contains("Committed new configuration"), "{command}: {said}");
+    };
+    for j in [3, 4] {
+        ensemble.start_joiner(j);
+        ensemble.wait_for_mode(j, Some(Mode::Follower), ELECTION_TIMEOUT);
+    }
+    run(ensemble, first_leader, format!("reconfig -add {},{}", ensemble.server_line(3), ensemble.server_line(4)));
+    // The leader goes; the four others elect (or are handed) a new one.
+    let others: Vec<usize> = (0..5).filter(|&i| i != first_leader).collect();
+    // Through the leader: a ZooKeeper follower that forwarded it leaves its role when the change commits
+    // and closes its clients, so the shell would see ConnectionLoss there (ferrokeeper's answers first).
+    run(ensemble, first_leader, format!("reconfig -remove {}", first_leader + 1));
+    let leader = tokio::task::block_in_place(|| ensemble.wait_for_leader_among(&others, ELECTION_TIMEOUT));
+    // A follower becomes an observer, then a participant again.
+    let follower = *others.iter().find(|&&i| i != leader).expect("four members");
+    let observer_line = ensemble.server_line(follower).replace(":participant;", ":observer;");
+    run(ensemble, leader, format!("reconfig -add {observer_line}"));
+    ensemble.wait_for_mode(follower, Some(Mode::Observer), ELECTION_TIMEOUT);
+    run(ensemble, leader, format!("reconfig -add {}", ensemble.server_line(follower)));
+    ensemble.wait_for_mode(follower, Some(Mode::Follower), ELECTION_TIMEOUT);
+    // Back to three: the leader, the follower that changed roles, and one more.
+    let third = *others.iter().find(|&&i| i != leader && i != follower).expect("four members");
+    let remaining = vec![leader, follower, third];
+    let members: Vec<String> = remaining.iter().map(|&i| ensemble.server_line(i)).collect();
+    run(ensemble, leader, format!("reconfig -members {}", members.join(",")));
+    for i in (0..5).filter(|i| !remaining.contains(i)) {
+        ensemble.kill(i);
+    }
+    for &i in &remaining[1..] {
+        ensemble.config_node_once_as(i, leader).await;
+    }
+    let (three, _, _) = ensemble.config_node(leader).await;
+    assert_eq!(three.matches("server.").count(), 3, "{three}");
+    let before = load.acknowledged();
+    while load.acknowledged() < before + 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let gap = load.longest_gap();
+    let acked = load.finish().await;
+    tokio::task::block_in_place(|| ensemble.assert_every_write_on(&acked, &remaining));
+    (gap, acked.len(), remaining)
+}
+
+/// Issue 18's acceptance steps on ferrokeeper and on ZooKeeper 3.8, each under a write load: every step
+/// succeeds on both, nothing acknowledged is lost on either; the longest write gaps are printed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn grow_remove_the_leader_re_role_and_shrink_as_on_zookeeper() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let spec = |implementation| {
+        EnsembleSpec::uniform(implementation, 5, 0).with_joiners(2).with_ticks(500, 10, 5).with_extra(RECONFIG)
+    };
+    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
+    let (our_gap, our_writes, _) = acceptance_steps(&mut ours).await;
+    drop(ours);
+    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
+    let (their_gap, their_writes, _) = acceptance_steps(&mut theirs).await;
+    eprintln!(
+        "3 → 5, leader removed, follower → observer → participant, back to 3: ferrokeeper {our_writes} writes, \
+         longest gap {our_gap:?}; ZooKeeper 3.8 {their_writes} writes, longest gap {their_gap:?}"
+    );
+}

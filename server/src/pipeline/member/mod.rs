@@ -476,17 +476,20 @@ impl MemberThread {
         }
     }
 
-    /// Ends whatever role ran (after `after_role`: clients closed, pipeline settled), reads the disk
+    /// Ends whatever role ran (after `after_role`: pipeline settled, clients closed), reads the disk
     /// and starts an election round.
     fn look(&mut self, after_role: bool) {
         if after_role {
             self.links.clear();
             self.held.clear();
-            for shard in &self.shared.shards {
-                shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
-            }
+            // Settled first: what was committed is applied and its replies reach the shards before they
+            // close their clients (a reconfig forwarded by this member gets its answer, as ZooKeeper's
+            // follower answers a txn it committed with COMMITANDACTIVATE before it leaves its role).
             if let Err(e) = settle(&self.log, &self.applier) {
                 panic!("cannot settle the pipeline after a role ended: {e:#}");
+            }
+            for shard in &self.shared.shards {
+                shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
             }
         }
         let facts = match self.disk_facts() {
