@@ -444,3 +444,42 @@ fn kerberos_from_the_shell_as_from_zkcli() {
     let said = refused.stdout + &refused.stderr;
     assert!(!said.contains("secret") && said.contains("Not connected"), "{said}");
 }
+
+/// `reconfig` and `config` from the shell against a ferrokeeper ensemble with `reconfigEnabled`: fkcli
+/// removes a follower and adds it back, printing what zkCli.sh prints for the same commands, and
+/// `config` shows each membership as zkCli.sh shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconfig_and_config_from_the_shell_as_from_zkcli() {
+    use fk_tests::ensemble::{EnsembleSpec, Implementation, TestEnsemble};
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let spec = EnsembleSpec::uniform(Implementation::Ferrokeeper, 3, 0)
+        .with_ticks(500, 10, 5)
+        .with_extra("reconfigEnabled=true\nskipACL=yes\n");
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
+    let leader = ensemble.wait_for_leader(std::time::Duration::from_secs(60));
+    let follower = (leader + 1) % 3;
+    let address = ensemble.client_address(leader);
+    let fkcli = |args: &[&str]| -> String {
+        let out = Command::new(env!("CARGO_BIN_EXE_fkcli")).args(["-server", &address.to_string()]).args(args).output();
+        let out = out.expect("run fkcli");
+        fk_tests::java::said(
+            &(String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)),
+        )
+    };
+    let removed = fkcli(&["reconfig", "-remove", &(follower + 1).to_string()]);
+    assert!(removed.contains("Committed new configuration:"), "{removed}");
+    let ours = fkcli(&["config"]);
+    let theirs = fk_tests::java::shell(address, "config");
+    assert_eq!(ours.trim(), theirs.trim(), "fkcli (left) and zkCli (right)");
+    assert!(!ours.contains(&format!("server.{}=", follower + 1)), "{ours}");
+    // A stale version, then the member back.
+    let stale = fkcli(&["reconfig", "-add", &ensemble.server_line(follower), "-v", "1"]);
+    let stale_java = fk_tests::java::shell(address, &format!("reconfig -add {} -v 1", ensemble.server_line(follower)));
+    assert_eq!(stale.trim(), stale_java.trim(), "fkcli (left) and zkCli (right)");
+    let added = fkcli(&["reconfig", "-add", &ensemble.server_line(follower)]);
+    assert!(added.contains("Committed new configuration:"), "{added}");
+    assert_eq!(fkcli(&["config"]).trim(), fk_tests::java::shell(address, "config").trim());
+    ensemble.config_node_once_as(follower, leader).await;
+}

@@ -137,7 +137,11 @@ pub fn shell(address: SocketAddr, command: &str) -> String {
         .args(command.split(' '))
         .output()
         .expect("run ZooKeeperMain");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+    said(&(String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)))
+}
+
+/// What a shell printed (ZooKeeper's or fkcli), less log, connection and watcher lines.
+pub fn said(text: &str) -> String {
     let is_log =
         |l: &str| [" INFO ", " WARN ", " ERROR ", "log4j:", "WATCHER::", "WatchedEvent"].iter().any(|p| l.contains(p));
     let said = |l: &&str| !is_log(l) && !l.trim().is_empty() && !l.starts_with("Connecting to ");

@@ -68,10 +68,7 @@ fn zkcli_tls(pki: &Pki, secure_port: u16, script: &str) -> Option<String> {
     child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
     let output = child.wait_with_output().expect("ZooKeeperMain output");
     let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    let is_log = |line: &str| {
-        [" INFO ", " WARN ", " ERROR ", "log4j:"].iter().any(|l| line.contains(l)) || line.starts_with("Connecting to ")
-    };
-    Some(text.lines().filter(|l| !is_log(l) && !l.trim().is_empty()).collect::<Vec<_>>().join("\n"))
+    Some(fk_tests::java::said(&text))
 }
 
 #[test]

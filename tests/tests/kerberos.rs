@@ -81,12 +81,7 @@ impl Realm {
         child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
         let output = child.wait_with_output().expect("ZooKeeperMain output");
         let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        let is_log = |line: &str| {
-            [" INFO ", " WARN ", " ERROR ", "log4j:", "WATCHER::", "WatchedEvent"].iter().any(|l| line.contains(l))
-                || line.starts_with("Connecting to ")
-                || line.trim().is_empty()
-        };
-        Some(text.lines().filter(|l| !is_log(l)).collect::<Vec<_>>().join("\n"))
+        Some(fk_tests::java::said(&text))
     }
 
     /// kazoo with a ticket `kinit` got for `client`: its JSON report.
