@@ -33,7 +33,14 @@ pub struct Leading {
 }
 
 impl Leading {
-    pub fn start(settings: &MemberSettings, facts: DiskFacts, recent: &RecentLog, now_ms: u64) -> Leading {
+    /// `logged_config`: a membership newer than the one in force that this member's log holds.
+    pub fn start(
+        settings: &MemberSettings,
+        facts: DiskFacts,
+        recent: &RecentLog,
+        logged_config: Option<Vec<u8>>,
+        now_ms: u64,
+    ) -> Leading {
         let voters: BTreeSet<Sid> = settings.election.voters.clone();
         let leader_settings = LeaderSettings {
             my_id: settings.my_id(),
@@ -41,6 +48,7 @@ impl Leading {
             limits: settings.limits,
             config: settings.election.config.clone(),
             version_initial_config: settings.sequencer.prep.reconfig_enabled,
+            logged_config,
         };
         let last_zxid = facts.last_zxid;
         let start = LeaderStart {

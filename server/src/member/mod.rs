@@ -197,6 +197,9 @@ pub struct MemberCore {
     proposal_sizes: ProposalSizes,
     /// When the current (or last) election began.
     looking_since_ms: u64,
+    /// A membership newer than the one in force that this member's log holds, for the next leadership
+    /// ([`MemberCore::note_logged_config`]).
+    logged_config: Option<Vec<u8>>,
 }
 
 impl MemberCore {
@@ -213,6 +216,7 @@ impl MemberCore {
             recent: RecentLog::new(replayed),
             proposal_sizes: ProposalSizes { last: -1, min: -1, max: -1 },
             looking_since_ms: 0,
+            logged_config: None,
         }
     }
 
@@ -247,6 +251,12 @@ impl MemberCore {
         election.config = membership.text().into_bytes();
         self.settings.peers = membership.servers().map(|s| s.id as i64).filter(|&id| id != me).collect();
         self.election.set_membership(election.voters.clone(), election.observer, election.config.clone());
+    }
+
+    /// What the tree holds before a look: a membership (in `/zookeeper/config`, from a logged reconfig)
+    /// newer than the one in force, if any. Should this member lead next, it establishes that one.
+    pub fn note_logged_config(&mut self, config: Option<Vec<u8>>) {
+        self.logged_config = config;
     }
 
     pub fn sequencer(&self) -> Option<&Sequencer> {
@@ -466,7 +476,8 @@ impl MemberCore {
         out.push(Effect::Tally(Tally::Elected { took_ms: now_ms.saturating_sub(self.looking_since_ms) }));
         match state {
             ServerState::Leading => {
-                let leading = Leading::start(&self.settings, self.facts, &self.recent, now_ms);
+                let logged = self.logged_config.take();
+                let leading = Leading::start(&self.settings, self.facts, &self.recent, logged, now_ms);
                 self.role = Role::Leading(Box::new(leading));
                 out.push(Effect::Status { state: ServerState::Leading, serving: false });
                 for (link, _) in std::mem::take(&mut self.early_learners) {

@@ -35,6 +35,11 @@ pub struct LeaderSettings {
     /// `reconfigEnabled`: an initial configuration (version 0) takes the new epoch's first zxid as its
     /// version once a quorum has acknowledged NEWLEADER, which carries it (ZooKeeper's ZOOKEEPER-1783).
     pub version_initial_config: bool,
+    /// A membership newer than `config` that this member's log holds (a reconfig proposed, perhaps
+    /// committed, but never activated here: its leader failed first). Like ZooKeeper's last-seen
+    /// configuration, NEWLEADER carries it, a quorum of it and of `voters` must acknowledge NEWLEADER,
+    /// and once established it is the membership in force.
+    pub logged_config: Option<Vec<u8>>,
 }
 
 /// What the leader starts from: its epochs on disk and its history (everything logged counts as
@@ -220,7 +225,15 @@ impl Leader {
             history: start.history,
             commit: Commit::new(&voters, committed),
             voters: settings.voters.clone(),
-            reconfigs: std::collections::VecDeque::new(),
+            reconfigs: settings
+                .logged_config
+                .iter()
+                .map(|text| {
+                    let membership = crate::membership::Membership::parse(&String::from_utf8_lossy(text))
+                        .expect("the driver hands on a membership it read");
+                    (membership.version, text.clone(), membership.voters())
+                })
+                .collect(),
             handed_over: false,
             pending_syncs: Vec::new(),
             proposed_at: std::collections::VecDeque::new(),
@@ -359,7 +372,9 @@ impl Leader {
         }
         // A follower outside the voters is a member about to be added by a reconfig (ZooKeeper's
         // non-voting follower): it gets the proposals and its ACKs count for the configurations it is in.
-        let voter = !observer && self.voters.contains(&info.sid);
+        let voter = !observer
+            && (self.voters.contains(&info.sid)
+                || self.reconfigs.iter().any(|(_, _, voters)| voters.contains(&info.sid)));
         // A member connects again when it lost its link; whatever is left of the older one is stale. (ZooKeeper
         // keeps both until the older one's socket fails; replacing it bounds the links at one a member.)
         let older: Vec<LinkId> =
@@ -502,6 +517,9 @@ impl Leader {
     /// The membership NEWLEADER carries: ours, versioned by the epoch when it is an initial one and
     /// `version_initial_config` is on.
     fn newleader_config(&self, epoch: i64) -> Vec<u8> {
+        if let Some(logged) = &self.settings.logged_config {
+            return logged.clone();
+        }
         let config = &self.settings.config;
         match self.settings.version_initial_config && config_text::version_of(config) == Some(0) {
             true => config_text::with_version(config, epoch_start(epoch)),
@@ -534,7 +552,17 @@ impl Leader {
         let epoch = self.new_epoch.expect("decided");
         self.out.push(LeaderOutput::Established { epoch });
         let config = self.newleader_config(epoch);
-        if config != self.settings.config {
+        if let Some(logged) = self.settings.logged_config.take() {
+            // A quorum of both memberships holds the newer one now: it is in force, here and (with
+            // UPTODATE) on every learner; from now on only its quorums count.
+            let (_, _, voters) = self.reconfigs.pop_front().expect("pending since the start");
+            assert!(self.reconfigs.is_empty(), "no proposal before establishment");
+            let listed: Vec<Sid> = voters.iter().copied().collect();
+            self.commit = Commit::new(&listed, self.history.committed());
+            self.voters = voters;
+            self.settings.config = logged.clone();
+            self.out.push(LeaderOutput::Activate(logged));
+        } else if config != self.settings.config {
             // A quorum holds the versioned membership now: it is ours too.
             self.settings.config = config.clone();
             self.out.push(LeaderOutput::ConfigVersioned(config));

@@ -109,6 +109,7 @@ fn leader_settings(voters: &[Sid]) -> LeaderSettings {
         limits: LIMITS,
         config: b"cfg".to_vec(),
         version_initial_config: false,
+        logged_config: None,
     }
 }
 
@@ -426,7 +427,14 @@ impl Member {
 #[test]
 fn leader_and_followers_in_memory_replicate_and_commit_everything() {
     let voters: BTreeSet<Sid> = [1, 2, 3].into();
-    let settings = LeaderSettings { my_id: 3, voters, limits: LIMITS, config: vec![], version_initial_config: false };
+    let settings = LeaderSettings {
+        my_id: 3,
+        voters,
+        limits: LIMITS,
+        config: vec![],
+        version_initial_config: false,
+        logged_config: None,
+    };
     let start = LeaderStart { accepted_epoch: 0, current_epoch: 0, history: history(&[]) };
     let mut leader = Leader::new(settings, start, 0);
     let mut members: BTreeMap<LinkId, Member> = BTreeMap::new();
@@ -539,4 +547,45 @@ fn live_proposals_after_newleader_do_not_hold_its_ack_back() {
     );
     let out = learner.step(5, LearnerInput::Persisted(z(2, 2)));
     assert_eq!(learner_sent(&out), [(PacketType::Ack, z(2, 2))]);
+}
+
+/// A new leader whose log holds a reconfiguration that was never activated (its leader failed between
+/// commit and COMMITANDACTIVATE): NEWLEADER carries that membership, a quorum of the old ({1, 2, 3}) and
+/// of the new ({3, 4, 5, 6, 7}) must acknowledge it, and then it is in force.
+#[test]
+fn a_logged_reconfiguration_is_established_with_both_quorums_then_activated() {
+    let newer = "server.3=h:1:2:participant;3\nserver.4=h:3:4:participant;5\nserver.5=h:5:6:participant;7\n\
+                 server.6=h:7:8:participant;9\nserver.7=h:9:10:participant;11\nversion=100000002";
+    let settings = LeaderSettings { logged_config: Some(newer.as_bytes().to_vec()), ..leader_settings(&[1, 2, 3]) };
+    let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[z(1, 1), z(1, 2)]) };
+    let mut leader = Leader::new(settings, start, 0);
+    let ack_epoch = |zxid| QuorumPacket::new(PacketType::AckEpoch, zxid, Some(int_body(1)));
+    let newleader_ack = QuorumPacket::new(PacketType::Ack, z(2, 0), None);
+    for (link, sid) in [(10, 1), (11, 4)] {
+        leader.step(0, LeaderInput::Linked(link));
+        leader.step(0, LeaderInput::Packet(link, info(PacketType::FollowerInfo, sid, 1)));
+    }
+    // {3, 1} is a quorum of the old membership, {3, 4} is not one of the new (5 voters): no epoch yet.
+    assert_eq!(leader.epoch(), None);
+    leader.step(0, LeaderInput::Linked(12));
+    leader.step(0, LeaderInput::Packet(12, info(PacketType::FollowerInfo, 5, 1)));
+    assert_eq!(leader.epoch(), Some(2), "3, 4 and 5 make the new quorum, 3 and 1 the old");
+    for link in [10, 11, 12] {
+        let out = leader.step(1, LeaderInput::Packet(link, ack_epoch(z(1, 2))));
+        for output in &out {
+            if let LeaderOutput::Send(_, p) = output
+                && p.kind == PacketType::NewLeader
+            {
+                assert_eq!(p.data.as_deref(), Some(newer.as_bytes()), "NEWLEADER carries the logged membership");
+            }
+        }
+    }
+    let out = leader.step(2, LeaderInput::Packet(11, newleader_ack.clone()));
+    assert!(!out.iter().any(|o| matches!(o, LeaderOutput::Established { .. })), "3 and 4: not the old quorum");
+    let out = leader.step(2, LeaderInput::Packet(10, newleader_ack.clone()));
+    assert!(!out.iter().any(|o| matches!(o, LeaderOutput::Established { .. })), "3, 4, 1: not the new quorum");
+    let out = leader.step(2, LeaderInput::Packet(12, newleader_ack));
+    assert!(out.contains(&LeaderOutput::Established { epoch: 2 }), "{out:?}");
+    assert!(out.contains(&LeaderOutput::Activate(newer.as_bytes().to_vec())), "{out:?}");
+    assert_eq!(leader.synced_members(), BTreeSet::from([1, 3, 4, 5]));
 }

@@ -496,6 +496,7 @@ impl MemberThread {
             Ok(facts) => facts,
             Err(e) => panic!("cannot read this member's epochs: {e:#}"),
         };
+        self.core.note_logged_config(self.logged_config());
         let connected = self.election_links.connected_peers();
         self.core.look(self.clock.now(), facts, &connected, &mut self.effects);
     }
@@ -507,6 +508,16 @@ impl MemberThread {
             info!("{note}");
         }
         Ok(DiskFacts { last_zxid, accepted_epoch: epochs.accepted, current_epoch: epochs.current })
+    }
+
+    /// `/zookeeper/config` when it holds a membership newer than the one in force: a reconfig this member
+    /// logged (and applied, everything logged being applied before a look) but never saw activated.
+    fn logged_config(&self) -> Option<Vec<u8>> {
+        let tree = self.shared.tree.read();
+        let text = tree.get(fk_engine::tree::CONFIG_PATH)?.data.as_deref()?.to_vec();
+        let version = crate::membership::Membership::parse(&String::from_utf8_lossy(&text)).ok()?.version;
+        let current = self.shared.membership_version.load(std::sync::atomic::Ordering::Relaxed);
+        (self.shared.config.reconfig_enabled && version > current).then_some(text)
     }
 
     /// Cuts or replaces the log on disk under `change`, then rebuilds the tree from disk.
