@@ -581,8 +581,13 @@ impl SimMember {
             // Counted for operators; nothing to simulate.
             // The simulator's members run with reconfigEnabled off: the membership is never versioned.
             Effect::WakeApplier | Effect::Tally(_) | Effect::AdoptConfig(_) => {}
-            // No simulated client sends reconfig yet (issue 18: the simulator gains reconfig actions).
-            Effect::Activate(_) => unreachable!("the simulator's ensembles do not reconfigure"),
+            // As the driver does (without its files): the membership is the one in force.
+            Effect::Activate(text) => {
+                let text = String::from_utf8_lossy(&text);
+                let membership = ferrokeeper::membership::Membership::parse(&text)
+                    .unwrap_or_else(|e| panic!("a reconfiguration's membership is unreadable: {e}: {text}"));
+                live.core.activate(&membership);
+            }
             Effect::CommitThrough(zxid) => live.apply.commit_through(zxid),
             Effect::Notice(notice) => notice_to_client(cx, live, notice),
             Effect::Status { state: _, serving } => live.serving = serving,
