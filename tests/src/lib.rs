@@ -4,9 +4,11 @@
 
 pub mod ensemble;
 pub mod java;
+pub mod kazoo;
 pub mod kdc;
 pub mod netns;
 pub mod pki;
+pub mod quorum_auth;
 pub mod raw;
 pub mod sim;
 

@@ -25,19 +25,12 @@ const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/kazoo/client
 use fk_tests::pki::X509_PROVIDER;
 
 fn kazoo(pki: &Pki, plain: u16, secure: u16) -> Option<Value> {
-    if !Command::new("/usr/bin/python3").args(["-c", "import kazoo"]).status().is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: /usr/bin/python3 cannot import kazoo (python3-kazoo)");
+    if !fk_tests::kazoo::available("kazoo", "python3-kazoo") {
         return None;
     }
-    let output = Command::new("/usr/bin/python3")
-        .arg(SCRIPT)
-        .arg(pki.dir.path())
-        .args([plain.to_string(), secure.to_string()])
-        .output()
-        .expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kazoo: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-    Some(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("kazoo said {stdout:?}: {e}")))
+    let mut command = Command::new(fk_tests::kazoo::PYTHON);
+    command.arg(SCRIPT).arg(pki.dir.path()).args([plain.to_string(), secure.to_string()]);
+    Some(fk_tests::kazoo::report(&mut command))
 }
 
 fn port_of(address: &str) -> u16 {

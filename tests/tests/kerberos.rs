@@ -11,17 +11,14 @@
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use fk_tests::TestServer;
-use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, TestEnsemble};
+use fk_tests::ensemble::{EnsembleSpec, Implementation, TestEnsemble};
 use fk_tests::java::JavaStandalone;
 use fk_tests::kdc::{Kdc, REALM};
-use fk_tests::zk;
 
 const PROVIDER: &str = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 const KAZOO: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/kazoo/sasl_kerberos.py");
-const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// A realm with the server's principal `zookeeper/localhost` and clients `client` and `client/app1`, and a
 /// JAAS file with their sections (`Server`, `Client`, `AppClient`).
@@ -86,14 +83,8 @@ impl Realm {
 
     /// kazoo with a ticket `kinit` got for `client`: its JSON report.
     fn kazoo(&self, port: u16) -> Option<serde_json::Value> {
-        if !Command::new("/usr/bin/python3")
-            .args(["-c", "import kazoo, puresasl, kerberos"])
-            .status()
-            .is_ok_and(|s| s.success())
-        {
-            eprintln!(
-                "SKIPPED: /usr/bin/python3 cannot import kazoo, puresasl and kerberos (python3-kazoo, python3-pure-sasl, python3-kerberos)"
-            );
+        let packages = "python3-kazoo, python3-pure-sasl, python3-kerberos";
+        if !fk_tests::kazoo::available("kazoo, puresasl, kerberos", packages) {
             return None;
         }
         let cache = self.kdc.path("client.ccache");
@@ -107,16 +98,9 @@ impl Realm {
             .output()
             .expect("run kinit");
         assert!(kinit.status.success(), "kinit: {}", String::from_utf8_lossy(&kinit.stderr));
-        let output = self
-            .kdc
-            .command("/usr/bin/python3")
-            .env("KRB5CCNAME", &cache)
-            .args([KAZOO, &format!("localhost:{port}")])
-            .output()
-            .expect("run python3");
-        let stdout = String::from_utf8_lossy(&output.stdout);
-        assert!(output.status.success(), "kazoo: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-        Some(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("kazoo said {stdout:?}: {e}")))
+        let mut command = self.kdc.command(fk_tests::kazoo::PYTHON);
+        command.env("KRB5CCNAME", &cache).args([KAZOO, &format!("localhost:{port}")]);
+        Some(fk_tests::kazoo::report(&mut command))
     }
 }
 
@@ -285,40 +269,7 @@ async fn a_mixed_ensemble_authenticates_its_members_with_kerberos() {
         .with_java_option(&format!("-Djava.security.auth.login.config={}", good.display()))
         .with_java_option(&format!("-Djava.security.krb5.conf={}", krb5.display()));
     let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
-    let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    eprintln!("leader: member {leader} ({:?})", ensemble.implementation(leader));
-    for i in 0..3 {
-        let c = zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await;
-        c.create(&format!("/kerberos-{i}"), b"", &zk::persistent()).await.expect("create");
-    }
-    let java = ensemble.log_text(0);
-    assert!(java.contains("Successfully completed the authentication using SASL"), "{java}");
-    assert!(java.contains("GSSAPI"), "ZooKeeper used Kerberos: {java}");
-    assert!(!java.contains("Maintaining learner connection despite SASL authentication failure"), "{java}");
-
-    // Member 2 (ferrokeeper) comes back as a principal whose host is not a member's: no member admits it,
-    // and the other two (a quorum) go on serving writes.
-    ensemble.append_config(2, &format!("java.security.auth.login.config={}\n", stranger.display()));
-    ensemble.restart(2);
-    let c = zk::synced_client(&ensemble.client_address(0).to_string(), Duration::from_secs(10), "/").await;
-    for n in 0..20 {
-        c.create(&format!("/while-refused-{n}"), b"", &zk::persistent()).await.expect("a write without member 2");
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        !matches!(ensemble.mode(2), Some(Mode::Leader | Mode::Follower)),
-        "member 2 joined as a stranger:\n{}",
-        ensemble.log_text(2)
-    );
-    let others = ensemble.log_text(0) + &ensemble.log_text(1);
+    let (_, others) = fk_tests::quorum_auth::refused_then_admitted(&mut ensemble, &stranger, &good).await;
+    assert!(ensemble.log_text(0).contains("GSSAPI"), "ZooKeeper used Kerberos");
     assert!(others.contains("zkquorum/elsewhere.example@EXAMPLE.COM"), "{others}");
-
-    // As itself it joins and catches up.
-    ensemble.append_config(2, &format!("java.security.auth.login.config={}\n", good.display()));
-    ensemble.restart(2);
-    ensemble.wait_for_mode(2, Some(Mode::Follower), ELECTION_TIMEOUT);
-    let c = zk::synced_client(&ensemble.client_address(2).to_string(), Duration::from_secs(10), "/").await;
-    for n in 0..20 {
-        assert!(c.check_stat(&format!("/while-refused-{n}")).await.unwrap().is_some(), "member 2 caught up");
-    }
 }

@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use fk_tests::ensemble::{EnsembleSpec, Implementation, Mode, TestEnsemble};
+use fk_tests::ensemble::{EnsembleSpec, Implementation, TestEnsemble};
 use fk_tests::zk;
 
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
@@ -42,43 +42,9 @@ async fn a_mixed_ensemble_authenticates_its_members_and_refuses_a_wrong_password
         ))
         .with_java_option(&format!("-Djava.security.auth.login.config={}", good.display()));
     let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
-    let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
-    eprintln!("leader: member {leader} ({:?})", ensemble.implementation(leader));
-    for i in 0..3 {
-        let c = zk::synced_client(&ensemble.client_address(i).to_string(), Duration::from_secs(10), "/").await;
-        c.create(&format!("/sasl-{i}"), b"", &zk::persistent()).await.expect("create");
-    }
-    let java = ensemble.log_text(0);
-    assert!(java.contains("Successfully completed the authentication using SASL"), "{java}");
-    assert!(!java.contains("Maintaining learner connection despite SASL authentication failure"), "{java}");
-
-    // Member 2 (ferrokeeper) comes back with a wrong password: no member admits it, and the other two
-    // (a quorum) go on serving writes.
-    ensemble.append_config(2, &format!("java.security.auth.login.config={}\n", wrong.display()));
-    ensemble.restart(2);
-    let c = zk::synced_client(&ensemble.client_address(0).to_string(), Duration::from_secs(10), "/").await;
-    for n in 0..20 {
-        c.create(&format!("/while-refused-{n}"), b"", &zk::persistent()).await.expect("a write without member 2");
-    }
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert!(
-        !matches!(ensemble.mode(2), Some(Mode::Leader | Mode::Follower)),
-        "member 2 joined with a wrong password:\n{}",
-        ensemble.log_text(2)
-    );
-    let refused = ensemble.log_text(2);
+    let (refused, others) = fk_tests::quorum_auth::refused_then_admitted(&mut ensemble, &wrong, &good).await;
     assert!(refused.contains("refused our credentials"), "{refused}");
-    let others = ensemble.log_text(0) + &ensemble.log_text(1);
     assert!(others.contains("wrong password") || others.contains("Failed to authenticate using SASL"), "{others}");
-
-    // With the right password it joins and catches up.
-    ensemble.append_config(2, &format!("java.security.auth.login.config={}\n", good.display()));
-    ensemble.restart(2);
-    ensemble.wait_for_mode(2, Some(Mode::Follower), ELECTION_TIMEOUT);
-    let c = zk::synced_client(&ensemble.client_address(2).to_string(), Duration::from_secs(10), "/").await;
-    for n in 0..20 {
-        assert!(c.check_stat(&format!("/while-refused-{n}")).await.unwrap().is_some(), "member 2 caught up");
-    }
 }
 
 /// ZooKeeper's rolling path to required SASL on a running mixed ensemble under an acknowledged write

@@ -23,14 +23,10 @@ const JAAS: &str = r#"Server {
 const PROVIDER: &str = "authProvider.1=org.apache.zookeeper.server.auth.SASLAuthenticationProvider";
 
 fn kazoo(hosts: &str) -> Option<Value> {
-    if !Command::new("/usr/bin/python3").args(["-c", "import kazoo, puresasl"]).status().is_ok_and(|s| s.success()) {
-        eprintln!("SKIPPED: /usr/bin/python3 cannot import kazoo and puresasl (python3-kazoo, python3-pure-sasl)");
+    if !fk_tests::kazoo::available("kazoo, puresasl", "python3-kazoo, python3-pure-sasl") {
         return None;
     }
-    let output = Command::new("/usr/bin/python3").args([SCRIPT, hosts]).output().expect("run python3");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "kazoo: {stdout}{}", String::from_utf8_lossy(&output.stderr));
-    Some(serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("kazoo said {stdout:?}: {e}")))
+    Some(fk_tests::kazoo::report(Command::new(fk_tests::kazoo::PYTHON).args([SCRIPT, hosts])))
 }
 
 #[test]
