@@ -140,6 +140,24 @@ pub fn shell(address: SocketAddr, command: &str) -> String {
     said(&(String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)))
 }
 
+/// ZooKeeper's shell started with `options` (JVM flags: TLS, JAAS, Kerberos) on `server`, fed `script`
+/// on its standard input: what it printed, as [`said`] keeps it.
+pub fn shell_script(options: &[String], server: &str, script: &str) -> String {
+    use std::io::Write;
+    let classpath = ensemble::zookeeper_or_skip().expect("checked by the caller");
+    let mut child = Command::new("java")
+        .args(options)
+        .args(["-cp", &classpath, "org.apache.zookeeper.ZooKeeperMain", "-server", server])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start ZooKeeperMain");
+    child.stdin.take().expect("piped").write_all(script.as_bytes()).expect("write the script");
+    let output = child.wait_with_output().expect("ZooKeeperMain output");
+    said(&(String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr)))
+}
+
 /// What a shell printed (ZooKeeper's or fkcli), less log, connection and watcher lines.
 pub fn said(text: &str) -> String {
     let is_log =

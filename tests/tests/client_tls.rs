@@ -40,28 +40,14 @@ fn port_of(address: &str) -> u16 {
 /// ZooKeeper's shell over its Netty client socket with TLS and alice's certificate: what it printed,
 /// less log lines.
 fn zkcli_tls(pki: &Pki, secure_port: u16, script: &str) -> Option<String> {
-    let classpath = fk_tests::ensemble::zookeeper_or_skip()?;
-    let mut child = Command::new("java")
-        .args([
-            "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty",
-            "-Dzookeeper.client.secure=true",
-            &format!("-Dzookeeper.ssl.keyStore.location={}", pki.path("alice.pem").display()),
-            &format!("-Dzookeeper.ssl.trustStore.location={}", pki.path("ca.pem").display()),
-            "-cp",
-            &classpath,
-            "org.apache.zookeeper.ZooKeeperMain",
-            "-server",
-            &format!("127.0.0.1:{secure_port}"),
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start ZooKeeperMain");
-    child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-    let output = child.wait_with_output().expect("ZooKeeperMain output");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-    Some(fk_tests::java::said(&text))
+    fk_tests::ensemble::zookeeper_or_skip()?;
+    let options = [
+        "-Dzookeeper.clientCnxnSocket=org.apache.zookeeper.ClientCnxnSocketNetty".to_owned(),
+        "-Dzookeeper.client.secure=true".to_owned(),
+        format!("-Dzookeeper.ssl.keyStore.location={}", pki.path("alice.pem").display()),
+        format!("-Dzookeeper.ssl.trustStore.location={}", pki.path("ca.pem").display()),
+    ];
+    Some(fk_tests::java::shell_script(&options, &format!("127.0.0.1:{secure_port}"), script))
 }
 
 #[test]

@@ -8,9 +8,7 @@
 //! admitted while the others serve. Skips with a printed reason where the KDC packages, Java or kazoo are
 //! missing.
 
-use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use fk_tests::TestServer;
 use fk_tests::ensemble::{EnsembleSpec, Implementation, TestEnsemble};
@@ -61,24 +59,13 @@ impl Realm {
     /// ZooKeeper's shell on `localhost:<port>` (the server principal's host) logged in with the JAAS
     /// section `section` (none: anonymous): what it printed, less log lines.
     fn zkcli(&self, port: u16, section: Option<&str>, script: &str) -> Option<String> {
-        let classpath = fk_tests::ensemble::zookeeper_or_skip()?;
-        let mut command = Command::new("java");
-        command.arg(format!("-Djava.security.krb5.conf={}", self.kdc.krb5_conf().display()));
+        fk_tests::ensemble::zookeeper_or_skip()?;
+        let mut options = vec![format!("-Djava.security.krb5.conf={}", self.kdc.krb5_conf().display())];
         if let Some(section) = section {
-            command.arg(format!("-Djava.security.auth.login.config={}", self.jaas.display()));
-            command.arg(format!("-Dzookeeper.sasl.clientconfig={section}"));
+            options.push(format!("-Djava.security.auth.login.config={}", self.jaas.display()));
+            options.push(format!("-Dzookeeper.sasl.clientconfig={section}"));
         }
-        let mut child = command
-            .args(["-cp", &classpath, "org.apache.zookeeper.ZooKeeperMain", "-server", &format!("localhost:{port}")])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start ZooKeeperMain");
-        child.stdin.take().unwrap().write_all(script.as_bytes()).unwrap();
-        let output = child.wait_with_output().expect("ZooKeeperMain output");
-        let text = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
-        Some(fk_tests::java::said(&text))
+        Some(fk_tests::java::shell_script(&options, &format!("localhost:{port}"), script))
     }
 
     /// kazoo with a ticket `kinit` got for `client`: its JSON report.
