@@ -209,13 +209,6 @@ pub struct Election {
 }
 
 impl Election {
-    /// # Panics
-    /// If `settings` fail [`ElectionSettings::validate`].
-    /// The config text sent in notifications from now on (a membership version was adopted).
-    pub fn set_config(&mut self, config: Vec<u8>) {
-        self.settings.config = config;
-    }
-
     /// A reconfiguration activated with `leader` designated to lead it: the next look takes it.
     pub fn designate(&mut self, leader: i64) {
         self.designated = Some(leader);
@@ -228,6 +221,8 @@ impl Election {
         self.settings.config = config;
     }
 
+    /// # Panics
+    /// If `settings` fail [`ElectionSettings::validate`].
     pub fn new(settings: ElectionSettings) -> Election {
         if let Err(error) = settings.validate() {
             panic!("election settings for server {}: {error}", settings.my_id);

@@ -233,14 +233,6 @@ impl MemberCore {
         matches!(self.role, Role::Looking { ended: true })
     }
 
-    /// The leader's sequencer core, once established (for 4lw inspection).
-    /// The membership text this member sends from now on (its election notifications, NEWLEADER when
-    /// it leads next): the driver adopted a versioned one.
-    pub fn adopt_config(&mut self, config: Vec<u8>) {
-        self.settings.election.config = config.clone();
-        self.election.set_config(config);
-    }
-
     /// A reconfiguration activated (ZooKeeper's `processReconfig`): elections from now on count the new
     /// voters and send the new membership, and this member's role in it is its role.
     pub fn activate(&mut self, membership: &crate::membership::Membership) {
@@ -259,6 +251,7 @@ impl MemberCore {
         self.logged_config = config;
     }
 
+    /// The leader's sequencer core, once established (for 4lw inspection).
     pub fn sequencer(&self) -> Option<&Sequencer> {
         match &self.role {
             Role::Leading(l) => l.sequencer(),

@@ -137,8 +137,16 @@ pub struct Learner {
     out: Vec<LearnerOutput>,
 }
 
+/// Where a txn entry's type is: after the header's clientId (8 bytes), cxid (4), zxid (8) and time (8).
+const TXN_TYPE_AT: usize = 28;
+
 /// The membership a reconfig txn (its entry bytes) sets `/zookeeper/config` to; `None` for other txns.
+/// Every proposal passes here: only a reconfig's entry is decoded.
 pub fn reconfig_membership(entry: &[u8]) -> Option<Vec<u8>> {
+    let kind = entry.get(TXN_TYPE_AT..TXN_TYPE_AT + 4)?;
+    if i32::from_be_bytes(kind.try_into().expect("4 bytes")) != fk_net::client::OpCode::Reconfig.as_i32() {
+        return None;
+    }
     match fk_net::txn::Txn::decode(entry).ok()?.body {
         fk_net::txn::TxnBody::Reconfig(set) => set.data,
         _ => None,

@@ -381,23 +381,12 @@ impl MemberThread {
         if !config.reconfig_enabled || version <= current {
             return;
         }
-        let ours = config.quorum_config_text();
-        if members_of(ours.as_bytes()) != members_of(&text) {
-            // The leader's membership came from a reconfiguration this member missed (its txn came with
-            // the synchronisation): ZooKeeper's learner activates it at UPTODATE.
-            return self.activate(text);
+        // The leader's membership came from a reconfiguration this member missed (its txn came with the
+        // synchronisation and set /zookeeper/config); our own one, versioned, was never a txn.
+        if members_of(config.quorum_config_text().as_bytes()) == members_of(&text) {
+            crate::config::set_config_node(&mut self.shared.tree.write(), &text, version);
         }
-        self.shared.membership_version.store(version, std::sync::atomic::Ordering::Relaxed);
-        self.core.adopt_config(text.clone());
-        crate::config::set_config_node(&mut self.shared.tree.write(), &text, version);
-        info!("membership version {version:#x} established");
-        let Some(static_path) = &config.source else { return };
-        let members: Vec<String> = members_of(&text).into_iter().map(str::to_owned).collect();
-        let erase = config.client_address_in_server_line();
-        match crate::config::rewrite::adopt_version(static_path, &members, version as u64, erase) {
-            Ok(dynamic) => info!("wrote {} and pointed {} at it", dynamic.display(), static_path.display()),
-            Err(e) => warn!("cannot write the configuration files for version {version:#x}: {e}"),
-        }
+        self.activate(text);
     }
 
     /// A reconfiguration committed (ZooKeeper's `processReconfig`, which does nothing without
