@@ -203,25 +203,35 @@ pub fn signal(pid: u32, name: &str) {
     assert!(status.is_ok_and(|s| s.success()), "kill -{name} {pid} failed");
 }
 
+/// This build's `ferrokeeper` (built if needed).
 pub fn server_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // Test executables live in target/<profile>/deps; the binary in target/<profile>.
-        let exe = std::env::current_exe().expect("test executable path");
-        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
-        let binary = profile_dir.join("ferrokeeper");
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let release = profile_dir.file_name().is_some_and(|n| n == "release");
-        let mut build = Command::new(cargo);
-        build.args(["build", "-p", "ferrokeeper", "--bin", "ferrokeeper"]);
-        if release {
-            build.arg("--release");
-        }
-        // Always ask cargo: it is a no-op when the binary is fresh, and rebuilds a stale one.
-        let status = build.status().expect("run cargo build");
-        assert!(status.success(), "cargo build -p ferrokeeper failed");
-        binary
-    })
+    BINARY.get_or_init(|| workspace_binary("ferrokeeper", "ferrokeeper"))
+}
+
+/// This build's `fkcli` (built if needed, as [`server_binary`]).
+pub fn fkcli_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| workspace_binary("fk-client", "fkcli"))
+}
+
+/// Binary `bin` of workspace package `package`, in this test's profile, built (or found fresh) by cargo.
+fn workspace_binary(package: &str, bin: &str) -> PathBuf {
+    // Test executables live in target/<profile>/deps; the binary in target/<profile>.
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let binary = profile_dir.join(bin);
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let release = profile_dir.file_name().is_some_and(|n| n == "release");
+    let mut build = Command::new(cargo);
+    build.args(["build", "-p", package, "--bin", bin]);
+    if release {
+        build.arg("--release");
+    }
+    // Always ask cargo: it is a no-op when the binary is fresh, and rebuilds a stale one.
+    let status = build.status().expect("run cargo build");
+    assert!(status.success(), "cargo build -p {package} --bin {bin} failed");
+    binary
 }
 
 /// What [`http_request`] got back.

@@ -303,3 +303,118 @@ async fn grow_remove_the_leader_re_role_and_shrink_as_on_zookeeper() {
          longest gap {our_gap:?}; ZooKeeper 3.8 {their_writes} writes, longest gap {their_gap:?}"
     );
 }
+
+const MEMBERSHIP_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../packaging/scripts/ferrokeeper-membership");
+
+/// A member started by `ferrokeeper-membership join`, stopped when dropped.
+struct Joined {
+    child: std::process::Child,
+    client: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Joined {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn script(args: &[&str]) -> std::process::Command {
+    let mut command = std::process::Command::new("bash");
+    command
+        .arg(MEMBERSHIP_SCRIPT)
+        .args(args)
+        .env("FERROKEEPER", fk_tests::server_binary())
+        .env("FKCLI", fk_tests::fkcli_binary());
+    command
+}
+
+/// `ferrokeeper-membership join` for member `myid` on fresh ports, through `ensemble`'s member 0.
+fn join(ensemble: &TestEnsemble, myid: u64) -> Joined {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("zoo.cfg");
+    let port = fk_tests::java::free_port;
+    let (client, quorum, election) = (port(), port(), port());
+    std::fs::write(
+        &config,
+        format!(
+            "tickTime=500\ninitLimit=10\nsyncLimit=5\ndataDir={}\n4lw.commands.whitelist=*\n\
+             admin.enableServer=false\n{RECONFIG}",
+            dir.path().join("data").display()
+        ),
+    )
+    .unwrap();
+    let log = std::fs::File::create(dir.path().join("member.log")).unwrap();
+    let child = script(&[
+        "join",
+        "--ensemble",
+        &ensemble.client_address(0).to_string(),
+        "--config",
+        &config.display().to_string(),
+        "--myid",
+        &myid.to_string(),
+        "--server",
+        &format!("127.0.0.1:{quorum}:{election}"),
+        "--client-port",
+        &client.to_string(),
+    ])
+    .stdout(log.try_clone().unwrap())
+    .stderr(log)
+    .spawn()
+    .expect("run ferrokeeper-membership join");
+    Joined { child, client: ([127, 0, 0, 1], client).into(), _dir: dir }
+}
+
+/// Member 0's `/zookeeper/config` once it lists exactly `ids` (within 60 s).
+async fn membership_becomes(ensemble: &TestEnsemble, ids: &[u64]) -> String {
+    let deadline = std::time::Instant::now() + ELECTION_TIMEOUT;
+    loop {
+        let (text, _, _) = ensemble.config_node(0).await;
+        let listed: Vec<u64> =
+            text.lines().filter_map(|l| l.strip_prefix("server.")?.split('=').next()?.parse().ok()).collect();
+        if listed == ids {
+            return text;
+        }
+        assert!(std::time::Instant::now() < deadline, "membership {listed:?}, waiting for {ids:?}:\n{text}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The operator flow as a script (packaging/scripts/ferrokeeper-membership): 3 → 5 → 3 twice under a
+/// write load, new members joining with a dynamic file written from the ensemble's own configuration and
+/// asking to be added once they follow, members asking to be removed before they stop. Nothing
+/// acknowledged is lost, and each new member serves clients in between.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_membership_script_grows_and_shrinks_an_ensemble() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let spec = EnsembleSpec::uniform(Implementation::Ferrokeeper, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG);
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
+    ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let load = zk::WriteLoad::start(ensemble.connect_string());
+    for round in 0..2u64 {
+        let (a, b) = (4 + 2 * round, 5 + 2 * round);
+        let first = join(&ensemble, a);
+        membership_becomes(&ensemble, &[1, 2, 3, a]).await;
+        let second = join(&ensemble, b);
+        membership_becomes(&ensemble, &[1, 2, 3, a, b]).await;
+        for member in [&first, &second] {
+            let c = zk::synced_client(&member.client.to_string(), Duration::from_secs(10), "/").await;
+            c.create(&format!("/through-{}", member.client.port()), b"", &zk::persistent()).await.expect("serves");
+        }
+        for (member, id) in [(second, b), (first, a)] {
+            let left =
+                script(&["leave", "--ensemble", &ensemble.client_address(0).to_string(), "--myid", &id.to_string()])
+                    .output()
+                    .expect("run ferrokeeper-membership leave");
+            assert!(left.status.success(), "{}", String::from_utf8_lossy(&left.stdout));
+            drop(member);
+        }
+        membership_becomes(&ensemble, &[1, 2, 3]).await;
+    }
+    let acked = load.finish().await;
+    assert!(acked.len() > 50, "writes were acknowledged throughout ({})", acked.len());
+    tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&acked));
+}
