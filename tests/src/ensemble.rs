@@ -681,7 +681,13 @@ impl TestEnsemble {
     fn print_logs(&self) {
         for i in 0..self.len() {
             let text = self.log_text(i);
-            let lines: Vec<&str> = text.lines().collect();
+            // The test's own polling (a `srvr` every 100 ms) would fill the tail.
+            let polling = |l: &&str| {
+                let four_letter = l.contains("ops::fourlw") || l.contains("pipeline::shard") && l.contains("4-letter");
+                let accepted = l.contains("pipeline::shard: accepted") && l.contains("port=Plain");
+                !four_letter && !accepted
+            };
+            let lines: Vec<&str> = text.lines().filter(polling).collect();
             let tail = &lines[lines.len().saturating_sub(LOG_TAIL_LINES)..];
             let m = &self.members[i];
             eprintln!(

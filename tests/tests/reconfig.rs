@@ -418,3 +418,33 @@ async fn the_membership_script_grows_and_shrinks_an_ensemble() {
     assert!(acked.len() > 50, "writes were acknowledged throughout ({})", acked.len());
     tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&acked));
 }
+
+/// `standaloneEnabled=false`: a lone member runs as an ensemble of one (it leads itself) and grows by
+/// reconfig, as ZooKeeper's documentation describes. A new member configured with the lone one and
+/// itself takes the lone member's newer configuration from its election notifications (ZooKeeper's
+/// election does the same), follows it as a non-voting follower, and is added; then a third. Writes made
+/// alone are on every member afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lone_member_grows_into_an_ensemble_without_standalone_mode() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let spec = EnsembleSpec::uniform(Implementation::Ferrokeeper, 3, 0)
+        .with_joiners(2)
+        .with_ticks(500, 10, 5)
+        .with_extra(&format!("{RECONFIG}standaloneEnabled=false\n"));
+    let Some(mut ensemble) = TestEnsemble::start_or_skip(spec) else { return };
+    ensemble.wait_for_mode(0, Some(Mode::Leader), ELECTION_TIMEOUT);
+    let c = zk::synced_client(&ensemble.client_address(0).to_string(), Duration::from_secs(10), "/").await;
+    c.create("/alone", b"", &zk::persistent()).await.expect("a lone leader serves writes");
+    for j in [1, 2] {
+        ensemble.start_joiner(j);
+        ensemble.wait_for_mode(j, Some(Mode::Follower), ELECTION_TIMEOUT);
+        let said = java::shell(ensemble.client_address(0), &format!("reconfig -add {}", ensemble.server_line(j)));
+        assert!(said.contains("Committed new configuration"), "{said}");
+    }
+    membership_becomes(&ensemble, &[1, 2, 3]).await;
+    c.create("/together", b"", &zk::persistent()).await.expect("a write of the three");
+    let written = ["/alone".to_owned(), "/together".to_owned()];
+    tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&written));
+}

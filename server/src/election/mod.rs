@@ -31,9 +31,9 @@
 //!
 //! # Deliberate differences from ZooKeeper
 //! - One configuration: `voters` is the current config's participants. A pending reconfig's next
-//!   config (counted with `getCurrentAndNextConfigVoters` and a second quorum in `getVoteTracker`) and
-//!   adopting a newer config gossiped in a notification are not modelled; the driver may look at
-//!   [`Notification::config`] and rebuild the machine with new settings.
+//!   config (counted with `getCurrentAndNextConfigVoters` and a second quorum in `getVoteTracker`) is
+//!   not modelled; adopting a newer config gossiped in a notification is the member core's
+//!   (`MemberCore::notification`: it activates the membership and starts the round again).
 //! - Majority quorums only (`QuorumMaj`): hierarchical weights and the 2-member oracle
 //!   (`QuorumOracleMaj`) are not modelled.
 //! - ZooKeeper queues notifications that arrive between the role ending and `lookForLeader` starting;

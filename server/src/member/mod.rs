@@ -307,8 +307,34 @@ impl MemberCore {
         out: &mut Vec<Effect>,
     ) {
         self.tell_election_who_is_reachable(connected);
+        if let Some(membership) = self.newer_membership(&notification.config) {
+            // ZooKeeper's election receiver: a LOOKING member shown a newer configuration takes it
+            // (processReconfig) and starts its round again under it. A member about to join an ensemble
+            // of one learns it is not a voter yet, and follows the leader it finds.
+            info!(from, version = format!("{:#x}", membership.version), "a newer membership, from an election peer");
+            self.activate(&membership);
+            out.push(Effect::Activate(notification.config));
+            let my = MyFacts { last_zxid: self.facts.last_zxid, current_epoch: self.facts.current_epoch };
+            let outputs = self.election.look(now.mono_ms, my);
+            return self.election_outputs(now, outputs, out);
+        }
         let outputs = self.election.receive(now.mono_ms, from, notification);
         self.election_outputs(now, outputs, out);
+    }
+
+    /// The membership a peer's notification carries, if this member is looking, reconfigures, and it is
+    /// newer than the one in force.
+    fn newer_membership(&self, config: &[u8]) -> Option<crate::membership::Membership> {
+        let looking = matches!(self.role, Role::Looking { ended: false });
+        if !looking || !self.settings.sequencer.prep.reconfig_enabled || config.is_empty() {
+            return None;
+        }
+        let ours = crate::zab::config_text::version_of(&self.settings.election.config).unwrap_or(0);
+        let theirs = crate::zab::config_text::version_of(config)?;
+        if theirs <= ours {
+            return None;
+        }
+        crate::membership::Membership::parse(&String::from_utf8_lossy(config)).ok()
     }
 
     /// A learner connected to our quorum port; returns the link id the driver knows it by from now on.

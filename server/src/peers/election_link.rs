@@ -347,6 +347,26 @@ impl ElectionLinks {
         self.shared.connect_one(to, None);
     }
 
+    /// Members a reconfiguration brought in, with their election addresses (`host:port`): messages to
+    /// them are queued and dialled from now on as to configured members (within the bound on peers the
+    /// configuration does not list).
+    pub fn add_members(&self, members: impl IntoIterator<Item = (i64, String)>) {
+        let shared = &self.shared;
+        let mut state = shared.state.lock();
+        for (sid, address) in members {
+            if sid == shared.my_id || shared.configured.contains_key(&sid) {
+                continue;
+            }
+            let unknown = state.outboxes.len().saturating_sub(shared.configured.len());
+            if !state.outboxes.contains_key(&sid) && unknown >= MAX_UNKNOWN_PEERS {
+                warn!(my_id = shared.my_id, sid, "member not added: {MAX_UNKNOWN_PEERS} unknown peers already");
+                continue;
+            }
+            state.learned.insert(sid, address);
+            state.outboxes.entry(sid).or_insert_with(Outbox::new);
+        }
+    }
+
     /// Dials every peer we have an outbox for (every configured member, and observers that connected)
     /// and are not connected or connecting to.
     pub fn connect_all(&self) {

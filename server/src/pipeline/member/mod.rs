@@ -92,6 +92,8 @@ pub struct MemberThread {
     inputs: Vec<SequencerInput>,
     effects: Vec<Effect>,
     read_only: ReadOnlyTimer,
+    /// The membership a reconfiguration activated (`None`: the configuration's): where members are.
+    membership: Option<crate::membership::Membership>,
 }
 
 /// Why an ensemble member does not restore from a snapshot (ZooKeeper swaps the member's database and
@@ -151,6 +153,7 @@ impl MemberThread {
             inputs: Vec::with_capacity(BATCH_MAX),
             effects: Vec::new(),
             read_only,
+            membership: None,
         }
     }
 
@@ -406,6 +409,11 @@ impl MemberThread {
         let version = membership.version;
         self.shared.membership_version.store(version, std::sync::atomic::Ordering::Relaxed);
         self.core.activate(&membership);
+        let election_addresses = membership
+            .servers()
+            .map(|s| (s.id as i64, crate::config::HostPort::new(s.host.clone(), s.election_port).to_string()));
+        self.election_links.add_members(election_addresses);
+        self.membership = Some(membership.clone());
         info!(version = format!("{version:#x}"), "membership activated:\n{}", membership.text());
         let Some(static_path) = &config.source else { return };
         let members: Vec<String> = crate::zab::config_text::members_of(&text).into_iter().map(str::to_owned).collect();
@@ -430,9 +438,11 @@ impl MemberThread {
 
     fn connect_to_leader(&mut self, link: LinkId, leader_sid: Sid) -> Result<(), String> {
         let config = &self.shared.config;
-        let leader =
-            config.peer(leader_sid as u64).ok_or_else(|| format!("leader {leader_sid} is not in the config"))?;
-        let address = format!("{}:{}", leader.host, leader.quorum_port);
+        let activated = self.membership.as_ref().and_then(|m| m.server(leader_sid as u64));
+        let leader = activated
+            .or_else(|| config.peer(leader_sid as u64))
+            .ok_or_else(|| format!("leader {leader_sid} is not in the membership"))?;
+        let address = crate::config::HostPort::new(leader.host.clone(), leader.quorum_port).to_string();
         let timeout = Duration::from_millis((config.tick_time_ms as u64 * config.init_limit.max(1) as u64).max(1000));
         let connected = connect_to_leader(&self.link_context, link, address.clone(), timeout)
             .map_err(|e| format!("cannot start the link to the leader at {address}: {e}"))?;
