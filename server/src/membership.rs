@@ -170,6 +170,40 @@ impl Membership {
     }
 }
 
+/// What a member does with a membership its quorum established without a reconfig of its own (an
+/// initial configuration the first leader versioned, ZooKeeper's ZOOKEEPER-1783, or one a
+/// synchronisation brought): nothing unless it is newer than the one in force; else it is activated, and
+/// `/zookeeper/config` is set too when it is this member's own startup membership, versioned — that one
+/// was never a txn, while another came with the reconfig txn that set the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Adoption {
+    pub set_config_node: bool,
+}
+
+/// See [`Adoption`]: `established` from the leader, `startup` the membership this member started with.
+pub fn adoption(established: &[u8], in_force_version: i64, startup: &[u8]) -> Option<Adoption> {
+    use crate::zab::config_text::{members_of, version_of};
+    let version = version_of(established)?;
+    (version > in_force_version).then(|| Adoption { set_config_node: members_of(startup) == members_of(established) })
+}
+
+/// `/zookeeper/config`'s text when it holds a membership newer than the one in force: a reconfig this
+/// member logged (and applied) but never saw activated. Should this member lead next, it establishes it.
+pub fn logged_newer(config_node: Option<&[u8]>, in_force_version: i64) -> Option<Vec<u8>> {
+    let text = config_node?;
+    let version = Membership::parse(&String::from_utf8_lossy(text)).ok()?.version;
+    (version > in_force_version).then(|| text.to_vec())
+}
+
+/// Whether `/zookeeper/config`, as a tree loaded from disk holds it, is replaced by the membership in
+/// force. Without reconfigEnabled always (ZooKeeper's ZOOKEEPER-2819: the local configuration wins over a
+/// leader's snapshot); with it only when the node is older than the membership in force (a snapshot or
+/// log from before it), so that a logged reconfig not yet activated stays visible to [`logged_newer`].
+pub fn config_node_is_stale(config_node: Option<&[u8]>, in_force_version: i64, reconfig_enabled: bool) -> bool {
+    let version = config_node.and_then(crate::zab::config_text::version_of);
+    !reconfig_enabled || version.is_none_or(|v| v < in_force_version)
+}
+
 /// One `server.N` value, as ZooKeeper's `QuorumServer(sid, value)` reads it.
 fn server(id: &str, value: &str) -> Result<ServerSpec, String> {
     let id: u64 = id.trim().parse().map_err(|_| format!("'server.{id}' has no valid server id"))?;

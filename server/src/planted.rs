@@ -15,14 +15,18 @@ pub enum PlantedBug {
     KeepTxnsOnTrunc,
     /// A learner answers its clients' syncs from its own state, without asking the leader.
     SyncAnsweredEarly,
+    /// A leader counts a txn proposed during a reconfiguration (the reconfig itself included) committed
+    /// on a quorum of the new configuration alone, and activates it so.
+    NewQuorumOnly,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 4] = [
+    pub const ALL: [PlantedBug; 5] = [
         PlantedBug::AckBeforeFsync,
         PlantedBug::CommitOnMinority,
         PlantedBug::KeepTxnsOnTrunc,
         PlantedBug::SyncAnsweredEarly,
+        PlantedBug::NewQuorumOnly,
     ];
 }
 

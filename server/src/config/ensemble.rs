@@ -318,20 +318,17 @@ impl Config {
         self.tick_time_ms as u64 * self.sync_limit.max(0) as u64
     }
 
-    /// The membership as ZooKeeper 3.8's `QuorumMaj.toString()` writes it for this zoo.cfg — what a Java
-    /// member puts in its election notifications and NEWLEADER: one
-    /// `server.N=host:quorumPort:electionPort:role[;clientHost:clientPort]` line per member in Java's
-    /// hash-table order, hosts as Java prints them, then `version=<hex>` without a newline. A client
-    /// address appears only where a server line gives one (one taken from clientPort is not printed).
     /// Writes the membership into `/zookeeper/config` as ZooKeeper's `ZKDatabase.initConfigInZKDatabase`
-    /// does whenever a member's database is (re)loaded: the text of [`Self::quorum_config_text`], data
-    /// version -1, mzxid the configuration's version, mtime now. A standalone server has no membership
-    /// and leaves the node empty, as ZooKeeper's does. (The node is outside the tree's digest.)
+    /// does whenever a member's database is (re)loaded, where the disk's is stale
+    /// ([`refresh_config_node`]): the text of [`Self::quorum_config_text`], data version -1, mzxid the
+    /// configuration's version, mtime now. A standalone server has no membership and leaves the node
+    /// empty, as ZooKeeper's does. (The node is outside the tree's digest.)
     pub fn write_config_node(&self, tree: &mut fk_engine::tree::DataTree) {
         if self.is_standalone() {
             return;
         }
-        set_config_node(tree, self.quorum_config_text().as_bytes(), self.config_version as i64);
+        let text = self.quorum_config_text();
+        refresh_config_node(tree, text.as_bytes(), self.config_version as i64, self.reconfig_enabled);
     }
 
     /// Whether this member's server line gives its client address (ZooKeeper then keeps `clientPort` and
@@ -340,6 +337,11 @@ impl Config {
         self.me().is_some_and(|me| me.client_addr.is_some())
     }
 
+    /// The membership as ZooKeeper 3.8's `QuorumMaj.toString()` writes it for this zoo.cfg — what a Java
+    /// member puts in its election notifications and NEWLEADER: one
+    /// `server.N=host:quorumPort:electionPort:role[;clientHost:clientPort]` line per member in Java's
+    /// hash-table order, hosts as Java prints them, then `version=<hex>` without a newline. A client
+    /// address appears only where a server line gives one (one taken from clientPort is not printed).
     pub fn quorum_config_text(&self) -> String {
         let mut text = String::new();
         for id in &self.member_order {
@@ -403,6 +405,15 @@ pub fn set_config_node(tree: &mut fk_engine::tree::DataTree, text: &[u8], versio
     let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     tree.set_data(fk_engine::tree::CONFIG_PATH, Some(text), -1, version, now_ms)
         .expect("every tree has /zookeeper/config");
+}
+
+/// `/zookeeper/config` of a tree loaded from disk, set to the membership in force (`text` at `version`)
+/// where [`crate::membership::config_node_is_stale`] says the disk's is stale.
+pub fn refresh_config_node(tree: &mut fk_engine::tree::DataTree, text: &[u8], version: i64, reconfig_enabled: bool) {
+    let node = tree.get(fk_engine::tree::CONFIG_PATH).and_then(|n| n.data.as_deref());
+    if crate::membership::config_node_is_stale(node, version, reconfig_enabled) {
+        set_config_node(tree, text, version);
+    }
 }
 
 #[cfg(test)]

@@ -22,7 +22,7 @@ pub mod security;
 pub mod tls;
 mod unprovided;
 
-pub use ensemble::{same_host, server_spec, server_text, set_config_node};
+pub use ensemble::{refresh_config_node, same_host, server_spec, server_text, set_config_node};
 pub use members::HostPort;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -30,6 +30,10 @@ pub struct Leading {
     next_tick_ms: u64,
     /// The commit point, gathered over a batch of inputs ([`Leading::flush`]).
     commit_to: Option<i64>,
+    /// An epoch established by an input that brings no tree (a lone voter is its own quorum at once,
+    /// and a learner may link before the first tick): the sequencer starts with the next input that
+    /// brings one, a tick at the latest.
+    established_without_tree: Option<i64>,
 }
 
 impl Leading {
@@ -65,6 +69,7 @@ impl Leading {
             tick_every_ms: (settings.limits.tick_ms / 2).max(1),
             next_tick_ms: now_ms,
             commit_to: None,
+            established_without_tree: None,
         }
     }
 
@@ -194,6 +199,11 @@ impl Leading {
         state: Option<(Now, &DataTree)>,
         input: LeaderInput,
     ) -> Result<(), String> {
+        if state.is_some()
+            && let Some(epoch) = self.established_without_tree.take()
+        {
+            self.carry_out(cx, state, LeaderOutput::Established { epoch })?;
+        }
         for output in self.leader.step(now_ms, input) {
             self.carry_out(cx, state, output)?;
         }
@@ -218,7 +228,10 @@ impl Leading {
             LeaderOutput::PersistCurrentEpoch(epoch) => cx.out.push(Effect::PersistCurrentEpoch(epoch)),
             LeaderOutput::ConfigVersioned(config) => cx.out.push(Effect::AdoptConfig(config)),
             LeaderOutput::Established { epoch } => {
-                let (now, tree) = state.expect("establishment follows a learner's packet or a tick");
+                let Some((now, tree)) = state else {
+                    self.established_without_tree = Some(epoch);
+                    return Ok(());
+                };
                 let mut sequencing = Sequencing::new(Sequencer::new(cx.settings.sequencer, tree, now), tree);
                 sequencing.core.start_epoch(epoch);
                 let membership = Membership::parse(&String::from_utf8_lossy(self.leader.config()))

@@ -34,9 +34,16 @@ struct Args {
     #[arg(long, value_parser = FaultMix::parse)]
     faults: Option<FaultMix>,
     /// Run with a deliberate bug (the checkers' own tests): ack-before-fsync, commit-on-minority,
-    /// keep-txns-on-trunc, sync-answered-early.
+    /// keep-txns-on-trunc, sync-answered-early, new-quorum-only.
     #[arg(long, value_parser = parse_planted)]
     planted: Option<PlantedBug>,
+    /// reconfigEnabled, and an operator reconfiguring the ensemble (add, remove, re-role, new members)
+    /// during the fault phase.
+    #[arg(long)]
+    reconfig: bool,
+    /// Members outside the initial membership, for reconfigurations to add.
+    #[arg(long, default_value_t = 2)]
+    spares: usize,
     /// Print each seed's line.
     #[arg(long)]
     verbose: bool,
@@ -57,6 +64,8 @@ struct Totals {
     syncs_checked: u64,
     watch_events_checked: u64,
     elections: u64,
+    reconfigs: BTreeMap<String, u64>,
+    activations: u64,
     events: u64,
     virtual_ms: u64,
 }
@@ -68,6 +77,10 @@ impl Totals {
             *self.faults.entry(*kind).or_default() += n;
         }
         self.elections += report.elections_won;
+        for (outcome, n) in &report.reconfigs {
+            *self.reconfigs.entry(outcome.clone()).or_default() += n;
+        }
+        self.activations += report.activations as u64;
         self.events += report.events;
         self.virtual_ms += report.virtual_ms;
         match &report.result {
@@ -100,6 +113,8 @@ fn main() -> ExitCode {
         clients: args.clients,
         faults: args.faults.clone(),
         planted: args.planted,
+        reconfig: args.reconfig,
+        spares: if args.reconfig { args.spares } else { 0 },
         ..Options::default()
     };
     let bar = ProgressBar::new(args.seeds);
@@ -138,6 +153,12 @@ fn print_summary(t: &Totals, seconds: f64) {
     println!("reads checked          {}", t.reads_checked);
     println!("syncs checked          {}", t.syncs_checked);
     println!("watch events checked   {}", t.watch_events_checked);
+    if !t.reconfigs.is_empty() {
+        println!("memberships activated  {} (over every member)", t.activations);
+    }
+    for (outcome, n) in &t.reconfigs {
+        println!("reconfig {outcome:<18} {n}");
+    }
     for (kind, n) in &t.faults {
         println!("fault {:<16} {n}", kind.name());
     }

@@ -16,11 +16,14 @@ use std::sync::Arc;
 use ferrokeeper::apply::ApplyCore;
 use ferrokeeper::apply::replies::ShardReply;
 use ferrokeeper::auth::AuthIds;
+use ferrokeeper::config::refresh_config_node;
 use ferrokeeper::member::{DiskFacts, Effect, MemberCore, MemberSettings};
+use ferrokeeper::membership::{Membership, adoption, logged_newer};
 use ferrokeeper::planted::{self, PlantedBug};
 use ferrokeeper::read::Reader;
 use ferrokeeper::sequencer::{Notice, Now, Origin, Sequenced, SequencerInput, WriteRequest};
 use ferrokeeper::watch::{WatchKind, WatchTable};
+use ferrokeeper::zab::config_text::version_of;
 use ferrokeeper::zab::{LinkId, Sid, epoch_of};
 use fk_engine::tree::{DataTree, HashSeed, TreeOptions};
 use fk_net::client::{ConnectRequest, ErrorCode, ReplyHeader, Request, Response};
@@ -135,6 +138,9 @@ pub struct Disk {
     pub current_epoch: Option<i64>,
     /// ZooKeeper's `updatingEpoch` mark.
     pub updating_epoch: bool,
+    /// The newest membership activated (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it), written
+    /// durably at activation; `None`: the one the member was configured with.
+    pub membership: Option<String>,
 }
 
 impl Disk {
@@ -201,12 +207,18 @@ struct Live {
     watches: WatchTable,
     serving: bool,
     effects: Vec<Effect>,
+    /// The membership in force.
+    in_force: Membership,
 }
 
 pub struct SimMember {
     pub index: usize,
     pub sid: Sid,
     settings: MemberSettings,
+    /// reconfigEnabled.
+    reconfig: bool,
+    /// Every membership this member activated, in order (version, text): the configuration checker's.
+    pub activations: Vec<(i64, String)>,
     tree_seed: HashSeed,
     pub disk: Disk,
     live: Option<Live>,
@@ -218,23 +230,30 @@ pub struct SimMember {
     pub connected: Vec<Sid>,
 }
 
-fn rebuild(disk: &Disk, seed: HashSeed) -> DataTree {
+/// The tree as recovery loads it from the disk; with reconfigEnabled, `/zookeeper/config` as the
+/// production member leaves it ([`refresh_config_node`]).
+fn rebuild(disk: &Disk, seed: HashSeed, in_force: Option<&Membership>) -> DataTree {
     let mut tree = DataTree::new(TreeOptions { extended_types: true, hash_seed: seed });
     let mut triggers = Vec::new();
     for txn in disk.history() {
         fk_engine::txn::apply(&mut tree, &txn, &mut triggers);
         triggers.clear();
     }
+    if let Some(membership) = in_force {
+        refresh_config_node(&mut tree, membership.text().as_bytes(), membership.version, true);
+    }
     tree
 }
 
 impl SimMember {
-    pub fn new(index: usize, settings: MemberSettings, rng: &mut Rng) -> SimMember {
+    pub fn new(index: usize, settings: MemberSettings, reconfig: bool, rng: &mut Rng) -> SimMember {
         let tree_seed = HashSeed([rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()]);
         SimMember {
             index,
             sid: settings.election.my_id,
             settings,
+            reconfig,
+            activations: Vec::new(),
             tree_seed,
             disk: Disk::default(),
             live: None,
@@ -265,13 +284,32 @@ impl SimMember {
         self.live.as_ref().and_then(|l| l.core.next_deadline_ms())
     }
 
-    /// Starts the process: recovery from the disk, then an election.
+    /// The membership `/zookeeper/config` holds here, if the member is up and it holds one.
+    pub fn config_node(&self) -> Option<Membership> {
+        let node = self.live.as_ref()?.tree.get(fk_engine::tree::CONFIG_PATH)?;
+        Membership::parse(&String::from_utf8_lossy(node.data.as_deref()?)).ok()
+    }
+
+    /// The membership in force here (while up).
+    pub fn in_force(&self) -> Option<&Membership> {
+        self.live.as_ref().map(|l| &l.in_force)
+    }
+
+    /// Starts the process: recovery from the disk (the membership included: the newest dynamic file,
+    /// else the configured one), then an election.
     pub fn start(&mut self, cx: &mut Ctx<'_>) {
         assert!(self.live.is_none(), "member {} started twice", self.sid);
-        let tree = rebuild(&self.disk, self.tree_seed);
+        let configured = String::from_utf8_lossy(&self.settings.election.config).into_owned();
+        let text = self.disk.membership.as_deref().unwrap_or(&configured);
+        let in_force = Membership::parse(text).expect("the simulator's memberships read back");
+        let tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&in_force));
         let last_zxid = tree.last_processed_zxid();
-        let core = MemberCore::new(self.settings.clone(), &self.disk.replayed());
+        let mut core = MemberCore::new(self.settings.clone(), &self.disk.replayed());
+        if self.disk.membership.is_some() {
+            core.activate(&in_force);
+        }
         self.live = Some(Live {
+            in_force,
             core,
             apply: ApplyCore::new(1, last_zxid),
             tree,
@@ -326,6 +364,10 @@ impl SimMember {
     fn look(&mut self, cx: &mut Ctx<'_>) {
         let Some(facts) = self.facts() else { return };
         let live = self.live.as_mut().expect("facts came from it");
+        if self.reconfig {
+            let node = live.tree.get(fk_engine::tree::CONFIG_PATH).and_then(|n| n.data.as_deref());
+            live.core.note_logged_config(logged_newer(node, live.in_force.version));
+        }
         live.core.look(cx.now, facts, &self.connected, &mut live.effects);
     }
 
@@ -404,7 +446,11 @@ impl SimMember {
                 };
                 live.touched.insert(session_id);
                 match request {
-                    Request::Write(_) | Request::Multi(_) | Request::Sync(_) | Request::CloseSession => {
+                    Request::Write(_)
+                    | Request::Multi(_)
+                    | Request::Sync(_)
+                    | Request::CloseSession
+                    | Request::Reconfig(_) => {
                         live.inputs.push(SequencerInput::Write(WriteRequest {
                             origin: origin(conn),
                             session_id,
@@ -579,15 +625,20 @@ impl SimMember {
             }
             Effect::Routes(routes) => live.apply.add_routes(routes),
             // Counted for operators; nothing to simulate.
-            // The simulator's members run with reconfigEnabled off: the membership is never versioned.
-            Effect::WakeApplier | Effect::Tally(_) | Effect::AdoptConfig(_) => {}
-            // As the driver does (without its files): the membership is the one in force.
-            Effect::Activate(text) => {
-                let text = String::from_utf8_lossy(&text);
-                let membership = ferrokeeper::membership::Membership::parse(&text)
-                    .unwrap_or_else(|e| panic!("a reconfiguration's membership is unreadable: {e}: {text}"));
-                live.core.activate(&membership);
+            Effect::WakeApplier | Effect::Tally(_) => {}
+            // As the driver does: nothing without reconfigEnabled.
+            Effect::AdoptConfig(_) | Effect::Activate(_) if !self.reconfig => {}
+            Effect::AdoptConfig(text) => {
+                let startup = &self.settings.election.config;
+                if let Some(adoption) = adoption(&text, live.in_force.version, startup) {
+                    if adoption.set_config_node {
+                        let version = version_of(&text).expect("adoption read it");
+                        ferrokeeper::config::set_config_node(&mut live.tree, &text, version);
+                    }
+                    self.activate(&text);
+                }
             }
+            Effect::Activate(text) => self.activate(&text),
             Effect::CommitThrough(zxid) => live.apply.commit_through(zxid),
             Effect::Notice(notice) => notice_to_client(cx, live, notice),
             Effect::Status { state: _, serving } => live.serving = serving,
@@ -599,6 +650,19 @@ impl SimMember {
             | Effect::MarkEpochUpdate
             | Effect::RoleEnded(_) => unreachable!("handled above"),
         }
+    }
+
+    /// A membership activated, as the driver does it (the election's links need no addresses here): in
+    /// force, and on disk.
+    fn activate(&mut self, text: &[u8]) {
+        let text = String::from_utf8_lossy(text).into_owned();
+        let membership = Membership::parse(&text)
+            .unwrap_or_else(|e| panic!("member {}: an activated membership is unreadable: {e}: {text}", self.sid));
+        let live = self.live.as_mut().expect("up");
+        live.core.activate(&membership);
+        live.in_force = membership.clone();
+        self.activations.push((membership.version, membership.text()));
+        self.disk.membership = Some(text);
     }
 
     /// TRUNC: the log (and a newer snapshot) cut after `zxid`, the tree rebuilt from the disk.
@@ -639,8 +703,8 @@ impl SimMember {
 
     /// The tree rebuilt from the disk, as recovery builds it.
     fn reload(&mut self) {
-        let tree = rebuild(&self.disk, self.tree_seed);
-        self.live.as_mut().expect("up").tree = tree;
+        let live = self.live.as_mut().expect("up");
+        live.tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&live.in_force));
     }
 
     /// The role ended: clients are closed, the pipeline settles, the core looks again.

@@ -1,3 +1,4 @@
+pub mod admin;
 pub mod client;
 pub mod faults;
 pub mod history;

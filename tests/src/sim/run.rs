@@ -1,14 +1,16 @@
 //! One seed, end to end: the run, then every checker. What a soak and `cargo test` call.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use ferrokeeper::membership::Membership;
 use ferrokeeper::planted::PlantedBug;
 use ferrokeeper::zab::Entry;
-use fk_net::txn::Txn;
+use ferrokeeper::zab::config_text::members_of;
+use fk_net::txn::{Txn, TxnBody};
 
 use super::faults::{FaultKind, FaultMix};
 use super::linearizability::{self, Summary};
-use super::world::{Options, World};
+use super::world::{Options, World, initial_membership};
 
 /// How long a healed run may take to converge after its planned end.
 const SETTLE_MS: u64 = 30_000;
@@ -26,6 +28,10 @@ pub struct SeedReport {
     /// Each member's tree at the end (digest, last zxid): with `events`, what a replay must repeat.
     pub trees: Vec<Option<(u64, i64)>>,
     pub ops: usize,
+    /// The operator's reconfigurations, by answer (reconfiguring runs).
+    pub reconfigs: BTreeMap<String, u64>,
+    /// Memberships activated, over every member.
+    pub activations: usize,
     pub result: Result<Summary, String>,
 }
 
@@ -44,6 +50,8 @@ pub fn run_seed(seed: u64, options: &Options) -> SeedReport {
         virtual_ms: world.now(),
         trees: world.members.iter().map(|m| m.tree_summary()).collect(),
         ops: world.history.ops().len(),
+        reconfigs: world.reconfig_outcomes().clone(),
+        activations: world.members.iter().map(|m| m.activations.len()).sum(),
         result,
     }
 }
@@ -58,7 +66,47 @@ fn check(world: &World) -> Result<Summary, String> {
     let leader = leader.ok_or("no leader at the end")?;
     let applied = leader.tree_summary().map_or(0, |(_, zxid)| zxid);
     let log: Vec<Txn> = leader.disk.history().into_iter().filter(|t| t.header.zxid <= applied).collect();
+    configurations_linear(world, &log)?;
     linearizability::check(&world.history, &log).map_err(|v| format!("{v}"))
+}
+
+/// The configuration history is one line: every membership a member activated is either the initial
+/// one, versioned by an epoch's start (ZooKeeper's ZOOKEEPER-1783), or a committed reconfig's, at its
+/// zxid with its text; each member activated them in increasing order; every member ends on the same.
+fn configurations_linear(world: &World, log: &[Txn]) -> Result<(), String> {
+    let normal = |text: &str| Membership::parse(text).map(|m| m.text()).unwrap_or_else(|e| format!("unreadable: {e}"));
+    let committed: BTreeMap<i64, String> = log
+        .iter()
+        .filter_map(|t| match &t.body {
+            TxnBody::Reconfig(r) => Some((t.header.zxid, normal(&String::from_utf8_lossy(r.data.as_deref()?)))),
+            _ => None,
+        })
+        .collect();
+    let initial = initial_membership(world.options()).text();
+    for member in &world.members {
+        let mut last = i64::MIN;
+        for (version, text) in &member.activations {
+            if *version < last {
+                return Err(format!("member {} activated version {version:#x} after {last:#x}", member.sid));
+            }
+            last = *version;
+            let made = match committed.get(version) {
+                Some(reconfig) => reconfig == text,
+                None => version & 0xffff_ffff == 0 && members_of(initial.as_bytes()) == members_of(text.as_bytes()),
+            };
+            if !made {
+                return Err(format!(
+                    "member {} activated a membership no committed reconfig made (version {version:#x}):\n{text}",
+                    member.sid
+                ));
+            }
+        }
+    }
+    let ends: BTreeSet<Option<String>> = world.members.iter().map(|m| m.in_force().map(|m| m.text())).collect();
+    if ends.len() > 1 {
+        return Err(format!("the members end on different memberships: {ends:?}"));
+    }
+    Ok(())
 }
 
 /// Every zxid two members both hold is the same txn, and each member's history is in zxid order.
@@ -91,8 +139,9 @@ fn logs_agree(histories: &[(i64, Vec<Txn>)]) -> Result<(), String> {
 pub fn replay_command(seed: u64, options: &Options) -> String {
     let faults = options.faults.as_ref().map_or(String::new(), |mix| format!(" --faults {mix}"));
     let planted = options.planted.map_or(String::new(), |bug| format!(" --planted {}", planted_name(bug)));
+    let reconfig = if options.reconfig { format!(" --reconfig --spares {}", options.spares) } else { String::new() };
     format!(
-        "cargo run --release -p fk-tests --bin sim -- --start {seed} --seeds 1 --voters {} --observers {} --clients {}{faults}{planted}",
+        "cargo run --release -p fk-tests --bin sim -- --start {seed} --seeds 1 --voters {} --observers {} --clients {}{faults}{planted}{reconfig}",
         options.voters, options.observers, options.clients
     )
 }
@@ -103,6 +152,7 @@ pub fn planted_name(bug: PlantedBug) -> &'static str {
         PlantedBug::CommitOnMinority => "commit-on-minority",
         PlantedBug::KeepTxnsOnTrunc => "keep-txns-on-trunc",
         PlantedBug::SyncAnsweredEarly => "sync-answered-early",
+        PlantedBug::NewQuorumOnly => "new-quorum-only",
     }
 }
 

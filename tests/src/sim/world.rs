@@ -13,14 +13,17 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use ferrokeeper::config::PeerRole;
 use ferrokeeper::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 use ferrokeeper::member::MemberSettings;
+use ferrokeeper::membership::Membership;
 use ferrokeeper::planted::PlantedBug;
 use ferrokeeper::prep::PrepSettings;
 use ferrokeeper::sequencer::{Now, SequencerSettings};
 use ferrokeeper::zab::{Limits, LinkId, Sid};
 use fk_net::quorum::ServerState;
 
+use super::admin::{AdminOut, Reconfigurer, server_value};
 use super::client::{ClientOut, SimClient};
 use super::faults::{Fault, FaultKind, FaultMix};
 use super::history::History;
@@ -51,11 +54,26 @@ pub struct Options {
     pub faults: Option<FaultMix>,
     /// A deliberate bug to run with (the checkers' own tests).
     pub planted: Option<PlantedBug>,
+    /// reconfigEnabled, and an operator that reconfigures the ensemble during the fault phase.
+    pub reconfig: bool,
+    /// Members outside the initial membership (each starts as a joiner does: the membership plus
+    /// itself), for reconfigurations to add.
+    pub spares: usize,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { voters: 3, observers: 0, clients: 5, fault_ms: 8_000, heal_ms: 8_000, faults: None, planted: None }
+        Options {
+            voters: 3,
+            observers: 0,
+            clients: 5,
+            fault_ms: 8_000,
+            heal_ms: 8_000,
+            faults: None,
+            planted: None,
+            reconfig: false,
+            spares: 0,
+        }
     }
 }
 
@@ -64,6 +82,8 @@ impl Default for Options {
 enum Node {
     Member(usize),
     Client(usize),
+    /// The operator's connection.
+    Admin,
 }
 
 #[derive(Debug)]
@@ -80,8 +100,9 @@ enum Event {
         conn: ConnId,
         msg: FromClient,
     },
+    /// To a client or the operator.
     ToClient {
-        client: usize,
+        to: Node,
         conn: ConnId,
         msg: ToClient,
     },
@@ -102,6 +123,8 @@ enum Event {
     },
     /// Clients stop making requests: the quiet end of the run.
     StopClients,
+    /// The operator's turn: a reconfiguration, or giving up on one.
+    Reconfigure,
     Fault(Fault),
     /// A crashed member comes back.
     Restart {
@@ -140,8 +163,9 @@ pub struct World {
     broken: BTreeSet<(usize, u64, LinkId)>,
     /// Which member leads each established epoch.
     pub leaders: BTreeMap<i64, Sid>,
-    /// Where each client connection ends on the member side.
-    conn_member: BTreeMap<ConnId, (usize, usize)>,
+    /// Each client connection's two ends: the client (or operator) and the member.
+    conn_member: BTreeMap<ConnId, (Node, usize)>,
+    admin: Reconfigurer,
     next_conn: ConnId,
     mix: FaultMix,
     slow_fsync_until: u64,
@@ -158,14 +182,38 @@ pub struct World {
     options: Options,
 }
 
-fn member_settings(index: usize, options: &Options) -> MemberSettings {
-    let all = options.voters + options.observers;
+/// The membership a run starts with: its voters, then its observers, unversioned.
+pub fn initial_membership(options: &Options) -> Membership {
+    let sids = 1..=(options.voters + options.observers) as u64;
+    let text: String = sids
+        .map(|sid| {
+            let role = if sid as usize > options.voters { PeerRole::Observer } else { PeerRole::Participant };
+            format!("server.{sid}={}\n", server_value(sid, role))
+        })
+        .collect();
+    Membership::parse(&format!("{text}version=0")).expect("the simulator writes memberships it can read")
+}
+
+/// The membership member `sid` starts with: the initial one, plus itself as a participant for a spare
+/// (as a Kubernetes operator's new pod starts: the members it found, and itself).
+fn startup_membership(sid: u64, options: &Options) -> Membership {
+    let initial = initial_membership(options);
+    if initial.server(sid).is_some() {
+        return initial;
+    }
+    let text = initial
+        .text()
+        .replace("version=0", &format!("server.{sid}={}\nversion=0", server_value(sid, PeerRole::Participant)));
+    Membership::parse(&text).expect("the simulator writes memberships it can read")
+}
+
+fn member_settings(index: usize, options: &Options, standalone_enabled: bool) -> MemberSettings {
+    let all = options.voters + options.observers + options.spares;
     let my_id = index as Sid + 1;
-    let voters: BTreeSet<Sid> = (1..=options.voters as Sid).collect();
-    MemberSettings {
+    let mut settings = MemberSettings {
         election: ElectionSettings {
             my_id,
-            voters,
+            voters: (1..=options.voters as Sid).collect(),
             observer: index >= options.voters,
             finalize_wait_ms: FINALIZE_WAIT_MS,
             max_notification_interval_ms: MAX_NOTIFICATION_INTERVAL_MS,
@@ -174,7 +222,14 @@ fn member_settings(index: usize, options: &Options) -> MemberSettings {
         peers: (1..=all as Sid).filter(|&id| id != my_id).collect(),
         limits: Limits { tick_ms: TICK_MS, init_limit_ticks: INIT_LIMIT, sync_limit_ticks: SYNC_LIMIT },
         sequencer: SequencerSettings {
-            prep: PrepSettings { extended_types: true, ..PrepSettings::default() },
+            prep: PrepSettings {
+                extended_types: true,
+                // The operator may write /zookeeper/config (ZooKeeper's skipACL; the clients' nodes are
+                // open to all anyway).
+                skip_acl: options.reconfig,
+                reconfig_enabled: options.reconfig,
+                ..PrepSettings::default()
+            },
             server_id: my_id as u8,
             tick_ms: TICK_MS,
             min_session_timeout_ms: (2 * TICK_MS) as u32,
@@ -182,16 +237,33 @@ fn member_settings(index: usize, options: &Options) -> MemberSettings {
             container_check_interval_ms: 60_000,
             container_max_per_minute: 10_000,
         },
-        standalone_enabled: true,
+        standalone_enabled,
+    };
+    if options.reconfig {
+        // A joiner's startup membership names it; the election counts what its membership says.
+        let membership = startup_membership(my_id as u64, options);
+        let election = &mut settings.election;
+        election.voters = membership.voters();
+        election.observer = membership.server(my_id as u64).is_some_and(|s| s.role == PeerRole::Observer);
+        election.config = membership.text().into_bytes();
+        settings.peers = membership.servers().map(|s| s.id as Sid).filter(|&id| id != my_id).collect();
     }
+    settings
 }
 
 impl World {
     pub fn new(seed: u64, options: Options) -> World {
         let mut rng = Rng::new(seed);
         let mix = options.faults.clone().unwrap_or_else(|| FaultMix::drawn(&mut rng));
-        let all = options.voters + options.observers;
-        let members = (0..all).map(|i| SimMember::new(i, member_settings(i, &options), &mut rng)).collect();
+        let all = options.voters + options.observers + options.spares;
+        // A reconfiguring run draws standaloneEnabled: with it off an ensemble may shrink to one voter.
+        let standalone_enabled = !options.reconfig || rng.chance(0.5);
+        let members = (0..all)
+            .map(|i| {
+                let settings = member_settings(i, &options, standalone_enabled);
+                SimMember::new(i, settings, options.reconfig, &mut rng)
+            })
+            .collect();
         let clients = (0..options.clients).map(SimClient::new).collect();
         let end_at = options.fault_ms + options.heal_ms;
         let mut world = World {
@@ -210,6 +282,7 @@ impl World {
             broken: BTreeSet::new(),
             leaders: BTreeMap::new(),
             conn_member: BTreeMap::new(),
+            admin: Reconfigurer::default(),
             next_conn: 0,
             mix,
             slow_fsync_until: 0,
@@ -222,9 +295,15 @@ impl World {
             failures: Vec::new(),
             options,
         };
+        let founders = world.options.voters + world.options.observers;
         for member in 0..all {
-            let at = world.rng.below(50);
+            // Spares come later, as an operator's new pods do.
+            let at = if member < founders { world.rng.below(50) } else { world.rng.between(1_000, 4_000) };
             world.schedule(at, Event::Restart { member });
+        }
+        if world.options.reconfig {
+            let at = world.rng.between(1_500, 2_500);
+            world.schedule(at, Event::Reconfigure);
         }
         for client in 0..world.clients.len() {
             let at = 300 + world.rng.below(300);
@@ -237,6 +316,10 @@ impl World {
         let quiet_at = heal_at + world.options.heal_ms / 2;
         world.schedule(quiet_at, Event::StopClients);
         world
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.options
     }
 
     pub fn mix(&self) -> &FaultMix {
@@ -321,13 +404,18 @@ impl World {
                 }
                 self.with_member(member, |m, cx| m.on_client(cx, conn, msg));
             }
-            Event::ToClient { client, conn, msg } => {
+            Event::ToClient { to: Node::Client(client), conn, msg } => {
                 let (now, mut rng) = (self.now, self.rng.fork());
                 match self.clients[client].receive(now, &mut rng, conn, msg, &mut self.history) {
                     Ok(out) => self.client_outs(client, out),
                     Err(e) => self.failures.push(e),
                 }
                 self.wake_client_soon(client);
+            }
+            Event::ToClient { to, conn, msg } => {
+                assert_eq!(to, Node::Admin, "members are not sent client messages");
+                let out = self.admin.receive(self.now, conn, msg);
+                self.admin_outs(out);
             }
             Event::Fsync { member, incarnation, generation, count } => {
                 if self.members[member].incarnation == incarnation {
@@ -346,6 +434,7 @@ impl World {
                 }
             }
             Event::StopClients => self.stop_clients(),
+            Event::Reconfigure => self.reconfigure(),
             Event::Fault(fault) => self.fault(fault),
             Event::Restart { member } => {
                 if !self.members[member].is_up() {
@@ -448,12 +537,12 @@ impl World {
                 self.schedule(delay, Event::Peer { from, to, incarnation, msg });
             }
             Out::Client { conn, msg } => {
-                let Some(&(client, _)) = self.conn_member.get(&conn) else { return };
+                let Some(&(to, _)) = self.conn_member.get(&conn) else { return };
                 if matches!(msg, ToClient::Closed | ToClient::Expired) {
                     self.conn_member.remove(&conn);
                 }
-                let delay = self.delivery_delay(Node::Member(from), Node::Client(client));
-                self.schedule(delay, Event::ToClient { client, conn, msg });
+                let delay = self.delivery_delay(Node::Member(from), to);
+                self.schedule(delay, Event::ToClient { to, conn, msg });
             }
             Out::Fsync { generation } => {
                 let slow = self.now < self.slow_fsync_until;
@@ -475,9 +564,46 @@ impl World {
     }
 
     fn refuse_client(&mut self, conn: ConnId) {
-        let Some((client, member)) = self.conn_member.remove(&conn) else { return };
-        let delay = self.delivery_delay(Node::Member(member), Node::Client(client));
-        self.schedule(delay, Event::ToClient { client, conn, msg: ToClient::Closed });
+        let Some((to, member)) = self.conn_member.remove(&conn) else { return };
+        let delay = self.delivery_delay(Node::Member(member), to);
+        self.schedule(delay, Event::ToClient { to, conn, msg: ToClient::Closed });
+    }
+
+    /// The operator's turn, through a member drawn at random (as a client picks one), reading that
+    /// member's `/zookeeper/config`; again a while later, until the fault phase ends.
+    fn reconfigure(&mut self) {
+        if self.healed {
+            return;
+        }
+        let member = self.rng.below(self.members.len() as u64) as usize;
+        let membership = self.members[member].config_node();
+        let leader = self.leaders.last_key_value().map(|(_, &sid)| sid as u64);
+        let slots = self.members.len() as u64;
+        let (now, mut rng) = (self.now, self.rng.fork());
+        let out = self.admin.act(now, &mut rng, member, membership, slots, leader, &mut self.next_conn);
+        self.admin_outs(out);
+        let next = self.rng.between(300, 2_500);
+        self.schedule(next, Event::Reconfigure);
+    }
+
+    fn admin_outs(&mut self, outs: Vec<AdminOut>) {
+        for out in outs {
+            let (member, conn, msg) = match out {
+                AdminOut::Connect { member, conn, request } => {
+                    self.conn_member.insert(conn, (Node::Admin, member));
+                    (member, conn, FromClient::Connect(request))
+                }
+                AdminOut::Send { member, conn, msg } => (member, conn, msg),
+            };
+            let delay = self.delivery_delay(Node::Admin, Node::Member(member));
+            let incarnation = self.members[member].incarnation;
+            self.schedule(delay, Event::FromClient { member, incarnation, conn, msg });
+        }
+    }
+
+    /// The operator's answers so far, by code.
+    pub fn reconfig_outcomes(&self) -> &BTreeMap<String, u64> {
+        &self.admin.outcomes
     }
 
     fn client_wake(&mut self, client: usize) {
@@ -508,7 +634,7 @@ impl World {
         for out in outs {
             let (member, conn, msg) = match out {
                 ClientOut::Connect { member, conn, request } => {
-                    self.conn_member.insert(conn, (client, member));
+                    self.conn_member.insert(conn, (Node::Client(client), member));
                     (member, conn, FromClient::Connect(request))
                 }
                 ClientOut::Send { member, conn, msg } => (member, conn, msg),

@@ -372,21 +372,19 @@ impl MemberThread {
     }
 
     /// A membership the quorum established, versioned (ZooKeeper's ZOOKEEPER-1783 with
-    /// `reconfigEnabled`): if it is this member's own membership with a newer version, it becomes the
-    /// one in force — in `/zookeeper/config` (as ZooKeeper's processReconfig leaves it), in what this
-    /// member sends its peers, and on disk (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it), so a
-    /// restart keeps it. Another membership is a reconfiguration this member missed: it is activated.
+    /// `reconfigEnabled`): adopted as [`crate::membership::Adoption`] says — in `/zookeeper/config` where
+    /// it was never a txn, in what this member sends its peers, and on disk (`zoo.cfg.dynamic.<version>`,
+    /// zoo.cfg pointing at it), so a restart keeps it.
     fn adopt_config(&mut self, text: Vec<u8>) {
-        use crate::zab::config_text::{members_of, version_of};
         let config = &self.shared.config;
-        let Some(version) = version_of(&text) else { return };
         let current = self.shared.membership_version.load(std::sync::atomic::Ordering::Relaxed);
-        if !config.reconfig_enabled || version <= current {
+        if !config.reconfig_enabled {
             return;
         }
-        // The leader's membership came from a reconfiguration this member missed (its txn came with the
-        // synchronisation and set /zookeeper/config); our own one, versioned, was never a txn.
-        if members_of(config.quorum_config_text().as_bytes()) == members_of(&text) {
+        let startup = config.quorum_config_text();
+        let Some(adoption) = crate::membership::adoption(&text, current, startup.as_bytes()) else { return };
+        if adoption.set_config_node {
+            let version = crate::zab::config_text::version_of(&text).expect("adoption read it");
             crate::config::set_config_node(&mut self.shared.tree.write(), &text, version);
         }
         self.activate(text);
@@ -512,11 +510,21 @@ impl MemberThread {
     /// `/zookeeper/config` when it holds a membership newer than the one in force: a reconfig this member
     /// logged (and applied, everything logged being applied before a look) but never saw activated.
     fn logged_config(&self) -> Option<Vec<u8>> {
+        if !self.shared.config.reconfig_enabled {
+            return None;
+        }
         let tree = self.shared.tree.read();
-        let text = tree.get(fk_engine::tree::CONFIG_PATH)?.data.as_deref()?.to_vec();
-        let version = crate::membership::Membership::parse(&String::from_utf8_lossy(&text)).ok()?.version;
+        let node = tree.get(fk_engine::tree::CONFIG_PATH).and_then(|n| n.data.as_deref());
         let current = self.shared.membership_version.load(std::sync::atomic::Ordering::Relaxed);
-        (self.shared.config.reconfig_enabled && version > current).then_some(text)
+        crate::membership::logged_newer(node, current)
+    }
+
+    /// The membership in force: the last one activated, or the one this member started with.
+    fn in_force_membership(&self) -> crate::membership::Membership {
+        self.membership.clone().unwrap_or_else(|| {
+            crate::membership::Membership::parse(&self.shared.config.quorum_config_text())
+                .expect("a configuration's own membership text reads back")
+        })
     }
 
     /// Cuts or replaces the log on disk under `change`, then rebuilds the tree from disk.
@@ -524,7 +532,8 @@ impl MemberThread {
         let run = || -> anyhow::Result<()> {
             settle(&self.log, &self.applier)?;
             change(&self.dirs)?;
-            reload_tree(&self.shared, &self.dirs, &self.log, &self.applier, &self.persisted)
+            let in_force = self.in_force_membership();
+            reload_tree(&self.shared, &in_force, &self.dirs, &self.log, &self.applier, &self.persisted)
         };
         run().map_err(|e| format!("{e:#}"))
     }
@@ -544,6 +553,7 @@ fn mode_of(state: ServerState) -> Mode {
 /// durable watermark can be set back with the log: a txn past the cut must not count as durable.
 fn reload_tree(
     shared: &Shared,
+    in_force: &crate::membership::Membership,
     dirs: &Dirs,
     log: &Sender<LogMsg>,
     applier: &Sender<ApplierMsg>,
@@ -552,7 +562,15 @@ fn reload_tree(
     let recovered = recover(&dirs.snap, &dirs.log, crate::storage::tree_options(&shared.config))?;
     let last_zxid = recovered.tree.last_processed_zxid();
     let mut tree = recovered.tree;
-    shared.config.write_config_node(&mut tree);
+    if !shared.config.is_standalone() {
+        let text = in_force.text();
+        crate::config::refresh_config_node(
+            &mut tree,
+            text.as_bytes(),
+            in_force.version,
+            shared.config.reconfig_enabled,
+        );
+    }
     *shared.tree.write() = tree;
     // Before anything logged from now on reaches the applier (the log stage sends it on later).
     applier.send(ApplierMsg::TreeLoaded(recovered.fuzziness)).map_err(|_| anyhow::anyhow!("the applier is gone"))?;
