@@ -8,9 +8,12 @@ use fk_net::txn::Txn;
 use tracing::info;
 
 use super::{Context, Effect, MemberSettings};
+use crate::config::PeerRole;
+use crate::membership::Membership;
 use crate::sequencer::SequencerInput;
 use crate::sequencer::forwarder::{Forwarded, Forwarder};
 use crate::sequencer::{Now, PendingRoute};
+use crate::zab::config_text::version_of;
 use crate::zab::learner::{Learner, LearnerInput, LearnerOutput, LearnerSettings, LearnerStart};
 use crate::zab::{LinkId, Sid};
 
@@ -147,6 +150,12 @@ impl Following {
     }
 
     /// Hands on the gathered proposals (one log append for the batch), then the commit point.
+    /// Whether `membership` lists this member in another role than the one it learns in.
+    fn role_changed(&self, cx: &Context<'_>, membership: &Membership) -> bool {
+        let me = membership.server(cx.settings.my_id() as u64);
+        me.is_some_and(|s| (s.role == PeerRole::Observer) != self.settings.observer)
+    }
+
     fn flush(&mut self, cx: &mut Context<'_>) {
         if !self.to_log.is_empty() {
             cx.out.push(Effect::Log(std::mem::take(&mut self.to_log)));
@@ -197,18 +206,29 @@ impl Following {
                 }
             }
             LearnerOutput::Commit(zxid) => self.commit_to = Some(self.commit_to.map_or(zxid, |c| c.max(zxid))),
-            LearnerOutput::LeaderConfig(config) => cx.out.push(Effect::AdoptConfig(config)),
+            LearnerOutput::LeaderConfig(config) => {
+                let newer = cx.settings.sequencer.prep.reconfig_enabled
+                    && version_of(&config) > version_of(&cx.settings.election.config);
+                let membership = newer.then(|| Membership::parse(&String::from_utf8_lossy(&config)).ok()).flatten();
+                cx.out.push(Effect::AdoptConfig(config));
+                // ZooKeeper's UPTODATE: a newer membership (a reconfig this leader established) without
+                // this leader among its voters, or with a new role for this member, is a major change:
+                // the role ends, and an election under the new membership follows.
+                if let Some(membership) = membership
+                    && (!membership.voters().contains(&self.leader_sid) || self.role_changed(cx, &membership))
+                {
+                    return Err("changes proposed in reconfig".into());
+                }
+            }
             LearnerOutput::Activate { config, designated_leader } => {
                 // The reconfig's commit is applied before the membership changes under it.
                 self.flush(cx);
-                let membership = crate::membership::Membership::parse(&String::from_utf8_lossy(&config))
+                let membership = Membership::parse(&String::from_utf8_lossy(&config))
                     .map_err(|e| format!("an unreadable membership in a reconfig: {e}"))?;
-                let me = cx.settings.my_id() as u64;
-                let observes = membership.server(me).is_some_and(|s| s.role == crate::config::PeerRole::Observer);
+                let role_changed = self.role_changed(cx, &membership);
                 cx.out.push(Effect::Activate(config));
                 // ZooKeeper's processReconfig: a new leader or a new role for this member is a major
                 // change, which ends this role; the next election starts from the new membership.
-                let role_changed = membership.server(me).is_some() && observes != self.settings.observer;
                 if designated_leader != self.leader_sid || role_changed {
                     cx.election.designate(designated_leader);
                     return Err("changes proposed in reconfig".into());

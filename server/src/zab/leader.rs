@@ -191,7 +191,7 @@ pub struct Leader {
     links: BTreeMap<LinkId, Link>,
     history: History,
     commit: Commit,
-    /// The voters in force (this leader among them).
+    /// The voters in force (this leader among them, unless it handed over).
     voters: BTreeSet<Sid>,
     /// Reconfig proposals not yet committed, in zxid order: their zxid, membership text and voters.
     reconfigs: std::collections::VecDeque<(i64, Vec<u8>, BTreeSet<Sid>)>,
@@ -557,6 +557,9 @@ impl Leader {
             // UPTODATE) on every learner; from now on only its quorums count.
             let (_, _, voters) = self.reconfigs.pop_front().expect("pending since the start");
             assert!(self.reconfigs.is_empty(), "no proposal before establishment");
+            // ZooKeeper's startZkServer: a leader the membership leaves out commits nothing
+            // (allowedToCommit); its followers leave at UPTODATE, and the new voters elect a leader.
+            self.handed_over = !voters.contains(&self.settings.my_id);
             let listed: Vec<Sid> = voters.iter().copied().collect();
             self.commit = Commit::new(&listed, self.history.committed());
             self.voters = voters;

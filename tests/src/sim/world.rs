@@ -802,6 +802,11 @@ impl World {
         if leaders == 1 && all_serving && trees.len() == 1 {
             return Ok(());
         }
-        Err(format!("not converged at t={}: (member, state, serving, (digest, zxid)) = {summaries:?}", self.now))
+        let mut report = format!("not converged at t={}: (member, state, serving, (digest, zxid)) = {summaries:?}", self.now);
+        if self.options.reconfig {
+            let memberships: Vec<_> = self.members.iter().map(|m| m.in_force().map(|m| m.text())).collect();
+            report.push_str(&format!("; memberships in force: {memberships:?}"));
+        }
+        Err(report)
     }
 }
