@@ -59,6 +59,12 @@ impl Commit {
         self.persisted.get(&voter).copied()
     }
 
+    /// The voters of every configuration still counted: the one in force, those proposed, and replaced
+    /// ones whose txns are not all committed yet.
+    pub fn configurations(&self) -> impl Iterator<Item = &BTreeSet<VoterId>> {
+        self.quorums.iter().map(|q| &q.voters)
+    }
+
     /// A reconfiguration proposed at `zxid`: from it on, a quorum of `voters` is needed too. Voters new
     /// to the count have persisted nothing known yet.
     pub fn require(&mut self, zxid: i64, voters: &BTreeSet<VoterId>) {

@@ -767,10 +767,16 @@ impl Leader {
     }
 
     /// Whether `sids` hold a quorum of the configuration in force, and of a proposed one too while a
-    /// reconfiguration is pending (ZooKeeper's leader checks both).
+    /// reconfiguration is pending (ZooKeeper's leader checks both) — and of a replaced one whose txns
+    /// still wait for it. ZooKeeper does not check the last: a txn proposed before an activation then
+    /// waits for ever for the old configuration's voters if they left (one re-roled to observer, say),
+    /// and every later txn behind it; this leader gives up instead, and the next one commits them under
+    /// the new configuration alone.
     fn is_quorum<'a>(&self, sids: impl Iterator<Item = &'a Sid> + Clone) -> bool {
         let majority = |voters: &BTreeSet<Sid>| sids.clone().filter(|s| voters.contains(s)).count() > voters.len() / 2;
-        majority(&self.voters) && self.reconfigs.iter().all(|(_, _, voters)| majority(voters))
+        majority(&self.voters)
+            && self.reconfigs.iter().all(|(_, _, voters)| majority(voters))
+            && self.commit.configurations().all(majority)
     }
 
     fn send(&mut self, link: LinkId, packet: QuorumPacket) {
