@@ -24,6 +24,16 @@ pub fn server_value(sid: u64, role: PeerRole) -> String {
     format!("127.0.0.1:{port}:{}:{role};127.0.0.1:{}", port + 1, port + 2)
 }
 
+/// What the operator sees of the ensemble besides `/zookeeper/config` (as `srvr` on each member shows it).
+pub struct EnsembleView {
+    /// Every member id the run has.
+    pub slots: u64,
+    /// The member leading now, if any.
+    pub leader: Option<u64>,
+    /// Members down or cut off from the leader: the ones an operator replaces.
+    pub unhealthy: Vec<u64>,
+}
+
 /// What the operator has under way.
 enum Phase {
     Idle,
@@ -52,22 +62,28 @@ impl Default for Reconfigurer {
 impl Reconfigurer {
     /// The world's tick for the operator: start a reconfiguration through `member` (whose
     /// `/zookeeper/config` says `membership`) when idle, or give up on one that takes too long.
-    /// `slots`: every member id the run has; `leader`: the one leading now, if any.
-    #[allow(clippy::too_many_arguments)]
     pub fn act(
         &mut self,
         now: u64,
         rng: &mut Rng,
         member: usize,
         membership: Option<Membership>,
-        slots: u64,
-        leader: Option<u64>,
+        ensemble: &EnsembleView,
         next_conn: &mut ConnId,
     ) -> Vec<AdminOut> {
         match self.phase {
             Phase::Idle => {
                 let Some(membership) = membership else { return Vec::new() };
-                let request = ask(rng, &membership, slots, leader);
+                let request = ask(rng, &membership, ensemble);
+                tracing::info!(
+                    member,
+                    joining = request.joining_servers,
+                    leaving = request.leaving_servers,
+                    members = request.new_members,
+                    version = format!("{:#x}", request.cur_config_id),
+                    unhealthy = ?ensemble.unhealthy,
+                    "operator: reconfig"
+                );
                 *next_conn += 1;
                 let conn = *next_conn;
                 self.phase = Phase::Connecting { member, conn, request, since: now };
@@ -128,12 +144,17 @@ impl Reconfigurer {
     }
 }
 
-/// One reconfiguration, drawn: add, remove (the leader a third of the time), re-role, or a whole new
-/// membership; `curConfigId` the version read, or -1, or a stale one.
-fn ask(rng: &mut Rng, membership: &Membership, slots: u64, leader: Option<u64>) -> ReconfigRequest {
+/// One reconfiguration, drawn: add, remove (the leader a third of the time), re-role, replace up to two
+/// voters (the unhealthy ones first) by members from outside at once (a whole new membership, as a
+/// migration off failed hosts asks), or a membership drawn at random — or, when voters seem to fail, half
+/// the time replace them or remove them all (which only a quorum of the old membership may allow);
+/// `curConfigId` the version read, or -1, or a stale one.
+fn ask(rng: &mut Rng, membership: &Membership, ensemble: &EnsembleView) -> ReconfigRequest {
+    let (slots, leader) = (ensemble.slots, ensemble.leader);
     let members: Vec<u64> = membership.servers().map(|s| s.id).collect();
     let outside: Vec<u64> = (1..=slots).filter(|id| !members.contains(id)).collect();
     let role = |rng: &mut Rng| if rng.chance(0.25) { PeerRole::Observer } else { PeerRole::Participant };
+    let line = |id: u64, role: PeerRole| format!("server.{id}={}", server_value(id, role));
     let mut request = ReconfigRequest {
         joining_servers: String::new(),
         leaving_servers: String::new(),
@@ -144,27 +165,49 @@ fn ask(rng: &mut Rng, membership: &Membership, slots: u64, leader: Option<u64>) 
             _ => membership.version,
         },
     };
-    match rng.below(20) {
-        0..=6 if !outside.is_empty() => {
-            let id = *rng.pick(&outside);
-            request.joining_servers = format!("server.{id}={}", server_value(id, role(rng)));
+    // An operator who sees voters down or cut off replaces them, or removes them all, half the time.
+    let failing: Vec<u64> =
+        membership.voters().into_iter().map(|v| v as u64).filter(|v| ensemble.unhealthy.contains(v)).collect();
+    let action = match !failing.is_empty() && rng.chance(0.5) {
+        true if rng.chance(0.5) => 14,
+        true => {
+            request.leaving_servers = failing.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+            return request;
         }
-        0..=12 => {
+        false => rng.below(20),
+    };
+    match action {
+        0..=5 if !outside.is_empty() => request.joining_servers = line(*rng.pick(&outside), role(rng)),
+        0..=10 => {
             let id = match leader {
                 Some(leader) if rng.chance(0.33) => leader,
                 _ => *rng.pick(&members),
             };
             request.leaving_servers = id.to_string();
         }
-        13..=16 => {
+        11..=13 => {
             let server = membership.server(*rng.pick(&members)).expect("a member");
             let other = if server.role == PeerRole::Observer { PeerRole::Participant } else { PeerRole::Observer };
-            request.joining_servers = format!("server.{}={}", server.id, server_value(server.id, other));
+            request.joining_servers = line(server.id, other);
+        }
+        14..=17 if !outside.is_empty() => {
+            let mut voters: Vec<u64> = membership.voters().into_iter().map(|v| v as u64).collect();
+            let mut outside = outside;
+            let mut lines: Vec<String> = Vec::new();
+            for _ in 0..2 {
+                if voters.len() < 2 || outside.is_empty() {
+                    break;
+                }
+                let unhealthy = voters.iter().position(|v| ensemble.unhealthy.contains(v));
+                voters.remove(unhealthy.unwrap_or_else(|| rng.below(voters.len() as u64) as usize));
+                lines.push(line(outside.remove(rng.below(outside.len() as u64) as usize), PeerRole::Participant));
+            }
+            lines.extend(voters.into_iter().map(|id| line(id, PeerRole::Participant)));
+            request.new_members = lines.join(",");
         }
         _ => {
             let chosen: Vec<u64> = (1..=slots).filter(|_| rng.chance(0.6)).collect();
-            let lines: Vec<String> =
-                chosen.into_iter().map(|id| format!("server.{id}={}", server_value(id, role(rng)))).collect();
+            let lines: Vec<String> = chosen.into_iter().map(|id| line(id, role(rng))).collect();
             request.new_members = lines.join(",");
         }
     }

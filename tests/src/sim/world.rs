@@ -23,7 +23,7 @@ use ferrokeeper::sequencer::{Now, SequencerSettings};
 use ferrokeeper::zab::{Limits, LinkId, Sid};
 use fk_net::quorum::ServerState;
 
-use super::admin::{AdminOut, Reconfigurer, server_value};
+use super::admin::{AdminOut, EnsembleView, Reconfigurer, server_value};
 use super::client::{ClientOut, SimClient};
 use super::faults::{Fault, FaultKind, FaultMix};
 use super::history::History;
@@ -569,20 +569,34 @@ impl World {
         self.schedule(delay, Event::ToClient { to, conn, msg: ToClient::Closed });
     }
 
-    /// The operator's turn, through a member drawn at random (as a client picks one), reading that
-    /// member's `/zookeeper/config`; again a while later, until the fault phase ends.
+    /// The operator's turn, through a member drawn among those up and reaching the leader, reading
+    /// that member's `/zookeeper/config`; again a while later, until the fault phase ends.
     fn reconfigure(&mut self) {
         if self.healed {
             return;
         }
-        let member = self.rng.below(self.members.len() as u64) as usize;
+        let leader = self.leaders.last_key_value().map(|(_, &sid)| sid as usize - 1);
+        let unhealthy: Vec<u64> = (0..self.members.len())
+            .filter(|&m| {
+                let cut_off = leader.is_some_and(|l| !self.reachable(l, m) || !self.reachable(m, l));
+                !self.members[m].is_up() || cut_off
+            })
+            .map(|m| self.members[m].sid as u64)
+            .collect();
+        // The operator works through a member that answers it (any, if none seems to).
+        let healthy: Vec<usize> =
+            (0..self.members.len()).filter(|&m| !unhealthy.contains(&(self.members[m].sid as u64))).collect();
+        let member = match healthy.is_empty() {
+            true => self.rng.below(self.members.len() as u64) as usize,
+            false => *self.rng.pick(&healthy),
+        };
         let membership = self.members[member].config_node();
-        let leader = self.leaders.last_key_value().map(|(_, &sid)| sid as u64);
-        let slots = self.members.len() as u64;
+        let ensemble =
+            EnsembleView { slots: self.members.len() as u64, leader: leader.map(|l| l as u64 + 1), unhealthy };
         let (now, mut rng) = (self.now, self.rng.fork());
-        let out = self.admin.act(now, &mut rng, member, membership, slots, leader, &mut self.next_conn);
+        let out = self.admin.act(now, &mut rng, member, membership, &ensemble, &mut self.next_conn);
         self.admin_outs(out);
-        let next = self.rng.between(300, 2_500);
+        let next = self.rng.between(100, 800);
         self.schedule(next, Event::Reconfigure);
     }
 
@@ -702,6 +716,8 @@ impl World {
                     side.insert(self.rng.below(n as u64) as usize);
                 }
                 let length = self.rng.between(100, 4_000);
+                let sids: Vec<Sid> = side.iter().map(|&m| self.members[m].sid).collect();
+                tracing::info!(side = ?sids, length, "fault: partition");
                 for &a in &side {
                     for b in (0..n).filter(|b| !side.contains(b)) {
                         self.cut_for(a, b, length);
@@ -802,7 +818,8 @@ impl World {
         if leaders == 1 && all_serving && trees.len() == 1 {
             return Ok(());
         }
-        let mut report = format!("not converged at t={}: (member, state, serving, (digest, zxid)) = {summaries:?}", self.now);
+        let mut report =
+            format!("not converged at t={}: (member, state, serving, (digest, zxid)) = {summaries:?}", self.now);
         if self.options.reconfig {
             let memberships: Vec<_> = self.members.iter().map(|m| m.in_force().map(|m| m.text())).collect();
             report.push_str(&format!("; memberships in force: {memberships:?}"));
