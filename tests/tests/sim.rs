@@ -39,13 +39,27 @@ fn five_voters_and_an_observer_pass_every_checker() {
     all_pass(10_000..10_030, &options);
 }
 
+/// reconfigEnabled, two spare members, and the operator reconfiguring during the faults: every checker,
+/// the configuration history's among them, on each seed; and the runs did reconfigure.
+#[test]
+fn reconfiguring_ensembles_pass_every_checker() {
+    let options = Options { reconfig: true, spares: 2, ..Options::default() };
+    let reports = all_pass(20_000..20_060, &options);
+    let applied: u64 = reports.iter().filter_map(|r| r.reconfigs.get("OK")).sum();
+    let activations: usize = reports.iter().map(|r| r.activations).sum();
+    assert!(applied > 60, "the operator's reconfigs took effect: {applied}");
+    assert!(activations > 5 * applied as usize / 2, "and the members activated them: {activations}");
+}
+
 #[test]
 fn a_seed_replays_bit_for_bit() {
     let options = Options { faults: Some(FaultMix::all()), ..Options::default() };
-    for seed in [3, 77] {
-        let (a, b) = (run_seed(seed, &options), run_seed(seed, &options));
+    let reconfiguring = Options { reconfig: true, spares: 2, ..options.clone() };
+    for (seed, options) in [(3, &options), (77, &options), (5, &reconfiguring)] {
+        let (a, b) = (run_seed(seed, options), run_seed(seed, options));
         assert_eq!((a.events, a.virtual_ms, a.ops, &a.trees), (b.events, b.virtual_ms, b.ops, &b.trees), "seed {seed}");
         assert_eq!(format!("{:?}", a.result), format!("{:?}", b.result), "seed {seed}");
+        assert_eq!((a.activations, &a.reconfigs), (b.activations, &b.reconfigs), "seed {seed}");
     }
 }
 
