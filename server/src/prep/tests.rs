@@ -200,6 +200,24 @@ fn close_session_names_tree_and_pending_ephemerals() {
     assert!(view.node("/eph").is_none());
 }
 
+/// The session's ephemeral, deleted by another session and created again as a persistent node by this
+/// one, both in flight: the close deletes nothing (it deleted the persistent node, found by the
+/// simulator: reconfig seed 5007).
+#[test]
+fn close_session_leaves_a_node_recreated_in_flight() {
+    let tree = tree();
+    let mut changes = PendingChanges::default();
+    let auth = AuthIds::for_peer("127.0.0.1".parse().unwrap());
+    let mut view = PrepView::new(&tree, &mut changes);
+    let other = RequestCtx { session_id: SESSION + 1, ..ctx(&auth) };
+    let delete = WriteOp::Delete(fk_net::client::DeleteRequest { path: "/eph".into(), version: -1 });
+    assert!(matches!(prep_write(&mut view, &other, Write::Op(&delete)), TxnBody::Delete { .. }));
+    prep_write(&mut view, &ctx(&auth), Write::Op(&create("/eph", 0)));
+    let body = prep_write(&mut view, &ctx(&auth), Write::CloseSession);
+    assert_eq!(body, TxnBody::CloseSession { paths_to_delete: Some(vec![]) });
+    assert!(view.node("/eph").is_some());
+}
+
 #[test]
 fn expired_sessions_and_reconfig() {
     let tree = tree();

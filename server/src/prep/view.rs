@@ -136,13 +136,14 @@ impl<'a> PrepView<'a> {
         self.changes.order.push_back((zxid, path.into()));
     }
 
-    /// Pending records for paths the tree does not show as owned by `session_id` yet: ephemeral creates in
-    /// flight; and those it shows but a pending txn deletes.
+    /// Every path with a pending record, and whether it will then be an ephemeral of `session_id`: an
+    /// ephemeral create in flight is one; a pending delete — or a delete and a create by another owner,
+    /// which leave a record owned by someone else — is not. (ZooKeeper walks its outstanding changes in
+    /// order: a delete removes the path, a record owned by the session adds it; the last record says the
+    /// same.)
     pub fn pending_ephemeral_changes(&self, session_id: i64) -> impl Iterator<Item = (&str, bool)> {
-        self.changes.records.iter().filter_map(move |(path, record)| match &record.meta {
-            Some(meta) if meta.stat.ephemeral_owner == session_id => Some((&**path, true)),
-            None => Some((&**path, false)),
-            Some(_) => None,
+        self.changes.records.iter().map(move |(path, record)| {
+            (&**path, record.meta.as_ref().is_some_and(|meta| meta.stat.ephemeral_owner == session_id))
         })
     }
 
