@@ -84,7 +84,11 @@ fn regressions() {
 
 /// The first seed (of `budget`) on which the checkers catch `bug`, with faults that give it a chance.
 fn caught_within(bug: PlantedBug, faults: &str, budget: u64) -> u64 {
-    let options = Options { planted: Some(bug), faults: Some(FaultMix::parse(faults).unwrap()), ..Options::default() };
+    caught_within_runs(bug, faults, budget, Options::default())
+}
+
+fn caught_within_runs(bug: PlantedBug, faults: &str, budget: u64, runs: Options) -> u64 {
+    let options = Options { planted: Some(bug), faults: Some(FaultMix::parse(faults).unwrap()), ..runs };
     (0..budget)
         .find(|&seed| run_seed(seed, &options).result.is_err())
         .unwrap_or_else(|| panic!("{bug:?} went unnoticed for {budget} seeds of {faults}"))
@@ -112,4 +116,13 @@ fn keeping_txns_a_trunc_removes_is_caught() {
 fn a_stale_read_after_sync_is_caught() {
     // A follower behind the leader (slow disk, slow network) answers sync from what it has.
     caught_within(PlantedBug::SyncAnsweredEarly, "slow-fsync,slow-network", 20);
+}
+
+#[test]
+fn activating_on_a_quorum_of_the_new_members_only_is_caught() {
+    // The two voters besides the leader cut off, the operator (its session kept on the leader's side)
+    // replaces or removes them: committed by the new membership alone, the reconfig leaves an old
+    // majority that never heard of it to elect a leader of its own.
+    let reconfiguring = Options { reconfig: true, spares: 2, ..Options::default() };
+    caught_within_runs(PlantedBug::NewQuorumOnly, "partition", 60, reconfiguring);
 }

@@ -1,7 +1,8 @@
-//! The simulated operator: from time to time it reads the membership where it connects and asks for a
-//! reconfiguration — a member added (as participant or observer), one removed (the leader among them),
-//! one re-roled, or a whole new membership — as `zkCli.sh reconfig` would, with `curConfigId` mostly the
-//! version it read, sometimes -1 or a stale one. One session per request; its txns are not client
+//! The simulated operator: it keeps a session open on a member (as an operator's zkCli.sh stays
+//! connected), and from time to time reads the membership there and asks for a reconfiguration — a
+//! member added (as participant or observer), one removed (the leader among them), one re-roled, failing
+//! voters replaced or removed, or a whole new membership — as `zkCli.sh reconfig` would, with
+//! `curConfigId` mostly the version it read, sometimes -1 or a stale one. Its txns are not client
 //! operations of the history (they touch only `/zookeeper/config`), but the committed log holds them and
 //! the configuration checker follows them.
 
@@ -16,6 +17,9 @@ use super::rng::Rng;
 
 /// How long the operator waits for a session or an answer.
 const PATIENCE_MS: u64 = 3_000;
+
+/// The operator's session timeout; it acts (or pings) far more often.
+const SESSION_TIMEOUT_MS: i32 = 4_000;
 
 /// A `server.N` value for slot `sid`: addresses distinct per member (the simulator routes by sid).
 pub fn server_value(sid: u64, role: PeerRole) -> String {
@@ -34,14 +38,16 @@ pub struct EnsembleView {
     pub unhealthy: Vec<u64>,
 }
 
-/// What the operator has under way.
+/// The operator's connection.
+#[derive(Debug, Clone, Copy)]
 enum Phase {
-    Idle,
-    Connecting { member: usize, conn: ConnId, request: ReconfigRequest, since: u64 },
-    Asked { member: usize, conn: ConnId, since: u64 },
+    Disconnected,
+    Connecting { since: u64 },
+    Ready,
+    Asked { xid: i32, since: u64 },
 }
 
-/// What a reconfiguration action asks the world to do.
+/// What the operator asks the world to do.
 pub enum AdminOut {
     Connect { member: usize, conn: ConnId, request: ConnectRequest },
     Send { member: usize, conn: ConnId, msg: FromClient },
@@ -49,19 +55,29 @@ pub enum AdminOut {
 
 pub struct Reconfigurer {
     phase: Phase,
+    /// The member and connection it talks to, and its session once it has one.
+    conn: Option<(usize, ConnId)>,
+    session: Option<i64>,
+    next_xid: i32,
     /// Answers by code name ("Ok", "BadVersion", "NewConfigNoQuorum", ..., "no answer").
     pub outcomes: BTreeMap<String, u64>,
 }
 
 impl Default for Reconfigurer {
     fn default() -> Self {
-        Reconfigurer { phase: Phase::Idle, outcomes: BTreeMap::new() }
+        Reconfigurer { phase: Phase::Disconnected, conn: None, session: None, next_xid: 1, outcomes: BTreeMap::new() }
     }
 }
 
 impl Reconfigurer {
-    /// The world's tick for the operator: start a reconfiguration through `member` (whose
-    /// `/zookeeper/config` says `membership`) when idle, or give up on one that takes too long.
+    /// The member the operator is connected to, if any.
+    pub fn member(&self) -> Option<usize> {
+        self.conn.map(|(member, _)| member)
+    }
+
+    /// The world's tick for the operator: connect (to `member`) when it has no connection, ask for a
+    /// reconfiguration when connected and idle (its member's `/zookeeper/config` says `membership`), or
+    /// give up on a connection or an answer that takes too long.
     pub fn act(
         &mut self,
         now: u64,
@@ -71,9 +87,38 @@ impl Reconfigurer {
         ensemble: &EnsembleView,
         next_conn: &mut ConnId,
     ) -> Vec<AdminOut> {
-        match self.phase {
-            Phase::Idle => {
-                let Some(membership) = membership else { return Vec::new() };
+        match (self.phase, self.conn) {
+            (Phase::Disconnected, _) => {
+                *next_conn += 1;
+                self.conn = Some((member, *next_conn));
+                self.phase = Phase::Connecting { since: now };
+                let (session_id, passwd) = match self.session {
+                    Some(id) => (id, ferrokeeper::session::session_password(id).to_vec()),
+                    None => (0, vec![0; 16]),
+                };
+                let request = ConnectRequest {
+                    protocol_version: 0,
+                    last_zxid_seen: 0,
+                    timeout_ms: SESSION_TIMEOUT_MS,
+                    session_id,
+                    passwd,
+                    read_only: Some(false),
+                };
+                vec![AdminOut::Connect { member, conn: *next_conn, request }]
+            }
+            (Phase::Connecting { since } | Phase::Asked { since, .. }, Some((member, conn)))
+                if now >= since + PATIENCE_MS =>
+            {
+                if matches!(self.phase, Phase::Asked { .. }) {
+                    self.answered("no answer");
+                }
+                self.disconnect();
+                vec![AdminOut::Send { member, conn, msg: FromClient::Close }]
+            }
+            (Phase::Ready, Some((member, conn))) => {
+                let Some(membership) = membership else {
+                    return vec![AdminOut::Send { member, conn, msg: FromClient::Ping }];
+                };
                 let request = ask(rng, &membership, ensemble);
                 tracing::info!(
                     member,
@@ -84,62 +129,54 @@ impl Reconfigurer {
                     unhealthy = ?ensemble.unhealthy,
                     "operator: reconfig"
                 );
-                *next_conn += 1;
-                let conn = *next_conn;
-                self.phase = Phase::Connecting { member, conn, request, since: now };
-                let request = ConnectRequest {
-                    protocol_version: 0,
-                    last_zxid_seen: 0,
-                    timeout_ms: 4_000,
-                    session_id: 0,
-                    passwd: vec![0; 16],
-                    read_only: Some(false),
-                };
-                vec![AdminOut::Connect { member, conn, request }]
+                let xid = self.next_xid;
+                self.next_xid += 1;
+                self.phase = Phase::Asked { xid, since: now };
+                let msg = FromClient::Request { xid, request: Request::Reconfig(request) };
+                vec![AdminOut::Send { member, conn, msg }]
             }
-            Phase::Connecting { member, conn, since, .. } | Phase::Asked { member, conn, since }
-                if now >= since + PATIENCE_MS =>
-            {
-                self.done("no answer");
-                vec![AdminOut::Send { member, conn, msg: FromClient::Close }]
+            (Phase::Connecting { .. } | Phase::Asked { .. }, Some((member, conn))) => {
+                vec![AdminOut::Send { member, conn, msg: FromClient::Ping }]
             }
             _ => Vec::new(),
         }
     }
 
-    /// A message on the operator's connection.
-    pub fn receive(&mut self, now: u64, conn: ConnId, msg: ToClient) -> Vec<AdminOut> {
-        let ours = match &self.phase {
-            Phase::Connecting { conn: c, .. } | Phase::Asked { conn: c, .. } => *c == conn,
-            Phase::Idle => false,
-        };
-        if !ours {
-            return Vec::new();
+    /// A message on connection `conn`.
+    pub fn receive(&mut self, conn: ConnId, msg: ToClient) {
+        if self.conn.map(|(_, c)| c) != Some(conn) {
+            return;
         }
-        match (std::mem::replace(&mut self.phase, Phase::Idle), msg) {
-            (Phase::Connecting { member, conn, request, .. }, ToClient::Connected { .. }) => {
-                self.phase = Phase::Asked { member, conn, since: now };
-                let msg = FromClient::Request { xid: 1, request: Request::Reconfig(request) };
-                vec![AdminOut::Send { member, conn, msg }]
+        match (self.phase, msg) {
+            (Phase::Connecting { .. }, ToClient::Connected { session_id, .. }) => {
+                self.session = Some(session_id);
+                self.phase = Phase::Ready;
             }
-            (Phase::Asked { member, conn, .. }, ToClient::Reply { header, .. }) => {
+            (Phase::Asked { xid, .. }, ToClient::Reply { header, .. }) if header.xid == xid => {
                 let code = ErrorCode::from_i32(header.err).map_or_else(|| header.err.to_string(), |c| c.name().into());
-                self.done(&code);
-                vec![AdminOut::Send { member, conn, msg: FromClient::Close }]
+                self.answered(&code);
+                self.phase = Phase::Ready;
             }
-            (_, ToClient::Closed | ToClient::Expired) => {
-                self.done("no answer");
-                Vec::new()
+            (phase, msg @ (ToClient::Closed | ToClient::Expired)) => {
+                if matches!(phase, Phase::Asked { .. }) {
+                    self.answered("no answer");
+                }
+                if matches!(msg, ToClient::Expired) {
+                    self.session = None;
+                }
+                self.disconnect();
             }
-            (phase, _) => {
-                self.phase = phase;
-                Vec::new()
-            }
+            _ => {}
         }
     }
 
-    fn done(&mut self, outcome: &str) {
-        self.phase = Phase::Idle;
+    fn disconnect(&mut self) {
+        self.conn = None;
+        self.phase = Phase::Disconnected;
+    }
+
+    fn answered(&mut self, outcome: &str) {
+        tracing::info!(outcome, "operator: reconfig answered");
         *self.outcomes.entry(outcome.to_owned()).or_default() += 1;
     }
 }

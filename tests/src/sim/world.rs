@@ -414,8 +414,7 @@ impl World {
             }
             Event::ToClient { to, conn, msg } => {
                 assert_eq!(to, Node::Admin, "members are not sent client messages");
-                let out = self.admin.receive(self.now, conn, msg);
-                self.admin_outs(out);
+                self.admin.receive(conn, msg);
             }
             Event::Fsync { member, incarnation, generation, count } => {
                 if self.members[member].incarnation == incarnation {
@@ -569,8 +568,9 @@ impl World {
         self.schedule(delay, Event::ToClient { to, conn, msg: ToClient::Closed });
     }
 
-    /// The operator's turn, through a member drawn among those up and reaching the leader, reading
-    /// that member's `/zookeeper/config`; again a while later, until the fault phase ends.
+    /// The operator's turn, through the member it is connected to (else one drawn among those up and
+    /// reaching the leader), reading that member's `/zookeeper/config`; again a while later, until the
+    /// fault phase ends.
     fn reconfigure(&mut self) {
         if self.healed {
             return;
@@ -586,9 +586,10 @@ impl World {
         // The operator works through a member that answers it (any, if none seems to).
         let healthy: Vec<usize> =
             (0..self.members.len()).filter(|&m| !unhealthy.contains(&(self.members[m].sid as u64))).collect();
-        let member = match healthy.is_empty() {
-            true => self.rng.below(self.members.len() as u64) as usize,
-            false => *self.rng.pick(&healthy),
+        let member = match (self.admin.member(), healthy.is_empty()) {
+            (Some(member), _) => member,
+            (None, true) => self.rng.below(self.members.len() as u64) as usize,
+            (None, false) => *self.rng.pick(&healthy),
         };
         let membership = self.members[member].config_node();
         let ensemble =
