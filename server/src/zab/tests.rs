@@ -271,6 +271,24 @@ fn a_follower_ahead_of_the_leader_is_refused() {
     assert!(matches!(&out[..], [LeaderOutput::Close(10, why)] if why.contains("ahead of the leader")), "{out:?}");
 }
 
+/// A member no membership counts (removed by a reconfig with txns the voters never acknowledged) may be
+/// ahead: those txns were never committed, and it is truncated rather than refused for ever.
+#[test]
+fn a_non_voter_ahead_of_the_leader_is_truncated() {
+    let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[z(1, 1)]) };
+    let mut leader = Leader::new(leader_settings(&[1, 2, 3]), start, 0);
+    for (link, sid) in [(10, 1), (11, 9)] {
+        leader.step(0, LeaderInput::Linked(link));
+        leader.step(0, LeaderInput::Packet(link, info(PacketType::FollowerInfo, sid, 1)));
+    }
+    let ahead = QuorumPacket::new(PacketType::AckEpoch, z(1, 5), Some(int_body(1)));
+    let out = leader.step(1, LeaderInput::Packet(11, ahead));
+    assert!(!out.iter().any(|o| matches!(o, LeaderOutput::Close(..))), "{out:?}");
+    let out =
+        leader.step(1, LeaderInput::Packet(10, QuorumPacket::new(PacketType::AckEpoch, z(1, 1), Some(int_body(1)))));
+    assert!(sent(&out).contains(&(11, PacketType::Trunc, z(1, 1))), "{out:?}");
+}
+
 #[test]
 fn the_leader_abandons_when_discovery_or_its_quorum_times_out() {
     let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[]) };
