@@ -448,3 +448,51 @@ async fn a_lone_member_grows_into_an_ensemble_without_standalone_mode() {
     let written = ["/alone".to_owned(), "/together".to_owned()];
     tokio::task::block_in_place(|| ensemble.assert_every_write_on_every_member(&written));
 }
+
+/// A follower's client port moved by `reconfig -add` of its own server line with another client port:
+/// whether a client then reaches it on the new port, whether the old one still answers, and whether a
+/// session opened before the move lives on.
+async fn move_a_client_port(ensemble: &mut TestEnsemble) -> (bool, bool, bool) {
+    let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
+    let follower = (leader + 1) % 3;
+    let old = ensemble.client_address(follower);
+    let before = zk::synced_client(&old.to_string(), Duration::from_secs(10), "/").await;
+    before.create("/before-move", b"", &zk::persistent()).await.expect("a write before the move");
+    let new_port = java::free_port();
+    let line = ensemble.server_line(follower);
+    let (head, _) = line.rsplit_once(':').expect("the client address ends the line");
+    let moved = java::shell(ensemble.client_address(leader), &format!("reconfig -add {head}:{new_port}"));
+    assert!(moved.contains("Committed new configuration"), "{moved}\n{}", ensemble.log_text(follower));
+    let new = std::net::SocketAddr::new(old.ip(), new_port);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut serves_new = false;
+    while !serves_new && std::time::Instant::now() < deadline {
+        serves_new = zk::Client::connector()
+            .with_session_timeout(Duration::from_secs(5))
+            .connect(&new.to_string())
+            .await
+            .is_ok_and(|_| true);
+        if !serves_new {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let old_answers = std::net::TcpStream::connect_timeout(&old, Duration::from_secs(2)).is_ok();
+    let session_lives = before.get_data("/before-move").await.is_ok();
+    (serves_new, old_answers, session_lives)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconfig_moves_a_members_client_port_as_on_zookeeper() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+        return;
+    }
+    let spec = |implementation| EnsembleSpec::uniform(implementation, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG);
+    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
+    let ours_did = move_a_client_port(&mut ours).await;
+    drop(ours);
+    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
+    let theirs_did = move_a_client_port(&mut theirs).await;
+    assert_eq!(ours_did, (true, false, true), "ferrokeeper: (serves the new port, old port answers, session lives)");
+    assert_eq!(ours_did, theirs_did, "ferrokeeper (left) and ZooKeeper 3.8 (right)");
+}

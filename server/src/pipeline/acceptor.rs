@@ -68,6 +68,46 @@ pub fn bind_all(config: &Config) -> std::io::Result<Vec<(TcpListener, Port)>> {
     Ok(listeners)
 }
 
+/// The client port's listener, which a reconfiguration may move to another address (ZooKeeper's
+/// `processReconfig` calls `NIOServerCnxnFactory.reconfigure`): the new address is bound, the old
+/// listener is shut down — which wakes its acceptor out of `accept` — and the acceptor carries on with
+/// the new one. Connections already accepted stay.
+pub struct MovablePort {
+    address: Mutex<SocketAddr>,
+    /// The listener in use (a second handle on its socket, to shut it down).
+    current: Mutex<TcpListener>,
+    next: Mutex<Option<TcpListener>>,
+}
+
+impl MovablePort {
+    pub fn new(listener: &TcpListener) -> std::io::Result<MovablePort> {
+        Ok(MovablePort {
+            address: Mutex::new(listener.local_addr()?),
+            current: Mutex::new(listener.try_clone()?),
+            next: Mutex::new(None),
+        })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        *self.address.lock()
+    }
+
+    /// Listens on `address` from now on (nothing changes if it cannot be bound).
+    pub fn move_to(&self, address: SocketAddr) -> std::io::Result<()> {
+        let listener = listen(address)?;
+        let current = listener.try_clone()?;
+        *self.next.lock() = Some(listener);
+        let old = std::mem::replace(&mut *self.current.lock(), current);
+        *self.address.lock() = address;
+        socket2::SockRef::from(&old).shutdown(std::net::Shutdown::Read)
+    }
+
+    /// The listener to accept on after `accept` failed, if the port moved.
+    fn moved(&self) -> Option<TcpListener> {
+        self.next.lock().take()
+    }
+}
+
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = socket2::Socket::new(socket2::Domain::for_address(addr), socket2::Type::STREAM, None)?;
     socket.set_reuse_address(true)?;
@@ -76,11 +116,17 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-pub fn run(shared: Arc<Shared>, listener: TcpListener, port: Port) {
+pub fn run(shared: Arc<Shared>, mut listener: TcpListener, port: Port) {
     let mut next_shard = 0;
+    let movable = (port != Port::Secure).then_some(&shared.client_port);
     loop {
         let (stream, peer) = match listener.accept() {
             Ok(accepted) => accepted,
+            Err(_) if let Some(moved) = movable.and_then(MovablePort::moved) => {
+                tracing::info!(address = %shared.client_port.address(), "the client port moved");
+                listener = moved;
+                continue;
+            }
             Err(e) => {
                 error!("accept failed: {e}");
                 std::thread::sleep(std::time::Duration::from_millis(10));

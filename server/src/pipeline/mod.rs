@@ -61,8 +61,10 @@ use messages::{ApplierMsg, Origin, ShardMsg};
 /// State every thread shares.
 pub struct Shared {
     pub config: Config,
-    /// Where clients connect (the configured port, or the one the OS chose for port 0).
+    /// Where clients connect (the configured port, or the one the OS chose for port 0), at start.
     pub client_addr: SocketAddr,
+    /// The client port (plaintext or unified), which a reconfiguration may move.
+    pub client_port: acceptor::MovablePort,
     /// One writer (the applier), many readers (shards, sequencer). See DESIGN.md for why a lock: reads
     /// take it once per shard turn, not per request, so it is uncontended in practice.
     pub tree: RwLock<DataTree>,
@@ -307,6 +309,7 @@ impl Server {
         let listeners = acceptor::bind_all(&config).context("cannot bind the client port")?;
         // Where clients are told to connect: the plaintext (or unified) port, else the secure one.
         let client_addr = listeners[0].0.local_addr()?;
+        let client_port = acceptor::MovablePort::new(&listeners[0].0)?;
         for (listener, port) in &listeners {
             if *port != tls::Port::Plain {
                 tracing::info!(address = %listener.local_addr()?, "client port takes TLS ({port:?})");
@@ -376,6 +379,7 @@ impl Server {
             status: MemberStatus::new(if ensemble { Mode::Looking } else { Mode::Standalone }),
             config,
             client_addr,
+            client_port,
             tree: RwLock::new(tree),
             stats,
             shards: shard_handles,

@@ -413,6 +413,7 @@ impl MemberThread {
         self.election_links.add_members(election_addresses);
         self.membership = Some(membership.clone());
         info!(version = format!("{version:#x}"), "membership activated:\n{}", membership.text());
+        self.move_client_port(&membership);
         let Some(static_path) = &config.source else { return };
         let members: Vec<String> = crate::zab::config_text::members_of(&text).into_iter().map(str::to_owned).collect();
         let erase = config.client_address_in_server_line();
@@ -517,6 +518,25 @@ impl MemberThread {
         let node = tree.get(fk_engine::tree::CONFIG_PATH).and_then(|n| n.data.as_deref());
         let current = self.shared.membership_version.load(std::sync::atomic::Ordering::Relaxed);
         crate::membership::logged_newer(node, current)
+    }
+
+    /// A membership that gives this member another client address moves its client port there
+    /// (ZooKeeper's processReconfig); clients already connected stay.
+    fn move_client_port(&self, membership: &crate::membership::Membership) {
+        let Some(me) = self.shared.config.my_id.and_then(|id| membership.server(id)) else { return };
+        let Some((host, port)) = &me.client_addr else { return };
+        let wanted = crate::config::HostPort::new(host.clone().unwrap_or_else(|| "0.0.0.0".into()), *port);
+        let moved = wanted.to_socket_addr().and_then(|address| {
+            if address == self.shared.client_port.address() {
+                return Ok(false);
+            }
+            self.shared.client_port.move_to(address).map(|()| true)
+        });
+        match moved {
+            Ok(true) => info!(address = %wanted, "the membership moves this member's client port"),
+            Ok(false) => {}
+            Err(e) => warn!("cannot move the client port to {wanted} as the membership asks: {e}"),
+        }
     }
 
     /// The membership in force: the last one activated, or the one this member started with.
