@@ -138,7 +138,10 @@ pub enum LeaderCount {
 enum Stage {
     /// Waiting for FOLLOWERINFO/OBSERVERINFO.
     Info,
-    /// LEADERINFO sent (or due once the epoch is decided), waiting for ACKEPOCH.
+    /// Its info came before the epoch was decided: LEADERINFO is due once it is (an ACKEPOCH now would
+    /// answer nothing this leader sent, and is refused).
+    AwaitEpoch,
+    /// LEADERINFO sent, waiting for ACKEPOCH.
     EpochAck,
     /// ACKEPOCH received; synchronised once a quorum has acked the epoch.
     AwaitSync,
@@ -385,7 +388,7 @@ impl Leader {
         let link = self.links.get_mut(&link_id).expect("checked by the caller");
         link.sid = Some(info.sid);
         link.observer = observer;
-        link.stage = Stage::EpochAck;
+        link.stage = Stage::AwaitEpoch;
         let accepted = epoch_of(packet.zxid);
         match self.new_epoch {
             Some(epoch) => self.send_leader_info(link_id, epoch),
@@ -409,7 +412,7 @@ impl Leader {
         self.phase = Phase::EpochAcks;
         self.out.push(LeaderOutput::PersistAcceptedEpoch(epoch));
         let waiting: Vec<LinkId> =
-            self.links.iter().filter(|(_, l)| l.stage == Stage::EpochAck).map(|(id, _)| *id).collect();
+            self.links.iter().filter(|(_, l)| l.stage == Stage::AwaitEpoch).map(|(id, _)| *id).collect();
         for link in waiting {
             self.send_leader_info(link, epoch);
         }
@@ -420,6 +423,7 @@ impl Leader {
     }
 
     fn send_leader_info(&mut self, link: LinkId, epoch: i64) {
+        self.links.get_mut(&link).expect("present").stage = Stage::EpochAck;
         let data = int_body(ZAB_PROTOCOL_VERSION);
         self.send(link, QuorumPacket::new(PacketType::LeaderInfo, epoch_start(epoch), Some(data)));
     }
