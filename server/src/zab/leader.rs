@@ -441,13 +441,12 @@ impl Leader {
         let (mine, my_zxid) = (self.current_epoch, self.history.committed());
         if their_epoch != -1 {
             // A voter with a newer history than ours must not be synchronised to ours: the election
-            // should have found it. A non-voter (removed by a reconfig, or joining) may hold txns the
-            // voters never acknowledged — uncommitted, since every committed txn is on a quorum of the
-            // voters this leader was elected by —, and is truncated like any learner ahead. (ZooKeeper
-            // refuses it too, and the member retries for ever.)
-            let voter = self.voters.contains(&sid)
-                || self.reconfigs.iter().any(|(_, _, voters)| voters.contains(&sid))
-                || self.commit.configurations().any(|v| v.contains(&sid));
+            // should have found it. Any other member — removed by a reconfig, joining, or a voter only of
+            // a logged reconfiguration not yet in force — may hold txns the voters in force never
+            // acknowledged: uncommitted, since every committed txn is on a quorum of the voters this
+            // leader was elected by; it is truncated like any learner ahead. (ZooKeeper refuses it too,
+            // and the member retries for ever.)
+            let voter = self.voters.contains(&sid);
             if voter && (their_epoch > mine || (their_epoch == mine && packet.zxid > my_zxid)) {
                 return self.close(
                     link_id,
