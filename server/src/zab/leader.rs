@@ -196,6 +196,9 @@ pub struct Leader {
     commit: Commit,
     /// The voters in force (this leader among them, unless it handed over).
     voters: BTreeSet<Sid>,
+    /// The members the membership in force lists as observers: a follower among them (re-roled by the
+    /// reconfiguration just activated) is leaving, and no longer counts as synchronised.
+    observers: BTreeSet<Sid>,
     /// Reconfig proposals not yet committed, in zxid order: their zxid, membership text and voters.
     reconfigs: std::collections::VecDeque<(i64, Vec<u8>, BTreeSet<Sid>)>,
     /// A reconfiguration removed this leader: it commits nothing more, and leads on only until its
@@ -228,6 +231,7 @@ impl Leader {
             history: start.history,
             commit: Commit::new(&voters, committed),
             voters: settings.voters.clone(),
+            observers: observers_of(&settings.config),
             reconfigs: settings
                 .logged_config
                 .iter()
@@ -266,10 +270,14 @@ impl Leader {
         self.history.committed()
     }
 
-    /// This leader and the followers synchronised and active with it (ZooKeeper's `isQuorumSynced` set).
+    /// This leader and the followers synchronised and active with it (ZooKeeper's `isQuorumSynced` set),
+    /// less those the membership in force made observers: they are leaving to come back as observers,
+    /// and a reconfig counting on them as voters could never gather its quorum. (ZooKeeper counts them
+    /// until their connection closes.)
     pub fn synced_members(&self) -> BTreeSet<Sid> {
         let followers = self.links.values().filter(|l| l.stage == Stage::Active && !l.observer);
-        followers.filter_map(|l| l.sid).chain([self.settings.my_id]).collect()
+        let followers = followers.filter_map(|l| l.sid).filter(|sid| !self.observers.contains(sid));
+        followers.chain([self.settings.my_id]).collect()
     }
 
     /// The membership in force, as NEWLEADER carries it.
@@ -573,6 +581,7 @@ impl Leader {
             let listed: Vec<Sid> = voters.iter().copied().collect();
             self.commit = Commit::new(&listed, self.history.committed());
             self.voters = voters;
+            self.observers = observers_of(&logged);
             self.settings.config = logged.clone();
             self.out.push(LeaderOutput::Activate(logged));
         } else if config != self.settings.config {
@@ -683,6 +692,7 @@ impl Leader {
                 }
                 self.commit.activate_newest(self.history.last_proposed());
                 self.voters = voters;
+                self.observers = observers_of(&config);
                 self.settings.config = config.clone();
                 activated.push(config);
             }
@@ -798,6 +808,15 @@ impl Leader {
         self.pending_syncs.retain(|(_, l)| *l != link);
         self.out.push(LeaderOutput::Close(link, reason));
     }
+}
+
+/// The members a membership text lists as observers (none if it is not one: a test's placeholder).
+fn observers_of(config: &[u8]) -> BTreeSet<Sid> {
+    let Ok(membership) = crate::membership::Membership::parse(&String::from_utf8_lossy(config)) else {
+        return BTreeSet::new();
+    };
+    let observers = membership.servers().filter(|s| s.role == crate::config::PeerRole::Observer);
+    observers.map(|s| s.id as Sid).collect()
 }
 
 fn proposal(entry: &Entry) -> QuorumPacket {
