@@ -15,6 +15,11 @@ use fk_tests::zk;
 const ELECTION_TIMEOUT: Duration = Duration::from_secs(60);
 const RECONFIG: &str = "reconfigEnabled=true\nskipACL=yes\n";
 
+/// Three members with reconfigEnabled, ticks short enough for the tests.
+fn three_members(implementation: Implementation) -> EnsembleSpec {
+    EnsembleSpec::uniform(implementation, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG)
+}
+
 /// The shell's answer to `command` at `address`, kept in `said` with the ensemble's ports taken out.
 fn shell(ensemble: &TestEnsemble, address: std::net::SocketAddr, said: &mut Vec<String>, command: String) -> String {
     let out = java::shell(address, &command);
@@ -27,6 +32,20 @@ fn shell(ensemble: &TestEnsemble, address: std::net::SocketAddr, said: &mut Vec<
     }
     said.push(normal);
     out
+}
+
+/// `steps` on a ferrokeeper ensemble of `spec`, then on a ZooKeeper 3.8 one; `None` (skipped, the reason
+/// printed) where Java or Debian's package is missing.
+async fn ours_then_zookeeper<T>(
+    spec: impl Fn(Implementation) -> EnsembleSpec,
+    steps: impl AsyncFn(&mut TestEnsemble) -> T,
+) -> Option<(T, T)> {
+    fk_tests::ensemble::zookeeper_or_skip()?;
+    let mut ours = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper))?;
+    let ours_did = steps(&mut ours).await;
+    drop(ours);
+    let mut theirs = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper))?;
+    Some((ours_did, steps(&mut theirs).await))
 }
 
 /// What one ensemble says to the same reconfig steps through its leader, as the shell printed it with
@@ -71,15 +90,7 @@ async fn reconfig_steps(ensemble: &mut TestEnsemble) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconfig_on_a_ferrokeeper_leader_as_on_zookeeper() {
-    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
-        return;
-    }
-    let spec = |implementation| EnsembleSpec::uniform(implementation, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG);
-    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
-    let ours_said = reconfig_steps(&mut ours).await;
-    drop(ours);
-    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
-    let theirs_said = reconfig_steps(&mut theirs).await;
+    let Some((ours_said, theirs_said)) = ours_then_zookeeper(three_members, reconfig_steps).await else { return };
     eprintln!("ferrokeeper:\n{}\nZooKeeper 3.8:\n{}", ours_said.join("\n--\n"), theirs_said.join("\n--\n"));
     // zkCli's words for NewConfigNoQuorum and BadVersion.
     assert!(ours_said[0].contains("No quorum of new config is connected"), "{}", ours_said[0]);
@@ -168,15 +179,9 @@ async fn remove_the_leader(ensemble: &mut TestEnsemble) -> (Duration, usize) {
 /// acknowledged lost, on ferrokeeper as on ZooKeeper 3.8 (the longest write gap is printed for both).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn removing_the_leader_hands_over_as_on_zookeeper() {
-    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
+    let Some(((our_gap, _), (their_gap, _))) = ours_then_zookeeper(three_members, remove_the_leader).await else {
         return;
-    }
-    let spec = |implementation| EnsembleSpec::uniform(implementation, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG);
-    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
-    let (our_gap, _) = remove_the_leader(&mut ours).await;
-    drop(ours);
-    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
-    let (their_gap, _) = remove_the_leader(&mut theirs).await;
+    };
     eprintln!("longest write gap when the leader is removed: ferrokeeper {our_gap:?}, ZooKeeper 3.8 {their_gap:?}");
 }
 
@@ -287,17 +292,14 @@ async fn acceptance_steps(ensemble: &mut TestEnsemble) -> (Duration, usize, Vec<
 /// succeeds on both, nothing acknowledged is lost on either; the longest write gaps are printed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn grow_remove_the_leader_re_role_and_shrink_as_on_zookeeper() {
-    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
-        return;
-    }
     let spec = |implementation| {
         EnsembleSpec::uniform(implementation, 5, 0).with_joiners(2).with_ticks(500, 10, 5).with_extra(RECONFIG)
     };
-    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
-    let (our_gap, our_writes, _) = acceptance_steps(&mut ours).await;
-    drop(ours);
-    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
-    let (their_gap, their_writes, _) = acceptance_steps(&mut theirs).await;
+    let Some(((our_gap, our_writes, _), (their_gap, their_writes, _))) =
+        ours_then_zookeeper(spec, acceptance_steps).await
+    else {
+        return;
+    };
     eprintln!(
         "3 → 5, leader removed, follower → observer → participant, back to 3: ferrokeeper {our_writes} writes, \
          longest gap {our_gap:?}; ZooKeeper 3.8 {their_writes} writes, longest gap {their_gap:?}"
@@ -484,15 +486,7 @@ async fn move_a_client_port(ensemble: &mut TestEnsemble) -> (bool, bool, bool) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reconfig_moves_a_members_client_port_as_on_zookeeper() {
-    if fk_tests::ensemble::zookeeper_or_skip().is_none() {
-        return;
-    }
-    let spec = |implementation| EnsembleSpec::uniform(implementation, 3, 0).with_ticks(500, 10, 5).with_extra(RECONFIG);
-    let Some(mut ours) = TestEnsemble::start_or_skip(spec(Implementation::Ferrokeeper)) else { return };
-    let ours_did = move_a_client_port(&mut ours).await;
-    drop(ours);
-    let Some(mut theirs) = TestEnsemble::start_or_skip(spec(Implementation::ZooKeeper)) else { return };
-    let theirs_did = move_a_client_port(&mut theirs).await;
+    let Some((ours_did, theirs_did)) = ours_then_zookeeper(three_members, move_a_client_port).await else { return };
     assert_eq!(ours_did, (true, false, true), "ferrokeeper: (serves the new port, old port answers, session lives)");
     assert_eq!(ours_did, theirs_did, "ferrokeeper (left) and ZooKeeper 3.8 (right)");
 }
