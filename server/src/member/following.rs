@@ -149,13 +149,13 @@ impl Following {
         Ok(())
     }
 
-    /// Hands on the gathered proposals (one log append for the batch), then the commit point.
     /// Whether `membership` lists this member in another role than the one it learns in.
     fn role_changed(&self, cx: &Context<'_>, membership: &Membership) -> bool {
         let me = membership.server(cx.settings.my_id() as u64);
         me.is_some_and(|s| (s.role == PeerRole::Observer) != self.settings.observer)
     }
 
+    /// Hands on the gathered proposals (one log append for the batch), then the commit point.
     fn flush(&mut self, cx: &mut Context<'_>) {
         if !self.to_log.is_empty() {
             cx.out.push(Effect::Log(std::mem::take(&mut self.to_log)));
