@@ -21,6 +21,9 @@ use crate::watch::ConnId;
 pub enum Phase {
     /// Waiting for the ConnectRequest (or a 4-letter word).
     Handshake,
+    /// The ConnectRequest came while this member was between roles: held until it serves again or the
+    /// hold runs out (pipeline/held_connects.rs); later frames wait in the buffer.
+    AwaitingService,
     /// The ConnectRequest went to the sequencer; later frames wait in the buffer.
     Connecting { read_only_byte: bool },
     /// `read_only`: a session of a member cut off from its quorum (`readonlymode.enabled`), known to this

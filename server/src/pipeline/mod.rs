@@ -21,6 +21,7 @@ pub mod acceptor;
 pub mod applier;
 pub mod connection;
 pub mod figures;
+mod held_connects;
 pub mod log_stage;
 pub mod member;
 pub mod messages;

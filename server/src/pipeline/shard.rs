@@ -22,6 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::connection::{Connection, Pending, Phase};
+use super::held_connects::{self, HeldConnects};
 use super::messages::*;
 use super::tls::{Port, Transport};
 use crate::config::SaslService;
@@ -70,6 +71,8 @@ pub struct ShardState {
     /// When connections without a session, or closing with output unflushed, are given up on (earliest
     /// first). An entry is acted on only if the connection still has that deadline.
     deadlines: BinaryHeap<Reverse<(Instant, ConnId)>>,
+    /// ConnectRequests waiting for this member to serve again.
+    held_connects: HeldConnects,
     /// Input buffers, lent to connections only while they hold unframed bytes.
     pool: BufferPool,
 }
@@ -151,6 +154,7 @@ impl Shard {
             deferred: Vec::new(),
             outbox: Vec::new(),
             deadlines: BinaryHeap::new(),
+            held_connects: HeldConnects::default(),
             pool: BufferPool::default(),
         };
         let required_auth = shared.config.enforce_auth.required_schemes();
@@ -169,6 +173,10 @@ impl Shard {
             // Work left from the last turn (unblocked reads, resumed reading) must not wait for an event.
             let timeout = if self.state.input_ready.is_empty() {
                 let next_deadline = self.state.deadlines.peek().map(|Reverse((at, _))| *at);
+                let next_deadline = match (next_deadline, self.state.held_connects.next_expiry()) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                };
                 let until = next_deadline.map_or(Duration::MAX, |at| at.saturating_duration_since(Instant::now()));
                 self.touch_interval().min(until)
             } else {
@@ -202,6 +210,7 @@ impl Shard {
             let shared = self.shared.clone();
             let tree = shared.tree.read();
             self.drain_channel(&tree);
+            self.serve_held_connects(&tree);
             self.process_input(&tree);
         }
         for msg in self.state.outbox.drain(..) {
@@ -282,7 +291,9 @@ impl Shard {
                 ShardMsg::FourLetterAnswer { conn, text } => self.answer_four_letter(conn, &text),
                 ShardMsg::Query(query) => self.state.answer(query),
                 ShardMsg::CloseClients { reason } => {
-                    let clients: Vec<ConnId> = self.state.clients().map(|c| c.id).collect();
+                    // A held ConnectRequest waits for the member's next role, not for the one that ended.
+                    let clients: Vec<ConnId> =
+                        self.state.clients().filter(|c| c.phase != Phase::AwaitingService).map(|c| c.id).collect();
                     for conn in clients {
                         self.close_later(conn, reason);
                     }
@@ -508,7 +519,7 @@ impl Shard {
             }
             let phase = conn.phase;
             match phase {
-                Phase::Connecting { .. } | Phase::FourLetter { asked: true, .. } => break,
+                Phase::AwaitingService | Phase::Connecting { .. } | Phase::FourLetter { asked: true, .. } => break,
                 Phase::FourLetter { command, asked: false } => {
                     self.ask_four_letter(id, command);
                     break;
@@ -529,7 +540,9 @@ impl Shard {
             match conn.phase {
                 Phase::Handshake => self.handle_connect(id, &frame, tree),
                 Phase::Session { session_id, .. } => self.handle_request(id, session_id, &frame, tree),
-                Phase::Connecting { .. } | Phase::FourLetter { .. } => unreachable!("checked above"),
+                Phase::AwaitingService | Phase::Connecting { .. } | Phase::FourLetter { .. } => {
+                    unreachable!("checked above")
+                }
             }
         }
         if let Some(conn) = self.state.conns.get_mut(&id) {
@@ -589,20 +602,58 @@ impl Shard {
                 self.connect_read_only(id, request, tree)
             }
             // ZooKeeper closes a client's connection while the server is not running (a member between
-            // roles): the client tries another member.
-            Ok(_) if !self.shared.status.is_serving() => {
-                info!(peer = %conn.peer, "closing connection: this member is not serving (no quorum yet)");
-                conn.close("not serving");
+            // roles): the client tries another member after its reconnection delay. Held a moment first.
+            Ok(request) if !self.shared.status.is_serving() => {
+                conn.phase = Phase::AwaitingService;
+                let until = Instant::now() + held_connects::hold_for(self.shared.config.tick_time_ms);
+                self.state.held_connects.hold(id, request, until);
             }
-            Ok(request) => {
-                conn.phase = Phase::Connecting { read_only_byte: request.read_only.is_some() };
-                let origin = Origin { shard: self.state.index, conn: id };
-                self.state.outbox.push(SequencerMsg::Input(SequencerInput::Connect { origin, request }));
-            }
+            Ok(request) => self.start_session(id, request),
             Err(e) => {
                 info!(peer = %conn.peer, "closing connection: malformed ConnectRequest: {e}");
                 conn.close("malformed ConnectRequest");
             }
+        }
+    }
+
+    fn start_session(&mut self, id: ConnId, request: ConnectRequest) {
+        let conn = self.state.conns.get_mut(&id).expect("caller checked");
+        conn.phase = Phase::Connecting { read_only_byte: request.read_only.is_some() };
+        let origin = Origin { shard: self.state.index, conn: id };
+        self.state.outbox.push(SequencerMsg::Input(SequencerInput::Connect { origin, request }));
+    }
+
+    /// Held ConnectRequests go on once this member serves again (or serves read-only clients); those
+    /// whose hold ran out are closed as ZooKeeper closes them.
+    fn serve_held_connects(&mut self, tree: &DataTree) {
+        if self.state.held_connects.is_empty() {
+            return;
+        }
+        let status = &self.shared.status;
+        let released =
+            if status.is_serving() || status.is_read_only() { self.state.held_connects.release() } else { Vec::new() };
+        for (id, request) in released {
+            let Some(conn) = self.state.conns.get(&id) else { continue };
+            if conn.phase != Phase::AwaitingService || conn.closing.is_some() || conn.aborted {
+                continue;
+            }
+            if self.shared.status.is_serving() {
+                self.start_session(id, request);
+            } else {
+                self.connect_read_only(id, request, tree);
+            }
+            // Frames sent after the ConnectRequest wait in the buffer for their turn.
+            self.state.input_ready.push(id);
+        }
+        let hold_ms = held_connects::hold_for(self.shared.config.tick_time_ms).as_millis();
+        for id in self.state.held_connects.expired(Instant::now()) {
+            let Some(conn) = self.state.conns.get_mut(&id) else { continue };
+            if conn.phase != Phase::AwaitingService {
+                continue;
+            }
+            info!(peer = %conn.peer, "closing connection: this member did not serve within {hold_ms} ms (no quorum yet)");
+            conn.close("not serving");
+            self.state.output_dirty.push(id);
         }
     }
 
@@ -931,7 +982,7 @@ impl Shard {
             let what = match conn.phase {
                 _ if conn.closing.is_some() => "its output was not read",
                 _ if conn.transport.handshaking() => "its TLS handshake did not complete",
-                Phase::Handshake | Phase::Connecting { .. } => "no session was established",
+                Phase::Handshake | Phase::AwaitingService | Phase::Connecting { .. } => "no session was established",
                 Phase::FourLetter { .. } => "its 4-letter word was not completed",
                 Phase::Session { read_only: true, .. } => "its read-only session timed out",
                 Phase::Session { .. } => unreachable!("a session connection has a deadline only while closing"),
@@ -1044,7 +1095,7 @@ fn wants_turn(conn: &Connection, cap: usize, max_len: usize) -> bool {
     let frames = match conn.phase {
         Phase::Handshake | Phase::Session { .. } => conn.buffers.frame_ready(max_len),
         Phase::FourLetter { asked: false, .. } => conn.buffers.buffered_input() >= TRACE_MASK_BYTES,
-        Phase::Connecting { .. } | Phase::FourLetter { asked: true, .. } => false,
+        Phase::AwaitingService | Phase::Connecting { .. } | Phase::FourLetter { asked: true, .. } => false,
     };
     may_read(conn, cap) || (frames && !output_blocked(conn))
 }

@@ -191,6 +191,14 @@ impl MemberThread {
         }
     }
 
+    /// The shards look at the status again: ConnectRequests held while this member was between roles
+    /// go on.
+    fn wake_shards(&self) {
+        for shard in &self.shared.shards {
+            shard.wake();
+        }
+    }
+
     /// Starts or ends read-only service; the shards take read-only sessions while it runs.
     fn read_only_changed(&self, change: Option<ReadOnlyChange>) {
         let my_id = self.shared.config.my_id.expect("an ensemble member has a myid");
@@ -198,6 +206,7 @@ impl MemberThread {
             Some(ReadOnlyChange::Start) => {
                 info!("no quorum for a while: serving read-only clients (readonlymode.enabled)");
                 self.shared.status.set_read_only(true, my_id);
+                self.wake_shards();
             }
             Some(ReadOnlyChange::End) => {
                 info!("the election ended: read-only service stops");
@@ -327,7 +336,12 @@ impl MemberThread {
                 write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?;
                 clear_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?
             }
-            Effect::Log(txns) => self.log.send(LogMsg::Txns(txns)).map_err(|_| gone("log stage"))?,
+            Effect::Log(txns) => {
+                if let Some(text) = crate::membership::newest_reconfig(&txns) {
+                    self.note_proposed_config(text);
+                }
+                self.log.send(LogMsg::Txns(txns)).map_err(|_| gone("log stage"))?
+            }
             Effect::Truncate(zxid) => self.rewrite_disk(|dirs| {
                 truncate_to(&dirs.log, zxid)?;
                 remove_snapshots_after(dirs, zxid)
@@ -357,7 +371,10 @@ impl MemberThread {
                 }
                 let change = self.read_only.looking(self.clock.now().mono_ms, state == ServerState::Looking);
                 self.read_only_changed(change);
-                self.shared.status.set(mode_of(state), serving)
+                self.shared.status.set(mode_of(state), serving);
+                if serving {
+                    self.wake_shards();
+                }
             }
             Effect::EpochStart(zxid) => {
                 self.shared.stats.leader.set_established(Some(std::time::Instant::now()));
@@ -420,6 +437,28 @@ impl MemberThread {
         match crate::config::rewrite::adopt_version(static_path, &members, version as u64, erase) {
             Ok(dynamic) => info!("wrote {} and pointed {} at it", dynamic.display(), static_path.display()),
             Err(e) => warn!("cannot write the configuration files for version {version:#x}: {e}"),
+        }
+        if let Err(e) = crate::config::rewrite::retire_next(static_path, version) {
+            warn!(
+                "cannot remove the logged reconfiguration's file (.dynamic.next) now that {version:#x} is in force: {e}"
+            );
+        }
+    }
+
+    /// A reconfiguration is about to be logged (proposed here, or received from the leader): as ZooKeeper
+    /// does, its membership goes to `zoo.cfg.dynamic.next` until it is in force, so that a ZooKeeper
+    /// member started on these files knows it too.
+    fn note_proposed_config(&self, text: &[u8]) {
+        let config = &self.shared.config;
+        let Some(static_path) = config.source.as_ref().filter(|_| config.reconfig_enabled) else { return };
+        // One already in force (a learner's synchronisation replays the log's older txns) is not next.
+        let in_force = self.shared.membership_version.load(std::sync::atomic::Ordering::Relaxed);
+        if crate::zab::config_text::version_of(text).is_none_or(|version| version <= in_force) {
+            return;
+        }
+        match crate::config::rewrite::write_next(static_path, text) {
+            Ok(next) => info!("a reconfiguration is logged: wrote {}", next.display()),
+            Err(e) => warn!("cannot write the logged reconfiguration's file (.dynamic.next): {e}"),
         }
     }
 
