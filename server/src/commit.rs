@@ -192,4 +192,20 @@ mod tests {
         assert_eq!(commit.persisted(1, 9), None);
         assert_eq!(commit.persisted(2, 9), Some(9));
     }
+
+    /// A replaced configuration is still counted (the leader's quorum check needs it) while txns it must
+    /// acknowledge wait; once they commit, only the new one is.
+    #[test]
+    fn a_replaced_configuration_counts_until_its_txns_are_committed() {
+        let mut commit = Commit::new(&[1, 2, 3], 0);
+        commit.require(3, &BTreeSet::from([1, 4, 5]));
+        assert_eq!(commit.persisted(1, 4), None);
+        assert_eq!(commit.persisted(3, 4), Some(2), "the new configuration has no quorum of 3 yet");
+        commit.activate_newest(4);
+        let counted: Vec<BTreeSet<VoterId>> = commit.configurations().cloned().collect();
+        assert_eq!(counted, [BTreeSet::from([1, 2, 3]), BTreeSet::from([1, 4, 5])], "3 and 4 wait for both");
+        assert_eq!(commit.persisted(4, 4), Some(4));
+        let counted: Vec<BTreeSet<VoterId>> = commit.configurations().cloned().collect();
+        assert_eq!(counted, [BTreeSet::from([1, 4, 5])]);
+    }
 }

@@ -228,6 +228,22 @@ fn conflicts(a: &ServerSpec, b: &ServerSpec) -> bool {
     addresses(a).iter().any(|(host, port)| theirs.iter().any(|(h, p)| p == port && crate::config::same_host(host, h)))
 }
 
+/// The membership text of the newest reconfiguration among `txns` (to be logged).
+pub fn newest_reconfig(txns: &[fk_net::txn::Txn]) -> Option<&[u8]> {
+    txns.iter().rev().find_map(|txn| match &txn.body {
+        fk_net::txn::TxnBody::Reconfig(set) => set.data.as_deref(),
+        _ => None,
+    })
+}
+
+/// ZooKeeper's "major change" for a learner (processReconfig, and UPTODATE bringing a newer membership):
+/// `membership` leaves its leader out of the voters, or gives this member another role than the one it
+/// learns in (`observing`). The learner's role ends, and an election under the membership follows.
+pub fn ends_learner_role(membership: &Membership, my_id: u64, observing: bool, leader: i64) -> bool {
+    let role_changed = membership.server(my_id).is_some_and(|s| (s.role == PeerRole::Observer) != observing);
+    role_changed || !membership.voters().contains(&leader)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -238,6 +254,19 @@ mod tests {
 
     fn three() -> Membership {
         Membership::parse(THREE).unwrap()
+    }
+
+    #[test]
+    fn a_learner_leaves_its_role_when_its_leader_or_its_own_role_goes() {
+        let membership = three();
+        assert!(!ends_learner_role(&membership, 2, false, 1), "the same leader, the same role");
+        assert!(ends_learner_role(&membership, 2, false, 4), "the leader is no voter of it");
+        assert!(ends_learner_role(&membership, 2, true, 1), "this observer is a participant now");
+        let observer = "server.1=h:1:2:participant;3\nserver.2=h:3:4:observer;5\nversion=2";
+        let membership = Membership::parse(observer).unwrap();
+        assert!(ends_learner_role(&membership, 2, false, 1), "this follower is an observer now");
+        assert!(!ends_learner_role(&membership, 2, true, 1));
+        assert!(!ends_learner_role(&membership, 9, false, 1), "a member it does not list keeps its role");
     }
 
     #[test]

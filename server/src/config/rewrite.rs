@@ -7,7 +7,11 @@
 //!   zoo.cfg rewritten without the membership (`server.`, `group`, `weight`, `dynamicConfigFile`,
 //!   `peerType`, and `clientPort`/`clientPortAddress` when this member's server line gives its client
 //!   address), its other keys in `java.util.Properties` order with trimmed values, then
-//!   `dynamicConfigFile=<canonical path>`.
+//!   `dynamicConfigFile=<canonical path>`;
+//! - when a reconfiguration is logged (proposed, not yet in force): `zoo.cfg.dynamic.next`, the same
+//!   lines with its `version=` line among them (ZooKeeper's `setLastSeenQuorumVerifier`; a ZooKeeper
+//!   member started on these files reads it back as the last configuration seen), removed once a version
+//!   at least as new is in force.
 //!
 //! Every file is written whole beside its target, made durable, then renamed over it.
 
@@ -37,6 +41,39 @@ pub fn adopt_version(
     write_atomically(static_path, edited_static(&text, &canonical, erase_client_address).as_bytes())?;
     Ok(dynamic)
 }
+
+/// Writes `zoo.cfg.dynamic.next` for a logged reconfiguration's membership text (its `version` line
+/// included); returns the file's path.
+pub fn write_next(static_path: &Path, text: &[u8]) -> io::Result<PathBuf> {
+    let next = with_suffix(static_path, NEXT_SUFFIX);
+    let text = String::from_utf8_lossy(text);
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter_map(|line| line.split_once('='))
+        .map(|(key, value)| format!("{}={}", key.trim(), value.trim()))
+        .collect();
+    lines.sort_unstable();
+    write_atomically(&next, lines.join("\n").as_bytes())?;
+    Ok(next)
+}
+
+/// Removes `zoo.cfg.dynamic.next` if the version it holds is not newer than `version` (now in force).
+/// Returns whether it was removed.
+pub fn retire_next(static_path: &Path, version: i64) -> io::Result<bool> {
+    let next = with_suffix(static_path, NEXT_SUFFIX);
+    let text = match std::fs::read(&next) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(e),
+    };
+    if crate::zab::config_text::version_of(&text).is_some_and(|next_version| next_version > version) {
+        return Ok(false);
+    }
+    std::fs::remove_file(&next)?;
+    Ok(true)
+}
+
+const NEXT_SUFFIX: &str = ".dynamic.next";
 
 /// The static file's text as `editStaticConfig` writes it.
 fn edited_static(text: &str, dynamic: &Path, erase_client_address: bool) -> String {
@@ -120,5 +157,28 @@ mod tests {
                 canonical.display()
             )
         );
+    }
+
+    /// `zoo.cfg.dynamic.next` as `writeDynamicConfig(…, needKeepVersion = true)` writes it: the lines of
+    /// the reconfig's membership text sorted as strings, version included; removed once that version
+    /// (or a newer one) is in force, kept while an older one is activated.
+    #[test]
+    fn the_next_file_holds_a_logged_reconfiguration_until_it_is_in_force() {
+        let dir = tempfile::tempdir().unwrap();
+        let static_path = dir.path().join("zoo.cfg");
+        let text = b"server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\n\
+                     server.10=127.0.0.1:2898:3898:participant;0.0.0.0:2190\nversion=100000005";
+        let next = write_next(&static_path, text).unwrap();
+        assert_eq!(next, dir.path().join("zoo.cfg.dynamic.next"));
+        assert_eq!(
+            std::fs::read_to_string(&next).unwrap(),
+            "server.10=127.0.0.1:2898:3898:participant;0.0.0.0:2190\n\
+             server.2=127.0.0.1:2889:3889:participant;0.0.0.0:2182\nversion=100000005"
+        );
+        assert!(!retire_next(&static_path, 0x1_0000_0004).unwrap(), "an older version activated");
+        assert!(next.exists());
+        assert!(retire_next(&static_path, 0x1_0000_0005).unwrap());
+        assert!(!next.exists());
+        assert!(!retire_next(&static_path, 0x1_0000_0006).unwrap(), "nothing to remove");
     }
 }

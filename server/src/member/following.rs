@@ -8,8 +8,7 @@ use fk_net::txn::Txn;
 use tracing::info;
 
 use super::{Context, Effect, MemberSettings};
-use crate::config::PeerRole;
-use crate::membership::Membership;
+use crate::membership::{Membership, ends_learner_role};
 use crate::sequencer::SequencerInput;
 use crate::sequencer::forwarder::{Forwarded, Forwarder};
 use crate::sequencer::{Now, PendingRoute};
@@ -149,10 +148,10 @@ impl Following {
         Ok(())
     }
 
-    /// Whether `membership` lists this member in another role than the one it learns in.
-    fn role_changed(&self, cx: &Context<'_>, membership: &Membership) -> bool {
-        let me = membership.server(cx.settings.my_id() as u64);
-        me.is_some_and(|s| (s.role == PeerRole::Observer) != self.settings.observer)
+    /// Whether `membership` ends this learner's role (its leader no voter of it, or a new role for this
+    /// member).
+    fn ends_role(&self, cx: &Context<'_>, membership: &Membership) -> bool {
+        ends_learner_role(membership, cx.settings.my_id() as u64, self.settings.observer, self.leader_sid)
     }
 
     /// Hands on the gathered proposals (one log append for the batch), then the commit point.
@@ -215,7 +214,7 @@ impl Following {
                 // this leader among its voters, or with a new role for this member, is a major change:
                 // the role ends, and an election under the new membership follows.
                 if let Some(membership) = membership
-                    && (!membership.voters().contains(&self.leader_sid) || self.role_changed(cx, &membership))
+                    && self.ends_role(cx, &membership)
                 {
                     return Err("changes proposed in reconfig".into());
                 }
@@ -225,11 +224,11 @@ impl Following {
                 self.flush(cx);
                 let membership = Membership::parse(&String::from_utf8_lossy(&config))
                     .map_err(|e| format!("an unreadable membership in a reconfig: {e}"))?;
-                let role_changed = self.role_changed(cx, &membership);
+                let ends_role = self.ends_role(cx, &membership);
                 cx.out.push(Effect::Activate(config));
                 // ZooKeeper's processReconfig: a new leader or a new role for this member is a major
                 // change, which ends this role; the next election starts from the new membership.
-                if designated_leader != self.leader_sid || role_changed {
+                if designated_leader != self.leader_sid || ends_role {
                     cx.election.designate(designated_leader);
                     return Err("changes proposed in reconfig".into());
                 }

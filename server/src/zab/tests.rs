@@ -607,3 +607,57 @@ fn a_logged_reconfiguration_is_established_with_both_quorums_then_activated() {
     assert!(out.contains(&LeaderOutput::Activate(newer.as_bytes().to_vec())), "{out:?}");
     assert_eq!(leader.synced_members(), BTreeSet::from([1, 3, 4, 5]));
 }
+
+/// A new leader (3) whose log holds a reconfiguration leaving it out (voters 1, 2, 4): it establishes
+/// that membership with a quorum of both, as ZooKeeper's `startZkServer` does, and then commits nothing
+/// (`allowedToCommit`): the new voters elect their own leader.
+#[test]
+fn a_leader_left_out_by_its_logged_membership_establishes_it_and_commits_nothing() {
+    let newer = "server.1=h:1:2:participant;3\nserver.2=h:3:4:participant;5\nserver.4=h:5:6:participant;7\n\
+                 version=100000002";
+    let settings = LeaderSettings { logged_config: Some(newer.as_bytes().to_vec()), ..leader_settings(&[1, 2, 3]) };
+    let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[z(1, 1), z(1, 2)]) };
+    let mut leader = Leader::new(settings, start, 0);
+    for (link, sid) in [(10, 1), (11, 2)] {
+        leader.step(0, LeaderInput::Linked(link));
+        leader.step(0, LeaderInput::Packet(link, info(PacketType::FollowerInfo, sid, 1)));
+    }
+    for link in [10, 11] {
+        leader.step(1, LeaderInput::Packet(link, QuorumPacket::new(PacketType::AckEpoch, z(1, 2), Some(int_body(1)))));
+    }
+    let newleader_ack = QuorumPacket::new(PacketType::Ack, z(2, 0), None);
+    leader.step(2, LeaderInput::Packet(10, newleader_ack.clone()));
+    let out = leader.step(2, LeaderInput::Packet(11, newleader_ack));
+    assert!(out.contains(&LeaderOutput::Established { epoch: 2 }), "1 and 2: a quorum of both: {out:?}");
+    assert!(out.contains(&LeaderOutput::Activate(newer.as_bytes().to_vec())), "{out:?}");
+    leader.step(3, LeaderInput::Propose(vec![entry(z(2, 1))]));
+    let ack = QuorumPacket::new(PacketType::Ack, z(2, 1), None);
+    let mut out = leader.step(4, LeaderInput::Persisted(z(2, 1)));
+    out.extend(leader.step(4, LeaderInput::Packet(10, ack.clone())));
+    out.extend(leader.step(4, LeaderInput::Packet(11, ack)));
+    assert!(!sent(&out).iter().any(|(_, kind, _)| *kind == PacketType::Commit), "{out:?}");
+    assert!(!out.iter().any(|o| matches!(o, LeaderOutput::Committed(_))), "{out:?}");
+    assert_eq!(leader.committed(), z(1, 2));
+}
+
+/// A follower the membership in force lists as an observer (a reconfig re-roled it; it is leaving to
+/// come back as an observer) is not counted among the synchronised voters, so a reconfiguration cannot
+/// count on it.
+#[test]
+fn a_follower_the_membership_makes_an_observer_does_not_count_as_synchronised() {
+    let config = "server.1=h:1:2:participant;3\nserver.2=h:3:4:observer;5\nserver.3=h:5:6:participant;7\n\
+                  version=100000001";
+    let settings = LeaderSettings { config: config.as_bytes().to_vec(), ..leader_settings(&[1, 3]) };
+    let start = LeaderStart { accepted_epoch: 1, current_epoch: 1, history: history(&[z(1, 1)]) };
+    let mut leader = Leader::new(settings, start, 0);
+    for (link, sid) in [(10, 1), (11, 2)] {
+        leader.step(0, LeaderInput::Linked(link));
+        leader.step(0, LeaderInput::Packet(link, info(PacketType::FollowerInfo, sid, 1)));
+        leader.step(1, LeaderInput::Packet(link, QuorumPacket::new(PacketType::AckEpoch, z(1, 1), Some(int_body(1)))));
+    }
+    for link in [11, 10] {
+        leader.step(2, LeaderInput::Packet(link, QuorumPacket::new(PacketType::Ack, z(2, 0), None)));
+    }
+    assert!(leader.is_established());
+    assert_eq!(leader.synced_members(), BTreeSet::from([1, 3]), "2 is linked and synchronised, but an observer now");
+}
