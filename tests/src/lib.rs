@@ -36,8 +36,8 @@ pub mod zk {
     pub struct WriteLoad {
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
         acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-        /// The longest time between two acknowledged writes so far.
-        longest_gap: std::sync::Arc<std::sync::Mutex<Duration>>,
+        /// The longest time between two acknowledged writes so far, and when it ended.
+        longest_gap: std::sync::Arc<std::sync::Mutex<(Duration, Option<std::time::Instant>)>>,
         writer: tokio::task::JoinHandle<()>,
     }
 
@@ -45,14 +45,19 @@ pub mod zk {
         pub fn start(connect_string: String) -> WriteLoad {
             let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
             let acked = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-            let longest_gap = std::sync::Arc::new(std::sync::Mutex::new(Duration::ZERO));
+            let longest_gap = std::sync::Arc::new(std::sync::Mutex::new((Duration::ZERO, None)));
             let writer = start_writer(connect_string, stop.clone(), acked.clone(), longest_gap.clone());
             WriteLoad { stop, acked, longest_gap, writer }
         }
 
         /// The longest time between two acknowledged writes so far (the write gap a failover makes).
         pub fn longest_gap(&self) -> Duration {
-            *self.longest_gap.lock().expect("the writer never panics holding it")
+            self.longest_gap.lock().expect("the writer never panics holding it").0
+        }
+
+        /// When the longest gap so far ended (the write acknowledged after it).
+        pub fn longest_gap_ended(&self) -> Option<std::time::Instant> {
+            self.longest_gap.lock().expect("the writer never panics holding it").1
         }
 
         /// How many writes were acknowledged so far.
@@ -73,7 +78,7 @@ pub mod zk {
         connect_string: String,
         stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
         acked: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-        longest_gap: std::sync::Arc<std::sync::Mutex<Duration>>,
+        longest_gap: std::sync::Arc<std::sync::Mutex<(Duration, Option<std::time::Instant>)>>,
     ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             let mut n = 0;
@@ -96,7 +101,9 @@ pub mod zk {
                             let now = std::time::Instant::now();
                             if let Some(last) = last_ack {
                                 let mut longest = longest_gap.lock().unwrap();
-                                *longest = (*longest).max(now - last);
+                                if now - last > longest.0 {
+                                    *longest = (now - last, Some(now));
+                                }
                             }
                             last_ack = Some(now);
                         }

@@ -21,7 +21,7 @@ pub mod acceptor;
 pub mod applier;
 pub mod connection;
 pub mod figures;
-mod held_connects;
+pub mod held_connects;
 pub mod log_stage;
 pub mod member;
 pub mod messages;
@@ -104,6 +104,9 @@ pub struct MemberStatus {
     /// The next id of a read-only session (ZooKeeper's `SessionTrackerImpl` layout: the member id in the
     /// top byte, the time below), set when read-only service starts.
     next_read_only_session: std::sync::atomic::AtomicI64,
+    /// Until when a ConnectRequest reaching this member between roles may wait for it to serve again
+    /// (pipeline/held_connects.rs); `None`: closed at once, as ZooKeeper closes it.
+    service_expected_by: std::sync::Mutex<Option<std::time::Instant>>,
     /// Tells systemd when this server serves and what it is doing.
     notifier: notify::Notifier,
 }
@@ -142,6 +145,7 @@ impl MemberStatus {
             leader: std::sync::atomic::AtomicI64::new(-1),
             read_only: AtomicBool::new(false),
             next_read_only_session: std::sync::atomic::AtomicI64::new(0),
+            service_expected_by: std::sync::Mutex::new(None),
             notifier: notify::Notifier::from_env(),
         }
     }
@@ -193,6 +197,16 @@ impl MemberStatus {
         } else {
             self.announce();
         }
+    }
+
+    /// Between roles, this member expects to serve again by `until` (`None`: it does not expect to).
+    pub fn expect_service_by(&self, until: Option<std::time::Instant>) {
+        *self.service_expected_by.lock().expect("never poisoned: no panics under it") = until;
+    }
+
+    /// Until when a ConnectRequest reaching this member between roles may wait for it.
+    pub fn service_expected_by(&self) -> Option<std::time::Instant> {
+        *self.service_expected_by.lock().expect("never poisoned: no panics under it")
     }
 
     /// A new read-only session's id.

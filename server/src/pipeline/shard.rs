@@ -22,7 +22,7 @@ use tracing::{debug, info, warn};
 
 use super::Shared;
 use super::connection::{Connection, Pending, Phase};
-use super::held_connects::{self, HeldConnects};
+use super::held_connects::HeldConnects;
 use super::messages::*;
 use super::tls::{Port, Transport};
 use crate::config::SaslService;
@@ -602,12 +602,18 @@ impl Shard {
                 self.connect_read_only(id, request, tree)
             }
             // ZooKeeper closes a client's connection while the server is not running (a member between
-            // roles): the client tries another member after its reconnection delay. Held a moment first.
-            Ok(request) if !self.shared.status.is_serving() => {
-                conn.phase = Phase::AwaitingService;
-                let until = Instant::now() + held_connects::hold_for(self.shared.config.tick_time_ms);
-                self.state.held_connects.hold(id, request, until);
-            }
+            // roles): the client tries another member after its reconnection delay. Held a moment first
+            // while this member expects to serve again soon.
+            Ok(request) if !self.shared.status.is_serving() => match self.shared.status.service_expected_by() {
+                Some(until) if until > Instant::now() => {
+                    conn.phase = Phase::AwaitingService;
+                    self.state.held_connects.hold(id, request, until);
+                }
+                _ => {
+                    info!(peer = %conn.peer, "closing connection: this member is not serving (no quorum yet)");
+                    conn.close("not serving");
+                }
+            },
             Ok(request) => self.start_session(id, request),
             Err(e) => {
                 info!(peer = %conn.peer, "closing connection: malformed ConnectRequest: {e}");
@@ -645,13 +651,12 @@ impl Shard {
             // Frames sent after the ConnectRequest wait in the buffer for their turn.
             self.state.input_ready.push(id);
         }
-        let hold_ms = held_connects::hold_for(self.shared.config.tick_time_ms).as_millis();
         for id in self.state.held_connects.expired(Instant::now()) {
             let Some(conn) = self.state.conns.get_mut(&id) else { continue };
             if conn.phase != Phase::AwaitingService {
                 continue;
             }
-            info!(peer = %conn.peer, "closing connection: this member did not serve within {hold_ms} ms (no quorum yet)");
+            info!(peer = %conn.peer, "closing connection: this member is not serving again yet (no quorum)");
             conn.close("not serving");
             self.state.output_dirty.push(id);
         }

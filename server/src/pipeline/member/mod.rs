@@ -529,6 +529,10 @@ impl MemberThread {
                 shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
             }
         }
+        // Clients reaching this member in the next moments wait for its next role, if it has one.
+        let listed = self.shared.config.my_id.is_some_and(|id| self.in_force_membership().server(id).is_some());
+        let hold = crate::pipeline::held_connects::hold_for(self.shared.config.tick_time_ms);
+        self.shared.status.expect_service_by(listed.then(|| std::time::Instant::now() + hold));
         let facts = match self.disk_facts() {
             Ok(facts) => facts,
             Err(e) => panic!("cannot read this member's epochs: {e:#}"),
