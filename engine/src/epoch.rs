@@ -89,54 +89,121 @@ pub fn clear_epoch_update(dir: &Path) -> Result<(), EpochError> {
     }
 }
 
-/// ZooKeeper's `QuorumPeer.loadDataBase` rules, given the last zxid recovery reached: a missing file is
-/// created from that zxid's epoch (an upgrade from a version without them); a current epoch behind the
-/// log is the log's epoch if the `updatingEpoch` marker is there (a learner died between making its
-/// synchronised history durable and writing the new epoch), else taken from a leftover
-/// `currentEpoch.tmp` (a crash between writing and renaming it), else refused; an accepted epoch behind
-/// the current one is refused. Returns the epochs and what was created.
-pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), EpochError> {
-    let mut notes = Vec::new();
+/// The epoch files as start-up finds them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochFiles {
+    pub current: Option<i64>,
+    /// A leftover `currentEpoch.tmp` (a crash between writing and renaming it): its number, or its first
+    /// line if that is none (an error only if the rules need it).
+    pub current_tmp: Option<Result<i64, String>>,
+    pub accepted: Option<i64>,
+    /// The `updatingEpoch` marker is there.
+    pub updating: bool,
+}
+
+/// What start-up decided: the epochs, and what to write so the files say the same.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EpochDecision {
+    pub epochs: Epochs,
+    /// `currentEpoch` must be written with `epochs.current` (then the marker cleared, if `clear_updating`).
+    pub write_current: bool,
+    pub clear_updating: bool,
+    /// `acceptedEpoch` must be written with `epochs.accepted`.
+    pub write_accepted: bool,
+    /// What was decided beyond reading the files, for the log.
+    pub notes: Vec<String>,
+}
+
+/// ZooKeeper's `QuorumPeer.loadDataBase` rules, given the files and the last zxid recovery reached: a
+/// missing file is created from that zxid's epoch (an upgrade from a version without them); a current
+/// epoch behind the log is the log's epoch if the `updatingEpoch` marker is there (a learner died between
+/// making its synchronised history durable and writing the new epoch), else taken from a leftover
+/// `currentEpoch.tmp`, else refused; an accepted epoch behind the current one is refused. Pure: the
+/// member thread and the simulator both decide with it. `dir` names the files in errors.
+pub fn decide_epochs(files: &EpochFiles, last_zxid: i64, dir: &Path) -> Result<EpochDecision, EpochError> {
     let log_epoch = epoch_of(last_zxid);
-    let mut current = match read_epoch(dir, CURRENT_EPOCH)? {
+    let mut decision = EpochDecision {
+        epochs: Epochs { current: log_epoch, accepted: log_epoch },
+        write_current: false,
+        clear_updating: false,
+        write_accepted: false,
+        notes: Vec::new(),
+    };
+    let mut current = match files.current {
         Some(epoch) => epoch,
         None => {
-            write_epoch(dir, CURRENT_EPOCH, log_epoch)?;
-            notes.push(format!("{CURRENT_EPOCH} not found; created with {log_epoch}, the epoch of the last zxid"));
+            decision.write_current = true;
+            decision
+                .notes
+                .push(format!("{CURRENT_EPOCH} not found; created with {log_epoch}, the epoch of the last zxid"));
             log_epoch
         }
     };
-    if log_epoch > current && dir.join(UPDATING_EPOCH).exists() {
-        write_epoch(dir, CURRENT_EPOCH, log_epoch)?;
-        clear_epoch_update(dir)?;
-        notes.push(format!(
+    if log_epoch > current && files.updating {
+        (decision.write_current, decision.clear_updating) = (true, true);
+        decision.notes.push(format!(
             "{UPDATING_EPOCH} found: this member died while updating its epoch; current epoch set to {log_epoch}"
         ));
         current = log_epoch;
     }
     if log_epoch > current {
         let tmp = format!("{CURRENT_EPOCH}{TMP_SUFFIX}");
-        match read_epoch(dir, &tmp)? {
-            Some(epoch) => {
-                write_epoch(dir, CURRENT_EPOCH, epoch)?;
-                notes.push(format!("{tmp} found; current epoch set to {epoch}"));
-                current = epoch;
+        match &files.current_tmp {
+            Some(Ok(epoch)) => {
+                decision.write_current = true;
+                decision.notes.push(format!("{tmp} found; current epoch set to {epoch}"));
+                current = *epoch;
             }
+            Some(Err(text)) => return Err(EpochError::NotANumber { path: dir.join(tmp), text: text.clone() }),
             None => return Err(EpochError::CurrentBehindLog { current, last_zxid }),
         }
     }
-    let accepted = match read_epoch(dir, ACCEPTED_EPOCH)? {
+    let accepted = match files.accepted {
         Some(epoch) => epoch,
         None => {
-            write_epoch(dir, ACCEPTED_EPOCH, log_epoch)?;
-            notes.push(format!("{ACCEPTED_EPOCH} not found; created with {log_epoch}, the epoch of the last zxid"));
+            decision.write_accepted = true;
+            decision
+                .notes
+                .push(format!("{ACCEPTED_EPOCH} not found; created with {log_epoch}, the epoch of the last zxid"));
             log_epoch
         }
     };
     if accepted < current {
         return Err(EpochError::AcceptedBehindCurrent { accepted, current });
     }
-    Ok((Epochs { current, accepted }, notes))
+    decision.epochs = Epochs { current, accepted };
+    Ok(decision)
+}
+
+/// The epoch files in `dir`.
+pub fn read_epoch_files(dir: &Path) -> Result<EpochFiles, EpochError> {
+    let current_tmp = match read_epoch(dir, &format!("{CURRENT_EPOCH}{TMP_SUFFIX}")) {
+        Ok(epoch) => epoch.map(Ok),
+        Err(EpochError::NotANumber { text, .. }) => Some(Err(text)),
+        Err(e) => return Err(e),
+    };
+    Ok(EpochFiles {
+        current: read_epoch(dir, CURRENT_EPOCH)?,
+        current_tmp,
+        accepted: read_epoch(dir, ACCEPTED_EPOCH)?,
+        updating: dir.join(UPDATING_EPOCH).exists(),
+    })
+}
+
+/// Reads the epoch files in `dir`, decides with [`decide_epochs`] and writes what it decided. Returns
+/// the epochs and the notes.
+pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), EpochError> {
+    let decision = decide_epochs(&read_epoch_files(dir)?, last_zxid, dir)?;
+    if decision.write_current {
+        write_epoch(dir, CURRENT_EPOCH, decision.epochs.current)?;
+    }
+    if decision.clear_updating {
+        clear_epoch_update(dir)?;
+    }
+    if decision.write_accepted {
+        write_epoch(dir, ACCEPTED_EPOCH, decision.epochs.accepted)?;
+    }
+    Ok((decision.epochs, decision.notes))
 }
 
 #[cfg(test)]
@@ -169,7 +236,7 @@ mod tests {
         type Files = &'static [(&'static str, &'static str)];
         /// (current, accepted), or a part of the error.
         type Outcome = Result<(i64, i64), &'static str>;
-        let cases: [(Files, i64, Outcome); 8] = [
+        let cases: [(Files, i64, Outcome); 10] = [
             (&[], zxid(3, 9), Ok((3, 3))),
             (&[("currentEpoch", "3"), ("acceptedEpoch", "4")], zxid(3, 9), Ok((3, 4))),
             (&[("currentEpoch", "2"), ("currentEpoch.tmp", "3"), ("acceptedEpoch", "3")], zxid(3, 1), Ok((3, 3))),
@@ -178,6 +245,9 @@ mod tests {
             (&[("currentEpoch", "5")], zxid(5, 0), Ok((5, 5))),
             (&[("currentEpoch", "2"), ("updatingEpoch", ""), ("acceptedEpoch", "4")], zxid(3, 1), Ok((3, 4))),
             (&[("currentEpoch", "3"), ("updatingEpoch", ""), ("acceptedEpoch", "4")], zxid(3, 1), Ok((3, 4))),
+            // A torn currentEpoch.tmp is read only when the rules need it (as ZooKeeper reads it).
+            (&[("currentEpoch", "3"), ("currentEpoch.tmp", ""), ("acceptedEpoch", "3")], zxid(3, 1), Ok((3, 3))),
+            (&[("currentEpoch", "2"), ("currentEpoch.tmp", "3x"), ("acceptedEpoch", "3")], zxid(3, 1), Err("'3x'")),
         ];
         for (files, last_zxid, expected) in cases {
             let dir = tempfile::tempdir().unwrap();

@@ -63,6 +63,26 @@ fn a_seed_replays_bit_for_bit() {
     }
 }
 
+/// The same seeds replayed by two separate processes give the same digest: nothing in a run depends on
+/// per-process state (hash keys, addresses, the wall clock), which one process replaying twice cannot see.
+#[test]
+fn a_seed_replays_alike_in_two_processes() {
+    let digests = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sim"))
+            .args(["--start", "3", "--seeds", "3", "--digest"])
+            .args(args)
+            .output()
+            .expect("run the simulator");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let lines: Vec<String> = text.lines().filter(|l| l.contains(" digest ")).map(str::to_owned).collect();
+        assert_eq!(lines.len(), 3, "one digest per seed:\n{text}{}", String::from_utf8_lossy(&out.stderr));
+        lines
+    };
+    for args in [&["--faults", "all"][..], &["--reconfig"][..]] {
+        assert_eq!(digests(args), digests(args), "{args:?}");
+    }
+}
+
 /// Seeds that found bugs, kept once fixed.
 #[test]
 fn regressions() {

@@ -16,10 +16,13 @@
 //! [`MemberCore::look`] with what its disk now says.
 //!
 //! # Layout
+//! - [`drive`]: the loop a driver runs over the effects (one copy for the member thread and the
+//!   simulator).
 //! - `leading`: the leader's role.
 //! - `following`: a follower's or an observer's role.
 //! - [`recent`]: the newest txns logged, for a new leader's DIFF history.
 
+pub mod drive;
 mod following;
 mod leading;
 pub mod recent;

@@ -47,6 +47,9 @@ struct Args {
     /// Print each seed's line.
     #[arg(long)]
     verbose: bool,
+    /// Print each seed's digest (what a replay must repeat), one line per seed.
+    #[arg(long)]
+    digest: bool,
     /// Print the members' logs (at RUST_LOG's level, info by default), tagged with member and virtual
     /// time: for replaying one failing seed.
     #[arg(long)]
@@ -133,6 +136,9 @@ fn main() -> ExitCode {
             });
         } else if args.verbose {
             bar.suspend(|| println!("seed {seed} ok ({}): {:?}", report.mix, report.result));
+        }
+        if args.digest {
+            bar.suspend(|| println!("seed {seed} digest {:016x}", report.digest()));
         }
         bar.set_message(format!("{} failed", totals.failed.len()));
         bar.inc(1);

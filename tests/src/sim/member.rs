@@ -17,6 +17,7 @@ use ferrokeeper::apply::ApplyCore;
 use ferrokeeper::apply::replies::ShardReply;
 use ferrokeeper::auth::AuthIds;
 use ferrokeeper::config::refresh_config_node;
+use ferrokeeper::member::drive::{EffectDriver, drive};
 use ferrokeeper::member::{DiskFacts, Effect, MemberCore, MemberSettings};
 use ferrokeeper::membership::{Membership, adoption, logged_newer};
 use ferrokeeper::planted::{self, PlantedBug};
@@ -25,6 +26,7 @@ use ferrokeeper::sequencer::{Notice, Now, Origin, Sequenced, SequencerInput, Wri
 use ferrokeeper::watch::{WatchKind, WatchTable};
 use ferrokeeper::zab::config_text::version_of;
 use ferrokeeper::zab::{LinkId, Sid, epoch_of};
+use fk_engine::epoch::{EpochFiles, decide_epochs};
 use fk_engine::tree::{DataTree, HashSeed, TreeOptions};
 use fk_net::client::{ConnectRequest, ErrorCode, ReplyHeader, Request, Response};
 use fk_net::quorum::{Notification, PacketType, QuorumPacket, ServerState};
@@ -340,25 +342,31 @@ impl SimMember {
         (live.conns.into_keys().collect(), links)
     }
 
+    /// The production start-up rules for the epoch files (`fk_engine::epoch::decide_epochs`) on the
+    /// simulated disk; a member they would refuse to start is a failure of the run.
     fn facts(&mut self) -> Option<DiskFacts> {
         let live = self.live.as_ref()?;
         let last_zxid = live.tree.last_processed_zxid();
-        let log_epoch = epoch_of(last_zxid);
-        let mut current = *self.disk.current_epoch.get_or_insert(log_epoch);
-        let accepted = *self.disk.accepted_epoch.get_or_insert(log_epoch);
-        // fk_engine::epoch::load_epochs's rule for a member that died while taking on a new epoch.
-        if log_epoch > current && self.disk.updating_epoch {
-            current = log_epoch;
-            self.disk.current_epoch = Some(current);
+        let files = EpochFiles {
+            current: self.disk.current_epoch,
+            current_tmp: None,
+            accepted: self.disk.accepted_epoch,
+            updating: self.disk.updating_epoch,
+        };
+        let decision = match decide_epochs(&files, last_zxid, std::path::Path::new("version-2")) {
+            Ok(decision) => decision,
+            Err(e) => {
+                self.failures.push(format!("member {}: it would refuse to start: {e}", self.sid));
+                return None;
+            }
+        };
+        let epochs = decision.epochs;
+        self.disk.current_epoch = Some(epochs.current);
+        self.disk.accepted_epoch = Some(epochs.accepted);
+        if decision.clear_updating {
             self.disk.updating_epoch = false;
         }
-        if log_epoch > current {
-            self.failures.push(format!(
-                "member {}: its log reaches zxid {last_zxid:#x} past its current epoch {current}: it would refuse to start",
-                self.sid
-            ));
-        }
-        Some(DiskFacts { last_zxid, accepted_epoch: accepted, current_epoch: current })
+        Some(DiskFacts { last_zxid, accepted_epoch: epochs.accepted, current_epoch: epochs.current })
     }
 
     fn look(&mut self, cx: &mut Ctx<'_>) {
@@ -527,29 +535,9 @@ impl SimMember {
         self.carry_out(cx);
     }
 
+    /// The production effect loop ([`drive`]) over this member's simulated disk, links and clients.
     fn carry_out(&mut self, cx: &mut Ctx<'_>) {
-        loop {
-            let Some(live) = self.live.as_mut() else { return };
-            if live.effects.is_empty() {
-                break;
-            }
-            let effects = std::mem::take(&mut live.effects);
-            let mut ended = false;
-            for effect in effects {
-                if matches!(effect, Effect::RoleEnded(_)) {
-                    ended = true;
-                    continue;
-                }
-                self.carry_out_one(cx, effect);
-            }
-            self.run_applier(cx);
-            self.flush_links(cx);
-            let live = self.live.as_mut().expect("still up");
-            if ended || live.core.awaits_look() {
-                live.effects.retain(|e| matches!(e, Effect::Notify { .. }));
-                self.between_roles(cx);
-            }
-        }
+        drive(&mut Driving { member: self, cx });
         self.run_applier(cx);
         self.flush_links(cx);
     }
@@ -865,5 +853,33 @@ fn answer_read(
     match answer.result {
         Ok(response) => (ReplyHeader { xid, zxid, err: 0 }, Some(response), answer.watch),
         Err(code) => (ReplyHeader { xid, zxid, err: code.as_i32() }, None, answer.watch),
+    }
+}
+
+/// A simulated member as the effect loop's driver.
+struct Driving<'m, 'c, 'x> {
+    member: &'m mut SimMember,
+    cx: &'c mut Ctx<'x>,
+}
+
+impl EffectDriver for Driving<'_, '_, '_> {
+    fn core_and_effects(&mut self) -> Option<(&mut MemberCore, &mut Vec<Effect>)> {
+        self.member.live.as_mut().map(|live| (&mut live.core, &mut live.effects))
+    }
+
+    /// Nothing here fails at once: a simulated leader that is down or cut off fails the connection
+    /// later, as a closed link.
+    fn carry_out_one(&mut self, effect: Effect) -> Result<(), String> {
+        self.member.carry_out_one(self.cx, effect);
+        Ok(())
+    }
+
+    fn after_batch(&mut self) {
+        self.member.run_applier(self.cx);
+        self.member.flush_links(self.cx);
+    }
+
+    fn between_roles(&mut self) {
+        self.member.between_roles(self.cx);
     }
 }

@@ -35,6 +35,20 @@ pub struct SeedReport {
     pub result: Result<Summary, String>,
 }
 
+impl SeedReport {
+    /// What a replay must repeat, as one number: the run's events, virtual time, client operations,
+    /// final trees, reconfigurations and result. `DefaultHasher::new` has fixed keys, so two processes
+    /// of one build agree — unless something in the run depends on per-process state (random hash keys,
+    /// addresses, the wall clock), which is what comparing two processes' digests is for.
+    pub fn digest(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut hasher = std::hash::DefaultHasher::new();
+        (self.events, self.virtual_ms, self.ops, &self.trees, self.activations, &self.reconfigs).hash(&mut hasher);
+        format!("{:?}", self.result).hash(&mut hasher);
+        hasher.finish()
+    }
+}
+
 /// Runs `seed` and checks it.
 pub fn run_seed(seed: u64, options: &Options) -> SeedReport {
     ferrokeeper::planted::plant(options.planted);

@@ -33,6 +33,7 @@ use super::messages::*;
 use super::quorum_link::{Link, LinkContext, Outgoing, connect_to_leader, start_leader_side};
 use super::sequencer::{BATCH_MAX, Clock, notify_shard, session_figures, settings};
 use crate::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
+use crate::member::drive::{EffectDriver, drive};
 use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings, Tally};
 use crate::ops::stats::ServerStats;
 use crate::peers::admission::Admitted;
@@ -288,32 +289,12 @@ impl MemberThread {
     }
 
     /// Carries out the core's effects in order (with the tree's lock let go: the applier may need it
-    /// to make room in these channels). A failure ends the role: the rest of the effects depended on
-    /// it and are dropped.
+    /// to make room in these channels), by the rules of [`drive`].
     fn carry_out(&mut self) {
-        while !self.effects.is_empty() {
-            let effects = std::mem::take(&mut self.effects);
-            let mut ended = false;
-            for effect in effects {
-                if let Effect::RoleEnded(_) = effect {
-                    ended = true;
-                    continue;
-                }
-                if let Err(reason) = self.carry_out_one(effect) {
-                    self.effects.clear();
-                    self.core.role_failed(reason, &mut self.effects);
-                    break;
-                }
-            }
-            self.publish_figures();
-            if ended || self.core.awaits_look() {
-                self.effects.retain(|e| matches!(e, Effect::Notify { .. }));
-                self.look(true);
-            }
-        }
+        drive(self);
     }
 
-    fn carry_out_one(&mut self, effect: Effect) -> Result<(), String> {
+    fn carry_out_effect(&mut self, effect: Effect) -> Result<(), String> {
         let gone = |what: &str| format!("the {what} is gone");
         match effect {
             Effect::Notify { to, notification } => self.election_links.send(to, notification.to_bytes()),
@@ -599,6 +580,24 @@ impl MemberThread {
             reload_tree(&self.shared, &in_force, &self.dirs, &self.log, &self.applier, &self.persisted)
         };
         run().map_err(|e| format!("{e:#}"))
+    }
+}
+
+impl EffectDriver for MemberThread {
+    fn core_and_effects(&mut self) -> Option<(&mut MemberCore, &mut Vec<Effect>)> {
+        Some((&mut self.core, &mut self.effects))
+    }
+
+    fn carry_out_one(&mut self, effect: Effect) -> Result<(), String> {
+        self.carry_out_effect(effect)
+    }
+
+    fn after_batch(&mut self) {
+        self.publish_figures();
+    }
+
+    fn between_roles(&mut self) {
+        self.look(true);
     }
 }
 
