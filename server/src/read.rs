@@ -3,7 +3,7 @@
 //! register out.
 
 use fk_engine::tree::DataTree;
-use fk_net::client::watch::EventType;
+use fk_net::client::watch::{AddWatchMode, EventType, WatcherType};
 use fk_net::client::*;
 
 use crate::auth::{AuthIds, check_acl};
@@ -18,6 +18,78 @@ pub struct ReadAnswer {
 impl ReadAnswer {
     fn new(result: Result<Response, ErrorCode>) -> Self {
         ReadAnswer { result, watch: None }
+    }
+}
+
+/// A read's whole outcome as the client sees it: the reply and the watch events that go out before it.
+#[derive(Debug)]
+pub struct ReadReply {
+    /// The request's xid, or `xid::PING` for a ping.
+    pub xid: i32,
+    pub err: ErrorCode,
+    pub response: Response,
+    /// Events SetWatches fires at once (the watched nodes changed since the client's zxid).
+    pub events: Vec<(EventType, String)>,
+}
+
+/// Answers any request a session's reads are answered with locally (every kind but the writes, sync,
+/// closeSession and SASL exchanges), applying the watches it sets, checks or removes to `watches` under
+/// connection `conn`. One copy for the shard and the simulator.
+pub fn answer(reader: &Reader<'_>, conn: ConnId, watches: &mut WatchTable, xid: i32, request: &Request) -> ReadReply {
+    let reply = |err, response| ReadReply { xid, err, response, events: Vec::new() };
+    let answer = match request {
+        Request::Ping => return ReadReply { xid: fk_net::client::xid::PING, ..reply(ErrorCode::Ok, Response::Empty) },
+        Request::Exists(r) => reader.exists(r),
+        Request::GetData(r) => reader.get_data(r),
+        Request::GetChildren(r) => reader.get_children(r, false),
+        Request::GetChildren2(r) => reader.get_children(r, true),
+        Request::GetAcl(r) => reader.get_acl(r),
+        Request::GetEphemerals(r) => reader.get_ephemerals(r),
+        Request::GetAllChildrenNumber(r) => reader.get_all_children_number(r),
+        Request::MultiRead(ops) => reader.multi_read(ops),
+        Request::WhoAmI => {
+            let client_info = reader.auth.client_infos();
+            return reply(ErrorCode::Ok, Response::WhoAmI(WhoAmIResponse { client_info }));
+        }
+        Request::SetWatches(r) => {
+            let events = reader.set_watches(r, conn, watches);
+            return ReadReply { events, ..reply(ErrorCode::Ok, Response::Empty) };
+        }
+        Request::CheckWatches(r) | Request::RemoveWatches(r) => {
+            let Some(watcher_type) = WatcherType::from_i32(r.watcher_type) else {
+                return reply(ErrorCode::MarshallingError, Response::Empty);
+            };
+            let found = match request {
+                Request::RemoveWatches(_) => watches.remove(conn, &r.path, watcher_type),
+                _ => watches.contains(conn, &r.path, watcher_type),
+            };
+            return reply(if found { ErrorCode::Ok } else { ErrorCode::NoWatcher }, Response::Empty);
+        }
+        Request::AddWatch(r) => {
+            let kind = match AddWatchMode::from_i32(r.mode) {
+                Some(AddWatchMode::Persistent) => WatchKind::Persistent,
+                Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
+                None => return reply(ErrorCode::MarshallingError, Response::Empty),
+            };
+            watches.add(conn, &r.path, kind);
+            return reply(ErrorCode::Ok, Response::AddWatch(ErrorResponse { err: 0 }));
+        }
+        // Without a SASL provider configured, ZooKeeper answers every token with a null one.
+        Request::Sasl(_) => return reply(ErrorCode::Ok, Response::Sasl(SaslRequest { token: None })),
+        Request::Auth(_)
+        | Request::Write(_)
+        | Request::Multi(_)
+        | Request::Sync(_)
+        | Request::CloseSession
+        | Request::Reconfig(_)
+        | Request::DeleteContainer(_) => unreachable!("{:?} is not answered locally", request.op_code()),
+    };
+    if let Some((path, kind)) = answer.watch {
+        watches.add(conn, &path, kind);
+    }
+    match answer.result {
+        Ok(response) => reply(ErrorCode::Ok, response),
+        Err(err) => reply(err, Response::Empty),
     }
 }
 

@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use fk_engine::tree::DataTree;
-use fk_net::client::watch::{AddWatchMode, WatcherType};
 use fk_net::client::*;
 use fk_net::frame::LENGTH_PREFIX;
 use fk_net::jute::{Jute, JuteReader};
@@ -32,7 +31,7 @@ use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
 use crate::sasl::{Authenticated, ServerExchange};
-use crate::watch::{ConnId, WatchKind, WatchTable};
+use crate::watch::{ConnId, WatchTable};
 use fk_tls::nonblocking::TlsFailure;
 
 pub const WAKER_TOKEN: Token = Token(0);
@@ -1154,61 +1153,9 @@ fn answer_read(
 ) -> (i32, ErrorCode, Response) {
     let session_id = conn.session_id().unwrap_or(0);
     let reader = Reader { tree, auth: &conn.auth, session_id, skip_acl: shared.config.skip_acl };
-    let answer = match request {
-        Request::Ping => return (xid::PING, ErrorCode::Ok, Response::Empty),
-        Request::Exists(r) => reader.exists(r),
-        Request::GetData(r) => reader.get_data(r),
-        Request::GetChildren(r) => reader.get_children(r, false),
-        Request::GetChildren2(r) => reader.get_children(r, true),
-        Request::GetAcl(r) => reader.get_acl(r),
-        Request::GetEphemerals(r) => reader.get_ephemerals(r),
-        Request::GetAllChildrenNumber(r) => reader.get_all_children_number(r),
-        Request::MultiRead(ops) => reader.multi_read(ops),
-        Request::WhoAmI => {
-            let client_info = conn.auth.client_infos();
-            return (xid, ErrorCode::Ok, Response::WhoAmI(WhoAmIResponse { client_info }));
-        }
-        Request::SetWatches(r) => {
-            for (event, path) in reader.set_watches(r, conn.id, watches) {
-                conn.push_notification(event, &path);
-            }
-            return (xid, ErrorCode::Ok, Response::Empty);
-        }
-        Request::CheckWatches(r) | Request::RemoveWatches(r) => {
-            let Some(watcher_type) = WatcherType::from_i32(r.watcher_type) else {
-                return (xid, ErrorCode::MarshallingError, Response::Empty);
-            };
-            let found = match request {
-                Request::RemoveWatches(_) => watches.remove(conn.id, &r.path, watcher_type),
-                _ => watches.contains(conn.id, &r.path, watcher_type),
-            };
-            let err = if found { ErrorCode::Ok } else { ErrorCode::NoWatcher };
-            return (xid, err, Response::Empty);
-        }
-        Request::AddWatch(r) => {
-            let kind = match AddWatchMode::from_i32(r.mode) {
-                Some(AddWatchMode::Persistent) => WatchKind::Persistent,
-                Some(AddWatchMode::PersistentRecursive) => WatchKind::PersistentRecursive,
-                None => return (xid, ErrorCode::MarshallingError, Response::Empty),
-            };
-            watches.add(conn.id, &r.path, kind);
-            return (xid, ErrorCode::Ok, Response::AddWatch(ErrorResponse { err: 0 }));
-        }
-        // Without a SASL provider configured, ZooKeeper answers every token with a null one.
-        Request::Sasl(_) => return (xid, ErrorCode::Ok, Response::Sasl(SaslRequest { token: None })),
-        Request::Auth(_)
-        | Request::Write(_)
-        | Request::Multi(_)
-        | Request::Sync(_)
-        | Request::CloseSession
-        | Request::Reconfig(_)
-        | Request::DeleteContainer(_) => unreachable!("{:?} is not answered locally", request.op_code()),
-    };
-    if let Some((path, kind)) = answer.watch {
-        watches.add(conn.id, &path, kind);
+    let reply = crate::read::answer(&reader, conn.id, watches, xid, request);
+    for (event, path) in &reply.events {
+        conn.push_notification(*event, path);
     }
-    match answer.result {
-        Ok(response) => (xid, ErrorCode::Ok, response),
-        Err(err) => (xid, err, Response::Empty),
-    }
+    (reply.xid, reply.err, reply.response)
 }

@@ -23,7 +23,7 @@ use ferrokeeper::membership::{Membership, adoption, logged_newer};
 use ferrokeeper::planted::{self, PlantedBug};
 use ferrokeeper::read::Reader;
 use ferrokeeper::sequencer::{Notice, Now, Origin, Sequenced, SequencerInput, WriteRequest};
-use ferrokeeper::watch::{WatchKind, WatchTable};
+use ferrokeeper::watch::WatchTable;
 use ferrokeeper::zab::config_text::version_of;
 use ferrokeeper::zab::{LinkId, Sid, epoch_of};
 use fk_engine::epoch::{EpochFiles, decide_epochs};
@@ -468,10 +468,13 @@ impl SimMember {
                         }));
                     }
                     read => {
-                        let (header, body, watch) = answer_read(&live.tree, session_id, xid, &read);
-                        if let Some((path, kind)) = watch {
-                            live.watches.add(conn, &path, kind);
-                        }
+                        let auth = client_identity();
+                        let reader = Reader { tree: &live.tree, auth: &auth, session_id, skip_acl: false };
+                        let reply = ferrokeeper::read::answer(&reader, conn, &mut live.watches, xid, &read);
+                        assert!(reply.events.is_empty(), "the simulated clients send no SetWatches");
+                        let (zxid, err) = (live.tree.last_processed_zxid(), reply.err.as_i32());
+                        let header = ReplyHeader { xid: reply.xid, zxid, err };
+                        let body = (reply.err == ErrorCode::Ok).then_some(reply.response);
                         cx.out.push(Out::Client { conn, msg: ToClient::Reply { header, body } });
                     }
                 }
@@ -830,29 +833,6 @@ fn reply_to_client(cx: &mut Ctx<'_>, live: &mut Live, reply: ShardReply) {
                 cx.out.push(Out::Client { conn, msg: ToClient::Closed });
             }
         }
-    }
-}
-
-/// A read answered from the tree, as a shard answers it (the reply carries the tree's last zxid).
-fn answer_read(
-    tree: &DataTree,
-    session_id: i64,
-    xid: i32,
-    request: &Request,
-) -> (ReplyHeader, Option<Response>, Option<(String, WatchKind)>) {
-    let auth = client_identity();
-    let reader = Reader { tree, auth: &auth, session_id, skip_acl: false };
-    let answer = match request {
-        Request::GetData(r) => reader.get_data(r),
-        Request::Exists(r) => reader.exists(r),
-        Request::GetChildren(r) => reader.get_children(r, false),
-        Request::GetChildren2(r) => reader.get_children(r, true),
-        other => panic!("the simulated clients send no {other:?}"),
-    };
-    let zxid = tree.last_processed_zxid();
-    match answer.result {
-        Ok(response) => (ReplyHeader { xid, zxid, err: 0 }, Some(response), answer.watch),
-        Err(code) => (ReplyHeader { xid, zxid, err: code.as_i32() }, None, answer.watch),
     }
 }
 
