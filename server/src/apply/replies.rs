@@ -1,13 +1,39 @@
 //! The replies a route gets once what it waited for is applied: ZooKeeper's `FinalRequestProcessor`
 //! for writes, syncs and checks, and the session notices.
 
-use fk_engine::tree::DataTree;
+use fk_engine::tree::{DataTree, WatchTrigger};
 use fk_engine::txn::TxnResult;
 use fk_net::client::*;
 use fk_net::txn::TxnBody;
 
 use crate::sequencer::{Origin, Route};
 use crate::watch::ConnId;
+
+/// One step of handing an applied batch to the clients.
+pub enum Delivery<'a> {
+    Reply(ShardReply),
+    /// A txn's watch trigger: its events go to the watching connections.
+    Trigger(&'a WatchTrigger),
+}
+
+/// An applied batch's replies and watch triggers (each tagged with its txn's position in the batch) in
+/// the order clients must see them: a txn's watch events after the replies of the txns before it and
+/// before its own reply, so that no client sees data newer than an event it has not had yet. One copy
+/// for the shard and the simulator.
+pub fn in_delivery_order<'a>(
+    triggers: &'a [(u32, WatchTrigger)],
+    replies: impl IntoIterator<Item = (u32, ShardReply)>,
+    mut deliver: impl FnMut(Delivery<'a>),
+) {
+    let mut replies = replies.into_iter().peekable();
+    for (seq, trigger) in triggers {
+        while let Some((_, reply)) = replies.next_if(|(reply_seq, _)| reply_seq < seq) {
+            deliver(Delivery::Reply(reply));
+        }
+        deliver(Delivery::Trigger(trigger));
+    }
+    replies.for_each(|(_, reply)| deliver(Delivery::Reply(reply)));
+}
 
 /// What a shard is told about one of its connections once what it waited for is applied.
 pub enum ShardReply {
@@ -123,5 +149,29 @@ fn multi_result(txn: &TxnBody, result: &TxnResult) -> MultiResult {
         TxnResult::Checked => MultiResult::Check,
         TxnResult::Error(code) => MultiResult::Error(code.as_i32()),
         other => unreachable!("{other:?} inside a multi"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fk_net::client::watch::EventType;
+
+    /// Triggers of the batch's txns 1 and 3, replies to txns 0 to 4: each trigger goes out after the
+    /// replies before its txn and before its txn's reply.
+    #[test]
+    fn a_txns_watch_events_go_out_between_the_earlier_replies_and_its_own() {
+        let trigger = |path: &str| WatchTrigger { event: EventType::NodeDataChanged, path: path.into() };
+        let triggers = [(1, trigger("/a")), (3, trigger("/b"))];
+        let close = |seq: u32| (seq, ShardReply::Close { conn: seq as ConnId, reason: "test" });
+        let mut order = Vec::new();
+        in_delivery_order(&triggers, (0..5).map(close), |delivery| {
+            order.push(match delivery {
+                Delivery::Reply(ShardReply::Close { conn, .. }) => format!("reply {conn}"),
+                Delivery::Reply(_) => unreachable!("only closes here"),
+                Delivery::Trigger(t) => format!("event {}", t.path),
+            })
+        });
+        assert_eq!(order, ["reply 0", "event /a", "reply 1", "reply 2", "event /b", "reply 3", "reply 4"]);
     }
 }

@@ -24,6 +24,7 @@ use super::connection::{Connection, Pending, Phase};
 use super::held_connects::HeldConnects;
 use super::messages::*;
 use super::tls::{Port, Transport};
+use crate::apply::replies::{Delivery, in_delivery_order};
 use crate::config::SaslService;
 use crate::ops::audit::{self, Requester, events};
 use crate::ops::figures::ConnectionFigures;
@@ -400,28 +401,19 @@ impl Shard {
     /// come before its reply, as ZooKeeper sends them.
     fn apply_batch(&mut self, batch: AppliedBatch, tree: &DataTree) {
         let mut notifications = Vec::new();
-        let mut replies = batch.replies.into_iter().peekable();
-        for (seq, trigger) in batch.triggers.iter() {
-            while let Some((reply_seq, _)) = replies.peek() {
-                if reply_seq >= seq {
-                    break;
-                }
-                let (_, reply) = replies.next().expect("peeked");
-                self.deliver_reply(reply, tree);
-            }
-            notifications.clear();
-            self.state.watches.trigger(trigger, &mut notifications);
-            for (conn, event, path) in notifications.drain(..) {
-                if let Some(c) = self.state.conns.get_mut(&conn) {
-                    c.push_notification(event, &path);
-                    self.shared.stats.sent(1);
-                    self.state.output_dirty.push(conn);
+        in_delivery_order(&batch.triggers, batch.replies, |delivery| match delivery {
+            Delivery::Reply(reply) => self.deliver_reply(reply, tree),
+            Delivery::Trigger(trigger) => {
+                self.state.watches.trigger(trigger, &mut notifications);
+                for (conn, event, path) in notifications.drain(..) {
+                    if let Some(c) = self.state.conns.get_mut(&conn) {
+                        c.push_notification(event, &path);
+                        self.shared.stats.sent(1);
+                        self.state.output_dirty.push(conn);
+                    }
                 }
             }
-        }
-        for (_, reply) in replies {
-            self.deliver_reply(reply, tree);
-        }
+        });
     }
 
     fn deliver_reply(&mut self, reply: ShardReply, tree: &DataTree) {

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 use ferrokeeper::apply::ApplyCore;
-use ferrokeeper::apply::replies::ShardReply;
+use ferrokeeper::apply::replies::{Delivery, ShardReply, in_delivery_order};
 use ferrokeeper::auth::AuthIds;
 use ferrokeeper::config::refresh_config_node;
 use ferrokeeper::member::drive::{EffectDriver, drive};
@@ -727,26 +727,21 @@ impl SimMember {
                 self.sid
             ));
         }
-        // As a shard delivers a batch: each txn's watch events before its reply.
-        let mut replies = applied.replies.into_iter().flatten().peekable();
         let mut fired = Vec::new();
-        for (seq, trigger) in &applied.triggers {
-            while let Some((_, reply)) = replies.next_if(|(reply_seq, _)| reply_seq < seq) {
-                reply_to_client(cx, live, reply);
-            }
-            fired.clear();
-            live.watches.trigger(trigger, &mut fired);
-            // The table's order is a hash's; the run's must not depend on it.
-            fired.sort_by_key(|(conn, _, _)| *conn);
-            for (conn, event, path) in fired.drain(..) {
-                if live.conns.contains_key(&conn) {
-                    cx.out.push(Out::Client { conn, msg: ToClient::Event { event_type: event.as_i32(), path } });
+        in_delivery_order(&applied.triggers, applied.replies.into_iter().flatten(), |delivery| match delivery {
+            Delivery::Reply(reply) => reply_to_client(cx, live, reply),
+            Delivery::Trigger(trigger) => {
+                live.watches.trigger(trigger, &mut fired);
+                // The table's order is a hash's; the run's must not depend on it.
+                fired.sort_by_key(|(conn, _, _)| *conn);
+                for (conn, event, path) in fired.drain(..) {
+                    if live.conns.contains_key(&conn) {
+                        let msg = ToClient::Event { event_type: event.as_i32(), path };
+                        cx.out.push(Out::Client { conn, msg });
+                    }
                 }
             }
-        }
-        for (_, reply) in replies {
-            reply_to_client(cx, live, reply);
-        }
+        });
     }
 
     /// Sends what each link has queued, a snapshot once this member applied through its zxid.
