@@ -122,12 +122,17 @@ impl ApplyCore {
     }
 
     /// A role ended: nobody waits any more (their connections are closed), and what was logged but not
-    /// yet known to be committed is applied, so that the tree holds exactly the log.
+    /// yet known to be committed is applied, so that the tree holds exactly the log. Its watches fire
+    /// for nobody: the quorum may never commit these txns (a new leader can truncate them), and a
+    /// client must not hear of a change that did not happen. Clients are closed and set their watches
+    /// again on their next member, which fires them for whatever did commit (ZooKeeper closes its
+    /// clients before it fast-forwards its database).
     pub fn reset(&mut self, tree: &mut DataTree) -> Applied {
         self.routes.clear();
         self.by_request.clear();
         let logged: Vec<Txn> = self.uncommitted.drain(..).collect();
-        let applied = if logged.is_empty() { Applied::default() } else { self.apply(tree, logged) };
+        let mut applied = if logged.is_empty() { Applied::default() } else { self.apply(tree, logged) };
+        applied.triggers.clear();
         self.commit_point = tree.last_processed_zxid();
         applied
     }
@@ -228,6 +233,21 @@ mod tests {
             body: TxnBody::Create { op: OpCode::Create, txn },
             digest: Some(TxnDigest { version: 2, tree_digest }),
         }
+    }
+
+    /// Txns applied because they were logged when a role ended fire no watches (they may never be
+    /// committed); committed ones do.
+    #[test]
+    fn txns_applied_at_a_role_end_fire_no_watch() {
+        let mut tree = DataTree::new(TreeOptions::fixed_seed(true));
+        let mut core = ApplyCore::new(1, 0);
+        core.persisted([create(1, 0), create(2, 0)]);
+        core.commit_through(1);
+        let applied = core.flush(&mut tree, Vec::new());
+        assert!(!applied.triggers.is_empty(), "the committed create fires its parent's child watch");
+        let applied = core.reset(&mut tree);
+        assert!(tree.get("/n2").is_some(), "the tree holds the whole log");
+        assert!(applied.triggers.is_empty(), "{:?}", applied.triggers.len());
     }
 
     /// A learner that loaded a fuzzy snapshot applies again txns whose changes the snapshot may already

@@ -13,8 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
-use ferrokeeper::apply::ApplyCore;
 use ferrokeeper::apply::replies::{Delivery, ShardReply, in_delivery_order};
+use ferrokeeper::apply::{Applied, ApplyCore};
 use ferrokeeper::auth::AuthIds;
 use ferrokeeper::config::refresh_config_node;
 use ferrokeeper::member::drive::{EffectDriver, drive};
@@ -547,8 +547,8 @@ impl SimMember {
 
     fn carry_out_one(&mut self, cx: &mut Ctx<'_>, effect: Effect) {
         let effect = match effect {
-            Effect::Truncate(zxid) => return self.truncate(zxid),
-            Effect::ReceiveSnapshot(zxid) => return self.load_received_snapshot(zxid),
+            Effect::Truncate(zxid) => return self.truncate(cx, zxid),
+            Effect::ReceiveSnapshot(zxid) => return self.load_received_snapshot(cx, zxid),
             Effect::PersistAcceptedEpoch(epoch) => return self.disk.accepted_epoch = Some(epoch),
             Effect::MarkEpochUpdate => return self.disk.updating_epoch = true,
             Effect::PersistCurrentEpoch(epoch) => {
@@ -657,16 +657,16 @@ impl SimMember {
     }
 
     /// TRUNC: the log (and a newer snapshot) cut after `zxid`, the tree rebuilt from the disk.
-    fn truncate(&mut self, zxid: i64) {
-        self.settle();
+    fn truncate(&mut self, cx: &mut Ctx<'_>, zxid: i64) {
+        self.settle(cx);
         self.disk.truncate_after(zxid);
         self.reload();
     }
 
     /// SNAP: the snapshot received on the link replaces the disk's; what this member logged after its
     /// point is not the leader's history and goes.
-    fn load_received_snapshot(&mut self, zxid: i64) {
-        self.settle();
+    fn load_received_snapshot(&mut self, cx: &mut Ctx<'_>, zxid: i64) {
+        self.settle(cx);
         let live = self.live.as_mut().expect("up");
         let link = live.received.iter().find(|(_, (z, _))| *z == zxid).map(|(link, _)| *link);
         let Some((_, txns)) = link.and_then(|link| live.received.remove(&link)) else {
@@ -681,7 +681,7 @@ impl SimMember {
 
     /// The log stage flushes (everything written becomes durable) and the applier resets (what was
     /// logged is applied, nobody waits any more), as the production `settle` does.
-    fn settle(&mut self) {
+    fn settle(&mut self, cx: &mut Ctx<'_>) {
         let live = self.live.as_mut().expect("up");
         live.generation += 1;
         let written: Vec<Txn> = live.written.drain(..).collect();
@@ -689,7 +689,10 @@ impl SimMember {
         if !planted::is_planted(PlantedBug::AckBeforeFsync) {
             live.apply.persisted(written);
         }
-        let _ = live.apply.reset(&mut live.tree);
+        // As the applier's reset: what it applies is delivered (a forwarded reconfig gets its answer
+        // before the clients are closed).
+        let applied = live.apply.reset(&mut live.tree);
+        self.deliver(cx, applied);
     }
 
     /// The tree rebuilt from the disk, as recovery builds it.
@@ -698,22 +701,24 @@ impl SimMember {
         live.tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&live.in_force));
     }
 
-    /// The role ended: clients are closed, the pipeline settles, the core looks again.
+    /// The role ended, as the member thread's `look(true)`: its links close, the pipeline settles (the
+    /// replies of what it applies go out), the clients are closed, the core looks again.
     fn between_roles(&mut self, cx: &mut Ctx<'_>) {
         let live = self.live.as_mut().expect("up");
-        for conn in std::mem::take(&mut live.conns).into_keys() {
-            cx.out.push(Out::Client { conn, msg: ToClient::Closed });
-        }
-        live.watches = WatchTable::new(self.tree_seed);
         for (_, link) in std::mem::take(&mut live.links) {
             if let (peer, Some(theirs)) = (link.peer, link.peer_link) {
                 cx.out.push(Out::Peer { to: peer, msg: PeerMsg::QuorumClosed { link: theirs } });
             }
         }
         live.received.clear();
+        self.settle(cx);
+        let live = self.live.as_mut().expect("up");
+        for conn in std::mem::take(&mut live.conns).into_keys() {
+            cx.out.push(Out::Client { conn, msg: ToClient::Closed });
+        }
+        live.watches = WatchTable::new(self.tree_seed);
         live.inputs.clear();
         live.serving = false;
-        self.settle();
         self.look(cx);
     }
 
@@ -721,6 +726,12 @@ impl SimMember {
     fn run_applier(&mut self, cx: &mut Ctx<'_>) {
         let Some(live) = self.live.as_mut() else { return };
         let applied = live.apply.flush(&mut live.tree, Vec::new());
+        self.deliver(cx, applied);
+    }
+
+    /// What the applier applied goes to the clients, as a shard delivers it.
+    fn deliver(&mut self, cx: &mut Ctx<'_>, applied: Applied) {
+        let live = self.live.as_mut().expect("up");
         for (zxid, prepared, tree) in applied.digest_mismatches {
             self.failures.push(format!(
                 "member {}: digest mismatch after {zxid:#x}: prepared {prepared:#x}, tree {tree:#x}",
