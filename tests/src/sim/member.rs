@@ -689,8 +689,8 @@ impl SimMember {
         if !planted::is_planted(PlantedBug::AckBeforeFsync) {
             live.apply.persisted(written);
         }
-        // As the applier's reset: what it applies is delivered (a forwarded reconfig gets its answer
-        // before the clients are closed).
+        // As the applier's reset: what it applies is delivered like any batch (digests checked; no route
+        // waits any more and no watch fires for these txns: ApplyCore::reset).
         let applied = live.apply.reset(&mut live.tree);
         self.deliver(cx, applied);
     }
@@ -701,8 +701,8 @@ impl SimMember {
         live.tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&live.in_force));
     }
 
-    /// The role ended, as the member thread's `look(true)`: its links close, the pipeline settles (the
-    /// replies of what it applies go out), the clients are closed, the core looks again.
+    /// The role ended, as the member thread's `look(true)`: its links close, the pipeline settles, the
+    /// clients are closed, the core looks again.
     fn between_roles(&mut self, cx: &mut Ctx<'_>) {
         let live = self.live.as_mut().expect("up");
         for (_, link) in std::mem::take(&mut live.links) {
