@@ -14,8 +14,7 @@ use fk_net::quorum::packet::{ForwardedRequest, SessionTouch};
 use tracing::info;
 
 use super::{
-    Notice, Now, Origin, PendingRoute, Route, Sequenced, SequencerInput, SequencerSettings, Wait, WriteRequest,
-    negotiate_timeout, refuse_if_ahead,
+    Notice, Now, Origin, PendingRoute, Route, Sequenced, SequencerInput, SequencerSettings, Wait, WriteRequest, admit,
 };
 use crate::planted::{self, PlantedBug};
 use crate::session::{initial_session_id, session_password};
@@ -111,14 +110,7 @@ impl Forwarder {
     /// ZooKeeper's `processConnectRequest` on a learner: a new session is made here and created by the
     /// leader; a re-attach is checked by the leader.
     fn connect(&mut self, origin: Origin, request: ConnectRequest, last_zxid: i64, out: &mut Forwarded) {
-        if refuse_if_ahead(origin, &request, last_zxid, &mut out.notices) {
-            return;
-        }
-        let timeout_ms = negotiate_timeout(
-            request.timeout_ms,
-            self.settings.min_session_timeout_ms,
-            self.settings.max_session_timeout_ms,
-        );
+        let Some(timeout_ms) = admit(origin, &request, last_zxid, &self.settings, &mut out.notices) else { return };
         if request.session_id == 0 {
             let session_id = self.next_session_id;
             self.next_session_id += 1;

@@ -402,14 +402,10 @@ impl Sequencer {
         tree: &DataTree,
         out: &mut SequencerOutput,
     ) {
-        if refuse_if_ahead(origin, &request, tree.last_processed_zxid(), &mut out.notices) {
+        let Some(timeout_ms) = admit(origin, &request, tree.last_processed_zxid(), &self.settings, &mut out.notices)
+        else {
             return;
-        }
-        let timeout_ms = negotiate_timeout(
-            request.timeout_ms,
-            self.settings.min_session_timeout_ms,
-            self.settings.max_session_timeout_ms,
-        );
+        };
         if request.session_id == 0 {
             let session_id = self.tracker.create(timeout_ms, now.mono_ms);
             self.owners.insert(session_id, origin);
@@ -483,16 +479,23 @@ pub fn negotiate_timeout(requested_ms: i32, min_ms: u32, max_ms: u32) -> u32 {
     (requested_ms.max(0) as u32).clamp(min_ms, max_ms)
 }
 
-/// ZooKeeper refuses a client that has seen a newer zxid than this server has (it must try another
-/// server): the connection is closed. True if refused.
-fn refuse_if_ahead(origin: Origin, request: &ConnectRequest, last_zxid: i64, notices: &mut Vec<Notice>) -> bool {
-    if request.last_zxid_seen <= last_zxid {
-        return false;
+/// ZooKeeper's first checks of a ConnectRequest, on a leader as on a learner: a client that has seen a
+/// newer zxid than this server has is refused (its connection closed: it must try another server);
+/// otherwise, the session timeout it gets.
+fn admit(
+    origin: Origin,
+    request: &ConnectRequest,
+    last_zxid: i64,
+    settings: &SequencerSettings,
+    notices: &mut Vec<Notice>,
+) -> Option<u32> {
+    if request.last_zxid_seen > last_zxid {
+        info!(
+            "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{last_zxid:x}; client must try another server",
+            request.last_zxid_seen
+        );
+        notices.push(Notice::Close { origin, reason: "client is ahead of us" });
+        return None;
     }
-    info!(
-        "refusing session request: client has seen zxid 0x{:x}, our last zxid is 0x{last_zxid:x}; client must try another server",
-        request.last_zxid_seen
-    );
-    notices.push(Notice::Close { origin, reason: "client is ahead of us" });
-    true
+    Some(negotiate_timeout(request.timeout_ms, settings.min_session_timeout_ms, settings.max_session_timeout_ms))
 }
