@@ -3,7 +3,6 @@
 //! (temp file, fsync, rename, directory fsync) exactly as ZooKeeper writes them, so either server can
 //! start on the other's directory. Standalone servers do not use them.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use thiserror::Error;
@@ -56,16 +55,9 @@ pub fn read_epoch(dir: &Path, name: &str) -> Result<Option<i64>, EpochError> {
 
 /// Writes `value` to `dir/name` atomically and durably.
 pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<(), EpochError> {
-    let path = dir.join(name);
-    let tmp = dir.join(format!("{name}{TMP_SUFFIX}"));
-    let write = || -> std::io::Result<()> {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(value.to_string().as_bytes())?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, &path)?;
-        crate::files::sync_dir(dir)
-    };
-    write().map_err(|source| EpochError::Io { path, source })
+    let tmp = format!("{name}{TMP_SUFFIX}");
+    crate::files::replace_durably(dir, name, &tmp, value.to_string().as_bytes())
+        .map_err(|source| EpochError::Io { path: dir.join(name), source })
 }
 
 /// Creates the `updatingEpoch` marker durably (before a learner logs a history newer than its current
@@ -81,12 +73,8 @@ pub fn mark_epoch_update(dir: &Path) -> Result<(), EpochError> {
 
 /// Removes the `updatingEpoch` marker (once the new current epoch is written), if there is one.
 pub fn clear_epoch_update(dir: &Path) -> Result<(), EpochError> {
-    let path = dir.join(UPDATING_EPOCH);
-    match std::fs::remove_file(&path) {
-        Ok(()) => crate::files::sync_dir(dir).map_err(|source| EpochError::Io { path, source }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(source) => Err(EpochError::Io { path, source }),
-    }
+    crate::files::remove_durably(dir, UPDATING_EPOCH)
+        .map_err(|source| EpochError::Io { path: dir.join(UPDATING_EPOCH), source })
 }
 
 /// The epoch files as start-up finds them.

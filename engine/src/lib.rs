@@ -9,10 +9,13 @@
 //! - [`snap`]: snapshots — format, fuzzy writer, mmap loader.
 //! - [`recovery`]: newest valid snapshot + log replay, torn-tail truncation; [`purge`]: old files.
 //! - [`epoch`]: the `currentEpoch`/`acceptedEpoch` files of a quorum member.
+//! - [`damage`]: damage found at start-up set aside, and the mark a member keeps until its ensemble
+//!   has synchronised it.
 //!
 //! The tree and txn application do no I/O and read no clock (time comes in the txn header); the file
 //! modules do I/O and nothing else.
 
+pub mod damage;
 pub mod epoch;
 pub mod files;
 pub mod log;

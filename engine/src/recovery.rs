@@ -64,6 +64,23 @@ pub enum RecoveryError {
     RepairMarker { path: PathBuf, offset: u64, source: std::io::Error },
 }
 
+impl RecoveryError {
+    /// Whether this is damage to the files' contents (which an ensemble member can recover from its
+    /// ensemble, [`crate::damage`]) rather than a failure to read or change them.
+    pub fn is_damage(&self) -> bool {
+        match self {
+            RecoveryError::CorruptLog { source, .. } => !matches!(source, LogError::Io { .. }),
+            RecoveryError::DamagedBeforeSnapshot { .. }
+            | RecoveryError::Gap { .. }
+            | RecoveryError::NoSnapshot { .. } => true,
+            RecoveryError::Io { .. }
+            | RecoveryError::Truncate { .. }
+            | RecoveryError::RemoveNeverWritten { .. }
+            | RecoveryError::RepairMarker { .. } => false,
+        }
+    }
+}
+
 /// The state recovery rebuilt, and what it found on the way.
 pub struct Recovered {
     pub tree: DataTree,
@@ -88,6 +105,8 @@ pub struct Recovered {
     /// The last txns replayed (at most [`RECENT_KEPT`]), oldest first: what an ensemble's leader keeps
     /// to synchronise learners by DIFF (ZooKeeper fills its committed log with them while loading).
     pub recent: Vec<Txn>,
+    /// With [`RecoverLimits::stop_at_damage`]: the damage replay stopped at, if any.
+    pub damage: Option<Damage>,
 }
 
 /// Replayed txns kept in [`Recovered::recent`] (ZooKeeper's default `commitLogCount`).
@@ -107,6 +126,21 @@ pub struct RecoverLimits {
     /// Change no file (offline tools): a torn tail is reported in [`Recovered::truncated`] but not cut,
     /// and damaged end-of-record bytes are not rewritten.
     pub read_only: bool,
+    /// Stop replay at damage instead of failing, and say where in [`Recovered::damage`]: the tree then
+    /// holds everything before it (an ensemble member about to recover the rest from its ensemble,
+    /// [`crate::damage`]). I/O errors still fail.
+    pub stop_at_damage: bool,
+}
+
+/// Where [`RecoverLimits::stop_at_damage`] stopped: the first byte of the logs not to trust.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    /// The log holding it; every later log depends on it.
+    pub log: PathBuf,
+    /// Where the damaged part starts (0: the whole file).
+    pub offset: u64,
+    /// What recovery would have refused to start with.
+    pub reason: String,
 }
 
 /// Recovery within `limits`: the same snapshot choice, replay, checks and errors as [`recover`].
@@ -122,14 +156,21 @@ pub fn recover_with(
     let never_written = set_aside_never_written(&mut logs, log_dir, limits.read_only)?;
     let fresh = snapshots.is_empty() && logs.is_empty();
     let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options, limits.up_to_zxid);
-    if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
-        let detail = if rejected.is_empty() { "none found".into() } else { rejected.join("; ") };
-        return Err(RecoveryError::NoSnapshot { dir: snap_dir.into(), detail, first_log: logs[0].0 });
-    }
     let mut digests =
         DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
-    digests.check_snapshot(&tree);
-    let replayed = replay(&mut tree, &logs, snapshots.last(), &mut digests, limits)?;
+    let replayed = if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
+        let detail = if rejected.is_empty() { "none found".into() } else { rejected.join("; ") };
+        let error = RecoveryError::NoSnapshot { dir: snap_dir.into(), detail, first_log: logs[0].0 };
+        if !limits.stop_at_damage {
+            return Err(error);
+        }
+        // Nothing is usable: the damage starts at the first log.
+        let damage = Damage { log: logs[0].1.clone(), offset: 0, reason: error.to_string() };
+        Replayed { damage: Some(damage), ..Replayed::default() }
+    } else {
+        digests.check_snapshot(&tree);
+        replay(&mut tree, &logs, snapshots.last(), &mut digests, limits)?
+    };
     let fuzziness = match (digests.snapshot, &snapshot, snapshot_digest) {
         (Some((zxid, _)), _, _) => Fuzziness::Through(zxid),
         (None, Some(_), None) => Fuzziness::Unknown,
@@ -141,6 +182,7 @@ pub fn recover_with(
         recent: replayed.recent.into(),
         replayed: replayed.txns,
         truncated: replayed.truncated,
+        damage: replayed.damage,
         never_written,
         end_markers_repaired: replayed.end_markers_repaired,
         fresh,
@@ -274,6 +316,7 @@ struct Replayed {
     truncated: Option<(PathBuf, u64)>,
     end_markers_repaired: usize,
     recent: std::collections::VecDeque<Txn>,
+    damage: Option<Damage>,
 }
 
 /// Replays every txn newer than the tree from the logs that can hold them. `newest_snapshot` is the
@@ -291,17 +334,39 @@ fn replay(
     let start = logs.iter().rposition(|(zxid, _)| *zxid <= from).unwrap_or(0);
     let mut done = Replayed::default();
     let mut triggers = Vec::new();
+    // Damage ends replay: an error, or (stop_at_damage) where the trusted part of the logs ends.
+    let damaged = |done: &mut Replayed, log: &Path, offset: u64, error: RecoveryError| {
+        if !limits.stop_at_damage {
+            return Err(error);
+        }
+        done.damage = Some(Damage { log: log.to_owned(), offset, reason: error.to_string() });
+        Ok(())
+    };
     for (index, (first_zxid, path)) in logs.iter().enumerate().skip(start) {
         let corrupt = |source| RecoveryError::CorruptLog { path: path.clone(), source };
-        let mut log = LogReader::open(path).map_err(corrupt)?;
+        let mut log = match LogReader::open(path) {
+            Ok(log) => log,
+            Err(source @ LogError::BadHeader { .. }) => {
+                damaged(&mut done, path, 0, corrupt(source))?;
+                return Ok(done);
+            }
+            Err(source) => return Err(corrupt(source)),
+        };
         let mut file_last_zxid = first_zxid - 1;
         let mut damaged_markers = Vec::new();
         // `None`: replay reached `up_to`, and nothing after it matters.
         let end = loop {
-            let record = match log.read_next().map_err(corrupt)? {
-                Next::Record(record) if record.txn.header.zxid > up_to => break None,
-                Next::Record(record) => record,
-                Next::End(end) => break Some(end),
+            let record = match log.read_next() {
+                Ok(Next::Record(record)) if record.txn.header.zxid > up_to => break None,
+                Ok(Next::Record(record)) => record,
+                Ok(Next::End(end)) => break Some(end),
+                Err(source) => match source.offset() {
+                    Some(offset) => {
+                        damaged(&mut done, path, offset, corrupt(source))?;
+                        break None;
+                    }
+                    None => return Err(corrupt(source)),
+                },
             };
             if record.end_marker_damaged {
                 damaged_markers.push(record.end_marker_offset());
@@ -313,7 +378,9 @@ fn replay(
                 continue;
             }
             if last > 0 && zxid >> 32 == last >> 32 && zxid != last + 1 {
-                return Err(RecoveryError::Gap { path: path.clone(), previous: last, found: zxid });
+                let gap = RecoveryError::Gap { path: path.clone(), previous: last, found: zxid };
+                damaged(&mut done, path, record.offset, gap)?;
+                break None;
             }
             crate::txn::apply(tree, &record.txn, &mut triggers);
             triggers.clear();
@@ -338,14 +405,16 @@ fn replay(
             continue;
         }
         if let Some((snapshot_zxid, snapshot)) = newest_snapshot.filter(|(zxid, _)| *zxid > file_last_zxid) {
-            return Err(RecoveryError::DamagedBeforeSnapshot {
+            let error = RecoveryError::DamagedBeforeSnapshot {
                 path: path.clone(),
                 offset,
                 reason,
                 last_zxid: file_last_zxid,
                 snapshot: snapshot.display().to_string(),
                 snapshot_zxid: *snapshot_zxid,
-            });
+            };
+            damaged(&mut done, path, offset, error)?;
+            return Ok(done);
         }
         if !limits.read_only {
             truncate(path, offset, &reason)?;
@@ -430,7 +499,7 @@ mod tests {
     }
 
     fn at(dir: &Path, up_to_zxid: Option<i64>) -> Recovered {
-        let limits = RecoverLimits { up_to_zxid, read_only: true };
+        let limits = RecoverLimits { up_to_zxid, read_only: true, ..RecoverLimits::default() };
         recover_with(dir, dir, TreeOptions::fixed_seed(true), limits).unwrap()
     }
 

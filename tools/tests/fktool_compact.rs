@@ -212,7 +212,7 @@ fn zookeeper_serves_the_compacted(dir: &Path) {
     assert_eq!(c.call(&Request::Write(WriteOp::Create { op: OpCode::Create, request: create })).0.err(), 0);
     drop(zk);
     let v2 = dir.join("version-2");
-    let limits = RecoverLimits { up_to_zxid: None, read_only: true };
+    let limits = RecoverLimits { up_to_zxid: None, read_only: true, ..RecoverLimits::default() };
     let recovered = recover_with(&v2, &v2, TreeOptions::fixed_seed(true), limits).unwrap();
     assert!(recovered.tree.get("/after-compact").is_some());
     assert!(

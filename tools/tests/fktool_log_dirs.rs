@@ -88,7 +88,7 @@ fn hex(value: &Value) -> i64 {
 
 /// Our recovery, changing nothing: the last zxid it reaches.
 fn recovered_zxid(version2: &Path) -> i64 {
-    let limits = RecoverLimits { up_to_zxid: None, read_only: true };
+    let limits = RecoverLimits { up_to_zxid: None, read_only: true, ..RecoverLimits::default() };
     let recovered = recover_with(version2, version2, TreeOptions::fixed_seed(true), limits).unwrap();
     assert_eq!(recovered.truncated, None, "no torn tail left");
     recovered.tree.last_processed_zxid()

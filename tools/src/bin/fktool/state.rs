@@ -42,7 +42,7 @@ impl DataDirs {
 /// what an operator should know (a torn tail, a zxid past the logs, digest mismatches).
 pub(crate) fn rebuild(dirs: &DataDirs, at_zxid: Option<i64>) -> anyhow::Result<Recovered> {
     let progress = crate::progress::spinner(format!("rebuilding the tree from {}", dirs.snap.display()));
-    let limits = RecoverLimits { up_to_zxid: at_zxid, read_only: true };
+    let limits = RecoverLimits { up_to_zxid: at_zxid, read_only: true, ..RecoverLimits::default() };
     let recovered = recover_with(&dirs.snap, &dirs.log, tree_options(), limits)
         .with_context(|| format!("rebuilding the tree of {}", dirs.snap.display()))?;
     progress.finish_and_clear();
