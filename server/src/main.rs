@@ -55,7 +55,7 @@ fn run() -> anyhow::Result<()> {
     for warning in &config.warnings {
         warn!("{warning}");
     }
-    let (dirs, recovered) = ferrokeeper::storage::open(&config)?;
+    let ferrokeeper::storage::Opened { dirs, recovered, damaged } = ferrokeeper::storage::open(&config)?;
     stop_huge_pages();
     let device: Box<dyn fk_engine::log::LogDevice> = match config.txn_log_device {
         TxnLogDevice::Pwrite => Box::new(fk_engine::log::PwriteDevice),
@@ -67,7 +67,7 @@ fn run() -> anyhow::Result<()> {
             device
         }
     };
-    let storage = Storage { dirs, recovered, device, on_fatal: exit_on_fatal() };
+    let storage = Storage { dirs, recovered, damaged, device, on_fatal: exit_on_fatal() };
     let server = Server::start(config, storage).context("cannot start the server")?;
     match server.shared.config.my_id {
         Some(id) if !server.shared.config.is_standalone() => {

@@ -18,15 +18,18 @@ pub enum PlantedBug {
     /// A leader counts a txn proposed during a reconfiguration (the reconfig itself included) committed
     /// on a quorum of the new configuration alone, and activates it so.
     NewQuorumOnly,
+    /// A member found damaged at start-up votes with what it kept, before a leader synchronised it.
+    DamagedVotes,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 5] = [
+    pub const ALL: [PlantedBug; 6] = [
         PlantedBug::AckBeforeFsync,
         PlantedBug::CommitOnMinority,
         PlantedBug::KeepTxnsOnTrunc,
         PlantedBug::SyncAnsweredEarly,
         PlantedBug::NewQuorumOnly,
+        PlantedBug::DamagedVotes,
     ];
 }
 

@@ -5,8 +5,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use fk_engine::damage;
 use fk_engine::files::VERSION_DIR;
-use fk_engine::recovery::{Recovered, recover};
+use fk_engine::recovery::{RecoverLimits, Recovered, RecoveryError, recover, recover_with};
 use fk_engine::tree::{HashSeed, TreeOptions};
 use tracing::{info, warn};
 
@@ -25,15 +26,53 @@ impl Dirs {
     }
 }
 
-/// Creates the directories, removes our own leftover temporary files, and recovers.
-pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
+/// What start-up found in the data directories.
+pub struct Opened {
+    pub dirs: Dirs,
+    pub recovered: Recovered,
+    /// The member was found damaged (now, or at an earlier start) and its ensemble has not synchronised
+    /// it since: what was found (fk_engine::damage).
+    pub damaged: Option<String>,
+}
+
+/// Creates the directories, removes our own leftover temporary files, and recovers; an ensemble member
+/// whose files are damaged keeps what precedes the damage (fk_engine::damage).
+pub fn open(config: &Config) -> anyhow::Result<Opened> {
     let dirs = Dirs::of(config);
     for dir in [&dirs.snap, &dirs.log] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create the data directory {}", dir.display()))?;
         check_writable(dir)?;
         remove_leftovers(dir);
     }
-    let recovered = recover(&dirs.snap, &dirs.log, tree_options(config))?;
+    let mut damaged = damage::read_mark(&dirs.snap)?;
+    if let Some(what) = &damaged
+        && config.is_standalone()
+    {
+        anyhow::bail!(
+            "{} marks this data as damaged and not yet synchronised by its ensemble ({what}): it lacks txns \
+             its ensemble holds. Start it as a member of that ensemble, or, to serve it as it is, remove the mark",
+            dirs.snap.join(damage::MARK_FILE).display()
+        );
+    }
+    let options = tree_options(config);
+    let recovered = match recover(&dirs.snap, &dirs.log, options) {
+        Ok(recovered) => recovered,
+        Err(error) if error.is_damage() => {
+            if let Some(why) = cannot_recover_from_ensemble(config) {
+                return Err(anyhow::Error::new(error).context(why));
+            }
+            let recovered = keep_what_precedes(&dirs, options, error)?;
+            damaged = damage::read_mark(&dirs.snap)?;
+            recovered
+        }
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(what) = &damaged {
+        warn!(
+            "this member's data was found damaged ({what}); it keeps what preceded the damage, will not vote or \
+             count toward any quorum until a leader has synchronised it, and then rejoins as usual"
+        );
+    }
     info!(
         "recovered to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed{}",
         recovered.tree.last_processed_zxid(),
@@ -42,7 +81,40 @@ pub fn open(config: &Config) -> anyhow::Result<(Dirs, Recovered)> {
         recovered.replayed,
         recovered.snapshot.as_ref().map_or(String::new(), |p| format!(" after {}", p.display()))
     );
-    Ok((dirs, recovered))
+    Ok(Opened { dirs, recovered, damaged })
+}
+
+/// Why this server cannot recover damaged files from an ensemble, if it cannot.
+fn cannot_recover_from_ensemble(config: &Config) -> Option<&'static str> {
+    if config.is_standalone() {
+        return Some("a standalone server has no ensemble to recover the damaged txns from");
+    }
+    let me = config.my_id.expect("an ensemble member has a myid");
+    if !config.recover_from_ensemble {
+        return Some(
+            "ferrokeeper.recoverFromEnsemble=false: this member refuses to start on damage, as ZooKeeper does",
+        );
+    }
+    if config.voter_ids().into_iter().all(|id| id == me) {
+        return Some("this member is the ensemble's only voter: no other member holds the damaged txns");
+    }
+    None
+}
+
+/// Marks the member damaged (first, so a crash from here on starts it damaged again), sets the damage
+/// aside, and recovers what precedes it.
+fn keep_what_precedes(dirs: &Dirs, options: TreeOptions, error: RecoveryError) -> anyhow::Result<Recovered> {
+    let first_line = error.to_string().lines().next().unwrap_or_default().to_owned();
+    warn!("{error}");
+    damage::write_mark(&dirs.snap, &first_line)?;
+    let limits = RecoverLimits { read_only: true, stop_at_damage: true, ..RecoverLimits::default() };
+    let found = recover_with(&dirs.snap, &dirs.log, options, limits)
+        .with_context(|| format!("while looking for what precedes the damage: {first_line}"))?;
+    let set_aside = damage::set_aside(&dirs.snap, &dirs.log, &found)?;
+    if set_aside.cut.is_none() && set_aside.moved.is_empty() {
+        anyhow::bail!("{error}\n(the damage was not found again when looking for what precedes it)");
+    }
+    recover(&dirs.snap, &dirs.log, options).context("recovering again after setting the damage aside")
 }
 
 /// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim

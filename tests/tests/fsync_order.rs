@@ -92,13 +92,14 @@ fn start() -> InProcess {
         dir.path().display()
     );
     let config = Config::parse(&text, "test.cfg").unwrap();
-    let (dirs, recovered) = ferrokeeper::storage::open(&config).unwrap();
+    let ferrokeeper::storage::Opened { dirs, recovered, damaged } = ferrokeeper::storage::open(&config).unwrap();
     let gate = Arc::new(Gate::default());
     let fatal = Arc::new(Mutex::new(Vec::new()));
     let sink = fatal.clone();
     let storage = Storage {
         dirs,
         recovered,
+        damaged,
         device: Box::new(GatedDevice(gate.clone())),
         on_fatal: Box::new(move |m| sink.lock().unwrap().push(m.to_owned())),
     };

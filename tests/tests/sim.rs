@@ -39,6 +39,18 @@ fn five_voters_and_an_observer_pass_every_checker() {
     all_pass(10_000..10_030, &options);
 }
 
+/// Members found damaged at restarts (on top of each seed's mix) keep what preceded the damage, do not
+/// vote, and heal from their ensemble: every checker on each seed, and every damaged member healed.
+#[test]
+fn members_found_damaged_recover_from_their_ensemble() {
+    let options = Options { storage_faults: true, ..Options::default() };
+    let reports = all_pass(30_000..30_060, &options);
+    let damaged: u64 = reports.iter().map(|r| r.damaged).sum();
+    let healed: u64 = reports.iter().map(|r| r.healed).sum();
+    assert!(damaged > 50, "members were found damaged: {damaged}");
+    assert!(healed > 3 * damaged / 4, "and their ensembles healed them: {healed} of {damaged}");
+}
+
 /// reconfigEnabled, two spare members, and the operator reconfiguring during the faults: every checker,
 /// the configuration history's among them, on each seed; and the runs did reconfigure.
 #[test]
@@ -139,6 +151,13 @@ fn keeping_txns_a_trunc_removes_is_caught() {
 fn a_stale_read_after_sync_is_caught() {
     // A follower behind the leader (slow disk, slow network) answers sync from what it has.
     caught_within(PlantedBug::SyncAnsweredEarly, "slow-fsync,slow-network", 20);
+}
+
+#[test]
+fn a_damaged_member_voting_before_it_is_synchronised_is_caught() {
+    // It lost txns it acknowledged with the leader; the leader dies; its vote elects a member that
+    // never had them.
+    caught_within(PlantedBug::DamagedVotes, "damage,crash", 30);
 }
 
 #[test]

@@ -138,6 +138,10 @@ pub struct Config {
     /// How the txn log reaches the disk (`ferrokeeper.txnLogDevice`, our own key): io_uring where the
     /// kernel allows it (auto), or always pwrite.
     pub txn_log_device: TxnLogDevice,
+    /// An ensemble member whose log or snapshots are found damaged at start-up keeps what precedes the
+    /// damage and recovers the rest from its ensemble (`ferrokeeper.recoverFromEnsemble`, our own key,
+    /// default true; fk_engine::damage). False: it refuses to start, as ZooKeeper does.
+    pub recover_from_ensemble: bool,
     /// How long a connection may stay without a session (handshake or 4-letter word unfinished) before
     /// it is closed: ZooKeeper's `zookeeper.nio.sessionlessCnxnTimeout`.
     pub sessionless_cnxn_timeout_ms: u64,
@@ -420,6 +424,7 @@ impl Config {
             autopurge_snap_retain_count: 3,
             autopurge_purge_interval_hours: 0,
             txn_log_device: TxnLogDevice::Auto,
+            recover_from_ensemble: true,
             sessionless_cnxn_timeout_ms: 10_000,
             max_queued_output_bytes: 64 << 20,
             audit_log: None,
@@ -824,6 +829,7 @@ impl Config {
                         other => return Err(at.error(format!("'{other}' is not auto, io_uring or pwrite"))),
                     }
                 }
+                "ferrokeeper.recoverFromEnsemble" => config.recover_from_ensemble = at.boolean(&value)?,
                 "ferrokeeper.maxQueuedOutputBytes" => {
                     config.max_queued_output_bytes = at.int(&value, 1, i64::MAX)? as usize
                 }

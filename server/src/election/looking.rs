@@ -111,13 +111,15 @@ impl Election {
 
     /// ZooKeeper's `checkLeader`, over `votes` or `out_of_election`: another member is leader only if
     /// it told me itself that it is LEADING (so a crashed leader's followers cannot re-elect it); I am
-    /// leader only if the quorum's round is my round.
+    /// leader only if the quorum's round is my round — and never with unknown facts: a damaged leader
+    /// restarting before its followers noticed it was gone would be taken back by them, and would cut
+    /// their logs back to what it kept.
     fn leader_confirmed(&self, out_of_election: bool, ballot: &Ballot) -> bool {
         let leader = ballot.vote.leader;
         if leader != self.settings.my_id {
             let recorded = if out_of_election { &self.out_of_election } else { &self.votes };
             return recorded.get(&leader).is_some_and(|vote| vote.state == ServerState::Leading);
         }
-        self.logical_clock == ballot.election_epoch
+        self.logical_clock == ballot.election_epoch && !self.facts_unknown
     }
 }

@@ -141,6 +141,15 @@ pub struct MyFacts {
     pub current_epoch: i64,
 }
 
+impl MyFacts {
+    /// The facts of a member that cannot vouch for its own data: one found damaged at start-up and not
+    /// yet synchronised (fk_engine::damage). ZooKeeper's rule for a zxid of -1 keeps it out of every
+    /// tally — its LOOKING votes are ignored by every member, Java ones included, and it ignores theirs
+    /// — so it can only join a sitting leader (the out-of-election path), never help elect one; nor does
+    /// it take a reconfiguration's designation of itself.
+    pub const UNKNOWN: MyFacts = MyFacts { last_zxid: -1, current_epoch: -1 };
+}
+
 /// The outcome of a round.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
@@ -206,6 +215,8 @@ pub struct Election {
     connected: BTreeSet<i64>,
     /// The leader a reconfiguration designated, taken without a round at the next look.
     designated: Option<i64>,
+    /// This round's facts are [`MyFacts::UNKNOWN`]: this member cannot lead, whoever names it.
+    facts_unknown: bool,
 }
 
 impl Election {
@@ -241,6 +252,7 @@ impl Election {
             // Until the driver says otherwise, every voter counts as connected: the full finalize wait.
             connected: settings.voters.clone(),
             designated: None,
+            facts_unknown: false,
             settings,
         }
     }
@@ -253,7 +265,8 @@ impl Election {
     /// Starts a round (`lookForLeader`): logical clock + 1, propose myself (a non-voter proposes
     /// [`NON_VOTER_VOTE`]), notify every voter. My own notification is handled internally.
     pub fn look(&mut self, now_ms: u64, facts: MyFacts) -> Vec<Output> {
-        if let Some(leader) = self.designated.take().filter(|&l| l == self.settings.my_id || self.is_voter(l)) {
+        let designated = self.designated.take().filter(|&l| l == self.settings.my_id || self.is_voter(l));
+        if let Some(leader) = designated.filter(|&l| l != self.settings.my_id || facts != MyFacts::UNKNOWN) {
             // ZooKeeper's updateVote + updateServerState: a reconfiguration named the leader; every member
             // it reached goes straight to it, without a round.
             let mut out = Vec::new();
@@ -267,6 +280,7 @@ impl Election {
             self.current = Ballot::looking(vote, -1);
         }
         self.logical_clock += 1;
+        self.facts_unknown = facts == MyFacts::UNKNOWN;
         self.own_vote = self.own_candidacy(facts);
         self.proposal = self.own_vote;
         self.votes.clear();

@@ -462,3 +462,40 @@ fn an_agreeing_vote_during_the_finalize_wait_can_end_it() {
     let out = e.receive(20, 2, looking(vote(3, 0x1_0000_0005, 1), 1));
     assert_eq!(decision(&out).map(|d| d.vote.leader), Some(3), "every voter agrees: {out:?}");
 }
+
+#[test]
+fn a_member_with_unknown_facts_never_counts_and_only_joins_a_sitting_leader() {
+    // Member 1, found damaged: its votes and everyone's LOOKING votes are ignored both ways.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    let out = e.look(0, MyFacts::UNKNOWN);
+    assert!(sends(&out).iter().all(|(_, _, v, _)| v.zxid == -1), "offers nothing to count: {out:?}");
+    let candidate = vote(2, 0x1_0000_0005, 1);
+    for (t, sid) in [(1, 2), (2, 3)] {
+        assert!(decision(&e.receive(t, sid, looking(candidate, 1))).is_none(), "LOOKING votes do not elect it");
+    }
+    assert_eq!(e.proposal().leader, 1, "it never adopts another candidate, so no tally includes it");
+    // The others elect 2 and tell it so: it follows.
+    e.receive(3, 3, note(ServerState::Following, candidate, 1));
+    let out = e.receive(4, 2, note(ServerState::Leading, candidate, 1));
+    assert_eq!(decision(&out).map(|d| (d.state, d.vote.leader)), Some((ServerState::Following, 2)));
+
+    // A leader restarting damaged before its followers noticed: they still follow it in its old round,
+    // which is its new one too; it does not take the leadership back.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    e.look(0, MyFacts::UNKNOWN);
+    let me = vote(1, 0x1_0000_0005, 1);
+    assert!(decision(&e.receive(1, 2, note(ServerState::Following, me, 1))).is_none());
+    assert!(decision(&e.receive(2, 3, note(ServerState::Following, me, 1))).is_none());
+    assert_eq!(e.state(), ServerState::Looking);
+
+    // A reconfiguration's designation of itself is not taken: a round starts instead.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    e.designate(1);
+    let out = e.look(0, MyFacts::UNKNOWN);
+    assert!(decision(&out).is_none());
+    assert_eq!(e.state(), ServerState::Looking);
+    // Another member designated is followed as usual.
+    let mut e = Election::new(settings(1, &[1, 2, 3]));
+    e.designate(2);
+    assert_eq!(decision(&e.look(0, MyFacts::UNKNOWN)).map(|d| d.state), Some(ServerState::Following));
+}

@@ -235,6 +235,15 @@ impl Following {
                 info!(version = format!("{:#x}", membership.version), "reconfiguration activated");
             }
             LearnerOutput::Serve => {
+                if std::mem::replace(cx.damaged, false) {
+                    // UPTODATE: the leader's history is durable here (NEWLEADER was acknowledged once it
+                    // was), so what the damage took is back.
+                    info!(
+                        "synchronised by leader {} after the damage found at start-up; voting again",
+                        self.leader_sid
+                    );
+                    cx.out.push(Effect::Healed);
+                }
                 cx.out.push(Effect::Status { state: self.state(), serving: true });
                 info!("{}: synchronised with leader {}; serving clients", self.state().name(), self.leader_sid);
             }

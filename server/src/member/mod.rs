@@ -35,6 +35,7 @@ use fk_net::txn::Txn;
 use tracing::{debug, info, warn};
 
 use crate::election::{Decision, Election, ElectionSettings, MyFacts, Output};
+use crate::planted::{self, PlantedBug};
 use crate::sequencer::{Notice, Now, PendingRoute, Sequencer, SequencerInput, SequencerSettings};
 use crate::zab::leader::LeaderCount;
 use crate::zab::{Limits, LinkId, Sid};
@@ -125,6 +126,9 @@ pub enum Effect {
     /// A reconfiguration committed: this membership is the one in force (the driver then calls
     /// [`MemberCore::activate`] and writes its files).
     Activate(Vec<u8>),
+    /// A member found damaged at start-up has been synchronised by a leader, its log durable through
+    /// the leader's history: remove the damage mark durably (fk_engine::damage); it votes from now on.
+    Healed,
 }
 
 /// What a member counts for `mntr` and `/metrics` (ZooKeeper's names in parentheses).
@@ -178,6 +182,8 @@ enum Role {
 struct Context<'a> {
     settings: &'a MemberSettings,
     facts: DiskFacts,
+    /// Found damaged at start-up and not synchronised since ([`MemberCore::new`]).
+    damaged: &'a mut bool,
     election: &'a mut Election,
     recent: &'a mut RecentLog,
     proposal_sizes: &'a mut ProposalSizes,
@@ -203,11 +209,16 @@ pub struct MemberCore {
     /// A membership newer than the one in force that this member's log holds, for the next leadership
     /// ([`MemberCore::note_logged_config`]).
     logged_config: Option<Vec<u8>>,
+    /// Found damaged at start-up, and no leader has synchronised it since: it looks with
+    /// [`MyFacts::UNKNOWN`], so no election counts it, and it can only follow.
+    damaged: bool,
 }
 
 impl MemberCore {
-    /// `replayed`: the txns recovery replayed after the snapshot, oldest first.
-    pub fn new(settings: MemberSettings, replayed: &[Txn]) -> MemberCore {
+    /// `replayed`: the txns recovery replayed after the snapshot, oldest first. `damaged`: start-up
+    /// found the member's files damaged, now or before, and no leader has synchronised it since
+    /// (fk_engine::damage).
+    pub fn new(settings: MemberSettings, replayed: &[Txn], damaged: bool) -> MemberCore {
         MemberCore {
             election: Election::new(settings.election.clone()),
             settings,
@@ -220,7 +231,21 @@ impl MemberCore {
             proposal_sizes: ProposalSizes { last: -1, min: -1, max: -1 },
             looking_since_ms: 0,
             logged_config: None,
+            damaged,
         }
+    }
+
+    /// Found damaged at start-up and not yet synchronised by a leader.
+    pub fn is_damaged(&self) -> bool {
+        self.damaged
+    }
+
+    /// What this member offers an election: its disk's facts, or none while it is damaged.
+    fn my_facts(&self) -> MyFacts {
+        if self.damaged && !planted::is_planted(PlantedBug::DamagedVotes) {
+            return MyFacts::UNKNOWN;
+        }
+        MyFacts { last_zxid: self.facts.last_zxid, current_epoch: self.facts.current_epoch }
     }
 
     pub fn state(&self) -> ServerState {
@@ -295,8 +320,7 @@ impl MemberCore {
         self.looking_since_ms = now_ms;
         info!(last_zxid = format!("0x{:x}", facts.last_zxid), epoch = facts.current_epoch, "LOOKING");
         self.tell_election_who_is_reachable(connected);
-        let my = MyFacts { last_zxid: facts.last_zxid, current_epoch: facts.current_epoch };
-        let outputs = self.election.look(now_ms, my);
+        let outputs = self.election.look(now_ms, self.my_facts());
         self.election_outputs(now, outputs, out);
     }
 
@@ -317,8 +341,7 @@ impl MemberCore {
             info!(from, version = format!("{:#x}", membership.version), "a newer membership, from an election peer");
             self.activate(&membership);
             out.push(Effect::Activate(notification.config));
-            let my = MyFacts { last_zxid: self.facts.last_zxid, current_epoch: self.facts.current_epoch };
-            let outputs = self.election.look(now.mono_ms, my);
+            let outputs = self.election.look(now.mono_ms, self.my_facts());
             return self.election_outputs(now, outputs, out);
         }
         let outputs = self.election.receive(now.mono_ms, from, notification);
@@ -450,6 +473,7 @@ impl MemberCore {
         let mut cx = Context {
             settings: &self.settings,
             facts: self.facts,
+            damaged: &mut self.damaged,
             election: &mut self.election,
             recent: &mut self.recent,
             proposal_sizes: &mut self.proposal_sizes,
@@ -498,6 +522,12 @@ impl MemberCore {
         out.push(Effect::Tally(Tally::Elected { took_ms: now_ms.saturating_sub(self.looking_since_ms) }));
         match state {
             ServerState::Leading => {
+                // The election never elects a member with unknown facts (MyFacts::UNKNOWN); one that
+                // lost txns it acknowledged must not lead.
+                assert!(
+                    !self.damaged || planted::is_planted(PlantedBug::DamagedVotes),
+                    "a member found damaged was elected before a leader synchronised it"
+                );
                 let logged = self.logged_config.take();
                 let leading = Leading::start(&self.settings, self.facts, &self.recent, logged, now_ms);
                 self.role = Role::Leading(Box::new(leading));

@@ -71,6 +71,9 @@ pub trait Figures: Send + Sync {
     fn read_only(&self) -> bool;
     /// The leader this member follows or is; `None` while looking, and for a standalone server.
     fn leader_id(&self) -> Option<u64>;
+    /// What start-up found damaged, while this member awaits its ensemble's synchronisation
+    /// (fk_engine::damage); it does not vote meanwhile.
+    fn damaged(&self) -> Option<String>;
     /// The zxid `srvr` shows: the tree's, or on a new leader its epoch's start.
     fn zxid(&self, tree_zxid: i64) -> i64;
     /// Messages waiting in each shard's channel (replies, new connections, controls).

@@ -157,6 +157,10 @@ fn server_stats(shared: &dyn Figures, with_clients: bool) -> String {
         let (last, min, max) = stats.leader.proposal_sizes();
         out.push_str(&format!("Proposal sizes last/min/max: {last}/{min}/{max}\n"));
     }
+    if let Some(what) = shared.damaged() {
+        // Ours, only while it holds: a damaged member recovering from its ensemble.
+        out.push_str(&format!("Recovering from ensemble: not voting until a leader synchronises it ({what})\n"));
+    }
     out
 }
 

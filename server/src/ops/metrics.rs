@@ -120,6 +120,9 @@ pub fn collect(shared: &dyn Figures) -> Vec<Metric> {
     }
     if !shared.config().is_standalone() {
         metrics.push(Metric::gauge("quorum_size", shared.config().voter_ids().len() as f64));
+        // Ours: 1 while this member, found damaged at start-up, waits for a leader to synchronise it (it
+        // does not vote meanwhile; fk_engine::damage).
+        metrics.push(Metric::gauge("fk_recovering_from_ensemble", u8::from(shared.damaged().is_some())));
     }
     if mode == "leader" {
         let (last, min, max) = leader.proposal_sizes();

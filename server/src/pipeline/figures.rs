@@ -40,6 +40,10 @@ impl Figures for Shared {
         self.status.leader()
     }
 
+    fn damaged(&self) -> Option<String> {
+        self.status.damaged()
+    }
+
     fn zxid(&self, tree_zxid: i64) -> i64 {
         self.status.zxid(tree_zxid)
     }

@@ -109,6 +109,8 @@ pub struct MemberStatus {
     service_expected_by: std::sync::Mutex<Option<std::time::Instant>>,
     /// Tells systemd when this server serves and what it is doing.
     notifier: notify::Notifier,
+    /// What start-up found damaged, until a leader has synchronised this member (fk_engine::damage).
+    damaged: std::sync::Mutex<Option<String>>,
 }
 
 /// A server's mode, as `srvr` and `mntr` name it.
@@ -147,7 +149,18 @@ impl MemberStatus {
             next_read_only_session: std::sync::atomic::AtomicI64::new(0),
             service_expected_by: std::sync::Mutex::new(None),
             notifier: notify::Notifier::from_env(),
+            damaged: std::sync::Mutex::new(None),
         }
+    }
+
+    /// This member was found damaged (`Some`: what was found), or a leader synchronised it (`None`).
+    pub fn set_damaged(&self, damaged: Option<String>) {
+        *self.damaged.lock().expect("never poisoned: no panics under it") = damaged;
+    }
+
+    /// What start-up found damaged, while this member awaits its ensemble's synchronisation.
+    pub fn damaged(&self) -> Option<String> {
+        self.damaged.lock().expect("never poisoned: no panics under it").clone()
     }
 
     pub fn mode(&self) -> Mode {
@@ -268,6 +281,9 @@ impl ShardHandle {
 pub struct Storage {
     pub dirs: Dirs,
     pub recovered: Recovered,
+    /// What start-up found damaged, if this member awaits its ensemble's synchronisation
+    /// (crate::storage::Opened).
+    pub damaged: Option<String>,
     pub device: Box<dyn LogDevice>,
     pub on_fatal: FatalHandler,
 }
@@ -295,7 +311,7 @@ impl Server {
     /// Binds the client port (and, for an ensemble member, the quorum and election ports) and starts
     /// every thread on the recovered state.
     pub fn start(config: Config, storage: Storage) -> anyhow::Result<Server> {
-        let Storage { dirs, recovered, device, on_fatal } = storage;
+        let Storage { dirs, recovered, damaged, device, on_fatal } = storage;
         let shard_count = std::thread::available_parallelism().map_or(1, |n| n.get()).max(1);
         let client_tls = match &config.client_tls {
             Some(settings) => {
@@ -406,6 +422,7 @@ impl Server {
             peer_sasl,
             membership_version: std::sync::atomic::AtomicI64::new(membership_version),
         });
+        shared.status.set_damaged(damaged);
         let mut threads = Threads::new();
         if let (Some(writer), Some(log)) = (audit_writer, &shared.audit) {
             tracing::info!("audit log: {}", log.path().display());

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use clap::Parser;
 use ferrokeeper::planted::PlantedBug;
-use fk_tests::sim::faults::{FaultKind, FaultMix};
+use fk_tests::sim::faults::{FaultKind, FaultMix, parse_choice};
 use fk_tests::sim::run::{SeedReport, parse_planted, replay_command, run_seed};
 use fk_tests::sim::world::Options;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -30,11 +30,12 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     clients: usize,
     /// Faults to inject (crash, partition, break-links, slow-fsync, slow-network, dup-notifications,
-    /// all, none); by default each seed draws its own mix.
-    #[arg(long, value_parser = FaultMix::parse)]
-    faults: Option<FaultMix>,
+    /// all, none, damage); by default each seed draws its own mix. `storage` adds the storage faults
+    /// (damage) on top, of the mix named or of each seed's draw.
+    #[arg(long, value_parser = parse_choice)]
+    faults: Option<(Option<FaultMix>, bool)>,
     /// Run with a deliberate bug (the checkers' own tests): ack-before-fsync, commit-on-minority,
-    /// keep-txns-on-trunc, sync-answered-early, new-quorum-only.
+    /// keep-txns-on-trunc, sync-answered-early, new-quorum-only, damaged-votes.
     #[arg(long, value_parser = parse_planted)]
     planted: Option<PlantedBug>,
     /// reconfigEnabled, and an operator reconfiguring the ensemble (add, remove, re-role, new members)
@@ -67,6 +68,8 @@ struct Totals {
     syncs_checked: u64,
     watch_events_checked: u64,
     elections: u64,
+    damaged: u64,
+    healed: u64,
     reconfigs: BTreeMap<String, u64>,
     activations: u64,
     events: u64,
@@ -80,6 +83,8 @@ impl Totals {
             *self.faults.entry(*kind).or_default() += n;
         }
         self.elections += report.elections_won;
+        self.damaged += report.damaged;
+        self.healed += report.healed;
         for (outcome, n) in &report.reconfigs {
             *self.reconfigs.entry(outcome.clone()).or_default() += n;
         }
@@ -114,7 +119,8 @@ fn main() -> ExitCode {
         voters: args.voters,
         observers: args.observers,
         clients: args.clients,
-        faults: args.faults.clone(),
+        faults: args.faults.clone().and_then(|(fixed, _)| fixed),
+        storage_faults: args.faults.as_ref().is_some_and(|(_, storage)| *storage),
         planted: args.planted,
         reconfig: args.reconfig,
         spares: if args.reconfig { args.spares } else { 0 },
@@ -167,5 +173,9 @@ fn print_summary(t: &Totals, seconds: f64) {
     }
     for (kind, n) in &t.faults {
         println!("fault {:<16} {n}", kind.name());
+    }
+    if t.faults.contains_key(&FaultKind::Damage) {
+        println!("members found damaged  {} (at a restart; one may be found damaged again before it heals)", t.damaged);
+        println!("recovered from ensemble {} (synchronised by a leader, then voting again)", t.healed);
     }
 }

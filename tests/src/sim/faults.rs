@@ -28,6 +28,10 @@ pub enum FaultKind {
     /// Every client goes quiet (no requests, no pings) for longer than many session timeouts: sessions
     /// expire in a crowd, and their ephemerals go with them.
     ExpiryStorm,
+    /// A storage fault: a member is killed and restarts to find its log damaged part-way. It keeps the
+    /// txns before the damage — losing some it acknowledged — and recovers the rest from its ensemble
+    /// (fk_engine::damage), not voting until then.
+    Damage,
 }
 
 impl FaultKind {
@@ -43,6 +47,9 @@ impl FaultKind {
         FaultKind::ExpiryStorm,
     ];
 
+    /// Faults of the disk itself, drawn on top of a seed's mix with `--faults storage`.
+    pub const STORAGE: [FaultKind; 1] = [FaultKind::Damage];
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Crash => "crash",
@@ -54,11 +61,12 @@ impl FaultKind {
             FaultKind::SlowNetwork => "slow-network",
             FaultKind::ClockJump => "clock-jump",
             FaultKind::ExpiryStorm => "expiry-storm",
+            FaultKind::Damage => "damage",
         }
     }
 
     pub fn parse(name: &str) -> Option<FaultKind> {
-        FaultKind::ALL.into_iter().find(|k| k.name() == name)
+        FaultKind::ALL.into_iter().chain(FaultKind::STORAGE).find(|k| k.name() == name)
     }
 }
 
@@ -87,7 +95,7 @@ impl FaultMix {
     }
 
     /// `crash,partition,...` (names as [`FaultKind::name`] prints them, `dup-notifications`, `all`,
-    /// `none`).
+    /// `none`). `all` is every fault but the storage ones.
     pub fn parse(text: &str) -> Result<FaultMix, String> {
         let mut mix = FaultMix::none();
         for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
@@ -119,6 +127,16 @@ impl std::fmt::Display for FaultMix {
     }
 }
 
+/// What `--faults` asks for: a fixed mix or each seed's own draw (`None`), and whether the storage
+/// faults come on top (`storage` among the names).
+pub fn parse_choice(text: &str) -> Result<(Option<FaultMix>, bool), String> {
+    let names: Vec<&str> = text.split(',').map(str::trim).filter(|n| !n.is_empty()).collect();
+    let storage = names.contains(&"storage");
+    let rest: Vec<&str> = names.into_iter().filter(|n| *n != "storage").collect();
+    let fixed = if rest.is_empty() && storage { None } else { Some(FaultMix::parse(&rest.join(","))?) };
+    Ok((fixed, storage))
+}
+
 /// A scheduled fault event.
 #[derive(Debug, Clone, Copy)]
 pub enum Fault {
@@ -138,6 +156,10 @@ mod tests {
         assert_eq!(mix.kinds, vec![FaultKind::Crash, FaultKind::SlowFsync]);
         assert!(mix.duplicate_notifications);
         assert_eq!(FaultMix::parse(&mix.to_string()).unwrap(), mix);
+        assert_eq!(parse_choice("storage").unwrap(), (None, true));
+        assert_eq!(parse_choice("crash,storage").unwrap(), (Some(FaultMix::parse("crash").unwrap()), true));
+        assert_eq!(parse_choice("crash").unwrap(), (Some(FaultMix::parse("crash").unwrap()), false));
+        assert_eq!(FaultMix::parse("damage").unwrap().kinds, vec![FaultKind::Damage]);
         assert_eq!(FaultMix::parse("all").unwrap(), FaultMix::all());
         assert!(FaultMix::parse("crash,meteor").unwrap_err().contains("meteor"));
         assert_eq!(FaultMix::none().draw(&mut Rng::new(1)), None);

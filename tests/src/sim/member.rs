@@ -143,6 +143,9 @@ pub struct Disk {
     /// The newest membership activated (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it), written
     /// durably at activation; `None`: the one the member was configured with.
     pub membership: Option<String>,
+    /// The damage mark (fk_engine::damage): start-up found damage, and no leader has synchronised the
+    /// member since.
+    pub damaged: bool,
 }
 
 impl Disk {
@@ -155,6 +158,15 @@ impl Disk {
     /// The log after the snapshot: what recovery replays (the new core's DIFF history).
     fn replayed(&self) -> Vec<Txn> {
         self.log.iter().filter(|t| t.header.zxid > self.snapshot_zxid).cloned().collect()
+    }
+
+    /// Damage found at start-up, as production recovery handles it in an ensemble: the mark first, then
+    /// only the first `kept` txns of the history stay (the damaged log cut, later files set aside).
+    pub fn damage(&mut self, kept: usize) {
+        self.damaged = true;
+        let history = self.history();
+        let zxid = if kept == 0 { 0 } else { history[kept.min(history.len()) - 1].header.zxid };
+        self.truncate_after(zxid);
     }
 
     /// ZooKeeper's TRUNC: nothing after `zxid` stays, in the log or in the snapshot.
@@ -230,6 +242,8 @@ pub struct SimMember {
     pub failures: Vec<String>,
     /// The peers this member's election links reach now (the world's to say, before each event).
     pub connected: Vec<Sid>,
+    /// Times a leader synchronised this member after damage (the core's [`Effect::Healed`]).
+    pub healed: u64,
 }
 
 /// The tree as recovery loads it from the disk; with reconfigEnabled, `/zookeeper/config` as the
@@ -262,6 +276,7 @@ impl SimMember {
             incarnation: 0,
             failures: Vec::new(),
             connected: Vec::new(),
+            healed: 0,
         }
     }
 
@@ -306,7 +321,7 @@ impl SimMember {
         let in_force = Membership::parse(text).expect("the simulator's memberships read back");
         let tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&in_force));
         let last_zxid = tree.last_processed_zxid();
-        let mut core = MemberCore::new(self.settings.clone(), &self.disk.replayed());
+        let mut core = MemberCore::new(self.settings.clone(), &self.disk.replayed(), self.disk.damaged);
         if self.disk.membership.is_some() {
             core.activate(&in_force);
         }
@@ -551,6 +566,10 @@ impl SimMember {
             Effect::ReceiveSnapshot(zxid) => return self.load_received_snapshot(cx, zxid),
             Effect::PersistAcceptedEpoch(epoch) => return self.disk.accepted_epoch = Some(epoch),
             Effect::MarkEpochUpdate => return self.disk.updating_epoch = true,
+            Effect::Healed => {
+                self.healed += 1;
+                return self.disk.damaged = false;
+            }
             Effect::PersistCurrentEpoch(epoch) => {
                 self.disk.current_epoch = Some(epoch);
                 self.disk.updating_epoch = false;
@@ -639,6 +658,7 @@ impl SimMember {
             | Effect::PersistAcceptedEpoch(_)
             | Effect::PersistCurrentEpoch(_)
             | Effect::MarkEpochUpdate
+            | Effect::Healed
             | Effect::RoleEnded(_) => unreachable!("handled above"),
         }
     }

@@ -23,6 +23,9 @@ pub struct SeedReport {
     pub faults: BTreeMap<FaultKind, u64>,
     pub events: u64,
     pub elections_won: u64,
+    /// Members found damaged at a restart, and synchronisations that healed one.
+    pub damaged: u64,
+    pub healed: u64,
     /// The virtual time the run took, ms.
     pub virtual_ms: u64,
     /// Each member's tree at the end (digest, last zxid): with `events`, what a replay must repeat.
@@ -61,6 +64,8 @@ pub fn run_seed(seed: u64, options: &Options) -> SeedReport {
         faults: world.figures.faults.clone(),
         events: world.figures.events,
         elections_won: world.figures.elections_won,
+        damaged: world.figures.damaged,
+        healed: world.members.iter().map(|m| m.healed).sum(),
         virtual_ms: world.now(),
         trees: world.members.iter().map(|m| m.tree_summary()).collect(),
         ops: world.history.ops().len(),
@@ -151,7 +156,12 @@ fn logs_agree(histories: &[(i64, Vec<Txn>)]) -> Result<(), String> {
 
 /// The command that replays one seed.
 pub fn replay_command(seed: u64, options: &Options) -> String {
-    let faults = options.faults.as_ref().map_or(String::new(), |mix| format!(" --faults {mix}"));
+    let faults = match (&options.faults, options.storage_faults) {
+        (Some(mix), false) => format!(" --faults {mix}"),
+        (Some(mix), true) => format!(" --faults {mix},storage"),
+        (None, true) => " --faults storage".to_owned(),
+        (None, false) => String::new(),
+    };
     let planted = options.planted.map_or(String::new(), |bug| format!(" --planted {}", planted_name(bug)));
     let reconfig = if options.reconfig { format!(" --reconfig --spares {}", options.spares) } else { String::new() };
     format!(
@@ -167,6 +177,7 @@ pub fn planted_name(bug: PlantedBug) -> &'static str {
         PlantedBug::KeepTxnsOnTrunc => "keep-txns-on-trunc",
         PlantedBug::SyncAnsweredEarly => "sync-answered-early",
         PlantedBug::NewQuorumOnly => "new-quorum-only",
+        PlantedBug::DamagedVotes => "damaged-votes",
     }
 }
 

@@ -52,6 +52,8 @@ pub struct Options {
     pub heal_ms: u64,
     /// Which faults may be drawn; `None`: the seed chooses a mix (swarm testing).
     pub faults: Option<FaultMix>,
+    /// The storage faults ([`FaultKind::STORAGE`]) on top of the mix.
+    pub storage_faults: bool,
     /// A deliberate bug to run with (the checkers' own tests).
     pub planted: Option<PlantedBug>,
     /// reconfigEnabled, and an operator that reconfigures the ensemble during the fault phase.
@@ -70,6 +72,7 @@ impl Default for Options {
             fault_ms: 8_000,
             heal_ms: 8_000,
             faults: None,
+            storage_faults: false,
             planted: None,
             reconfig: false,
             spares: 0,
@@ -139,6 +142,8 @@ pub struct Figures {
     pub events: u64,
     pub faults: BTreeMap<FaultKind, u64>,
     pub elections_won: u64,
+    /// Members found damaged at a restart (a [`FaultKind::Damage`] drawn may be skipped).
+    pub damaged: u64,
 }
 
 pub struct World {
@@ -254,7 +259,14 @@ fn member_settings(index: usize, options: &Options, standalone_enabled: bool) ->
 impl World {
     pub fn new(seed: u64, options: Options) -> World {
         let mut rng = Rng::new(seed);
-        let mix = options.faults.clone().unwrap_or_else(|| FaultMix::drawn(&mut rng));
+        let mut mix = options.faults.clone().unwrap_or_else(|| FaultMix::drawn(&mut rng));
+        if options.storage_faults {
+            for kind in FaultKind::STORAGE {
+                if !mix.kinds.contains(&kind) {
+                    mix.kinds.push(kind);
+                }
+            }
+        }
         let all = options.voters + options.observers + options.spares;
         // A reconfiguring run draws standaloneEnabled: with it off an ensemble may shrink to one voter.
         let standalone_enabled = !options.reconfig || rng.chance(0.5);
@@ -749,7 +761,43 @@ impl World {
             FaultKind::ExpiryStorm => {
                 self.clients_quiet_until = self.now + self.rng.between(3_000, 6_000);
             }
+            FaultKind::Damage => {
+                let member = self.rng.below(n as u64) as usize;
+                if !self.may_damage(member) {
+                    return;
+                }
+                let was_up = self.members[member].is_up();
+                self.crash(member);
+                // Anywhere in its history, most often among the newest txns — the ones a quorum of two
+                // may hold, so that losing them matters.
+                let history = self.members[member].disk.history().len();
+                let lost = if self.rng.chance(0.8) {
+                    self.rng.below(history.min(40) as u64 + 1) as usize
+                } else {
+                    self.rng.below(history as u64 + 1) as usize
+                };
+                tracing::info!(member = self.members[member].sid, lost, "fault: damage");
+                self.figures.damaged += 1;
+                self.members[member].disk.damage(history - lost);
+                if was_up {
+                    let downtime = self.rng.between(50, 3_000);
+                    self.schedule(downtime, Event::Restart { member });
+                }
+            }
         }
+    }
+
+    /// Whether `member` may be found damaged: only while the voters not damaged stay a quorum. A
+    /// majority damaged at once can elect nobody until an operator steps in (ZooKeeper would not even
+    /// start them) — beyond what recovery from the ensemble promises. Not in reconfiguring runs, where
+    /// who votes changes under the count.
+    fn may_damage(&self, member: usize) -> bool {
+        let voters = self.options.voters;
+        if self.options.reconfig || member >= voters {
+            return !self.options.reconfig;
+        }
+        let damaged = (0..voters).filter(|&m| m == member || self.members[m].disk.damaged).count();
+        voters - damaged > voters / 2
     }
 
     /// Two members drawn at random; none when the draw picks one twice (a draw as the runs always

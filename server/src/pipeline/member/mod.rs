@@ -130,7 +130,8 @@ impl MemberThread {
     pub fn new(setup: MemberSetup) -> MemberThread {
         let MemberSetup { shared, channels, dirs, election_links, election_rx, recent_txns } = setup;
         let MemberChannels { member_tx, rx, persisted_rx, persisted, log, applier, routes } = channels;
-        let core = MemberCore::new(member_settings(&shared.config), &recent_txns);
+        let damaged = shared.status.damaged().is_some();
+        let core = MemberCore::new(member_settings(&shared.config), &recent_txns, damaged);
         let link_context = LinkContext { shared: shared.clone(), member: member_tx, dirs: dirs.clone() };
         let log_failures_seen = shared.stats.log_write_failures();
         let read_only = ReadOnlyTimer::new(shared.config.read_only_mode, shared.config.tick_time_ms as u64);
@@ -313,6 +314,10 @@ impl MemberThread {
                 write_epoch(&self.dirs.snap, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())?
             }
             Effect::MarkEpochUpdate => mark_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?,
+            Effect::Healed => {
+                fk_engine::damage::clear_mark(&self.dirs.snap).map_err(|e| e.to_string())?;
+                self.shared.status.set_damaged(None);
+            }
             Effect::PersistCurrentEpoch(epoch) => {
                 write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?;
                 clear_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?
