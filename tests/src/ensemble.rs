@@ -650,6 +650,34 @@ impl TestEnsemble {
     }
 
     fn wait_for_client_port(&mut self, i: usize) {
+        if let Err(status) = self.wait_for_client_port_or_exit(i) {
+            panic!("member {i} exited with {status} during start-up:\n{}", self.log_text(i));
+        }
+    }
+
+    /// Kills member i (if running) and starts it again on the same config and data; waits until it
+    /// accepts client connections, or returns how it exited: for a start that may be refused.
+    pub fn restart_or_exit(&mut self, i: usize) -> Result<(), std::process::ExitStatus> {
+        self.members[i].kill();
+        self.spawn(i);
+        self.wait_for_client_port_or_exit(i)
+    }
+
+    /// How member i's process exited, if it does within `timeout`.
+    pub fn exit_within(&mut self, i: usize, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(Ok(Some(status))) = self.members[i].process.as_mut().map(Child::try_wait) {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn wait_for_client_port_or_exit(&mut self, i: usize) -> Result<(), std::process::ExitStatus> {
         let deadline = Instant::now() + START_TIMEOUT;
         let address = self.client_address(i);
         let mut bind_retries = 0;
@@ -666,10 +694,10 @@ impl TestEnsemble {
                     self.spawn(i);
                     continue;
                 }
-                panic!("member {i} exited with {status} during start-up:\n{log}");
+                return Err(status);
             }
             if TcpStream::connect_timeout(&address, FOUR_LETTER_TIMEOUT).is_ok() {
-                return;
+                return Ok(());
             }
             if Instant::now() >= deadline {
                 panic!("member {i} did not listen on {address} within {START_TIMEOUT:?}:\n{}", self.log_text(i));
