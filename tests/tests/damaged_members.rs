@@ -9,7 +9,9 @@
 //!   checksum fails while loading the database, and the process exits — and stays out until an operator
 //!   repairs or wipes its data; the other two serve every acknowledged write.
 //!
-//! `cargo test -p fk-tests --test damaged_members -- --include-ignored` runs both.
+//! - mixed (`mixed_*`): a damaged ferrokeeper member beside two Java ones rejoins the same way.
+//!
+//! `cargo test -p fk-tests --test damaged_members -- --include-ignored` runs them all.
 
 use std::time::{Duration, Instant};
 
@@ -27,6 +29,8 @@ const TICK_MS: u32 = 200;
 enum Victim {
     Follower,
     Leader,
+    /// This member, whatever its role.
+    Member(usize),
 }
 
 /// Flips one byte inside the middle record of member i's newest log that holds a few; returns the
@@ -63,14 +67,17 @@ async fn wait_for_writes(load: &WriteLoad, at_least: usize) {
     }
 }
 
-async fn a_byte_flipped_mid_log(implementation: Implementation, victim: Victim) {
-    let spec = EnsembleSpec::uniform(implementation, 3, 0).with_ticks(TICK_MS, 10, 5);
+async fn a_byte_flipped_mid_log(members: Vec<Implementation>, victim: Victim) {
+    let spec = EnsembleSpec::new(members).with_ticks(TICK_MS, 10, 5);
     let mut ensemble = TestEnsemble::start(spec).unwrap_or_else(|e| panic!("cannot start the ensemble: {e}"));
     let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
     let v = match victim {
         Victim::Leader => leader,
         Victim::Follower => (leader + 1) % 3,
+        Victim::Member(i) => i,
     };
+    let implementation = ensemble.implementation(v);
+    let victim = if v == leader { Victim::Leader } else { Victim::Follower };
     let others: Vec<usize> = (0..3).filter(|&i| i != v).collect();
     let load = WriteLoad::start(ensemble.connect_string());
     wait_for_writes(&load, 300).await;
@@ -134,19 +141,28 @@ async fn a_byte_flipped_mid_log(implementation: Implementation, victim: Victim) 
 
 #[test]
 fn ferrokeeper_a_follower_with_a_byte_flipped_mid_log_rejoins_through_its_ensemble() {
-    run(a_byte_flipped_mid_log(Ferrokeeper, Victim::Follower));
+    run(a_byte_flipped_mid_log(vec![Ferrokeeper; 3], Victim::Follower));
 }
 
 #[test]
 fn ferrokeeper_a_leader_with_a_byte_flipped_mid_log_rejoins_as_a_follower() {
-    run(a_byte_flipped_mid_log(Ferrokeeper, Victim::Leader));
+    run(a_byte_flipped_mid_log(vec![Ferrokeeper; 3], Victim::Leader));
+}
+
+/// Two Java members and a damaged ferrokeeper one (sid 3, so most often the leader): the Java members
+/// ignore its votes (zxid -1, their own rule), elect one of themselves, and sync it as any follower.
+#[test]
+fn mixed_a_damaged_ferrokeeper_member_rejoins_through_java_members() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_some() {
+        run(a_byte_flipped_mid_log(vec![ZooKeeper, ZooKeeper, Ferrokeeper], Victim::Member(2)));
+    }
 }
 
 #[test]
 #[ignore = "oracle: Java ZooKeeper 3.8 (slow)"]
 fn zookeeper_a_follower_with_a_byte_flipped_mid_log_refuses_to_start() {
     if fk_tests::ensemble::zookeeper_or_skip().is_some() {
-        run(a_byte_flipped_mid_log(ZooKeeper, Victim::Follower));
+        run(a_byte_flipped_mid_log(vec![ZooKeeper; 3], Victim::Follower));
     }
 }
 
@@ -154,6 +170,6 @@ fn zookeeper_a_follower_with_a_byte_flipped_mid_log_refuses_to_start() {
 #[ignore = "oracle: Java ZooKeeper 3.8 (slow)"]
 fn zookeeper_a_leader_with_a_byte_flipped_mid_log_refuses_to_start() {
     if fk_tests::ensemble::zookeeper_or_skip().is_some() {
-        run(a_byte_flipped_mid_log(ZooKeeper, Victim::Leader));
+        run(a_byte_flipped_mid_log(vec![ZooKeeper; 3], Victim::Leader));
     }
 }
