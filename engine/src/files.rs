@@ -36,13 +36,17 @@ pub fn parse_name(name: &str, prefix: &str) -> Option<i64> {
 
 /// Files of one kind in `dir`, sorted by zxid (ascending).
 pub fn list(dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
+    list_in(&crate::fs::RealFs, dir, prefix)
+}
+
+/// [`list`] on `fs`.
+pub fn list_in(fs: &dyn crate::fs::Fs, dir: &Path, prefix: &str) -> io::Result<Vec<(i64, PathBuf)>> {
     let mut files = Vec::new();
-    match std::fs::read_dir(dir) {
-        Ok(entries) => {
-            for entry in entries {
-                let entry = entry?;
-                if let Some(zxid) = entry.file_name().to_str().and_then(|n| parse_name(n, prefix)) {
-                    files.push((zxid, entry.path()));
+    match fs.list(dir) {
+        Ok(paths) => {
+            for path in paths {
+                if let Some(zxid) = path.file_name().and_then(|n| n.to_str()).and_then(|n| parse_name(n, prefix)) {
+                    files.push((zxid, path));
                 }
             }
         }

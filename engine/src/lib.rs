@@ -5,6 +5,7 @@
 //! - [`txn`]: applying a txn to the tree (idempotent, for fuzzy-snapshot replay) and the watch triggers
 //!   it causes.
 //! - [`files`]: `log.<zxid>` / `snapshot.<zxid>` names in `version-2/`.
+//! - [`fs`]: the file operations of the log and recovery, real or simulated.
 //! - [`log`]: the txn log — format, reader, group-commit writer.
 //! - [`snap`]: snapshots — format, fuzzy writer, mmap loader.
 //! - [`recovery`]: newest valid snapshot + log replay, torn-tail truncation; [`purge`]: old files.
@@ -18,6 +19,7 @@
 pub mod damage;
 pub mod epoch;
 pub mod files;
+pub mod fs;
 pub mod log;
 pub mod purge;
 pub mod recovery;

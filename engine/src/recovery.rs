@@ -14,7 +14,8 @@ use fk_net::txn::Txn;
 use thiserror::Error;
 use tracing::{info, warn};
 
-use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list};
+use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in};
+use crate::fs::{Fs, RealFs};
 use crate::log::{LogEnd, LogError, LogReader, Next};
 use crate::snap::{load_snapshot, looks_complete};
 use crate::tree::{DataTree, TreeOptions};
@@ -150,10 +151,23 @@ pub fn recover_with(
     options: TreeOptions,
     limits: RecoverLimits,
 ) -> Result<Recovered, RecoveryError> {
+    recover_in(&RealFs, snap_dir, log_dir, options, limits)
+}
+
+/// [`recover_with`] with the logs on `fs` (snapshots are loaded from the real filesystem; they are named
+/// through `fs`, so a simulated one holding none leaves recovery to the logs alone).
+pub fn recover_in(
+    fs: &dyn Fs,
+    snap_dir: &Path,
+    log_dir: &Path,
+    options: TreeOptions,
+    limits: RecoverLimits,
+) -> Result<Recovered, RecoveryError> {
     let snapshots =
-        list(snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
-    let mut logs = list(log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
-    let never_written = set_aside_never_written(&mut logs, log_dir, limits.read_only)?;
+        list_in(fs, snap_dir, SNAPSHOT_PREFIX).map_err(|source| RecoveryError::Io { path: snap_dir.into(), source })?;
+    let mut logs =
+        list_in(fs, log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
+    let never_written = set_aside_never_written(fs, &mut logs, log_dir, limits.read_only)?;
     let fresh = snapshots.is_empty() && logs.is_empty();
     let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options, limits.up_to_zxid);
     let mut digests =
@@ -169,7 +183,7 @@ pub fn recover_with(
         Replayed { damage: Some(damage), ..Replayed::default() }
     } else {
         digests.check_snapshot(&tree);
-        replay(&mut tree, &logs, snapshots.last(), &mut digests, limits)?
+        replay(fs, &mut tree, &logs, snapshots.last(), &mut digests, limits)?
     };
     let fuzziness = match (digests.snapshot, &snapshot, snapshot_digest) {
         (Some((zxid, _)), _, _) => Fuzziness::Through(zxid),
@@ -322,6 +336,7 @@ struct Replayed {
 /// Replays every txn newer than the tree from the logs that can hold them. `newest_snapshot` is the
 /// highest zxid any snapshot file is named by: txns up to it were durable once.
 fn replay(
+    fs: &dyn Fs,
     tree: &mut DataTree,
     logs: &[(i64, PathBuf)],
     newest_snapshot: Option<&(i64, PathBuf)>,
@@ -344,7 +359,7 @@ fn replay(
     };
     for (index, (first_zxid, path)) in logs.iter().enumerate().skip(start) {
         let corrupt = |source| RecoveryError::CorruptLog { path: path.clone(), source };
-        let mut log = match LogReader::open(path) {
+        let mut log = match LogReader::open_in(fs, path) {
             Ok(log) => log,
             Err(source @ LogError::BadHeader { .. }) => {
                 damaged(&mut done, path, 0, corrupt(source))?;
@@ -392,7 +407,7 @@ fn replay(
             done.recent.push_back(record.txn);
         };
         for offset in damaged_markers.into_iter().filter(|_| !limits.read_only) {
-            repair_end_marker(path, offset)?;
+            repair_end_marker(fs, path, offset)?;
             done.end_markers_repaired += 1;
         }
         let Some(end) = end else { return Ok(done) };
@@ -417,7 +432,7 @@ fn replay(
             return Ok(done);
         }
         if !limits.read_only {
-            truncate(path, offset, &reason)?;
+            truncate(fs, path, offset, &reason)?;
         }
         done.truncated = Some((path.clone(), offset));
         return Ok(done);
@@ -431,12 +446,13 @@ fn replay(
 /// left in place, one would be refused at the next start as damage once a newer log follows it, so
 /// start-up removes them.
 fn set_aside_never_written(
+    fs: &dyn Fs,
     logs: &mut Vec<(i64, PathBuf)>,
     log_dir: &Path,
     read_only: bool,
 ) -> Result<Vec<PathBuf>, RecoveryError> {
     let mut never_written = Vec::new();
-    logs.retain(|(_, path)| match LogReader::open(path) {
+    logs.retain(|(_, path)| match LogReader::open_in(fs, path) {
         Err(error @ LogError::NeverWritten { .. }) => {
             warn!("{error}: {}", if read_only { "skipping it" } else { "removing it" });
             never_written.push(path.clone());
@@ -447,44 +463,37 @@ fn set_aside_never_written(
     });
     if !read_only && !never_written.is_empty() {
         let remove = |path: &PathBuf| {
-            std::fs::remove_file(path)
-                .map_err(|source| RecoveryError::RemoveNeverWritten { path: path.clone(), source })
+            fs.remove(path).map_err(|source| RecoveryError::RemoveNeverWritten { path: path.clone(), source })
         };
         never_written.iter().try_for_each(remove)?;
-        crate::files::sync_dir(log_dir)
-            .map_err(|source| RecoveryError::RemoveNeverWritten { path: log_dir.into(), source })?;
+        fs.sync_dir(log_dir).map_err(|source| RecoveryError::RemoveNeverWritten { path: log_dir.into(), source })?;
     }
     Ok(never_written)
 }
 
 /// Rewrites the end-of-record byte of a record whose checksum proved it intact, so that the file reads
 /// cleanly again (ZooKeeper itself would stop at the bad byte and drop every record after it).
-fn repair_end_marker(path: &Path, offset: u64) -> Result<(), RecoveryError> {
-    use std::os::unix::fs::FileExt;
+fn repair_end_marker(fs: &dyn Fs, path: &Path, offset: u64) -> Result<(), RecoveryError> {
     warn!(
         "{}: the end-of-record byte at offset {offset} is not 'B' but its record's checksum holds; the record \
          is intact, rewriting the byte",
         path.display()
     );
     let repair = || -> std::io::Result<()> {
-        let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        file.write_all_at(&[crate::log::format::END_OF_RECORD], offset)?;
+        let file = fs.open(path, false)?;
+        file.write_at(&[crate::log::format::END_OF_RECORD], offset)?;
         file.sync_data()
     };
     repair().map_err(|source| RecoveryError::RepairMarker { path: path.into(), offset, source })
 }
 
-fn truncate(path: &Path, offset: u64, reason: &str) -> Result<(), RecoveryError> {
+fn truncate(fs: &dyn Fs, path: &Path, offset: u64, reason: &str) -> Result<(), RecoveryError> {
     warn!(
         "{}: the last record is torn at offset {offset} ({reason}); it was never acknowledged, truncating the log there",
         path.display()
     );
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|source| RecoveryError::Truncate { path: path.into(), source })?;
-    file.set_len(offset)
-        .and_then(|()| file.sync_all())
+    fs.open(path, false)
+        .and_then(|file| file.set_len_durably(offset))
         .map_err(|source| RecoveryError::Truncate { path: path.into(), source })
 }
 

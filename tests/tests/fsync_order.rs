@@ -49,7 +49,13 @@ impl Gate {
 struct GatedDevice(Arc<Gate>);
 
 impl LogDevice for GatedDevice {
-    fn write_and_sync(&mut self, file: &std::fs::File, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+    fn write_and_sync(
+        &mut self,
+        file: &dyn fk_engine::fs::FsFile,
+        bytes: &[u8],
+        offset: u64,
+        sync: bool,
+    ) -> io::Result<()> {
         PwriteDevice.write_and_sync(file, bytes, offset, false)?;
         if !sync {
             return Ok(());

@@ -1,14 +1,13 @@
 //! How a batch reaches the disk: a write followed by fdatasync, as one linked io_uring submission where the
 //! kernel allows it, or `pwrite` + `fdatasync` otherwise. Chosen once at start-up.
 
-use std::fs::File;
 use std::io;
-use std::os::unix::fs::FileExt;
-use std::os::unix::io::AsRawFd;
+
+use crate::fs::FsFile;
 
 /// Writes a batch at an offset and, if asked, makes it durable before returning.
 pub trait LogDevice: Send {
-    fn write_and_sync(&mut self, file: &File, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()>;
+    fn write_and_sync(&mut self, file: &dyn FsFile, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()>;
     /// For the start-up log line.
     fn name(&self) -> &'static str;
 }
@@ -17,8 +16,8 @@ pub trait LogDevice: Send {
 pub struct PwriteDevice;
 
 impl LogDevice for PwriteDevice {
-    fn write_and_sync(&mut self, file: &File, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
-        file.write_all_at(bytes, offset)?;
+    fn write_and_sync(&mut self, file: &dyn FsFile, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+        file.write_at(bytes, offset)?;
         if sync {
             file.sync_data()?;
         }
@@ -101,8 +100,9 @@ impl UringDevice {
 }
 
 impl LogDevice for UringDevice {
-    fn write_and_sync(&mut self, file: &File, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
-        let fd = file.as_raw_fd();
+    fn write_and_sync(&mut self, file: &dyn FsFile, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
+        // A file without a descriptor (a simulated one) is written as pwrite would.
+        let Some(fd) = file.raw_fd() else { return PwriteDevice.write_and_sync(file, bytes, offset, sync) };
         let mut done = 0;
         while done < bytes.len() {
             let n = self.write_once(fd, &bytes[done..], offset + done as u64, sync)?;

@@ -102,7 +102,12 @@ pub struct LogFile {
 /// Reads every record of `path`. Stops at the first clean end or torn tail; corruption (a damaged record
 /// with valid data after it, or a checksummed record that does not decode) is an error.
 pub fn read_log(path: &Path) -> Result<LogFile, LogError> {
-    let mut reader = LogReader::open(path)?;
+    read_log_in(&crate::fs::RealFs, path)
+}
+
+/// [`read_log`] on `fs`.
+pub fn read_log_in(fs: &dyn crate::fs::Fs, path: &Path) -> Result<LogFile, LogError> {
+    let mut reader = LogReader::open_in(fs, path)?;
     let mut records = Vec::new();
     let end = loop {
         match reader.read_next()? {
@@ -117,7 +122,7 @@ pub fn read_log(path: &Path) -> Result<LogFile, LogError> {
 /// hold a whole file's worth of them.
 pub struct LogReader {
     path: PathBuf,
-    map: Option<memmap2::Mmap>,
+    contents: crate::fs::Contents,
     offset: usize,
     /// The zxid of the last record read: what follows a damaged record must be newer to count as valid.
     last_zxid: Option<i64>,
@@ -127,19 +132,20 @@ pub struct LogReader {
 impl LogReader {
     /// Maps `path` and checks its header.
     pub fn open(path: &Path) -> Result<LogReader, LogError> {
-        let io_err = |source| LogError::Io { path: path.to_owned(), source };
-        let file = std::fs::File::open(path).map_err(io_err)?;
-        let file_len = file.metadata().map_err(io_err)?.len();
-        // SAFETY: the log is only appended to by this process (and only after recovery has finished); a
-        // concurrent truncation by another process would be an operator error we cannot guard against.
-        let map = if file_len == 0 { None } else { Some(unsafe { memmap2::Mmap::map(&file) }.map_err(io_err)?) };
-        check_header(path, map.as_deref().unwrap_or_default())?;
-        Ok(LogReader { path: path.to_owned(), map, offset: HEADER_LEN, last_zxid: None, file_len })
+        LogReader::open_in(&crate::fs::RealFs, path)
+    }
+
+    /// [`LogReader::open`] on `fs`.
+    pub fn open_in(fs: &dyn crate::fs::Fs, path: &Path) -> Result<LogReader, LogError> {
+        let contents = fs.read(path).map_err(|source| LogError::Io { path: path.to_owned(), source })?;
+        check_header(path, &contents)?;
+        let file_len = contents.len() as u64;
+        Ok(LogReader { path: path.to_owned(), contents, offset: HEADER_LEN, last_zxid: None, file_len })
     }
 
     /// The next record, or how the file ends; corruption is an error.
     pub fn read_next(&mut self) -> Result<Next, LogError> {
-        let bytes = self.map.as_deref().unwrap_or_default();
+        let bytes: &[u8] = &self.contents;
         let at = self.offset;
         let damage = match parse_record(&bytes[at.min(bytes.len())..]) {
             Parsed::Intact { entry_len, end_marker_ok } => {

@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use super::reader::{LogError, LogReader, Next};
-use crate::files::{LOG_PREFIX, list, sync_dir};
+use crate::files::{LOG_PREFIX, list_in};
+use crate::fs::{Fs, RealFs};
 
 #[derive(Debug, Error)]
 pub enum TruncateError {
@@ -35,33 +36,33 @@ pub struct Truncated {
 
 /// Keeps the records with zxid <= `zxid` in `dir` (a `version-2` directory) and removes the rest.
 pub fn truncate_to(dir: &Path, zxid: i64) -> Result<Truncated, TruncateError> {
+    truncate_in(&RealFs, dir, zxid)
+}
+
+/// [`truncate_to`] on `fs`.
+pub fn truncate_in(fs: &dyn Fs, dir: &Path, zxid: i64) -> Result<Truncated, TruncateError> {
     let io = |source| TruncateError::Io { dir: dir.to_owned(), zxid, source };
-    let logs = list(dir, LOG_PREFIX).map_err(io)?;
+    let logs = list_in(fs, dir, LOG_PREFIX).map_err(io)?;
     // The newest file starting at or before zxid holds it (or the records just before it).
     let Some(index) = logs.iter().rposition(|(first, _)| *first <= zxid) else {
         let first = logs.first().map_or_else(|| "none: there are no log files".into(), |(z, _)| format!("0x{z:x}"));
         return Err(TruncateError::NoLog { dir: dir.to_owned(), zxid, first });
     };
     let file = logs[index].1.clone();
-    let offset = cut_point(&file, zxid).map_err(|source| TruncateError::Unreadable { zxid, source })?;
-    let cut = || -> std::io::Result<()> {
-        let f = std::fs::OpenOptions::new().write(true).open(&file)?;
-        f.set_len(offset)?;
-        f.sync_all()
-    };
-    cut().map_err(io)?;
+    let offset = cut_point(fs, &file, zxid).map_err(|source| TruncateError::Unreadable { zxid, source })?;
+    fs.open(&file, false).and_then(|f| f.set_len_durably(offset)).map_err(io)?;
     let mut deleted = Vec::new();
     for (_, later) in &logs[index + 1..] {
-        std::fs::remove_file(later).map_err(io)?;
+        fs.remove(later).map_err(io)?;
         deleted.push(later.clone());
     }
-    sync_dir(dir).map_err(io)?;
+    fs.sync_dir(dir).map_err(io)?;
     Ok(Truncated { file, offset, deleted })
 }
 
 /// Where the first record newer than `zxid` starts (or where the readable records end).
-fn cut_point(file: &Path, zxid: i64) -> Result<u64, LogError> {
-    let mut reader = LogReader::open(file)?;
+fn cut_point(fs: &dyn Fs, file: &Path, zxid: i64) -> Result<u64, LogError> {
+    let mut reader = LogReader::open_in(fs, file)?;
     loop {
         match reader.read_next()? {
             Next::Record(record) if record.txn.header.zxid > zxid => return Ok(record.offset),

@@ -1,21 +1,21 @@
 //! Appends batches of txns to `log.<zxid>` files: one write and one fdatasync per batch, whatever its
 //! size. The caller (the group-commit thread) decides what a batch is; this type only makes it durable.
 
-use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use fk_net::txn::Txn;
 
 use super::device::LogDevice;
 use super::format::{HEADER_LEN, encode_header, encode_record, padded_size};
-use crate::files::{LOG_PREFIX, file_name, sync_dir};
+use crate::files::{LOG_PREFIX, file_name};
+use crate::fs::{Fs, FsFile, RealFs};
 
 /// The open log file being appended to.
 struct OpenLog {
-    file: File,
+    file: Box<dyn FsFile>,
     path: PathBuf,
     position: u64,
     size: u64,
@@ -32,6 +32,7 @@ pub struct BatchStats {
 }
 
 pub struct LogWriter {
+    fs: Arc<dyn Fs>,
     dir: PathBuf,
     device: Box<dyn LogDevice>,
     current: Option<OpenLog>,
@@ -47,7 +48,20 @@ impl LogWriter {
     /// `dir` is the `version-2` directory. `last_zxid` is the highest zxid already durable (recovery's):
     /// every appended txn must be above it.
     pub fn new(dir: &Path, device: Box<dyn LogDevice>, prealloc_bytes: u64, force_sync: bool, last_zxid: i64) -> Self {
+        LogWriter::on(Arc::new(RealFs), dir, device, prealloc_bytes, force_sync, last_zxid)
+    }
+
+    /// [`LogWriter::new`] on `fs`.
+    pub fn on(
+        fs: Arc<dyn Fs>,
+        dir: &Path,
+        device: Box<dyn LogDevice>,
+        prealloc_bytes: u64,
+        force_sync: bool,
+        last_zxid: i64,
+    ) -> Self {
         LogWriter {
+            fs,
             dir: dir.to_owned(),
             device,
             current: None,
@@ -100,11 +114,8 @@ impl LogWriter {
             return Ok(());
         }
         let Some(log) = self.current.as_mut() else { return Ok(()) };
-        log.file.set_len(log.position)?;
+        log.file.set_len_durably(log.position)?;
         log.size = log.position;
-        if self.force_sync {
-            log.file.sync_all()?;
-        }
         Ok(())
     }
 
@@ -143,7 +154,7 @@ impl LogWriter {
         if new_size > log.size {
             log.size = grow(log, new_size, end)?;
         }
-        self.device.write_and_sync(&log.file, &self.buffer, log.position, self.force_sync)?;
+        self.device.write_and_sync(log.file.as_ref(), &self.buffer, log.position, self.force_sync)?;
         log.position = end;
         Ok(BatchStats { txns: count, bytes: self.buffer.len(), write_and_sync: started.elapsed() })
     }
@@ -155,12 +166,12 @@ impl LogWriter {
     /// `first_zxid`). It holds nothing, and is overwritten, as ZooKeeper does.
     fn create(&mut self, first_zxid: i64) -> io::Result<OpenLog> {
         let path = self.dir.join(file_name(LOG_PREFIX, first_zxid));
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        let file = self.fs.open(&path, true)?;
         let mut header = Vec::with_capacity(HEADER_LEN);
         encode_header(&mut header);
-        self.device.write_and_sync(&file, &header, 0, self.force_sync)?;
+        self.device.write_and_sync(file.as_ref(), &header, 0, self.force_sync)?;
         if self.force_sync {
-            sync_dir(&self.dir)?;
+            self.fs.sync_dir(&self.dir)?;
         }
         Ok(OpenLog { file, path, position: HEADER_LEN as u64, size: HEADER_LEN as u64, short_of_space: false })
     }
@@ -172,7 +183,7 @@ impl LogWriter {
 /// behaves the same way); when even that does not fit, the error stops the server before anything of
 /// the batch is written or acknowledged. Returns the new size.
 fn grow(log: &mut OpenLog, wanted: u64, needed: u64) -> io::Result<u64> {
-    match preallocate(&log.file, log.size, wanted) {
+    match log.file.allocate(log.size, wanted) {
         Ok(()) => Ok(wanted),
         Err(e) if is_out_of_space(&e) && needed < wanted => {
             let step = needed.div_ceil(PAGE_BYTES) * PAGE_BYTES;
@@ -183,7 +194,7 @@ fn grow(log: &mut OpenLog, wanted: u64, needed: u64) -> io::Result<u64> {
                     wanted - log.size
                 );
             }
-            preallocate(&log.file, log.size, step.max(needed))?;
+            log.file.allocate(log.size, step.max(needed))?;
             Ok(step.max(needed))
         }
         Err(e) => Err(e),
@@ -194,24 +205,6 @@ const PAGE_BYTES: u64 = 4096;
 
 fn is_out_of_space(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
-}
-
-/// Grows the file with zeros (allocated blocks where the filesystem supports it, so that later syncs need
-/// not allocate and the write cannot run out of space; sparse otherwise, as ZooKeeper does).
-fn preallocate(file: &File, from: u64, to: u64) -> io::Result<()> {
-    if to <= from {
-        return Ok(());
-    }
-    // SAFETY: fallocate only touches the file behind the descriptor we own.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, from as libc::off_t, (to - from) as libc::off_t) };
-    if rc == 0 {
-        return Ok(());
-    }
-    let err = io::Error::last_os_error();
-    match err.raw_os_error() {
-        Some(libc::EOPNOTSUPP) | Some(libc::ENOSYS) => file.set_len(to),
-        _ => Err(err),
-    }
 }
 
 #[cfg(test)]
@@ -270,11 +263,10 @@ mod tests {
     }
 
     impl LogDevice for FailOnce {
-        fn write_and_sync(&mut self, file: &File, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
-            use std::os::unix::fs::FileExt;
+        fn write_and_sync(&mut self, file: &dyn FsFile, bytes: &[u8], offset: u64, sync: bool) -> io::Result<()> {
             self.batches += 1;
             if self.batches == self.fail_at_batch {
-                file.write_all_at(&bytes[..bytes.len() / 2], offset)?;
+                file.write_at(&bytes[..bytes.len() / 2], offset)?;
                 return Err(io::Error::from_raw_os_error(libc::EIO));
             }
             PwriteDevice.write_and_sync(file, bytes, offset, sync)
