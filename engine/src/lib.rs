@@ -9,6 +9,7 @@
 //! - [`log`]: the txn log — format, reader, group-commit writer.
 //! - [`snap`]: snapshots — format, fuzzy writer, mmap loader.
 //! - [`recovery`]: newest valid snapshot + log replay, torn-tail truncation; [`purge`]: old files.
+//! - [`planted`]: deliberate bugs behind a feature, for the simulators' tests of their checkers.
 //! - [`epoch`]: the `currentEpoch`/`acceptedEpoch` files of a quorum member.
 //! - [`damage`]: damage found at start-up set aside, and the mark a member keeps until its ensemble
 //!   has synchronised it.
@@ -21,6 +22,7 @@ pub mod epoch;
 pub mod files;
 pub mod fs;
 pub mod log;
+pub mod planted;
 pub mod purge;
 pub mod recovery;
 pub mod snap;

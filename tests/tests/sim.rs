@@ -6,6 +6,7 @@
 use ferrokeeper::planted::PlantedBug;
 use fk_tests::sim::faults::FaultMix;
 use fk_tests::sim::run::{SeedReport, replay_command, run_seed};
+use fk_tests::sim::storage::{StorageReport, run_storage_seed};
 use fk_tests::sim::world::Options;
 
 /// Runs `seeds` and fails with every failing seed's replay command.
@@ -49,6 +50,46 @@ fn members_found_damaged_recover_from_their_ensemble() {
     let healed: u64 = reports.iter().map(|r| r.healed).sum();
     assert!(damaged > 50, "members were found damaged: {damaged}");
     assert!(healed > 3 * damaged / 4, "and their ensembles healed them: {healed} of {damaged}");
+}
+
+/// The real txn log and recovery on a simulated filesystem: fsyncs failing with EIO, crashes losing,
+/// tearing and reordering unsynced sectors, bits flipped at rest; every acknowledged batch recovered,
+/// damage reported only where there was some, on each seed (fk_tests::sim::storage).
+#[test]
+fn the_storage_engine_keeps_every_acknowledged_write_under_storage_faults() {
+    let reports: Vec<StorageReport> = (0..3_000).map(|seed| run_storage_seed(seed, None)).collect();
+    let failures: Vec<String> =
+        reports.iter().filter_map(|r| r.result.as_ref().err().map(|e| format!("seed {}: {e}", r.seed))).collect();
+    assert!(failures.is_empty(), "{} seeds failed:\n{}", failures.len(), failures.join("\n"));
+    let sum = |f: fn(&StorageReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(sum(|r| r.acknowledged) > 100_000, "the runs did work");
+    for (what, n) in [
+        ("fsync EIO", sum(|r| r.tally.eio)),
+        ("sectors lost", sum(|r| r.tally.sectors_lost)),
+        ("sectors torn", sum(|r| r.tally.sectors_torn)),
+        ("crashes out of order", sum(|r| r.tally.out_of_order)),
+        ("bits flipped", sum(|r| r.tally.bits_flipped)),
+        ("damage found", sum(|r| r.damage_found)),
+    ] {
+        assert!(n > 100, "{what}: only {n}");
+    }
+}
+
+/// The first storage seed (of `budget`) on which the checker catches `bug`.
+fn storage_caught_within(bug: PlantedBug, budget: u64) -> u64 {
+    (0..budget)
+        .find(|&seed| run_storage_seed(seed, Some(bug)).result.is_err())
+        .unwrap_or_else(|| panic!("{bug:?} went unnoticed for {budget} storage seeds"))
+}
+
+#[test]
+fn trusting_a_write_after_a_failed_fsync_is_caught() {
+    storage_caught_within(PlantedBug::TrustFailedFsync, 20);
+}
+
+#[test]
+fn a_bit_flipped_mid_log_taken_for_a_torn_tail_is_caught() {
+    storage_caught_within(PlantedBug::FlipAsTornTail, 20);
 }
 
 /// reconfigEnabled, two spare members, and the operator reconfiguring during the faults: every checker,

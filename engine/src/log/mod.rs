@@ -14,8 +14,8 @@ pub mod truncate;
 pub mod writer;
 
 pub use device::{LogDevice, PwriteDevice, UringDevice, best_available};
-pub use reader::{LogEnd, LogError, LogFile, LogReader, LogRecord, Next, read_log};
-pub use truncate::{TruncateError, Truncated, truncate_to};
+pub use reader::{LogEnd, LogError, LogFile, LogReader, LogRecord, Next, read_log, read_log_in};
+pub use truncate::{TruncateError, Truncated, truncate_in, truncate_to};
 pub use writer::{BatchStats, LogWriter};
 
 /// A small txn for the log modules' tests: a createSession with the given zxid.

@@ -170,7 +170,9 @@ impl LogReader {
             Parsed::Damaged(reason) => Some(reason),
         };
         // Whatever stopped us, it is the end of the log only if nothing valid comes after it.
-        if let Some((valid_offset, valid_zxid)) = find_valid_record(bytes, at + 1, self.last_zxid) {
+        if let Some((valid_offset, valid_zxid)) = find_valid_record(bytes, at + 1, self.last_zxid)
+            && !crate::planted::is_planted(crate::planted::PlantedBug::FlipAsTornTail)
+        {
             let reason = damage.unwrap_or_else(|| "a zero length, which marks the end of the log".into());
             return Err(LogError::Corrupt {
                 path: self.path.clone(),

@@ -154,7 +154,13 @@ impl LogWriter {
         if new_size > log.size {
             log.size = grow(log, new_size, end)?;
         }
-        self.device.write_and_sync(log.file.as_ref(), &self.buffer, log.position, self.force_sync)?;
+        let written = self.device.write_and_sync(log.file.as_ref(), &self.buffer, log.position, self.force_sync);
+        if written.is_err() && crate::planted::is_planted(crate::planted::PlantedBug::TrustFailedFsync) {
+            // The planted bug: sync again, and believe it.
+            log.file.sync_data()?;
+        } else {
+            written?;
+        }
         log.position = end;
         Ok(BatchStats { txns: count, bytes: self.buffer.len(), write_and_sync: started.elapsed() })
     }

@@ -10,7 +10,8 @@ use std::time::Instant;
 use clap::Parser;
 use ferrokeeper::planted::PlantedBug;
 use fk_tests::sim::faults::{FaultKind, FaultMix, parse_choice};
-use fk_tests::sim::run::{SeedReport, parse_planted, replay_command, run_seed};
+use fk_tests::sim::run::{SeedReport, parse_planted, planted_name, replay_command, run_seed};
+use fk_tests::sim::storage::run_storage_seed;
 use fk_tests::sim::world::Options;
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -45,6 +46,11 @@ struct Args {
     /// Members outside the initial membership, for reconfigurations to add.
     #[arg(long, default_value_t = 2)]
     spares: usize,
+    /// Run the storage engine alone instead (fk_tests::sim::storage): the real txn log and recovery
+    /// on a simulated filesystem with failing fsyncs, crashes that lose or tear unsynced sectors, and
+    /// bits flipped at rest.
+    #[arg(long)]
+    storage_engine: bool,
     /// Print each seed's line.
     #[arg(long)]
     verbose: bool,
@@ -115,6 +121,9 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .init();
     }
+    if args.storage_engine {
+        return storage_engine(&args);
+    }
     let options = Options {
         voters: args.voters,
         observers: args.observers,
@@ -152,6 +161,63 @@ fn main() -> ExitCode {
     bar.finish_and_clear();
     print_summary(&totals, started.elapsed().as_secs_f64());
     if totals.failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}
+
+/// `--storage-engine`: seeds of the storage simulation, a summary, and each failing seed's replay.
+fn storage_engine(args: &Args) -> ExitCode {
+    let started = Instant::now();
+    let (mut failed, mut sum) = (Vec::new(), [0u64; 14]);
+    for seed in args.start..args.start + args.seeds {
+        let r = run_storage_seed(seed, args.planted);
+        let t = r.tally;
+        let figures = [
+            r.batches,
+            r.acknowledged,
+            r.failed_appends,
+            r.crashes,
+            r.damage_found,
+            r.damage_after_tear,
+            r.recoveries_retried,
+            r.flips_harmless,
+            t.eio,
+            t.sectors_lost,
+            t.sectors_torn,
+            t.names_lost,
+            t.bits_flipped,
+            t.out_of_order,
+        ];
+        sum.iter_mut().zip(figures).for_each(|(s, f)| *s += f);
+        if let Err(e) = &r.result {
+            let planted = args.planted.map_or(String::new(), |b| format!(" --planted {}", planted_name(b)));
+            println!(
+                "seed {seed} FAILED: {e}\n  replay: cargo run --release -p fk-tests --bin sim -- --storage-engine --start {seed} --seeds 1{planted}"
+            );
+            failed.push(seed);
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    println!("seeds                  {} ({:.1} seeds/s, {seconds:.1} s)", args.seeds, args.seeds as f64 / seconds);
+    println!("failed                 {} {failed:?}", failed.len());
+    let names = [
+        "batches appended",
+        "txns acknowledged",
+        "appends failed",
+        "crashes",
+        "damage found (flips)",
+        "damage after a tear",
+        "recoveries retried",
+        "flips harmless",
+        "fsync EIO",
+        "sectors lost",
+        "sectors torn",
+        "names lost",
+        "bits flipped",
+        "crashes out of order",
+    ];
+    for (name, n) in names.iter().zip(sum) {
+        println!("{name:<22} {n}");
+    }
+    if failed.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE }
 }
 
 fn print_summary(t: &Totals, seconds: f64) {

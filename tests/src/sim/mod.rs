@@ -1,9 +1,11 @@
 pub mod admin;
 pub mod client;
 pub mod faults;
+pub mod fs;
 pub mod history;
 pub mod linearizability;
 pub mod member;
 pub mod rng;
 pub mod run;
+pub mod storage;
 pub mod world;

@@ -178,6 +178,8 @@ pub fn planted_name(bug: PlantedBug) -> &'static str {
         PlantedBug::SyncAnsweredEarly => "sync-answered-early",
         PlantedBug::NewQuorumOnly => "new-quorum-only",
         PlantedBug::DamagedVotes => "damaged-votes",
+        PlantedBug::TrustFailedFsync => "trust-failed-fsync",
+        PlantedBug::FlipAsTornTail => "flip-as-torn-tail",
     }
 }
 

@@ -1,8 +1,8 @@
-//! Deliberate bugs, planted behind a switch so that the simulator's own tests can prove its checkers
-//! catch them (tests/tests/sim.rs). Compiled only with the `planted-bugs` feature (the simulator's
-//! crate turns it on); even then each is off unless a test turns it on for its own thread — the
-//! server's threads never do. Without the feature, [`is_planted`] is a constant `false` and the
-//! checks vanish.
+//! Deliberate bugs, planted behind a switch so that the simulators' own tests can prove their checkers
+//! catch them (tests/tests/sim.rs). Compiled only with the `planted-bugs` feature (the simulators'
+//! crate turns it on, through the server's feature of the same name); even then each is off unless a
+//! test turns it on for its own thread — the server's threads never do. Without the feature,
+//! [`is_planted`] is a constant `false` and the checks vanish.
 
 /// One deliberate bug.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -20,16 +20,23 @@ pub enum PlantedBug {
     NewQuorumOnly,
     /// A member found damaged at start-up votes with what it kept, before a leader synchronised it.
     DamagedVotes,
+    /// The txn log, told a batch's fsync failed, syncs again and trusts the batch once that succeeds
+    /// (the pages the failed writeback dropped are gone: the second sync has nothing to write).
+    TrustFailedFsync,
+    /// The log reader takes damage with valid records after it for a torn tail, and recovery cuts it.
+    FlipAsTornTail,
 }
 
 impl PlantedBug {
-    pub const ALL: [PlantedBug; 6] = [
+    pub const ALL: [PlantedBug; 8] = [
         PlantedBug::AckBeforeFsync,
         PlantedBug::CommitOnMinority,
         PlantedBug::KeepTxnsOnTrunc,
         PlantedBug::SyncAnsweredEarly,
         PlantedBug::NewQuorumOnly,
         PlantedBug::DamagedVotes,
+        PlantedBug::TrustFailedFsync,
+        PlantedBug::FlipAsTornTail,
     ];
 }
 
