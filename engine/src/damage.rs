@@ -22,7 +22,8 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 use tracing::warn;
 
-use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list, remove_durably, replace_durably, sync_dir};
+use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in, remove_durably, replace_durably};
+use crate::fs::{Fs, RealFs};
 use crate::recovery::{Damage, Recovered};
 
 /// The mark's file name.
@@ -92,55 +93,63 @@ impl std::fmt::Display for SetAside {
 /// the recovery would have used it) moved aside. Durable when it returns; recovery then starts cleanly
 /// and rebuilds the same tree.
 pub fn set_aside(snap_dir: &Path, log_dir: &Path, found: &Recovered) -> Result<SetAside, DamageError> {
+    set_aside_in(&RealFs, snap_dir, log_dir, found)
+}
+
+/// [`set_aside`] on `fs`.
+pub fn set_aside_in(fs: &dyn Fs, snap_dir: &Path, log_dir: &Path, found: &Recovered) -> Result<SetAside, DamageError> {
     let Some(Damage { log, offset, .. }) = &found.damage else { return Ok(SetAside::default()) };
-    let listing =
-        |dir: &Path, prefix| list(dir, prefix).map_err(|source| DamageError::SetAside { path: dir.into(), source });
+    let listing = |dir: &Path, prefix| {
+        list_in(fs, dir, prefix).map_err(|source| DamageError::SetAside { path: dir.into(), source })
+    };
     let logs = listing(log_dir, LOG_PREFIX)?;
     let snapshots = listing(snap_dir, SNAPSHOT_PREFIX)?;
     let mut done = SetAside::default();
     let damaged_at = logs.iter().position(|(_, path)| path == log).unwrap_or(logs.len());
     for (index, (_, path)) in logs.iter().enumerate().skip(damaged_at) {
         if index == damaged_at && *offset > 0 {
-            done.cut = Some(cut(path, *offset)?);
+            done.cut = Some(cut(fs, path, *offset)?);
         } else {
-            done.moved.push(move_aside(path)?);
+            done.moved.push(move_aside(fs, path)?);
         }
     }
     let loaded = snapshots.iter().position(|(_, path)| Some(path) == found.snapshot.as_ref());
     for (_, path) in snapshots.iter().skip(loaded.map_or(0, |i| i + 1)) {
-        done.moved.push(move_aside(path)?);
+        done.moved.push(move_aside(fs, path)?);
     }
     for dir in [log_dir, snap_dir] {
-        sync_dir(dir).map_err(|source| DamageError::SetAside { path: dir.into(), source })?;
+        fs.sync_dir(dir).map_err(|source| DamageError::SetAside { path: dir.into(), source })?;
     }
     warn!("damaged files set aside: {done}");
     Ok(done)
 }
 
 /// `path.damaged`, or `path.damaged.<n>` for the first n free (damage found again after an earlier one).
-fn aside_name(path: &Path) -> PathBuf {
+fn aside_name(fs: &dyn Fs, path: &Path) -> PathBuf {
     let base = format!("{}.{SET_ASIDE_SUFFIX}", path.display());
+    let taken = path.parent().and_then(|dir| fs.list(dir).ok()).unwrap_or_default();
     (0..)
         .map(|n| if n == 0 { PathBuf::from(&base) } else { PathBuf::from(format!("{base}.{n}")) })
-        .find(|candidate| !candidate.exists())
+        .find(|candidate| !taken.contains(candidate))
         .expect("some name is free")
 }
 
-fn move_aside(path: &Path) -> Result<(PathBuf, PathBuf), DamageError> {
-    let to = aside_name(path);
-    std::fs::rename(path, &to).map_err(|source| DamageError::SetAside { path: path.into(), source })?;
+fn move_aside(fs: &dyn Fs, path: &Path) -> Result<(PathBuf, PathBuf), DamageError> {
+    let to = aside_name(fs, path);
+    fs.rename(path, &to).map_err(|source| DamageError::SetAside { path: path.into(), source })?;
     Ok((path.to_owned(), to))
 }
 
 /// Copies the log aside (durably), then cuts it at `offset` (durably).
-fn cut(path: &Path, offset: u64) -> Result<(PathBuf, u64, PathBuf), DamageError> {
-    let copy = aside_name(path);
+fn cut(fs: &dyn Fs, path: &Path, offset: u64) -> Result<(PathBuf, u64, PathBuf), DamageError> {
+    let copy = aside_name(fs, path);
     let run = || -> std::io::Result<()> {
-        std::fs::copy(path, &copy)?;
-        std::fs::File::open(&copy)?.sync_all()?;
-        let file = std::fs::OpenOptions::new().write(true).open(path)?;
-        file.set_len(offset)?;
-        file.sync_all()
+        let whole = fs.read(path)?;
+        let out = fs.open(&copy, true)?;
+        out.write_at(&whole, 0)?;
+        out.sync_data()?;
+        drop(whole);
+        fs.open(path, false)?.set_len_durably(offset)
     };
     run().map_err(|source| DamageError::SetAside { path: path.into(), source })?;
     Ok((path.to_owned(), offset, copy))
@@ -203,7 +212,7 @@ mod tests {
         assert_eq!(copy, dir.join("log.1e8.damaged"));
         assert_eq!(std::fs::metadata(&copy).unwrap().len(), 65552, "the damaged file kept whole for fktool");
         // The same damage found again (say the cut was undone by hand) keeps another copy.
-        assert_eq!(aside_name(&dir.join("log.1e8")), dir.join("log.1e8.damaged.1"));
+        assert_eq!(aside_name(&RealFs, &dir.join("log.1e8")), dir.join("log.1e8.damaged.1"));
     }
 
     #[test]

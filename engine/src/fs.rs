@@ -18,6 +18,12 @@ pub enum Contents {
     Owned(Vec<u8>),
 }
 
+impl AsRef<[u8]> for Contents {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
 impl std::ops::Deref for Contents {
     type Target = [u8];
 
@@ -33,8 +39,13 @@ impl std::ops::Deref for Contents {
 pub trait Fs: Send + Sync {
     /// The paths in `dir` (any order); `NotFound` if there is no such directory.
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>>;
-    /// Everything `path` holds now.
+    /// Everything `path` holds now, read as it is used.
     fn read(&self, path: &Path) -> io::Result<Contents>;
+    /// Everything `path` holds now, about to be read whole: a real file's pages are faulted in at once
+    /// (a snapshot loads faster so).
+    fn read_whole(&self, path: &Path) -> io::Result<Contents> {
+        self.read(path)
+    }
     /// Opens `path` for writing; with `create`, creates it or cuts it to nothing.
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>>;
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
@@ -73,6 +84,16 @@ impl Fs for RealFs {
         // SAFETY: logs are only appended to by this process (and only after recovery has finished); a
         // concurrent truncation by another process would be an operator error we cannot guard against.
         Ok(Contents::Mapped(unsafe { memmap2::Mmap::map(&file) }?))
+    }
+
+    fn read_whole(&self, path: &Path) -> io::Result<Contents> {
+        let file = std::fs::File::open(path)?;
+        if file.metadata()?.len() == 0 {
+            return Ok(Contents::Owned(Vec::new()));
+        }
+        // SAFETY: snapshots are written once under a temporary name and renamed into place; nothing
+        // writes a file of that name while it is mapped.
+        Ok(Contents::Mapped(unsafe { memmap2::MmapOptions::new().populate().map(&file) }?))
     }
 
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>> {
@@ -127,5 +148,34 @@ impl FsFile for std::fs::File {
     fn raw_fd(&self) -> Option<RawFd> {
         use std::os::unix::io::AsRawFd;
         Some(self.as_raw_fd())
+    }
+}
+
+/// `io::Write` over an [`FsFile`], from its start: for files written once, front to back (snapshots).
+pub struct FsWriter {
+    file: Box<dyn FsFile>,
+    offset: u64,
+}
+
+impl FsWriter {
+    pub fn new(file: Box<dyn FsFile>) -> FsWriter {
+        FsWriter { file, offset: 0 }
+    }
+
+    /// The file, to sync.
+    pub fn file(&self) -> &dyn FsFile {
+        self.file.as_ref()
+    }
+}
+
+impl io::Write for FsWriter {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.file.write_at(buf, self.offset)?;
+        self.offset += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }

@@ -17,7 +17,7 @@ use tracing::{info, warn};
 use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in};
 use crate::fs::{Fs, RealFs};
 use crate::log::{LogEnd, LogError, LogReader, Next};
-use crate::snap::{load_snapshot, looks_complete};
+use crate::snap::{load_snapshot_in, looks_complete_in};
 use crate::tree::{DataTree, TreeOptions};
 
 /// ZooKeeper tries at most this many snapshots, newest first.
@@ -154,8 +154,7 @@ pub fn recover_with(
     recover_in(&RealFs, snap_dir, log_dir, options, limits)
 }
 
-/// [`recover_with`] with the logs on `fs` (snapshots are loaded from the real filesystem; they are named
-/// through `fs`, so a simulated one holding none leaves recovery to the logs alone).
+/// [`recover_with`] on `fs`.
 pub fn recover_in(
     fs: &dyn Fs,
     snap_dir: &Path,
@@ -169,7 +168,8 @@ pub fn recover_in(
         list_in(fs, log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
     let never_written = set_aside_never_written(fs, &mut logs, log_dir, limits.read_only)?;
     let fresh = snapshots.is_empty() && logs.is_empty();
-    let (mut tree, snapshot, snapshot_digest, rejected) = newest_valid_snapshot(&snapshots, options, limits.up_to_zxid);
+    let (mut tree, snapshot, snapshot_digest, rejected) =
+        newest_valid_snapshot(fs, &snapshots, options, limits.up_to_zxid);
     let mut digests =
         DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
     let replayed = if snapshot.is_none() && logs.first().is_some_and(|(first, _)| *first > 1) {
@@ -277,17 +277,22 @@ type Loaded = (DataTree, Option<PathBuf>, Option<(i64, u64)>, Vec<String>);
 
 /// The newest snapshot that loads with valid checksums and holds nothing past `up_to_zxid` (or an empty
 /// tree), its digest record, and why others were passed over.
-fn newest_valid_snapshot(snapshots: &[(i64, PathBuf)], options: TreeOptions, up_to_zxid: Option<i64>) -> Loaded {
+fn newest_valid_snapshot(
+    fs: &dyn Fs,
+    snapshots: &[(i64, PathBuf)],
+    options: TreeOptions,
+    up_to_zxid: Option<i64>,
+) -> Loaded {
     let mut rejected = Vec::new();
     let limit = up_to_zxid.unwrap_or(i64::MAX);
     for (zxid, path) in snapshots.iter().rev().filter(|(zxid, _)| *zxid <= limit).take(SNAPSHOT_CANDIDATES) {
-        if !looks_complete(path) {
+        if !looks_complete_in(fs, path) {
             warn!("skipping {}: incomplete (does not end with the \"/\" trailer)", path.display());
             rejected.push(format!("{} incomplete", path.display()));
             continue;
         }
         let started = std::time::Instant::now();
-        match load_snapshot(path, *zxid, options) {
+        match load_snapshot_in(fs, path, *zxid, options) {
             Ok((tree, stats)) if fuzzy_end(&tree, &stats) > limit => {
                 let reason = format!(
                     "{} holds changes up to zxid 0x{:x}, past 0x{limit:x}",

@@ -4,7 +4,6 @@
 //! method for writing (`snapshot.compression.method`); a reader tells it by the file name, so a data
 //! directory may hold all three kinds.
 
-use std::fs::File;
 use std::io::{self, BufWriter, Read, Write};
 use std::path::Path;
 
@@ -12,6 +11,7 @@ use flate2::write::GzEncoder;
 
 use super::xerial::{self, SnappyJavaWriter};
 use crate::files::{SNAPSHOT_PREFIX, file_name};
+use crate::fs::FsWriter;
 
 /// gzip's magic, ZooKeeper's validity check for a `.gz` snapshot.
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -90,14 +90,14 @@ impl Compression {
 
 /// The file end of a snapshot writer: buffered, and compressed as asked.
 pub(super) enum FileSink {
-    Plain(BufWriter<File>),
-    Gzip(GzEncoder<BufWriter<File>>),
+    Plain(BufWriter<FsWriter>),
+    Gzip(GzEncoder<BufWriter<FsWriter>>),
     /// Boxed: the encoder keeps its hash table inline (2 KiB).
-    Snappy(Box<SnappyJavaWriter<BufWriter<File>>>),
+    Snappy(Box<SnappyJavaWriter<BufWriter<FsWriter>>>),
 }
 
 impl FileSink {
-    pub(super) fn new(file: File, buffer_bytes: usize, compression: Compression) -> io::Result<FileSink> {
+    pub(super) fn new(file: FsWriter, buffer_bytes: usize, compression: Compression) -> io::Result<FileSink> {
         let buffered = BufWriter::with_capacity(buffer_bytes, file);
         Ok(match compression {
             Compression::None => FileSink::Plain(buffered),
@@ -108,7 +108,7 @@ impl FileSink {
     }
 
     /// Ends the stream (gzip trailer, last chunk) and hands the file back, flushed but not synced.
-    pub(super) fn finish(self) -> io::Result<File> {
+    pub(super) fn finish(self) -> io::Result<FsWriter> {
         let buffered = match self {
             FileSink::Plain(b) => b,
             FileSink::Gzip(g) => g.finish()?,

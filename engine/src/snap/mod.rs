@@ -16,6 +16,8 @@ pub mod writer;
 pub mod xerial;
 
 pub use compression::Compression;
-pub use reader::{SnapError, SnapshotInfo, load_snapshot, looks_complete};
-pub use stream::{SIGNATURE, StreamError, StreamItem, StreamStats, receive_snapshot, send_snapshot};
-pub use writer::{SnapshotStats, TreeAccess, WriteOptions, write_snapshot, write_snapshot_with};
+pub use reader::{SnapError, SnapshotInfo, load_snapshot, load_snapshot_in, looks_complete, looks_complete_in};
+pub use stream::{
+    SIGNATURE, StreamError, StreamItem, StreamStats, receive_snapshot, receive_snapshot_in, send_snapshot,
+};
+pub use writer::{SnapshotStats, TreeAccess, WriteOptions, write_snapshot, write_snapshot_in, write_snapshot_with};

@@ -8,6 +8,7 @@ use thiserror::Error;
 
 use super::compression::Compression;
 use super::format::{END_PATH, FORMAT_VERSION, SNAP_MAGIC, TRAILER};
+use crate::fs::{Fs, RealFs};
 use crate::tree::{DataTree, LoadCursor, Node, TreeOptions};
 
 #[derive(Debug, Error)]
@@ -40,50 +41,36 @@ pub struct SnapshotInfo {
 /// ZooKeeper's cheap validity check before it tries a snapshot: a compressed file starts with its
 /// method's magic; an uncompressed one is big enough and ends in the ustring "/".
 pub fn looks_complete(path: &Path) -> bool {
+    looks_complete_in(&RealFs, path)
+}
+
+/// [`looks_complete`] on `fs`.
+pub fn looks_complete_in(fs: &dyn Fs, path: &Path) -> bool {
+    let Ok(bytes) = fs.read(path) else { return false };
     let compression = Compression::of_file(path);
     if compression != Compression::None {
-        let mut head = [0; 8];
-        let read = std::fs::File::open(path).and_then(|mut f| {
-            use std::io::Read;
-            let mut filled = 0;
-            while filled < head.len() {
-                match f.read(&mut head[filled..])? {
-                    0 => break,
-                    n => filled += n,
-                }
-            }
-            Ok(filled)
-        });
-        return read.is_ok_and(|n| compression.has_magic(&head[..n]));
+        return compression.has_magic(&bytes[..bytes.len().min(8)]);
     }
-    let Ok(bytes) = std::fs::File::open(path).and_then(|f| {
-        use std::io::{Read, Seek, SeekFrom};
-        let mut f = f;
-        let len = f.seek(SeekFrom::End(0))?;
-        if len < 10 {
-            return Ok(Vec::new());
-        }
-        f.seek(SeekFrom::End(-5))?;
-        let mut tail = vec![0; 5];
-        f.read_exact(&mut tail)?;
-        Ok(tail)
-    }) else {
-        return false;
-    };
-    bytes == TRAILER
+    bytes.len() >= 10 && bytes[bytes.len() - TRAILER.len()..] == TRAILER[..]
 }
 
 /// Loads `path` into a fresh tree. The tree's last processed zxid is `name_zxid`, or the 3.9 trailer's
 /// value when present, as ZooKeeper does. A compressed file (told by its name) is decompressed into
 /// memory first; an uncompressed one is decoded straight from a memory map.
 pub fn load_snapshot(path: &Path, name_zxid: i64, options: TreeOptions) -> Result<(DataTree, SnapshotInfo), SnapError> {
-    let io_err = |source| SnapError::Io { path: path.to_owned(), source };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    // SAFETY: snapshots are written once under a temporary name and renamed into place; nothing writes a
-    // snapshot file after that.
-    // Populated up front: the kernel reads the file in large sequential chunks instead of one page fault
-    // per 4 KiB while decoding.
-    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }.map_err(io_err)?;
+    load_snapshot_in(&RealFs, path, name_zxid, options)
+}
+
+/// [`load_snapshot`] on `fs`.
+pub fn load_snapshot_in(
+    fs: &dyn Fs,
+    path: &Path,
+    name_zxid: i64,
+    options: TreeOptions,
+) -> Result<(DataTree, SnapshotInfo), SnapError> {
+    // Read whole up front: the kernel reads the file in large sequential chunks instead of one page
+    // fault per 4 KiB while decoding.
+    let map = fs.read_whole(path).map_err(|source| SnapError::Io { path: path.to_owned(), source })?;
     match Compression::of_file(path) {
         Compression::None => decode(path, &map, "", name_zxid, options),
         compression => {

@@ -27,7 +27,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::OpenOptions;
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -37,7 +37,8 @@ use thiserror::Error;
 
 use super::format::END_PATH;
 use super::writer::{Checked, IO_BUFFER_BYTES, TreeAccess, file_header, seal, walk_nodes, write_body};
-use crate::files::{SNAPSHOT_PREFIX, file_name, sync_dir};
+use crate::files::{SNAPSHOT_PREFIX, file_name};
+use crate::fs::{Fs, FsWriter, RealFs};
 use crate::tree::OPEN_ACL_ID;
 
 /// The string that ends a SNAP stream (`Learner.syncWithLeader` refuses the sync without it).
@@ -203,20 +204,32 @@ pub fn receive_snapshot(
     max_buffer: usize,
     force_sync: bool,
 ) -> Result<PathBuf, StreamError> {
+    receive_snapshot_in(&RealFs, input, dir, zxid, max_buffer, force_sync)
+}
+
+/// [`receive_snapshot`] on `fs`.
+pub fn receive_snapshot_in(
+    fs: &dyn Fs,
+    input: &mut impl Read,
+    dir: &Path,
+    zxid: i64,
+    max_buffer: usize,
+    force_sync: bool,
+) -> Result<PathBuf, StreamError> {
     let name = file_name(SNAPSHOT_PREFIX, zxid);
     let final_path = dir.join(&name);
     let tmp_path = dir.join(format!(".{name}.tmp"));
-    let result = receive_into(input, &tmp_path, max_buffer, force_sync).and_then(|()| {
-        std::fs::rename(&tmp_path, &final_path).map_err(|source| write_error(&final_path, source))?;
-        if force_sync && let Err(source) = sync_dir(dir) {
+    let result = receive_into(fs, input, &tmp_path, max_buffer, force_sync).and_then(|()| {
+        fs.rename(&tmp_path, &final_path).map_err(|source| write_error(&final_path, source))?;
+        if force_sync && let Err(source) = fs.sync_dir(dir) {
             // The rename may not survive a crash; do not let the caller build on it.
-            let _ = std::fs::remove_file(&final_path);
+            let _ = fs.remove(&final_path);
             return Err(write_error(dir, source));
         }
         Ok(final_path)
     });
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
+        let _ = fs.remove(&tmp_path);
     }
     result
 }
@@ -227,12 +240,13 @@ fn write_error(path: &Path, source: io::Error) -> StreamError {
 
 /// Writes FileHeader, the checked body and seal #1 to `tmp_path`.
 fn receive_into(
+    fs: &dyn Fs,
     input: &mut impl Read,
     tmp_path: &Path,
     max_buffer: usize,
     force_sync: bool,
 ) -> Result<(), StreamError> {
-    let file = File::create(tmp_path).map_err(|e| write_error(tmp_path, e))?;
+    let file = FsWriter::new(fs.open(tmp_path, true).map_err(|e| write_error(tmp_path, e))?);
     // The buffer sits outside the checksum, so the Adler32 runs over large blocks, not jute fields.
     let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, Checked::new(file));
     out.write_all(&file_header()).map_err(|e| write_error(tmp_path, e))?;
@@ -244,7 +258,7 @@ fn receive_into(
     let mut checked = body.out.into_inner().map_err(|e| write_error(tmp_path, e.into_error()))?;
     seal(&mut checked).map_err(|e| write_error(tmp_path, e))?;
     if force_sync {
-        checked.inner.sync_all().map_err(|e| write_error(tmp_path, e))?;
+        checked.inner.file().sync_data().map_err(|e| write_error(tmp_path, e))?;
     }
     Ok(())
 }
@@ -252,7 +266,7 @@ fn receive_into(
 /// Reads the stream field by field, copying each checked field to the file.
 struct BodyReader<'a, R> {
     input: &'a mut R,
-    out: BufWriter<Checked<File>>,
+    out: BufWriter<Checked<FsWriter>>,
     out_path: &'a Path,
     /// Stream bytes consumed so far.
     offset: u64,

@@ -12,8 +12,7 @@
 //! two. That costs one extra sequential copy and keeps memory flat.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
-use std::io::{self, BufReader, BufWriter, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -22,7 +21,7 @@ use fk_net::jute::{Jute, JuteWriter};
 
 use super::compression::{Compression, FileSink};
 use super::format::{DBID, END_PATH, FORMAT_VERSION, SNAP_MAGIC};
-use crate::files::sync_dir;
+use crate::fs::{Fs, FsWriter, RealFs};
 use crate::tree::digest::DIGEST_VERSION;
 use crate::tree::{AclId, DataTree, OPEN_ACL_ID};
 
@@ -68,6 +67,16 @@ pub struct WriteOptions {
 
 /// [`write_snapshot`] with every option.
 pub fn write_snapshot_with(tree: &impl TreeAccess, dir: &Path, options: WriteOptions) -> io::Result<SnapshotStats> {
+    write_snapshot_in(&RealFs, tree, dir, options)
+}
+
+/// [`write_snapshot_with`] on `fs`.
+pub fn write_snapshot_in(
+    fs: &dyn Fs,
+    tree: &impl TreeAccess,
+    dir: &Path,
+    options: WriteOptions,
+) -> io::Result<SnapshotStats> {
     let WriteOptions { force_sync, compression, last_zxid_trailer } = options;
     let (zxid, sessions) = tree.read(|t| (t.last_processed_zxid(), t.sessions().collect::<Vec<_>>()));
     let name = compression.snapshot_name(zxid);
@@ -76,24 +85,24 @@ pub fn write_snapshot_with(tree: &impl TreeAccess, dir: &Path, options: WriteOpt
     let nodes_path = dir.join(format!(".{name}.nodes"));
     let tmp_path = dir.join(format!(".{name}.tmp"));
     let result = (|| {
-        let (nodes, acls) = write_nodes(tree, &nodes_path)?;
+        let (nodes, acls) = write_nodes(fs, tree, &nodes_path)?;
         // The digest record: the tree digest as of the last txn applied when the walk ended (replay
         // checks it once it reaches that zxid).
         let digest = tree.read(|t| (t.last_processed_zxid(), t.digest()));
-        let file = OpenOptions::new().write(true).create(true).truncate(true).open(&tmp_path)?;
-        let sink = FileSink::new(file, IO_BUFFER_BYTES, compression)?;
+        let sink = FileSink::new(FsWriter::new(fs.open(&tmp_path, true)?), IO_BUFFER_BYTES, compression)?;
         let trailer = last_zxid_trailer.then_some(digest.0);
         assert!(trailer.is_none_or(|z| z == zxid), "a snapshot with a zxid trailer was written from a changing tree");
-        let bytes = assemble(sink, &sessions, &acls, &nodes_path, (digest, trailer), force_sync)?;
-        std::fs::rename(&tmp_path, &final_path)?;
+        let nodes_file = fs.read_whole(&nodes_path)?;
+        let bytes = assemble(sink, &sessions, &acls, nodes_file, (digest, trailer), force_sync)?;
+        fs.rename(&tmp_path, &final_path)?;
         if force_sync {
-            sync_dir(dir)?;
+            fs.sync_dir(dir)?;
         }
         Ok(SnapshotStats { path: final_path.clone(), zxid, nodes, bytes })
     })();
-    let _ = std::fs::remove_file(&nodes_path);
+    let _ = fs.remove(&nodes_path);
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_path);
+        let _ = fs.remove(&tmp_path);
     }
     result
 }
@@ -105,8 +114,8 @@ pub(super) type UsedAcls = BTreeMap<AclId, Arc<[Acl]>>;
 pub(super) const IO_BUFFER_BYTES: usize = 1 << 20;
 
 /// Writes the nodes to the side file `nodes_path`; see [`walk_nodes`].
-fn write_nodes(tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, UsedAcls)> {
-    let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, File::create(nodes_path)?);
+fn write_nodes(fs: &dyn Fs, tree: &impl TreeAccess, nodes_path: &Path) -> io::Result<(usize, UsedAcls)> {
+    let mut out = BufWriter::with_capacity(IO_BUFFER_BYTES, FsWriter::new(fs.open(nodes_path, true)?));
     let walked = walk_nodes(tree, &mut out)?;
     out.flush()?;
     Ok(walked)
@@ -227,13 +236,13 @@ fn assemble(
     sink: FileSink,
     sessions: &[(i64, i32)],
     acls: &UsedAcls,
-    nodes_path: &Path,
+    nodes: crate::fs::Contents,
     (digest, last_zxid): ((i64, u64), Option<i64>),
     force_sync: bool,
 ) -> io::Result<u64> {
     let mut out = Checked::new(sink);
     out.write_all(&file_header())?;
-    let mut nodes = BufReader::with_capacity(IO_BUFFER_BYTES, File::open(nodes_path)?);
+    let mut nodes = io::Cursor::new(nodes);
     write_body(&mut out, sessions, acls, &mut nodes)?;
     seal(&mut out)?;
     let mut zxid_digest = Vec::new();
@@ -249,7 +258,7 @@ fn assemble(
     let written = out.written;
     let file = out.inner.finish()?;
     if force_sync {
-        file.sync_all()?;
+        file.file().sync_data()?;
     }
     Ok(written)
 }
