@@ -24,7 +24,8 @@ use tracing::warn;
 
 use crate::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in, remove_durably, replace_durably};
 use crate::fs::{Fs, RealFs};
-use crate::recovery::{Damage, Recovered};
+use crate::recovery::{Damage, RecoverLimits, Recovered, RecoveryError, recover_in};
+use crate::tree::TreeOptions;
 
 /// The mark's file name.
 pub const MARK_FILE: &str = "ferrokeeper.damaged";
@@ -32,8 +33,15 @@ const MARK_TMP: &str = "ferrokeeper.damaged.tmp";
 /// The suffix of files set aside; ZooKeeper and ferrokeeper ignore such names (files::parse_name).
 pub const SET_ASIDE_SUFFIX: &str = "damaged";
 
+/// More passes than this means the set-aside is not converging: a bug, not damage.
+const PASSES_MAX: usize = 64;
+
 #[derive(Debug, Error)]
 pub enum DamageError {
+    #[error(transparent)]
+    Recovery(#[from] RecoveryError),
+    #[error("damage was set aside {0} times and recovery still finds more; stopping")]
+    Endless(usize),
     #[error("cannot write or remove the damage mark {path}: {source}")]
     Mark { path: PathBuf, source: std::io::Error },
     #[error("cannot set {path} aside: {source}")]
@@ -63,6 +71,31 @@ pub fn write_mark(snap_dir: &Path, what: &str) -> Result<(), DamageError> {
 /// Removes the mark durably (the member was synchronised by a leader).
 pub fn clear_mark(snap_dir: &Path) -> Result<(), DamageError> {
     remove_durably(snap_dir, MARK_FILE).map_err(|source| DamageError::Mark { path: snap_dir.join(MARK_FILE), source })
+}
+
+/// Recovery as an ensemble member runs it on damage: stop at the damage, set it aside, and again —
+/// an older damage may lie in a file the first pass did not need to read (before the snapshot that
+/// pass loaded) — until recovery finds none; then recover. Returns what recovery rebuilt and what each
+/// pass set aside (none: no damage was found). The caller writes the [mark](write_mark) first.
+pub fn keep_what_precedes(
+    fs: &dyn Fs,
+    snap_dir: &Path,
+    log_dir: &Path,
+    options: TreeOptions,
+) -> Result<(Recovered, Vec<SetAside>), DamageError> {
+    let mut passes = Vec::new();
+    loop {
+        let limits = RecoverLimits { read_only: true, stop_at_damage: true, ..RecoverLimits::default() };
+        let found = recover_in(fs, snap_dir, log_dir, options, limits)?;
+        if found.damage.is_none() {
+            break;
+        }
+        passes.push(set_aside_in(fs, snap_dir, log_dir, &found)?);
+        if passes.len() > PASSES_MAX {
+            return Err(DamageError::Endless(passes.len()));
+        }
+    }
+    Ok((recover_in(fs, snap_dir, log_dir, options, RecoverLimits::default())?, passes))
 }
 
 /// What [`set_aside`] did.
@@ -182,24 +215,24 @@ mod tests {
     }
 
     /// Recovery as an ensemble member runs it on damage: find it, set it aside, recover again.
-    fn keep_what_precedes(dir: &Path) -> (Recovered, SetAside, Recovered) {
+    fn keep_what_precedes_once(dir: &Path) -> (Recovered, SetAside, Recovered) {
         let refused = recover(dir, dir, options()).err().expect("damage stops plain recovery");
         assert!(refused.is_damage(), "{refused}");
         let limits = RecoverLimits { read_only: true, stop_at_damage: true, ..RecoverLimits::default() };
         let found = recover_with(dir, dir, options(), limits).unwrap();
-        let done = set_aside(dir, dir, &found).unwrap();
-        let again = recover(dir, dir, options()).unwrap();
+        let (again, mut passes) = keep_what_precedes(&RealFs, dir, dir, options()).unwrap();
+        assert_eq!(passes.len(), 1, "one damage, one pass");
         assert_eq!(again.damage, None);
         assert_eq!(again.tree.last_processed_zxid(), found.tree.last_processed_zxid());
         assert_eq!(again.tree.digest(), found.tree.digest(), "the same tree, from the files now on disk");
-        (found, done, again)
+        (found, passes.remove(0), again)
     }
 
     #[test]
     fn a_flip_mid_log_keeps_the_txns_before_it_and_sets_the_rest_aside() {
         let scratch = flipped("log.1e8", 1500);
         let dir = scratch.path();
-        let (found, done, again) = keep_what_precedes(dir);
+        let (found, done, again) = keep_what_precedes_once(dir);
         let damage = found.damage.unwrap();
         assert_eq!(damage.log, dir.join("log.1e8"));
         assert!(damage.reason.contains("fktool"), "the refusal it replaces: {}", damage.reason);
@@ -220,7 +253,7 @@ mod tests {
         // Early in log.123, which the newest snapshot (0x1e6) covers up to 0x1e7.
         let scratch = flipped("log.123", 200);
         let dir = scratch.path();
-        let (_, done, again) = keep_what_precedes(dir);
+        let (_, done, again) = keep_what_precedes_once(dir);
         assert_eq!(again.tree.last_processed_zxid(), 0x1e6, "snapshot.1e6, and nothing readable after it");
         assert!(again.snapshot.unwrap().ends_with("snapshot.1e6"));
         assert_eq!(done.moved, vec![(dir.join("log.1e8"), dir.join("log.1e8.damaged"))]);

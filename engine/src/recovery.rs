@@ -51,6 +51,13 @@ pub enum RecoveryError {
         snapshot: String,
         snapshot_zxid: i64,
     },
+    #[error(
+        "{path} cannot be loaded ({reason}), yet its name says txns up to 0x{zxid:x} were durable, and the logs \
+         and older snapshots reach only 0x{reached:x}: the txns after that are in no readable file. Inspect it \
+         with `fktool snap dump {}`",
+        path.display()
+    )]
+    UnreadableSnapshotAhead { path: PathBuf, zxid: i64, reason: String, reached: i64 },
     #[error("txn zxid 0x{found:x} in {path} follows 0x{previous:x}: txns are missing (a log file deleted?)")]
     Gap { path: PathBuf, previous: i64, found: i64 },
     #[error(
@@ -72,6 +79,7 @@ impl RecoveryError {
         match self {
             RecoveryError::CorruptLog { source, .. } => !matches!(source, LogError::Io { .. }),
             RecoveryError::DamagedBeforeSnapshot { .. }
+            | RecoveryError::UnreadableSnapshotAhead { .. }
             | RecoveryError::Gap { .. }
             | RecoveryError::NoSnapshot { .. } => true,
             RecoveryError::Io { .. }
@@ -168,7 +176,7 @@ pub fn recover_in(
         list_in(fs, log_dir, LOG_PREFIX).map_err(|source| RecoveryError::Io { path: log_dir.into(), source })?;
     let never_written = set_aside_never_written(fs, &mut logs, log_dir, limits.read_only)?;
     let fresh = snapshots.is_empty() && logs.is_empty();
-    let (mut tree, snapshot, snapshot_digest, rejected) =
+    let Loaded { mut tree, snapshot, digest: snapshot_digest, rejected, unreadable } =
         newest_valid_snapshot(fs, &snapshots, options, limits.up_to_zxid);
     let mut digests =
         DigestCheck { snapshot: snapshot_digest.filter(|(zxid, _)| *zxid != 0), checked: 0, mismatches: 0 };
@@ -185,6 +193,21 @@ pub fn recover_in(
         digests.check_snapshot(&tree);
         replay(fs, &mut tree, &logs, snapshots.last(), &mut digests, limits)?
     };
+    let mut replayed = replayed;
+    // A snapshot is renamed into place only once durable, so one that looks whole but will not load
+    // was damaged, and its name still says how far the state was durable.
+    if let Some((zxid, path, reason)) = unreadable.filter(|(zxid, ..)| *zxid > tree.last_processed_zxid())
+        && replayed.damage.is_none()
+        && limits.up_to_zxid.is_none()
+    {
+        let reached = tree.last_processed_zxid();
+        let error = RecoveryError::UnreadableSnapshotAhead { path: path.clone(), zxid, reason, reached };
+        if !limits.stop_at_damage {
+            return Err(error);
+        }
+        // The logs are whole; what to set aside is that snapshot (newer than the one loaded).
+        replayed.damage = Some(Damage { log: path, offset: 0, reason: error.to_string() });
+    }
     let fuzziness = match (digests.snapshot, &snapshot, snapshot_digest) {
         (Some((zxid, _)), _, _) => Fuzziness::Through(zxid),
         (None, Some(_), None) => Fuzziness::Unknown,
@@ -273,10 +296,20 @@ impl DigestCheck {
     }
 }
 
-type Loaded = (DataTree, Option<PathBuf>, Option<(i64, u64)>, Vec<String>);
+/// What [`newest_valid_snapshot`] found.
+struct Loaded {
+    tree: DataTree,
+    snapshot: Option<PathBuf>,
+    /// Its digest record.
+    digest: Option<(i64, u64)>,
+    /// Why others were passed over.
+    rejected: Vec<String>,
+    /// The newest snapshot passed over that looked whole but did not load: (zxid, file, why).
+    unreadable: Option<(i64, PathBuf, String)>,
+}
 
 /// The newest snapshot that loads with valid checksums and holds nothing past `up_to_zxid` (or an empty
-/// tree), its digest record, and why others were passed over.
+/// tree), its digest record, why others were passed over, and the newest that did not load.
 fn newest_valid_snapshot(
     fs: &dyn Fs,
     snapshots: &[(i64, PathBuf)],
@@ -284,6 +317,7 @@ fn newest_valid_snapshot(
     up_to_zxid: Option<i64>,
 ) -> Loaded {
     let mut rejected = Vec::new();
+    let mut unreadable = None;
     let limit = up_to_zxid.unwrap_or(i64::MAX);
     for (zxid, path) in snapshots.iter().rev().filter(|(zxid, _)| *zxid <= limit).take(SNAPSHOT_CANDIDATES) {
         if !looks_complete_in(fs, path) {
@@ -310,15 +344,16 @@ fn newest_valid_snapshot(
                     tree.last_processed_zxid(),
                     started.elapsed().as_millis()
                 );
-                return (tree, Some(path.clone()), stats.digest, rejected);
+                return Loaded { tree, snapshot: Some(path.clone()), digest: stats.digest, rejected, unreadable };
             }
             Err(e) => {
                 warn!("skipping {}: {e}; trying an older snapshot", path.display());
+                unreadable.get_or_insert_with(|| (*zxid, path.clone(), e.to_string()));
                 rejected.push(e.to_string());
             }
         }
     }
-    (DataTree::new(options), None, None, rejected)
+    Loaded { tree: DataTree::new(options), snapshot: None, digest: None, rejected, unreadable }
 }
 
 /// The newest zxid whose changes a loaded snapshot may hold: its digest record's zxid when that is past

@@ -204,3 +204,19 @@ fn an_empty_or_missing_directory_is_a_fresh_start() {
     assert_eq!(recovered.tree.last_processed_zxid(), 0);
     assert_eq!(recovered.tree.node_count(), 4);
 }
+
+#[test]
+fn a_bit_flipped_anywhere_in_a_snapshot_is_an_error_not_a_panic() {
+    // Nodes are decoded before the seal's checksum is reached, so every field a flip can reach
+    // (lengths, paths, ACL indexes) must be checked as it is read.
+    let original = std::fs::read(fixture("datadir/version-2/snapshot.b3")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("snapshot.b3");
+    for offset in 0..original.len() {
+        let mut bytes = original.clone();
+        bytes[offset] ^= 1 << (offset % 8);
+        std::fs::write(&path, &bytes).unwrap();
+        let loaded = fk_engine::snap::load_snapshot(&path, 0xb3, fk_engine::tree::TreeOptions::fixed_seed(true));
+        assert!(loaded.is_err(), "a bit flipped at offset {offset} went unnoticed");
+    }
+}

@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use fk_engine::damage;
 use fk_engine::files::VERSION_DIR;
-use fk_engine::recovery::{RecoverLimits, Recovered, RecoveryError, recover, recover_with};
+use fk_engine::fs::RealFs;
+use fk_engine::recovery::{Recovered, RecoveryError, recover};
 use fk_engine::tree::{HashSeed, TreeOptions};
 use tracing::{info, warn};
 
@@ -102,19 +103,17 @@ fn cannot_recover_from_ensemble(config: &Config) -> Option<&'static str> {
 }
 
 /// Marks the member damaged (first, so a crash from here on starts it damaged again), sets the damage
-/// aside, and recovers what precedes it.
+/// aside, and recovers what precedes it (fk_engine::damage::keep_what_precedes).
 fn keep_what_precedes(dirs: &Dirs, options: TreeOptions, error: RecoveryError) -> anyhow::Result<Recovered> {
     let first_line = error.to_string().lines().next().unwrap_or_default().to_owned();
     warn!("{error}");
     damage::write_mark(&dirs.snap, &first_line)?;
-    let limits = RecoverLimits { read_only: true, stop_at_damage: true, ..RecoverLimits::default() };
-    let found = recover_with(&dirs.snap, &dirs.log, options, limits)
-        .with_context(|| format!("while looking for what precedes the damage: {first_line}"))?;
-    let set_aside = damage::set_aside(&dirs.snap, &dirs.log, &found)?;
-    if set_aside.cut.is_none() && set_aside.moved.is_empty() {
+    let (recovered, passes) = damage::keep_what_precedes(&RealFs, &dirs.snap, &dirs.log, options)
+        .with_context(|| format!("while keeping what precedes the damage: {first_line}"))?;
+    if passes.is_empty() {
         anyhow::bail!("{error}\n(the damage was not found again when looking for what precedes it)");
     }
-    recover(&dirs.snap, &dirs.log, options).context("recovering again after setting the damage aside")
+    Ok(recovered)
 }
 
 /// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim

@@ -174,6 +174,10 @@ impl Decoder<'_> {
                 return Err(self.invalid(format!("node {path:?} refers to ACL index {acl}, which the snapshot lacks")));
             }
             let tree_path = if path.is_empty() { "/" } else { path };
+            // Checked before the seal's checksum can be: a damaged length or byte must not reach the tree.
+            if !tree_path.starts_with('/') {
+                return Err(self.invalid(format!("node path {path:?} does not start with \"/\"")));
+            }
             tree.load_node(Node::new(tree_path, data, acl, stat), &mut cursor)
                 .map_err(|_| self.invalid(format!("node {path:?} comes before its parent")))?;
             count += 1;

@@ -166,7 +166,7 @@ fn main() -> ExitCode {
 /// `--storage-engine`: seeds of the storage simulation, a summary, and each failing seed's replay.
 fn storage_engine(args: &Args) -> ExitCode {
     let started = Instant::now();
-    let (mut failed, mut sum) = (Vec::new(), [0u64; 14]);
+    let (mut failed, mut sum) = (Vec::new(), [0u64; 15]);
     for seed in args.start..args.start + args.seeds {
         let r = run_storage_seed(seed, args.planted);
         let t = r.tally;
@@ -178,6 +178,7 @@ fn storage_engine(args: &Args) -> ExitCode {
             r.damage_found,
             r.damage_after_tear,
             r.recoveries_retried,
+            r.snapshots,
             r.flips_harmless,
             t.eio,
             t.sectors_lost,
@@ -206,6 +207,7 @@ fn storage_engine(args: &Args) -> ExitCode {
         "damage found (flips)",
         "damage after a tear",
         "recoveries retried",
+        "snapshots written",
         "flips harmless",
         "fsync EIO",
         "sectors lost",

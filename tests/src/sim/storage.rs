@@ -1,21 +1,26 @@
 //! The storage engine alone under storage faults: the real txn log writer appends batches to a
-//! [`SimFs`], fsyncs fail, the machine crashes (unsynced sectors lost or torn), bits flip at rest, and
-//! the real recovery rebuilds the tree. The checker holds the engine to its promises:
+//! [`SimFs`] and the real snapshot writer snapshots (plain, gzip, snappy), fsyncs fail, the machine
+//! crashes (unsynced sectors lost, torn or kept out of order), bits flip at rest in logs and
+//! snapshots, the real recovery rebuilds the tree, and damage is set aside as a member sets it aside.
+//! The checker holds the engine to its promises:
 //!
 //! - every batch the writer reported durable is recovered, txn for txn, unless recovery reports
 //!   damage — and damage is reported only where a bit was flipped, or where a crash kept an unsynced
 //!   write's sectors out of order (a damaged record with valid ones after it looks like corruption);
 //! - a flipped bit anywhere but in the newest record is found (a flip there cannot be told from a torn
 //!   write, for us as for ZooKeeper, and the writer never acknowledged a record after it);
-//! - nothing recovered was never appended.
+//! - nothing recovered was never appended, and the tree recovered (from whichever snapshot and logs)
+//!   is the one the txns make.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use fk_engine::files::{LOG_PREFIX, list_in};
+use fk_engine::damage::keep_what_precedes;
+use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in};
 use fk_engine::log::{LogWriter, PwriteDevice, read_log_in};
 use fk_engine::recovery::{RecoverLimits, recover_in};
-use fk_engine::tree::TreeOptions;
+use fk_engine::snap::{Compression, TreeAccess, WriteOptions, write_snapshot_in};
+use fk_engine::tree::{DataTree, TreeOptions};
 use fk_net::client::OpCode;
 use fk_net::txn::{SetDataTxn, Txn, TxnBody, TxnHeader};
 
@@ -36,6 +41,8 @@ pub struct StorageReport {
     /// a damaged record with valid ones after it is what corruption looks like, so the engine refuses
     /// to guess (a standalone server stops and names fktool; a member recovers from its ensemble).
     pub damage_after_tear: u64,
+    /// Snapshots written (of the tree just recovered).
+    pub snapshots: u64,
     /// Recoveries stopped by an I/O error (EIO) or a crash, and run again.
     pub recoveries_retried: u64,
     /// Flipped bits recovery did not need to report: in padding or in a torn tail past every
@@ -53,6 +60,22 @@ fn txn(zxid: i64, size: usize) -> Txn {
     Txn { header, body, digest: None }
 }
 
+/// Why a recovery did not finish.
+enum Stop {
+    /// An I/O error or a crash: start the server again.
+    Restart,
+    Failed(String),
+}
+
+/// A tree nobody else holds, for the snapshot writer.
+struct Held<'a>(&'a DataTree);
+
+impl TreeAccess for Held<'_> {
+    fn read<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        f(self.0)
+    }
+}
+
 struct Run {
     rng: Rng,
     fs: SimFs,
@@ -62,6 +85,9 @@ struct Run {
     appended: Vec<Txn>,
     /// The highest zxid the writer reported durable.
     acknowledged: i64,
+    /// A bit was flipped, or a crash kept sectors out of order, earlier in the run: damage may be found
+    /// (an old one too, in a file recovery did not read before).
+    damage_explained: bool,
     report: StorageReport,
 }
 
@@ -81,11 +107,21 @@ pub fn run_storage_seed(seed: u64, planted: Option<fk_engine::planted::PlantedBu
         damage_found: 0,
         damage_after_tear: 0,
         recoveries_retried: 0,
+        snapshots: 0,
         flips_harmless: 0,
         tally: FsTally::default(),
         result: Ok(()),
     };
-    let mut run = Run { rng, fs, dir: PathBuf::from(DIR), prealloc, appended: Vec::new(), acknowledged: 0, report };
+    let mut run = Run {
+        rng,
+        fs,
+        dir: PathBuf::from(DIR),
+        prealloc,
+        appended: Vec::new(),
+        acknowledged: 0,
+        damage_explained: false,
+        report,
+    };
     let result = run.go();
     fk_engine::planted::plant(None);
     run.report.tally = run.fs.tally();
@@ -140,23 +176,41 @@ impl Run {
             if !died_in_sync {
                 self.fs.crash();
             }
-            let flipped = self.rng.chance(0.3).then(|| self.flip_a_bit()).flatten();
-            let Some(recovered) = self.recover(flipped)? else { break };
-            last = recovered;
+            let mut flipped = self.rng.chance(0.3).then(|| self.flip_a_bit()).flatten();
+            // Start again (and again, should the machine die while it writes a snapshot).
+            last = loop {
+                let tree = self.recover(flipped.take())?;
+                if !self.rng.chance(0.3) {
+                    break tree.last_processed_zxid();
+                }
+                let compression = *self.rng.pick(&[Compression::None, Compression::Gzip, Compression::Snappy]);
+                let options = WriteOptions { force_sync: true, compression, last_zxid_trailer: false };
+                match write_snapshot_in(&self.fs, &Held(&tree), &self.dir, options) {
+                    Ok(_) => self.report.snapshots += 1,
+                    Err(_) if self.fs.take_crash() => continue,
+                    Err(_) => {}
+                }
+                break tree.last_processed_zxid();
+            };
             writer = self.writer(last);
         }
         Ok(())
     }
 
-    /// Flips a bit anywhere in the logs but in the newest record (of the newest log holding records);
-    /// returns where (file, offset).
+    /// Flips a bit anywhere in the logs and snapshots but in the newest record (of the newest log
+    /// holding records); returns where (file, offset).
     fn flip_a_bit(&mut self) -> Option<(PathBuf, usize)> {
-        let logs = list_in(&self.fs, &self.dir, LOG_PREFIX).ok().filter(|logs| !logs.is_empty())?;
+        let logs = list_in(&self.fs, &self.dir, LOG_PREFIX).ok()?;
         let newest = logs.iter().rev().find_map(|(_, path)| {
             let log = read_log_in(&self.fs, path).ok()?;
             log.records.last().map(|r| (path.clone(), r.offset as usize))
         });
-        let (_, path) = self.rng.pick(&logs).clone();
+        let snapshots = list_in(&self.fs, &self.dir, SNAPSHOT_PREFIX).ok()?;
+        let files: Vec<PathBuf> = logs.into_iter().chain(snapshots).map(|(_, path)| path).collect();
+        if files.is_empty() {
+            return None;
+        }
+        let path = self.rng.pick(&files).clone();
         let len = self.fs.len(&path)?;
         let limit = match &newest {
             Some((newest_path, offset)) if *newest_path == path => *offset,
@@ -171,60 +225,85 @@ impl Run {
         Some((path, offset))
     }
 
-    /// Recovers and checks it against the model: the zxid the log goes on from, or `None` once damage
-    /// was found (a member would now recover the rest from its ensemble; alone, the run ends).
-    fn recover(&mut self, flipped: Option<(PathBuf, usize)>) -> Result<Option<i64>, String> {
+    /// Recovers and checks it against the model; the tree the run goes on from. On damage, it keeps what
+    /// precedes it as a member does (fk_engine::damage) — which would then recover the rest from its
+    /// ensemble; alone, the run goes on without it. An I/O error (a failed fsync while recovery repairs,
+    /// truncates or sets damage aside) stops start-up, as does the machine dying under it; the server is
+    /// started again.
+    fn recover(&mut self, flipped: Option<(PathBuf, usize)>) -> Result<DataTree, String> {
+        for _ in 0..10 {
+            self.damage_explained |= flipped.is_some() || self.fs.last_crash_out_of_order();
+            match self.recover_once(&flipped) {
+                Err(Stop::Restart) => self.report.recoveries_retried += 1,
+                Err(Stop::Failed(reason)) => return Err(reason),
+                Ok(tree) => return Ok(tree),
+            }
+        }
+        Err("recovery kept failing with I/O errors".into())
+    }
+
+    fn recover_once(&mut self, flipped: &Option<(PathBuf, usize)>) -> Result<DataTree, Stop> {
         let options = TreeOptions::fixed_seed(true);
         let dir = self.dir.clone();
-        let what = |flip: &Option<(PathBuf, usize)>| match flip {
+        let what = match flipped {
             Some((path, offset)) => format!("a bit flipped at offset {offset} of {}", path.display()),
             None => "no bit flipped".to_owned(),
         };
-        // An I/O error (a failed fsync while recovery repairs or truncates) stops start-up, as does the
-        // machine dying under it; the server is started again.
-        let mut attempt = recover_in(&self.fs, &dir, &dir, options, RecoverLimits::default());
-        for _ in 0..10 {
-            let died = self.fs.take_crash();
-            match &attempt {
-                Err(error) if died || (!error.is_damage() && error.to_string().contains("Input/output error")) => {
-                    self.report.recoveries_retried += 1;
-                    attempt = recover_in(&self.fs, &dir, &dir, options, RecoverLimits::default());
-                }
-                _ => break,
-            }
-        }
-        match attempt {
+        let restart_or = |fs: &SimFs, error: String| {
+            let died = fs.take_crash();
+            if died || error.contains("Input/output error") { Stop::Restart } else { Stop::Failed(error) }
+        };
+        match recover_in(&self.fs, &dir, &dir, options, RecoverLimits::default()) {
             Ok(recovered) => {
                 let reached = recovered.tree.last_processed_zxid();
                 if reached < self.acknowledged {
-                    return Err(format!(
-                        "recovery reached 0x{reached:x}, but the writer acknowledged up to 0x{:x} ({})",
-                        self.acknowledged,
-                        what(&flipped)
-                    ));
+                    return Err(Stop::Failed(format!(
+                        "recovery reached 0x{reached:x}, but the writer acknowledged up to 0x{:x} ({what})",
+                        self.acknowledged
+                    )));
                 }
-                self.check_logged(&dir, reached)?;
+                self.check_logged(&dir, reached).map_err(Stop::Failed)?;
+                self.check_tree(&recovered.tree).map_err(Stop::Failed)?;
                 if flipped.is_some() {
                     self.report.flips_harmless += 1;
                 }
                 self.acknowledged = reached;
-                Ok(Some(reached))
+                Ok(recovered.tree)
             }
-            Err(error) if error.is_damage() && (flipped.is_some() || self.fs.last_crash_out_of_order()) => {
+            Err(error) if error.is_damage() && self.damage_explained => {
+                // As a member does: what precedes the damage is kept (and must be the model's own).
+                let (kept, _) = keep_what_precedes(&self.fs, &dir, &dir, options)
+                    .map_err(|e| restart_or(&self.fs, format!("keeping what precedes the damage ({what}): {e}")))?;
+                let reached = kept.tree.last_processed_zxid();
+                self.check_logged(&dir, reached).map_err(Stop::Failed)?;
+                self.check_tree(&kept.tree).map_err(Stop::Failed)?;
                 if flipped.is_some() {
                     self.report.damage_found += 1;
                 } else {
                     self.report.damage_after_tear += 1;
                 }
-                // What precedes the damage must be the model's own.
-                let limits = RecoverLimits { read_only: true, stop_at_damage: true, ..RecoverLimits::default() };
-                let found = recover_in(&self.fs, &dir, &dir, options, limits)
-                    .map_err(|e| format!("stopping at the damage failed: {e}"))?;
-                self.check_logged(&dir, found.tree.last_processed_zxid())?;
-                Ok(None)
+                self.acknowledged = reached;
+                Ok(kept.tree)
             }
-            Err(error) => Err(format!("recovery failed ({}): {error}", what(&flipped))),
+            Err(error) => Err(restart_or(&self.fs, format!("recovery failed ({what}): {error}"))),
         }
+    }
+
+    /// The recovered tree is the model's txns applied in order, up to its last zxid.
+    fn check_tree(&self, tree: &DataTree) -> Result<(), String> {
+        let mut model = DataTree::new(TreeOptions::fixed_seed(true));
+        let mut triggers = Vec::new();
+        for txn in &self.appended[..tree.last_processed_zxid() as usize] {
+            fk_engine::txn::apply(&mut model, txn, &mut triggers);
+            triggers.clear();
+        }
+        if model.digest() != tree.digest() {
+            return Err(format!(
+                "the tree recovered at 0x{:x} is not the one its txns make",
+                tree.last_processed_zxid()
+            ));
+        }
+        Ok(())
     }
 
     /// Every record the logs hold up to `zxid` is the model's txn of that zxid.
