@@ -49,9 +49,9 @@ pub enum DamageError {
 }
 
 /// Whether `snap_dir` (a `version-2` directory) holds the mark: the text after its first line.
-pub fn read_mark(snap_dir: &Path) -> Result<Option<String>, DamageError> {
+pub fn read_mark(fs: &dyn Fs, snap_dir: &Path) -> Result<Option<String>, DamageError> {
     let path = snap_dir.join(MARK_FILE);
-    match std::fs::read(&path) {
+    match fs.read(&path) {
         Ok(bytes) => {
             let text = String::from_utf8_lossy(&bytes);
             Ok(Some(text.split_once('\n').map_or("", |(_, rest)| rest).trim_end().to_owned()))
@@ -62,15 +62,16 @@ pub fn read_mark(snap_dir: &Path) -> Result<Option<String>, DamageError> {
 }
 
 /// Writes the mark durably, with `what` (what recovery found) after its first line.
-pub fn write_mark(snap_dir: &Path, what: &str) -> Result<(), DamageError> {
+pub fn write_mark(fs: &dyn Fs, snap_dir: &Path, what: &str) -> Result<(), DamageError> {
     let text = format!("damaged\n{what}\n");
-    replace_durably(snap_dir, MARK_FILE, MARK_TMP, text.as_bytes())
+    replace_durably(fs, snap_dir, MARK_FILE, MARK_TMP, text.as_bytes())
         .map_err(|source| DamageError::Mark { path: snap_dir.join(MARK_FILE), source })
 }
 
 /// Removes the mark durably (the member was synchronised by a leader).
-pub fn clear_mark(snap_dir: &Path) -> Result<(), DamageError> {
-    remove_durably(snap_dir, MARK_FILE).map_err(|source| DamageError::Mark { path: snap_dir.join(MARK_FILE), source })
+pub fn clear_mark(fs: &dyn Fs, snap_dir: &Path) -> Result<(), DamageError> {
+    remove_durably(fs, snap_dir, MARK_FILE)
+        .map_err(|source| DamageError::Mark { path: snap_dir.join(MARK_FILE), source })
 }
 
 /// Recovery as an ensemble member runs it on damage: stop at the damage, set it aside, and again —
@@ -262,12 +263,12 @@ mod tests {
     #[test]
     fn the_mark_round_trips_and_clears() {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(read_mark(dir.path()).unwrap(), None);
-        write_mark(dir.path(), "log.5: bad checksum at offset 100").unwrap();
-        assert_eq!(read_mark(dir.path()).unwrap().as_deref(), Some("log.5: bad checksum at offset 100"));
+        assert_eq!(read_mark(&RealFs, dir.path()).unwrap(), None);
+        write_mark(&RealFs, dir.path(), "log.5: bad checksum at offset 100").unwrap();
+        assert_eq!(read_mark(&RealFs, dir.path()).unwrap().as_deref(), Some("log.5: bad checksum at offset 100"));
         assert!(!dir.path().join(MARK_TMP).exists());
-        clear_mark(dir.path()).unwrap();
-        clear_mark(dir.path()).unwrap();
-        assert_eq!(read_mark(dir.path()).unwrap(), None);
+        clear_mark(&RealFs, dir.path()).unwrap();
+        clear_mark(&RealFs, dir.path()).unwrap();
+        assert_eq!(read_mark(&RealFs, dir.path()).unwrap(), None);
     }
 }

@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+use crate::fs::Fs;
+
 pub const CURRENT_EPOCH: &str = "currentEpoch";
 pub const ACCEPTED_EPOCH: &str = "acceptedEpoch";
 /// ZooKeeper's `QuorumPeer.UPDATING_EPOCH_FILENAME`: present while a learner makes its synchronised
@@ -41,10 +43,10 @@ pub fn epoch_of(zxid: i64) -> i64 {
 }
 
 /// Reads `dir/name`; `None` if the file does not exist.
-pub fn read_epoch(dir: &Path, name: &str) -> Result<Option<i64>, EpochError> {
+pub fn read_epoch(fs: &dyn Fs, dir: &Path, name: &str) -> Result<Option<i64>, EpochError> {
     let path = dir.join(name);
-    let text = match std::fs::read_to_string(&path) {
-        Ok(text) => text,
+    let text = match fs.read(&path) {
+        Ok(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(EpochError::Io { path, source }),
     };
@@ -54,26 +56,26 @@ pub fn read_epoch(dir: &Path, name: &str) -> Result<Option<i64>, EpochError> {
 }
 
 /// Writes `value` to `dir/name` atomically and durably.
-pub fn write_epoch(dir: &Path, name: &str, value: i64) -> Result<(), EpochError> {
+pub fn write_epoch(fs: &dyn Fs, dir: &Path, name: &str, value: i64) -> Result<(), EpochError> {
     let tmp = format!("{name}{TMP_SUFFIX}");
-    crate::files::replace_durably(dir, name, &tmp, value.to_string().as_bytes())
+    crate::files::replace_durably(fs, dir, name, &tmp, value.to_string().as_bytes())
         .map_err(|source| EpochError::Io { path: dir.join(name), source })
 }
 
 /// Creates the `updatingEpoch` marker durably (before a learner logs a history newer than its current
 /// epoch).
-pub fn mark_epoch_update(dir: &Path) -> Result<(), EpochError> {
+pub fn mark_epoch_update(fs: &dyn Fs, dir: &Path) -> Result<(), EpochError> {
     let path = dir.join(UPDATING_EPOCH);
     let create = || -> std::io::Result<()> {
-        std::fs::File::create(&path)?.sync_all()?;
-        crate::files::sync_dir(dir)
+        fs.open(&path, true)?.sync_data()?;
+        fs.sync_dir(dir)
     };
     create().map_err(|source| EpochError::Io { path: path.clone(), source })
 }
 
 /// Removes the `updatingEpoch` marker (once the new current epoch is written), if there is one.
-pub fn clear_epoch_update(dir: &Path) -> Result<(), EpochError> {
-    crate::files::remove_durably(dir, UPDATING_EPOCH)
+pub fn clear_epoch_update(fs: &dyn Fs, dir: &Path) -> Result<(), EpochError> {
+    crate::files::remove_durably(fs, dir, UPDATING_EPOCH)
         .map_err(|source| EpochError::Io { path: dir.join(UPDATING_EPOCH), source })
 }
 
@@ -164,32 +166,32 @@ pub fn decide_epochs(files: &EpochFiles, last_zxid: i64, dir: &Path) -> Result<E
 }
 
 /// The epoch files in `dir`.
-pub fn read_epoch_files(dir: &Path) -> Result<EpochFiles, EpochError> {
-    let current_tmp = match read_epoch(dir, &format!("{CURRENT_EPOCH}{TMP_SUFFIX}")) {
+pub fn read_epoch_files(fs: &dyn Fs, dir: &Path) -> Result<EpochFiles, EpochError> {
+    let current_tmp = match read_epoch(fs, dir, &format!("{CURRENT_EPOCH}{TMP_SUFFIX}")) {
         Ok(epoch) => epoch.map(Ok),
         Err(EpochError::NotANumber { text, .. }) => Some(Err(text)),
         Err(e) => return Err(e),
     };
     Ok(EpochFiles {
-        current: read_epoch(dir, CURRENT_EPOCH)?,
+        current: read_epoch(fs, dir, CURRENT_EPOCH)?,
         current_tmp,
-        accepted: read_epoch(dir, ACCEPTED_EPOCH)?,
-        updating: dir.join(UPDATING_EPOCH).exists(),
+        accepted: read_epoch(fs, dir, ACCEPTED_EPOCH)?,
+        updating: fs.read(&dir.join(UPDATING_EPOCH)).is_ok(),
     })
 }
 
 /// Reads the epoch files in `dir`, decides with [`decide_epochs`] and writes what it decided. Returns
 /// the epochs and the notes.
-pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), EpochError> {
-    let decision = decide_epochs(&read_epoch_files(dir)?, last_zxid, dir)?;
+pub fn load_epochs(fs: &dyn Fs, dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), EpochError> {
+    let decision = decide_epochs(&read_epoch_files(fs, dir)?, last_zxid, dir)?;
     if decision.write_current {
-        write_epoch(dir, CURRENT_EPOCH, decision.epochs.current)?;
+        write_epoch(fs, dir, CURRENT_EPOCH, decision.epochs.current)?;
     }
     if decision.clear_updating {
-        clear_epoch_update(dir)?;
+        clear_epoch_update(fs, dir)?;
     }
     if decision.write_accepted {
-        write_epoch(dir, ACCEPTED_EPOCH, decision.epochs.accepted)?;
+        write_epoch(fs, dir, ACCEPTED_EPOCH, decision.epochs.accepted)?;
     }
     Ok((decision.epochs, decision.notes))
 }
@@ -197,19 +199,20 @@ pub fn load_epochs(dir: &Path, last_zxid: i64) -> Result<(Epochs, Vec<String>), 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fs::RealFs;
 
     #[test]
     fn written_as_zookeeper_writes_them() {
         let dir = tempfile::tempdir().unwrap();
-        write_epoch(dir.path(), CURRENT_EPOCH, 7).unwrap();
+        write_epoch(&RealFs, dir.path(), CURRENT_EPOCH, 7).unwrap();
         assert_eq!(std::fs::read(dir.path().join(CURRENT_EPOCH)).unwrap(), b"7", "decimal, no newline");
         assert!(!dir.path().join("currentEpoch.tmp").exists());
-        assert_eq!(read_epoch(dir.path(), CURRENT_EPOCH).unwrap(), Some(7));
-        assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), None);
+        assert_eq!(read_epoch(&RealFs, dir.path(), CURRENT_EPOCH).unwrap(), Some(7));
+        assert_eq!(read_epoch(&RealFs, dir.path(), ACCEPTED_EPOCH).unwrap(), None);
         std::fs::write(dir.path().join(ACCEPTED_EPOCH), "8\n").unwrap();
-        assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), Some(8), "a trailing newline is fine");
+        assert_eq!(read_epoch(&RealFs, dir.path(), ACCEPTED_EPOCH).unwrap(), Some(8), "a trailing newline is fine");
         std::fs::write(dir.path().join(ACCEPTED_EPOCH), "eight").unwrap();
-        let err = read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap_err().to_string();
+        let err = read_epoch(&RealFs, dir.path(), ACCEPTED_EPOCH).unwrap_err().to_string();
         assert!(err.contains("acceptedEpoch holds 'eight', not an epoch number"), "{err}");
     }
 
@@ -242,11 +245,19 @@ mod tests {
             for (name, text) in files {
                 std::fs::write(dir.path().join(name), text).unwrap();
             }
-            match (load_epochs(dir.path(), last_zxid), expected) {
+            match (load_epochs(&RealFs, dir.path(), last_zxid), expected) {
                 (Ok((epochs, _)), Ok((current, accepted))) => {
                     assert_eq!(epochs, Epochs { current, accepted }, "{files:?}");
-                    assert_eq!(read_epoch(dir.path(), CURRENT_EPOCH).unwrap(), Some(current), "{files:?}: on disk");
-                    assert_eq!(read_epoch(dir.path(), ACCEPTED_EPOCH).unwrap(), Some(accepted), "{files:?}: on disk");
+                    assert_eq!(
+                        read_epoch(&RealFs, dir.path(), CURRENT_EPOCH).unwrap(),
+                        Some(current),
+                        "{files:?}: on disk"
+                    );
+                    assert_eq!(
+                        read_epoch(&RealFs, dir.path(), ACCEPTED_EPOCH).unwrap(),
+                        Some(accepted),
+                        "{files:?}: on disk"
+                    );
                     let marker_used = current > read_epoch_text(files, CURRENT_EPOCH).unwrap_or(current);
                     assert_eq!(
                         dir.path().join(UPDATING_EPOCH).exists(),

@@ -4,6 +4,8 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::fs::Fs;
+
 /// The subdirectory ZooKeeper keeps its files in (`FileTxnSnapLog.VERSION`).
 pub const VERSION_DIR: &str = "version-2";
 
@@ -64,20 +66,19 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 
 /// Writes `dir/name` atomically and durably: `bytes` to `dir/tmp_name`, fsync, rename over `name`,
 /// directory fsync. A crash leaves the old file or the new one, never a mix.
-pub fn replace_durably(dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> io::Result<()> {
-    use std::io::Write;
+pub fn replace_durably(fs: &dyn Fs, dir: &Path, name: &str, tmp_name: &str, bytes: &[u8]) -> io::Result<()> {
     let tmp = dir.join(tmp_name);
-    let mut file = std::fs::File::create(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, dir.join(name))?;
-    sync_dir(dir)
+    let file = fs.open(&tmp, true)?;
+    file.write_at(bytes, 0)?;
+    file.sync_data()?;
+    fs.rename(&tmp, &dir.join(name))?;
+    fs.sync_dir(dir)
 }
 
 /// Removes `dir/name` durably, if it exists.
-pub fn remove_durably(dir: &Path, name: &str) -> io::Result<()> {
-    match std::fs::remove_file(dir.join(name)) {
-        Ok(()) => sync_dir(dir),
+pub fn remove_durably(fs: &dyn Fs, dir: &Path, name: &str) -> io::Result<()> {
+    match fs.remove(&dir.join(name)) {
+        Ok(()) => fs.sync_dir(dir),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e),
     }

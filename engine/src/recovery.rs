@@ -191,7 +191,7 @@ pub fn recover_in(
         Replayed { damage: Some(damage), ..Replayed::default() }
     } else {
         digests.check_snapshot(&tree);
-        replay(fs, &mut tree, &logs, snapshots.last(), &mut digests, limits)?
+        replay(fs, &mut tree, &logs, &snapshots, &mut digests, limits)?
     };
     let mut replayed = replayed;
     // A snapshot is renamed into place only once durable, so one that looks whole but will not load
@@ -373,16 +373,17 @@ struct Replayed {
     damage: Option<Damage>,
 }
 
-/// Replays every txn newer than the tree from the logs that can hold them. `newest_snapshot` is the
-/// highest zxid any snapshot file is named by: txns up to it were durable once.
+/// Replays every txn newer than the tree from the logs that can hold them. `snapshots` are every
+/// snapshot file, by zxid: each name says txns up to it were durable once.
 fn replay(
     fs: &dyn Fs,
     tree: &mut DataTree,
     logs: &[(i64, PathBuf)],
-    newest_snapshot: Option<&(i64, PathBuf)>,
+    snapshots: &[(i64, PathBuf)],
     digests: &mut DigestCheck,
     limits: RecoverLimits,
 ) -> Result<Replayed, RecoveryError> {
+    let newest_snapshot = snapshots.last();
     let from = tree.last_processed_zxid();
     let up_to = limits.up_to_zxid.unwrap_or(i64::MAX);
     // The newest log starting at or before the snapshot holds the first txns after it.
@@ -432,7 +433,7 @@ fn replay(
             if zxid <= last {
                 continue;
             }
-            if last > 0 && zxid >> 32 == last >> 32 && zxid != last + 1 {
+            if !continues(last, zxid, snapshots) {
                 let gap = RecoveryError::Gap { path: path.clone(), previous: last, found: zxid };
                 damaged(&mut done, path, record.offset, gap)?;
                 break None;
@@ -511,6 +512,21 @@ fn set_aside_never_written(
     Ok(never_written)
 }
 
+/// Whether `zxid` may follow `last` in a member's history. Within an epoch zxids count up by one; a new
+/// epoch's first txn is its leader's first proposal, counter 1 (a learner sent a snapshot mid-epoch
+/// loads it, or replay would not start there). Where an epoch ends is known only when a snapshot name
+/// falls between: txns up to it were durable, so it must not lie between `last` and `zxid` (unless it
+/// names the new epoch's start, counter 0). Anything else lacks txns: an older snapshot was fallen back
+/// on, or a log is missing.
+fn continues(last: i64, zxid: i64, snapshots: &[(i64, PathBuf)]) -> bool {
+    if zxid >> 32 == last >> 32 {
+        return zxid == last + 1;
+    }
+    let epoch_start = zxid - 1;
+    let mut between = snapshots.iter().map(|(z, _)| *z).filter(|z| *z > last && *z < zxid);
+    zxid & 0xffff_ffff == 1 && between.all(|z| z == epoch_start)
+}
+
 /// Rewrites the end-of-record byte of a record whose checksum proved it intact, so that the file reads
 /// cleanly again (ZooKeeper itself would stop at the bad byte and drop every record after it).
 fn repair_end_marker(fs: &dyn Fs, path: &Path, offset: u64) -> Result<(), RecoveryError> {
@@ -550,6 +566,36 @@ mod tests {
     fn at(dir: &Path, up_to_zxid: Option<i64>) -> Recovered {
         let limits = RecoverLimits { up_to_zxid, read_only: true, ..RecoverLimits::default() };
         recover_with(dir, dir, TreeOptions::fixed_seed(true), limits).unwrap()
+    }
+
+    #[test]
+    fn what_may_follow_what_in_a_history() {
+        let named = |zxids: &[i64]| -> Vec<(i64, PathBuf)> { zxids.iter().map(|z| (*z, PathBuf::new())).collect() };
+        let none = named(&[]);
+        assert!(continues(0x100000007, 0x100000008, &none));
+        assert!(!continues(0x100000007, 0x100000009, &none), "a txn missing within an epoch");
+        assert!(continues(0x100000007, 0x200000001, &none), "a new epoch's first proposal");
+        assert!(!continues(0x100000007, 0x200000002, &none), "the new epoch's first txn missing");
+        assert!(continues(0, 0x100000001, &none));
+        // A snapshot named between says txns reached it: they are missing (the simulator found a damaged
+        // snapshot.10000004d, snapshot.0 loaded instead, and log.200000001 replayed onto it).
+        assert!(!continues(0, 0x200000001, &named(&[0, 0x10000004d])));
+        assert!(continues(0x10000004d, 0x200000001, &named(&[0x10000004d, 0x200000000])), "an epoch's start");
+    }
+
+    #[test]
+    fn logs_that_do_not_continue_the_snapshot_fallen_back_on_are_a_gap() {
+        // Only snapshot.0 and the logs from 0x123 on: replaying them onto the empty tree would build a
+        // tree without txns 1..0x122 (the simulator found it: a learner's only snapshot, the one its
+        // leader sent, damaged, and snapshot.0 loaded in its place).
+        let scratch = tempfile::tempdir().unwrap();
+        for name in ["snapshot.0", "log.123", "log.1e8"] {
+            std::fs::copy(fixture("datadir").join(name), scratch.path().join(name)).unwrap();
+        }
+        let dir = scratch.path();
+        let error = recover(dir, dir, TreeOptions::fixed_seed(true)).err().expect("a gap");
+        assert!(matches!(error, RecoveryError::Gap { previous: 0, found: 0x123, .. }), "{error}");
+        assert!(error.is_damage());
     }
 
     #[test]

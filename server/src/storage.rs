@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fk_engine::damage;
-use fk_engine::files::VERSION_DIR;
-use fk_engine::fs::RealFs;
-use fk_engine::recovery::{Recovered, RecoveryError, recover};
+use fk_engine::files::{SNAPSHOT_PREFIX, VERSION_DIR, list_in};
+use fk_engine::fs::{Fs, RealFs};
+use fk_engine::log::truncate::{TruncateError, truncate_in};
+use fk_engine::recovery::{RecoverLimits, Recovered, RecoveryError, recover_in};
 use fk_engine::tree::{HashSeed, TreeOptions};
 use tracing::{info, warn};
 
@@ -45,9 +46,44 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
         check_writable(dir)?;
         remove_leftovers(dir);
     }
-    let mut damaged = damage::read_mark(&dirs.snap)?;
+    let recovering = Recovering {
+        standalone: config.is_standalone(),
+        cannot_recover_from_ensemble: cannot_recover_from_ensemble(config),
+    };
+    let (recovered, damaged) = recover_at_start(&RealFs, &dirs, tree_options(config), &recovering)?;
+    info!(
+        "recovered to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed{}",
+        recovered.tree.last_processed_zxid(),
+        recovered.tree.node_count(),
+        recovered.tree.sessions().count(),
+        recovered.replayed,
+        recovered.snapshot.as_ref().map_or(String::new(), |p| format!(" after {}", p.display()))
+    );
+    Ok(Opened { dirs, recovered, damaged })
+}
+
+/// What start-up may do about damage.
+#[derive(Debug, Clone, Default)]
+pub struct Recovering {
+    /// A standalone server refuses to serve data marked damaged.
+    pub standalone: bool,
+    /// Why damaged files cannot be recovered from an ensemble, if they cannot: start-up then refuses.
+    pub cannot_recover_from_ensemble: Option<&'static str>,
+}
+
+/// Start-up's recovery, on `fs` (the server's, and the simulator's): the tree, and the damage mark's
+/// text if the member is damaged (found now, or at an earlier start and not synchronised since). A
+/// standalone server refuses marked data; damage found now either refuses start-up or, for a member
+/// that may recover from its ensemble, is marked and set aside (what precedes it is kept).
+pub fn recover_at_start(
+    fs: &dyn Fs,
+    dirs: &Dirs,
+    options: TreeOptions,
+    recovering: &Recovering,
+) -> anyhow::Result<(Recovered, Option<String>)> {
+    let mut damaged = damage::read_mark(fs, &dirs.snap)?;
     if let Some(what) = &damaged
-        && config.is_standalone()
+        && recovering.standalone
     {
         anyhow::bail!(
             "{} marks this data as damaged and not yet synchronised by its ensemble ({what}): it lacks txns \
@@ -55,15 +91,14 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
             dirs.snap.join(damage::MARK_FILE).display()
         );
     }
-    let options = tree_options(config);
-    let recovered = match recover(&dirs.snap, &dirs.log, options) {
+    let recovered = match recover_in(fs, &dirs.snap, &dirs.log, options, RecoverLimits::default()) {
         Ok(recovered) => recovered,
         Err(error) if error.is_damage() => {
-            if let Some(why) = cannot_recover_from_ensemble(config) {
+            if let Some(why) = recovering.cannot_recover_from_ensemble {
                 return Err(anyhow::Error::new(error).context(why));
             }
-            let recovered = keep_what_precedes(&dirs, options, error)?;
-            damaged = damage::read_mark(&dirs.snap)?;
+            let recovered = keep_what_precedes(fs, dirs, options, error)?;
+            damaged = damage::read_mark(fs, &dirs.snap)?;
             recovered
         }
         Err(error) => return Err(error.into()),
@@ -74,15 +109,30 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
              count toward any quorum until a leader has synchronised it, and then rejoins as usual"
         );
     }
-    info!(
-        "recovered to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed{}",
-        recovered.tree.last_processed_zxid(),
-        recovered.tree.node_count(),
-        recovered.tree.sessions().count(),
-        recovered.replayed,
-        recovered.snapshot.as_ref().map_or(String::new(), |p| format!(" after {}", p.display()))
-    );
-    Ok(Opened { dirs, recovered, damaged })
+    Ok((recovered, damaged))
+}
+
+/// The snapshot start-up owes the data directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartSnapshot {
+    /// Before anything is logged: the directory was empty, and ZooKeeper refuses logs without a
+    /// snapshot before them.
+    Now,
+    /// In the background: recovery replayed txns (the next start is quicker from a new snapshot;
+    /// ZooKeeper snapshots after every load), or found logs without a snapshot.
+    Soon,
+    None,
+}
+
+/// What [`StartSnapshot`] `recovered` calls for.
+pub fn start_snapshot(recovered: &Recovered) -> StartSnapshot {
+    if recovered.fresh {
+        StartSnapshot::Now
+    } else if recovered.replayed > 0 || recovered.snapshot.is_none() {
+        StartSnapshot::Soon
+    } else {
+        StartSnapshot::None
+    }
 }
 
 /// Why this server cannot recover damaged files from an ensemble, if it cannot.
@@ -97,18 +147,26 @@ fn cannot_recover_from_ensemble(config: &Config) -> Option<&'static str> {
         );
     }
     if config.voter_ids().into_iter().all(|id| id == me) {
-        return Some("this member is the ensemble's only voter: no other member holds the damaged txns");
+        return Some(ONLY_VOTER);
     }
     None
 }
 
+/// Why a member that is its ensemble's only voter cannot recover from it.
+pub const ONLY_VOTER: &str = "this member is the ensemble's only voter: no other member holds the damaged txns";
+
 /// Marks the member damaged (first, so a crash from here on starts it damaged again), sets the damage
 /// aside, and recovers what precedes it (fk_engine::damage::keep_what_precedes).
-fn keep_what_precedes(dirs: &Dirs, options: TreeOptions, error: RecoveryError) -> anyhow::Result<Recovered> {
+fn keep_what_precedes(
+    fs: &dyn Fs,
+    dirs: &Dirs,
+    options: TreeOptions,
+    error: RecoveryError,
+) -> anyhow::Result<Recovered> {
     let first_line = error.to_string().lines().next().unwrap_or_default().to_owned();
     warn!("{error}");
-    damage::write_mark(&dirs.snap, &first_line)?;
-    let (recovered, passes) = damage::keep_what_precedes(&RealFs, &dirs.snap, &dirs.log, options)
+    damage::write_mark(fs, &dirs.snap, &first_line)?;
+    let (recovered, passes) = damage::keep_what_precedes(fs, &dirs.snap, &dirs.log, options)
         .with_context(|| format!("while keeping what precedes the damage: {first_line}"))?;
     if passes.is_empty() {
         anyhow::bail!("{error}\n(the damage was not found again when looking for what precedes it)");
@@ -116,14 +174,57 @@ fn keep_what_precedes(dirs: &Dirs, options: TreeOptions, error: RecoveryError) -
     Ok(recovered)
 }
 
-/// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim
-/// colliding paths at the tree's tables.
+/// A learner told to TRUNC: nothing after `zxid` stays, in the logs or in a newer snapshot.
+pub fn truncate_after(fs: &dyn Fs, dirs: &Dirs, zxid: i64) -> anyhow::Result<()> {
+    truncate_in(fs, &dirs.log, zxid)?;
+    remove_snapshots_after(fs, dirs, zxid)
+}
+
+/// A learner given a snapshot at `zxid` (already durable in the snapshot directory): whatever it logged
+/// after that point is not the leader's history, nor is a newer snapshot.
+pub fn adopt_received_snapshot(fs: &dyn Fs, dirs: &Dirs, zxid: i64) -> anyhow::Result<()> {
+    match truncate_in(fs, &dirs.log, zxid) {
+        Ok(_) | Err(TruncateError::NoLog { .. }) => {}
+        Err(e) => return Err(e.into()),
+    }
+    remove_snapshots_after(fs, dirs, zxid)
+}
+
+/// After TRUNC or SNAP to `zxid`, recovery must rebuild the tree at exactly `zxid`. Short of it the
+/// disk lacks txns the leader counts this learner to hold (damage was set aside below a snapshot that
+/// TRUNC has since removed): it must not acknowledge the sync. The error ends the role; the next
+/// election and sync start from where the disk really is.
+pub fn check_rewritten(zxid: i64, reached: i64) -> Result<(), String> {
+    if reached == zxid {
+        return Ok(());
+    }
+    Err(format!(
+        "the leader synchronised this member to 0x{zxid:x}, but its disk rebuilds the tree only to 0x{reached:x}: \
+         txns between them are in no file (damage set aside earlier); leaving the role to be synchronised from \
+         0x{reached:x}"
+    ))
+}
+
+/// Snapshots newer than `zxid` describe a history the leader does not have; recovery must not load them.
+fn remove_snapshots_after(fs: &dyn Fs, dirs: &Dirs, zxid: i64) -> anyhow::Result<()> {
+    for (snapshot_zxid, path) in list_in(fs, &dirs.snap, SNAPSHOT_PREFIX)? {
+        if snapshot_zxid > zxid {
+            info!("removing {}: it is newer than the leader's history", path.display());
+            fs.remove(&path)?;
+        }
+    }
+    fs.sync_dir(&dirs.snap)?;
+    Ok(())
+}
+
 /// How a tree is built for `config` (at start-up, and whenever it is rebuilt from disk or a snapshot):
 /// its node types, and a fresh hash seed.
 pub fn tree_options(config: &Config) -> TreeOptions {
     TreeOptions { extended_types: config.extended_types_enabled, hash_seed: random_hash_seed() }
 }
 
+/// A seed nobody outside the process knows (std's per-process random keys), so clients cannot aim
+/// colliding paths at the tree's tables.
 pub fn random_hash_seed() -> HashSeed {
     use std::hash::BuildHasher;
     let keys = std::collections::hash_map::RandomState::new();

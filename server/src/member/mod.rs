@@ -315,6 +315,10 @@ impl MemberCore {
         let now_ms = now.mono_ms;
         self.role = Role::Looking { ended: false };
         self.facts = facts;
+        // Everything logged is applied between roles, so the history ends where the tree does: txns
+        // past it were never made durable (a failed write ended the role) and must not reach a
+        // learner's DIFF — not even from between older entries and the next epoch's.
+        self.recent.truncate_after(facts.last_zxid);
         out.push(Effect::Status { state: ServerState::Looking, serving: false });
         out.push(Effect::Tally(Tally::Looking));
         self.looking_since_ms = now_ms;

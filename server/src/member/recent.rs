@@ -4,7 +4,8 @@
 //!
 //! Filled at start with the txns recovery replayed after the snapshot (as ZooKeeper fills its committed
 //! log while loading: records below a snapshot may be history nobody committed, left by a SNAP), then
-//! by every txn this member proposes (leading) or logs (following); cut back with the log on TRUNC and
+//! by every txn this member proposes (leading) or logs (following); cut back with the log on TRUNC,
+//! to the tree's last zxid when a role ends (a batch whose write failed never reached the log), and
 //! emptied on SNAP. Between roles the tree is
 //! fast-forwarded over everything logged, so the entries through the tree's last zxid are exactly the
 //! tail of this member's history.
@@ -44,7 +45,7 @@ impl RecentLog {
         }
     }
 
-    /// The log was cut back to `zxid` (TRUNC).
+    /// The log was cut back to `zxid` (TRUNC), or ends there (between roles).
     pub fn truncate_after(&mut self, zxid: i64) {
         while self.entries.back().is_some_and(|e| e.zxid > zxid) {
             self.entries.pop_back();

@@ -384,6 +384,7 @@ impl Server {
         let (routes_tx, routes_rx) = bounded(1024);
         // Room for the log stage's request and an AdminServer one.
         let (snapshot_tx, snapshot_rx) = bounded(2);
+        let owed_snapshot = crate::storage::start_snapshot(&recovered);
         let mut tree = recovered.tree;
         config.write_config_node(&mut tree);
         let recent_txns = recovered.recent;
@@ -513,11 +514,16 @@ impl Server {
         // A data directory must hold a snapshot before its first log (ZooKeeper refuses logs without one),
         // and a recovery that replayed txns is worth a snapshot so the next start is quick (ZooKeeper
         // snapshots after every load; we do it in the background).
-        if recovered.fresh {
-            snapshotter::take(&shared, &dirs);
-        } else if recovered.replayed > 0 || recovered.snapshot.is_none() {
-            snapshot_busy.store(true, std::sync::atomic::Ordering::Release);
-            let _ = snapshot_tx.send(snapshotter::SnapshotRequest::Fuzzy);
+        match owed_snapshot {
+            // Logs written without it could not be recovered (the first start after would refuse them).
+            crate::storage::StartSnapshot::Now => snapshotter::take(&shared, &dirs).with_context(|| {
+                format!("cannot write the first snapshot in {}, which must precede any log", dirs.snap.display())
+            })?,
+            crate::storage::StartSnapshot::Soon => {
+                snapshot_busy.store(true, std::sync::atomic::Ordering::Release);
+                let _ = snapshot_tx.send(snapshotter::SnapshotRequest::Fuzzy);
+            }
+            crate::storage::StartSnapshot::None => {}
         }
         // A standalone server serves from here on; a member announces when it joins a quorum.
         shared.status.announce();

@@ -52,7 +52,9 @@ pub fn run(shared: Arc<Shared>, dirs: Dirs, rx: Receiver<SnapshotRequest>, busy:
         let wait = next_purge.map_or(Duration::from_secs(3600), |at| at.saturating_duration_since(Instant::now()));
         match rx.recv_timeout(wait) {
             Ok(SnapshotRequest::Fuzzy) => {
-                take(&shared, &dirs);
+                if let Err(e) = take(&shared, &dirs) {
+                    error!("cannot write a snapshot in {}: {e}", dirs.snap.display());
+                }
                 busy.store(false, Ordering::Release);
             }
             Ok(SnapshotRequest::Consistent(answer)) => {
@@ -91,28 +93,26 @@ pub fn run(shared: Arc<Shared>, dirs: Dirs, rx: Receiver<SnapshotRequest>, busy:
     }
 }
 
-/// Writes one snapshot. A failure is logged and the next trigger retries: the logs it would have made
-/// redundant are all still there, so nothing durable is at risk.
-pub fn take(shared: &Shared, dirs: &Dirs) {
+/// Writes one snapshot. A fuzzy one that fails is logged and the next trigger retries: the logs it
+/// would have made redundant are all still there, so nothing durable is at risk. The first one of a
+/// data directory must not fail: start-up stops.
+pub fn take(shared: &Shared, dirs: &Dirs) -> std::io::Result<()> {
     let started = Instant::now();
-    match write_snapshot(
+    let stats = write_snapshot(
         &SharedTree(&shared.tree),
         &dirs.snap,
         shared.config.force_sync,
         shared.config.snapshot_compression,
-    ) {
-        Ok(stats) => {
-            shared.stats.record_snapshot(started.elapsed());
-            info!(
-                "wrote {} ({} nodes, {} bytes) in {} ms",
-                stats.path.display(),
-                stats.nodes,
-                stats.bytes,
-                started.elapsed().as_millis()
-            );
-        }
-        Err(e) => error!("cannot write a snapshot in {}: {e}", dirs.snap.display()),
-    }
+    )?;
+    shared.stats.record_snapshot(started.elapsed());
+    info!(
+        "wrote {} ({} nodes, {} bytes) in {} ms",
+        stats.path.display(),
+        stats.nodes,
+        stats.bytes,
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }
 
 fn purge(shared: &Shared, dirs: &Dirs) {

@@ -10,6 +10,7 @@ use std::time::Instant;
 use clap::Parser;
 use ferrokeeper::planted::PlantedBug;
 use fk_tests::sim::faults::{FaultKind, FaultMix, parse_choice};
+use fk_tests::sim::fs::FsTally;
 use fk_tests::sim::run::{SeedReport, parse_planted, planted_name, replay_command, run_seed};
 use fk_tests::sim::storage::run_storage_seed;
 use fk_tests::sim::world::Options;
@@ -76,6 +77,7 @@ struct Totals {
     elections: u64,
     damaged: u64,
     healed: u64,
+    disk: FsTally,
     reconfigs: BTreeMap<String, u64>,
     activations: u64,
     events: u64,
@@ -91,6 +93,7 @@ impl Totals {
         self.elections += report.elections_won;
         self.damaged += report.damaged;
         self.healed += report.healed;
+        self.disk.absorb(report.disk);
         for (outcome, n) in &report.reconfigs {
             *self.reconfigs.entry(outcome.clone()).or_default() += n;
         }
@@ -243,6 +246,13 @@ fn print_summary(t: &Totals, seconds: f64) {
         println!("fault {:<16} {n}", kind.name());
     }
     if t.faults.contains_key(&FaultKind::Damage) {
+        let d = t.disk;
+        println!("disk: bits flipped     {}", d.bits_flipped);
+        println!("disk: fsync EIO        {} (the member's role ends, as its log stage makes it)", d.eio);
+        println!("disk: machine crashes  {} (in an fsync, or a power loss)", d.crashes);
+        println!("disk: sectors lost     {} (unsynced, at a crash)", d.sectors_lost);
+        println!("disk: sectors torn     {}", d.sectors_torn);
+        println!("disk: names lost       {} (created or renamed, directory not yet synced)", d.names_lost);
         println!("members found damaged  {} (at a restart; one may be found damaged again before it heals)", t.damaged);
         println!("recovered from ensemble {} (synchronised by a leader, then voting again)", t.healed);
     }

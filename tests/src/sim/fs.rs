@@ -15,10 +15,21 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use fk_engine::fs::{Contents, Fs, FsFile};
+use fk_engine::snap::TreeAccess;
+use fk_engine::tree::DataTree;
 
 use super::rng::Rng;
 
 pub const SECTOR: usize = 512;
+
+/// A tree nobody else holds, for the snapshot writer.
+pub struct Held<'a>(pub &'a DataTree);
+
+impl TreeAccess for Held<'_> {
+    fn read<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
+        f(self.0)
+    }
+}
 
 /// How often each fault strikes.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -28,6 +39,13 @@ pub struct FsFaults {
     /// The machine dies during a `sync_data` (its writes since the last sync lost or torn, sector by
     /// sector); the call fails and the filesystem says so ([`SimFs::take_crash`]).
     pub crash_in_sync: f64,
+    /// A crash may keep a file's unsynced sectors out of order (a later one kept, an earlier one lost
+    /// or torn); otherwise it keeps a prefix of them, the last possibly torn.
+    pub reorder: bool,
+}
+
+impl FsFaults {
+    pub const NONE: FsFaults = FsFaults { eio: 0.0, crash_in_sync: 0.0, reorder: false };
 }
 
 /// What the filesystem did to its files, for a run's summary.
@@ -42,6 +60,21 @@ pub struct FsTally {
     pub bits_flipped: u64,
     /// Crashes that kept a later unsynced sector of a file but lost or tore an earlier one.
     pub out_of_order: u64,
+    /// Machine crashes: inside an fsync, or a power loss.
+    pub crashes: u64,
+}
+
+impl FsTally {
+    pub fn absorb(&mut self, other: FsTally) {
+        let FsTally { eio, sectors_lost, sectors_torn, names_lost, bits_flipped, out_of_order, crashes } = other;
+        self.eio += eio;
+        self.sectors_lost += sectors_lost;
+        self.sectors_torn += sectors_torn;
+        self.names_lost += names_lost;
+        self.bits_flipped += bits_flipped;
+        self.out_of_order += out_of_order;
+        self.crashes += crashes;
+    }
 }
 
 #[derive(Debug, Default, Clone)]
@@ -97,7 +130,8 @@ struct State {
     next_inode: u64,
     tally: FsTally,
     /// A crash happened inside a call, not yet taken by the run.
-    crashed: bool,
+    /// The machine died in a call and has not been started again: every call fails.
+    down: bool,
     /// The last crash kept sectors out of order ([`FsTally::out_of_order`]).
     last_crash_out_of_order: bool,
 }
@@ -114,12 +148,29 @@ impl State {
 pub struct SimFs {
     state: Arc<Mutex<State>>,
     rng: Arc<Mutex<Rng>>,
-    faults: FsFaults,
+    faults: Arc<Mutex<FsFaults>>,
+    /// A handle for the simulation's own looks at the files, which work while the machine is down.
+    inspector: bool,
 }
 
 impl SimFs {
     pub fn new(rng: Rng, faults: FsFaults) -> SimFs {
-        SimFs { state: Arc::default(), rng: Arc::new(Mutex::new(rng)), faults }
+        let faults = Arc::new(Mutex::new(faults));
+        SimFs { state: Arc::default(), rng: Arc::new(Mutex::new(rng)), faults, inspector: false }
+    }
+
+    /// The same files, for the simulation to look at (or flip bits in) even while the machine is down.
+    pub fn inspector(&self) -> SimFs {
+        SimFs { inspector: true, ..self.clone() }
+    }
+
+    fn faults(&self) -> FsFaults {
+        *self.faults.lock().expect("single-threaded")
+    }
+
+    /// From now on, faults strike as `faults` says (none: the quiet end of a run).
+    pub fn set_faults(&self, faults: FsFaults) {
+        *self.faults.lock().expect("single-threaded") = faults;
     }
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
@@ -139,15 +190,30 @@ impl SimFs {
         self.state().last_crash_out_of_order
     }
 
-    /// Whether the machine died inside a call since the last time this was asked.
+    /// Whether the machine died inside a call (and is down: every call fails until [`SimFs::power_on`]).
+    pub fn is_down(&self) -> bool {
+        self.state().down
+    }
+
+    /// Starts the machine again after it died in a call.
+    pub fn power_on(&self) {
+        self.state().down = false;
+    }
+
+    /// Whether the machine died inside a call since the last time this was asked; starts it again.
     pub fn take_crash(&self) -> bool {
-        std::mem::take(&mut self.state().crashed)
+        std::mem::take(&mut self.state().down)
+    }
+
+    fn up(&self) -> io::Result<()> {
+        if self.state().down && !self.inspector { Err(io::Error::other("the machine is down")) } else { Ok(()) }
     }
 
     /// The machine dies: each file keeps its durable image and a random subset of its dirty sectors
     /// (one of which may be torn: only a prefix of it written); names not synced into their directory
     /// are lost.
     pub fn crash(&self) {
+        let reorder = self.faults().reorder;
         let mut rng = self.rng.lock().expect("single-threaded");
         let mut state = self.state();
         let state = &mut *state;
@@ -156,8 +222,16 @@ impl SimFs {
             let dirty: Vec<usize> = std::mem::take(&mut inode.dirty).into_iter().collect();
             let cached_len = inode.cached.len();
             let mut missing_before = false;
-            for s in dirty {
-                match rng.below(4) {
+            // In order: the first `kept` sectors reach the disk, the next may be torn, the rest are lost.
+            let kept = (!reorder).then(|| rng.below(dirty.len() as u64 + 1) as usize);
+            for (i, s) in dirty.into_iter().enumerate() {
+                let fate = match kept {
+                    None => rng.below(4),
+                    Some(kept) if i < kept => 2,
+                    Some(kept) if i == kept => rng.below(2),
+                    Some(_) => 0,
+                };
+                match fate {
                     0 => {
                         state.tally.sectors_lost += 1;
                         missing_before = true;
@@ -180,6 +254,7 @@ impl SimFs {
             inode.cached = inode.durable.clone();
         }
         state.tally.out_of_order += u64::from(out_of_order);
+        state.tally.crashes += 1;
         state.last_crash_out_of_order = out_of_order;
         let lost = state.names.iter().filter(|(name, id)| state.durable_names.get(*name) != Some(id)).count();
         state.tally.names_lost += lost as u64;
@@ -207,14 +282,17 @@ impl SimFs {
 
 impl Fs for SimFs {
     fn list(&self, dir: &Path) -> io::Result<Vec<PathBuf>> {
+        self.up()?;
         Ok(self.state().names.keys().filter(|p| p.parent() == Some(dir)).cloned().collect())
     }
 
     fn read(&self, path: &Path) -> io::Result<Contents> {
+        self.up()?;
         Ok(Contents::Owned(self.state().inode(path)?.cached.clone()))
     }
 
     fn open(&self, path: &Path, create: bool) -> io::Result<Box<dyn FsFile>> {
+        self.up()?;
         let mut state = self.state();
         match (state.names.get(path).copied(), create) {
             (Some(_), true) => state.inode(path)?.resize(0),
@@ -231,6 +309,7 @@ impl Fs for SimFs {
     }
 
     fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        self.up()?;
         let mut state = self.state();
         let id = state.names.remove(from).ok_or_else(|| io::Error::from(io::ErrorKind::NotFound))?;
         state.names.insert(to.to_owned(), id);
@@ -238,10 +317,12 @@ impl Fs for SimFs {
     }
 
     fn remove(&self, path: &Path) -> io::Result<()> {
+        self.up()?;
         self.state().names.remove(path).map(drop).ok_or_else(|| io::ErrorKind::NotFound.into())
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        self.up()?;
         let mut state = self.state();
         let state = &mut *state;
         state.durable_names.retain(|p, _| p.parent() != Some(dir));
@@ -261,17 +342,19 @@ struct SimFile {
 
 impl FsFile for SimFile {
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
+        self.fs.up()?;
         self.fs.state().inode(&self.path)?.write(bytes, offset as usize);
         Ok(())
     }
 
     fn sync_data(&self) -> io::Result<()> {
-        if self.fs.chance(self.fs.faults.crash_in_sync) {
+        self.fs.up()?;
+        if self.fs.chance(self.fs.faults().crash_in_sync) {
             self.fs.crash();
-            self.fs.state().crashed = true;
+            self.fs.state().down = true;
             return Err(io::Error::other("the machine died during fdatasync"));
         }
-        let eio = self.fs.chance(self.fs.faults.eio);
+        let eio = self.fs.chance(self.fs.faults().eio);
         let mut rng = self.fs.rng.lock().expect("single-threaded");
         let mut state = self.fs.state();
         if eio {
@@ -290,6 +373,7 @@ impl FsFile for SimFile {
     }
 
     fn set_len_durably(&self, len: u64) -> io::Result<()> {
+        self.fs.up()?;
         let mut state = self.fs.state();
         let inode = state.inode(&self.path)?;
         inode.resize(len as usize);
@@ -298,6 +382,7 @@ impl FsFile for SimFile {
     }
 
     fn allocate(&self, from: u64, to: u64) -> io::Result<()> {
+        self.fs.up()?;
         let mut state = self.fs.state();
         let inode = state.inode(&self.path)?;
         if (to as usize) > inode.cached.len() && to > from {

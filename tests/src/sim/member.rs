@@ -5,12 +5,17 @@
 //! threads (the log stage's group commit, the applier) happens here as events of the one simulated
 //! clock.
 //!
-//! The disk: a log of txns made durable by fsyncs (group commit: an fsync covers what was written when
-//! it started), epoch files written durably at once, and a snapshot (the txns it holds, with the zxid
-//! it is named by). A crash keeps the durable part and any prefix of what was written but not fsynced
-//! (a torn tail that recovery cuts); a restart rebuilds the tree from the disk as recovery does.
+//! The disk is the production storage engine on a simulated filesystem ([`SimFs`]): the txn log writer
+//! appends each group commit (an fsync covers what was queued when it started), snapshots are written
+//! every few hundred txns and received from leaders, TRUNC and SNAP rewrite the directory as the member
+//! thread does (`ferrokeeper::storage`), the epoch files and the damage mark are files, and a start runs
+//! the server's start-up recovery (`ferrokeeper::storage::recover_at_start`: a damaged member keeps what
+//! precedes the damage and is marked). A killed process loses what it had queued but not yet written;
+//! with storage faults an fsync fails (EIO: the role ends, as the log stage makes it) or the machine
+//! dies inside one (its unsynced sectors lost or torn), and bits flip at rest.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::Path;
 use std::sync::Arc;
 
 use ferrokeeper::apply::replies::{Delivery, ShardReply, in_delivery_order};
@@ -23,15 +28,27 @@ use ferrokeeper::membership::{Membership, adoption, logged_newer};
 use ferrokeeper::planted::{self, PlantedBug};
 use ferrokeeper::read::Reader;
 use ferrokeeper::sequencer::{Notice, Now, Origin, Sequenced, SequencerInput, WriteRequest};
+use ferrokeeper::storage::{
+    Dirs, ONLY_VOTER, Recovering, StartSnapshot, adopt_received_snapshot, check_rewritten, recover_at_start,
+    start_snapshot, truncate_after,
+};
 use ferrokeeper::watch::WatchTable;
 use ferrokeeper::zab::config_text::version_of;
 use ferrokeeper::zab::{LinkId, Sid, epoch_of};
-use fk_engine::epoch::{EpochFiles, decide_epochs};
+use fk_engine::damage::read_mark;
+use fk_engine::epoch::{
+    ACCEPTED_EPOCH, CURRENT_EPOCH, clear_epoch_update, load_epochs, mark_epoch_update, write_epoch,
+};
+use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in};
+use fk_engine::log::{LogWriter, PwriteDevice, read_log_in};
+use fk_engine::recovery::{RecoverLimits, recover_in};
+use fk_engine::snap::{Compression, WriteOptions, write_snapshot_in};
 use fk_engine::tree::{DataTree, HashSeed, TreeOptions};
 use fk_net::client::{ConnectRequest, ErrorCode, ReplyHeader, Request, Response};
 use fk_net::quorum::{Notification, PacketType, QuorumPacket, ServerState};
 use fk_net::txn::Txn;
 
+use super::fs::{FsFaults, Held, SimFs};
 use super::rng::Rng;
 
 /// A client connection's id, unique over the whole run.
@@ -121,6 +138,9 @@ pub enum Out {
     Established {
         epoch: i64,
     },
+    /// The process died (its machine died in an fsync, or its disk failed it where the server stops):
+    /// nothing it sends after this leaves; the world crashes it and starts it again later.
+    Died,
 }
 
 /// The step's world: the time, and where the step's messages go.
@@ -129,54 +149,140 @@ pub struct Ctx<'a> {
     pub out: &'a mut Vec<Out>,
 }
 
-#[derive(Debug, Clone, Default)]
+/// A member's data directory (snapshots, logs, epoch files and the damage mark together).
+const DATA_DIR: &str = "/data/version-2";
+
+fn dirs() -> Dirs {
+    Dirs { snap: DATA_DIR.into(), log: DATA_DIR.into() }
+}
+
+/// A member's disk: its own simulated filesystem, which outlives the process.
 pub struct Disk {
-    /// The snapshot: its txns, oldest first, and the zxid it is named by.
-    pub snapshot: Arc<Vec<Txn>>,
-    pub snapshot_zxid: i64,
-    /// The log, oldest first.
-    pub log: Vec<Txn>,
-    pub accepted_epoch: Option<i64>,
-    pub current_epoch: Option<i64>,
-    /// ZooKeeper's `updatingEpoch` mark.
-    pub updating_epoch: bool,
+    pub fs: SimFs,
+    /// The txns each snapshot written holds, by its zxid: a snapshot holds a tree, and the checkers
+    /// compare histories. In shared pieces, oldest first: a snapshot's are an older one's and the txns
+    /// logged since.
+    snapshot_txns: BTreeMap<i64, Vec<Arc<Vec<Txn>>>>,
     /// The newest membership activated (`zoo.cfg.dynamic.<version>`, zoo.cfg pointing at it), written
     /// durably at activation; `None`: the one the member was configured with.
     pub membership: Option<String>,
-    /// The damage mark (fk_engine::damage): start-up found damage, and no leader has synchronised the
-    /// member since.
-    pub damaged: bool,
+    /// A bit was flipped since the member last started: damage it may yet find.
+    pub flip_unfound: bool,
+    /// Starts that found damage (and marked the member).
+    pub found_damaged: u64,
 }
 
 impl Disk {
-    /// Every txn the disk holds, in order: the snapshot's, then the log's after it.
+    fn new(fs: SimFs) -> Disk {
+        Disk { fs, snapshot_txns: BTreeMap::new(), membership: None, flip_unfound: false, found_damaged: 0 }
+    }
+
+    /// Every txn the disk holds, in order, as recovery reads it: the newest snapshot's, then the logs'
+    /// after it (each log up to its end or torn tail).
     pub fn history(&self) -> Vec<Txn> {
-        let after = self.log.iter().filter(|t| t.header.zxid > self.snapshot_zxid);
-        self.snapshot.iter().chain(after).cloned().collect()
+        let (zxid, pieces) = self.newest_snapshot();
+        let mut history: Vec<Txn> = pieces.iter().flat_map(|piece| piece.iter().cloned()).collect();
+        history.extend(self.logged_after(zxid));
+        history
     }
 
-    /// The log after the snapshot: what recovery replays (the new core's DIFF history).
-    fn replayed(&self) -> Vec<Txn> {
-        self.log.iter().filter(|t| t.header.zxid > self.snapshot_zxid).cloned().collect()
+    /// The newest snapshot on disk this run wrote: its zxid and txns (none: zxid 0, no txns).
+    fn newest_snapshot(&self) -> (i64, Vec<Arc<Vec<Txn>>>) {
+        let snapshots = list_in(&self.fs.inspector(), Path::new(DATA_DIR), SNAPSHOT_PREFIX).unwrap_or_default();
+        let newest = snapshots.iter().rev().find_map(|(zxid, _)| Some((*zxid, self.snapshot_txns.get(zxid)?)));
+        newest.map_or((0, Vec::new()), |(zxid, pieces)| (zxid, pieces.clone()))
     }
 
-    /// Damage found at start-up, as production recovery handles it in an ensemble: the mark first, then
-    /// only the first `kept` txns of the history stay (the damaged log cut, later files set aside).
-    pub fn damage(&mut self, kept: usize) {
-        self.damaged = true;
-        let history = self.history();
-        let zxid = if kept == 0 { 0 } else { history[kept.min(history.len()) - 1].header.zxid };
-        self.truncate_after(zxid);
-    }
-
-    /// ZooKeeper's TRUNC: nothing after `zxid` stays, in the log or in the snapshot.
-    fn truncate_after(&mut self, zxid: i64) {
-        self.log.retain(|t| t.header.zxid <= zxid);
-        if self.snapshot_zxid > zxid {
-            let kept: Vec<Txn> = self.snapshot.iter().filter(|t| t.header.zxid <= zxid).cloned().collect();
-            self.snapshot = Arc::new(kept);
-            self.snapshot_zxid = zxid;
+    /// The logs' txns after `after`, in order (each log read up to its end or torn tail; a log whose
+    /// successor starts at or before `after` holds none of them and is not read).
+    fn logged_after(&self, after: i64) -> Vec<Txn> {
+        let fs = self.fs.inspector();
+        let logs = list_in(&fs, Path::new(DATA_DIR), LOG_PREFIX).unwrap_or_default();
+        let mut last = after;
+        let mut txns = Vec::new();
+        for (i, (_, path)) in logs.iter().enumerate() {
+            if logs.get(i + 1).is_some_and(|(next, _)| *next <= after + 1) {
+                continue;
+            }
+            let Ok(log) = read_log_in(&fs, path) else { break };
+            for record in log.records {
+                if record.txn.header.zxid > last {
+                    last = record.txn.header.zxid;
+                    txns.push(record.txn);
+                }
+            }
         }
+        txns
+    }
+
+    /// The damage mark is there: start-up found damage, and no leader has synchronised the member since.
+    pub fn damaged(&self) -> bool {
+        read_mark(&self.fs.inspector(), Path::new(DATA_DIR)).ok().flatten().is_some()
+    }
+
+    /// Writes a snapshot of `tree`, whose txns are `txns` (by default: the disk's through its zxid);
+    /// an I/O error leaves none (the snapshotter logs it and goes on).
+    fn snapshot(
+        &mut self,
+        tree: &DataTree,
+        txns: Option<Arc<Vec<Txn>>>,
+        compression: Compression,
+    ) -> std::io::Result<()> {
+        let zxid = tree.last_processed_zxid();
+        let pieces = match txns {
+            Some(txns) => vec![txns],
+            None => {
+                let (base, mut pieces) = self.newest_snapshot();
+                if base > zxid {
+                    let history = pieces.iter().flat_map(|piece| piece.iter());
+                    pieces = vec![Arc::new(history.filter(|t| t.header.zxid <= zxid).cloned().collect())];
+                }
+                let logged: Vec<Txn> =
+                    self.logged_after(base).into_iter().take_while(|t| t.header.zxid <= zxid).collect();
+                if !logged.is_empty() {
+                    pieces.push(Arc::new(logged));
+                }
+                pieces
+            }
+        };
+        self.snapshot_txns.insert(zxid, pieces);
+        let options = WriteOptions { force_sync: true, compression, last_zxid_trailer: false };
+        write_snapshot_in(&self.fs, &Held(tree), Path::new(DATA_DIR), options).map(drop)
+    }
+
+    /// A bit flipped at rest in a log or snapshot: most often in the newest log (the txns a quorum of
+    /// two may hold, so that losing them matters), never in the newest record of all (a flip there
+    /// cannot be told from a torn write, for us as for ZooKeeper). Returns where.
+    pub fn flip_a_bit(&mut self, rng: &mut Rng) -> Option<(std::path::PathBuf, usize)> {
+        let (dir, fs) = (Path::new(DATA_DIR), self.fs.inspector());
+        let logs = list_in(&fs, dir, LOG_PREFIX).ok()?;
+        let newest = logs.iter().rev().find_map(|(_, path)| {
+            let log = read_log_in(&fs, path).ok()?;
+            log.records.last().map(|r| (path.clone(), r.offset as usize))
+        });
+        let snapshots = list_in(&fs, dir, SNAPSHOT_PREFIX).ok()?;
+        let files: Vec<_> = logs.into_iter().chain(snapshots).map(|(_, path)| path).collect();
+        let path = match &newest {
+            Some((path, _)) if rng.chance(0.8) => path.clone(),
+            _ if files.is_empty() => return None,
+            _ => rng.pick(&files).clone(),
+        };
+        let limit = match &newest {
+            Some((newest_path, offset)) if *newest_path == path => *offset,
+            _ => self.fs.len(&path)?,
+        };
+        if limit == 0 {
+            return None;
+        }
+        // In the newest log, most often near its end.
+        let offset = if newest.as_ref().is_some_and(|(p, _)| *p == path) && rng.chance(0.8) {
+            limit - 1 - rng.below(limit.min(4_096) as u64) as usize
+        } else {
+            rng.below(limit as u64) as usize
+        };
+        self.fs.flip_bit(&path, offset, rng.below(8) as u8);
+        self.flip_unfound = true;
+        Some((path, offset))
     }
 }
 
@@ -206,7 +312,10 @@ struct Live {
     core: MemberCore,
     tree: DataTree,
     apply: ApplyCore,
-    /// Written, not yet durable.
+    writer: LogWriter,
+    /// Txns made durable since the last snapshot.
+    since_snapshot: u64,
+    /// Queued for the log stage, not yet written.
     written: Vec<Txn>,
     /// Bumped when the log is settled or rewritten: an fsync started before is void.
     generation: u64,
@@ -235,7 +344,11 @@ pub struct SimMember {
     pub activations: Vec<(i64, String)>,
     tree_seed: HashSeed,
     pub disk: Disk,
+    /// A snapshot after this many durable txns (the log stage's snapCount, drawn per member).
+    snap_every: u64,
     live: Option<Live>,
+    /// The process died in this step ([`Out::Died`]): it does nothing more until the world crashes it.
+    dead: bool,
     /// Bumped at each crash: messages for an earlier incarnation are lost with it.
     pub incarnation: u64,
     /// Problems found in this member (checked by the world).
@@ -246,24 +359,23 @@ pub struct SimMember {
     pub healed: u64,
 }
 
-/// The tree as recovery loads it from the disk; with reconfigEnabled, `/zookeeper/config` as the
-/// production member leaves it ([`refresh_config_node`]).
-fn rebuild(disk: &Disk, seed: HashSeed, in_force: Option<&Membership>) -> DataTree {
-    let mut tree = DataTree::new(TreeOptions { extended_types: true, hash_seed: seed });
-    let mut triggers = Vec::new();
-    for txn in disk.history() {
-        fk_engine::txn::apply(&mut tree, &txn, &mut triggers);
-        triggers.clear();
-    }
+/// With reconfigEnabled, `/zookeeper/config` as the production member leaves it after recovery
+/// ([`refresh_config_node`]).
+fn with_config_node(mut tree: DataTree, in_force: Option<&Membership>) -> DataTree {
     if let Some(membership) = in_force {
         refresh_config_node(&mut tree, membership.text().as_bytes(), membership.version, true);
     }
     tree
 }
 
+/// The production log stage's file preallocation, scaled down to the simulation's small logs.
+const PREALLOC_BYTES: u64 = 16 * 1024;
+
 impl SimMember {
-    pub fn new(index: usize, settings: MemberSettings, reconfig: bool, rng: &mut Rng) -> SimMember {
+    pub fn new(index: usize, settings: MemberSettings, reconfig: bool, faults: FsFaults, rng: &mut Rng) -> SimMember {
         let tree_seed = HashSeed([rng.next_u64(), rng.next_u64(), rng.next_u64(), rng.next_u64()]);
+        let disk = Disk::new(SimFs::new(rng.fork(), faults));
+        let snap_every = rng.between(100, 600);
         SimMember {
             index,
             sid: settings.election.my_id,
@@ -271,8 +383,10 @@ impl SimMember {
             reconfig,
             activations: Vec::new(),
             tree_seed,
-            disk: Disk::default(),
+            disk,
+            snap_every,
             live: None,
+            dead: false,
             incarnation: 0,
             failures: Vec::new(),
             connected: Vec::new(),
@@ -312,16 +426,49 @@ impl SimMember {
         self.live.as_ref().map(|l| &l.in_force)
     }
 
-    /// Starts the process: recovery from the disk (the membership included: the newest dynamic file,
-    /// else the configured one), then an election.
+    fn tree_options(&self) -> TreeOptions {
+        TreeOptions { extended_types: true, hash_seed: self.tree_seed }
+    }
+
+    fn writer(&self, last_zxid: i64) -> LogWriter {
+        let fs: Arc<dyn fk_engine::fs::Fs> = Arc::new(self.disk.fs.clone());
+        LogWriter::on(fs, Path::new(DATA_DIR), Box::new(PwriteDevice), PREALLOC_BYTES, true, last_zxid)
+    }
+
+    /// Storage faults strike from now on as `faults` says.
+    pub fn set_storage_faults(&self, faults: FsFaults) {
+        self.disk.fs.set_faults(faults);
+    }
+
+    /// Starts the process: the server's start-up recovery on the disk (a damaged member keeps what
+    /// precedes the damage, marked), the membership (the newest dynamic file, else the configured one),
+    /// then an election.
     pub fn start(&mut self, cx: &mut Ctx<'_>) {
         assert!(self.live.is_none(), "member {} started twice", self.sid);
+        self.disk.fs.power_on();
+        self.dead = false;
         let configured = String::from_utf8_lossy(&self.settings.election.config).into_owned();
         let text = self.disk.membership.as_deref().unwrap_or(&configured);
         let in_force = Membership::parse(text).expect("the simulator's memberships read back");
-        let tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&in_force));
+        let voters =
+            if self.reconfig { in_force.voters() } else { self.settings.election.voters.iter().copied().collect() };
+        let only_voter = voters.into_iter().all(|id| id == self.sid);
+        let recovering =
+            Recovering { standalone: false, cannot_recover_from_ensemble: only_voter.then_some(ONLY_VOTER) };
+        let marked_before = self.disk.damaged();
+        let (recovered, damaged) = match recover_at_start(&self.disk.fs, &dirs(), self.tree_options(), &recovering) {
+            Ok(found) => found,
+            Err(e) => return self.die(cx, format!("it would refuse to start: {e:#}")),
+        };
+        self.disk.flip_unfound = false;
+        if damaged.is_some() && !marked_before {
+            self.disk.found_damaged += 1;
+        }
+        self.check_recovered(&recovered.tree, "start-up");
+        let owed = start_snapshot(&recovered);
+        let tree = with_config_node(recovered.tree, self.reconfig.then_some(&in_force));
         let last_zxid = tree.last_processed_zxid();
-        let mut core = MemberCore::new(self.settings.clone(), &self.disk.replayed(), self.disk.damaged);
+        let mut core = MemberCore::new(self.settings.clone(), &recovered.recent, damaged.is_some());
         if self.disk.membership.is_some() {
             core.activate(&in_force);
         }
@@ -330,6 +477,8 @@ impl SimMember {
             core,
             apply: ApplyCore::new(1, last_zxid),
             tree,
+            writer: self.writer(last_zxid),
+            since_snapshot: 0,
             written: Vec::new(),
             generation: 0,
             fsync_running: false,
@@ -342,50 +491,95 @@ impl SimMember {
             serving: false,
             effects: Vec::new(),
         });
+        // The snapshot start-up owes: the first one before anything is logged (its failure stops start-up),
+        // a later one in the background (here at once; its failure only logged).
+        match owed {
+            StartSnapshot::Now => {
+                let tree = &self.live.as_ref().expect("just started").tree;
+                if let Err(e) = self.disk.snapshot(tree, None, Compression::None) {
+                    return self.die(cx, format!("cannot write the first snapshot: {e}"));
+                }
+            }
+            StartSnapshot::Soon => self.snapshot(cx),
+            StartSnapshot::None => {}
+        }
         self.look(cx);
         self.finish_step(cx);
     }
 
-    /// SIGKILL: what was written but not fsynced survives only as far as `torn_keep` says (a prefix,
-    /// as a torn tail that recovery cuts leaves it). Returns the connections that broke.
-    pub fn crash(&mut self, torn_keep: usize) -> (Vec<ConnId>, Vec<(usize, LinkId)>) {
+    /// The tree recovery built is the one the disk's history makes (the files hold what this run wrote
+    /// to them, and recovery read them right).
+    fn check_recovered(&mut self, tree: &DataTree, when: &str) {
+        let mut model = DataTree::new(self.tree_options());
+        let mut triggers = Vec::new();
+        let history = self.disk.history();
+        for txn in history.iter().take_while(|t| t.header.zxid <= tree.last_processed_zxid()) {
+            fk_engine::txn::apply(&mut model, txn, &mut triggers);
+            triggers.clear();
+        }
+        if model.digest() != tree.digest() {
+            self.failures.push(format!(
+                "member {}: at {when}, recovery built a tree at 0x{:x} that its {} txns of history do not make",
+                self.sid,
+                tree.last_processed_zxid(),
+                history.len()
+            ));
+        }
+    }
+
+    /// The process stops, as the server stops on `reason`: a failed disk or a dead machine is the
+    /// disk's doing, and the operator's supervisor starts it again; anything else would stop a real
+    /// server for good, and fails the run.
+    fn die(&mut self, cx: &mut Ctx<'_>, reason: String) {
+        if self.dead {
+            return;
+        }
+        self.dead = true;
+        if !self.disk.fs.is_down() && !reason.contains("Input/output error") {
+            self.failures.push(format!("member {}: {reason}", self.sid));
+        }
+        cx.out.push(Out::Died);
+    }
+
+    /// A disk operation failed: the machine died under it (the process stops), or the error fails
+    /// the effect, which ends the role as the member thread's does.
+    fn disk_failed(&mut self, cx: &mut Ctx<'_>, what: String) -> Result<(), String> {
+        if self.disk.fs.is_down() {
+            self.die(cx, what);
+            return Ok(());
+        }
+        Err(what)
+    }
+
+    /// SIGKILL: what was queued for the log stage but not yet written dies with the process (the
+    /// machine's page cache keeps what was written). Returns the connections that broke.
+    pub fn crash(&mut self) -> (Vec<ConnId>, Vec<(usize, LinkId)>) {
         let Some(live) = self.live.take() else { return (Vec::new(), Vec::new()) };
-        let kept = torn_keep.min(live.written.len());
-        self.disk.log.extend(live.written.into_iter().take(kept));
         self.incarnation += 1;
         let links = live.links.values().filter_map(|l| l.peer_link.map(|p| (l.peer, p))).collect();
         (live.conns.into_keys().collect(), links)
     }
 
-    /// The production start-up rules for the epoch files (`fk_engine::epoch::decide_epochs`) on the
-    /// simulated disk; a member they would refuse to start is a failure of the run.
-    fn facts(&mut self) -> Option<DiskFacts> {
-        let live = self.live.as_ref()?;
-        let last_zxid = live.tree.last_processed_zxid();
-        let files = EpochFiles {
-            current: self.disk.current_epoch,
-            current_tmp: None,
-            accepted: self.disk.accepted_epoch,
-            updating: self.disk.updating_epoch,
-        };
-        let decision = match decide_epochs(&files, last_zxid, std::path::Path::new("version-2")) {
-            Ok(decision) => decision,
-            Err(e) => {
-                self.failures.push(format!("member {}: it would refuse to start: {e}", self.sid));
-                return None;
+    /// The production start-up rules for the epoch files (`fk_engine::epoch::load_epochs`: read, decide,
+    /// write) on this member's disk; a member they refuse stops, as the member thread does.
+    fn facts(&mut self, cx: &mut Ctx<'_>) -> Option<DiskFacts> {
+        let last_zxid = self.live.as_ref()?.tree.last_processed_zxid();
+        match load_epochs(&self.disk.fs, Path::new(DATA_DIR), last_zxid) {
+            Ok((epochs, _)) => {
+                Some(DiskFacts { last_zxid, accepted_epoch: epochs.accepted, current_epoch: epochs.current })
             }
-        };
-        let epochs = decision.epochs;
-        self.disk.current_epoch = Some(epochs.current);
-        self.disk.accepted_epoch = Some(epochs.accepted);
-        if decision.clear_updating {
-            self.disk.updating_epoch = false;
+            Err(e) => {
+                self.die(cx, format!("cannot read its epochs: {e}"));
+                None
+            }
         }
-        Some(DiskFacts { last_zxid, accepted_epoch: epochs.accepted, current_epoch: epochs.current })
     }
 
     fn look(&mut self, cx: &mut Ctx<'_>) {
-        let Some(facts) = self.facts() else { return };
+        if self.dead {
+            return;
+        }
+        let Some(facts) = self.facts(cx) else { return };
         let live = self.live.as_mut().expect("facts came from it");
         if self.reconfig {
             let node = live.tree.get(fk_engine::tree::CONFIG_PATH).and_then(|n| n.data.as_deref());
@@ -509,25 +703,66 @@ impl SimMember {
         self.finish_step(cx);
     }
 
-    /// An fsync finished: what was written when it started is durable.
+    /// An fsync finished: what was queued when it started is written and durable (the log stage's
+    /// group commit), or the append failed.
     pub fn on_fsync(&mut self, cx: &mut Ctx<'_>, generation: u64, count: usize) {
         let Some(live) = self.live.as_mut() else { return };
         live.fsync_running = false;
         if generation == live.generation {
             let durable: Vec<Txn> = live.written.drain(..count.min(live.written.len())).collect();
             if let Some(last) = durable.last().map(|t| t.header.zxid) {
-                self.disk.log.extend(durable.iter().cloned());
+                if let Err(e) = live.writer.append(&durable) {
+                    return self.log_failed(cx, e);
+                }
+                live.since_snapshot += durable.len() as u64;
                 if !planted::is_planted(PlantedBug::AckBeforeFsync) {
                     live.apply.persisted(durable);
                     live.core.persisted(cx.now.mono_ms, last, &mut live.effects);
                 }
             }
         }
+        if live.since_snapshot >= self.snap_every {
+            self.snapshot(cx);
+        }
+        let Some(live) = self.live.as_mut().filter(|_| !self.dead) else { return };
         if !live.written.is_empty() {
             live.fsync_running = true;
             cx.out.push(Out::Fsync { generation: live.generation });
         }
         self.finish_step(cx);
+    }
+
+    /// An append failed, as the log stage handles it for a member: nothing of the batch is acknowledged,
+    /// the log is cut back to its last durable batch, what the role queued after it is dropped, and the
+    /// role ends (the member rejoins by synchronisation). A machine that died, or a log that cannot be
+    /// cut back, stops the process.
+    fn log_failed(&mut self, cx: &mut Ctx<'_>, error: std::io::Error) {
+        let reason = format!("cannot write or sync the txn log: {error}");
+        let live = self.live.as_mut().expect("up");
+        if self.disk.fs.is_down() {
+            return self.die(cx, reason);
+        }
+        if let Err(cut) = live.writer.rewind() {
+            return self.die(cx, format!("{reason}; cannot cut the log back to its last durable batch: {cut}"));
+        }
+        live.written.clear();
+        live.generation += 1;
+        live.core.role_failed(reason, &mut live.effects);
+        self.finish_step(cx);
+    }
+
+    /// The log stage's snapshot: the log rolls, and the tree as applied now is written (an I/O error
+    /// leaves no snapshot, as the snapshotter logs and goes on).
+    fn snapshot(&mut self, cx: &mut Ctx<'_>) {
+        let live = self.live.as_mut().expect("up");
+        live.since_snapshot = 0;
+        live.writer.roll();
+        let compression = [Compression::None, Compression::Gzip, Compression::Snappy][self.index % 3];
+        if let Err(e) = self.disk.snapshot(&live.tree, None, compression)
+            && self.disk.fs.is_down()
+        {
+            self.die(cx, format!("the machine died writing a snapshot: {e}"));
+        }
     }
 
     /// How many written txns an fsync starting now covers.
@@ -543,7 +778,7 @@ impl SimMember {
     /// The end of every step, as the member thread's loop ends each turn: the gathered client
     /// inputs and due timers, the effects carried out, the applier run.
     fn finish_step(&mut self, cx: &mut Ctx<'_>) {
-        let Some(live) = self.live.as_mut() else { return };
+        let Some(live) = self.live.as_mut().filter(|_| !self.dead) else { return };
         if !live.touched.is_empty() {
             let touched = std::mem::take(&mut live.touched).into_iter().collect();
             live.inputs.push(SequencerInput::Touch(touched));
@@ -560,23 +795,37 @@ impl SimMember {
         self.flush_links(cx);
     }
 
-    fn carry_out_one(&mut self, cx: &mut Ctx<'_>, effect: Effect) {
-        let effect = match effect {
+    fn carry_out_one(&mut self, cx: &mut Ctx<'_>, effect: Effect) -> Result<(), String> {
+        if self.dead {
+            return Ok(());
+        }
+        let (fs, dir) = (&self.disk.fs, Path::new(DATA_DIR));
+        let done = match effect {
             Effect::Truncate(zxid) => return self.truncate(cx, zxid),
             Effect::ReceiveSnapshot(zxid) => return self.load_received_snapshot(cx, zxid),
-            Effect::PersistAcceptedEpoch(epoch) => return self.disk.accepted_epoch = Some(epoch),
-            Effect::MarkEpochUpdate => return self.disk.updating_epoch = true,
+            Effect::PersistAcceptedEpoch(epoch) => {
+                write_epoch(fs, dir, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())
+            }
+            Effect::MarkEpochUpdate => mark_epoch_update(fs, dir).map_err(|e| e.to_string()),
             Effect::Healed => {
                 self.healed += 1;
-                return self.disk.damaged = false;
+                fk_engine::damage::clear_mark(fs, dir).map_err(|e| e.to_string())
             }
-            Effect::PersistCurrentEpoch(epoch) => {
-                self.disk.current_epoch = Some(epoch);
-                self.disk.updating_epoch = false;
-                return;
+            Effect::PersistCurrentEpoch(epoch) => write_epoch(fs, dir, CURRENT_EPOCH, epoch)
+                .and_then(|()| clear_epoch_update(fs, dir))
+                .map_err(|e| e.to_string()),
+            effect => {
+                self.carry_out_in_memory(cx, effect);
+                return Ok(());
             }
-            effect => effect,
         };
+        match done {
+            Ok(()) => Ok(()),
+            Err(e) => self.disk_failed(cx, e),
+        }
+    }
+
+    fn carry_out_in_memory(&mut self, cx: &mut Ctx<'_>, effect: Effect) {
         let live = self.live.as_mut().expect("effects come from a live core");
         match effect {
             Effect::Notify { to, notification } => {
@@ -676,38 +925,72 @@ impl SimMember {
         self.disk.membership = Some(text);
     }
 
-    /// TRUNC: the log (and a newer snapshot) cut after `zxid`, the tree rebuilt from the disk.
-    fn truncate(&mut self, cx: &mut Ctx<'_>, zxid: i64) {
+    /// TRUNC, as the member thread rewrites its disk: the pipeline settles, the logs (and a newer
+    /// snapshot) are cut after `zxid` (`ferrokeeper::storage::truncate_after`), the tree is recovered
+    /// again.
+    fn truncate(&mut self, cx: &mut Ctx<'_>, zxid: i64) -> Result<(), String> {
         self.settle(cx);
-        self.disk.truncate_after(zxid);
-        self.reload();
+        if self.dead {
+            return Ok(());
+        }
+        if let Err(e) = truncate_after(&self.disk.fs, &dirs(), zxid) {
+            return self.disk_failed(cx, format!("{e:#}"));
+        }
+        self.reload(cx, zxid)
     }
 
-    /// SNAP: the snapshot received on the link replaces the disk's; what this member logged after its
-    /// point is not the leader's history and goes.
-    fn load_received_snapshot(&mut self, cx: &mut Ctx<'_>, zxid: i64) {
+    /// SNAP: the snapshot received on the link is written durably (as the quorum link writes what it
+    /// receives), what this member logged after its point goes
+    /// (`ferrokeeper::storage::adopt_received_snapshot`), and the tree is recovered again.
+    fn load_received_snapshot(&mut self, cx: &mut Ctx<'_>, zxid: i64) -> Result<(), String> {
         self.settle(cx);
+        if self.dead {
+            return Ok(());
+        }
+        let options = self.tree_options();
         let live = self.live.as_mut().expect("up");
         let link = live.received.iter().find(|(_, (z, _))| *z == zxid).map(|(link, _)| *link);
         let Some((_, txns)) = link.and_then(|link| live.received.remove(&link)) else {
             self.failures.push(format!("member {}: told to load a snapshot at {zxid:#x} it never got", self.sid));
-            return;
+            return Ok(());
         };
-        self.disk.log.retain(|t| t.header.zxid <= zxid);
-        self.disk.snapshot = txns;
-        self.disk.snapshot_zxid = zxid;
-        self.reload();
+        let mut tree = DataTree::new(options);
+        let mut triggers = Vec::new();
+        for txn in txns.iter() {
+            fk_engine::txn::apply(&mut tree, txn, &mut triggers);
+            triggers.clear();
+        }
+        // Named by the leader's zxid, which may be past its last txn (an epoch's start).
+        tree.set_last_processed_zxid(zxid);
+        let written = self.disk.snapshot(&tree, Some(txns), Compression::None).map_err(|e| e.to_string());
+        if let Err(e) =
+            written.and_then(|()| adopt_received_snapshot(&self.disk.fs, &dirs(), zxid).map_err(|e| format!("{e:#}")))
+        {
+            return self.disk_failed(cx, e);
+        }
+        self.reload(cx, zxid)
     }
 
-    /// The log stage flushes (everything written becomes durable) and the applier resets (what was
-    /// logged is applied, nobody waits any more), as the production `settle` does.
+    /// The log stage flushes (everything queued is written and durable) and the applier resets (what
+    /// was logged is applied, nobody waits any more), as the production `settle` does. A failed write
+    /// here is the log stage's failed batch: cut back and dropped (the role is ending anyway).
     fn settle(&mut self, cx: &mut Ctx<'_>) {
         let live = self.live.as_mut().expect("up");
         live.generation += 1;
         let written: Vec<Txn> = live.written.drain(..).collect();
-        self.disk.log.extend(written.iter().cloned());
-        if !planted::is_planted(PlantedBug::AckBeforeFsync) {
-            live.apply.persisted(written);
+        if !written.is_empty() {
+            if let Err(e) = live.writer.append(&written) {
+                let reason = format!("cannot write or sync the txn log: {e}");
+                if self.disk.fs.is_down() {
+                    return self.die(cx, reason);
+                }
+                if let Err(cut) = live.writer.rewind() {
+                    return self.die(cx, format!("{reason}; cannot cut the log back: {cut}"));
+                }
+            } else if !planted::is_planted(PlantedBug::AckBeforeFsync) {
+                live.since_snapshot += written.len() as u64;
+                live.apply.persisted(written);
+            }
         }
         // As the applier's reset: what it applies is delivered like any batch (digests checked; no route
         // waits any more and no watch fires for these txns: ApplyCore::reset).
@@ -715,16 +998,31 @@ impl SimMember {
         self.deliver(cx, applied);
     }
 
-    /// The tree rebuilt from the disk, as recovery builds it.
-    fn reload(&mut self) {
+    /// The tree recovered from the disk again and the log restarted after it, as the member thread's
+    /// `reload_tree` does; it must reach `zxid` ([`check_rewritten`]).
+    fn reload(&mut self, cx: &mut Ctx<'_>, zxid: i64) -> Result<(), String> {
+        let options = self.tree_options();
+        let recovered = match recover_in(
+            &self.disk.fs,
+            Path::new(DATA_DIR),
+            Path::new(DATA_DIR),
+            options,
+            RecoverLimits::default(),
+        ) {
+            Ok(recovered) => recovered,
+            Err(e) => return self.disk_failed(cx, e.to_string()),
+        };
+        self.check_recovered(&recovered.tree, "a rewrite");
         let live = self.live.as_mut().expect("up");
-        live.tree = rebuild(&self.disk, self.tree_seed, self.reconfig.then_some(&live.in_force));
+        live.tree = with_config_node(recovered.tree, self.reconfig.then_some(&live.in_force));
+        live.writer.restart(live.tree.last_processed_zxid());
+        check_rewritten(zxid, live.tree.last_processed_zxid())
     }
 
     /// The role ended, as the member thread's `look(true)`: its links close, the pipeline settles, the
     /// clients are closed, the core looks again.
     fn between_roles(&mut self, cx: &mut Ctx<'_>) {
-        let live = self.live.as_mut().expect("up");
+        let Some(live) = self.live.as_mut().filter(|_| !self.dead) else { return };
         for (_, link) in std::mem::take(&mut live.links) {
             if let (peer, Some(theirs)) = (link.peer, link.peer_link) {
                 cx.out.push(Out::Peer { to: peer, msg: PeerMsg::QuorumClosed { link: theirs } });
@@ -732,6 +1030,9 @@ impl SimMember {
         }
         live.received.clear();
         self.settle(cx);
+        if self.dead {
+            return;
+        }
         let live = self.live.as_mut().expect("up");
         for conn in std::mem::take(&mut live.conns).into_keys() {
             cx.out.push(Out::Client { conn, msg: ToClient::Closed });
@@ -873,11 +1174,10 @@ impl EffectDriver for Driving<'_, '_, '_> {
         self.member.live.as_mut().map(|live| (&mut live.core, &mut live.effects))
     }
 
-    /// Nothing here fails at once: a simulated leader that is down or cut off fails the connection
-    /// later, as a closed link.
+    /// A disk effect fails as the member thread's does (an I/O error); a simulated leader that is
+    /// down or cut off fails the connection later, as a closed link.
     fn carry_out_one(&mut self, effect: Effect) -> Result<(), String> {
-        self.member.carry_out_one(self.cx, effect);
-        Ok(())
+        self.member.carry_out_one(self.cx, effect)
     }
 
     fn after_batch(&mut self) {

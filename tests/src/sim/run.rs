@@ -9,6 +9,7 @@ use ferrokeeper::zab::config_text::members_of;
 use fk_net::txn::{Txn, TxnBody};
 
 use super::faults::{FaultKind, FaultMix};
+use super::fs::FsTally;
 use super::linearizability::{self, Summary};
 use super::world::{Options, World, initial_membership};
 
@@ -26,6 +27,8 @@ pub struct SeedReport {
     /// Members found damaged at a restart, and synchronisations that healed one.
     pub damaged: u64,
     pub healed: u64,
+    /// What the members' simulated filesystems did to their files.
+    pub disk: FsTally,
     /// The virtual time the run took, ms.
     pub virtual_ms: u64,
     /// Each member's tree at the end (digest, last zxid): with `events`, what a replay must repeat.
@@ -64,7 +67,11 @@ pub fn run_seed(seed: u64, options: &Options) -> SeedReport {
         faults: world.figures.faults.clone(),
         events: world.figures.events,
         elections_won: world.figures.elections_won,
-        damaged: world.figures.damaged,
+        damaged: world.members.iter().map(|m| m.disk.found_damaged).sum(),
+        disk: world.members.iter().fold(FsTally::default(), |mut t, m| {
+            t.absorb(m.disk.fs.tally());
+            t
+        }),
         healed: world.members.iter().map(|m| m.healed).sum(),
         virtual_ms: world.now(),
         trees: world.members.iter().map(|m| m.tree_summary()).collect(),

@@ -19,12 +19,12 @@ use fk_engine::damage::keep_what_precedes;
 use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in};
 use fk_engine::log::{LogWriter, PwriteDevice, read_log_in};
 use fk_engine::recovery::{RecoverLimits, recover_in};
-use fk_engine::snap::{Compression, TreeAccess, WriteOptions, write_snapshot_in};
+use fk_engine::snap::{Compression, WriteOptions, write_snapshot_in};
 use fk_engine::tree::{DataTree, TreeOptions};
 use fk_net::client::OpCode;
 use fk_net::txn::{SetDataTxn, Txn, TxnBody, TxnHeader};
 
-use super::fs::{FsFaults, FsTally, SimFs};
+use super::fs::{FsFaults, FsTally, Held, SimFs};
 use super::rng::Rng;
 
 /// What one seed did and found.
@@ -67,15 +67,6 @@ enum Stop {
     Failed(String),
 }
 
-/// A tree nobody else holds, for the snapshot writer.
-struct Held<'a>(&'a DataTree);
-
-impl TreeAccess for Held<'_> {
-    fn read<R>(&self, f: impl FnOnce(&DataTree) -> R) -> R {
-        f(self.0)
-    }
-}
-
 struct Run {
     rng: Rng,
     fs: SimFs,
@@ -95,7 +86,8 @@ struct Run {
 pub fn run_storage_seed(seed: u64, planted: Option<fk_engine::planted::PlantedBug>) -> StorageReport {
     fk_engine::planted::plant(planted);
     let mut rng = Rng::new(seed);
-    let faults = FsFaults { eio: *rng.pick(&[0.0, 0.02, 0.1]), crash_in_sync: *rng.pick(&[0.0, 0.02, 0.05]) };
+    let (eio, crash_in_sync) = (*rng.pick(&[0.0, 0.02, 0.1]), *rng.pick(&[0.0, 0.02, 0.05]));
+    let faults = FsFaults { eio, crash_in_sync, reorder: true };
     let fs = SimFs::new(rng.fork(), faults);
     let prealloc = *rng.pick(&[0, 4096, 16 * 1024]);
     let report = StorageReport {

@@ -5,7 +5,9 @@
 //! The network: every pair of endpoints is a FIFO channel (TCP) with a random delay; a partition drops
 //! what crosses it (election notifications and quorum packets alike), so the ZAB timeouts find it as
 //! they find a real one; a crash breaks its connections (the peers see them close, as the kernel's RST
-//! tells them) and loses what was written but not fsynced, or keeps a torn prefix of it.
+//! tells them) and loses what it had queued but not yet written; a power loss also loses each machine's
+//! unsynced pages. Each member's disk is the production storage engine on its own simulated filesystem
+//! ([`super::fs::SimFs`]; with storage faults: failed fsyncs, machines dying inside one, bits flipped).
 //!
 //! A run has a fault phase (faults drawn from the seed's mix: crashes and restarts, partitions, slow
 //! fsyncs, slow or duplicating networks, broken quorum connections), then a healing phase (every member
@@ -26,6 +28,7 @@ use fk_net::quorum::ServerState;
 use super::admin::{AdminOut, EnsembleView, Reconfigurer, server_value};
 use super::client::{ClientOut, SimClient};
 use super::faults::{Fault, FaultKind, FaultMix};
+use super::fs::FsFaults;
 use super::history::History;
 use super::member::{ConnId, Ctx, FromClient, Out, PeerMsg, SimMember, ToClient};
 use super::rng::Rng;
@@ -142,8 +145,8 @@ pub struct Figures {
     pub events: u64,
     pub faults: BTreeMap<FaultKind, u64>,
     pub elections_won: u64,
-    /// Members found damaged at a restart (a [`FaultKind::Damage`] drawn may be skipped).
-    pub damaged: u64,
+    /// Bits flipped by [`FaultKind::Damage`] (one drawn may be skipped: see `may_damage`).
+    pub flips: u64,
 }
 
 pub struct World {
@@ -270,10 +273,19 @@ impl World {
         let all = options.voters + options.observers + options.spares;
         // A reconfiguring run draws standaloneEnabled: with it off an ensemble may shrink to one voter.
         let standalone_enabled = !options.reconfig || rng.chance(0.5);
+        // Per fsync; rare enough that a run still makes progress between them.
+        let disk_faults = if options.storage_faults {
+            let (eio, crash_in_sync) = (*rng.pick(&[0.0, 0.001, 0.005]), *rng.pick(&[0.0, 0.0005, 0.002]));
+            // In order: sectors kept out of order damage a member (a record torn before a whole one), and
+            // whole-machine crashes could damage a majority, beyond what may_damage bounds.
+            FsFaults { eio, crash_in_sync, reorder: false }
+        } else {
+            FsFaults::NONE
+        };
         let members = (0..all)
             .map(|i| {
                 let settings = member_settings(i, &options, standalone_enabled);
-                SimMember::new(i, settings, options.reconfig, &mut rng)
+                SimMember::new(i, settings, options.reconfig, disk_faults, &mut rng)
             })
             .collect();
         let clients = (0..options.clients).map(SimClient::new).collect();
@@ -498,6 +510,14 @@ impl World {
         let mut cx = Ctx { now: self.clocks(i), out: &mut out };
         f(&mut self.members[i], &mut cx);
         for o in out {
+            if let Out::Died = o {
+                // Nothing it sent after dying leaves.
+                tracing::info!(member = self.members[i].sid, "died");
+                self.crash(i);
+                let downtime = self.rng.between(50, 1_000);
+                self.schedule(downtime, Event::Restart { member: i });
+                break;
+            }
             self.route(i, o);
         }
         self.schedule_member_wake(i);
@@ -555,6 +575,7 @@ impl World {
                 let delay = self.delivery_delay(Node::Member(from), to);
                 self.schedule(delay, Event::ToClient { to, conn, msg });
             }
+            Out::Died => unreachable!("handled by with_member"),
             Out::Fsync { generation } => {
                 let slow = self.now < self.slow_fsync_until;
                 let delay = if slow { self.rng.between(20, 300) } else { self.rng.between(1, 5) };
@@ -717,6 +738,8 @@ impl World {
             FaultKind::PowerLoss => {
                 for member in 0..n {
                     self.crash(member);
+                    // The page cache goes with the machine.
+                    self.members[member].disk.fs.crash();
                     let downtime = self.rng.between(50, 1_000);
                     self.schedule(downtime, Event::Restart { member });
                 }
@@ -768,17 +791,10 @@ impl World {
                 }
                 let was_up = self.members[member].is_up();
                 self.crash(member);
-                // Anywhere in its history, most often among the newest txns — the ones a quorum of two
-                // may hold, so that losing them matters.
-                let history = self.members[member].disk.history().len();
-                let lost = if self.rng.chance(0.8) {
-                    self.rng.below(history.min(40) as u64 + 1) as usize
-                } else {
-                    self.rng.below(history as u64 + 1) as usize
-                };
-                tracing::info!(member = self.members[member].sid, lost, "fault: damage");
-                self.figures.damaged += 1;
-                self.members[member].disk.damage(history - lost);
+                let mut rng = self.rng.fork();
+                let flipped = self.members[member].disk.flip_a_bit(&mut rng);
+                tracing::info!(member = self.members[member].sid, ?flipped, "fault: a bit flipped");
+                self.figures.flips += 1;
                 if was_up {
                     let downtime = self.rng.between(50, 3_000);
                     self.schedule(downtime, Event::Restart { member });
@@ -796,7 +812,9 @@ impl World {
         if self.options.reconfig || member >= voters {
             return !self.options.reconfig;
         }
-        let damaged = (0..voters).filter(|&m| m == member || self.members[m].disk.damaged).count();
+        let damaged = (0..voters)
+            .filter(|&m| m == member || self.members[m].disk.damaged() || self.members[m].disk.flip_unfound)
+            .count();
         voters - damaged > voters / 2
     }
 
@@ -813,9 +831,7 @@ impl World {
         if !self.members[member].is_up() {
             return;
         }
-        let written = self.members[member].fsync_size();
-        let keep = self.rng.below(written as u64 + 1) as usize;
-        let (conns, links) = self.members[member].crash(keep);
+        let (conns, links) = self.members[member].crash();
         self.wake_at[member] = None;
         for conn in conns {
             self.refuse_client(conn);
@@ -838,6 +854,7 @@ impl World {
         self.slow_network_until = 0;
         self.clients_quiet_until = 0;
         for member in 0..self.members.len() {
+            self.members[member].set_storage_faults(FsFaults::NONE);
             if !self.members[member].is_up() {
                 self.with_member(member, |m, cx| m.start(cx));
             }

@@ -20,8 +20,7 @@ use crossbeam_channel::{Receiver, Sender};
 use fk_engine::epoch::{
     ACCEPTED_EPOCH, CURRENT_EPOCH, clear_epoch_update, load_epochs, mark_epoch_update, write_epoch,
 };
-use fk_engine::files::{SNAPSHOT_PREFIX, list};
-use fk_engine::log::truncate::{TruncateError, truncate_to};
+use fk_engine::fs::RealFs;
 use fk_engine::recovery::recover;
 use fk_net::quorum::{Notification, ServerState};
 use tracing::{info, warn};
@@ -38,7 +37,7 @@ use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings, Tally};
 use crate::ops::stats::ServerStats;
 use crate::peers::admission::Admitted;
 use crate::peers::election_link::{ElectionLinks, Incoming, IncomingReceiver};
-use crate::storage::Dirs;
+use crate::storage::{Dirs, adopt_received_snapshot, truncate_after};
 use crate::zab::leader::LeaderCount;
 use crate::zab::{Limits, LinkId, Sid};
 use read_only::{ReadOnlyChange, ReadOnlyTimer};
@@ -311,16 +310,16 @@ impl MemberThread {
                 self.held.remove(&link);
             }
             Effect::PersistAcceptedEpoch(epoch) => {
-                write_epoch(&self.dirs.snap, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())?
+                write_epoch(&RealFs, &self.dirs.snap, ACCEPTED_EPOCH, epoch).map_err(|e| e.to_string())?
             }
-            Effect::MarkEpochUpdate => mark_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?,
+            Effect::MarkEpochUpdate => mark_epoch_update(&RealFs, &self.dirs.snap).map_err(|e| e.to_string())?,
             Effect::Healed => {
-                fk_engine::damage::clear_mark(&self.dirs.snap).map_err(|e| e.to_string())?;
+                fk_engine::damage::clear_mark(&RealFs, &self.dirs.snap).map_err(|e| e.to_string())?;
                 self.shared.status.set_damaged(None);
             }
             Effect::PersistCurrentEpoch(epoch) => {
-                write_epoch(&self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?;
-                clear_epoch_update(&self.dirs.snap).map_err(|e| e.to_string())?
+                write_epoch(&RealFs, &self.dirs.snap, CURRENT_EPOCH, epoch).map_err(|e| e.to_string())?;
+                clear_epoch_update(&RealFs, &self.dirs.snap).map_err(|e| e.to_string())?
             }
             Effect::Log(txns) => {
                 if let Some(text) = crate::membership::newest_reconfig(&txns) {
@@ -328,18 +327,10 @@ impl MemberThread {
                 }
                 self.log.send(LogMsg::Txns(txns)).map_err(|_| gone("log stage"))?
             }
-            Effect::Truncate(zxid) => self.rewrite_disk(|dirs| {
-                truncate_to(&dirs.log, zxid)?;
-                remove_snapshots_after(dirs, zxid)
-            })?,
-            Effect::ReceiveSnapshot(zxid) => self.rewrite_disk(|dirs| {
-                // Whatever this member logged after the snapshot's point is not the leader's history.
-                match truncate_to(&dirs.log, zxid) {
-                    Ok(_) | Err(TruncateError::NoLog { .. }) => {}
-                    Err(e) => return Err(e.into()),
-                }
-                remove_snapshots_after(dirs, zxid)
-            })?,
+            Effect::Truncate(zxid) => self.rewrite_disk(zxid, |dirs| truncate_after(&RealFs, dirs, zxid))?,
+            Effect::ReceiveSnapshot(zxid) => {
+                self.rewrite_disk(zxid, |dirs| adopt_received_snapshot(&RealFs, dirs, zxid))?
+            }
             Effect::Routes(routes) => self.routes.send(routes).map_err(|_| gone("applier"))?,
             Effect::WakeApplier => self.applier.send(ApplierMsg::Wake).map_err(|_| gone("applier"))?,
             Effect::CommitThrough(zxid) => {
@@ -530,7 +521,7 @@ impl MemberThread {
 
     fn disk_facts(&self) -> anyhow::Result<DiskFacts> {
         let last_zxid = self.shared.tree.read().last_processed_zxid();
-        let (epochs, notes) = load_epochs(&self.dirs.snap, last_zxid)?;
+        let (epochs, notes) = load_epochs(&RealFs, &self.dirs.snap, last_zxid)?;
         for note in notes {
             info!("{note}");
         }
@@ -576,15 +567,17 @@ impl MemberThread {
         })
     }
 
-    /// Cuts or replaces the log on disk under `change`, then rebuilds the tree from disk.
-    fn rewrite_disk(&self, change: impl FnOnce(&Dirs) -> anyhow::Result<()>) -> Result<(), String> {
-        let run = || -> anyhow::Result<()> {
+    /// Cuts or replaces the log on disk under `change`, then rebuilds the tree from disk, which must
+    /// reach `zxid` ([`crate::storage::check_rewritten`]).
+    fn rewrite_disk(&self, zxid: i64, change: impl FnOnce(&Dirs) -> anyhow::Result<()>) -> Result<(), String> {
+        let run = || -> anyhow::Result<i64> {
             settle(&self.log, &self.applier)?;
             change(&self.dirs)?;
             let in_force = self.in_force_membership();
             reload_tree(&self.shared, &in_force, &self.dirs, &self.log, &self.applier, &self.persisted)
         };
-        run().map_err(|e| format!("{e:#}"))
+        let reached = run().map_err(|e| format!("{e:#}"))?;
+        crate::storage::check_rewritten(zxid, reached)
     }
 }
 
@@ -615,7 +608,8 @@ fn mode_of(state: ServerState) -> Mode {
     }
 }
 
-/// Replaces the shared tree with what the disk holds and restarts the log after its last zxid.
+/// Replaces the shared tree with what the disk holds and restarts the log after its last zxid, which
+/// it returns.
 /// The log stage is idle (settled) meanwhile, and nothing is sent to it before this returns, so the
 /// durable watermark can be set back with the log: a txn past the cut must not count as durable.
 fn reload_tree(
@@ -625,7 +619,7 @@ fn reload_tree(
     log: &Sender<LogMsg>,
     applier: &Sender<ApplierMsg>,
     persisted: &AtomicI64,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<i64> {
     let recovered = recover(&dirs.snap, &dirs.log, crate::storage::tree_options(&shared.config))?;
     let last_zxid = recovered.tree.last_processed_zxid();
     let mut tree = recovered.tree;
@@ -648,18 +642,7 @@ fn reload_tree(
         recovered.replayed,
         recovered.snapshot.map_or(String::new(), |p| format!(" after {}", p.display()))
     );
-    Ok(())
-}
-
-/// Snapshots newer than `zxid` describe a history the leader does not have; recovery must not load them.
-fn remove_snapshots_after(dirs: &Dirs, zxid: i64) -> anyhow::Result<()> {
-    for (snapshot_zxid, path) in list(&dirs.snap, SNAPSHOT_PREFIX)? {
-        if snapshot_zxid > zxid {
-            info!("removing {}: it is newer than the leader's history", path.display());
-            std::fs::remove_file(&path)?;
-        }
-    }
-    Ok(())
+    Ok(last_zxid)
 }
 
 /// Counts what the member core reports for `mntr` and `/metrics`.
