@@ -169,7 +169,7 @@ fn main() -> ExitCode {
 /// `--storage-engine`: seeds of the storage simulation, a summary, and each failing seed's replay.
 fn storage_engine(args: &Args) -> ExitCode {
     let started = Instant::now();
-    let (mut failed, mut sum) = (Vec::new(), [0u64; 15]);
+    let (mut failed, mut sum) = (Vec::new(), [0u64; 16]);
     for seed in args.start..args.start + args.seeds {
         let r = run_storage_seed(seed, args.planted);
         let t = r.tally;
@@ -184,6 +184,7 @@ fn storage_engine(args: &Args) -> ExitCode {
             r.snapshots,
             r.flips_harmless,
             t.eio,
+            t.enospc,
             t.sectors_lost,
             t.sectors_torn,
             t.names_lost,
@@ -213,6 +214,7 @@ fn storage_engine(args: &Args) -> ExitCode {
         "snapshots written",
         "flips harmless",
         "fsync EIO",
+        "ENOSPC",
         "sectors lost",
         "sectors torn",
         "names lost",
@@ -249,6 +251,7 @@ fn print_summary(t: &Totals, seconds: f64) {
         let d = t.disk;
         println!("disk: bits flipped     {}", d.bits_flipped);
         println!("disk: fsync EIO        {} (the member's role ends, as its log stage makes it)", d.eio);
+        println!("disk: ENOSPC           {} (a write or an allocation refused)", d.enospc);
         println!("disk: machine crashes  {} (in an fsync, or a power loss)", d.crashes);
         println!("disk: sectors lost     {} (unsynced, at a crash)", d.sectors_lost);
         println!("disk: sectors torn     {}", d.sectors_torn);

@@ -39,19 +39,23 @@ pub struct FsFaults {
     /// The machine dies during a `sync_data` (its writes since the last sync lost or torn, sector by
     /// sector); the call fails and the filesystem says so ([`SimFs::take_crash`]).
     pub crash_in_sync: f64,
+    /// A write or an allocation fails with ENOSPC (the volume is full for that moment).
+    pub enospc: f64,
     /// A crash may keep a file's unsynced sectors out of order (a later one kept, an earlier one lost
     /// or torn); otherwise it keeps a prefix of them, the last possibly torn.
     pub reorder: bool,
 }
 
 impl FsFaults {
-    pub const NONE: FsFaults = FsFaults { eio: 0.0, crash_in_sync: 0.0, reorder: false };
+    pub const NONE: FsFaults = FsFaults { eio: 0.0, crash_in_sync: 0.0, enospc: 0.0, reorder: false };
 }
 
 /// What the filesystem did to its files, for a run's summary.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct FsTally {
     pub eio: u64,
+    /// Writes and allocations refused for want of space.
+    pub enospc: u64,
     /// Dirty sectors a crash lost, and sectors it tore.
     pub sectors_lost: u64,
     pub sectors_torn: u64,
@@ -66,8 +70,10 @@ pub struct FsTally {
 
 impl FsTally {
     pub fn absorb(&mut self, other: FsTally) {
-        let FsTally { eio, sectors_lost, sectors_torn, names_lost, bits_flipped, out_of_order, crashes } = other;
+        let FsTally { eio, enospc, sectors_lost, sectors_torn, names_lost, bits_flipped, out_of_order, crashes } =
+            other;
         self.eio += eio;
+        self.enospc += enospc;
         self.sectors_lost += sectors_lost;
         self.sectors_torn += sectors_torn;
         self.names_lost += names_lost;
@@ -203,6 +209,15 @@ impl SimFs {
     /// Whether the machine died inside a call since the last time this was asked; starts it again.
     pub fn take_crash(&self) -> bool {
         std::mem::take(&mut self.state().down)
+    }
+
+    /// Whether this write or allocation finds the volume full.
+    fn full(&self) -> io::Result<()> {
+        if self.chance(self.faults().enospc) {
+            self.state().tally.enospc += 1;
+            return Err(io::Error::from_raw_os_error(libc::ENOSPC));
+        }
+        Ok(())
     }
 
     fn up(&self) -> io::Result<()> {
@@ -343,6 +358,7 @@ struct SimFile {
 impl FsFile for SimFile {
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
         self.fs.up()?;
+        self.fs.full()?;
         self.fs.state().inode(&self.path)?.write(bytes, offset as usize);
         Ok(())
     }
@@ -383,6 +399,7 @@ impl FsFile for SimFile {
 
     fn allocate(&self, from: u64, to: u64) -> io::Result<()> {
         self.fs.up()?;
+        self.fs.full()?;
         let mut state = self.fs.state();
         let inode = state.inode(&self.path)?;
         if (to as usize) > inode.cached.len() && to > from {

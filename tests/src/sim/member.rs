@@ -368,6 +368,12 @@ fn with_config_node(mut tree: DataTree, in_force: Option<&Membership>) -> DataTr
     tree
 }
 
+/// Whether an error is the disk's (EIO, a full volume), which stops a server for its supervisor to
+/// start again, rather than a refusal that would stop it for good.
+pub fn disk_trouble(error: &str) -> bool {
+    error.contains("Input/output error") || error.contains("No space left on device")
+}
+
 /// The production log stage's file preallocation, scaled down to the simulation's small logs.
 const PREALLOC_BYTES: u64 = 16 * 1024;
 
@@ -535,7 +541,7 @@ impl SimMember {
             return;
         }
         self.dead = true;
-        if !self.disk.fs.is_down() && !reason.contains("Input/output error") {
+        if !self.disk.fs.is_down() && !disk_trouble(&reason) {
             self.failures.push(format!("member {}: {reason}", self.sid));
         }
         cx.out.push(Out::Died);

@@ -25,6 +25,7 @@ use fk_net::client::OpCode;
 use fk_net::txn::{SetDataTxn, Txn, TxnBody, TxnHeader};
 
 use super::fs::{FsFaults, FsTally, Held, SimFs};
+use super::member::disk_trouble;
 use super::rng::Rng;
 
 /// What one seed did and found.
@@ -87,7 +88,7 @@ pub fn run_storage_seed(seed: u64, planted: Option<fk_engine::planted::PlantedBu
     fk_engine::planted::plant(planted);
     let mut rng = Rng::new(seed);
     let (eio, crash_in_sync) = (*rng.pick(&[0.0, 0.02, 0.1]), *rng.pick(&[0.0, 0.02, 0.05]));
-    let faults = FsFaults { eio, crash_in_sync, reorder: true };
+    let faults = FsFaults { eio, crash_in_sync, enospc: *rng.pick(&[0.0, 0.01]), reorder: true };
     let fs = SimFs::new(rng.fork(), faults);
     let prealloc = *rng.pick(&[0, 4096, 16 * 1024]);
     let report = StorageReport {
@@ -243,7 +244,7 @@ impl Run {
         };
         let restart_or = |fs: &SimFs, error: String| {
             let died = fs.take_crash();
-            if died || error.contains("Input/output error") { Stop::Restart } else { Stop::Failed(error) }
+            if died || disk_trouble(&error) { Stop::Restart } else { Stop::Failed(error) }
         };
         match recover_in(&self.fs, &dir, &dir, options, RecoverLimits::default()) {
             Ok(recovered) => {

@@ -276,9 +276,10 @@ impl World {
         // Per fsync; rare enough that a run still makes progress between them.
         let disk_faults = if options.storage_faults {
             let (eio, crash_in_sync) = (*rng.pick(&[0.0, 0.001, 0.005]), *rng.pick(&[0.0, 0.0005, 0.002]));
+            let enospc = *rng.pick(&[0.0, 0.0005]);
             // In order: sectors kept out of order damage a member (a record torn before a whole one), and
             // whole-machine crashes could damage a majority, beyond what may_damage bounds.
-            FsFaults { eio, crash_in_sync, reorder: false }
+            FsFaults { eio, crash_in_sync, enospc, reorder: false }
         } else {
             FsFaults::NONE
         };
