@@ -249,13 +249,18 @@ fn print_summary(t: &Totals, seconds: f64) {
     }
     if t.faults.contains_key(&FaultKind::Damage) {
         let d = t.disk;
-        println!("disk: bits flipped     {}", d.bits_flipped);
-        println!("disk: fsync EIO        {} (the member's role ends, as its log stage makes it)", d.eio);
-        println!("disk: ENOSPC           {} (a write or an allocation refused)", d.enospc);
-        println!("disk: machine crashes  {} (in an fsync, or a power loss)", d.crashes);
-        println!("disk: sectors lost     {} (unsynced, at a crash)", d.sectors_lost);
-        println!("disk: sectors torn     {}", d.sectors_torn);
-        println!("disk: names lost       {} (created or renamed, directory not yet synced)", d.names_lost);
+        let injected = [
+            ("disk: bits flipped", d.bits_flipped, ""),
+            ("disk: fsync EIO", d.eio, " (the member's role ends, as its log stage makes it)"),
+            ("disk: ENOSPC", d.enospc, " (a write or an allocation refused)"),
+            ("disk: machine crashes", d.crashes, " (in an fsync, or a power loss)"),
+            ("disk: sectors lost", d.sectors_lost, " (unsynced, at a crash)"),
+            ("disk: sectors torn", d.sectors_torn, ""),
+            ("disk: names lost", d.names_lost, " (created or renamed, directory not yet synced)"),
+        ];
+        for (name, n, why) in injected {
+            println!("{name:<22} {n}{why}");
+        }
         println!("members found damaged  {} (at a restart; one may be found damaged again before it heals)", t.damaged);
         println!("recovered from ensemble {} (synchronised by a leader, then voting again)", t.healed);
     }
