@@ -493,15 +493,10 @@ fn set_aside_never_written(
     read_only: bool,
 ) -> Result<Vec<PathBuf>, RecoveryError> {
     let mut never_written = Vec::new();
-    logs.retain(|(_, path)| match LogReader::open_in(fs, path) {
-        Err(error @ LogError::NeverWritten { .. }) => {
-            warn!("{error}: {}", if read_only { "skipping it" } else { "removing it" });
-            never_written.push(path.clone());
-            false
-        }
-        // Other errors are replay's to report, if it needs the file at all.
-        _ => true,
-    });
+    for (path, error) in crate::log::take_never_written(fs, logs) {
+        warn!("{error}: {}", if read_only { "skipping it" } else { "removing it" });
+        never_written.push(path);
+    }
     if !read_only && !never_written.is_empty() {
         let remove = |path: &PathBuf| {
             fs.remove(path).map_err(|source| RecoveryError::RemoveNeverWritten { path: path.clone(), source })

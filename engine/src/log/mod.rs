@@ -14,7 +14,7 @@ pub mod truncate;
 pub mod writer;
 
 pub use device::{LogDevice, PwriteDevice, UringDevice, best_available};
-pub use reader::{LogEnd, LogError, LogFile, LogReader, LogRecord, Next, read_log, read_log_in};
+pub use reader::{LogEnd, LogError, LogFile, LogReader, LogRecord, Next, read_log, read_log_in, take_never_written};
 pub use truncate::{TruncateError, Truncated, truncate_in, truncate_to};
 pub use writer::{BatchStats, LogWriter};
 

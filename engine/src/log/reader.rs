@@ -99,6 +99,21 @@ pub struct LogFile {
     pub file_len: u64,
 }
 
+/// Takes out of `logs` the files whose header was never written (a crash, or a full disk, while the
+/// file was created): they hold no txn. Returns them, with why, for the caller to remove.
+pub fn take_never_written(fs: &dyn crate::fs::Fs, logs: &mut Vec<(i64, PathBuf)>) -> Vec<(PathBuf, LogError)> {
+    let mut never_written = Vec::new();
+    logs.retain(|(_, path)| match LogReader::open_in(fs, path) {
+        Err(error @ LogError::NeverWritten { .. }) => {
+            never_written.push((path.clone(), error));
+            false
+        }
+        // Other errors are for whoever reads the file to report, if it needs it at all.
+        _ => true,
+    });
+    never_written
+}
+
 /// Reads every record of `path`. Stops at the first clean end or torn tail; corruption (a damaged record
 /// with valid data after it, or a checksummed record that does not decode) is an error.
 pub fn read_log(path: &Path) -> Result<LogFile, LogError> {

@@ -42,7 +42,14 @@ pub fn truncate_to(dir: &Path, zxid: i64) -> Result<Truncated, TruncateError> {
 /// [`truncate_to`] on `fs`.
 pub fn truncate_in(fs: &dyn Fs, dir: &Path, zxid: i64) -> Result<Truncated, TruncateError> {
     let io = |source| TruncateError::Io { dir: dir.to_owned(), zxid, source };
-    let logs = list_in(fs, dir, LOG_PREFIX).map_err(io)?;
+    let mut logs = list_in(fs, dir, LOG_PREFIX).map_err(io)?;
+    // A file left without its header (its creation cut short by a full disk) holds no txn: it goes, as
+    // recovery removes it at start-up, rather than stopping every truncation.
+    let never_written = super::reader::take_never_written(fs, &mut logs);
+    for (path, error) in &never_written {
+        tracing::warn!("{error}: removing it");
+        fs.remove(path).map_err(io)?;
+    }
     // The newest file starting at or before zxid holds it (or the records just before it).
     let Some(index) = logs.iter().rposition(|(first, _)| *first <= zxid) else {
         let first = logs.first().map_or_else(|| "none: there are no log files".into(), |(z, _)| format!("0x{z:x}"));
@@ -108,6 +115,18 @@ mod tests {
             let end = read_log(&truncated.file).unwrap();
             assert_eq!((end.file_len, end.end.offset()), (truncated.offset, truncated.offset), "cut right there");
         }
+    }
+
+    #[test]
+    fn a_log_whose_header_was_never_written_is_removed_not_an_error() {
+        // The simulator found it: a full disk cut a new log's creation short, and every TRUNC and SNAP
+        // after failed on the empty file, so the member could never be synchronised again.
+        let dir = tempfile::tempdir().unwrap();
+        two_logs(dir.path());
+        std::fs::write(dir.path().join("log.15"), b"").unwrap();
+        let truncated = truncate_to(dir.path(), 15).unwrap();
+        assert_eq!(zxids(&truncated.file), (11..=15).collect::<Vec<_>>());
+        assert!(!dir.path().join("log.15").exists());
     }
 
     #[test]

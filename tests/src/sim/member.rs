@@ -193,18 +193,17 @@ impl Disk {
         newest.map_or((0, Vec::new()), |(zxid, pieces)| (zxid, pieces.clone()))
     }
 
-    /// The logs' txns after `after`, in order (each log read up to its end or torn tail; a log whose
-    /// successor starts at or before `after` holds none of them and is not read).
+    /// The logs' txns after `after`, in order (each readable log up to its end or torn tail). Every log
+    /// is read: a name says where a log started, not where it ends (a log cut back by a TRUNC or by damage
+    /// set aside goes on at the next zxid, under an older name than a later log's set aside).
     fn logged_after(&self, after: i64) -> Vec<Txn> {
         let fs = self.fs.inspector();
         let logs = list_in(&fs, Path::new(DATA_DIR), LOG_PREFIX).unwrap_or_default();
         let mut last = after;
         let mut txns = Vec::new();
-        for (i, (_, path)) in logs.iter().enumerate() {
-            if logs.get(i + 1).is_some_and(|(next, _)| *next <= after + 1) {
-                continue;
-            }
-            let Ok(log) = read_log_in(&fs, path) else { break };
+        for (_, path) in &logs {
+            // One recovery has no need of (an old log under a newer snapshot) may be damaged.
+            let Ok(log) = read_log_in(&fs, path) else { continue };
             for record in log.records {
                 if record.txn.header.zxid > last {
                     last = record.txn.header.zxid;
