@@ -63,7 +63,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
 }
 
 /// What start-up may do about damage.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Recovering {
     /// A standalone server refuses to serve data marked damaged.
     pub standalone: bool,
@@ -97,8 +97,8 @@ pub fn recover_at_start(
             if let Some(why) = recovering.cannot_recover_from_ensemble {
                 return Err(anyhow::Error::new(error).context(why));
             }
-            let recovered = keep_what_precedes(fs, dirs, options, error)?;
-            damaged = damage::read_mark(fs, &dirs.snap)?;
+            let (recovered, marked) = keep_what_precedes(fs, dirs, options, error)?;
+            damaged = Some(marked);
             recovered
         }
         Err(error) => return Err(error.into()),
@@ -156,13 +156,14 @@ fn cannot_recover_from_ensemble(config: &Config) -> Option<&'static str> {
 pub const ONLY_VOTER: &str = "this member is the ensemble's only voter: no other member holds the damaged txns";
 
 /// Marks the member damaged (first, so a crash from here on starts it damaged again), sets the damage
-/// aside, and recovers what precedes it (fk_engine::damage::keep_what_precedes).
+/// aside, and recovers what precedes it (fk_engine::damage::keep_what_precedes). Returns the tree and
+/// the mark's text.
 fn keep_what_precedes(
     fs: &dyn Fs,
     dirs: &Dirs,
     options: TreeOptions,
     error: RecoveryError,
-) -> anyhow::Result<Recovered> {
+) -> anyhow::Result<(Recovered, String)> {
     let first_line = error.to_string().lines().next().unwrap_or_default().to_owned();
     warn!("{error}");
     damage::write_mark(fs, &dirs.snap, &first_line)?;
@@ -171,7 +172,7 @@ fn keep_what_precedes(
     if passes.is_empty() {
         anyhow::bail!("{error}\n(the damage was not found again when looking for what precedes it)");
     }
-    Ok(recovered)
+    Ok((recovered, first_line))
 }
 
 /// A learner told to TRUNC: nothing after `zxid` stays, in the logs or in a newer snapshot.

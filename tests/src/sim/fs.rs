@@ -22,6 +22,12 @@ use super::rng::Rng;
 
 pub const SECTOR: usize = 512;
 
+/// Whether an error is the disk's (EIO, a full volume), which stops a server for its supervisor to
+/// start again, rather than a refusal that would stop it for good.
+pub fn disk_trouble(error: &str) -> bool {
+    error.contains("Input/output error") || error.contains("No space left on device")
+}
+
 /// A tree nobody else holds, for the snapshot writer.
 pub struct Held<'a>(pub &'a DataTree);
 

@@ -48,7 +48,7 @@ use fk_net::client::{ConnectRequest, ErrorCode, ReplyHeader, Request, Response};
 use fk_net::quorum::{Notification, PacketType, QuorumPacket, ServerState};
 use fk_net::txn::Txn;
 
-use super::fs::{FsFaults, Held, SimFs};
+use super::fs::{FsFaults, Held, SimFs, disk_trouble};
 use super::rng::Rng;
 
 /// A client connection's id, unique over the whole run.
@@ -365,12 +365,6 @@ fn with_config_node(mut tree: DataTree, in_force: Option<&Membership>) -> DataTr
         refresh_config_node(&mut tree, membership.text().as_bytes(), membership.version, true);
     }
     tree
-}
-
-/// Whether an error is the disk's (EIO, a full volume), which stops a server for its supervisor to
-/// start again, rather than a refusal that would stop it for good.
-pub fn disk_trouble(error: &str) -> bool {
-    error.contains("Input/output error") || error.contains("No space left on device")
 }
 
 /// The production log stage's file preallocation, scaled down to the simulation's small logs.

@@ -24,8 +24,7 @@ use fk_engine::tree::{DataTree, TreeOptions};
 use fk_net::client::OpCode;
 use fk_net::txn::{SetDataTxn, Txn, TxnBody, TxnHeader};
 
-use super::fs::{FsFaults, FsTally, Held, SimFs};
-use super::member::disk_trouble;
+use super::fs::{FsFaults, FsTally, Held, SimFs, disk_trouble};
 use super::rng::Rng;
 
 /// What one seed did and found.
