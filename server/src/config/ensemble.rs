@@ -8,7 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
-use super::members::{HostPort, ServerLine, is_wildcard, java_host_string, java_ip_literal, wildcard_for};
+use super::members::{
+    HostPort, Resolve, ServerLine, is_wildcard, java_host_string, role_name, same_host, server_spec, server_text,
+    wildcard_for,
+};
 use super::{Config, ConfigError, PeerRole, ServerSpec};
 use crate::java_order::{long_hash_map_order, properties_order};
 
@@ -350,52 +353,6 @@ impl Config {
         }
         text.push_str(&format!("version={:x}", self.config_version));
         text
-    }
-}
-
-/// A member as ZooKeeper's `QuorumServer.toString` writes it after `server.N=`:
-/// `host:quorumPort:electionPort:role[;clientHost:clientPort]`.
-pub fn server_text(server: &ServerSpec) -> String {
-    let mut text = format!(
-        "{}:{}:{}",
-        HostPort::new(server.host.clone(), server.quorum_port),
-        server.election_port,
-        role_name(server.role).to_ascii_lowercase()
-    );
-    if let Some((host, port)) = &server.client_addr {
-        let host = host.clone().unwrap_or_else(|| "0.0.0.0".into());
-        text.push_str(&format!(";{}", HostPort::new(host, *port)));
-    }
-    text
-}
-
-pub fn server_spec(id: u64, line: &ServerLine) -> ServerSpec {
-    ServerSpec {
-        id,
-        host: line.host.clone(),
-        quorum_port: line.quorum_port,
-        election_port: line.election_port,
-        role: if line.observer == Some(true) { PeerRole::Observer } else { PeerRole::Participant },
-        client_addr: line.client.clone(),
-    }
-}
-
-/// As ZooKeeper's `LearnerType` prints.
-fn role_name(role: PeerRole) -> &'static str {
-    match role {
-        PeerRole::Participant => "PARTICIPANT",
-        PeerRole::Observer => "OBSERVER",
-    }
-}
-
-/// Java's `InetSocketAddress.equals` on two resolved hosts: the same IP. Names other than literals and
-/// `localhost` are compared as written (no DNS while reading the configuration).
-pub fn same_host(a: &str, b: &str) -> bool {
-    let ip =
-        |h: &str| java_ip_literal(h).or_else(|| h.eq_ignore_ascii_case("localhost").then(|| [127, 0, 0, 1].into()));
-    match (ip(a), ip(b)) {
-        (Some(x), Some(y)) => x == y,
-        _ => a == b,
     }
 }
 

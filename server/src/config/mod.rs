@@ -22,8 +22,8 @@ pub mod security;
 pub mod tls;
 mod unprovided;
 
-pub use ensemble::{refresh_config_node, same_host, server_spec, server_text, set_config_node};
-pub use members::HostPort;
+pub use ensemble::{refresh_config_node, set_config_node};
+pub use fk_core::servers::{HostPort, PeerRole, ServerSpec, same_host, server_spec, server_text};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -69,23 +69,6 @@ pub enum TxnLogDevice {
     /// io_uring if the kernel allows it, else pwrite.
     Auto,
     Pwrite,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PeerRole {
-    Participant,
-    Observer,
-}
-
-/// One `server.N=host:quorumPort:electionPort[:role][;[clientHost:]clientPort]` line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServerSpec {
-    pub id: u64,
-    pub host: String,
-    pub quorum_port: u16,
-    pub election_port: u16,
-    pub role: PeerRole,
-    pub client_addr: Option<(Option<String>, u16)>,
 }
 
 #[derive(Debug, Clone)]

@@ -12,6 +12,7 @@ use super::Shared;
 use super::messages::ShardMsg;
 use super::tls::Port;
 use crate::config::Config;
+use crate::config::members::Resolve;
 
 /// Connections per client address (ZooKeeper's `maxClientCnxns`; 0 = unlimited).
 pub struct ConnectionLimiter {

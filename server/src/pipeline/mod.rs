@@ -50,6 +50,7 @@ use mio::{Poll, Waker};
 use parking_lot::RwLock;
 
 use crate::config::Config;
+use crate::config::members::Resolve;
 use crate::ops::audit::{self, AuditEvent, AuditLog, Outcome};
 use crate::ops::http::HttpEndpoint;
 use crate::ops::stats::ServerStats;

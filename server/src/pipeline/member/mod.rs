@@ -31,6 +31,7 @@ pub use super::messages::QuorumEvent;
 use super::messages::*;
 use super::quorum_link::{Link, LinkContext, Outgoing, connect_to_leader, start_leader_side};
 use super::sequencer::{BATCH_MAX, Clock, notify_shard, session_figures, settings};
+use crate::config::members::Resolve;
 use crate::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 use crate::member::drive::{EffectDriver, drive};
 use crate::member::{DiskFacts, Effect, MemberCore, MemberSettings, Tally};

@@ -5,7 +5,7 @@
 //!
 //! The core takes what happened (an election notification, quorum packets, a learner's connection,
 //! "the log is durable through z", client inputs, the time) and appends [`Effect`]s a driver carries
-//! out in order: the production member thread ([`crate::pipeline::member`]) with sockets, files and the
+//! out in order: the production member thread (`ferrokeeper::pipeline::member`) with sockets, files and the
 //! pipeline's threads, the simulator (tests/src/sim) with simulated ones. It reads no clock, socket,
 //! file or channel. An effect that persists something (an epoch file, a log append, a truncation)
 //! comes before the effects that depend on it; if carrying one out fails, the driver drops the rest
@@ -267,7 +267,7 @@ impl MemberCore {
         let me = self.settings.my_id();
         let election = &mut self.settings.election;
         election.voters = membership.voters();
-        election.observer = membership.server(me as u64).is_some_and(|s| s.role == crate::config::PeerRole::Observer);
+        election.observer = membership.server(me as u64).is_some_and(|s| s.role == crate::servers::PeerRole::Observer);
         election.config = membership.text().into_bytes();
         self.settings.peers = membership.servers().map(|s| s.id as i64).filter(|&id| id != me).collect();
         self.election.set_membership(election.voters.clone(), election.observer, election.config.clone());

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use fk_net::client::ErrorCode;
 
-use crate::config::{PeerRole, ServerSpec};
+use crate::servers::{PeerRole, ServerSpec};
 
 /// One membership, at one version.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,7 +63,7 @@ impl Membership {
     pub fn text(&self) -> String {
         let mut text = String::new();
         for id in &self.order {
-            text.push_str(&format!("server.{id}={}\n", crate::config::server_text(&self.servers[id])));
+            text.push_str(&format!("server.{id}={}\n", crate::servers::server_text(&self.servers[id])));
         }
         text.push_str(&format!("version={:x}", self.version));
         text
@@ -207,8 +207,8 @@ pub fn config_node_is_stale(config_node: Option<&[u8]>, in_force_version: i64, r
 /// One `server.N` value, as ZooKeeper's `QuorumServer(sid, value)` reads it.
 fn server(id: &str, value: &str) -> Result<ServerSpec, String> {
     let id: u64 = id.trim().parse().map_err(|_| format!("'server.{id}' has no valid server id"))?;
-    let line = crate::config::members::parse_server_line(id as i64, value)?;
-    Ok(crate::config::server_spec(id, &line))
+    let line = crate::servers::parse_server_line(id as i64, value)?;
+    Ok(crate::servers::server_spec(id, &line))
 }
 
 /// ZooKeeper's `checkAddressDuplicate`: a joining member's quorum, election or client address is another
@@ -218,14 +218,14 @@ fn conflicts(a: &ServerSpec, b: &ServerSpec) -> bool {
         let mut list = vec![(s.host.clone(), s.quorum_port), (s.host.clone(), s.election_port)];
         if let Some((host, port)) = &s.client_addr {
             // A bare client port binds the wildcard address, which conflicts with nothing.
-            if let Some(host) = host.as_ref().filter(|h| !crate::config::members::is_wildcard(h)) {
+            if let Some(host) = host.as_ref().filter(|h| !crate::servers::is_wildcard(h)) {
                 list.push((host.clone(), *port));
             }
         }
         list
     };
     let theirs = addresses(b);
-    addresses(a).iter().any(|(host, port)| theirs.iter().any(|(h, p)| p == port && crate::config::same_host(host, h)))
+    addresses(a).iter().any(|(host, port)| theirs.iter().any(|(h, p)| p == port && crate::servers::same_host(host, h)))
 }
 
 /// The membership text of the newest reconfiguration among `txns` (to be logged).

@@ -1,5 +1,5 @@
 //! The loop every driver of a [`MemberCore`] runs over its effects — one copy, used by the production
-//! member thread (crate::pipeline::member) and by the simulator (tests/src/sim), so that both take the
+//! member thread (`ferrokeeper::pipeline::member`) and by the simulator (tests/src/sim), so that both take the
 //! same path through a batch, a failed effect and a role's end.
 //!
 //! The rules: effects are carried out in the order the core queued them; `RoleEnded` is noted, not

@@ -1,7 +1,7 @@
 //! The sequencer's decisions, as a pure state machine: which zxid each write gets and the txn prep makes
 //! of it, sessions created, re-attached and expired, containers and TTL nodes reaped. It takes inputs and
 //! the time and returns proposals and notices; it reads no clock, channel or shared state, so the
-//! pipeline's thread ([`crate::pipeline::sequencer`]) and a simulation drive the same code.
+//! pipeline's thread (`ferrokeeper::pipeline::sequencer`) and a simulation drive the same code.
 //!
 //! # Layout
 //! - [`proposal`]: writes in, proposals out, and where their replies go.

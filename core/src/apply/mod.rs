@@ -1,6 +1,6 @@
 //! The applier's decisions as a pure state machine: which txns are applied when (standalone: as they
 //! become durable; in an ensemble: once durable and committed), in zxid order, and which waiting routes
-//! each releases, with the replies they get. The pipeline's applier thread ([`crate::pipeline::applier`])
+//! each releases, with the replies they get. The pipeline's applier thread (`ferrokeeper::pipeline::applier`)
 //! drives it under the tree's write lock and hands the results to the shards; the simulator drives the
 //! same code.
 //!

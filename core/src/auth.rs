@@ -20,7 +20,7 @@ pub struct AuthIds {
 impl AuthIds {
     /// The address as ZooKeeper writes it (Java's `getHostAddress`: IPv6 uncompressed).
     pub fn for_peer(addr: IpAddr) -> AuthIds {
-        AuthIds { ids: vec![Id::new("ip", &crate::config::members::java_host_string(&addr.to_string()))] }
+        AuthIds { ids: vec![Id::new("ip", &crate::servers::java_host_string(&addr.to_string()))] }
     }
 
     /// A SASL exchange completed as `identity`; `is_super` when it is the configured `superUser`.

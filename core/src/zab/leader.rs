@@ -815,7 +815,7 @@ fn observers_of(config: &[u8]) -> BTreeSet<Sid> {
     let Ok(membership) = crate::membership::Membership::parse(&String::from_utf8_lossy(config)) else {
         return BTreeSet::new();
     };
-    let observers = membership.servers().filter(|s| s.role == crate::config::PeerRole::Observer);
+    let observers = membership.servers().filter(|s| s.role == crate::servers::PeerRole::Observer);
     observers.map(|s| s.id as Sid).collect()
 }
 
