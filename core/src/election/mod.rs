@@ -60,6 +60,7 @@
 mod looking;
 #[cfg(test)]
 mod network_tests;
+pub mod outbox;
 #[cfg(test)]
 mod tests;
 pub mod vote;

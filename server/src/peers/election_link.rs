@@ -27,7 +27,8 @@
 //! - openings are read side by side, so the connection that wins for a sid is the one accepted last, not
 //!   the one whose opening completed last (a peer that replaced its connection must not see the old win);
 //! - a sender whose connection was replaced or failed puts its message back in the outbox (unless a
-//!   newer one waits) instead of losing it; ZooKeeper relies on the resend of the last message alone;
+//!   newer one waits) instead of losing it; ZooKeeper relies on the resend of the last message alone
+//!   (both rules are [`PeerOutbox`]'s, which the simulator's network uses too);
 //! - a connection from our own sid is closed (ZooKeeper logs it and leaves the socket open);
 //! - an id-less observer (`Long.MAX_VALUE`) keeps its connection under its assigned negative id
 //!   (ZooKeeper would dial it back and loop, see `handshake_accepted`);
@@ -61,6 +62,7 @@ use super::handshake::{
 };
 use super::sasl::PeerSasl;
 use super::tls::{PeerTls, dialled};
+use crate::election::outbox::PeerOutbox;
 
 /// ZooKeeper's `cnxTimeout` default.
 pub const DEFAULT_CONNECT_TIMEOUT_MS: u64 = 5000;
@@ -182,38 +184,38 @@ impl Counters {
     }
 }
 
-/// A peer's one-message send queue. Both ends live here so that a newer message can evict the unsent one.
+/// A peer's send queue ([`PeerOutbox`]: the newest message wins, a new connection resends the last one)
+/// and a doorbell that wakes the peer's sender when a message is queued or put back.
 #[derive(Clone)]
 struct Outbox {
-    tx: Sender<Vec<u8>>,
-    rx: Receiver<Vec<u8>>,
+    queue: Arc<Mutex<PeerOutbox<Vec<u8>>>>,
+    ring: Sender<()>,
+    bell: Receiver<()>,
 }
 
 impl Outbox {
     fn new() -> Outbox {
-        let (tx, rx) = bounded(1);
-        Outbox { tx, rx }
-    }
-
-    /// Puts back a message its connection could not send, unless a newer one is already waiting.
-    fn requeue(&self, payload: Vec<u8>) {
-        let _ = self.tx.try_send(payload);
+        let (ring, bell) = bounded(1);
+        Outbox { queue: Arc::default(), ring, bell }
     }
 
     /// Queues `payload`; returns whether an unsent message was replaced.
-    fn replace(&self, mut payload: Vec<u8>) -> bool {
-        let mut replaced = false;
-        loop {
-            match self.tx.try_send(payload) {
-                Ok(()) => return replaced,
-                Err(TrySendError::Full(back)) => {
-                    // The sender thread may take the old message first; then the next try succeeds.
-                    replaced |= self.rx.try_recv().is_ok();
-                    payload = back;
-                }
-                Err(TrySendError::Disconnected(_)) => unreachable!("the outbox holds its own receiver"),
-            }
-        }
+    fn replace(&self, payload: Vec<u8>) -> bool {
+        let replaced = self.queue.lock().queue(payload);
+        self.wake();
+        replaced
+    }
+
+    /// Puts back a message its connection could not send, unless a newer one is already waiting, and
+    /// wakes whichever sender waits (the replacing connection's may be the one).
+    fn requeue(&self, payload: Vec<u8>) {
+        self.queue.lock().unsent(payload);
+        self.wake();
+    }
+
+    fn wake(&self) {
+        // A full doorbell already has a wake-up pending: one is enough.
+        let _ = self.ring.try_send(());
     }
 }
 
@@ -247,7 +249,6 @@ struct State {
     connecting: HashSet<i64>,
     /// Addresses announced by sids outside the configuration.
     learned: HashMap<i64, String>,
-    last_sent: HashMap<i64, Vec<u8>>,
     reach: HashMap<i64, Reach>,
     threads: Vec<JoinHandle<()>>,
     next_id: u64,
@@ -379,7 +380,7 @@ impl ElectionLinks {
     /// Whether every outbox is empty. ZooKeeper's `haveDelivered` answers true as soon as *one* queue is
     /// empty; the election uses it only to choose between resending and reconnecting, and both converge.
     pub fn have_delivered(&self) -> bool {
-        self.shared.state.lock().outboxes.values().all(|o| o.rx.is_empty())
+        self.shared.state.lock().outboxes.values().all(|o| o.queue.lock().is_empty())
     }
 
     /// Sids with a live connection, ascending.
@@ -706,37 +707,41 @@ impl Shared {
     /// ZooKeeper's SendWorker: the outbox out, until the connection breaks or is replaced.
     fn send_loop(&self, sid: i64, id: u64, mut stream: WriteHalf, outbox: Outbox, stop: Receiver<()>) {
         let mut scratch = Vec::new();
-        // With nothing newer queued, resend the last message: the previous connection may have died
-        // before the peer read it, and a duplicate vote is harmless (SendWorker.run does the same).
-        let last = if outbox.rx.is_empty() { self.state.lock().last_sent.get(&sid).cloned() } else { None };
+        let last = outbox.queue.lock().on_connect();
         if let Some(last) = last
             && let Err(e) = write_frame(&mut stream, &mut scratch, &last)
         {
             return self.link_ended(sid, id, Some(e.into()));
         }
         let stopped = || matches!(stop.try_recv(), Err(TryRecvError::Disconnected));
-        let cause = loop {
-            // `select!` picks at random among ready operations; a replaced link must not take a message.
+        let cause = 'connection: loop {
+            // `select!` picks at random among ready operations; a replaced link must not take a message,
+            // and a doorbell it took belongs to the replacing connection's sender.
             if stopped() {
+                outbox.wake();
                 break None;
             }
-            select! {
-                recv(outbox.rx) -> message => {
-                    let message = message.expect("the outbox holds its own sender");
-                    if stopped() {
-                        outbox.requeue(message);
-                        break None;
-                    }
-                    // Recorded before the write (as SendWorker does), so that if this connection dies
-                    // with the message, the next one resends it.
-                    self.state.lock().last_sent.insert(sid, message.clone());
-                    if let Err(e) = write_frame(&mut stream, &mut scratch, &message) {
-                        // The replacing connection's sender may already be waiting on the outbox.
-                        outbox.requeue(message);
-                        break Some(e.into());
-                    }
+            loop {
+                let message = outbox.queue.lock().take();
+                let Some(message) = message else { break };
+                if stopped() {
+                    outbox.requeue(message);
+                    break 'connection None;
                 }
-                recv(stop) -> _ => break None,
+                if let Err(e) = write_frame(&mut stream, &mut scratch, &message) {
+                    // The replacing connection's sender may already be waiting on the outbox.
+                    outbox.requeue(message);
+                    break 'connection Some(e.into());
+                }
+            }
+            select! {
+                recv(outbox.bell) -> ring => {
+                    ring.expect("the outbox holds its own doorbell");
+                }
+                recv(stop) -> _ => {
+                    outbox.wake();
+                    break None;
+                }
             }
         };
         self.link_ended(sid, id, cause);
@@ -859,15 +864,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn an_outbox_keeps_only_the_newest_message() {
+    fn an_outbox_wakes_its_sender_once_per_change() {
         let outbox = Outbox::new();
         assert!(!outbox.replace(b"one".to_vec()), "nothing to replace yet");
         assert!(outbox.replace(b"two".to_vec()), "the unsent message is replaced");
+        assert!(outbox.bell.try_recv().is_ok(), "the sender is woken");
+        assert!(outbox.bell.try_recv().is_err(), "one wake-up for both");
         outbox.requeue(b"older, put back".to_vec());
-        assert_eq!(outbox.rx.try_recv().unwrap(), b"two", "a put-back message never displaces a newer one");
-        outbox.requeue(b"put back".to_vec());
-        assert_eq!(outbox.rx.try_recv().unwrap(), b"put back");
-        assert!(outbox.rx.is_empty());
+        assert!(outbox.bell.try_recv().is_ok(), "a put-back message wakes the sender too");
+        assert_eq!(outbox.queue.lock().take().unwrap(), b"two", "a put-back message never displaces a newer one");
     }
 
     #[test]

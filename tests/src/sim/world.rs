@@ -16,6 +16,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use ferrokeeper::config::PeerRole;
+use ferrokeeper::election::outbox::PeerOutbox;
 use ferrokeeper::election::{ElectionSettings, FINALIZE_WAIT_MS, MAX_NOTIFICATION_INTERVAL_MS};
 use ferrokeeper::member::MemberSettings;
 use ferrokeeper::membership::Membership;
@@ -164,8 +165,9 @@ pub struct World {
     /// Each member's next timer, so that a wake is scheduled once.
     wake_at: Vec<Option<u64>>,
     client_wake_token: Vec<u64>,
-    /// The last election notification each member sent each other (resent when a cut heals).
-    last_notification: BTreeMap<(usize, usize), fk_net::quorum::Notification>,
+    /// Each member's election outbox for each other: the simulated connection takes every notification
+    /// at once, and a healed cut is a new connection, which resends the last one (the production rule).
+    election_outboxes: BTreeMap<(usize, usize), PeerOutbox<fk_net::quorum::Notification>>,
     /// Quorum connections that lost a message to a cut: (member, its incarnation, its link id). TCP
     /// never delivers past a gap, so nothing more arrives on them.
     broken: BTreeSet<(usize, u64, LinkId)>,
@@ -303,7 +305,7 @@ impl World {
             channel_free_at: BTreeMap::new(),
             wake_at: vec![None; all],
             client_wake_token: vec![0; options.clients],
-            last_notification: BTreeMap::new(),
+            election_outboxes: BTreeMap::new(),
             broken: BTreeSet::new(),
             leaders: BTreeMap::new(),
             conn_member: BTreeMap::new(),
@@ -561,9 +563,14 @@ impl World {
                     self.schedule(delay, Event::Peer { from: to, to: from, incarnation, msg });
                     return;
                 }
-                if let PeerMsg::Notify(notification) = &msg {
-                    self.last_notification.insert((from, to), notification.clone());
-                }
+                let msg = match msg {
+                    PeerMsg::Notify(notification) => {
+                        let outbox = self.election_outboxes.entry((from, to)).or_default();
+                        outbox.queue(notification);
+                        PeerMsg::Notify(outbox.take().expect("just queued"))
+                    }
+                    msg => msg,
+                };
                 let incarnation = self.members[to].incarnation;
                 let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
                 self.schedule(delay, Event::Peer { from, to, incarnation, msg });
@@ -713,10 +720,10 @@ impl World {
             }
             Fault::Rejoin(from, to) => {
                 self.cut.remove(&(from, to));
-                // ZooKeeper's election connection, made again, starts by sending the last notification
-                // again (QuorumCnxManager's SendWorker): the peer may get it twice.
+                // The election connection, made again, starts by sending the last notification again:
+                // the peer may get it twice.
                 if self.mix.duplicate_notifications
-                    && let Some(notification) = self.last_notification.get(&(from, to)).cloned()
+                    && let Some(notification) = self.election_outboxes.get(&(from, to)).and_then(PeerOutbox::on_connect)
                 {
                     let delay = self.delivery_delay(Node::Member(from), Node::Member(to));
                     let incarnation = self.members[to].incarnation;
