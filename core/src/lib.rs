@@ -16,6 +16,7 @@
 //! - [`commit`]: when a txn is committed — a quorum of voters has it durable.
 //! - [`apply`]: applying committed txns, and the replies and watch events each releases.
 //! - [`read`]: answering reads from the tree.
+//! - [`requests`]: a client session's request protocol: routing, FIFO order, local answers.
 //! - [`watch`]: a shard's watch table.
 //! - [`rng`]: the one random source (seeded).
 //! - [`java_order`]: the order Java's hash tables list things in, where ZooKeeper shows it.
@@ -31,6 +32,7 @@ pub mod membership;
 pub use fk_engine::planted;
 pub mod prep;
 pub mod read;
+pub mod requests;
 pub mod rng;
 pub mod sequencer;
 pub mod servers;

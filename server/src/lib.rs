@@ -12,8 +12,8 @@
 //!   statistics.
 
 pub use fk_core::{
-    apply, auth, commit, election, java_order, member, membership, planted, prep, read, rng, sequencer, session, watch,
-    zab,
+    apply, auth, commit, election, java_order, member, membership, planted, prep, read, requests, rng, sequencer,
+    session, watch, zab,
 };
 pub mod config;
 pub mod ops;

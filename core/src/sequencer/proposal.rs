@@ -26,6 +26,7 @@ pub struct WriteRequest {
 }
 
 /// What the sequencer is asked to do for a request.
+#[derive(Debug)]
 pub enum Sequenced {
     Request(Request),
     /// A write refused before prep — an undecodable body, or a client's deleteContainer. ZooKeeper still

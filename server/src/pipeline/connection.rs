@@ -1,7 +1,6 @@
 //! One client connection as its shard sees it: the handshake, the per-session request order, and the
 //! bytes of every reply and notification it is owed.
 
-use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -15,6 +14,7 @@ use fk_net::reactor::Buffers;
 use super::tls::Transport;
 use crate::auth::AuthIds;
 use crate::ops::stats::ConnStats;
+use crate::requests::{Local, RequestQueue};
 use crate::watch::ConnId;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,17 +35,19 @@ pub enum Phase {
     FourLetter { command: [u8; 4], asked: bool },
 }
 
-/// A request waiting for its turn: replies leave in request order, and a read waits behind its own
-/// session's earlier writes (ZooKeeper's FIFO client order).
+/// What a shard keeps of a write in the pipeline until its reply comes back: when it arrived, and what
+/// the audit log needs of it once the reply is known (only when the log is on).
 #[derive(Debug)]
-pub enum Pending {
-    /// In the write pipeline; its reply comes back from the applier.
-    /// `audit`: what the audit log needs of it once the reply is known (only when the log is on).
-    Write { xid: i32, op: OpCode, received: Instant, audit: Option<Box<crate::ops::audit::AuditDraft>> },
-    /// To be answered here once every write before it is answered.
-    Read { xid: i32, request: Request, received: Instant },
-    /// An error decided on arrival (e.g. an undecodable body), sent in its turn.
-    Error { xid: i32, err: ErrorCode, close: bool, received: Instant },
+pub struct WriteKept {
+    pub received: Instant,
+    pub audit: Option<Box<crate::ops::audit::AuditDraft>>,
+}
+
+/// A request answered here in its turn, and when it arrived.
+#[derive(Debug)]
+pub struct LocalKept {
+    pub local: Local,
+    pub received: Instant,
 }
 
 pub struct Connection {
@@ -65,7 +67,8 @@ pub struct Connection {
     pub audit_identity: std::cell::OnceCell<(Option<Arc<str>>, Arc<str>)>,
     /// A SASL exchange under way (or done), once the client sent its first token.
     pub sasl: Option<crate::sasl::ServerExchange>,
-    pub pending: VecDeque<Pending>,
+    /// The session's requests waiting for their reply, in order (the per-session protocol core).
+    pub requests: RequestQueue<WriteKept, LocalKept>,
     pub stats: ConnStats,
     /// Set when the connection must close once its output is flushed; the reason is logged.
     pub closing: Option<&'static str>,
@@ -79,8 +82,6 @@ pub struct Connection {
     /// The peer closed its side; finish what was received, then close.
     pub peer_closed: bool,
     pub writable_registered: bool,
-    /// A closeSession is in the pipeline: nothing after it is read.
-    pub closing_session: bool,
 }
 
 impl Connection {
@@ -96,7 +97,7 @@ impl Connection {
             auth: Arc::new(AuthIds::for_peer(peer.ip())),
             audit_identity: std::cell::OnceCell::new(),
             sasl: None,
-            pending: VecDeque::new(),
+            requests: RequestQueue::default(),
             stats: ConnStats::new(now),
             closing: None,
             aborted: false,
@@ -104,7 +105,6 @@ impl Connection {
             readable: true,
             peer_closed: false,
             writable_registered: false,
-            closing_session: false,
         }
     }
 

@@ -20,7 +20,7 @@ use mio::{Events, Interest, Poll, Token};
 use tracing::{debug, info, warn};
 
 use super::Shared;
-use super::connection::{Connection, Pending, Phase};
+use super::connection::{Connection, LocalKept, Phase, WriteKept};
 use super::held_connects::HeldConnects;
 use super::messages::*;
 use super::tls::{Port, Transport};
@@ -31,6 +31,7 @@ use crate::ops::figures::ConnectionFigures;
 use crate::ops::fourlw::{self, FourLetterJob, SET_TRACE_MASK};
 use crate::ops::stats::RequestKind;
 use crate::read::Reader;
+use crate::requests::{Local, Routing, SessionRules, answer_local, route_frame};
 use crate::sasl::{Authenticated, ServerExchange};
 use crate::watch::{ConnId, WatchTable};
 use fk_tls::nonblocking::TlsFailure;
@@ -91,7 +92,7 @@ impl ShardState {
                     .clients()
                     .map(|c| ConnectionFigures {
                         peer: c.peer,
-                        queued: c.pending.len(),
+                        queued: c.requests.len(),
                         output_bytes: c.buffers.pending_output(),
                         session: match c.phase {
                             Phase::Session { session_id, timeout_ms, .. } => Some((session_id, timeout_ms)),
@@ -420,8 +421,8 @@ impl Shard {
         match reply {
             ShardReply::Response { conn, xid, zxid, err, response, close_after } => {
                 let Some(c) = self.state.conns.get_mut(&conn) else { return };
-                let (received, kind) = match c.pending.pop_front() {
-                    Some(Pending::Write { xid: expected, op, received, audit }) if expected == xid => {
+                let (received, kind) = match c.requests.write_answered(xid) {
+                    Ok((op, WriteKept { received, audit })) => {
                         if let (Some(draft), Some(log)) = (audit, &self.shared.audit) {
                             let Some(session) = c.session_id() else { unreachable!("a write needs a session") };
                             let (users, ip) =
@@ -434,8 +435,8 @@ impl Shard {
                         // they log an error txn); a sync, which has none, counts as a read.
                         (received, if op == OpCode::Sync { RequestKind::Read } else { RequestKind::Update })
                     }
-                    other => {
-                        warn!(conn, xid, "reply does not match the oldest pending request {other:?}; closing");
+                    Err(e) => {
+                        warn!(conn, "{e}; closing");
                         c.close("reply out of order");
                         self.state.output_dirty.push(conn);
                         return;
@@ -721,130 +722,61 @@ impl Shard {
                 false
             }
         };
-        let mut r = JuteReader::new(frame);
-        let header = match RequestHeader::decode(&mut r) {
-            Ok(header) => header,
-            Err(e) => {
-                info!(peer = %conn.peer, "closing connection: malformed request header: {e}");
-                conn.close("malformed request header");
-                return;
-            }
+        let rules = SessionRules {
+            read_only,
+            required_schemes: self.required_auth.as_deref(),
+            sasl: self.shared.config.sasl_service.is_some(),
         };
-        // ZooKeeper's AuthenticationHelper: every request but auth and SASL needs an identity of a
-        // required scheme; without one the answer is SessionClosedRequireSaslAuth and the connection closes.
-        if let Some(schemes) = &self.required_auth
-            && ![OpCode::Auth.as_i32(), OpCode::Sasl.as_i32()].contains(&header.op)
-            && !conn.auth.ids.iter().any(|id| schemes.contains(&id.scheme))
-        {
-            info!(peer = %conn.peer, "closing connection: not authenticated with {}, which is required", schemes.join(" or "));
-            conn.push_reply(header.xid, 0, ErrorCode::SessionClosedRequireSaslAuth, &Response::Empty);
-            conn.close("authentication required");
-            self.shared.stats.sent(1);
-            return;
-        }
-        if read_only
-            && let Some(op) = OpCode::from_i32(header.op)
-            && (is_txn_op(op) || matches!(op, OpCode::Sync | OpCode::CloseSession))
-        {
-            // As ZooKeeper's ReadOnlyRequestProcessor, before the body is read: changes get NotReadOnly,
-            // and closeSession ends the session (answered, then the connection closes).
-            let (err, close) =
-                if op == OpCode::CloseSession { (ErrorCode::Ok, true) } else { (ErrorCode::NotReadOnly, false) };
-            return self.enqueue(id, Pending::Error { xid: header.xid, err, close, received }, tree);
-        }
-        let body = &frame[r.position()..];
-        let request = match Request::decode(header.op, body) {
-            Ok(request) => request,
-            Err(RequestError::UnknownOp(op)) => {
-                info!(peer = %conn.peer, op, "unknown opcode; replying Unimplemented and closing");
-                return self.enqueue(
-                    id,
-                    Pending::Error { xid: header.xid, err: ErrorCode::Unimplemented, close: true, received },
-                    tree,
-                );
-            }
-            // ZooKeeper decodes auth and sasl packets as they arrive and drops the connection, without a
-            // reply, when they do not decode (the session lives on).
-            Err(RequestError::Malformed(op @ (OpCode::Auth | OpCode::Sasl), e)) => {
-                info!(peer = %conn.peer, op = op.name(), "closing connection: undecodable {} packet: {e}", op.name());
-                conn.close("malformed auth or sasl packet");
-                return;
-            }
-            Err(RequestError::Malformed(op, e)) => {
-                debug!(peer = %conn.peer, op = op.name(), "undecodable request body: {e}");
-                if is_txn_op(op) {
-                    return self.sequence(
-                        id,
-                        session_id,
-                        header.xid,
-                        op,
-                        Sequenced::Refused(op, ErrorCode::MarshallingError),
-                        received,
-                    );
+        let (xid, route) = route_frame(frame, &rules, &conn.auth);
+        match route {
+            Routing::Sequence { op, work } => {
+                let audit = match &work {
+                    Sequenced::Request(request) if self.shared.audit.is_some() => audit::draft(request).map(Box::new),
+                    _ => None,
+                };
+                if let Sequenced::Refused(_, err) = work {
+                    debug!(peer = %conn.peer, op = op.name(), "refused before prep: {}", err.name());
                 }
-                return self.enqueue(
-                    id,
-                    Pending::Error { xid: header.xid, err: ErrorCode::MarshallingError, close: false, received },
-                    tree,
-                );
+                self.sequence(id, session_id, xid, op, work, WriteKept { received, audit });
             }
-        };
-        self.dispatch(id, session_id, header.xid, request, received, tree);
+            Routing::Local(local) => {
+                if let Local::Error { err, close: Some(why) } = &local {
+                    info!(peer = %conn.peer, xid, "replying {} and closing: {why}", err.name());
+                }
+                self.enqueue(id, LocalKept { local, received }, xid, tree);
+            }
+            Routing::Authenticate(packet) => self.authenticate(id, xid, &packet),
+            Routing::Sasl(token) => self.sasl_step(id, xid, &token),
+            Routing::Refuse { err, why } => {
+                info!(peer = %conn.peer, "closing connection: {why}");
+                conn.push_reply(xid, 0, err, &Response::Empty);
+                conn.close("request refused");
+                self.shared.stats.sent(1);
+            }
+            Routing::Close { why } => {
+                info!(peer = %conn.peer, "closing connection: {why}");
+                conn.close("request refused without a reply");
+            }
+        }
     }
 
-    fn dispatch(
-        &mut self,
-        id: ConnId,
-        session_id: i64,
-        xid: i32,
-        request: Request,
-        received: Instant,
-        tree: &DataTree,
-    ) {
+    /// An `auth` packet, answered at once. ZooKeeper echoes the request's xid (-4 from the Java client,
+    /// but not from every client); a failure closes the connection.
+    fn authenticate(&mut self, id: ConnId, xid: i32, packet: &AuthPacket) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
-        match request {
-            Request::Auth(packet) => {
-                let super_digest = self.shared.config.super_digest.as_deref();
-                let mut auth = (*conn.auth).clone();
-                let err =
-                    match auth.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default(), super_digest) {
-                        Ok(()) => ErrorCode::Ok,
-                        Err(code) => code,
-                    };
-                conn.auth = Arc::new(auth);
-                conn.audit_identity = std::cell::OnceCell::new();
-                // ZooKeeper echoes the request's xid (-4 from the Java client, but not from every client).
-                conn.push_reply(xid, 0, err, &Response::Empty);
-                self.shared.stats.sent(1);
-                if err != ErrorCode::Ok {
-                    info!(peer = %conn.peer, scheme = packet.scheme, "authentication failed; closing");
-                    conn.close("authentication failed");
-                }
-            }
-            Request::Sasl(SaslRequest { token: Some(token) }) if self.shared.config.sasl_service.is_some() => {
-                self.sasl_step(id, xid, &token);
-            }
-            // ZooKeeper fails on a null SASL token and drops the connection without a reply.
-            Request::Sasl(SaslRequest { token: None }) => {
-                info!(peer = %conn.peer, "closing connection: sasl packet without a token");
-                conn.close("sasl packet without a token");
-            }
-            Request::Write(_) | Request::Multi(_) | Request::Sync(_) | Request::CloseSession | Request::Reconfig(_) => {
-                let op = request.op_code();
-                let draft = self.shared.audit.as_ref().and_then(|_| audit::draft(&request));
-                self.sequence(id, session_id, xid, op, Sequenced::Request(request), received);
-                if let Some(draft) = draft {
-                    let conn = self.state.conns.get_mut(&id).expect("caller checked");
-                    let Some(Pending::Write { audit, .. }) = conn.pending.back_mut() else { unreachable!("just sent") };
-                    *audit = Some(Box::new(draft));
-                }
-            }
-            // Only the server's reaper may delete containers; ZooKeeper refuses a client's with BadArguments.
-            Request::DeleteContainer(_) => {
-                let op = OpCode::DeleteContainer;
-                self.sequence(id, session_id, xid, op, Sequenced::Refused(op, ErrorCode::BadArguments), received);
-            }
-            request => self.enqueue(id, Pending::Read { xid, request, received }, tree),
+        let super_digest = self.shared.config.super_digest.as_deref();
+        let mut auth = (*conn.auth).clone();
+        let err = match auth.authenticate(&packet.scheme, packet.auth.as_deref().unwrap_or_default(), super_digest) {
+            Ok(()) => ErrorCode::Ok,
+            Err(code) => code,
+        };
+        conn.auth = Arc::new(auth);
+        conn.audit_identity = std::cell::OnceCell::new();
+        conn.push_reply(xid, 0, err, &Response::Empty);
+        self.shared.stats.sent(1);
+        if err != ErrorCode::Ok {
+            info!(peer = %conn.peer, scheme = packet.scheme, "authentication failed; closing");
+            conn.close("authentication failed");
         }
     }
 
@@ -892,14 +824,10 @@ impl Shard {
     }
 
     /// Sends a request down the write pipeline; its reply comes back in order through the applier.
-    fn sequence(&mut self, id: ConnId, session_id: i64, xid: i32, op: OpCode, work: Sequenced, received: Instant) {
+    fn sequence(&mut self, id: ConnId, session_id: i64, xid: i32, op: OpCode, work: Sequenced, kept: WriteKept) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
         self.shared.stats.request_started();
-        conn.pending.push_back(Pending::Write { xid, op, received, audit: None });
-        if op == OpCode::CloseSession {
-            // Nothing after closeSession is served; the reply closes the connection.
-            conn.closing_session = true;
-        }
+        conn.requests.write(xid, op, kept);
         let origin = Origin { shard: self.state.index, conn: id };
         let auth = conn.auth.clone();
         let write = WriteRequest { origin, session_id, xid, work, auth };
@@ -907,39 +835,31 @@ impl Shard {
     }
 
     /// Queues a locally answered request behind the connection's pending writes, or answers it now.
-    fn enqueue(&mut self, id: ConnId, pending: Pending, tree: &DataTree) {
+    fn enqueue(&mut self, id: ConnId, kept: LocalKept, xid: i32, tree: &DataTree) {
         let conn = self.state.conns.get_mut(&id).expect("caller checked");
         self.shared.stats.request_started();
-        conn.pending.push_back(pending);
+        conn.requests.local(xid, kept);
         self.answer_ready_reads(id, tree);
     }
 
-    /// Answers the reads at the head of the connection's queue, up to its first pending write.
+    /// Answers the locally answered requests whose turn has come (up to the session's first waiting
+    /// write); the watch events a request sets off go out before its reply.
     fn answer_ready_reads(&mut self, id: ConnId, tree: &DataTree) {
         let ShardState { conns, watches, index, .. } = &mut self.state;
         let Some(conn) = conns.get_mut(&id) else { return };
-        while matches!(conn.pending.front(), Some(Pending::Read { .. } | Pending::Error { .. })) {
+        while let Some((xid, LocalKept { local, received })) = conn.requests.next_local() {
             let now = Instant::now();
-            let zxid = tree.last_processed_zxid();
-            let (xid, received, op) = match conn.pending.pop_front().expect("front exists") {
-                Pending::Read { xid, request, received } => {
-                    let (reply_xid, err, response) = answer_read(&self.shared, conn, watches, xid, &request, tree);
-                    // ZooKeeper answers SASL outside its request pipeline, with zxid 0.
-                    let reply_zxid = if matches!(request, Request::Sasl(_)) { 0 } else { zxid };
-                    conn.push_reply(reply_xid, reply_zxid, err, &response);
-                    (xid, received, request.op_code().short_name())
-                }
-                Pending::Error { xid, err, close, received } => {
-                    let reply_zxid = if err == ErrorCode::Unimplemented { -1 } else { zxid };
-                    conn.push_reply(xid, reply_zxid, err, &Response::Empty);
-                    if close {
-                        conn.close("unknown opcode");
-                    }
-                    (xid, received, "ERR")
-                }
-                Pending::Write { .. } => unreachable!("loop condition"),
-            };
-            let latency_us = conn.record_response(xid, zxid, op, received, now);
+            let session_id = conn.session_id().unwrap_or(0);
+            let reader = Reader { tree, auth: &conn.auth, session_id, skip_acl: self.shared.config.skip_acl };
+            let reply = answer_local(&reader, conn.id, watches, xid, &local);
+            for (event, path) in &reply.events {
+                conn.push_notification(*event, path);
+            }
+            conn.push_reply(reply.xid, reply.zxid, reply.err, &reply.response);
+            if let Some(why) = reply.close {
+                conn.close(why);
+            }
+            let latency_us = conn.record_response(xid, tree.last_processed_zxid(), local.short_name(), received, now);
             self.shared.stats.sent(1);
             self.shared.stats.request_finished(*index, RequestKind::Read, latency_us, now);
         }
@@ -1050,10 +970,8 @@ impl Shard {
         if !matches!(conn.phase, Phase::FourLetter { .. }) {
             self.shared.stats.connections.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         }
-        for pending in &conn.pending {
-            if !matches!(pending, Pending::Write { .. }) {
-                self.shared.stats.request_abandoned();
-            }
+        for _ in 0..conn.requests.locals_waiting() {
+            self.shared.stats.request_abandoned();
         }
         let reason = conn.closing.unwrap_or("peer closed the connection");
         if let Some(session_id) = conn.session_id() {
@@ -1070,8 +988,8 @@ impl Shard {
 /// drain it, and the connection is rescheduled then).
 fn output_blocked(conn: &Connection) -> bool {
     conn.closing.is_some()
-        || conn.closing_session
-        || conn.pending.len() >= PENDING_LIMIT
+        || conn.requests.closing_session()
+        || conn.requests.len() >= PENDING_LIMIT
         || conn.buffers.pending_output() >= OUTPUT_LIMIT_BYTES
 }
 
@@ -1098,12 +1016,9 @@ fn wants_turn(conn: &Connection, cap: usize, max_len: usize) -> bool {
 
 /// The peer closed its side and nothing it sent still waits for a reply.
 fn finished(conn: &Connection) -> bool {
-    conn.peer_closed
-        && !matches!(conn.phase, Phase::FourLetter { asked: true, .. })
-        && conn.pending.iter().all(|p| !matches!(p, Pending::Write { .. }))
+    conn.peer_closed && !matches!(conn.phase, Phase::FourLetter { asked: true, .. }) && !conn.requests.writes_waiting()
 }
 
-/// Ops whose requests become txns in ZooKeeper even when their body cannot be decoded.
 /// The `sasl` identity of an authenticated client: a DIGEST-MD5 user as it is, a Kerberos principal
 /// mapped as ZooKeeper's `SaslServerCallbackHandler` maps it (`kerberos.remove*FromPrincipal`).
 fn client_identity(service: &SaslService, authenticated: &Authenticated) -> String {
@@ -1115,39 +1030,4 @@ fn client_identity(service: &SaslService, authenticated: &Authenticated) -> Stri
             &kerberos.default_realm,
         ),
     }
-}
-
-fn is_txn_op(op: OpCode) -> bool {
-    matches!(
-        op,
-        OpCode::Create
-            | OpCode::Create2
-            | OpCode::CreateContainer
-            | OpCode::CreateTtl
-            | OpCode::Delete
-            | OpCode::DeleteContainer
-            | OpCode::SetData
-            | OpCode::SetAcl
-            | OpCode::Check
-            | OpCode::Multi
-            | OpCode::Reconfig
-    )
-}
-
-/// Answers one locally served request: (reply xid, error, body).
-fn answer_read(
-    shared: &Shared,
-    conn: &mut Connection,
-    watches: &mut WatchTable,
-    xid: i32,
-    request: &Request,
-    tree: &DataTree,
-) -> (i32, ErrorCode, Response) {
-    let session_id = conn.session_id().unwrap_or(0);
-    let reader = Reader { tree, auth: &conn.auth, session_id, skip_acl: shared.config.skip_acl };
-    let reply = crate::read::answer(&reader, conn.id, watches, xid, request);
-    for (event, path) in &reply.events {
-        conn.push_notification(*event, path);
-    }
-    (reply.xid, reply.err, reply.response)
 }

@@ -27,7 +27,8 @@ use ferrokeeper::member::{DiskFacts, Effect, MemberCore, MemberSettings};
 use ferrokeeper::membership::{Membership, adoption, logged_newer};
 use ferrokeeper::planted::{self, PlantedBug};
 use ferrokeeper::read::Reader;
-use ferrokeeper::sequencer::{Notice, Now, Origin, Sequenced, SequencerInput, WriteRequest};
+use ferrokeeper::requests::{Local, RequestQueue, Routing, SessionRules, answer_local, route};
+use ferrokeeper::sequencer::{Notice, Now, Origin, SequencerInput, WriteRequest};
 use ferrokeeper::storage::{
     Dirs, ONLY_VOTER, Recovering, StartSnapshot, adopt_received_snapshot, check_rewritten, recover_at_start,
     start_snapshot, truncate_after,
@@ -304,7 +305,12 @@ enum Outgoing {
 
 struct Conn {
     session_id: Option<i64>,
+    /// The session's requests waiting for their reply (the shard's per-session core).
+    requests: RequestQueue<(), Local>,
 }
+
+/// The simulated members' sessions: no read-only mode, no required authentication, no SASL provider.
+const SESSION_RULES: SessionRules<'static> = SessionRules { read_only: false, required_schemes: None, sasl: false };
 
 /// What lives while the process runs.
 struct Live {
@@ -651,7 +657,7 @@ impl SimMember {
                     cx.out.push(Out::Client { conn, msg: ToClient::Closed });
                     return;
                 }
-                live.conns.insert(conn, Conn { session_id: None });
+                live.conns.insert(conn, Conn { session_id: None, requests: RequestQueue::default() });
                 live.inputs.push(SequencerInput::Connect { origin: origin(conn), request });
             }
             FromClient::Request { xid, request } => {
@@ -661,30 +667,22 @@ impl SimMember {
                     return;
                 };
                 live.touched.insert(session_id);
-                match request {
-                    Request::Write(_)
-                    | Request::Multi(_)
-                    | Request::Sync(_)
-                    | Request::CloseSession
-                    | Request::Reconfig(_) => {
-                        live.inputs.push(SequencerInput::Write(WriteRequest {
-                            origin: origin(conn),
-                            session_id,
-                            xid,
-                            work: Sequenced::Request(request),
-                            auth: Arc::new(client_identity()),
-                        }));
+                let requests = &mut live.conns.get_mut(&conn).expect("looked up above").requests;
+                match route(request, &SESSION_RULES) {
+                    Routing::Sequence { op, work } => {
+                        requests.write(xid, op, ());
+                        let auth = Arc::new(client_identity());
+                        let write = WriteRequest { origin: origin(conn), session_id, xid, work, auth };
+                        live.inputs.push(SequencerInput::Write(write));
                     }
-                    read => {
-                        let auth = client_identity();
-                        let reader = Reader { tree: &live.tree, auth: &auth, session_id, skip_acl: false };
-                        let reply = ferrokeeper::read::answer(&reader, conn, &mut live.watches, xid, &read);
-                        assert!(reply.events.is_empty(), "the simulated clients send no SetWatches");
-                        let (zxid, err) = (live.tree.last_processed_zxid(), reply.err.as_i32());
-                        let header = ReplyHeader { xid: reply.xid, zxid, err };
-                        let body = (reply.err == ErrorCode::Ok).then_some(reply.response);
-                        cx.out.push(Out::Client { conn, msg: ToClient::Reply { header, body } });
+                    Routing::Local(local) => {
+                        requests.local(xid, local);
+                        answer_ready(cx, live, conn);
                     }
+                    other => self.failures.push(format!(
+                        "member {}: a simulated client's request became {other:?}; they send no auth or SASL",
+                        self.sid
+                    )),
                 }
             }
             FromClient::Ping => {
@@ -694,7 +692,7 @@ impl SimMember {
             }
             FromClient::Close => {
                 live.watches.remove_connection(conn);
-                if let Some(Conn { session_id: Some(session_id) }) = live.conns.remove(&conn) {
+                if let Some(Conn { session_id: Some(session_id), .. }) = live.conns.remove(&conn) {
                     live.inputs.push(SequencerInput::Disconnected { origin: origin(conn), session_id });
                 }
             }
@@ -1059,8 +1057,13 @@ impl SimMember {
             ));
         }
         let mut fired = Vec::new();
+        let mut out_of_order = Vec::new();
         in_delivery_order(&applied.triggers, applied.replies.into_iter().flatten(), |delivery| match delivery {
-            Delivery::Reply(reply) => reply_to_client(cx, live, reply),
+            Delivery::Reply(reply) => {
+                if let Err(e) = reply_to_client(cx, live, reply) {
+                    out_of_order.push(format!("member {}: {e}", self.sid));
+                }
+            }
             Delivery::Trigger(trigger) => {
                 live.watches.trigger(trigger, &mut fired);
                 // The table's order is a hash's; the run's must not depend on it.
@@ -1073,6 +1076,7 @@ impl SimMember {
                 }
             }
         });
+        self.failures.extend(out_of_order);
     }
 
     /// Sends what each link has queued, a snapshot once this member applied through its zxid.
@@ -1126,18 +1130,21 @@ fn notice_to_client(cx: &mut Ctx<'_>, live: &mut Live, notice: Notice) {
     }
 }
 
-fn reply_to_client(cx: &mut Ctx<'_>, live: &mut Live, reply: ShardReply) {
+/// A reply the applier released, to its connection; a write's reply must be for the session's oldest
+/// waiting request (the check a shard makes).
+fn reply_to_client(cx: &mut Ctx<'_>, live: &mut Live, reply: ShardReply) -> Result<(), String> {
     match reply {
         ShardReply::Response { conn, xid, zxid, err, response, close_after } => {
-            if !live.conns.contains_key(&conn) {
-                return;
-            }
+            let Some(c) = live.conns.get_mut(&conn) else { return Ok(()) };
+            c.requests.write_answered(xid).map_err(|e| format!("connection {conn}: {e}"))?;
             let header = ReplyHeader { xid, zxid, err: err.as_i32() };
             let body = (err == ErrorCode::Ok).then_some(response);
             cx.out.push(Out::Client { conn, msg: ToClient::Reply { header, body } });
             if close_after {
                 live.conns.remove(&conn);
                 cx.out.push(Out::Client { conn, msg: ToClient::Closed });
+            } else {
+                answer_ready(cx, live, conn);
             }
         }
         ShardReply::Connected { conn, session_id, timeout_ms } => {
@@ -1158,6 +1165,29 @@ fn reply_to_client(cx: &mut Ctx<'_>, live: &mut Live, reply: ShardReply) {
                 live.conns.remove(&conn);
                 cx.out.push(Out::Client { conn, msg: ToClient::Closed });
             }
+        }
+    }
+    Ok(())
+}
+
+/// Answers the locally answered requests of `conn` whose turn has come, as a shard does.
+fn answer_ready(cx: &mut Ctx<'_>, live: &mut Live, conn: ConnId) {
+    let Live { conns, tree, watches, .. } = live;
+    let Some(c) = conns.get_mut(&conn) else { return };
+    let auth = client_identity();
+    let reader = Reader { tree, auth: &auth, session_id: c.session_id.unwrap_or(0), skip_acl: false };
+    while let Some((xid, local)) = c.requests.next_local() {
+        let reply = answer_local(&reader, conn, watches, xid, &local);
+        for (event, path) in reply.events {
+            cx.out.push(Out::Client { conn, msg: ToClient::Event { event_type: event.as_i32(), path } });
+        }
+        let header = ReplyHeader { xid: reply.xid, zxid: reply.zxid, err: reply.err.as_i32() };
+        let body = (reply.err == ErrorCode::Ok).then_some(reply.response);
+        cx.out.push(Out::Client { conn, msg: ToClient::Reply { header, body } });
+        if reply.close.is_some() {
+            conns.remove(&conn);
+            cx.out.push(Out::Client { conn, msg: ToClient::Closed });
+            return;
         }
     }
 }
