@@ -169,7 +169,7 @@ fn main() -> ExitCode {
 /// `--storage-engine`: seeds of the storage simulation, a summary, and each failing seed's replay.
 fn storage_engine(args: &Args) -> ExitCode {
     let started = Instant::now();
-    let (mut failed, mut sum) = (Vec::new(), [0u64; 16]);
+    let (mut failed, mut sum) = (Vec::new(), [0u64; 18]);
     for seed in args.start..args.start + args.seeds {
         let r = run_storage_seed(seed, args.planted);
         let t = r.tally;
@@ -190,6 +190,8 @@ fn storage_engine(args: &Args) -> ExitCode {
             t.names_lost,
             t.bits_flipped,
             t.out_of_order,
+            t.misdirected,
+            r.lost_to_misdirects,
         ];
         sum.iter_mut().zip(figures).for_each(|(s, f)| *s += f);
         if let Err(e) = &r.result {
@@ -209,7 +211,7 @@ fn storage_engine(args: &Args) -> ExitCode {
         "appends failed",
         "crashes",
         "damage found (flips)",
-        "damage after a tear",
+        "damage, no flip",
         "recoveries retried",
         "snapshots written",
         "flips harmless",
@@ -220,6 +222,8 @@ fn storage_engine(args: &Args) -> ExitCode {
         "names lost",
         "bits flipped",
         "crashes out of order",
+        "writes misdirected",
+        "txns lost, misdirects",
     ];
     for (name, n) in names.iter().zip(sum) {
         println!("{name:<22} {n}");
@@ -251,6 +255,7 @@ fn print_summary(t: &Totals, seconds: f64) {
         let d = t.disk;
         let injected = [
             ("disk: bits flipped", d.bits_flipped, ""),
+            ("disk: misdirected", d.misdirected, " (a log or snapshot write landed sectors away)"),
             ("disk: fsync EIO", d.eio, " (the member's role ends, as its log stage makes it)"),
             ("disk: ENOSPC", d.enospc, " (a write or an allocation refused)"),
             ("disk: machine crashes", d.crashes, " (in an fsync, or a power loss)"),

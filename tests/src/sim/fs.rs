@@ -7,7 +7,10 @@
 //! marked clean whether or not they reached the disk: a later sync succeeds without them (a writer that
 //! trusts it has lost data). Names are durable once their directory is synced. A crash keeps the
 //! durable image plus any subset of the dirty sectors, one of them possibly torn half-way, and the
-//! durable names. Faults at rest: a bit flipped in a durable byte.
+//! durable names. Faults at rest: a bit flipped in a durable byte. A misdirected write: the next write
+//! to a log or snapshot lands some sectors before or after where it was aimed (the firmware bug FAST'18
+//! and "Parity Lost and Parity Regained" describe), so what it meant to write is not where it belongs and
+//! what was there is overwritten.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io;
@@ -72,12 +75,23 @@ pub struct FsTally {
     pub out_of_order: u64,
     /// Machine crashes: inside an fsync, or a power loss.
     pub crashes: u64,
+    /// Writes that landed at the wrong offset.
+    pub misdirected: u64,
 }
 
 impl FsTally {
     pub fn absorb(&mut self, other: FsTally) {
-        let FsTally { eio, enospc, sectors_lost, sectors_torn, names_lost, bits_flipped, out_of_order, crashes } =
-            other;
+        let FsTally {
+            eio,
+            enospc,
+            sectors_lost,
+            sectors_torn,
+            names_lost,
+            bits_flipped,
+            out_of_order,
+            crashes,
+            misdirected,
+        } = other;
         self.eio += eio;
         self.enospc += enospc;
         self.sectors_lost += sectors_lost;
@@ -86,6 +100,7 @@ impl FsTally {
         self.bits_flipped += bits_flipped;
         self.out_of_order += out_of_order;
         self.crashes += crashes;
+        self.misdirected += misdirected;
     }
 }
 
@@ -146,6 +161,8 @@ struct State {
     down: bool,
     /// The last crash kept sectors out of order ([`FsTally::out_of_order`]).
     last_crash_out_of_order: bool,
+    /// The next write to a log or snapshot lands at the wrong offset.
+    misdirect_armed: bool,
 }
 
 impl State {
@@ -284,6 +301,33 @@ impl SimFs {
         state.inodes.retain(|id, _| live.contains(id));
     }
 
+    /// The next write to a log or snapshot will land some sectors away from its offset.
+    pub fn misdirect_next_write(&self) {
+        self.state().misdirect_armed = true;
+    }
+
+    /// Whether a misdirected write is armed and has not struck yet.
+    pub fn misdirect_armed(&self) -> bool {
+        self.state().misdirect_armed
+    }
+
+    /// Where a write to `path` at `offset` lands: where it was aimed, or — if a misdirected write is
+    /// armed and this is a log or snapshot — 1 to 16 sectors before or after (never before the start).
+    fn landing(&self, path: &Path, offset: usize) -> usize {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let mut state = self.state();
+        if !state.misdirect_armed || !(name.starts_with("log.") || name.starts_with("snapshot.")) {
+            return offset;
+        }
+        state.misdirect_armed = false;
+        state.tally.misdirected += 1;
+        let mut rng = self.rng.lock().expect("single-threaded");
+        let distance = rng.between(1, 16) as usize * SECTOR;
+        let landed = if rng.chance(0.5) && offset >= distance { offset - distance } else { offset + distance };
+        tracing::info!(path = %path.display(), offset, landed, "fault: a misdirected write");
+        landed
+    }
+
     /// Flips one bit of `path` at byte `offset` (at rest: durable and cached alike).
     pub fn flip_bit(&self, path: &Path, offset: usize, bit: u8) {
         let mut state = self.state();
@@ -365,7 +409,8 @@ impl FsFile for SimFile {
     fn write_at(&self, bytes: &[u8], offset: u64) -> io::Result<()> {
         self.fs.up()?;
         self.fs.full()?;
-        self.fs.state().inode(&self.path)?.write(bytes, offset as usize);
+        let offset = self.fs.landing(&self.path, offset as usize);
+        self.fs.state().inode(&self.path)?.write(bytes, offset);
         Ok(())
     }
 

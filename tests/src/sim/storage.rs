@@ -5,8 +5,13 @@
 //! The checker holds the engine to its promises:
 //!
 //! - every batch the writer reported durable is recovered, txn for txn, unless recovery reports
-//!   damage — and damage is reported only where a bit was flipped, or where a crash kept an unsynced
-//!   write's sectors out of order (a damaged record with valid ones after it looks like corruption);
+//!   damage — and damage is reported only where a bit was flipped, a write was misdirected, or a crash
+//!   kept an unsynced write's sectors out of order (a damaged record with valid ones after it looks like
+//!   corruption);
+//! - a misdirected log write is found as damage, or costs at most the newest acknowledged records: one
+//!   that lands on the newest durable record, or lands ahead of its aim and is then cut off with the
+//!   file's tail, leaves nothing a reader can tell from a torn write (for us as for ZooKeeper and etcd:
+//!   only the ensemble still has those records); it never makes recovery skip or invent a txn;
 //! - a flipped bit anywhere but in the newest record is found (a flip there cannot be told from a torn
 //!   write, for us as for ZooKeeper, and the writer never acknowledged a record after it);
 //! - nothing recovered was never appended, and the tree recovered (from whichever snapshot and logs)
@@ -37,9 +42,10 @@ pub struct StorageReport {
     pub crashes: u64,
     /// Recoveries that reported damage after a flipped bit.
     pub damage_found: u64,
-    /// Recoveries that reported damage after a crash kept an unsynced write's sectors out of order:
-    /// a damaged record with valid ones after it is what corruption looks like, so the engine refuses
-    /// to guess (a standalone server stops and names fktool; a member recovers from its ensemble).
+    /// Recoveries that reported damage with no bit flipped: a crash kept an unsynced write's sectors out
+    /// of order, or a write was misdirected. A damaged record with valid ones after it is what
+    /// corruption looks like, so the engine refuses to guess (a standalone server stops and names
+    /// fktool; a member recovers from its ensemble).
     pub damage_after_tear: u64,
     /// Snapshots written (of the tree just recovered).
     pub snapshots: u64,
@@ -48,6 +54,8 @@ pub struct StorageReport {
     /// Flipped bits recovery did not need to report: in padding or in a torn tail past every
     /// acknowledged record.
     pub flips_harmless: u64,
+    /// Acknowledged txns a misdirected log write cost without a trace (see the module's notes).
+    pub lost_to_misdirects: u64,
     pub tally: FsTally,
     pub result: Result<(), String>,
 }
@@ -76,9 +84,11 @@ struct Run {
     appended: Vec<Txn>,
     /// The highest zxid the writer reported durable.
     acknowledged: i64,
-    /// A bit was flipped, or a crash kept sectors out of order, earlier in the run: damage may be found
-    /// (an old one too, in a file recovery did not read before).
+    /// A bit was flipped, a write misdirected, or a crash kept sectors out of order, earlier in the run:
+    /// damage may be found (an old one too, in a file recovery did not read before).
     damage_explained: bool,
+    /// Misdirected writes up to the last recovery.
+    misdirects_seen: u64,
     report: StorageReport,
 }
 
@@ -101,6 +111,7 @@ pub fn run_storage_seed(seed: u64, planted: Option<fk_engine::planted::PlantedBu
         recoveries_retried: 0,
         snapshots: 0,
         flips_harmless: 0,
+        lost_to_misdirects: 0,
         tally: FsTally::default(),
         result: Ok(()),
     };
@@ -112,6 +123,7 @@ pub fn run_storage_seed(seed: u64, planted: Option<fk_engine::planted::PlantedBu
         appended: Vec::new(),
         acknowledged: 0,
         damage_explained: false,
+        misdirects_seen: 0,
         report,
     };
     let result = run.go();
@@ -127,6 +139,11 @@ impl Run {
         LogWriter::on(fs, &self.dir, Box::new(PwriteDevice), self.prealloc, true, last_zxid)
     }
 
+    /// Whether a write was misdirected since the last recovery.
+    fn misdirected(&self) -> bool {
+        self.fs.tally().misdirected > self.misdirects_seen
+    }
+
     fn go(&mut self) -> Result<(), String> {
         let mut writer = self.writer(0);
         let mut last = 0;
@@ -140,6 +157,9 @@ impl Run {
                 self.appended.truncate(last as usize);
                 self.appended.extend(batch.iter().cloned());
                 self.report.batches += 1;
+                if self.rng.chance(0.01) {
+                    self.fs.misdirect_next_write();
+                }
                 match writer.append(&batch) {
                     Ok(_) => {
                         last += count;
@@ -224,11 +244,14 @@ impl Run {
     /// started again.
     fn recover(&mut self, flipped: Option<(PathBuf, usize)>) -> Result<DataTree, String> {
         for _ in 0..10 {
-            self.damage_explained |= flipped.is_some() || self.fs.last_crash_out_of_order();
+            self.damage_explained |= flipped.is_some() || self.fs.last_crash_out_of_order() || self.misdirected();
             match self.recover_once(&flipped) {
                 Err(Stop::Restart) => self.report.recoveries_retried += 1,
                 Err(Stop::Failed(reason)) => return Err(reason),
-                Ok(tree) => return Ok(tree),
+                Ok(tree) => {
+                    self.misdirects_seen = self.fs.tally().misdirected;
+                    return Ok(tree);
+                }
             }
         }
         Err("recovery kept failing with I/O errors".into())
@@ -248,7 +271,9 @@ impl Run {
         match recover_in(&self.fs, &dir, &dir, options, RecoverLimits::default()) {
             Ok(recovered) => {
                 let reached = recovered.tree.last_processed_zxid();
-                if reached < self.acknowledged {
+                if reached < self.acknowledged && self.misdirected() {
+                    self.report.lost_to_misdirects += (self.acknowledged - reached) as u64;
+                } else if reached < self.acknowledged {
                     return Err(Stop::Failed(format!(
                         "recovery reached 0x{reached:x}, but the writer acknowledged up to 0x{:x} ({what})",
                         self.acknowledged
