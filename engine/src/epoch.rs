@@ -30,6 +30,17 @@ pub enum EpochError {
     AcceptedBehindCurrent { accepted: i64, current: i64 },
 }
 
+impl EpochError {
+    /// Whether the files themselves are wrong (a number that does not read, or epochs that contradict
+    /// each other or the log) rather than unreachable: what a flipped bit or a lost write leaves. ZooKeeper
+    /// refuses to start on it; an ensemble member may recover from its ensemble instead
+    /// (`ferrokeeper::storage::recover_at_start`). ZooKeeper's format has no checksum, so a flip that
+    /// leaves another plausible number is not seen, here as there.
+    pub fn is_damage(&self) -> bool {
+        !matches!(self, EpochError::Io { .. })
+    }
+}
+
 /// The epochs a member starts with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Epochs {

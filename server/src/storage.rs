@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use fk_engine::damage;
+use fk_engine::epoch::{self, decide_epochs};
 use fk_engine::files::{SNAPSHOT_PREFIX, VERSION_DIR, list_in};
 use fk_engine::fs::{Fs, RealFs};
 use fk_engine::log::truncate::{TruncateError, truncate_in};
@@ -103,13 +104,46 @@ pub fn recover_at_start(
         }
         Err(error) => return Err(error.into()),
     };
+    if !recovering.standalone
+        && let Some(found) = check_epochs(fs, dirs, recovered.tree.last_processed_zxid(), recovering)?
+    {
+        damaged.get_or_insert(found);
+    }
     if let Some(what) = &damaged {
         warn!(
-            "this member's data was found damaged ({what}); it keeps what preceded the damage, will not vote or \
-             count toward any quorum until a leader has synchronised it, and then rejoins as usual"
+            "this member's data was found damaged ({what}); it keeps what it holds intact, will not vote or count \
+             toward any quorum until a leader has synchronised it, and then rejoins as usual"
         );
     }
     Ok((recovered, damaged))
+}
+
+/// A member's epoch files against ZooKeeper's start-up rules (fk_engine::epoch::decide_epochs). Damaged
+/// ones (a number that does not read, epochs that contradict each other or the log) refuse start-up, as
+/// ZooKeeper refuses, unless the member may recover from its ensemble: then it is marked damaged and
+/// its epochs are taken from its log (it neither votes nor counts toward a quorum until a leader has
+/// synchronised it, and that leader's epoch is written then). Returns what was found damaged.
+fn check_epochs(fs: &dyn Fs, dirs: &Dirs, last_zxid: i64, recovering: &Recovering) -> anyhow::Result<Option<String>> {
+    let decided =
+        epoch::read_epoch_files(fs, &dirs.snap).and_then(|files| decide_epochs(&files, last_zxid, &dirs.snap));
+    let error = match decided {
+        Ok(_) => return Ok(None),
+        Err(error) if error.is_damage() => error,
+        Err(error) => return Err(error.into()),
+    };
+    if let Some(why) = recovering.cannot_recover_from_ensemble {
+        return Err(anyhow::Error::new(error).context(why));
+    }
+    let what = error.to_string();
+    warn!("{what}");
+    damage::write_mark(fs, &dirs.snap, &what)?;
+    let log_epoch = epoch::epoch_of(last_zxid);
+    for name in [epoch::CURRENT_EPOCH, epoch::ACCEPTED_EPOCH] {
+        epoch::write_epoch(fs, &dirs.snap, name, log_epoch)?;
+    }
+    epoch::clear_epoch_update(fs, &dirs.snap)?;
+    warn!("{} and {} set to {log_epoch}, the epoch of the last zxid", epoch::CURRENT_EPOCH, epoch::ACCEPTED_EPOCH);
+    Ok(Some(what))
 }
 
 /// The snapshot start-up owes the data directory.
@@ -249,5 +283,47 @@ fn remove_leftovers(dir: &Path) {
             warn!("removing {} left by an interrupted snapshot", entry.path().display());
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn member(cannot: Option<&'static str>) -> Recovering {
+        Recovering { standalone: false, cannot_recover_from_ensemble: cannot }
+    }
+
+    /// An epoch file that does not read is damage: refused where the member cannot recover from its
+    /// ensemble (as ZooKeeper refuses), else marked, with the epochs taken from the log.
+    #[test]
+    fn a_damaged_epoch_file_marks_the_member_or_refuses_start_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let dirs = Dirs { snap: dir.path().to_owned(), log: dir.path().to_owned() };
+        let options = TreeOptions::fixed_seed(true);
+        let (recovered, damaged) = recover_at_start(&RealFs, &dirs, options, &member(None)).unwrap();
+        assert!(recovered.fresh && damaged.is_none());
+        epoch::load_epochs(&RealFs, dir.path(), 0).unwrap(); // as the member's first look writes them
+
+        std::fs::write(dir.path().join(epoch::ACCEPTED_EPOCH), "u").unwrap();
+        let refused = recover_at_start(&RealFs, &dirs, options, &member(Some(ONLY_VOTER))).err().unwrap();
+        assert!(format!("{refused:#}").contains("acceptedEpoch holds 'u', not an epoch number"), "{refused:#}");
+        assert!(damage::read_mark(&RealFs, dir.path()).unwrap().is_none(), "a refusal marks nothing");
+
+        let (_, damaged) = recover_at_start(&RealFs, &dirs, options, &member(None)).unwrap();
+        let damaged = damaged.expect("found damaged");
+        assert!(damaged.contains("acceptedEpoch holds 'u'"), "{damaged}");
+        assert_eq!(damage::read_mark(&RealFs, dir.path()).unwrap().as_deref(), Some(damaged.as_str()));
+        assert_eq!(epoch::read_epoch(&RealFs, dir.path(), epoch::ACCEPTED_EPOCH).unwrap(), Some(0), "from the log");
+
+        // Marked, it stays damaged at the next start (until a leader synchronises it), epochs now reading.
+        let (_, again) = recover_at_start(&RealFs, &dirs, options, &member(None)).unwrap();
+        assert_eq!(again.as_deref(), Some(damaged.as_str()));
+
+        // Epochs that contradict each other are damage too.
+        damage::clear_mark(&RealFs, dir.path()).unwrap();
+        std::fs::write(dir.path().join(epoch::CURRENT_EPOCH), "4").unwrap();
+        let (_, damaged) = recover_at_start(&RealFs, &dirs, options, &member(None)).unwrap();
+        assert!(damaged.unwrap().contains("the accepted epoch, 0, is less than the current epoch, 4"));
     }
 }

@@ -11,6 +11,10 @@
 //!
 //! - mixed (`mixed_*`): a damaged ferrokeeper member beside two Java ones rejoins the same way.
 //!
+//! The same for a follower whose `acceptedEpoch` was damaged (a digit turned into a letter): ZooKeeper
+//! refuses to start; ferrokeeper takes its epochs from its log, marks itself damaged and rejoins the same
+//! way (`ferrokeeper::storage::recover_at_start`).
+//!
 //! `cargo test -p fk-tests --test damaged_members -- --include-ignored` runs them all.
 
 use std::time::{Duration, Instant};
@@ -31,6 +35,24 @@ enum Victim {
     Leader,
     /// This member, whatever its role.
     Member(usize),
+}
+
+/// What is damaged while the member is down.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Damage {
+    /// A byte inside the middle record of its newest log with a few.
+    MidLog,
+    /// Its `acceptedEpoch` file: the first digit's bit 6 flipped (a letter).
+    AcceptedEpoch,
+}
+
+/// Flips bit 6 of the first byte of member i's `acceptedEpoch`; returns the file.
+fn flip_accepted_epoch(ensemble: &TestEnsemble, i: usize) -> std::path::PathBuf {
+    let path = ensemble.data_dir(i).join("version-2").join(fk_engine::epoch::ACCEPTED_EPOCH);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[0] ^= 0x40;
+    std::fs::write(&path, bytes).unwrap();
+    path
 }
 
 /// Flips one byte inside the middle record of member i's newest log that holds a few; returns the
@@ -68,6 +90,10 @@ async fn wait_for_writes(load: &WriteLoad, at_least: usize) {
 }
 
 async fn a_byte_flipped_mid_log(members: Vec<Implementation>, victim: Victim) {
+    a_member_damaged(members, victim, Damage::MidLog).await
+}
+
+async fn a_member_damaged(members: Vec<Implementation>, victim: Victim, damage: Damage) {
     let spec = EnsembleSpec::new(members).with_ticks(TICK_MS, 10, 5);
     let mut ensemble = TestEnsemble::start(spec).unwrap_or_else(|e| panic!("cannot start the ensemble: {e}"));
     let leader = ensemble.wait_for_leader(ELECTION_TIMEOUT);
@@ -82,11 +108,21 @@ async fn a_byte_flipped_mid_log(members: Vec<Implementation>, victim: Victim) {
     let load = WriteLoad::start(ensemble.connect_string());
     wait_for_writes(&load, 300).await;
     tokio::task::block_in_place(|| ensemble.kill(v));
-    let (log, offset, zxid) = flip_a_byte_mid_log(&ensemble, v);
-    eprintln!(
-        "{implementation:?}: member {v} ({victim:?}) killed; flipped a byte in the record of 0x{zxid:x} at offset {offset} of {}",
-        log.display()
-    );
+    let log = match damage {
+        Damage::MidLog => {
+            let (log, offset, zxid) = flip_a_byte_mid_log(&ensemble, v);
+            eprintln!(
+                "{implementation:?}: member {v} ({victim:?}) killed; flipped a byte in the record of 0x{zxid:x} at offset {offset} of {}",
+                log.display()
+            );
+            log
+        }
+        Damage::AcceptedEpoch => {
+            let path = flip_accepted_epoch(&ensemble, v);
+            eprintln!("{implementation:?}: member {v} ({victim:?}) killed; flipped a bit of {}", path.display());
+            path
+        }
+    };
     // The others go on (a new leader first, if the victim led).
     let before = load.acknowledged();
     wait_for_writes(&load, before + 200).await;
@@ -99,11 +135,21 @@ async fn a_byte_flipped_mid_log(members: Vec<Implementation>, victim: Victim) {
             tokio::task::block_in_place(|| ensemble.wait_for_mode(v, Some(Mode::Follower), ELECTION_TIMEOUT));
             eprintln!("ferrokeeper: member {v} following again {:?} after its restart", started.elapsed());
             let text = ensemble.log_text(v);
-            assert!(text.contains("is damaged"), "member {v} logs the damage:\n{text}");
-            assert!(text.contains("damaged files set aside"), "and what it set aside:\n{text}");
+            match damage {
+                Damage::MidLog => {
+                    assert!(text.contains("is damaged"), "member {v} logs the damage:\n{text}");
+                    assert!(text.contains("damaged files set aside"), "and what it set aside:\n{text}");
+                    let copy = format!("{}.damaged", log.display());
+                    assert!(std::path::Path::new(&copy).exists(), "the damaged log kept as {copy}");
+                }
+                Damage::AcceptedEpoch => {
+                    assert!(text.contains("not an epoch number"), "member {v} logs the damage:\n{text}");
+                    let epoch =
+                        fk_engine::epoch::read_epoch(&fk_engine::fs::RealFs, log.parent().unwrap(), "acceptedEpoch");
+                    assert!(matches!(epoch, Ok(Some(_))), "the leader's epoch written once synchronised: {epoch:?}");
+                }
+            }
             assert!(text.contains("after the damage found at start-up; voting again"), "and its healing:\n{text}");
-            let copy = format!("{}.damaged", log.display());
-            assert!(std::path::Path::new(&copy).exists(), "the damaged log kept as {copy}");
             let mark = log.parent().unwrap().join(fk_engine::damage::MARK_FILE);
             assert!(!mark.exists(), "the damage mark is cleared once synchronised");
             // (A 4-letter word gets no answer within its short bound on a busy machine: asked again.)
@@ -123,7 +169,10 @@ async fn a_byte_flipped_mid_log(members: Vec<Implementation>, victim: Victim) {
             let said: Vec<&str> = text
                 .lines()
                 .filter(|l| {
-                    l.contains("CRC") || l.contains("Unable to load database") || l.contains("exiting abnormally")
+                    l.contains("CRC")
+                        || l.contains("Unable to load database")
+                        || l.contains("exiting abnormally")
+                        || l.contains("NumberFormatException")
                 })
                 .collect();
             eprintln!("zookeeper: member {v} exited ({status}); it said:\n{}", said.join("\n"));
@@ -171,5 +220,18 @@ fn zookeeper_a_follower_with_a_byte_flipped_mid_log_refuses_to_start() {
 fn zookeeper_a_leader_with_a_byte_flipped_mid_log_refuses_to_start() {
     if fk_tests::ensemble::zookeeper_or_skip().is_some() {
         run(a_byte_flipped_mid_log(vec![ZooKeeper; 3], Victim::Leader));
+    }
+}
+
+#[test]
+fn ferrokeeper_a_follower_with_a_damaged_accepted_epoch_rejoins_through_its_ensemble() {
+    run(a_member_damaged(vec![Ferrokeeper; 3], Victim::Follower, Damage::AcceptedEpoch));
+}
+
+#[test]
+#[ignore = "oracle: Java ZooKeeper 3.8 (slow)"]
+fn zookeeper_a_follower_with_a_damaged_accepted_epoch_refuses_to_start() {
+    if fk_tests::ensemble::zookeeper_or_skip().is_some() {
+        run(a_member_damaged(vec![ZooKeeper; 3], Victim::Follower, Damage::AcceptedEpoch));
     }
 }

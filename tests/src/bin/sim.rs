@@ -77,6 +77,7 @@ struct Totals {
     elections: u64,
     damaged: u64,
     healed: u64,
+    epoch_flips: u64,
     disk: FsTally,
     reconfigs: BTreeMap<String, u64>,
     activations: u64,
@@ -92,6 +93,7 @@ impl Totals {
         }
         self.elections += report.elections_won;
         self.damaged += report.damaged;
+        self.epoch_flips += report.epoch_flips;
         self.healed += report.healed;
         self.disk.absorb(report.disk);
         for (outcome, n) in &report.reconfigs {
@@ -255,7 +257,7 @@ fn print_summary(t: &Totals, seconds: f64) {
         let d = t.disk;
         let injected = [
             ("disk: bits flipped", d.bits_flipped, ""),
-            ("disk: misdirected", d.misdirected, " (a log or snapshot write landed sectors away)"),
+            ("  in epoch files", t.epoch_flips, " (a digit turned into a letter)"),
             ("disk: fsync EIO", d.eio, " (the member's role ends, as its log stage makes it)"),
             ("disk: ENOSPC", d.enospc, " (a write or an allocation refused)"),
             ("disk: machine crashes", d.crashes, " (in an fsync, or a power loss)"),

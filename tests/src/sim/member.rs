@@ -171,11 +171,20 @@ pub struct Disk {
     pub flip_unfound: bool,
     /// Starts that found damage (and marked the member).
     pub found_damaged: u64,
+    /// Bits flipped in the epoch files.
+    pub epoch_flips: u64,
 }
 
 impl Disk {
     fn new(fs: SimFs) -> Disk {
-        Disk { fs, snapshot_txns: BTreeMap::new(), membership: None, flip_unfound: false, found_damaged: 0 }
+        Disk {
+            fs,
+            snapshot_txns: BTreeMap::new(),
+            membership: None,
+            flip_unfound: false,
+            found_damaged: 0,
+            epoch_flips: 0,
+        }
     }
 
     /// Every txn the disk holds, in order, as recovery reads it: the newest snapshot's, then the logs'
@@ -252,9 +261,22 @@ impl Disk {
 
     /// A bit flipped at rest in a log or snapshot: most often in the newest log (the txns a quorum of
     /// two may hold, so that losing them matters), never in the newest record of all (a flip there
-    /// cannot be told from a torn write, for us as for ZooKeeper). Returns where.
+    /// cannot be told from a torn write, for us as for ZooKeeper). Sometimes in an epoch file instead,
+    /// where it turns a digit into a letter: a flip to another digit leaves a number ZooKeeper's format
+    /// (no checksum) cannot show wrong, for us as for ZooKeeper. Returns where.
     pub fn flip_a_bit(&mut self, rng: &mut Rng) -> Option<(std::path::PathBuf, usize)> {
         let (dir, fs) = (Path::new(DATA_DIR), self.fs.inspector());
+        if rng.chance(0.15) {
+            let name = rng.pick(&[CURRENT_EPOCH, ACCEPTED_EPOCH]);
+            let path = dir.join(name);
+            if let Some(len) = fs.len(&path).filter(|&len| len > 0) {
+                let offset = rng.below(len as u64) as usize;
+                self.fs.flip_bit(&path, offset, 6);
+                self.flip_unfound = true;
+                self.epoch_flips += 1;
+                return Some((path, offset));
+            }
+        }
         let logs = list_in(&fs, dir, LOG_PREFIX).ok()?;
         let newest = logs.iter().rev().find_map(|(_, path)| {
             let log = read_log_in(&fs, path).ok()?;

@@ -27,6 +27,8 @@ pub struct SeedReport {
     /// Members found damaged at a restart, and synchronisations that healed one.
     pub damaged: u64,
     pub healed: u64,
+    /// Bits flipped in epoch files (also counted in `disk`).
+    pub epoch_flips: u64,
     /// What the members' simulated filesystems did to their files.
     pub disk: FsTally,
     /// The virtual time the run took, ms.
@@ -68,6 +70,7 @@ pub fn run_seed(seed: u64, options: &Options) -> SeedReport {
         events: world.figures.events,
         elections_won: world.figures.elections_won,
         damaged: world.members.iter().map(|m| m.disk.found_damaged).sum(),
+        epoch_flips: world.members.iter().map(|m| m.disk.epoch_flips).sum(),
         disk: world.members.iter().fold(FsTally::default(), |mut t, m| {
             t.absorb(m.disk.fs.tally());
             t
