@@ -47,11 +47,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
         check_writable(dir)?;
         remove_leftovers(dir);
     }
-    let recovering = Recovering {
-        standalone: config.is_standalone(),
-        cannot_recover_from_ensemble: cannot_recover_from_ensemble(config),
-    };
-    let (recovered, damaged) = recover_at_start(&RealFs, &dirs, tree_options(config), &recovering)?;
+    let (recovered, damaged) = recover_at_start(&RealFs, &dirs, tree_options(config), &recovering(config))?;
     info!(
         "recovered to zxid 0x{:x}: {} nodes, {} sessions, {} txns replayed{}",
         recovered.tree.last_processed_zxid(),
@@ -63,7 +59,7 @@ pub fn open(config: &Config) -> anyhow::Result<Opened> {
     Ok(Opened { dirs, recovered, damaged })
 }
 
-/// What start-up may do about damage.
+/// What start-up (or a learner's reload after TRUNC or SNAP) may do about damage.
 #[derive(Debug, Clone)]
 pub struct Recovering {
     /// A standalone server refuses to serve data marked damaged.
@@ -72,10 +68,20 @@ pub struct Recovering {
     pub cannot_recover_from_ensemble: Option<&'static str>,
 }
 
+/// What `config` allows about damage.
+pub fn recovering(config: &Config) -> Recovering {
+    Recovering {
+        standalone: config.is_standalone(),
+        cannot_recover_from_ensemble: cannot_recover_from_ensemble(config),
+    }
+}
+
 /// Start-up's recovery, on `fs` (the server's, and the simulator's): the tree, and the damage mark's
 /// text if the member is damaged (found now, or at an earlier start and not synchronised since). A
 /// standalone server refuses marked data; damage found now either refuses start-up or, for a member
-/// that may recover from its ensemble, is marked and set aside (what precedes it is kept).
+/// that may recover from its ensemble, is marked and set aside (what precedes it is kept). A learner
+/// rebuilding its tree after TRUNC or SNAP recovers the same way: damage in a file start-up did not
+/// need (an older snapshot, say) is found then, and handled as at start-up.
 pub fn recover_at_start(
     fs: &dyn Fs,
     dirs: &Dirs,

@@ -209,8 +209,9 @@ pub struct MemberCore {
     /// A membership newer than the one in force that this member's log holds, for the next leadership
     /// ([`MemberCore::note_logged_config`]).
     logged_config: Option<Vec<u8>>,
-    /// Found damaged at start-up, and no leader has synchronised it since: it looks with
-    /// [`MyFacts::UNKNOWN`], so no election counts it, and it can only follow.
+    /// Found damaged (at start-up, or when a TRUNC or SNAP reloaded its disk), and no leader has
+    /// synchronised it since: it looks with [`MyFacts::UNKNOWN`], so no election counts it, and it can
+    /// only follow.
     damaged: bool,
 }
 
@@ -235,9 +236,18 @@ impl MemberCore {
         }
     }
 
-    /// Found damaged at start-up and not yet synchronised by a leader.
+    /// Found damaged and not yet synchronised by a leader.
     pub fn is_damaged(&self) -> bool {
         self.damaged
+    }
+
+    /// A TRUNC or SNAP reloaded the disk and found damage start-up had not read (in a file it did not
+    /// need then): the member kept what precedes it (`ferrokeeper::storage::recover_at_start`) and, as one
+    /// found damaged at start-up, neither votes nor counts toward a quorum until a leader has
+    /// synchronised it. Only a learner rewrites its disk.
+    pub fn found_damaged(&mut self) {
+        assert!(!matches!(self.role, Role::Leading(_)), "a leader never rewrites its disk");
+        self.damaged = true;
     }
 
     /// What this member offers an election: its disk's facts, or none while it is damaged.

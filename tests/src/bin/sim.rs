@@ -268,7 +268,10 @@ fn print_summary(t: &Totals, seconds: f64) {
         for (name, n, why) in injected {
             println!("{name:<22} {n}{why}");
         }
-        println!("members found damaged  {} (at a restart; one may be found damaged again before it heals)", t.damaged);
+        println!(
+            "members found damaged  {} (at a restart, or a reload after TRUNC or SNAP; one may be found again before it heals)",
+            t.damaged
+        );
         println!("recovered from ensemble {} (synchronised by a leader, then voting again)", t.healed);
     }
 }

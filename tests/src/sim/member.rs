@@ -42,7 +42,7 @@ use fk_engine::epoch::{
 };
 use fk_engine::files::{LOG_PREFIX, SNAPSHOT_PREFIX, list_in};
 use fk_engine::log::{LogWriter, PwriteDevice, read_log_in};
-use fk_engine::recovery::{RecoverLimits, recover_in};
+
 use fk_engine::snap::{Compression, WriteOptions, write_snapshot_in};
 use fk_engine::tree::{DataTree, HashSeed, TreeOptions};
 use fk_net::client::{ConnectRequest, ErrorCode, ReplyHeader, Request, Response};
@@ -453,6 +453,15 @@ impl SimMember {
         self.live.as_ref().map(|l| &l.in_force)
     }
 
+    /// What this member may do about damage, as the server's configuration says it
+    /// (`ferrokeeper::storage::recovering`): an ensemble member, unless it is the only voter.
+    fn recovering(&self, in_force: &Membership) -> Recovering {
+        let voters =
+            if self.reconfig { in_force.voters() } else { self.settings.election.voters.iter().copied().collect() };
+        let only_voter = voters.into_iter().all(|id| id == self.sid);
+        Recovering { standalone: false, cannot_recover_from_ensemble: only_voter.then_some(ONLY_VOTER) }
+    }
+
     fn tree_options(&self) -> TreeOptions {
         TreeOptions { extended_types: true, hash_seed: self.tree_seed }
     }
@@ -477,12 +486,8 @@ impl SimMember {
         let configured = String::from_utf8_lossy(&self.settings.election.config).into_owned();
         let text = self.disk.membership.as_deref().unwrap_or(&configured);
         let in_force = Membership::parse(text).expect("the simulator's memberships read back");
-        let voters =
-            if self.reconfig { in_force.voters() } else { self.settings.election.voters.iter().copied().collect() };
-        let only_voter = voters.into_iter().all(|id| id == self.sid);
-        let recovering =
-            Recovering { standalone: false, cannot_recover_from_ensemble: only_voter.then_some(ONLY_VOTER) };
         let marked_before = self.disk.damaged();
+        let recovering = self.recovering(&in_force);
         let (recovered, damaged) = match recover_at_start(&self.disk.fs, &dirs(), self.tree_options(), &recovering) {
             Ok(found) => found,
             Err(e) => return self.die(cx, format!("it would refuse to start: {e:#}")),
@@ -1021,18 +1026,21 @@ impl SimMember {
     /// `reload_tree` does; it must reach `zxid` ([`check_rewritten`]).
     fn reload(&mut self, cx: &mut Ctx<'_>, zxid: i64) -> Result<(), String> {
         let options = self.tree_options();
-        let recovered = match recover_in(
-            &self.disk.fs,
-            Path::new(DATA_DIR),
-            Path::new(DATA_DIR),
-            options,
-            RecoverLimits::default(),
-        ) {
-            Ok(recovered) => recovered,
-            Err(e) => return self.disk_failed(cx, e.to_string()),
+        let recovering = self.recovering(&self.live.as_ref().expect("up").in_force);
+        let marked_before = self.disk.damaged();
+        let (recovered, damaged) = match recover_at_start(&self.disk.fs, &dirs(), options, &recovering) {
+            Ok(found) => found,
+            Err(e) => return self.disk_failed(cx, format!("{e:#}")),
         };
+        if damaged.is_some() && !marked_before {
+            self.disk.found_damaged += 1;
+            self.disk.flip_unfound = false;
+        }
         self.check_recovered(&recovered.tree, "a rewrite");
         let live = self.live.as_mut().expect("up");
+        if damaged.is_some() && !live.core.is_damaged() {
+            live.core.found_damaged();
+        }
         live.tree = with_config_node(recovered.tree, self.reconfig.then_some(&live.in_force));
         live.writer.restart(live.tree.last_processed_zxid());
         check_rewritten(zxid, live.tree.last_processed_zxid())

@@ -21,7 +21,6 @@ use fk_engine::epoch::{
     ACCEPTED_EPOCH, CURRENT_EPOCH, clear_epoch_update, load_epochs, mark_epoch_update, write_epoch,
 };
 use fk_engine::fs::RealFs;
-use fk_engine::recovery::recover;
 use fk_net::quorum::{Notification, ServerState};
 use tracing::{info, warn};
 
@@ -570,14 +569,19 @@ impl MemberThread {
 
     /// Cuts or replaces the log on disk under `change`, then rebuilds the tree from disk, which must
     /// reach `zxid` ([`crate::storage::check_rewritten`]).
-    fn rewrite_disk(&self, zxid: i64, change: impl FnOnce(&Dirs) -> anyhow::Result<()>) -> Result<(), String> {
-        let run = || -> anyhow::Result<i64> {
+    /// Damage the reload finds marks the member damaged, as at start-up.
+    fn rewrite_disk(&mut self, zxid: i64, change: impl FnOnce(&Dirs) -> anyhow::Result<()>) -> Result<(), String> {
+        let run = || -> anyhow::Result<(i64, Option<String>)> {
             settle(&self.log, &self.applier)?;
             change(&self.dirs)?;
             let in_force = self.in_force_membership();
             reload_tree(&self.shared, &in_force, &self.dirs, &self.log, &self.applier, &self.persisted)
         };
-        let reached = run().map_err(|e| format!("{e:#}"))?;
+        let (reached, damaged) = run().map_err(|e| format!("{e:#}"))?;
+        if damaged.is_some() && !self.core.is_damaged() {
+            self.core.found_damaged();
+            self.shared.status.set_damaged(damaged);
+        }
         crate::storage::check_rewritten(zxid, reached)
     }
 }
@@ -620,8 +624,10 @@ fn reload_tree(
     log: &Sender<LogMsg>,
     applier: &Sender<ApplierMsg>,
     persisted: &AtomicI64,
-) -> anyhow::Result<i64> {
-    let recovered = recover(&dirs.snap, &dirs.log, crate::storage::tree_options(&shared.config))?;
+) -> anyhow::Result<(i64, Option<String>)> {
+    let options = crate::storage::tree_options(&shared.config);
+    let recovering = crate::storage::recovering(&shared.config);
+    let (recovered, damaged) = crate::storage::recover_at_start(&RealFs, dirs, options, &recovering)?;
     let last_zxid = recovered.tree.last_processed_zxid();
     let mut tree = recovered.tree;
     if !shared.config.is_standalone() {
@@ -643,7 +649,7 @@ fn reload_tree(
         recovered.replayed,
         recovered.snapshot.map_or(String::new(), |p| format!(" after {}", p.display()))
     );
-    Ok(last_zxid)
+    Ok((last_zxid, damaged))
 }
 
 /// Counts what the member core reports for `mntr` and `/metrics`.
