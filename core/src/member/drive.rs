@@ -6,8 +6,8 @@
 //! carried out; an effect that fails ends the role — the rest of its batch depended on it and is dropped,
 //! and the core is told ([`MemberCore::role_failed`]); after each batch the driver gets a moment (figures,
 //! the applier, flushing links); once the role ended, only election notifications queued since survive,
-//! and the driver goes between roles (settle, close clients, then [`MemberCore::look`], which queues the
-//! next batch).
+//! and the driver goes between roles ([`between_roles`]: links closed, pipeline settled, clients
+//! closed, then [`MemberCore::look`], which queues the next batch).
 
 use super::{Effect, MemberCore};
 
@@ -19,8 +19,26 @@ pub trait EffectDriver {
     fn carry_out_one(&mut self, effect: Effect) -> Result<(), String>;
     /// After each batch.
     fn after_batch(&mut self);
-    /// The role ended: settle, close the clients, look again.
-    fn between_roles(&mut self);
+    /// Between roles: the role's quorum links close.
+    fn close_links(&mut self);
+    /// Between roles: everything logged becomes durable and applied, and the replies it releases reach
+    /// the clients (a driver that cannot settle stops the process).
+    fn settle(&mut self);
+    /// Between roles: the clients' connections close (they reconnect, here or elsewhere).
+    fn close_clients(&mut self);
+    /// The core looks again, with the disk's facts ([`MemberCore::look`]).
+    fn look(&mut self);
+}
+
+/// A role's end, in its order: the links close (nothing more arrives from the old role), the pipeline
+/// settles — what was committed is applied and its replies are delivered before the clients go (a
+/// reconfig forwarded by this member gets its answer, as ZooKeeper's follower answers a txn it committed
+/// with COMMITANDACTIVATE before it leaves its role) — then the clients close, then the core looks.
+pub fn between_roles(driver: &mut impl EffectDriver) {
+    driver.close_links();
+    driver.settle();
+    driver.close_clients();
+    driver.look();
 }
 
 /// Carries out the queued effects, and those they lead to, until none is left.
@@ -48,7 +66,7 @@ pub fn drive(driver: &mut impl EffectDriver) {
         let Some((core, effects)) = driver.core_and_effects() else { return };
         if ended || core.awaits_look() {
             effects.retain(|e| matches!(e, Effect::Notify { .. }));
-            driver.between_roles();
+            between_roles(driver);
         }
     }
 }

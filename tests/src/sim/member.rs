@@ -1046,9 +1046,8 @@ impl SimMember {
         check_rewritten(zxid, live.tree.last_processed_zxid())
     }
 
-    /// The role ended, as the member thread's `look(true)`: its links close, the pipeline settles, the
-    /// clients are closed, the core looks again.
-    fn between_roles(&mut self, cx: &mut Ctx<'_>) {
+    /// Between roles (member::drive::between_roles): the role's links close.
+    fn close_links(&mut self, cx: &mut Ctx<'_>) {
         let Some(live) = self.live.as_mut().filter(|_| !self.dead) else { return };
         for (_, link) in std::mem::take(&mut live.links) {
             if let (peer, Some(theirs)) = (link.peer, link.peer_link) {
@@ -1056,18 +1055,17 @@ impl SimMember {
             }
         }
         live.received.clear();
-        self.settle(cx);
-        if self.dead {
-            return;
-        }
-        let live = self.live.as_mut().expect("up");
+    }
+
+    /// Between roles: the clients are closed, and what they had set or queued goes with them.
+    fn close_clients(&mut self, cx: &mut Ctx<'_>) {
+        let Some(live) = self.live.as_mut().filter(|_| !self.dead) else { return };
         for conn in std::mem::take(&mut live.conns).into_keys() {
             cx.out.push(Out::Client { conn, msg: ToClient::Closed });
         }
         live.watches = WatchTable::new(self.tree_seed);
         live.inputs.clear();
         live.serving = false;
-        self.look(cx);
     }
 
     /// Applies what is durable and committed, and sends the replies it releases.
@@ -1244,7 +1242,23 @@ impl EffectDriver for Driving<'_, '_, '_> {
         self.member.flush_links(self.cx);
     }
 
-    fn between_roles(&mut self) {
-        self.member.between_roles(self.cx);
+    fn close_links(&mut self) {
+        self.member.close_links(self.cx);
+    }
+
+    fn settle(&mut self) {
+        if self.member.live.is_some() && !self.member.dead {
+            self.member.settle(self.cx);
+        }
+    }
+
+    fn close_clients(&mut self) {
+        self.member.close_clients(self.cx);
+    }
+
+    fn look(&mut self) {
+        if self.member.live.is_some() {
+            self.member.look(self.cx);
+        }
     }
 }

@@ -159,7 +159,7 @@ impl MemberThread {
     }
 
     pub fn run(mut self) {
-        self.look(false);
+        self.look();
         self.carry_out();
         loop {
             let now = self.clock.now().mono_ms;
@@ -490,22 +490,9 @@ impl MemberThread {
         }
     }
 
-    /// Ends whatever role ran (after `after_role`: pipeline settled, clients closed), reads the disk
-    /// and starts an election round.
-    fn look(&mut self, after_role: bool) {
-        if after_role {
-            self.links.clear();
-            self.held.clear();
-            // Settled first: what was committed is applied and its replies reach the shards before they
-            // close their clients (a reconfig forwarded by this member gets its answer, as ZooKeeper's
-            // follower answers a txn it committed with COMMITANDACTIVATE before it leaves its role).
-            if let Err(e) = settle(&self.log, &self.applier) {
-                panic!("cannot settle the pipeline after a role ended: {e:#}");
-            }
-            for shard in &self.shared.shards {
-                shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
-            }
-        }
+    /// Reads the disk and starts an election round: at start-up, and between roles (after
+    /// member::drive::between_roles has closed the links, settled the pipeline and closed the clients).
+    fn look(&mut self) {
         // Clients reaching this member in the next moments wait for its next role, if it has one.
         let listed = self.shared.config.my_id.is_some_and(|id| self.in_force_membership().server(id).is_some());
         let hold = crate::pipeline::held_connects::hold_for(self.shared.config.tick_time_ms);
@@ -599,8 +586,25 @@ impl EffectDriver for MemberThread {
         self.publish_figures();
     }
 
-    fn between_roles(&mut self) {
-        self.look(true);
+    fn close_links(&mut self) {
+        self.links.clear();
+        self.held.clear();
+    }
+
+    fn settle(&mut self) {
+        if let Err(e) = settle(&self.log, &self.applier) {
+            panic!("cannot settle the pipeline after a role ended: {e:#}");
+        }
+    }
+
+    fn close_clients(&mut self) {
+        for shard in &self.shared.shards {
+            shard.send(ShardMsg::CloseClients { reason: "this member is between roles" });
+        }
+    }
+
+    fn look(&mut self) {
+        MemberThread::look(self);
     }
 }
 
