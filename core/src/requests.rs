@@ -147,7 +147,7 @@ pub fn route(request: Request, rules: &SessionRules<'_>) -> Routing {
 }
 
 /// Ops whose requests become txns in ZooKeeper even when their body cannot be decoded.
-pub fn is_txn_op(op: OpCode) -> bool {
+fn is_txn_op(op: OpCode) -> bool {
     matches!(
         op,
         OpCode::Create
